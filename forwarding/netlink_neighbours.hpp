@@ -1,0 +1,44 @@
+// Route and neighbour resolution through libnl, for the control plane only: it fills each
+// real server's NextHop, refreshed off the packet path. Resolution of an unknown neighbour
+// is kicked with an RTM_NEWNEIGH carrying NTF_USE (the kernel then ARPs for it), so the
+// data path never waits on it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "forwarding/packet.hpp"
+
+struct nl_sock;
+struct nl_cache;
+
+namespace lbd {
+
+class NetlinkNeighbours {
+ public:
+  NetlinkNeighbours();  // throws std::runtime_error naming the failed step
+  ~NetlinkNeighbours();
+  NetlinkNeighbours(const NetlinkNeighbours&) = delete;
+  NetlinkNeighbours& operator=(const NetlinkNeighbours&) = delete;
+
+  // Re-reads the kernel's IPv4 routes and neighbours.
+  void refresh();
+
+  struct Route {
+    int ifindex = 0;
+    Ipv4 next_hop;  // the gateway, or the destination itself when on-link
+  };
+  // Longest-prefix match in the main table; nullopt if no unicast route.
+  std::optional<Route> route(Ipv4 dst) const;
+  // The neighbour's MAC if the kernel has a usable entry (not INCOMPLETE/FAILED).
+  std::optional<MacAddr> neighbour(int ifindex, Ipv4 addr) const;
+  // Asks the kernel to resolve `addr` on `ifindex`. Returns false with `error` on failure.
+  bool request_resolution(int ifindex, Ipv4 addr, std::string& error);
+
+ private:
+  nl_sock* sock_ = nullptr;
+  nl_cache* routes_ = nullptr;
+  nl_cache* neighbours_ = nullptr;
+};
+
+}  // namespace lbd

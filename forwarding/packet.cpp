@@ -1,0 +1,134 @@
+// Bounds-checked Ethernet/IPv4/TCP/UDP/ARP parsing; see packet.hpp for the contract.
+#include "forwarding/packet.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace lbd {
+
+std::string to_string(Ipv4 a) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", a.b[0], a.b[1], a.b[2], a.b[3]);
+  return buf;
+}
+
+std::string to_string(const MacAddr& m) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m.b[0], m.b[1], m.b[2], m.b[3],
+                m.b[4], m.b[5]);
+  return buf;
+}
+
+bool parse_ipv4(std::string_view s, Ipv4& out) {
+  Ipv4 r;
+  const char* p = s.data();
+  const char* end = s.data() + s.size();
+  for (int i = 0; i < 4; ++i) {
+    if (p == end || *p < '0' || *p > '9') return false;
+    unsigned v = 0;
+    auto [q, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc{} || v > 255 || q - p > 3) return false;
+    r.b[i] = uint8_t(v);
+    p = q;
+    if (i < 3) {
+      if (p == end || *p != '.') return false;
+      ++p;
+    }
+  }
+  if (p != end) return false;
+  out = r;
+  return true;
+}
+
+const char* to_string(DropReason r) {
+  switch (r) {
+    case DropReason::kTruncatedEthernet: return "truncated_ethernet";
+    case DropReason::kUnsupportedEtherType: return "unsupported_ethertype";
+    case DropReason::kTruncatedIp: return "truncated_ip";
+    case DropReason::kBadIpVersion: return "bad_ip_version";
+    case DropReason::kBadIhl: return "bad_ihl";
+    case DropReason::kBadIpLength: return "bad_ip_length";
+    case DropReason::kIpOptions: return "ip_options";
+    case DropReason::kFragment: return "fragment";
+    case DropReason::kUnsupportedProtocol: return "unsupported_protocol";
+    case DropReason::kTruncatedL4: return "truncated_l4";
+    case DropReason::kBadTcpOffset: return "bad_tcp_offset";
+    case DropReason::kBadUdpLength: return "bad_udp_length";
+    case DropReason::kMalformedArp: return "malformed_arp";
+    case DropReason::kNoService: return "no_service";
+    case DropReason::kNotSyn: return "not_syn";
+    case DropReason::kNoRealServer: return "no_real_server";
+    case DropReason::kConnTableFull: return "conn_table_full";
+    case DropReason::kRealUnavailable: return "real_unavailable";
+    case DropReason::kNextHopUnresolved: return "next_hop_unresolved";
+    case DropReason::kFrameTooBig: return "frame_too_big";
+    case DropReason::kInjectFailed: return "inject_failed";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+static bool fail(DropReason& why, DropReason r) {
+  why = r;
+  return false;
+}
+
+bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& why) {
+  const auto* eth = header_at<EthHdr>(frame, 0);
+  if (!eth) return fail(why, DropReason::kTruncatedEthernet);
+  out.ether_type = eth->type.host();
+  out.l3_off = sizeof(EthHdr);
+
+  if (out.ether_type == kEtherTypeArp) {
+    const auto* arp = header_at<ArpHdr>(frame, out.l3_off);
+    if (!arp || arp->htype.host() != 1 || arp->ptype.host() != kEtherTypeIpv4 || arp->hlen != 6 ||
+        arp->plen != 4)
+      return fail(why, DropReason::kMalformedArp);
+    return true;
+  }
+  if (out.ether_type != kEtherTypeIpv4) return fail(why, DropReason::kUnsupportedEtherType);
+
+  const auto* ip = header_at<Ipv4Hdr>(frame, out.l3_off);
+  if (!ip) return fail(why, DropReason::kTruncatedIp);
+  if ((ip->ver_ihl >> 4) != 4) return fail(why, DropReason::kBadIpVersion);
+  const unsigned ihl = (ip->ver_ihl & 0x0f) * 4u;
+  if (ihl < sizeof(Ipv4Hdr)) return fail(why, DropReason::kBadIhl);
+  const unsigned tot = ip->tot_len.host();
+  if (tot < ihl || out.l3_off + tot > frame.size()) return fail(why, DropReason::kBadIpLength);
+  if (ihl != sizeof(Ipv4Hdr)) return fail(why, DropReason::kIpOptions);
+  // More-fragments set or a non-zero offset: the L4 header is absent or incomplete.
+  if (ip->frag_off.host() & 0x3fff) return fail(why, DropReason::kFragment);
+
+  out.ip_len = uint16_t(tot);
+  out.protocol = ip->protocol;
+  out.saddr = ip->saddr;
+  out.daddr = ip->daddr;
+  out.l4_off = uint16_t(out.l3_off + ihl);
+  // L4 views are bounded by the IP datagram, not the frame (which may be padded).
+  const auto datagram = frame.subspan(0, out.l3_off + tot);
+
+  if (out.protocol == kProtoTcp) {
+    const auto* tcp = header_at<TcpHdr>(datagram, out.l4_off);
+    if (!tcp) return fail(why, DropReason::kTruncatedL4);
+    const unsigned doff = (tcp->doff_res >> 4) * 4u;
+    if (doff < sizeof(TcpHdr) || out.l4_off + doff > datagram.size())
+      return fail(why, DropReason::kBadTcpOffset);
+    out.sport = tcp->sport.host();
+    out.dport = tcp->dport.host();
+    out.tcp_flags = tcp->flags;
+    return true;
+  }
+  if (out.protocol == kProtoUdp) {
+    const auto* udp = header_at<UdpHdr>(datagram, out.l4_off);
+    if (!udp) return fail(why, DropReason::kTruncatedL4);
+    const unsigned ulen = udp->len.host();
+    if (ulen < sizeof(UdpHdr) || ulen != tot - ihl) return fail(why, DropReason::kBadUdpLength);
+    out.sport = udp->sport.host();
+    out.dport = udp->dport.host();
+    out.tcp_flags = 0;
+    return true;
+  }
+  return fail(why, DropReason::kUnsupportedProtocol);
+}
+
+}  // namespace lbd

@@ -1,0 +1,160 @@
+// Wire formats and the bounds-checked parser every other layer reads packets through.
+// Parsing never writes and never trusts a length field it has not checked against the
+// frame; the result is a ParsedPacket of offsets, so rewrites work on the original bytes.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+
+namespace lbd {
+
+// Network byte order as its own type: mixing host and network order does not compile.
+// Byte arrays keep every header 1-aligned, so views over a frame never do unaligned loads.
+struct Be16 {
+  std::array<uint8_t, 2> b{};
+  static constexpr Be16 from_host(uint16_t v) { return Be16{{uint8_t(v >> 8), uint8_t(v)}}; }
+  constexpr uint16_t host() const { return uint16_t(b[0] << 8 | b[1]); }
+  friend constexpr bool operator==(const Be16&, const Be16&) = default;
+};
+
+struct Be32 {
+  std::array<uint8_t, 4> b{};
+  static constexpr Be32 from_host(uint32_t v) {
+    return Be32{{uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)}};
+  }
+  constexpr uint32_t host() const {
+    return uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+  }
+  friend constexpr bool operator==(const Be32&, const Be32&) = default;
+};
+
+// An IPv4 address is a Be32; the alias names intent at API boundaries.
+using Ipv4 = Be32;
+
+struct MacAddr {
+  std::array<uint8_t, 6> b{};
+  friend constexpr bool operator==(const MacAddr&, const MacAddr&) = default;
+  bool is_zero() const { return *this == MacAddr{}; }
+};
+
+std::string to_string(Ipv4 a);
+std::string to_string(const MacAddr& m);
+// Parses dotted-quad only ("198.18.0.1"); false on anything else.
+bool parse_ipv4(std::string_view s, Ipv4& out);
+
+inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+inline constexpr uint16_t kEtherTypeArp = 0x0806;
+inline constexpr uint8_t kProtoIcmp = 1;
+inline constexpr uint8_t kProtoIpip = 4;
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = 17;
+
+struct EthHdr {
+  MacAddr dst, src;
+  Be16 type;
+};
+static_assert(sizeof(EthHdr) == 14);
+
+struct Ipv4Hdr {
+  uint8_t ver_ihl;
+  uint8_t tos;
+  Be16 tot_len;
+  Be16 id;
+  Be16 frag_off;
+  uint8_t ttl;
+  uint8_t protocol;
+  Be16 check;
+  Be32 saddr;
+  Be32 daddr;
+};
+static_assert(sizeof(Ipv4Hdr) == 20);
+
+struct TcpHdr {
+  Be16 sport, dport;
+  Be32 seq, ack;
+  uint8_t doff_res;
+  uint8_t flags;
+  Be16 window;
+  Be16 check;
+  Be16 urg;
+};
+static_assert(sizeof(TcpHdr) == 20);
+
+struct UdpHdr {
+  Be16 sport, dport, len;
+  Be16 check;
+};
+static_assert(sizeof(UdpHdr) == 8);
+
+struct ArpHdr {  // Ethernet/IPv4 ARP only
+  Be16 htype, ptype;
+  uint8_t hlen, plen;
+  Be16 oper;
+  MacAddr sha;
+  Be32 spa;
+  MacAddr tha;
+  Be32 tpa;
+};
+static_assert(sizeof(ArpHdr) == 28);
+
+namespace tcp_flag {
+inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
+}
+
+// Why a frame was not forwarded. Every drop on the data path is one of these, counted.
+enum class DropReason : uint8_t {
+  kTruncatedEthernet,
+  kUnsupportedEtherType,
+  kTruncatedIp,
+  kBadIpVersion,
+  kBadIhl,
+  kBadIpLength,
+  kIpOptions,
+  kFragment,
+  kUnsupportedProtocol,
+  kTruncatedL4,
+  kBadTcpOffset,
+  kBadUdpLength,
+  kMalformedArp,
+  kNoService,       // addressed to no configured service
+  kNotSyn,          // TCP segment of no known connection that is not a SYN
+  kNoRealServer,    // service has no eligible real server
+  kConnTableFull,
+  kRealUnavailable, // the connection's real server was deleted
+  kNextHopUnresolved,
+  kFrameTooBig,     // larger than the egress MTU (e.g. a GRO super-frame)
+  kInjectFailed,
+  kCount
+};
+const char* to_string(DropReason r);
+
+// Offsets and the fields the data path keys on, read once. Ports are host order.
+struct ParsedPacket {
+  uint16_t ether_type = 0;
+  uint16_t l3_off = 0;
+  uint16_t l4_off = 0;
+  uint16_t ip_len = 0;       // IPv4 total length (the frame may carry Ethernet padding after it)
+  uint8_t protocol = 0;
+  uint8_t tcp_flags = 0;
+  Ipv4 saddr{}, daddr{};
+  uint16_t sport = 0, dport = 0;
+};
+
+// Parses Ethernet → IPv4 → TCP/UDP, or Ethernet → ARP. Returns true and fills `out`, or
+// false and sets `why`. Frames with IP options or fragments are refused (not handled yet).
+bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& why);
+
+template <class T>
+inline T* header_at(std::span<uint8_t> frame, size_t off) {
+  return off + sizeof(T) <= frame.size() ? reinterpret_cast<T*>(frame.data() + off) : nullptr;
+}
+template <class T>
+inline const T* header_at(std::span<const uint8_t> frame, size_t off) {
+  return off + sizeof(T) <= frame.size() ? reinterpret_cast<const T*>(frame.data() + off) : nullptr;
+}
+
+}  // namespace lbd

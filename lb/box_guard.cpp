@@ -1,0 +1,147 @@
+// Director box changes and their undo; see box_guard.hpp.
+#include "lb/box_guard.hpp"
+
+#include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "lb/log.hpp"
+
+namespace lbd {
+namespace {
+
+bool ethtool_io(int fd, const std::string& ifname, uint32_t cmd, uint32_t& value) {
+  struct ethtool_value ev{};
+  ev.cmd = cmd;
+  ev.data = value;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
+  ifr.ifr_data = reinterpret_cast<char*>(&ev);
+  if (ioctl(fd, SIOCETHTOOL, &ifr) < 0) return false;
+  value = ev.data;
+  return true;
+}
+
+}  // namespace
+
+bool run_nft(const std::string& script, std::string& error) {
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+    error = std::strerror(errno);
+    return false;
+  }
+  const pid_t pid = fork();
+  if (pid < 0) {
+    error = std::strerror(errno);
+    return false;
+  }
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(out[1], 2);
+    execlp("nft", "nft", "-f", "-", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  size_t off = 0;
+  while (off < script.size()) {
+    const ssize_t n = write(in[1], script.data() + off, script.size() - off);
+    if (n <= 0) break;
+    off += size_t(n);
+  }
+  close(in[1]);
+  std::string output;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) output.append(buf, size_t(n));
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  error = WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "nft not found (install nftables)"
+                                                           : "nft: " + output;
+  while (!error.empty() && error.back() == '\n') error.pop_back();
+  return false;
+}
+
+BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(interfaces)) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (const auto& ifname : interfaces_) {
+    Offloads o{ifname};
+    uint32_t v = 0;
+    if (ethtool_io(fd, ifname, ETHTOOL_GGRO, v)) {
+      o.had_gro = v != 0;
+      uint32_t off = 0;
+      if (o.had_gro && !ethtool_io(fd, ifname, ETHTOOL_SGRO, off))
+        LBD_LOG(kWarn, "guard", "cannot turn GRO off on {}: {}", ifname, std::strerror(errno));
+    }
+    uint32_t flags = 0;
+    if (ethtool_io(fd, ifname, ETHTOOL_GFLAGS, flags) && (flags & ETH_FLAG_LRO)) {
+      o.had_lro = true;
+      uint32_t nf = flags & ~uint32_t(ETH_FLAG_LRO);
+      if (!ethtool_io(fd, ifname, ETHTOOL_SFLAGS, nf))
+        LBD_LOG(kWarn, "guard", "cannot turn LRO off on {}: {}", ifname, std::strerror(errno));
+    }
+    if (o.had_gro || o.had_lro)
+      LBD_LOG(kInfo, "guard", "{}: turned off{}{} for capture (restored at exit)", ifname,
+              o.had_gro ? " GRO" : "", o.had_lro ? " LRO" : "");
+    saved_.push_back(o);
+  }
+  close(fd);
+  // A table left by an lbd that was killed is replaced, not stacked.
+  std::string error;
+  if (!run_nft(fmt::format("table ip {0}\ndelete table ip {0}\ntable ip {0} {{\n"
+                           "  chain guard {{ type filter hook prerouting priority -300; policy accept; }}\n}}\n",
+                           kTable),
+               error))
+    throw std::runtime_error("nftables guard: " + error);
+}
+
+BoxGuard::~BoxGuard() {
+  std::string error;
+  if (!run_nft(fmt::format("delete table ip {}\n", kTable), error))
+    LBD_LOG(kError, "guard", "cannot remove nftables table ip {}: {}", kTable, error);
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (const auto& o : saved_) {
+    if (o.had_gro) {
+      uint32_t on = 1;
+      ethtool_io(fd, o.ifname, ETHTOOL_SGRO, on);
+    }
+    if (o.had_lro) {
+      uint32_t flags = 0;
+      if (ethtool_io(fd, o.ifname, ETHTOOL_GFLAGS, flags)) {
+        flags |= ETH_FLAG_LRO;
+        ethtool_io(fd, o.ifname, ETHTOOL_SFLAGS, flags);
+      }
+    }
+  }
+  close(fd);
+}
+
+bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
+  std::string ifs;
+  for (const auto& i : interfaces_) ifs += fmt::format("{}\"{}\"", ifs.empty() ? "" : ", ", i);
+  std::string rules;
+  services.for_each_service([&](const Service& s) {
+    rules += fmt::format("    iifname {{ {} }} ip daddr {} {} dport {} drop\n", ifs,
+                         to_string(s.key.vip), s.key.protocol == kProtoTcp ? "tcp" : "udp",
+                         s.key.port);
+  });
+  const std::string script =
+      fmt::format("flush chain ip {0} guard\ntable ip {0} {{\n  chain guard {{\n{1}  }}\n}}\n",
+                  kTable, rules);
+  return run_nft(script, error);
+}
+
+}  // namespace lbd

@@ -1,0 +1,39 @@
+// What lbd changes on the director, and undoes at exit: GRO/LRO turned off on capture
+// interfaces (super-frames cannot be re-sent), and an nftables table `ip lbd` whose
+// prerouting chain drops exactly the captured service traffic before the director's own
+// stack sees it (no RST, no ICMP, no second forwarded copy). The table is rewritten
+// atomically whenever services change.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "lb/service_table.hpp"
+
+namespace lbd {
+
+class BoxGuard {
+ public:
+  explicit BoxGuard(std::vector<std::string> interfaces);  // throws on failure
+  ~BoxGuard();  // restores offloads, deletes the nftables table
+  BoxGuard(const BoxGuard&) = delete;
+  BoxGuard& operator=(const BoxGuard&) = delete;
+
+  // Rewrites the drop rules for the current services. False with `error` on failure.
+  bool apply(const ServiceTable& services, std::string& error);
+
+  static constexpr const char* kTable = "lbd";
+
+ private:
+  struct Offloads {
+    std::string ifname;
+    bool had_gro = false, had_lro = false;
+  };
+  std::vector<std::string> interfaces_;
+  std::vector<Offloads> saved_;
+};
+
+// Runs `nft -f -` with `script` on stdin. Exit status 0 → true; otherwise `error`.
+bool run_nft(const std::string& script, std::string& error);
+
+}  // namespace lbd

@@ -1,0 +1,147 @@
+// Capture and injection; see capture.hpp.
+#include "lb/capture.hpp"
+
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+namespace lbd {
+
+static std::runtime_error io_error(const std::string& what, int err) {
+  return std::runtime_error(fmt::format("{}: {}", what, std::strerror(err)));
+}
+
+Capture::Capture(const std::string& ifname) : name_(ifname) {
+  ifindex_ = int(if_nametoindex(ifname.c_str()));
+  if (!ifindex_) throw io_error(fmt::format("interface {}", ifname), errno);
+  {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
+    if (ioctl(s, SIOCGIFHWADDR, &ifr) == 0) std::memcpy(mac_.b.data(), ifr.ifr_hwaddr.sa_data, 6);
+    if (ioctl(s, SIOCGIFMTU, &ifr) == 0) mtu_ = uint16_t(ifr.ifr_mtu);
+    close(s);
+  }
+  char errbuf[PCAP_ERRBUF_SIZE] = {};
+  pcap_ = pcap_create(ifname.c_str(), errbuf);
+  if (!pcap_) throw std::runtime_error(fmt::format("capture on {}: {}", ifname, errbuf));
+  pcap_set_snaplen(pcap_, 65535);
+  pcap_set_promisc(pcap_, 0);
+  pcap_set_immediate_mode(pcap_, 1);  // no buffer timeout: no latency when traffic is light
+  pcap_set_buffer_size(pcap_, 32 << 20);
+  if (int rc = pcap_activate(pcap_); rc < 0) {
+    std::string msg = pcap_geterr(pcap_);
+    pcap_close(pcap_);
+    pcap_ = nullptr;
+    throw std::runtime_error(fmt::format("capture on {}: {} ({})", ifname, msg, pcap_statustostr(rc)));
+  }
+  pcap_setdirection(pcap_, PCAP_D_IN);
+  if (pcap_setnonblock(pcap_, 1, errbuf) < 0)
+    throw std::runtime_error(fmt::format("capture on {}: {}", ifname, errbuf));
+  fd_ = pcap_get_selectable_fd(pcap_);
+  // libpcap filters direction in userspace, after the copy; this stops outgoing frames
+  // (ours included) from reaching the socket at all.
+  const int one = 1;
+  if (setsockopt(fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0)
+    throw io_error(fmt::format("PACKET_IGNORE_OUTGOING on {}", ifname), errno);
+}
+
+Capture::~Capture() {
+  if (pcap_) pcap_close(pcap_);
+}
+
+bool Capture::set_filter(const std::string& expr, std::string& error) {
+  bpf_program prog{};
+  if (pcap_compile(pcap_, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
+    error = pcap_geterr(pcap_);
+    return false;
+  }
+  const int rc = pcap_setfilter(pcap_, &prog);
+  pcap_freecode(&prog);
+  if (rc < 0) {
+    error = pcap_geterr(pcap_);
+    return false;
+  }
+  return true;
+}
+
+int Capture::dispatch(int budget, pcap_handler handler, u_char* user) {
+  return pcap_dispatch(pcap_, budget, handler, user);
+}
+
+uint64_t Capture::kernel_drops() {
+  pcap_stat st{};
+  if (pcap_stats(pcap_, &st) < 0) return 0;
+  return st.ps_drop;
+}
+
+Injector::Injector(int ifindex, const std::string& ifname)
+    : ifindex_(ifindex), buffers_(kBatch * kFrameMax) {
+  // Protocol 0: this socket receives nothing, it only sends.
+  fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw io_error(fmt::format("packet socket for {}", ifname), errno);
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_ifindex = ifindex;
+  sll.sll_protocol = 0;
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
+    throw io_error(fmt::format("bind packet socket to {}", ifname), errno);
+  const int sndbuf = 8 << 20;
+  setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+}
+
+Injector::~Injector() {
+  if (fd_ >= 0) close(fd_);
+}
+
+uint8_t* Injector::next_buffer() {
+  if (queued_ == kBatch) flush();
+  return buffers_.data() + queued_ * kFrameMax;
+}
+
+void Injector::commit(size_t len) { lens_[queued_++] = len; }
+
+size_t Injector::flush() {
+  if (!queued_) return 0;
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iov{};
+  sockaddr_ll dst{};
+  dst.sll_family = AF_PACKET;
+  dst.sll_ifindex = ifindex_;
+  dst.sll_halen = 6;
+  for (size_t i = 0; i < queued_; ++i) {
+    iov[i] = {buffers_.data() + i * kFrameMax, lens_[i]};
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &dst;
+    msgs[i].msg_hdr.msg_namelen = sizeof dst;
+  }
+  size_t sent = 0, failed = 0;
+  while (sent < queued_) {
+    const int n = sendmmsg(fd_, msgs.data() + sent, unsigned(queued_ - sent), 0);
+    if (n > 0) {
+      sent += size_t(n);
+    } else {
+      if (errno == EINTR) continue;
+      ++failed;  // this frame is refused (e.g. EMSGSIZE); skip it and send the rest
+      ++sent;
+    }
+  }
+  queued_ = 0;
+  return failed;
+}
+
+}  // namespace lbd

@@ -1,0 +1,78 @@
+// Capture and injection on one interface. Capture is libpcap (memory-mapped TPACKET ring,
+// immediate mode, non-blocking, pcap_dispatch in batches) with a BPF filter we set; the
+// capture socket ignores outgoing frames (PACKET_IGNORE_OUTGOING) so lbd never re-captures
+// what it sent. Injection is a raw AF_PACKET socket of our own, bound to the interface,
+// flushed with one sendmmsg() per batch.
+#pragma once
+
+#include <pcap/pcap.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+
+namespace lbd {
+
+class Capture {
+ public:
+  // Throws std::runtime_error with one line naming the interface and the cause.
+  explicit Capture(const std::string& ifname);
+  ~Capture();
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  int fd() const { return fd_; }
+  const std::string& name() const { return name_; }
+  int ifindex() const { return ifindex_; }
+  const MacAddr& mac() const { return mac_; }
+  uint16_t mtu() const { return mtu_; }
+
+  // Replaces the kernel filter; false (with `error`) if the expression does not compile.
+  bool set_filter(const std::string& expr, std::string& error);
+
+  // Calls handler(u_char* user, const pcap_pkthdr*, const u_char*) for up to `budget` frames.
+  int dispatch(int budget, pcap_handler handler, u_char* user);
+
+  uint64_t kernel_drops();
+
+ private:
+  std::string name_;
+  int ifindex_ = 0;
+  MacAddr mac_;
+  uint16_t mtu_ = 1500;
+  pcap_t* pcap_ = nullptr;
+  int fd_ = -1;
+};
+
+// Frames queued for one interface and sent with one sendmmsg() per flush.
+class Injector {
+ public:
+  static constexpr size_t kBatch = 256;
+  static constexpr size_t kFrameMax = 9216 + 64;
+
+  Injector(int ifindex, const std::string& ifname);
+  ~Injector();
+  Injector(const Injector&) = delete;
+  Injector& operator=(const Injector&) = delete;
+
+  int ifindex() const { return ifindex_; }
+  // A buffer for the next frame; commit(len) queues it. Flushes first when full.
+  uint8_t* next_buffer();
+  void commit(size_t len);
+  // Sends what is queued; returns frames that could not be sent.
+  size_t flush();
+
+ private:
+  int ifindex_;
+  int fd_ = -1;
+  size_t queued_ = 0;
+  std::vector<uint8_t> buffers_;
+  std::array<size_t, kBatch> lens_{};
+};
+
+}  // namespace lbd

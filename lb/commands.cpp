@@ -1,0 +1,128 @@
+// Command execution; see commands.hpp.
+#include "lb/commands.hpp"
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+namespace lbd {
+namespace {
+
+Status unsupported(const std::string& what) {
+  return Status::error(ENOSYS, fmt::format("{} is not supported by lbd yet", what));
+}
+
+Status check_supported(const CliCommand& c) {
+  if (c.fwmark) return unsupported("a firewall-mark service (-f)");
+  if (c.has(kOptService) && c.service.protocol != kProtoTcp && c.service.protocol != kProtoUdp)
+    return unsupported("an SCTP service");
+  if (c.has(kOptPersistent)) return unsupported("persistence (-p)");
+  if (c.has(kOptNetmask)) return unsupported("a persistence netmask (-M)");
+  if (c.has(kOptPe)) return unsupported("a persistence engine (--pe)");
+  if (c.has(kOptSchedFlags)) return unsupported("scheduler flags (-b)");
+  if (c.has(kOptOps)) return unsupported("one-packet scheduling (-o)");
+  if (c.has(kOptUThreshold) || c.has(kOptLThreshold)) return unsupported("connection thresholds (-x/-y)");
+  if (c.has(kOptForward) && c.real.fwd == FwdMethod::kMasq) return unsupported("masquerading (-m)");
+  if (c.has(kOptForward) && c.real.fwd == FwdMethod::kTunnel) return unsupported("tunnelling (-i)");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) {
+  if (Status s = check_supported(c); !s.is_ok()) return s;
+  switch (c.cmd) {
+    case Command::kAddService: return services.add_service(c.service, c.svc_options);
+    case Command::kEditService: return services.edit_service(c.service, c.svc_options);
+    case Command::kDeleteService: return services.delete_service(c.service);
+    case Command::kFlush: services.flush(); return Status::ok();
+    case Command::kAddReal: return services.add_real(c.service, c.real);
+    case Command::kEditReal: return services.edit_real(c.service, c.real);
+    case Command::kDeleteReal: return services.delete_real(c.service, c.real.addr, c.real.port);
+    case Command::kZero:
+      return services.zero(c.has(kOptService) ? std::optional<ServiceKey>(c.service) : std::nullopt);
+    case Command::kSetTimeout:
+      if (c.timeouts.tcp) timeouts.tcp = c.timeouts.tcp;
+      if (c.timeouts.tcpfin) timeouts.tcpfin = c.timeouts.tcpfin;
+      if (c.timeouts.udp) timeouts.udp = c.timeouts.udp;
+      return Status::ok();
+    case Command::kStartDaemon:
+    case Command::kStopDaemon: return unsupported("the connection sync daemon");
+    default: return Status::error(EINVAL, "not a command that changes the table");
+  }
+}
+
+Status parse_rules(const std::string& text, std::vector<CliCommand>& out) {
+  out.clear();
+  size_t lineno = 0, pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    const std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++lineno;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') {
+      if (nl == text.size()) break;
+      continue;
+    }
+    auto r = parse_command(split_line(line), "lbadm", {}, true);
+    if (auto* e = std::get_if<CliError>(&r))
+      return Status::error(EINVAL, fmt::format("line {}: {}", lineno, e->message));
+    auto& cmd = std::get<CliCommand>(r);
+    switch (cmd.cmd) {
+      case Command::kList: case Command::kSave: case Command::kHelp: case Command::kVersion:
+        return Status::error(EINVAL, fmt::format("line {}: not a rule: {}", lineno, line));
+      default: break;
+    }
+    if (Status s = check_supported(cmd); !s.is_ok())
+      return Status::error(s.code(), fmt::format("line {}: {}", lineno, s.message()));
+    cmd.line = uint32_t(lineno);
+    out.push_back(std::move(cmd));
+    if (nl == text.size()) break;
+  }
+  return Status::ok();
+}
+
+std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
+  std::vector<CliCommand> v;
+  services.for_each_service([&](const Service& s) {
+    CliCommand a;
+    a.cmd = Command::kAddService;
+    a.options = 1ULL << kOptService | 1ULL << kOptScheduler;
+    a.service = s.key;
+    a.svc_options = s.options;
+    v.push_back(a);
+    // Oldest first, so that re-adding (each at the head) rebuilds the same list order.
+    for (auto it = s.reals.rbegin(); it != s.reals.rend(); ++it) {
+      const Real& r = services.real(*it);
+      CliCommand d;
+      d.cmd = Command::kAddReal;
+      d.options = 1ULL << kOptService | 1ULL << kOptReal | 1ULL << kOptForward | 1ULL << kOptWeight;
+      d.service = s.key;
+      d.real = RealSpec{r.addr, r.port, r.fwd, r.dest.weight};
+      v.push_back(d);
+    }
+  });
+  return v;
+}
+
+Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable& current,
+                              Timeouts& timeouts) {
+  ServiceTable scratch;
+  Timeouts scratch_timeouts = timeouts;
+  for (const auto& c : configuration_commands(current))
+    if (Status s = execute(c, scratch, scratch_timeouts); !s.is_ok()) return s;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    if (Status s = execute(rules[i], scratch, scratch_timeouts); !s.is_ok())
+      return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
+                                                 join_args(canonical_args(rules[i])), s.message()));
+  }
+  for (const auto& c : rules) {
+    Status s = execute(c, current, timeouts);
+    (void)s;  // proven to succeed by the dry run on an identical configuration
+  }
+  return Status::ok();
+}
+
+}  // namespace lbd

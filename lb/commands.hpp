@@ -1,0 +1,32 @@
+// Applies a parsed ipvsadm command to the service table: the single entry point shared by
+// the control socket, the rules file and -R. Features lbd does not have yet are refused
+// with ENOSYS and a message naming them, never silently ignored.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "lb/ipvsadm_cli.hpp"
+#include "lb/service_table.hpp"
+#include "lb/status.hpp"
+#include "lb/tcp_state.hpp"
+
+namespace lbd {
+
+Status execute(const CliCommand& cmd, ServiceTable& services, Timeouts& timeouts);
+
+// Parses and checks a whole rules stream (ipvsadm -S format, blank lines and # comments
+// allowed). All or nothing: on the first bad line returns an error naming its number, and
+// `out` is unusable. Applying it to a table with the same configuration as the one it was
+// checked against cannot fail.
+Status parse_rules(const std::string& text, std::vector<CliCommand>& out);
+
+// Checks `rules` by applying them to a copy of `current`'s configuration (the dry run),
+// then applies them to `current`. Either every line takes effect or none does.
+Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable& current,
+                              Timeouts& timeouts);
+
+// The commands that rebuild `services` from empty (what -S prints, as commands).
+std::vector<CliCommand> configuration_commands(const ServiceTable& services);
+
+}  // namespace lbd

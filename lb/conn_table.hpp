@@ -1,0 +1,123 @@
+// The connection table: a fixed-capacity slab of connections, an open-addressing index
+// (linear probing, 8-byte buckets holding a hash tag and a slot, load <= 1/2) and a
+// one-second timer wheel with lazy re-arming, so a packet that extends a timeout only
+// stores a number. The hash is keyed with a seed chosen at start: the key is client-chosen.
+//
+// Thread safety: none; the table belongs to the one thread that runs the data path.
+// Full: insert() returns nullptr and nothing changes (the caller counts the drop).
+// Memory: sizeof(Conn) + 2 * 8 bytes of index per connection of capacity.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+#include "lb/tcp_state.hpp"
+
+namespace lbd {
+
+struct ConnKey {
+  Ipv4 caddr, vaddr;
+  uint16_t cport = 0, vport = 0;
+  uint8_t protocol = 0;
+  friend bool operator==(const ConnKey&, const ConnKey&) = default;
+};
+
+static_assert(sizeof(ConnKey) == 14);
+
+struct Conn {
+  ConnKey key;
+  ConnState state = ConnState::kNone;
+  bool inactive = false;     // counted in the real's InActConn (IPVS IP_VS_CONN_F_INACTIVE)
+  uint32_t real_id = 0;
+  uint32_t expires = 0;      // seconds on the table's clock; a packet may move it later
+  uint32_t hash = 0;
+  uint32_t armed = 0;        // the second whose wheel slot holds this connection
+  uint32_t wheel_prev = 0, wheel_next = 0;  // slab slot + 1; 0 = none
+};
+
+class ConnTable {
+ public:
+  static constexpr uint32_t kWheelSlots = 1024;  // one-second slots; longer timeouts re-arm
+
+  ConnTable(uint32_t capacity, uint64_t seed);
+
+  Conn* find(const ConnKey& key);
+  // Inserts a new connection (key must not be present) expiring at `expires`.
+  Conn* insert(const ConnKey& key, uint32_t expires);
+  void erase(Conn* c);
+
+  // Expires connections whose time has come, up to `budget` of them, calling
+  // on_expire(Conn&) before each is freed. Returns how many were expired.
+  template <class F>
+  size_t expire(uint32_t now, size_t budget, F&& on_expire);
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& b : index_)
+      if (b.slot) f(slab_[b.slot - 1]);
+  }
+
+  uint32_t size() const { return size_; }
+  uint32_t capacity() const { return capacity_; }
+  static constexpr size_t bytes_per_connection() { return sizeof(Conn) + 2 * sizeof(Bucket); }
+
+ private:
+  struct Bucket {
+    uint32_t tag;
+    uint32_t slot;  // slab index + 1; 0 = empty
+  };
+  uint32_t hash(const ConnKey& k) const;
+  void wheel_link(uint32_t slot1, uint32_t expires);
+  void wheel_unlink(uint32_t slot1);
+  void index_erase(uint32_t bucket);
+  void erase_detached(uint32_t slot1);  // erase a connection already off the wheel
+
+  uint32_t capacity_;
+  uint32_t mask_;
+  uint64_t seed0_, seed1_;
+  std::vector<Conn> slab_;
+  std::vector<Bucket> index_;
+  std::vector<uint32_t> free_;     // free slab slots (slot + 1)
+  std::vector<uint32_t> wheel_;    // head per second slot (slot + 1)
+  uint32_t wheel_now_ = 0;         // next second to process
+  bool wheel_started_ = false;
+  uint32_t size_ = 0;
+};
+
+template <class F>
+size_t ConnTable::expire(uint32_t now, size_t budget, F&& on_expire) {
+  if (!wheel_started_ || now - wheel_now_ > 2 * kWheelSlots) {
+    // First call, or a long gap: one turn of the wheel visits every slot anyway.
+    wheel_now_ = wheel_started_ ? now - kWheelSlots : now;
+    wheel_started_ = true;
+  }
+  size_t done = 0;
+  while (wheel_now_ <= now) {
+    // Detach the slot, then expire or re-arm each entry; the slot is empty while we walk.
+    uint32_t& head = wheel_[wheel_now_ % kWheelSlots];
+    uint32_t s = head;
+    head = 0;
+    while (s) {
+      Conn& c = slab_[s - 1];
+      const uint32_t next = c.wheel_next;
+      c.wheel_prev = c.wheel_next = 0;
+      if (c.expires > now) {
+        wheel_link(s, c.expires);  // extended since armed, or armed a wheel turn ahead
+      } else if (done < budget) {
+        on_expire(c);
+        erase_detached(s);
+        ++done;
+      } else {
+        wheel_link(s, wheel_now_);  // over budget: stays due in this slot for the next call
+      }
+      s = next;
+    }
+    if (done >= budget) return done;
+    ++wheel_now_;
+  }
+  return done;
+}
+
+}  // namespace lbd

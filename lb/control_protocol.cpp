@@ -1,0 +1,92 @@
+// Dump encoding; see control_protocol.hpp.
+#include "lb/control_protocol.hpp"
+
+#include <fmt/format.h>
+
+#include <sstream>
+
+namespace lbd {
+
+static void put_counters(std::string& s, const Counters& c) {
+  s += fmt::format(" {} {} {} {} {}", c.conns, c.inpkts, c.outpkts, c.inbytes, c.outbytes);
+}
+
+std::string encode_dump(const Dump& d) {
+  std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
+                              d.timeouts.udp);
+  for (const auto& sv : d.services) {
+    s += fmt::format("S {} {} {} {}", sv.key.protocol, to_string(sv.key.vip), sv.key.port,
+                     sv.scheduler);
+    put_counters(s, sv.stats);
+    s += '\n';
+    for (const auto& r : sv.reals) {
+      s += fmt::format("R {} {} {} {} {} {}", to_string(r.addr), r.port, int(r.fwd), r.weight,
+                       r.active, r.inactive);
+      put_counters(s, r.stats);
+      s += '\n';
+    }
+  }
+  for (const auto& c : d.conns) {
+    s += fmt::format("C {} {} {} {} {} {} {} {} {}\n", c.protocol, to_string(c.caddr), c.cport,
+                     to_string(c.vaddr), c.vport, to_string(c.daddr), c.dport, c.state, c.expires);
+  }
+  s += "END\n";
+  return s;
+}
+
+static bool get_counters(std::istringstream& in, Counters& c) {
+  return bool(in >> c.conns >> c.inpkts >> c.outpkts >> c.inbytes >> c.outbytes);
+}
+
+static bool get_ip(std::istringstream& in, Ipv4& a) {
+  std::string t;
+  return (in >> t) && parse_ipv4(t, a);
+}
+
+bool decode_dump(const std::string& text, Dump& out) {
+  std::istringstream lines(text);
+  std::string line;
+  bool ended = false;
+  while (std::getline(lines, line)) {
+    std::istringstream in(line);
+    std::string tag;
+    in >> tag;
+    if (tag == "V") {
+      if (!(in >> out.table_size >> out.timeouts.tcp >> out.timeouts.tcpfin >> out.timeouts.udp))
+        return false;
+    } else if (tag == "S") {
+      DumpService s;
+      unsigned proto;
+      if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> s.scheduler) ||
+          !get_counters(in, s.stats))
+        return false;
+      s.key.protocol = uint8_t(proto);
+      out.services.push_back(std::move(s));
+    } else if (tag == "R") {
+      if (out.services.empty()) return false;
+      DumpReal r;
+      int fwd;
+      if (!get_ip(in, r.addr) || !(in >> r.port >> fwd >> r.weight >> r.active >> r.inactive) ||
+          !get_counters(in, r.stats))
+        return false;
+      r.fwd = FwdMethod(fwd);
+      out.services.back().reals.push_back(r);
+    } else if (tag == "C") {
+      DumpConn c;
+      unsigned proto;
+      if (!(in >> proto) || !get_ip(in, c.caddr) || !(in >> c.cport) || !get_ip(in, c.vaddr) ||
+          !(in >> c.vport) || !get_ip(in, c.daddr) || !(in >> c.dport >> c.state >> c.expires))
+        return false;
+      c.protocol = uint8_t(proto);
+      out.conns.push_back(std::move(c));
+    } else if (tag == "END") {
+      ended = true;
+      break;
+    } else {
+      return false;
+    }
+  }
+  return ended;
+}
+
+}  // namespace lbd

@@ -1,0 +1,51 @@
+// What lbd and lbadm say over the control socket. A request is one line: a command in its
+// canonical ipvsadm form (tab-separated tokens), or "DUMP" / "DUMP CONNS" for listings.
+// A reply is "OK", "ERR <errno> <message>", or a dump (one record per line) closed by "END".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+#include "lb/service_table.hpp"
+#include "lb/tcp_state.hpp"
+
+namespace lbd {
+
+struct DumpReal {
+  Ipv4 addr;
+  uint16_t port = 0;
+  FwdMethod fwd = FwdMethod::kRoute;
+  int32_t weight = 0;
+  uint32_t active = 0, inactive = 0;
+  Counters stats;
+};
+
+struct DumpService {
+  ServiceKey key;
+  std::string scheduler;
+  Counters stats;
+  std::vector<DumpReal> reals;  // IPVS list order (newest first)
+};
+
+struct DumpConn {
+  uint8_t protocol = 0;
+  Ipv4 caddr, vaddr, daddr;
+  uint16_t cport = 0, vport = 0, dport = 0;
+  std::string state;
+  uint32_t expires = 0;  // seconds left
+};
+
+struct Dump {
+  uint32_t table_size = 0;
+  Timeouts timeouts;
+  std::vector<DumpService> services;
+  std::vector<DumpConn> conns;
+};
+
+std::string encode_dump(const Dump& d);
+// False on a malformed dump (lbadm then reports a protocol error).
+bool decode_dump(const std::string& text, Dump& out);
+
+}  // namespace lbd

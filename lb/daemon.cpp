@@ -1,0 +1,383 @@
+// The daemon's event loop and control handling; see daemon.hpp.
+#include "lb/daemon.hpp"
+
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "forwarding/netlink_neighbours.hpp"
+#include "lb/box_guard.hpp"
+#include "lb/capture.hpp"
+#include "lb/commands.hpp"
+#include "lb/control_protocol.hpp"
+#include "lb/control_server.hpp"
+#include "lb/data_path.hpp"
+#include "lb/log.hpp"
+
+namespace lbd {
+namespace {
+
+uint64_t monotonic_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+// The capture filter for the current services: ARP requests for a VIP, and frames sent to
+// this interface's MAC for a VIP:port. Our own frames never match (other destination MAC,
+// and the socket ignores outgoing frames anyway).
+std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
+  std::string arp, ip;
+  std::vector<Ipv4> vips;
+  services.for_each_service([&](const Service& s) {
+    ip += fmt::format("{}(dst host {} and {} dst port {})", ip.empty() ? "" : " or ",
+                      to_string(s.key.vip), s.key.protocol == kProtoTcp ? "tcp" : "udp",
+                      s.key.port);
+    bool seen = false;
+    for (const auto& v : vips) seen = seen || v == s.key.vip;
+    if (!seen) {
+      vips.push_back(s.key.vip);
+      arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", s.key.vip.host());
+    }
+  });
+  if (ip.empty()) return "ether proto 0x88b5 and ether proto 0x88b6";  // matches nothing
+  return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
+                     to_string(mac), ip);
+}
+
+class Daemon {
+ public:
+  explicit Daemon(const DaemonConfig& cfg) : cfg_(cfg) {}
+  int run();
+
+ private:
+  std::string handle_request(const std::string& req);
+  std::string handle_restore(const std::string& req);
+  void configuration_changed();
+  void resolve_next_hops(bool refresh);
+  void on_frames(Capture& cap);
+  Dump make_dump(bool with_conns);
+  std::string counters_text();
+  Injector* injector_for(int ifindex) {
+    for (auto& i : injectors_)
+      if (i->ifindex() == ifindex) return i.get();
+    return nullptr;
+  }
+
+  const DaemonConfig& cfg_;
+  ServiceTable services_;
+  Timeouts timeouts_;
+  std::unique_ptr<ConnTable> conns_;
+  std::unique_ptr<DataPath> dp_;
+  std::vector<std::unique_ptr<Capture>> captures_;
+  std::vector<std::unique_ptr<Injector>> injectors_;
+  std::unique_ptr<NetlinkNeighbours> nl_;
+  std::unique_ptr<BoxGuard> guard_;
+  std::unique_ptr<ControlServer> control_;
+  uint64_t applied_generation_ = 0;
+  uint64_t now_ms_ = 0;
+  uint64_t inject_failures_ = 0;
+};
+
+struct DispatchCtx {
+  Daemon* self;
+  Capture* cap;
+};
+
+}  // namespace
+
+Dump Daemon::make_dump(bool with_conns) {
+  Dump d;
+  d.table_size = conns_->capacity();
+  d.timeouts = timeouts_;
+  services_.for_each_service([&](const Service& s) {
+    DumpService ds{s.key, s.options.scheduler, s.stats, {}};
+    for (uint32_t id : s.reals) {
+      const Real& r = services_.real(id);
+      ds.reals.push_back({r.addr, r.port, r.fwd, r.dest.weight, r.dest.active_conns,
+                          r.dest.inactive_conns, r.stats});
+    }
+    d.services.push_back(std::move(ds));
+  });
+  if (with_conns) {
+    const uint32_t now_s = DataPath::seconds(monotonic_ms());
+    conns_->for_each([&](const Conn& c) {
+      const Real& r = services_.real(c.real_id);
+      d.conns.push_back({c.key.protocol, c.key.caddr, c.key.vaddr, r.addr, c.key.cport,
+                         c.key.vport, r.port, state_name(c.state),
+                         c.expires > now_s ? c.expires - now_s : 0});
+    });
+  }
+  return d;
+}
+
+std::string Daemon::counters_text() {
+  const auto& c = dp_->counters();
+  std::string s = fmt::format(
+      "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\nconns_created {}\n"
+      "conns_expired {}\nconns_current {}\ninject_failures {}\n",
+      c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.conns_created,
+      c.conns_expired, conns_->size(), inject_failures_);
+  uint64_t kdrops = 0;
+  for (auto& cap : captures_) kdrops += cap->kernel_drops();
+  s += fmt::format("capture_kernel_drops {}\n", kdrops);
+  for (size_t i = 0; i < c.drops.size(); ++i)
+    s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
+  return s;
+}
+
+std::string Daemon::handle_restore(const std::string& req) {
+  // "RESTORE\n<rules>\nEND\n"
+  const std::string body = req.substr(8, req.rfind("\nEND\n") - 8 + 1);
+  std::vector<CliCommand> rules;
+  Status st = parse_rules(body, rules);
+  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+  if (!st.is_ok()) {
+    LBD_LOG(kWarn, "control", "restore refused, nothing changed: {}", st.message());
+    return fmt::format("ERR {} {}\n", st.code(), st.message());
+  }
+  LBD_LOG(kInfo, "control", "restored {} rules", rules.size());
+  configuration_changed();
+  return "OK\n";
+}
+
+std::string Daemon::handle_request(const std::string& req) {
+  if (req == "DUMP") return encode_dump(make_dump(false));
+  if (req == "DUMP CONNS") return encode_dump(make_dump(true));
+  if (req == "COUNTERS") return counters_text() + "END\n";
+  if (req.rfind("RESTORE\n", 0) == 0) return handle_restore(req);
+  std::vector<std::string> args;
+  std::string cur;
+  for (char ch : req) {
+    if (ch == '\t') {
+      args.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  if (!cur.empty()) args.push_back(cur);
+  auto parsed = parse_command(args, "lbadm");
+  if (auto* e = std::get_if<CliError>(&parsed)) return fmt::format("ERR {} {}\n", EINVAL, e->message);
+  const CliCommand& cmd = std::get<CliCommand>(parsed);
+  const Status st = execute(cmd, services_, timeouts_);
+  if (!st.is_ok()) {
+    LBD_LOG(kInfo, "control", "refused: {}: {}", join_args(args), st.message());
+    return fmt::format("ERR {} {}\n", st.code(), st.message());
+  }
+  LBD_LOG(kInfo, "control", "applied: {}", join_args(args));
+  configuration_changed();
+  return "OK\n";
+}
+
+void Daemon::configuration_changed() {
+  if (services_.generation() == applied_generation_) return;
+  applied_generation_ = services_.generation();
+  for (auto& cap : captures_) {
+    std::string err;
+    if (!cap->set_filter(capture_filter(services_, cap->mac()), err))
+      LBD_LOG(kError, "capture", "{}: cannot set filter: {}", cap->name(), err);
+  }
+  std::string err;
+  if (!guard_->apply(services_, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
+  resolve_next_hops(true);
+}
+
+void Daemon::resolve_next_hops(bool refresh) {
+  if (refresh) nl_->refresh();
+  services_.for_each_real([&](Real& r) {
+    if (r.deleted) return;
+    NextHop hop;
+    const auto route = nl_->route(r.addr);
+    const Capture* out = nullptr;
+    if (route)
+      for (auto& c : captures_)
+        if (c->ifindex() == route->ifindex) out = c.get();
+    if (!route || !out) {
+      if (r.hop.resolved || r.hop.ifindex == 0) {
+        LBD_LOG(kWarn, "neighbour", "real server {} is not reachable through an lbd interface{}",
+                to_string(r.addr), route ? "" : " (no route)");
+        r.hop.ifindex = -1;  // warned
+      }
+      r.hop.resolved = false;
+      return;
+    }
+    hop.ifindex = out->ifindex();
+    hop.src = out->mac();
+    hop.mtu = out->mtu();
+    if (auto mac = nl_->neighbour(route->ifindex, route->next_hop)) {
+      hop.dst = *mac;
+      hop.resolved = true;
+      if (!r.hop.resolved || !(r.hop.dst == hop.dst))
+        LBD_LOG(kInfo, "neighbour", "real server {} is at {} via {}", to_string(r.addr),
+                to_string(hop.dst), out->name());
+    } else {
+      std::string e;
+      if (!nl_->request_resolution(route->ifindex, route->next_hop, e))
+        LBD_LOG(kWarn, "neighbour", "cannot start resolving {}: {}", to_string(route->next_hop), e);
+    }
+    r.hop = hop;
+  });
+}
+
+void Daemon::on_frames(Capture& cap) {
+  DispatchCtx ctx{this, &cap};
+  auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
+    auto* c = reinterpret_cast<DispatchCtx*>(user);
+    Daemon* d = c->self;
+    if (h->caplen != h->len || h->caplen > Injector::kFrameMax) {
+      // A super-frame (GRO/GSO) or a truncated capture: it cannot be forwarded as is.
+      d->dp_->count_drop(DropReason::kFrameTooBig);
+      return;
+    }
+    Injector* in = d->injector_for(c->cap->ifindex());
+    uint8_t* buf = in->next_buffer();
+    std::memcpy(buf, bytes, h->caplen);
+    const Verdict v = d->dp_->process({buf, h->caplen}, c->cap->ifindex(), d->now_ms_);
+    if (!v.transmit) return;
+    if (v.ifindex == in->ifindex()) {
+      in->commit(h->caplen);
+    } else if (Injector* out = d->injector_for(v.ifindex)) {
+      std::memcpy(out->next_buffer(), buf, h->caplen);
+      out->commit(h->caplen);
+    }
+  };
+  for (int round = 0; round < 8; ++round) {  // bounded: let timers and commands run too
+    now_ms_ = monotonic_ms();
+    const int n = cap.dispatch(256, handler, reinterpret_cast<u_char*>(&ctx));
+    if (n <= 0) break;
+    for (auto& inj : injectors_) inject_failures_ += inj->flush();
+  }
+  for (auto& inj : injectors_) inject_failures_ += inj->flush();
+}
+
+int Daemon::run() {
+  // Refuse a second lbd before touching anything on the box.
+  control_ = std::make_unique<ControlServer>(
+      cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
+
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
+  conns_ = std::make_unique<ConnTable>(cfg_.max_connections, seed);
+  dp_ = std::make_unique<DataPath>(services_, *conns_, timeouts_);
+
+  // Rules first: a bad file stops lbd before it changes the box.
+  {
+    std::ifstream f(cfg_.rules_path);
+    if (f) {
+      std::stringstream ss;
+      ss << f.rdbuf();
+      std::vector<CliCommand> rules;
+      Status st = parse_rules(ss.str(), rules);
+      if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+      if (!st.is_ok()) {
+        LBD_LOG(kError, "rules", "{}: {}; nothing applied", cfg_.rules_path, st.message());
+        return 1;
+      }
+      LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
+    } else if (cfg_.rules_path_given) {
+      LBD_LOG(kWarn, "rules", "{}: {}; starting with no services", cfg_.rules_path,
+              std::strerror(errno));
+    }
+  }
+
+  nl_ = std::make_unique<NetlinkNeighbours>();
+  std::vector<InterfaceInfo> ifs;
+  for (const auto& name : cfg_.interfaces) {
+    captures_.push_back(std::make_unique<Capture>(name));
+    injectors_.push_back(std::make_unique<Injector>(captures_.back()->ifindex(), name));
+    ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac()});
+  }
+  dp_->set_interfaces(ifs);
+  guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);
+  configuration_changed();
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
+  timerfd_settime(tfd, 0, &its, nullptr);
+
+  LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", captures_.size(),
+          cfg_.socket_path);
+  uint64_t last_refresh = monotonic_ms();
+  bool running = true;
+  std::vector<pollfd> pfds;
+  while (running) {
+    pfds.clear();
+    for (auto& c : captures_) pfds.push_back({c->fd(), POLLIN, 0});
+    pfds.push_back({sfd, POLLIN, 0});
+    pfds.push_back({tfd, POLLIN, 0});
+    const size_t control_base = pfds.size();
+    for (int fd : control_->fds()) pfds.push_back({fd, POLLIN, 0});
+    if (poll(pfds.data(), pfds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      LBD_LOG(kError, "main", "poll: {}", std::strerror(errno));
+      break;
+    }
+    for (size_t i = 0; i < captures_.size(); ++i)
+      if (pfds[i].revents) on_frames(*captures_[i]);
+    if (pfds[captures_.size()].revents) {
+      signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+          LBD_LOG(kInfo, "main", "SIGHUP: rules reload is not implemented yet; ignored");
+        } else {
+          LBD_LOG(kInfo, "main", "signal {}: shutting down", int(si.ssi_signo));
+          running = false;
+        }
+      }
+    }
+    if (pfds[captures_.size() + 1].revents) {
+      uint64_t ticks;
+      while (read(tfd, &ticks, sizeof ticks) == sizeof ticks) {}
+      const uint64_t now = monotonic_ms();
+      dp_->expire(now, 65536);
+      auto& unresolved = dp_->unresolved_reals();
+      const bool refresh_due = now - last_refresh >= 1000;
+      if (!unresolved.empty() || refresh_due) {
+        resolve_next_hops(true);
+        unresolved.clear();
+        if (refresh_due) last_refresh = now;
+      }
+    }
+    for (size_t i = control_base; i < pfds.size(); ++i)
+      if (pfds[i].revents) control_->on_readable(pfds[i].fd);
+  }
+  close(tfd);
+  close(sfd);
+  // Undo in reverse: stop capturing, remove the guard (table, offloads), the socket.
+  captures_.clear();
+  injectors_.clear();
+  guard_.reset();
+  control_.reset();
+  LBD_LOG(kInfo, "main", "stopped; box restored");
+  return 0;
+}
+
+int run_daemon(const DaemonConfig& config) {
+  try {
+    Daemon d(config);
+    return d.run();
+  } catch (const std::exception& e) {
+    LBD_LOG(kError, "main", "{}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace lbd

@@ -1,0 +1,138 @@
+// The packet path; see data_path.hpp.
+#include "lb/data_path.hpp"
+
+#include <algorithm>
+
+#include "forwarding/arp.hpp"
+#include "forwarding/checksum.hpp"
+#include "forwarding/dr.hpp"
+
+namespace lbd {
+
+void DataPath::refresh_vips() {
+  vips_.clear();
+  services_.for_each_service([&](const Service& s) {
+    if (std::find(vips_.begin(), vips_.end(), s.key.vip) == vips_.end())
+      vips_.push_back(s.key.vip);
+  });
+  vips_generation_ = services_.generation();
+}
+
+Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex) {
+  if (vips_generation_ != services_.generation()) refresh_vips();
+  for (const Ipv4& vip : vips_) {
+    if (!is_arp_request_for(frame, p, vip)) continue;
+    for (const auto& itf : interfaces_) {
+      if (itf.ifindex != in_ifindex) continue;
+      arp_request_to_reply(frame, itf.mac);
+      ++counters_.arp_replies;
+      ++counters_.tx_frames;
+      return {true, in_ifindex};
+    }
+  }
+  return drop(DropReason::kNoService);
+}
+
+Conn* DataPath::new_connection(const ConnKey& key, const ParsedPacket& p, uint32_t now_s,
+                               DropReason& why) {
+  Service* svc = services_.find(ServiceKey{p.protocol, p.daddr, p.dport});
+  if (!svc) {
+    why = DropReason::kNoService;
+    return nullptr;
+  }
+  // IPVS tcp_conn_schedule(): only a SYN (and never a RST) creates a TCP connection.
+  if (p.protocol == kProtoTcp &&
+      ((p.tcp_flags & tcp_flag::kRst) || !(p.tcp_flags & tcp_flag::kSyn))) {
+    why = DropReason::kNotSyn;
+    return nullptr;
+  }
+  const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport};
+  const auto pick = svc->scheduler->pick(flow, svc->views);
+  if (!pick) {
+    why = DropReason::kNoRealServer;
+    return nullptr;
+  }
+  Real& real = services_.real(svc->reals[*pick]);
+  const ConnState initial = p.protocol == kProtoTcp ? ConnState::kNone : ConnState::kUdp;
+  Conn* c = conns_.insert(key, now_s + timeouts_.seconds(initial));
+  if (!c) {
+    why = DropReason::kConnTableFull;
+    return nullptr;
+  }
+  c->real_id = real.id;
+  c->state = initial;
+  c->inactive = p.protocol != kProtoTcp;  // UDP connections count as InActConn, as in IPVS
+  services_.bind_conn(real, c->inactive);
+  ++real.stats.conns;
+  ++svc->stats.conns;
+  ++counters_.conns_created;
+  return c;
+}
+
+Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms) {
+  ++counters_.rx_frames;
+  ParsedPacket p;
+  DropReason why{};
+  if (!parse_frame(frame, p, why)) return drop(why);
+  if (p.ether_type == kEtherTypeArp) return handle_arp(frame, p, in_ifindex);
+
+  const uint32_t now_s = seconds(now_ms);
+  const ConnKey key{p.saddr, p.daddr, p.sport, p.dport, p.protocol};
+  Conn* c = conns_.find(key);
+  if (!c) {
+    c = new_connection(key, p, now_s, why);
+    if (!c) return drop(why);
+  }
+  Real& real = services_.real(c->real_id);
+  if (real.deleted) return drop(DropReason::kRealUnavailable);
+
+  if (p.protocol == kProtoTcp) {
+    const TcpTable table = real.fwd == FwdMethod::kMasq ? TcpTable::kInput : TcpTable::kInputOnly;
+    const ConnState next = tcp_next_state(table, p.tcp_flags, c->state);
+    if (next != c->state) {
+      const bool inactive = !state_is_active(next);
+      if (inactive != c->inactive) {
+        services_.set_inactive(real, inactive);
+        c->inactive = inactive;
+      }
+      c->state = next;
+    }
+  }
+  c->expires = now_s + timeouts_.seconds(c->state);
+
+  ++real.stats.inpkts;
+  real.stats.inbytes += p.ip_len;
+  Service& svc = services_.service(real.service_id);
+  ++svc.stats.inpkts;
+  svc.stats.inbytes += p.ip_len;
+
+  if (!real.hop.resolved) {
+    if (unresolved_.size() < 64 && std::find(unresolved_.begin(), unresolved_.end(), real.id) ==
+                                       unresolved_.end())
+      unresolved_.push_back(real.id);  // capacity reserved below: no allocation per packet
+    return drop(DropReason::kNextHopUnresolved);
+  }
+  if (csum::complete_partial(frame, p)) ++counters_.checksums_completed;
+  if (rewrite_dr(frame, p, real.hop) != RewriteStatus::kOk) return drop(DropReason::kFrameTooBig);
+  ++counters_.tx_frames;
+  return {true, real.hop.ifindex};
+}
+
+size_t DataPath::expire(uint64_t now_ms, size_t budget) {
+  const size_t n = conns_.expire(seconds(now_ms), budget, [&](Conn& c) {
+    services_.unbind_conn(services_.real(c.real_id), c.inactive);
+  });
+  counters_.conns_expired += n;
+  return n;
+}
+
+void DataPath::clear_connections() {
+  std::vector<Conn*> all;
+  conns_.for_each([&](const Conn& c) { all.push_back(const_cast<Conn*>(&c)); });
+  for (Conn* c : all) {
+    services_.unbind_conn(services_.real(c->real_id), c->inactive);
+    conns_.erase(c);
+  }
+}
+
+}  // namespace lbd

@@ -1,0 +1,94 @@
+// The packet path on byte buffers: classify a captured frame, find or create its
+// connection, account it, and rewrite it for its real server. No syscall, no allocation in
+// steady state, no exception, no log: every frame not forwarded has a DropReason counted.
+// The caller does the I/O (capture before, injection after), so this runs unchanged on
+// crafted frames in unit tests and on live traffic in lbd.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+#include "lb/conn_table.hpp"
+#include "lb/service_table.hpp"
+#include "lb/tcp_state.hpp"
+
+namespace lbd {
+
+struct InterfaceInfo {
+  int ifindex = 0;
+  MacAddr mac;
+};
+
+struct DataPathCounters {
+  uint64_t rx_frames = 0;
+  uint64_t tx_frames = 0;
+  uint64_t arp_replies = 0;
+  uint64_t checksums_completed = 0;  // partial (offloaded) checksums finished before sending
+  uint64_t conns_created = 0;
+  uint64_t conns_expired = 0;
+  std::array<uint64_t, size_t(DropReason::kCount)> drops{};
+  uint64_t total_drops() const {
+    uint64_t t = 0;
+    for (auto d : drops) t += d;
+    return t;
+  }
+};
+
+struct Verdict {
+  bool transmit = false;
+  int ifindex = 0;  // where to send the (rewritten) frame when transmit
+};
+
+class DataPath {
+ public:
+  DataPath(ServiceTable& services, ConnTable& conns, const Timeouts& timeouts)
+      : services_(services), conns_(conns), timeouts_(timeouts) {
+    unresolved_.reserve(64);
+  }
+
+  void set_interfaces(std::vector<InterfaceInfo> ifs) { interfaces_ = std::move(ifs); }
+
+  // Processes one frame in place. `now_ms` is a monotonic clock in milliseconds.
+  Verdict process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms);
+
+  // Expires due connections, at most `budget` per call. Returns how many expired.
+  size_t expire(uint64_t now_ms, size_t budget);
+
+  // Removes every connection (for tests and flush-on-exit); updates the reals' counts.
+  void clear_connections();
+
+  // Real ids whose next hop a frame found unresolved since the last call (then cleared).
+  std::vector<uint32_t>& unresolved_reals() { return unresolved_; }
+
+  const DataPathCounters& counters() const { return counters_; }
+  // For drops decided by the I/O layer (a frame too big to copy, a failed send).
+  void count_drop(DropReason r) {
+    ++counters_.rx_frames;
+    ++counters_.drops[size_t(r)];
+  }
+  static uint32_t seconds(uint64_t now_ms) { return uint32_t(now_ms / 1000); }
+
+ private:
+  Verdict drop(DropReason r) {
+    ++counters_.drops[size_t(r)];
+    return {};
+  }
+  Verdict handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex);
+  Conn* new_connection(const ConnKey& key, const ParsedPacket& p, uint32_t now_s,
+                       DropReason& why);
+  void refresh_vips();
+
+  ServiceTable& services_;
+  ConnTable& conns_;
+  const Timeouts& timeouts_;
+  std::vector<InterfaceInfo> interfaces_;
+  std::vector<Ipv4> vips_;
+  uint64_t vips_generation_ = 0;
+  std::vector<uint32_t> unresolved_;
+  DataPathCounters counters_;
+};
+
+}  // namespace lbd

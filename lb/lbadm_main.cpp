@@ -1,0 +1,176 @@
+// lbadm: ipvsadm's command line for lbd. Parses and checks locally (ipvsadm's messages and
+// exit codes), sends the canonical command to lbd's control socket, prints ipvsadm's
+// formats. Extensions: `--socket PATH` as first argument (or LBD_SOCKET), and
+// `--lbd-counters` (lbd's data-path counters, drop reasons included).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "lb/control_protocol.hpp"
+#include "lb/control_server.hpp"
+#include "lb/ipvsadm_cli.hpp"
+#include "lb/listing.hpp"
+
+using namespace lbd;
+
+namespace {
+
+// libipvs ipvs_strerror(): the function-specific message, then the generic table.
+std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) {
+  const bool svc_op = cmd == Command::kAddService || cmd == Command::kEditService ||
+                      cmd == Command::kDeleteService || cmd == Command::kZero;
+  const bool dest_op = cmd == Command::kAddReal || cmd == Command::kEditReal ||
+                       cmd == Command::kDeleteReal;
+  if (cmd == Command::kAddService && code == EEXIST) return "Service already exists";
+  if ((cmd == Command::kAddService || cmd == Command::kEditService) && code == ENOENT)
+    return "Scheduler or persistence engine not found";
+  if (svc_op && code == ESRCH) return "No such service";
+  if (dest_op && code == ESRCH) return "Service not defined";
+  if (cmd == Command::kAddReal && code == EEXIST) return "Destination already exists";
+  if ((cmd == Command::kEditReal || cmd == Command::kDeleteReal) && code == ENOENT)
+    return "No such destination";
+  switch (code) {
+    case EPERM: return "Permission denied (you must be root)";
+    case EINVAL: return "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+    case ENOPROTOOPT: return "Protocol not available";
+    case ENOMEM: return "Memory allocation problem";
+    case ERANGE: return std::strerror(ERANGE);
+    case ENOSYS: return lbd_message;
+    default: return lbd_message.empty() ? std::strerror(code) : lbd_message;
+  }
+}
+
+bool resolve_host(const std::string& name, Ipv4& out) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0 || !res) return false;
+  const auto* sin = reinterpret_cast<const sockaddr_in*>(res->ai_addr);
+  std::memcpy(out.b.data(), &sin->sin_addr, 4);
+  freeaddrinfo(res);
+  return true;
+}
+
+NameResolver system_names() {
+  NameResolver n;
+  n.host = [](Ipv4 a) -> std::string {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    std::memcpy(&sin.sin_addr, a.b.data(), 4);
+    char host[NI_MAXHOST];
+    if (getnameinfo(reinterpret_cast<sockaddr*>(&sin), sizeof sin, host, sizeof host, nullptr, 0,
+                    NI_NAMEREQD) == 0)
+      return host;
+    return {};
+  };
+  n.service = [](uint16_t port, const char* proto) -> std::string {
+    if (const servent* se = getservbyport(htons(port), proto)) return se->s_name;
+    return {};
+  };
+  return n;
+}
+
+std::string read_all(std::istream& in) {
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string prog = argv[0];
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string socket_path = "/run/lbd/lbd.sock";
+  if (const char* env = std::getenv("LBD_SOCKET"); env && *env) socket_path = env;
+  if (args.size() >= 2 && args[0] == "--socket") {
+    socket_path = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  try {
+    if (args.size() == 1 && args[0] == "--lbd-counters") {
+      std::string reply = control_request(socket_path, "COUNTERS\n");
+      reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
+      std::cout << reply;
+      return 0;
+    }
+    auto parsed = parse_command(args, prog, resolve_host);
+    if (auto* e = std::get_if<CliError>(&parsed)) {
+      std::cerr << e->message << "\n";
+      return e->exit_code;
+    }
+    const CliCommand& cmd = std::get<CliCommand>(parsed);
+    switch (cmd.cmd) {
+      case Command::kHelp: std::cout << usage_text(prog); return 0;
+      case Command::kVersion:
+        std::cout << "lbadm v0.1.0 (ipvsadm v1.31 compatible, lbd userspace IPVS v1.2.1)\n";
+        return 0;
+      case Command::kList:
+      case Command::kSave: {
+        const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
+        const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n");
+        Dump dump;
+        if (!decode_dump(reply, dump)) {
+          std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
+          return 255;
+        }
+        for (Opt unsupported : {kOptRate, kOptThresholds, kOptPersistentConn, kOptTunInfo}) {
+          if (cmd.has(unsupported)) {
+            std::cerr << "lbadm: this listing option is not supported by lbd yet\n";
+            return 2;
+          }
+        }
+        std::string error;
+        auto text = render_listing(cmd, dump, system_names(), error);
+        if (!text) {
+          std::cerr << error << "\n";
+          return 1;
+        }
+        std::cout << *text;
+        return 0;
+      }
+      case Command::kRestore: {
+        const std::string reply =
+            control_request(socket_path, "RESTORE\n" + read_all(std::cin) + "\nEND\n");
+        if (reply.rfind("OK", 0) == 0) return 0;
+        std::istringstream in(reply);
+        std::string tag;
+        int code = 0;
+        in >> tag >> code;
+        std::string msg;
+        std::getline(in, msg);
+        if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
+        std::cerr << prog << ": restore refused, no rule applied: " << msg << "\n";
+        return code == EINVAL ? 2 : 255;
+      }
+      default: {
+        const std::string reply =
+            control_request(socket_path, join_args(canonical_args(cmd), '\t') + "\n");
+        if (reply.rfind("OK", 0) == 0) return 0;
+        std::istringstream in(reply);
+        std::string tag;
+        int code = 0;
+        in >> tag >> code;
+        std::string msg;
+        std::getline(in, msg);
+        if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
+        if (tag != "ERR") {
+          std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
+          return 255;
+        }
+        std::cerr << ipvs_message(cmd.cmd, code, msg) << "\n";
+        return 255;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "lbadm: " << e.what() << "\n";
+    return 2;  // as ipvsadm's "Can't initialize ipvs"
+  }
+}

@@ -1,0 +1,226 @@
+// Service and real-server configuration; see service_table.hpp for the contracts.
+#include "lb/service_table.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+
+namespace lbd {
+
+const char* fwd_name(FwdMethod m) {
+  switch (m) {
+    case FwdMethod::kRoute: return "Route";
+    case FwdMethod::kMasq: return "Masq";
+    case FwdMethod::kTunnel: return "Tunnel";
+  }
+  return "?";
+}
+
+std::string to_string(const ServiceKey& k) {
+  return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", to_string(k.vip),
+                     k.port);
+}
+
+static std::string real_name(Ipv4 a, uint16_t port) {
+  return fmt::format("{}:{}", to_string(a), port);
+}
+
+Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& opt) {
+  if (find(key)) return Status::error(EEXIST, fmt::format("service {} already exists", to_string(key)));
+  auto sched = sched::make_scheduler(opt.scheduler);
+  if (!sched)
+    return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
+  uint32_t id;
+  if (!free_services_.empty()) {
+    id = free_services_.back();
+    free_services_.pop_back();
+  } else {
+    id = uint32_t(services_.size());
+    services_.emplace_back();
+  }
+  Service& s = services_[id];
+  s = Service{};
+  s.id = id;
+  s.key = key;
+  s.options = opt;
+  s.scheduler = std::move(sched);
+  s.in_use = true;
+  s.scheduler->reals_changed({});
+  rebuild_lookup();
+  ++generation_;
+  return Status::ok();
+}
+
+Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& opt) {
+  Service* s = find(key);
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  auto sched = sched::make_scheduler(opt.scheduler);
+  if (!sched)
+    return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
+  if (opt.scheduler != s->options.scheduler) {
+    s->scheduler = std::move(sched);
+    s->scheduler->reals_changed(s->views);
+  }
+  s->options = opt;
+  ++generation_;
+  return Status::ok();
+}
+
+Status ServiceTable::delete_service(const ServiceKey& key) {
+  Service* s = find(key);
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  while (!s->reals.empty()) remove_real_from_service(*s, 0);
+  s->in_use = false;
+  s->scheduler.reset();
+  free_services_.push_back(s->id);
+  rebuild_lookup();
+  ++generation_;
+  return Status::ok();
+}
+
+void ServiceTable::flush() {
+  for (auto& s : services_) {
+    if (!s.in_use) continue;
+    const ServiceKey key = s.key;
+    (void)delete_service(key);
+  }
+}
+
+std::optional<size_t> ServiceTable::real_index(const Service& s, Ipv4 addr, uint16_t port) const {
+  for (size_t i = 0; i < s.reals.size(); ++i) {
+    const Real& r = reals_[s.reals[i]];
+    if (r.addr == addr && r.port == port) return i;
+  }
+  return std::nullopt;
+}
+
+Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
+  Service* s = find(key);
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  if (real_index(*s, spec.addr, spec.port))
+    return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
+                                             real_name(spec.addr, spec.port), to_string(key)));
+  if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
+  uint32_t id;
+  if (!free_reals_.empty()) {
+    id = free_reals_.back();
+    free_reals_.pop_back();
+  } else {
+    id = uint32_t(reals_.size());
+    reals_.emplace_back();
+  }
+  Real& r = reals_[id];
+  r = Real{};
+  r.id = id;
+  r.service_id = s->id;
+  r.addr = spec.addr;
+  r.port = spec.port;
+  r.fwd = spec.fwd;
+  r.dest.weight = spec.weight;
+  r.in_use = true;
+  s->reals.insert(s->reals.begin(), id);  // IPVS list_add: new reals go to the head
+  rebuild_views(*s);
+  s->scheduler->real_added(s->views, 0);
+  ++generation_;
+  return Status::ok();
+}
+
+Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
+  Service* s = find(key);
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  auto idx = real_index(*s, spec.addr, spec.port);
+  if (!idx)
+    return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
+                                             real_name(spec.addr, spec.port), to_string(key)));
+  if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
+  Real& r = reals_[s->reals[*idx]];
+  r.fwd = spec.fwd;
+  r.dest.weight = spec.weight;
+  s->scheduler->real_edited(s->views, *idx);
+  ++generation_;
+  return Status::ok();
+}
+
+Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+  Service* s = find(key);
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  auto idx = real_index(*s, addr, port);
+  if (!idx)
+    return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
+                                             real_name(addr, port), to_string(key)));
+  remove_real_from_service(*s, *idx);
+  ++generation_;
+  return Status::ok();
+}
+
+void ServiceTable::remove_real_from_service(Service& s, size_t index) {
+  Real& r = reals_[s.reals[index]];
+  const sched::DestView* removed = &r.dest;
+  s.reals.erase(s.reals.begin() + long(index));
+  rebuild_views(s);
+  s.scheduler->real_removed(s.views, removed, index);
+  r.deleted = true;
+  r.dest.available = false;
+  if (r.conn_refs == 0) release_real(r);
+}
+
+void ServiceTable::release_real(Real& r) {
+  r.in_use = false;
+  free_reals_.push_back(r.id);
+}
+
+Status ServiceTable::zero(const std::optional<ServiceKey>& key) {
+  if (key) {
+    Service* s = find(*key);
+    if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(*key)));
+    s->stats = {};
+    for (uint32_t id : s->reals) reals_[id].stats = {};
+    return Status::ok();
+  }
+  for (auto& s : services_) s.stats = {};
+  for (auto& r : reals_) r.stats = {};
+  return Status::ok();
+}
+
+void ServiceTable::bind_conn(Real& r, bool inactive) {
+  ++r.conn_refs;
+  ++(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+}
+
+void ServiceTable::unbind_conn(Real& r, bool inactive) {
+  --(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+  if (--r.conn_refs == 0 && r.deleted) release_real(r);
+}
+
+void ServiceTable::set_inactive(Real& r, bool inactive) {
+  if (inactive) {
+    --r.dest.active_conns;
+    ++r.dest.inactive_conns;
+  } else {
+    ++r.dest.active_conns;
+    --r.dest.inactive_conns;
+  }
+}
+
+void ServiceTable::rebuild_views(Service& s) {
+  s.views.clear();
+  for (uint32_t id : s.reals) s.views.push_back(&reals_[id].dest);
+}
+
+void ServiceTable::rebuild_lookup() {
+  size_t n = 0;
+  for (const auto& s : services_) n += s.in_use;
+  const uint32_t size = std::bit_ceil(uint32_t(std::max<size_t>(n * 2, 8)));
+  lookup_.assign(size, 0);
+  lookup_mask_ = size - 1;
+  for (const auto& s : services_) {
+    if (!s.in_use) continue;
+    uint32_t i = key_hash(s.key) & lookup_mask_;
+    while (lookup_[i]) i = (i + 1) & lookup_mask_;
+    lookup_[i] = s.id + 1;
+  }
+}
+
+}  // namespace lbd

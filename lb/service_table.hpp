@@ -1,0 +1,139 @@
+// Virtual services and their real servers: the one API that lbadm, the rules file and
+// health transitions all change the configuration through, and what the data path reads.
+// Every operation validates first and changes nothing when it fails.
+//
+// Reals are identified by a stable id (connections hold it). A deleted real leaves its
+// service's list at once but stays allocated, marked deleted, until its last connection
+// is gone, so those connections' packets are dropped (IPVS expire_nodest_conn=0).
+//
+// Thread safety: none; owned by the thread that runs the data path and the control socket.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "forwarding/next_hop.hpp"
+#include "forwarding/packet.hpp"
+#include "lb/status.hpp"
+#include "scheduler/scheduler.hpp"
+
+namespace lbd {
+
+enum class FwdMethod : uint8_t { kRoute, kMasq, kTunnel };
+const char* fwd_name(FwdMethod m);  // ipvsadm's Forward column: Route, Masq, Tunnel
+
+struct ServiceKey {
+  uint8_t protocol = 0;  // kProtoTcp or kProtoUdp
+  Ipv4 vip;
+  uint16_t port = 0;
+  friend bool operator==(const ServiceKey&, const ServiceKey&) = default;
+};
+std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80"
+
+struct ServiceOptions {
+  std::string scheduler = "wlc";
+};
+
+struct RealSpec {
+  Ipv4 addr;
+  uint16_t port = 0;
+  FwdMethod fwd = FwdMethod::kRoute;
+  int32_t weight = 1;
+};
+
+struct Counters {
+  uint64_t conns = 0, inpkts = 0, outpkts = 0, inbytes = 0, outbytes = 0;
+};
+
+struct Real {
+  uint32_t id = 0;
+  uint32_t service_id = 0;
+  Ipv4 addr;
+  uint16_t port = 0;
+  FwdMethod fwd = FwdMethod::kRoute;
+  sched::DestView dest;  // weight, ActiveConn, InActConn, availability
+  Counters stats;
+  NextHop hop;           // filled by the neighbour resolver
+  uint32_t conn_refs = 0;
+  bool deleted = false;
+  bool in_use = false;
+};
+
+struct Service {
+  uint32_t id = 0;
+  ServiceKey key;
+  ServiceOptions options;
+  std::unique_ptr<sched::Scheduler> scheduler;
+  std::vector<uint32_t> reals;                 // real ids in IPVS list order: newest first
+  std::vector<const sched::DestView*> views;   // parallel to `reals`, what pick() reads
+  Counters stats;
+  bool in_use = false;
+};
+
+class ServiceTable {
+ public:
+  Status add_service(const ServiceKey& key, const ServiceOptions& opt);
+  Status edit_service(const ServiceKey& key, const ServiceOptions& opt);
+  Status delete_service(const ServiceKey& key);
+  void flush();
+  Status add_real(const ServiceKey& key, const RealSpec& spec);
+  Status edit_real(const ServiceKey& key, const RealSpec& spec);
+  Status delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port);
+  Status zero(const std::optional<ServiceKey>& key);
+
+  // Data path: O(1) lookup of a service by its key; nullptr if none.
+  Service* find(const ServiceKey& key) {
+    if (lookup_.empty()) return nullptr;
+    for (uint32_t i = key_hash(key) & lookup_mask_;; i = (i + 1) & lookup_mask_) {
+      const uint32_t id1 = lookup_[i];
+      if (!id1) return nullptr;
+      if (services_[id1 - 1].key == key) return &services_[id1 - 1];
+    }
+  }
+  Real& real(uint32_t id) { return reals_[id]; }
+  const Real& real(uint32_t id) const { return reals_[id]; }
+  Service& service(uint32_t id) { return services_[id]; }
+
+  // A connection starts or stops referring to a real (ActiveConn/InActConn bookkeeping).
+  void bind_conn(Real& r, bool inactive);
+  void unbind_conn(Real& r, bool inactive);
+  void set_inactive(Real& r, bool inactive);  // a connection moved between the two counts
+
+  // Services in id order, and every real (including deleted ones still referenced).
+  template <class F> void for_each_service(F&& f) const {
+    for (const auto& s : services_)
+      if (s.in_use) f(s);
+  }
+  template <class F> void for_each_real(F&& f) {
+    for (auto& r : reals_)
+      if (r.in_use) f(r);
+  }
+
+  // Bumped by every change; consumers (capture filter, firewall guard) rebuild on change.
+  uint64_t generation() const { return generation_; }
+
+ private:
+  static uint32_t key_hash(const ServiceKey& k) {
+    uint64_t x = uint64_t(k.vip.host()) << 24 ^ uint64_t(k.port) << 8 ^ k.protocol;
+    x *= 0x9e3779b97f4a7c15ULL;
+    return uint32_t(x >> 32);
+  }
+  std::optional<size_t> real_index(const Service& s, Ipv4 addr, uint16_t port) const;
+  void rebuild_views(Service& s);
+  void rebuild_lookup();
+  void release_real(Real& r);
+  void remove_real_from_service(Service& s, size_t index);
+
+  std::deque<Service> services_;
+  std::deque<Real> reals_;
+  std::vector<uint32_t> free_services_, free_reals_;
+  std::vector<uint32_t> lookup_;  // open addressing: service id + 1; 0 = empty
+  uint32_t lookup_mask_ = 0;
+  uint64_t generation_ = 1;
+};
+
+}  // namespace lbd
