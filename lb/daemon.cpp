@@ -50,7 +50,7 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
       arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", s.key.vip.host());
     }
   });
-  if (ip.empty()) return "ether proto 0x88b5 and ether proto 0x88b6";  // matches nothing
+  if (ip.empty()) return "less 1";  // no service: match nothing (no frame is that short)
   return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
                      to_string(mac), ip);
 }

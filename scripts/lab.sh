@@ -1,0 +1,166 @@
+# shellcheck shell=bash
+# The namespace lab shared by the demo, the integration tests and the benchmarks.
+# Source it, call lab_init, then lab_create. Everything it makes is removed by lab_cleanup,
+# which lab_init installs as an EXIT/INT/TERM trap: namespaces, processes (by PID), files.
+#
+#   client (198.18.0.1) ─┐
+#   director (198.18.0.2)─┼── bridge in the "switch" namespace
+#   real1..N (198.18.0.11..)┘      VIP 198.18.0.100 (on the reals' lo, for DR)
+#
+# Only 198.18.0.0/15 addresses; nothing is routed out of the machine; the root
+# namespace's interfaces, routes and firewall are never touched.
+
+LAB_VIP=198.18.0.100
+LAB_CLIENT_IP=198.18.0.1
+LAB_DIRECTOR_IP=198.18.0.2
+LAB_PIDS=()
+
+lab_log() { printf '[lab %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+lab_init() {
+  LAB_ID=$(printf '%06d' $(( ${1:-$$} % 1000000 )))
+  LAB_NLINK=0
+  LAB_SW=lbsw$LAB_ID
+  LAB_CLIENT=lbcl$LAB_ID
+  LAB_DIRECTOR=lbdr$LAB_ID
+  LAB_DIR=$(mktemp -d /tmp/lbdlab.XXXXXX)
+  chmod 755 "$LAB_DIR"  # nginx workers (nobody) read their documents below it
+  LAB_SOCKET=$LAB_DIR/lbd.sock
+  LAB_REALS=()
+  trap lab_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+lab_real_ns() { echo "lbr$1$LAB_ID"; }
+lab_real_ip() { echo "198.18.0.$((10 + $1))"; }
+
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# lab_link NS IFNAME ADDR/PREFIX: a veth from NS to the switch bridge.
+lab_link() {
+  local ns=$1 ifname=$2 addr=$3 peer
+  LAB_NLINK=$((LAB_NLINK + 1))
+  peer="sw${LAB_ID}p$LAB_NLINK"
+  ip link add "$ifname" netns "$ns" type veth peer name "$peer" netns "$LAB_SW"
+  in_ns "$LAB_SW" ip link set "$peer" master br0 up
+  in_ns "$ns" ip addr add "$addr" dev "$ifname"
+  in_ns "$ns" ip link set "$ifname" up
+  in_ns "$ns" ip link set lo up
+}
+
+# lab_create N: client, director and N reals on one L2 segment.
+lab_create() {
+  local n=$1 i ns
+  ip netns add "$LAB_SW"
+  in_ns "$LAB_SW" ip link add br0 type bridge
+  in_ns "$LAB_SW" ip link set br0 up
+  in_ns "$LAB_SW" ip link set lo up
+  ip netns add "$LAB_CLIENT"
+  lab_link "$LAB_CLIENT" eth0 "$LAB_CLIENT_IP/24"
+  ip netns add "$LAB_DIRECTOR"
+  lab_link "$LAB_DIRECTOR" eth0 "$LAB_DIRECTOR_IP/24"
+  for i in $(seq 1 "$n"); do
+    ns=$(lab_real_ns "$i")
+    ip netns add "$ns"
+    lab_link "$ns" eth0 "$(lab_real_ip "$i")/24"
+    LAB_REALS+=("$ns")
+  done
+}
+
+# lab_dr_real I: real server I accepts the VIP (on lo) without answering ARP for it.
+lab_dr_real() {
+  local ns; ns=$(lab_real_ns "$1")
+  in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  in_ns "$ns" ip addr add "$LAB_VIP/32" dev lo
+}
+
+# lab_offloads_off NS IFNAME: no TSO/GSO/GRO/checksum offload (benchmarks; big transfers).
+lab_offloads_off() {
+  in_ns "$1" ethtool -K "$2" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+}
+
+lab_bg() {  # lab_bg NS CMD...: run CMD in NS in the background; its PID is remembered
+  local ns=$1; shift
+  ip netns exec "$ns" "$@" &   # ip execs CMD: $! is the server's own PID
+  LAB_PIDS+=($!)
+}
+
+# lab_nginx I: nginx in real I answering "real<I>" on port 80.
+lab_nginx() {
+  local i=$1 ns d; ns=$(lab_real_ns "$i"); d=$LAB_DIR/nginx$i
+  mkdir -p "$d/html"
+  printf 'real%s\n' "$i" > "$d/html/index.html"
+  head -c 1048576 /dev/urandom > "$d/html/blob"
+  cat > "$d/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  keepalive_timeout 0;
+  server { listen 80; root $d/html; location / { } }
+}
+CONF
+  lab_bg "$ns" nginx -c "$d/nginx.conf" -e "$d/error.log"
+}
+
+lab_wait_port() {  # lab_wait_port NS PORT: until something listens on tcp PORT
+  local k
+  for k in $(seq 1 100); do
+    in_ns "$1" ss -ltn "sport = :$2" | grep -q LISTEN && return 0
+    sleep 0.05
+  done
+  lab_log "nothing listens on $2 in $1"; return 1
+}
+
+# lab_lbd [extra args]: start lbd in the director namespace and wait for its socket.
+lab_lbd() {
+  LBD_BIN=${LBD_BIN:-$(command -v lbd)}
+  ip netns exec "$LAB_DIRECTOR" "$LBD_BIN" --interface eth0 --socket "$LAB_SOCKET" \
+    --rules "$LAB_DIR/rules" "$@" 2>>"$LAB_DIR/lbd.log" &
+  LAB_LBD_PID=$!
+  LAB_PIDS+=("$LAB_LBD_PID")
+  local k
+  for k in $(seq 1 100); do
+    [ -S "$LAB_SOCKET" ] && grep -q "capturing on" "$LAB_DIR/lbd.log" && return 0
+    kill -0 "$LAB_LBD_PID" 2>/dev/null || { cat "$LAB_DIR/lbd.log" >&2; return 1; }
+    sleep 0.05
+  done
+  cat "$LAB_DIR/lbd.log" >&2; return 1
+}
+
+lab_stop_lbd() {
+  [ -n "${LAB_LBD_PID:-}" ] || return 0
+  kill -TERM "$LAB_LBD_PID" 2>/dev/null || true
+  wait "$LAB_LBD_PID" 2>/dev/null || true
+  LAB_LBD_PID=
+}
+
+lbadm_() {  # lbadm against the lab's lbd, run on the director
+  LBADM_BIN=${LBADM_BIN:-$(command -v lbadm)}
+  in_ns "$LAB_DIRECTOR" "$LBADM_BIN" --socket "$LAB_SOCKET" "$@"
+}
+
+lab_cleanup() {
+  local rc=$? pid ns
+  trap - EXIT INT TERM
+  lab_stop_lbd
+  for pid in "${LAB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${LAB_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for ns in "$LAB_CLIENT" "$LAB_DIRECTOR" "${LAB_REALS[@]}" "$LAB_SW"; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  if [ "$rc" -ne 0 ] && [ -f "$LAB_DIR/lbd.log" ]; then
+    lab_log "lbd log:"; tail -n 40 "$LAB_DIR/lbd.log" >&2
+  fi
+  rm -rf "$LAB_DIR"
+  exit "$rc"
+}
