@@ -50,6 +50,10 @@ Conn* ConnTable::insert(const ConnKey& key, uint32_t expires) {
   uint32_t i = h & mask_;
   while (index_[i].slot) i = (i + 1) & mask_;
   index_[i] = Bucket{h, slot1};
+  if (!wheel_started_) {  // the wheel starts at the first armed second, so none is skipped
+    wheel_now_ = expires;
+    wheel_started_ = true;
+  }
   Conn& c = slab_[slot1 - 1];
   c = Conn{};
   c.key = key;
@@ -93,6 +97,8 @@ void ConnTable::index_erase(uint32_t hole) {
 }
 
 void ConnTable::wheel_link(uint32_t slot1, uint32_t expires) {
+  // A time already behind the wheel would wait a whole turn: arm it at the next second due.
+  if (wheel_started_ && int32_t(expires - wheel_now_) < 0) expires = wheel_now_;
   uint32_t& head = wheel_[expires % kWheelSlots];
   Conn& c = slab_[slot1 - 1];
   c.armed = expires;

@@ -88,10 +88,11 @@ class ConnTable {
 
 template <class F>
 size_t ConnTable::expire(uint32_t now, size_t budget, F&& on_expire) {
-  if (!wheel_started_ || now - wheel_now_ > 2 * kWheelSlots) {
-    // First call, or a long gap: one turn of the wheel visits every slot anyway.
-    wheel_now_ = wheel_started_ ? now - kWheelSlots : now;
+  if (!wheel_started_) {
+    wheel_now_ = now;
     wheel_started_ = true;
+  } else if (int64_t(now) - int64_t(wheel_now_) > 2 * int64_t(kWheelSlots)) {
+    wheel_now_ = now - kWheelSlots;  // a long gap: one turn visits every slot anyway
   }
   size_t done = 0;
   while (wheel_now_ <= now) {

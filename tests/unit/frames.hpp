@@ -1,0 +1,107 @@
+// Crafting frames for unit tests, with checksums computed by a naive reference
+// implementation written here (not the one under test).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+
+namespace lbd::test {
+
+inline Ipv4 ip(const char* s) {
+  Ipv4 a;
+  parse_ipv4(s, a);
+  return a;
+}
+
+inline MacAddr mac(uint8_t last) { return MacAddr{{0x02, 0, 0, 0, 0, last}}; }
+
+// RFC 1071, byte by byte, the slow obvious way.
+inline uint16_t ref_checksum(const std::vector<uint8_t>& data) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i < data.size(); i += 2) {
+    uint16_t w = uint16_t(data[i] << 8);
+    if (i + 1 < data.size()) w |= data[i + 1];
+    sum += w;
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  }
+  return uint16_t(~sum);
+}
+
+struct FrameSpec {
+  MacAddr src = mac(1), dst = mac(2);
+  Ipv4 saddr = ip("198.18.0.1"), daddr = ip("198.18.0.100");
+  uint16_t sport = 40000, dport = 80;
+  uint8_t protocol = kProtoTcp;
+  uint8_t flags = tcp_flag::kSyn;
+  std::string payload;
+  uint8_t ttl = 64;
+};
+
+inline void put16(std::vector<uint8_t>& v, size_t off, uint16_t x) {
+  v[off] = uint8_t(x >> 8);
+  v[off + 1] = uint8_t(x);
+}
+
+// An Ethernet/IPv4/TCP-or-UDP frame with correct IP and L4 checksums.
+inline std::vector<uint8_t> make_frame(const FrameSpec& s) {
+  const size_t l4h = s.protocol == kProtoTcp ? 20 : 8;
+  const size_t l4len = l4h + s.payload.size();
+  std::vector<uint8_t> f(14 + 20 + l4len, 0);
+  std::copy(s.dst.b.begin(), s.dst.b.end(), f.begin());
+  std::copy(s.src.b.begin(), s.src.b.end(), f.begin() + 6);
+  put16(f, 12, kEtherTypeIpv4);
+  f[14] = 0x45;
+  put16(f, 16, uint16_t(20 + l4len));
+  put16(f, 18, 0x1234);
+  put16(f, 20, 0x4000);  // DF
+  f[22] = s.ttl;
+  f[23] = s.protocol;
+  std::copy(s.saddr.b.begin(), s.saddr.b.end(), f.begin() + 26);
+  std::copy(s.daddr.b.begin(), s.daddr.b.end(), f.begin() + 30);
+  put16(f, 24, ref_checksum(std::vector<uint8_t>(f.begin() + 14, f.begin() + 34)));
+  const size_t l4 = 34;
+  put16(f, l4, s.sport);
+  put16(f, l4 + 2, s.dport);
+  if (s.protocol == kProtoTcp) {
+    put16(f, l4 + 4, 0x0102);
+    f[l4 + 12] = 0x50;
+    f[l4 + 13] = s.flags;
+    put16(f, l4 + 14, 65535);
+  } else {
+    put16(f, l4 + 4, uint16_t(l4len));
+  }
+  std::copy(s.payload.begin(), s.payload.end(), f.begin() + long(l4 + l4h));
+  std::vector<uint8_t> pseudo;
+  pseudo.insert(pseudo.end(), s.saddr.b.begin(), s.saddr.b.end());
+  pseudo.insert(pseudo.end(), s.daddr.b.begin(), s.daddr.b.end());
+  pseudo.push_back(0);
+  pseudo.push_back(s.protocol);
+  pseudo.push_back(uint8_t(l4len >> 8));
+  pseudo.push_back(uint8_t(l4len));
+  pseudo.insert(pseudo.end(), f.begin() + long(l4), f.end());
+  uint16_t c = ref_checksum(pseudo);
+  if (s.protocol == kProtoUdp && c == 0) c = 0xffff;
+  put16(f, l4 + (s.protocol == kProtoTcp ? 16 : 6), c);
+  return f;
+}
+
+inline std::vector<uint8_t> make_arp_request(MacAddr sha, Ipv4 spa, Ipv4 tpa) {
+  std::vector<uint8_t> f(42, 0);
+  for (int i = 0; i < 6; ++i) f[size_t(i)] = 0xff;
+  std::copy(sha.b.begin(), sha.b.end(), f.begin() + 6);
+  put16(f, 12, kEtherTypeArp);
+  put16(f, 14, 1);
+  put16(f, 16, kEtherTypeIpv4);
+  f[18] = 6;
+  f[19] = 4;
+  put16(f, 20, 1);
+  std::copy(sha.b.begin(), sha.b.end(), f.begin() + 22);
+  std::copy(spa.b.begin(), spa.b.end(), f.begin() + 28);
+  std::copy(tpa.b.begin(), tpa.b.end(), f.begin() + 38);
+  return f;
+}
+
+}  // namespace lbd::test

@@ -1,0 +1,235 @@
+// The packet path on crafted frames with an injected clock: scheduling on SYN only, the
+// exact bytes sent, IPVS's counters, quiesce, deletion, expiry, ARP and every drop reason.
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "forwarding/checksum.hpp"
+#include "frames.hpp"
+#include "lb/data_path.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+
+const ServiceKey kSvc{kProtoTcp, ip("198.18.0.100"), 80};
+constexpr int kIf = 7;
+
+struct Fixture {
+  ServiceTable services;
+  ConnTable conns{1024, 99};
+  Timeouts timeouts;
+  DataPath dp{services, conns, timeouts};
+
+  explicit Fixture(const char* scheduler = "rr", int nreals = 3) {
+    REQUIRE(services.add_service(kSvc, {scheduler}).is_ok());
+    for (int i = 1; i <= nreals; ++i) add_real(i);
+    dp.set_interfaces({{kIf, mac(0xd1)}});
+  }
+  void add_real(int i, int weight = 1) {
+    const auto addr = Be32::from_host(0xc612000au + uint32_t(i));  // 198.18.0.10+i
+    REQUIRE(services.add_real(kSvc, {addr, 80, FwdMethod::kRoute, weight}).is_ok());
+    Real& r = real_at(addr);
+    r.hop = NextHop{kIf, mac(0xd1), mac(uint8_t(0xa0 + i)), 1500, true};
+  }
+  Real& real_at(Ipv4 addr) {
+    for (uint32_t id : services.find(kSvc)->reals)
+      if (services.real(id).addr == addr) return services.real(id);
+    throw std::runtime_error("no real");
+  }
+  // Sends a frame; returns the real index (MAC's last byte - 0xa0) it went to, or 0.
+  int send(std::vector<uint8_t> f, uint64_t now_ms = 1000) {
+    const Verdict v = dp.process(f, kIf, now_ms);
+    if (!v.transmit) return 0;
+    CHECK(v.ifindex == kIf);
+    return f[5] - 0xa0;
+  }
+  uint64_t drops(DropReason r) const { return dp.counters().drops[size_t(r)]; }
+};
+
+FrameSpec tcp(uint16_t sport, uint8_t flags) {
+  FrameSpec s;
+  s.sport = sport;
+  s.flags = flags;
+  s.dst = mac(0xd1);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a SYN is scheduled and sent to the real's MAC, all other bytes unchanged") {
+  Fixture fx;
+  auto in = make_frame(tcp(40000, tcp_flag::kSyn));
+  auto frame = in;
+  const Verdict v = fx.dp.process(frame, kIf, 1000);
+  REQUIRE(v.transmit);
+  FrameSpec out = tcp(40000, tcp_flag::kSyn);
+  out.src = mac(0xd1);
+  out.dst = mac(0xa3);  // rr: newest real first
+  CHECK(frame == make_frame(out));
+  Real& r = fx.real_at(ip("198.18.0.13"));
+  CHECK(r.dest.active_conns == 1);
+  CHECK(r.stats.conns == 1);
+  CHECK(r.stats.inpkts == 1);
+  CHECK(r.stats.inbytes == 40);
+  CHECK(fx.services.find(kSvc)->stats.inbytes == 40);
+}
+
+TEST_CASE("later segments of a connection follow it; rr spreads new ones evenly") {
+  Fixture fx;
+  std::map<int, int> count;
+  for (uint16_t port = 1000; port < 1030; ++port) {
+    const int r = fx.send(make_frame(tcp(port, tcp_flag::kSyn)));
+    ++count[r];
+    CHECK(fx.send(make_frame(tcp(port, tcp_flag::kAck))) == r);
+    CHECK(fx.send(make_frame(tcp(port, tcp_flag::kAck | tcp_flag::kPsh))) == r);
+  }
+  CHECK(count == std::map<int, int>{{1, 10}, {2, 10}, {3, 10}});
+}
+
+TEST_CASE("only a SYN creates a connection; RST or data without one is dropped") {
+  Fixture fx;
+  CHECK(fx.send(make_frame(tcp(1, tcp_flag::kAck))) == 0);
+  CHECK(fx.send(make_frame(tcp(2, tcp_flag::kSyn | tcp_flag::kRst))) == 0);
+  CHECK(fx.drops(DropReason::kNotSyn) == 2);
+  CHECK(fx.conns.size() == 0);
+}
+
+TEST_CASE("traffic for no service is dropped and counted") {
+  Fixture fx;
+  auto s = tcp(1, tcp_flag::kSyn);
+  s.dport = 81;
+  CHECK(fx.send(make_frame(s)) == 0);
+  CHECK(fx.drops(DropReason::kNoService) == 1);
+}
+
+TEST_CASE("malformed frames are dropped with their reason and never forwarded") {
+  Fixture fx;
+  auto f = make_frame(tcp(1, tcp_flag::kSyn));
+  f[14] = 0x44;
+  CHECK(fx.send(f) == 0);
+  CHECK(fx.drops(DropReason::kBadIhl) == 1);
+  CHECK(fx.dp.counters().tx_frames == 0);
+}
+
+TEST_CASE("ActiveConn/InActConn follow IPVS through a connection's life") {
+  Fixture fx("rr", 1);
+  Real& r = fx.real_at(ip("198.18.0.11"));
+  fx.send(make_frame(tcp(5, tcp_flag::kSyn)));
+  CHECK((r.dest.active_conns == 1 && r.dest.inactive_conns == 0));
+  fx.send(make_frame(tcp(5, tcp_flag::kAck)));
+  CHECK(r.dest.active_conns == 1);
+  fx.send(make_frame(tcp(5, tcp_flag::kFin | tcp_flag::kAck)));
+  CHECK((r.dest.active_conns == 0 && r.dest.inactive_conns == 1));
+}
+
+TEST_CASE("UDP connections count as inactive and expire after the UDP timeout") {
+  Fixture fx("rr", 1);
+  REQUIRE(fx.services.add_service({kProtoUdp, ip("198.18.0.100"), 53}, {"rr"}).is_ok());
+  REQUIRE(fx.services.add_real({kProtoUdp, ip("198.18.0.100"), 53},
+                               {ip("198.18.0.11"), 53, FwdMethod::kRoute, 1}).is_ok());
+  Real& r = fx.services.real(fx.services.find({kProtoUdp, ip("198.18.0.100"), 53})->reals[0]);
+  r.hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true};
+  FrameSpec s;
+  s.protocol = kProtoUdp;
+  s.dport = 53;
+  s.dst = mac(0xd1);
+  s.payload = "query";
+  CHECK(fx.send(make_frame(s), 0) == 1);
+  CHECK((r.dest.inactive_conns == 1 && r.dest.active_conns == 0));
+  CHECK(fx.dp.expire(299'000, 100) == 0);
+  CHECK(fx.dp.expire(300'000, 100) == 1);
+  CHECK(r.dest.inactive_conns == 0);
+}
+
+TEST_CASE("connections expire on the injected clock per their state's timeout") {
+  Fixture fx("rr", 1);
+  Real& r = fx.real_at(ip("198.18.0.11"));
+  fx.send(make_frame(tcp(9, tcp_flag::kSyn)), 0);  // SYN_RECV: 60 s
+  CHECK(fx.dp.expire(59'999, 100) == 0);
+  fx.send(make_frame(tcp(9, tcp_flag::kAck)), 30'000);  // ESTABLISHED: 900 s from 30 s
+  CHECK(fx.dp.expire(60'000, 100) == 0);
+  CHECK(fx.dp.expire(929'000, 100) == 0);
+  CHECK(r.dest.active_conns == 1);
+  CHECK(fx.dp.expire(930'000, 100) == 1);
+  CHECK(r.dest.active_conns == 0);
+  CHECK(fx.conns.size() == 0);
+}
+
+TEST_CASE("weight 0 quiesces: no new connections, existing ones continue") {
+  Fixture fx("rr", 2);
+  const int first = fx.send(make_frame(tcp(100, tcp_flag::kSyn)));
+  REQUIRE(first == 2);
+  REQUIRE(fx.services.edit_real(kSvc, {ip("198.18.0.12"), 80, FwdMethod::kRoute, 0}).is_ok());
+  for (uint16_t p = 200; p < 206; ++p) CHECK(fx.send(make_frame(tcp(p, tcp_flag::kSyn))) == 1);
+  CHECK(fx.send(make_frame(tcp(100, tcp_flag::kAck))) == 2);
+}
+
+TEST_CASE("a deleted real's connections are dropped; new ones go elsewhere") {
+  Fixture fx("rr", 2);
+  REQUIRE(fx.send(make_frame(tcp(100, tcp_flag::kSyn))) == 2);
+  REQUIRE(fx.services.delete_real(kSvc, ip("198.18.0.12"), 80).is_ok());
+  CHECK(fx.send(make_frame(tcp(100, tcp_flag::kAck))) == 0);
+  CHECK(fx.drops(DropReason::kRealUnavailable) == 1);
+  CHECK(fx.send(make_frame(tcp(101, tcp_flag::kSyn))) == 1);
+}
+
+TEST_CASE("no schedulable real: dropped and counted") {
+  Fixture fx("wlc", 1);
+  REQUIRE(fx.services.edit_real(kSvc, {ip("198.18.0.11"), 80, FwdMethod::kRoute, 0}).is_ok());
+  CHECK(fx.send(make_frame(tcp(1, tcp_flag::kSyn))) == 0);
+  CHECK(fx.drops(DropReason::kNoRealServer) == 1);
+}
+
+TEST_CASE("an unresolved next hop drops the frame and asks for resolution") {
+  Fixture fx("rr", 1);
+  Real& r = fx.real_at(ip("198.18.0.11"));
+  r.hop.resolved = false;
+  CHECK(fx.send(make_frame(tcp(1, tcp_flag::kSyn))) == 0);
+  CHECK(fx.drops(DropReason::kNextHopUnresolved) == 1);
+  CHECK(fx.dp.unresolved_reals() == std::vector<uint32_t>{r.id});
+}
+
+TEST_CASE("a full connection table refuses new connections") {
+  ServiceTable services;
+  ConnTable conns{2, 1};
+  Timeouts timeouts;
+  DataPath dp{services, conns, timeouts};
+  REQUIRE(services.add_service(kSvc, {"rr"}).is_ok());
+  REQUIRE(services.add_real(kSvc, {ip("198.18.0.11"), 80, FwdMethod::kRoute, 1}).is_ok());
+  services.real(services.find(kSvc)->reals[0]).hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true};
+  for (uint16_t p = 1; p <= 3; ++p) {
+    auto f = make_frame(tcp(p, tcp_flag::kSyn));
+    dp.process(f, kIf, 0);
+  }
+  CHECK(dp.counters().drops[size_t(DropReason::kConnTableFull)] == 1);
+  CHECK(conns.size() == 2);
+}
+
+TEST_CASE("an ARP request for a VIP is answered on the interface it came in on") {
+  Fixture fx;
+  auto f = make_arp_request(mac(9), ip("198.18.0.1"), ip("198.18.0.100"));
+  const Verdict v = fx.dp.process(f, kIf, 0);
+  REQUIRE(v.transmit);
+  CHECK(v.ifindex == kIf);
+  CHECK(f[21] == 2);  // ARP reply
+  auto other = make_arp_request(mac(9), ip("198.18.0.1"), ip("198.18.0.99"));
+  CHECK_FALSE(fx.dp.process(other, kIf, 0).transmit);
+}
+
+TEST_CASE("a partial (offloaded) checksum is completed before the frame leaves") {
+  Fixture fx("rr", 1);
+  auto s = tcp(77, tcp_flag::kSyn);
+  s.payload = "hello";
+  auto good = make_frame(s);
+  auto partial = good;
+  ParsedPacket p;
+  DropReason why{};
+  REQUIRE(parse_frame(partial, p, why));
+  const uint16_t pseudo = csum::fold(csum::pseudo_header(p.saddr, p.daddr, kProtoTcp, 25));
+  put16(partial, 34 + 16, pseudo);
+  REQUIRE(fx.dp.process(partial, kIf, 0).transmit);
+  CHECK(std::equal(partial.begin() + 14, partial.end(), good.begin() + 14));
+  CHECK(fx.dp.counters().checksums_completed == 1);
+}

@@ -1,0 +1,144 @@
+// lbadm's parser: ipvsadm's defaults, its legality matrix, messages and exit codes, and the
+// canonical form that round-trips through the control socket and -S/-R.
+#include <catch2/catch.hpp>
+
+#include "frames.hpp"
+#include "lb/commands.hpp"
+#include "lb/ipvsadm_cli.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+std::variant<CliCommand, CliError> parse(const std::string& line) {
+  return parse_command(split_line(line), "ipvsadm");
+}
+CliCommand ok(const std::string& line) {
+  auto r = parse(line);
+  if (auto* e = std::get_if<CliError>(&r)) FAIL("unexpected error: " << e->message);
+  return std::get<CliCommand>(r);
+}
+CliError err(const std::string& line) {
+  auto r = parse(line);
+  REQUIRE(std::holds_alternative<CliError>(r));
+  return std::get<CliError>(r);
+}
+}  // namespace
+
+TEST_CASE("defaults: wlc scheduler, DR, weight 1, real port = service port") {
+  auto a = ok("-A -t 198.18.0.100:80");
+  CHECK(a.cmd == Command::kAddService);
+  CHECK(a.svc_options.scheduler == "wlc");
+  CHECK(a.service == ServiceKey{kProtoTcp, ip("198.18.0.100"), 80});
+  auto r = ok("-a -t 198.18.0.100:80 -r 198.18.0.11");
+  CHECK(r.real.fwd == FwdMethod::kRoute);
+  CHECK(r.real.weight == 1);
+  CHECK(r.real.port == 80);
+}
+
+TEST_CASE("DR and TUN reals take the service port; NAT keeps its own") {
+  CHECK(ok("-a -t 198.18.0.100:80 -r 198.18.0.11:8080 -g").real.port == 80);
+  CHECK(ok("-a -t 198.18.0.100:80 -r 198.18.0.11:8080 -m").real.port == 8080);
+}
+
+TEST_CASE("bundled short options and --long=value forms") {
+  auto l = ok("-Ln");
+  CHECK(l.cmd == Command::kList);
+  CHECK(l.has(kOptNumeric));
+  auto a = ok("-at 198.18.0.100:80 -r 198.18.0.11 -w3");
+  CHECK(a.real.weight == 3);
+  CHECK(ok("-A -u 198.18.0.100:53 --scheduler=rr").svc_options.scheduler == "rr");
+  CHECK(ok("-A -t 198.18.0.100:http").service.port == 80);
+}
+
+TEST_CASE("ipvsadm's messages and exit codes for bad input") {
+  struct Case {
+    const char* line;
+    int code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"-A", 2, "You need to supply the 'service-address' option for the 'add-service' command"},
+      {"-a -t 198.18.0.100:80", 2, "You need to supply the 'real-server' option for the 'add-server' command"},
+      {"-A -t 198.18.0.100:80 -w 2", 2, "Illegal 'weight' option with the 'add-service' command"},
+      {"-L -c -t 198.18.0.100:80", 2, "The option 'service-address' conflicts with the 'connection' option in the 'list' command"},
+      {"-L --timeout --daemon", 2, "The option 'daemon' conflicts with the 'timeout' option in the 'list' command"},
+      {"-L -c --stats", 2, "options conflicts in the list command"},
+      {"-A -t 198.18.0.100:80 -D -t 198.18.0.100:80", 2, "multiple commands specified"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11 -g -m", 2, "multiple 'forwarding-method' options specified"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11 -w 70000", 2, "illegal weight specified"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11 -w x", 2, "illegal weight specified"},
+      {"-A -t 198.18.0.300:80", 2, "illegal virtual server address[:port] specified"},
+      {"-A -t 80", 2, "illegal virtual server address[:port] specified"},
+      {"-a -t 198.18.0.100:80 -r nosuchhost!", 2, "illegal real server address[:port] specified"},
+      {"-A -t 198.18.0.100", 2, "Zero port specified for non-persistent service"},
+      {"-A -t 198.18.0.100:80 -o", 2, "One-Packet Scheduling is only for UDP virtual services"},
+      {"--set 1 2", 2, "--set option requires 3 timeout values"},
+      {"--set 1 2 x", 2, "invalid timeout value `x' specified"},
+      {"-C extra", 2, "unexpected argument extra"},
+      {"--start-daemon foo", 2, "illegal start-daemon parameter specified"},
+      {"-S -c", 2, "Illegal 'connection' option with the 'save' command"},
+      {"-A -t 198.18.0.100:80 --foo", 255, "--foo: unknown option"},
+      {"-A -t", 255, "-t: missing argument"},
+      {"-n", 255, "Try `ipvsadm -h' or 'ipvsadm --help' for more information."},
+      {"-f 0 -A", 2, "invalid fwmark value `0' specified"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.line);
+    const CliError e = err(c.line);
+    CHECK(e.exit_code == c.code);
+    CHECK(e.message == c.message);
+  }
+}
+
+TEST_CASE("no arguments lists, like ipvsadm alone") {
+  auto r = parse_command({}, "ipvsadm");
+  REQUIRE(std::holds_alternative<CliCommand>(r));
+  CHECK(std::get<CliCommand>(r).cmd == Command::kList);
+}
+
+TEST_CASE("-h and -v act at once") {
+  CHECK(ok("-h").cmd == Command::kHelp);
+  CHECK(ok("-A -v").cmd == Command::kVersion);
+  CHECK(usage_text("ipvsadm").find("  ipvsadm -L|l [virtual-service] [options]\n") != std::string::npos);
+}
+
+TEST_CASE("the canonical form reads back to the same command") {
+  for (const char* line : {"-A -t 198.18.0.100:80 -s rr", "-E -u 198.18.0.100:53 -s wlc",
+                           "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3",
+                           "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 0",
+                           "-d -t 198.18.0.100:80 -r 198.18.0.11:80", "-D -t 198.18.0.100:80",
+                           "-C", "-Z", "--set 10 20 30"}) {
+    INFO(line);
+    const auto c = ok(line);
+    CHECK(join_args(canonical_args(c)) == line);
+    CHECK(join_args(canonical_args(ok(join_args(canonical_args(c))))) == line);
+  }
+}
+
+TEST_CASE("rules streams: ipvsadm tokens dropped, comments and blanks skipped, line numbers") {
+  std::vector<CliCommand> rules;
+  REQUIRE(parse_rules("# saved\n\nipvsadm -A -t 198.18.0.100:80 -s rr\n"
+                      "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n", rules).is_ok());
+  REQUIRE(rules.size() == 2);
+  CHECK(rules[1].line == 4);
+  Status s = parse_rules("-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.0.11 -w 99999\n", rules);
+  CHECK_FALSE(s.is_ok());
+  CHECK(s.message() == "line 2: illegal weight specified");
+  s = parse_rules("-A -t 198.18.0.100:80 -p 60\n", rules);
+  CHECK(s.message() == "line 1: persistence (-p) is not supported by lbd yet");
+}
+
+TEST_CASE("applying rules is all or nothing") {
+  ServiceTable t;
+  Timeouts to;
+  std::vector<CliCommand> rules;
+  REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11\n", rules).is_ok());
+  REQUIRE(apply_rules_atomically(rules, t, to).is_ok());
+  REQUIRE(parse_rules("-A -t 198.18.0.100:81\n-a -t 198.18.0.100:80 -r 198.18.0.11\n", rules).is_ok());
+  const Status s = apply_rules_atomically(rules, t, to);
+  CHECK_FALSE(s.is_ok());
+  CHECK(s.message().rfind("line 2:", 0) == 0);
+  CHECK(t.find({kProtoTcp, ip("198.18.0.100"), 81}) == nullptr);  // line 1 did not apply
+  CHECK(t.find({kProtoTcp, ip("198.18.0.100"), 80})->reals.size() == 1);
+}

@@ -1,0 +1,120 @@
+// Listings byte for byte against ipvsadm's printf formats (expected texts written from
+// ipvsadm.c's formats, not captured from lbadm).
+#include <catch2/catch.hpp>
+
+#include "frames.hpp"
+#include "lb/listing.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+CliCommand cmd(const std::string& line) {
+  auto r = parse_command(split_line(line), "ipvsadm");
+  REQUIRE(std::holds_alternative<CliCommand>(r));
+  return std::get<CliCommand>(r);
+}
+std::string render(const std::string& line, const Dump& d, const NameResolver& names = {}) {
+  std::string error;
+  auto out = render_listing(cmd(line), d, names, error);
+  REQUIRE(out);
+  return *out;
+}
+Dump sample() {
+  Dump d;
+  d.table_size = 4096;
+  DumpService tcp{{kProtoTcp, ip("198.18.0.100"), 80}, "wlc", {105116, 827026, 774414, 55260589, 151457957}, {}};
+  tcp.reals.push_back({ip("198.18.0.12"), 80, FwdMethod::kRoute, 2, 0, 0, {}});
+  tcp.reals.push_back({ip("198.18.0.11"), 80, FwdMethod::kRoute, 1, 3, 12,
+                       {92972, 729968, 711766, 49472933, 1047000000}});
+  DumpService udp{{kProtoUdp, ip("198.18.0.100"), 53}, "rr", {}, {}};
+  udp.reals.push_back({ip("198.18.0.13"), 53, FwdMethod::kRoute, 0, 0, 5, {}});
+  d.services = {udp, tcp};  // sorted on output: TCP before UDP
+  d.conns.push_back({kProtoTcp, ip("198.18.0.5"), ip("198.18.0.100"), ip("198.18.0.11"), 51234, 80, 80, "ESTABLISHED", 897});
+  d.conns.push_back({kProtoUdp, ip("198.18.0.5"), ip("198.18.0.100"), ip("198.18.0.13"), 40000, 53, 53, "UDP", 287});
+  return d;
+}
+}  // namespace
+
+TEST_CASE("-L -n is ipvsadm's default listing, sorted, with its padding") {
+  CHECK(render("-L -n", sample()) ==
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  198.18.0.100:80 wlc\n"
+        "  -> 198.18.0.11:80               Route   1      3          12        \n"
+        "  -> 198.18.0.12:80               Route   2      0          0         \n"
+        "UDP  198.18.0.100:53 rr\n"
+        "  -> 198.18.0.13:53               Route   0      0          5         \n");
+}
+
+TEST_CASE("-L -n -t lists one service without the version line; unknown → No such service") {
+  CHECK(render("-L -n -u 198.18.0.100:53", sample()) ==
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "UDP  198.18.0.100:53 rr\n"
+        "  -> 198.18.0.13:53               Route   0      0          5         \n");
+  std::string error;
+  CHECK_FALSE(render_listing(cmd("-L -n -t 198.18.0.100:54"), sample(), {}, error));
+  CHECK(error == "No such service");
+}
+
+TEST_CASE("--nosort keeps list order") {
+  const std::string out = render("-L -n --nosort", sample());
+  CHECK(out.find("UDP") < out.find("TCP"));
+  CHECK(out.find("198.18.0.12:80") < out.find("198.18.0.11:80"));
+}
+
+TEST_CASE("-L -n -c lists connections in ipvsadm's columns") {
+  CHECK(render("-L -n -c", sample()) ==
+        "IPVS connection entries\n"
+        "pro expire state       source             virtual            destination\n"
+        "TCP 14:57  ESTABLISHED 198.18.0.5:51234   198.18.0.100:80    198.18.0.11:80\n"
+        "UDP 04:47  UDP         198.18.0.5:40000   198.18.0.100:53    198.18.0.13:53\n");
+}
+
+TEST_CASE("--stats uses print_largenum's K/M/G/T; -X prints exact numbers") {
+  CHECK(render("-L -n --stats", sample()) ==
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
+        "  -> RemoteAddress:Port\n"
+        "TCP  198.18.0.100:80                105116   827026   774414 55260589  151457K\n"
+        "  -> 198.18.0.11:80                  92972   729968   711766 49472933    1047M\n"
+        "  -> 198.18.0.12:80                      0        0        0        0        0\n"
+        "UDP  198.18.0.100:53                     0        0        0        0        0\n"
+        "  -> 198.18.0.13:53                      0        0        0        0        0\n");
+  const std::string exact = render("-L -n --stats -X", sample());
+  CHECK(exact.find(" 151457957\n") != std::string::npos);
+  CHECK(exact.find(" 1047000000\n") != std::string::npos);
+}
+
+TEST_CASE("-S -n prints restorable rules, sorted") {
+  CHECK(render("-S -n", sample()) ==
+        "-A -t 198.18.0.100:80 -s wlc\n"
+        "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"
+        "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 2\n"
+        "-A -u 198.18.0.100:53 -s rr\n"
+        "-a -u 198.18.0.100:53 -r 198.18.0.13:53 -g -w 0\n");
+}
+
+TEST_CASE("--timeout prints the three timeouts") {
+  CHECK(render("-L --timeout", sample()) == "Timeout (tcp tcpfin udp): 900 120 300\n");
+}
+
+TEST_CASE("without -n, names come from the resolver; service names are truncated to 33") {
+  NameResolver names;
+  names.host = [](Ipv4 a) { return a == ip("198.18.0.100") ? std::string("a-very-long-virtual-host-name.example") : std::string(); };
+  names.service = [](uint16_t p, const char*) { return p == 80 ? std::string("http") : std::string(); };
+  const std::string out = render("-L", sample(), names);
+  CHECK(out.find("TCP  a-very-long-virtual-host-nam wlc\n") != std::string::npos);
+  CHECK(out.find("  -> 198.18.0.11:http             Route") != std::string::npos);
+}
+
+TEST_CASE("address sorting reproduces libipvs's signed-difference quirk") {
+  Dump d;
+  d.table_size = 4096;
+  for (const char* a : {"10.0.0.1", "192.168.0.1"})
+    d.services.push_back({{kProtoTcp, ip(a), 80}, "rr", {}, {}});
+  const std::string out = render("-L -n", d);
+  CHECK(out.find("192.168.0.1") < out.find("10.0.0.1"));  // 10.x sorts after 192.168.x
+}

@@ -1,0 +1,82 @@
+// The control API: IPVS's errors for every refusal, nothing changed by a refusal, list order,
+// and reals outliving their deletion while connections refer to them.
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+
+#include "frames.hpp"
+#include "lb/service_table.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+const ServiceKey kSvc{kProtoTcp, ip("198.18.0.100"), 80};
+RealSpec real(const char* a, int32_t w = 1) { return RealSpec{ip(a), 80, FwdMethod::kRoute, w}; }
+std::vector<std::string> reals_of(ServiceTable& t) {
+  std::vector<std::string> v;
+  for (uint32_t id : t.find(kSvc)->reals) v.push_back(to_string(t.real(id).addr));
+  return v;
+}
+}  // namespace
+
+TEST_CASE("services and reals are refused with IPVS's errno and nothing changes") {
+  ServiceTable t;
+  const auto g0 = t.generation();
+  CHECK(t.add_service(kSvc, {"nosuch"}).code() == ENOENT);
+  CHECK(t.find(kSvc) == nullptr);
+  CHECK(t.generation() == g0);
+  REQUIRE(t.add_service(kSvc, {"rr"}).is_ok());
+  CHECK(t.add_service(kSvc, {"wlc"}).code() == EEXIST);
+  CHECK(t.find(kSvc)->options.scheduler == "rr");
+  const ServiceKey other{kProtoUdp, ip("198.18.0.100"), 80};
+  CHECK(t.edit_service(other, {"rr"}).code() == ESRCH);
+  CHECK(t.delete_service(other).code() == ESRCH);
+  CHECK(t.add_real(other, real("198.18.0.11")).code() == ESRCH);
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11")).is_ok());
+  CHECK(t.add_real(kSvc, real("198.18.0.11", 5)).code() == EEXIST);
+  CHECK(t.edit_real(kSvc, real("198.18.0.12")).code() == ENOENT);
+  CHECK(t.delete_real(kSvc, ip("198.18.0.12"), 80).code() == ENOENT);
+  CHECK(t.edit_service(kSvc, {"nosuch"}).code() == ENOENT);
+  CHECK(t.find(kSvc)->options.scheduler == "rr");
+  CHECK(reals_of(t) == std::vector<std::string>{"198.18.0.11"});
+}
+
+TEST_CASE("new reals go to the head of the list, as in IPVS") {
+  ServiceTable t;
+  REQUIRE(t.add_service(kSvc, {}).is_ok());
+  for (auto a : {"198.18.0.11", "198.18.0.12", "198.18.0.13"}) REQUIRE(t.add_real(kSvc, real(a)).is_ok());
+  CHECK(reals_of(t) == std::vector<std::string>{"198.18.0.13", "198.18.0.12", "198.18.0.11"});
+  REQUIRE(t.delete_real(kSvc, ip("198.18.0.12"), 80).is_ok());
+  CHECK(reals_of(t) == std::vector<std::string>{"198.18.0.13", "198.18.0.11"});
+}
+
+TEST_CASE("a deleted real stays allocated while connections refer to it") {
+  ServiceTable t;
+  REQUIRE(t.add_service(kSvc, {}).is_ok());
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11")).is_ok());
+  Real& r = t.real(t.find(kSvc)->reals[0]);
+  const uint32_t id = r.id;
+  t.bind_conn(r, false);
+  REQUIRE(t.delete_real(kSvc, ip("198.18.0.11"), 80).is_ok());
+  CHECK(t.real(id).in_use);
+  CHECK(t.real(id).deleted);
+  CHECK(t.real(id).dest.active_conns == 1);
+  // A new real does not reuse the slot while it is referenced.
+  REQUIRE(t.add_real(kSvc, real("198.18.0.12")).is_ok());
+  CHECK(t.find(kSvc)->reals[0] != id);
+  t.unbind_conn(t.real(id), false);
+  CHECK_FALSE(t.real(id).in_use);
+}
+
+TEST_CASE("flush removes every service; zero clears counters") {
+  ServiceTable t;
+  REQUIRE(t.add_service(kSvc, {}).is_ok());
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11")).is_ok());
+  t.find(kSvc)->stats.inpkts = 5;
+  CHECK(t.zero(kSvc).is_ok());
+  CHECK(t.find(kSvc)->stats.inpkts == 0);
+  t.flush();
+  CHECK(t.find(kSvc) == nullptr);
+  CHECK(t.zero(kSvc).code() == ESRCH);
+}

@@ -1,0 +1,69 @@
+// A service's real list as the service table keeps it (newest first), driving a scheduler
+// through IPVS's add/delete/edit hooks, for exact pick-sequence tests.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "scheduler/scheduler.hpp"
+
+namespace lbd::test {
+
+struct SchedHarness {
+  std::unique_ptr<sched::Scheduler> s;
+  std::vector<std::unique_ptr<sched::DestView>> storage;
+  std::vector<const sched::DestView*> views;  // list order
+  std::vector<std::string> names;             // parallel to views
+
+  explicit SchedHarness(const char* name) : s(sched::make_scheduler(name)) {}
+
+  sched::DestView& add(const std::string& name, int weight) {  // at the head, like IPVS
+    storage.push_back(std::make_unique<sched::DestView>());
+    storage.back()->weight = weight;
+    views.insert(views.begin(), storage.back().get());
+    names.insert(names.begin(), name);
+    s->real_added(views, 0);
+    return *storage.back();
+  }
+  void remove(const std::string& name) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != name) continue;
+      const auto* gone = views[i];
+      views.erase(views.begin() + long(i));
+      names.erase(names.begin() + long(i));
+      s->real_removed(views, gone, i);
+      return;
+    }
+  }
+  void edit(const std::string& name, int weight) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != name) continue;
+      const_cast<sched::DestView*>(views[i])->weight = weight;
+      s->real_edited(views, i);
+    }
+  }
+  sched::DestView& view(const std::string& name) {
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return *const_cast<sched::DestView*>(views[i]);
+    throw std::runtime_error("no such real " + name);
+  }
+  // The next n picks as names ("-" when none); `open` = each pick opens an active connection.
+  std::string picks(int n, bool open = false) {
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+      auto idx = s->pick({}, views);
+      if (!out.empty()) out += ' ';
+      if (!idx) {
+        out += '-';
+        continue;
+      }
+      out += names[*idx];
+      if (open) ++const_cast<sched::DestView*>(views[*idx])->active_conns;
+    }
+    return out;
+  }
+};
+
+}  // namespace lbd::test
