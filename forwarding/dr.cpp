@@ -4,11 +4,12 @@
 namespace lbd {
 
 RewriteStatus rewrite_dr(std::span<uint8_t> frame, const ParsedPacket& p, const NextHop& hop) {
-  if (p.ip_len > hop.mtu) return RewriteStatus::kFrameTooBig;
+  const bool too_big = p.ip_len > hop.mtu;
+  if (too_big && p.protocol != kProtoTcp) return RewriteStatus::kFrameTooBig;
   auto* eth = reinterpret_cast<EthHdr*>(frame.data());
   eth->dst = hop.dst;
   eth->src = hop.src;
-  return RewriteStatus::kOk;
+  return too_big ? RewriteStatus::kNeedsSegmentation : RewriteStatus::kOk;
 }
 
 }  // namespace lbd

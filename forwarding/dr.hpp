@@ -9,10 +9,12 @@
 
 namespace lbd {
 
-enum class RewriteStatus { kOk, kFrameTooBig };
+enum class RewriteStatus { kOk, kNeedsSegmentation, kFrameTooBig };
 
 // Rewrites destination MAC → hop.dst and source MAC → hop.src, in place. An IP datagram
-// larger than the egress MTU (a GRO/GSO super-frame) is refused: it cannot be sent as is.
+// larger than the egress MTU (a GSO super-frame from a local sender) cannot be sent as is:
+// a TCP one is rewritten and reported kNeedsSegmentation (see segment.hpp), anything else
+// is refused untouched with kFrameTooBig.
 RewriteStatus rewrite_dr(std::span<uint8_t> frame, const ParsedPacket& p, const NextHop& hop);
 
 }  // namespace lbd

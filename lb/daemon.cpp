@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "forwarding/netlink_neighbours.hpp"
+#include "forwarding/segment.hpp"
 #include "lb/box_guard.hpp"
 #include "lb/capture.hpp"
 #include "lb/commands.hpp"
@@ -66,6 +67,7 @@ class Daemon {
   void configuration_changed();
   void resolve_next_hops(bool refresh);
   void on_frames(Capture& cap);
+  void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
   Dump make_dump(bool with_conns);
   std::string counters_text();
   Injector* injector_for(int ifindex) {
@@ -87,6 +89,7 @@ class Daemon {
   uint64_t applied_generation_ = 0;
   uint64_t now_ms_ = 0;
   uint64_t inject_failures_ = 0;
+  std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
 };
 
 struct DispatchCtx {
@@ -124,9 +127,11 @@ Dump Daemon::make_dump(bool with_conns) {
 std::string Daemon::counters_text() {
   const auto& c = dp_->counters();
   std::string s = fmt::format(
-      "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\nconns_created {}\n"
-      "conns_expired {}\nconns_current {}\ninject_failures {}\n",
-      c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.conns_created,
+      "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
+      "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_current {}\n"
+      "inject_failures {}\n",
+      c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
+      c.conns_created,
       c.conns_expired, conns_->size(), inject_failures_);
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
@@ -230,27 +235,48 @@ void Daemon::resolve_next_hops(bool refresh) {
   });
 }
 
+void Daemon::send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place) {
+  Injector* out = injector_for(v.ifindex);
+  if (!out) return;
+  if (v.segment_mtu) {
+    ParsedPacket p;
+    DropReason why{};
+    if (!parse_frame({frame, len}, p, why)) return;
+    for (size_t i = 0;; ++i) {
+      const size_t n = tcp_segment_one({frame, len}, p, v.segment_mtu, i, out->next_buffer());
+      if (!n) break;
+      out->commit(n);
+    }
+    return;
+  }
+  if (out == in_place) {
+    out->commit(len);  // processed where it will be sent from: no copy
+  } else {
+    std::memcpy(out->next_buffer(), frame, len);
+    out->commit(len);
+  }
+}
+
 void Daemon::on_frames(Capture& cap) {
   DispatchCtx ctx{this, &cap};
   auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     auto* c = reinterpret_cast<DispatchCtx*>(user);
     Daemon* d = c->self;
-    if (h->caplen != h->len || h->caplen > Injector::kFrameMax) {
-      // A super-frame (GRO/GSO) or a truncated capture: it cannot be forwarded as is.
-      d->dp_->count_drop(DropReason::kFrameTooBig);
+    if (h->caplen != h->len || h->caplen > d->scratch_.size()) {
+      d->dp_->count_drop(DropReason::kFrameTooBig);  // truncated by the capture
       return;
     }
-    Injector* in = d->injector_for(c->cap->ifindex());
-    uint8_t* buf = in->next_buffer();
+    const int ifindex = c->cap->ifindex();
+    Injector* in = d->injector_for(ifindex);
+    // Frames that fit the interface are processed in the buffer they will most likely be
+    // sent from (DR is usually one-armed); super-frames in a scratch buffer, since their
+    // segments are written into the injector's buffers.
+    const bool fits = h->caplen <= size_t(c->cap->mtu()) + sizeof(EthHdr) &&
+                      h->caplen <= Injector::kFrameMax;
+    uint8_t* buf = fits ? in->next_buffer() : d->scratch_.data();
     std::memcpy(buf, bytes, h->caplen);
-    const Verdict v = d->dp_->process({buf, h->caplen}, c->cap->ifindex(), d->now_ms_);
-    if (!v.transmit) return;
-    if (v.ifindex == in->ifindex()) {
-      in->commit(h->caplen);
-    } else if (Injector* out = d->injector_for(v.ifindex)) {
-      std::memcpy(out->next_buffer(), buf, h->caplen);
-      out->commit(h->caplen);
-    }
+    const Verdict v = d->dp_->process({buf, h->caplen}, ifindex, d->now_ms_);
+    if (v.transmit) d->send_frame(buf, h->caplen, v, fits ? in : nullptr);
   };
   for (int round = 0; round < 8; ++round) {  // bounded: let timers and commands run too
     now_ms_ = monotonic_ms();

@@ -112,10 +112,18 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
       unresolved_.push_back(real.id);  // capacity reserved below: no allocation per packet
     return drop(DropReason::kNextHopUnresolved);
   }
-  if (csum::complete_partial(frame, p)) ++counters_.checksums_completed;
-  if (rewrite_dr(frame, p, real.hop) != RewriteStatus::kOk) return drop(DropReason::kFrameTooBig);
-  ++counters_.tx_frames;
-  return {true, real.hop.ifindex};
+  switch (rewrite_dr(frame, p, real.hop)) {
+    case RewriteStatus::kOk:
+      if (csum::complete_partial(frame, p)) ++counters_.checksums_completed;
+      ++counters_.tx_frames;
+      return {true, real.hop.ifindex, 0};
+    case RewriteStatus::kNeedsSegmentation:  // segmentation computes full checksums
+      ++counters_.superframes_segmented;
+      ++counters_.tx_frames;
+      return {true, real.hop.ifindex, real.hop.mtu};
+    case RewriteStatus::kFrameTooBig: break;
+  }
+  return drop(DropReason::kFrameTooBig);
 }
 
 size_t DataPath::expire(uint64_t now_ms, size_t budget) {

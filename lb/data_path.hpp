@@ -27,6 +27,7 @@ struct DataPathCounters {
   uint64_t tx_frames = 0;
   uint64_t arp_replies = 0;
   uint64_t checksums_completed = 0;  // partial (offloaded) checksums finished before sending
+  uint64_t superframes_segmented = 0;  // TCP GSO frames cut to the MTU in software
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
@@ -39,7 +40,8 @@ struct DataPathCounters {
 
 struct Verdict {
   bool transmit = false;
-  int ifindex = 0;  // where to send the (rewritten) frame when transmit
+  int ifindex = 0;           // where to send the (rewritten) frame when transmit
+  uint16_t segment_mtu = 0;  // non-zero: a TCP super-frame, to be cut to this MTU first
 };
 
 class DataPath {

@@ -38,8 +38,19 @@ TEST_CASE("DR rewrites destination MAC to the real's and source MAC to the direc
   }
 }
 
-TEST_CASE("DR refuses a datagram larger than the egress MTU") {
+TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
+  FrameSpec t;
+  t.payload = std::string(2000, 'x');
+  auto tf = make_frame(t);
+  ParsedPacket tp;
+  DropReason twhy{};
+  REQUIRE(parse_frame(tf, tp, twhy));
+  NextHop thop{3, mac(0xd1), mac(0xa1), 1500, true};
+  CHECK(rewrite_dr(tf, tp, thop) == RewriteStatus::kNeedsSegmentation);
+  CHECK(tf[5] == 0xa1);
+
   FrameSpec s;
+  s.protocol = kProtoUdp;
   s.payload = std::string(2000, 'x');
   auto f = make_frame(s);
   const auto before = f;

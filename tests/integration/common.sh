@@ -1,0 +1,53 @@
+# shellcheck shell=bash
+# Shared by the integration tests: the lab, and assertions that fail the test loudly.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/lab.sh
+. "$HERE/../../scripts/lab.sh"
+
+: "${LBD_BIN:?set LBD_BIN to the lbd binary (ctest does)}"
+: "${LBADM_BIN:?set LBADM_BIN to the lbadm binary (ctest does)}"
+
+fail() {
+  echo "FAIL: $*" >&2
+  [ -S "${LAB_SOCKET:-}" ] && lbadm_ --lbd-counters 2>/dev/null | grep -v " 0$" >&2
+  exit 1
+}
+assert_eq() {  # assert_eq EXPECTED ACTUAL WHAT
+  [ "$1" == "$2" ] || fail "$3: expected [$1], got [$2]"
+  echo "ok: $3"
+}
+
+# count_answers N: N sequential curls through the VIP; prints "realX count" lines, sorted.
+count_answers() {
+  local k out
+  for k in $(seq 1 "$1"); do
+    out=$(in_ns "$LAB_CLIENT" curl -s -m 3 "http://$LAB_VIP/") || out=FAILED
+    echo "$out"
+  done | sort | uniq -c | awk '{print $2, $1}'
+}
+
+# start_tcpdump NS IFACE FILE FILTER...: background capture, returns once it listens.
+start_tcpdump() {
+  local ns=$1 ifc=$2 file=$3; shift 3
+  ip netns exec "$ns" tcpdump -i "$ifc" -U -n -w "$file" "$@" 2>"$file.err" &
+  LAB_PIDS+=($!)
+  TCPDUMP_PID=$!
+  local k
+  for k in $(seq 1 100); do grep -q "listening on" "$file.err" 2>/dev/null && return 0; sleep 0.05; done
+  fail "tcpdump did not start in $ns"
+}
+stop_tcpdump() { sleep 0.3; kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+pcap_count() { tcpdump -r "$1" -n 2>/dev/null | wc -l; }
+
+director_mac() { in_ns "$LAB_DIRECTOR" cat /sys/class/net/eth0/address; }
+
+# The three-real DR lab with nginx, lbd running.
+dr_lab_http() {
+  lab_init
+  lab_create "${1:-3}"
+  local i
+  for i in $(seq 1 "${1:-3}"); do lab_dr_real "$i"; lab_nginx "$i"; done
+  for i in $(seq 1 "${1:-3}"); do lab_wait_port "$(lab_real_ns "$i")" 80; done
+  lab_lbd
+}
