@@ -82,7 +82,9 @@ lab_offloads_off() {
 
 lab_bg() {  # lab_bg NS CMD...: run CMD in NS in the background; its PID is remembered
   local ns=$1; shift
-  ip netns exec "$ns" "$@" &   # ip execs CMD: $! is the server's own PID
+  # ip execs CMD, so $! is the server's own PID. Its output goes to a file: a background
+  # process holding the caller's stdout would keep a pipeline (or ctest) waiting.
+  ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/bg.log" 2>&1 &
   LAB_PIDS+=($!)
 }
 
@@ -150,12 +152,16 @@ lbadm_() {  # lbadm against the lab's lbd, run on the director
 }
 
 lab_cleanup() {
-  local rc=$? pid ns
+  local rc=$? pid ns pids
   trap - EXIT INT TERM
   lab_stop_lbd
   for pid in "${LAB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${LAB_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Whatever still runs inside the lab's namespaces was started by this lab (forked
+  # per-connection servers, clients' children): end it, then remove the namespaces.
   for ns in "$LAB_CLIENT" "$LAB_DIRECTOR" "${LAB_REALS[@]}" "$LAB_SW"; do
+    pids=$(ip netns pids "$ns" 2>/dev/null) || true
+    [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
     ip netns del "$ns" 2>/dev/null || true
   done
   if [ "$rc" -ne 0 ] && [ -f "$LAB_DIR/lbd.log" ]; then
