@@ -30,7 +30,9 @@ count_answers() {
 # start_tcpdump NS IFACE FILE FILTER...: background capture, returns once it listens.
 start_tcpdump() {
   local ns=$1 ifc=$2 file=$3; shift 3
-  ip netns exec "$ns" tcpdump -i "$ifc" -U -n -w "$file" "$@" 2>"$file.err" &
+  # --immediate-mode: without it packets wait in the ring up to a second and a capture
+  # stopped early would miss them (and a "no RST seen" check would pass vacuously).
+  ip netns exec "$ns" tcpdump --immediate-mode -i "$ifc" -U -n -w "$file" "$@" 2>"$file.err" &
   LAB_PIDS+=($!)
   TCPDUMP_PID=$!
   local k
