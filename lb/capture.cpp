@@ -101,6 +101,16 @@ Injector::Injector(int ifindex, const std::string& ifname)
     throw io_error(fmt::format("bind packet socket to {}", ifname), errno);
   const int sndbuf = 8 << 20;
   setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  dst_.sll_family = AF_PACKET;
+  dst_.sll_ifindex = ifindex;
+  dst_.sll_halen = 6;
+  for (size_t i = 0; i < kBatch; ++i) {
+    iov_[i].iov_base = buffers_.data() + i * kFrameMax;
+    msgs_[i].msg_hdr.msg_iov = &iov_[i];
+    msgs_[i].msg_hdr.msg_iovlen = 1;
+    msgs_[i].msg_hdr.msg_name = &dst_;
+    msgs_[i].msg_hdr.msg_namelen = sizeof dst_;
+  }
 }
 
 Injector::~Injector() {
@@ -112,23 +122,11 @@ uint8_t* Injector::next_buffer() {
   return buffers_.data() + queued_ * kFrameMax;
 }
 
-void Injector::commit(size_t len) { lens_[queued_++] = len; }
+void Injector::commit(size_t len) { iov_[queued_++].iov_len = len; }
 
 size_t Injector::flush() {
   if (!queued_) return 0;
-  std::array<mmsghdr, kBatch> msgs{};
-  std::array<iovec, kBatch> iov{};
-  sockaddr_ll dst{};
-  dst.sll_family = AF_PACKET;
-  dst.sll_ifindex = ifindex_;
-  dst.sll_halen = 6;
-  for (size_t i = 0; i < queued_; ++i) {
-    iov[i] = {buffers_.data() + i * kFrameMax, lens_[i]};
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &dst;
-    msgs[i].msg_hdr.msg_namelen = sizeof dst;
-  }
+  auto& msgs = msgs_;
   size_t sent = 0, failed = 0;
   while (sent < queued_) {
     const int n = sendmmsg(fd_, msgs.data() + sent, unsigned(queued_ - sent), 0);

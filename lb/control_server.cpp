@@ -58,6 +58,7 @@ ControlServer::ControlServer(std::string path, Handler handler)
   if (rc < 0 || chmod(path_.c_str(), 0600) < 0 || listen(listen_fd_, 64) < 0)
     throw std::runtime_error(
         fmt::format("control socket {}: {}", path_, std::strerror(errno)));
+  refresh_fds();
 }
 
 ControlServer::~ControlServer() {
@@ -68,15 +69,16 @@ ControlServer::~ControlServer() {
   }
 }
 
-std::vector<int> ControlServer::fds() const {
-  std::vector<int> v{listen_fd_};
-  for (const auto& c : clients_) v.push_back(c.fd);
-  return v;
+void ControlServer::refresh_fds() {
+  fds_.assign(1, listen_fd_);
+  for (const auto& c : clients_) fds_.push_back(c.fd);
+  ++version_;
 }
 
 void ControlServer::close_client(size_t i) {
   close(clients_[i].fd);
   clients_.erase(clients_.begin() + long(i));
+  refresh_fds();
 }
 
 void ControlServer::on_readable(int fd) {
@@ -86,6 +88,7 @@ void ControlServer::on_readable(int fd) {
       if (c < 0) break;
       clients_.push_back({c, {}});
     }
+    refresh_fds();
     return;
   }
   for (size_t i = 0; i < clients_.size(); ++i) {

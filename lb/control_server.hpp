@@ -19,8 +19,10 @@ class ControlServer {
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
 
-  // File descriptors to poll for reading (the listener first, then clients).
-  std::vector<int> fds() const;
+  // File descriptors to poll for reading (the listener first, then clients). The same
+  // vector while no client comes or goes; version() changes when it does.
+  const std::vector<int>& fds() const { return fds_; }
+  uint64_t version() const { return version_; }
   void on_readable(int fd);
 
  private:
@@ -29,11 +31,14 @@ class ControlServer {
     std::string in;
   };
   void close_client(size_t i);
+  void refresh_fds();
 
   std::string path_;
   Handler handler_;
   int listen_fd_ = -1;
   std::vector<Client> clients_;
+  std::vector<int> fds_;
+  uint64_t version_ = 0;
 };
 
 // lbadm's side: sends `request`, returns the whole reply, or throws with a clear message.

@@ -344,13 +344,17 @@ int Daemon::run() {
   uint64_t last_refresh = monotonic_ms();
   bool running = true;
   std::vector<pollfd> pfds;
+  uint64_t pfds_version = ~0ull;
+  const size_t control_base = captures_.size() + 2;
   while (running) {
-    pfds.clear();
-    for (auto& c : captures_) pfds.push_back({c->fd(), POLLIN, 0});
-    pfds.push_back({sfd, POLLIN, 0});
-    pfds.push_back({tfd, POLLIN, 0});
-    const size_t control_base = pfds.size();
-    for (int fd : control_->fds()) pfds.push_back({fd, POLLIN, 0});
+    if (pfds_version != control_->version()) {  // rebuilt only when control clients change
+      pfds.clear();
+      for (auto& c : captures_) pfds.push_back({c->fd(), POLLIN, 0});
+      pfds.push_back({sfd, POLLIN, 0});
+      pfds.push_back({tfd, POLLIN, 0});
+      for (int fd : control_->fds()) pfds.push_back({fd, POLLIN, 0});
+      pfds_version = control_->version();
+    }
     if (poll(pfds.data(), pfds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       LBD_LOG(kError, "main", "poll: {}", std::strerror(errno));
@@ -382,8 +386,12 @@ int Daemon::run() {
         if (refresh_due) last_refresh = now;
       }
     }
-    for (size_t i = control_base; i < pfds.size(); ++i)
-      if (pfds[i].revents) control_->on_readable(pfds[i].fd);
+    for (size_t i = control_base; i < pfds.size(); ++i) {
+      if (!pfds[i].revents) continue;
+      const uint64_t v = control_->version();
+      control_->on_readable(pfds[i].fd);
+      if (control_->version() != v) break;  // the fd list changed: poll again
+    }
   }
   close(tfd);
   close(sfd);

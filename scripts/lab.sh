@@ -151,9 +151,15 @@ lbadm_() {  # lbadm against the lab's lbd, run on the director
   in_ns "$LAB_DIRECTOR" "$LBADM_BIN" --socket "$LAB_SOCKET" "$@"
 }
 
-lab_cleanup() {
-  local rc=$? pid ns pids
+lab_cleanup() {  # the EXIT trap: tear down, then exit with the script's status
+  local rc=$?
   trap - EXIT INT TERM
+  lab_teardown "$rc"
+  exit "$rc"
+}
+
+lab_teardown() {  # lab_teardown [RC]: end the lab's processes, namespaces and files
+  local rc=${1:-0} pid ns pids
   lab_stop_lbd
   for pid in "${LAB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${LAB_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -168,5 +174,6 @@ lab_cleanup() {
     lab_log "lbd log:"; tail -n 40 "$LAB_DIR/lbd.log" >&2
   fi
   rm -rf "$LAB_DIR"
-  exit "$rc"
+  LAB_PIDS=()
+  LAB_REALS=()
 }

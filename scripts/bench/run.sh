@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: one lab, one load, four directors side by side:
+#   lbd-DR        lbd on the director (DR), reals answer the client directly
+#   kernel        the director forwards as a plain IP router (to real1; replies direct)
+#   nft-dnat      nftables DNAT with numgen round robin (replies back through the director)
+#   haproxy       HAProxy mode tcp on the director (both directions proxied)
+# Loads: wrk with a new connection per request; iperf3 -R (download from a real); 64-byte
+# UDP datagrams (frames of 60 bytes + FCS) from a bounded sender. Every load is bounded in
+# time. Director CPU: the director's receive processing is steered to core 0 (RPS on its
+# interface), lbd/haproxy are pinned there, the load generator and the servers to core 1,
+# and core 0's load is what an idle-priority spinner pinned to it loses.
+# Usage: scripts/bench/run.sh [SECONDS per load]   (as root; installs its dependencies)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${1:-8}
+. scripts/deps.sh
+lbd_install_deps bench
+lbd_build >/dev/null
+export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm
+. scripts/lab.sh
+TOOLS=$(mktemp -d)
+cc -O2 -o "$TOOLS/spin" scripts/bench/spin.c
+cc -O2 -o "$TOOLS/udpblast" scripts/bench/udpblast.c
+RESULTS=$(mktemp)
+trap 'rm -rf "$TOOLS" "$RESULTS"' EXIT
+DIRECTOR_CPU=0
+LOAD_CPU=1
+
+spin_rate() { chrt -i 0 taskset -c "$DIRECTOR_CPU" "$TOOLS/spin" "$1"; }
+
+# measure NAME CMD...: runs the load on core 1 while the spinner runs on core 0; prints
+# "<load output> <director load 0..1>".
+IDLE_RATE=0
+measure() {
+  local out rate
+  spin_rate "$SECS" > "$LAB_DIR/spin.out" &
+  local sp=$!
+  out=$("$@" 2>/dev/null | tail -1) || out=0
+  wait "$sp"
+  rate=$(cat "$LAB_DIR/spin.out")
+  echo "$out $(awk -v r="$rate" -v i="$IDLE_RATE" 'BEGIN {l = 1 - r / i; if (l < 0) l = 0; printf "%.3f", l}')"
+}
+
+in_load() { ip netns exec "$1" taskset -c "$LOAD_CPU" "${@:2}"; }
+
+setup_common() {
+  lab_init "$1"
+  trap 'lab_cleanup' EXIT
+  lab_create 3
+  local ns ifc
+  for ns in "$LAB_CLIENT" "$LAB_DIRECTOR" "${LAB_REALS[@]}"; do lab_offloads_off "$ns" eth0; done
+  # The director's receive work on core 0, wherever the sender runs.
+  in_ns "$LAB_DIRECTOR" sh -c "echo $((1 << DIRECTOR_CPU)) > /sys/class/net/eth0/queues/rx-0/rps_cpus"
+  in_ns "$LAB_DIRECTOR" sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
+  in_ns "$LAB_CLIENT" sysctl -qw net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
+  in_ns "$LAB_CLIENT" ip route add "$LAB_VIP/32" via "$LAB_DIRECTOR_IP"
+  for i in 1 2 3; do
+    ns=$(lab_real_ns "$i")
+    lab_nginx "$i"
+  done
+  lab_bg "$(lab_real_ns 1)" taskset -c "$LOAD_CPU" iperf3 -s -p 5201
+  for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 80; done
+  lab_wait_port "$(lab_real_ns 1)" 5201
+}
+
+run_loads() {  # run_loads MODE [udp]
+  local mode=$1 r
+  r=$(measure in_load "$LAB_CLIENT" sh -c "wrk -t1 -c16 -d${SECS}s -H 'Connection: close' http://$LAB_VIP/ | awk '/Requests\/sec/ {print \$2}'")
+  echo "$mode conn/s $r" >> "$RESULTS"
+  r=$(measure in_load "$LAB_CLIENT" sh -c "iperf3 -c $LAB_VIP -p 5201 -R -t $SECS -f m | awk '/receiver/ {print \$7}'")
+  echo "$mode iperf3-R_Mbit/s $r" >> "$RESULTS"
+  if [ "${2:-}" = udp ]; then
+    lab_bg "$(lab_real_ns 1)" taskset -c "$LOAD_CPU" "$TOOLS/udpblast" recv 9000 "$((SECS + 2))"
+    local rpid=${LAB_PIDS[-1]}
+    sleep 0.3
+    r=$(measure in_load "$LAB_CLIENT" "$TOOLS/udpblast" send "$LAB_VIP" 9000 "$SECS" 18)
+    wait "$rpid" 2>/dev/null || true
+    local recv_pps; recv_pps=$(tail -1 "$LAB_DIR/bg.log")
+    echo "$mode udp64_sent/s ${r%% *}" >> "$RESULTS"
+    echo "$mode udp64_recv_pps $recv_pps ${r##* }" >> "$RESULTS"
+  fi
+}
+
+mode_lbd() {
+  setup_common 901
+  for i in 1 2 3; do lab_dr_real "$i"; done
+  LBD_PIN="taskset -c $DIRECTOR_CPU"
+  ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
+    --socket "$LAB_SOCKET" --rules /nonexistent 2>>"$LAB_DIR/lbd.log" &
+  LAB_LBD_PID=$!; LAB_PIDS+=("$LAB_LBD_PID")
+  for k in $(seq 1 100); do [ -S "$LAB_SOCKET" ] && break; sleep 0.05; done
+  lbadm_ -A -t "$LAB_VIP:80" -s rr
+  for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")"; done
+  lbadm_ -A -t "$LAB_VIP:5201" -s rr
+  lbadm_ -a -t "$LAB_VIP:5201" -r "$(lab_real_ip 1)"
+  lbadm_ -A -u "$LAB_VIP:9000" -s rr
+  lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)"
+  sleep 0.5
+  in_ns "$LAB_CLIENT" curl -s -m 2 "http://$LAB_VIP/" >/dev/null
+  run_loads lbd-DR udp
+  lbadm_ --lbd-counters | grep -E "drop_|kernel_drops" | grep -v " 0$" | sed 's/^/lbd-DR counter /' >> "$RESULTS" || true
+  lab_cleanup_keep
+}
+
+mode_kernel() {
+  # The director routes the VIP over an ECMP route to the three reals, hashed on L4 ports
+  # so connections spread like a load balancer's; the reals own the VIP (as for DR).
+  setup_common 902
+  for i in 1 2 3; do lab_dr_real "$i"; done
+  in_ns "$LAB_DIRECTOR" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+  in_ns "$LAB_DIRECTOR" ip route add "$LAB_VIP/32" \
+    nexthop via "$(lab_real_ip 1)" nexthop via "$(lab_real_ip 2)" nexthop via "$(lab_real_ip 3)"
+  # iperf3 and the UDP sink run on real1 only, as in the other modes.
+  in_ns "$LAB_DIRECTOR" ip route add "$LAB_VIP/32" via "$(lab_real_ip 1)" table 100
+  in_ns "$LAB_DIRECTOR" ip rule add ipproto tcp dport 5201 table 100
+  in_ns "$LAB_DIRECTOR" ip rule add ipproto udp dport 9000 table 100
+  run_loads kernel udp
+  lab_cleanup_keep
+}
+
+mode_nft() {
+  setup_common 903
+  in_ns "$LAB_DIRECTOR" sysctl -qw net.ipv4.ip_forward=1
+  for i in 1 2 3; do in_ns "$(lab_real_ns "$i")" ip route add "$LAB_CLIENT_IP/32" via "$LAB_DIRECTOR_IP"; done
+  in_ns "$LAB_DIRECTOR" nft -f - <<NFT
+table ip bench {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    ip daddr $LAB_VIP tcp dport 80 dnat to numgen inc mod 3 map { 0 : $(lab_real_ip 1), 1 : $(lab_real_ip 2), 2 : $(lab_real_ip 3) }
+    ip daddr $LAB_VIP tcp dport 5201 dnat to $(lab_real_ip 1)
+    ip daddr $LAB_VIP udp dport 9000 dnat to $(lab_real_ip 1)
+  }
+}
+NFT
+  run_loads nft-dnat udp
+  lab_cleanup_keep
+}
+
+mode_haproxy() {
+  setup_common 904
+  in_ns "$LAB_DIRECTOR" ip addr add "$LAB_VIP/32" dev lo
+  cat > "$LAB_DIR/haproxy.cfg" <<CFG
+global
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+frontend web
+  bind $LAB_VIP:80
+  default_backend reals
+backend reals
+  balance roundrobin
+  server r1 $(lab_real_ip 1):80
+  server r2 $(lab_real_ip 2):80
+  server r3 $(lab_real_ip 3):80
+frontend iperf
+  bind $LAB_VIP:5201
+  default_backend iperf
+backend iperf
+  server r1 $(lab_real_ip 1):5201
+CFG
+  lab_bg "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" haproxy -f "$LAB_DIR/haproxy.cfg" -db
+  lab_wait_port "$LAB_DIRECTOR" 80 || { cat "$LAB_DIR/bg.log" >&2; return 1; }
+  run_loads haproxy
+  lab_cleanup_keep
+}
+
+# Ends one mode's lab without leaving the script.
+lab_cleanup_keep() { trap - EXIT; lab_teardown; }
+
+IDLE_RATE=$(spin_rate 3)
+echo "spinner idle rate on core $DIRECTOR_CPU: $IDLE_RATE/s" >&2
+for mode in ${BENCH_MODES:-kernel lbd nft haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
+
+echo
+echo "Raw results (value, director core load 0..1):"
+cat "$RESULTS"
+echo
+awk '
+  $2 == "conn/s" || $2 == "iperf3-R_Mbit/s" || $2 == "udp64_recv_pps" {
+    v[$1, $2] = $3; l[$1, $2] = $4; metrics[$2] = 1; modes[$1] = 1
+  }
+  END {
+    split("kernel lbd-DR nft-dnat haproxy", order, " ")
+    printf "%-16s %-10s %12s %10s %14s %12s %12s\n", "load", "director", "value", "dir.load", "value/dir.CPU", "vs kernel", "per-CPU vs k"
+    for (m in metrics) {
+      kv = v["kernel", m]; kl = l["kernel", m]
+      for (i = 1; i <= 4; i++) {
+        d = order[i]
+        if (!((d, m) in v)) { printf "%-16s %-10s %12s\n", m, d, "n/a"; continue }
+        eff = (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0
+        keff = (kl > 0.005) ? kv / kl : 0
+        printf "%-16s %-10s %12.0f %10.3f %14.0f %12.2f %12.2f\n", m, d, v[d, m], l[d, m], eff,
+               (kv > 0 ? v[d, m] / kv : 0), (keff > 0 ? eff / keff : 0)
+      }
+    }
+  }' "$RESULTS"

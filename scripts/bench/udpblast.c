@@ -1,0 +1,70 @@
+/* Bounded UDP load: `send ADDR PORT SECONDS PAYLOAD` sends datagrams of PAYLOAD bytes as
+ * fast as sendmmsg allows for SECONDS (then stops); `recv PORT SECONDS` counts datagrams
+ * and prints packets/s. 18 bytes of payload make 60-byte frames (64 on the wire). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 6 && !strcmp(argv[1], "send")) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[3]))};
+    inet_pton(AF_INET, argv[2], &to.sin_addr);
+    if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0) { perror("connect"); return 1; }
+    const double secs = atof(argv[4]);
+    size_t len = atoi(argv[5]);
+    char buf[1500] = {0};
+    struct mmsghdr m[64];
+    struct iovec iov[64];
+    for (int i = 0; i < 64; ++i) {
+      iov[i].iov_base = buf; iov[i].iov_len = len;
+      memset(&m[i], 0, sizeof m[i]);
+      m[i].msg_hdr.msg_iov = &iov[i]; m[i].msg_hdr.msg_iovlen = 1;
+    }
+    unsigned long sent = 0;
+    const double start = now();
+    while (now() - start < secs) {
+      int n = sendmmsg(fd, m, 64, 0);
+      if (n > 0) sent += n;
+    }
+    printf("%.0f\n", sent / (now() - start));
+    return 0;
+  }
+  if (argc >= 4 && !strcmp(argv[1], "recv")) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int rcv = 16 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+    if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0) { perror("bind"); return 1; }
+    struct timeval tv = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const double secs = atof(argv[3]);
+    char buf[2048];
+    unsigned long got = 0;
+    double first = 0, last = 0;
+    const double start = now();
+    while (now() - start < secs) {
+      if (recv(fd, buf, sizeof buf, 0) > 0) {
+        last = now();
+        if (!got) first = last;
+        ++got;
+      }
+    }
+    printf("%.0f\n", got > 1 ? got / (last - first) : 0.0);
+    return 0;
+  }
+  fprintf(stderr, "usage: udpblast send ADDR PORT SECONDS PAYLOAD | recv PORT SECONDS\n");
+  return 2;
+}
