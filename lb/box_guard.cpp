@@ -99,19 +99,28 @@ BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(
     saved_.push_back(o);
   }
   close(fd);
-  // A table left by an lbd that was killed is replaced, not stacked.
+  // A table left by an lbd that was killed is replaced, not stacked. The guard is a netdev
+  // ingress chain on the capture interfaces: it runs after AF_PACKET taps (lbd still sees
+  // every frame) but before the IP stack, so dropped traffic costs the kernel nothing more.
   std::string error;
-  if (!run_nft(fmt::format("table ip {0}\ndelete table ip {0}\ntable ip {0} {{\n"
-                           "  chain guard {{ type filter hook prerouting priority -300; policy accept; }}\n}}\n",
-                           kTable),
+  if (!run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, chain_script("")),
                error))
     throw std::runtime_error("nftables guard: " + error);
 }
 
+std::string BoxGuard::chain_script(const std::string& rules) const {
+  std::string devs;
+  for (const auto& i : interfaces_) devs += fmt::format("{}\"{}\"", devs.empty() ? "" : ", ", i);
+  return fmt::format(
+      "table netdev {0} {{\n  chain guard {{\n    type filter hook ingress devices = {{ {1} }} "
+      "priority -500; policy accept;\n{2}  }}\n}}\n",
+      kTable, devs, rules);
+}
+
 BoxGuard::~BoxGuard() {
   std::string error;
-  if (!run_nft(fmt::format("delete table ip {}\n", kTable), error))
-    LBD_LOG(kError, "guard", "cannot remove nftables table ip {}: {}", kTable, error);
+  if (!run_nft(fmt::format("delete table netdev {}\n", kTable), error))
+    LBD_LOG(kError, "guard", "cannot remove nftables table netdev {}: {}", kTable, error);
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   for (const auto& o : saved_) {
     if (o.had_gro) {
@@ -130,18 +139,12 @@ BoxGuard::~BoxGuard() {
 }
 
 bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
-  std::string ifs;
-  for (const auto& i : interfaces_) ifs += fmt::format("{}\"{}\"", ifs.empty() ? "" : ", ", i);
   std::string rules;
   services.for_each_service([&](const Service& s) {
-    rules += fmt::format("    iifname {{ {} }} ip daddr {} {} dport {} drop\n", ifs,
-                         to_string(s.key.vip), s.key.protocol == kProtoTcp ? "tcp" : "udp",
-                         s.key.port);
+    rules += fmt::format("    ip daddr {} {} dport {} drop\n", to_string(s.key.vip),
+                         s.key.protocol == kProtoTcp ? "tcp" : "udp", s.key.port);
   });
-  const std::string script =
-      fmt::format("flush chain ip {0} guard\ntable ip {0} {{\n  chain guard {{\n{1}  }}\n}}\n",
-                  kTable, rules);
-  return run_nft(script, error);
+  return run_nft(fmt::format("flush chain netdev {} guard\n{}", kTable, chain_script(rules)), error);
 }
 
 }  // namespace lbd

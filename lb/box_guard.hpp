@@ -1,8 +1,8 @@
 // What lbd changes on the director, and undoes at exit: GRO/LRO turned off on capture
-// interfaces (super-frames cannot be re-sent), and an nftables table `ip lbd` whose
-// prerouting chain drops exactly the captured service traffic before the director's own
-// stack sees it (no RST, no ICMP, no second forwarded copy). The table is rewritten
-// atomically whenever services change.
+// interfaces (super-frames cannot be re-sent), and an nftables table `netdev lbd` whose
+// ingress chain on the capture interfaces drops exactly the captured service traffic
+// before the director's own IP stack sees it (no RST, no ICMP, no second forwarded copy).
+// The chain is rewritten atomically whenever services change.
 #pragma once
 
 #include <string>
@@ -25,6 +25,7 @@ class BoxGuard {
   static constexpr const char* kTable = "lbd";
 
  private:
+  std::string chain_script(const std::string& rules) const;
   struct Offloads {
     std::string ifname;
     bool had_gro = false, had_lro = false;

@@ -24,7 +24,7 @@ static std::runtime_error io_error(const std::string& what, int err) {
   return std::runtime_error(fmt::format("{}: {}", what, std::strerror(err)));
 }
 
-Capture::Capture(const std::string& ifname) : name_(ifname) {
+Capture::Capture(const std::string& ifname, int timeout_ms) : name_(ifname) {
   ifindex_ = int(if_nametoindex(ifname.c_str()));
   if (!ifindex_) throw io_error(fmt::format("interface {}", ifname), errno);
   {
@@ -40,7 +40,11 @@ Capture::Capture(const std::string& ifname) : name_(ifname) {
   if (!pcap_) throw std::runtime_error(fmt::format("capture on {}: {}", ifname, errbuf));
   pcap_set_snaplen(pcap_, 65535);
   pcap_set_promisc(pcap_, 0);
-  pcap_set_immediate_mode(pcap_, 1);  // no buffer timeout: no latency when traffic is light
+  if (timeout_ms <= 0) {
+    pcap_set_immediate_mode(pcap_, 1);  // no buffer timeout: no latency when traffic is light
+  } else {
+    pcap_set_timeout(pcap_, timeout_ms);
+  }
   pcap_set_buffer_size(pcap_, 32 << 20);
   if (int rc = pcap_activate(pcap_); rc < 0) {
     std::string msg = pcap_geterr(pcap_);

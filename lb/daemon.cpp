@@ -320,7 +320,7 @@ int Daemon::run() {
   nl_ = std::make_unique<NetlinkNeighbours>();
   std::vector<InterfaceInfo> ifs;
   for (const auto& name : cfg_.interfaces) {
-    captures_.push_back(std::make_unique<Capture>(name));
+    captures_.push_back(std::make_unique<Capture>(name, cfg_.capture_timeout_ms));
     injectors_.push_back(std::make_unique<Injector>(captures_.back()->ifindex(), name));
     ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac()});
   }

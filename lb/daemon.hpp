@@ -15,6 +15,7 @@ struct DaemonConfig {
   std::string rules_path = "/etc/lbd/rules";
   bool rules_path_given = false;
   uint32_t max_connections = 1u << 20;
+  int capture_timeout_ms = 0;  // 0 = immediate mode (see Capture)
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code. Every change made to the box is

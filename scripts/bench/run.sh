@@ -65,11 +65,18 @@ setup_common() {
 
 run_loads() {  # run_loads MODE [udp]
   local mode=$1 r
+  if [ -n "${BENCH_UDP_ONLY:-}" ]; then run_udp "$mode"; return; fi
   r=$(measure in_load "$LAB_CLIENT" sh -c "wrk -t1 -c16 -d${SECS}s -H 'Connection: close' http://$LAB_VIP/ | awk '/Requests\/sec/ {print \$2}'")
   echo "$mode conn/s $r" >> "$RESULTS"
   r=$(measure in_load "$LAB_CLIENT" sh -c "iperf3 -c $LAB_VIP -p 5201 -R -t $SECS -f m | awk '/receiver/ {print \$7}'")
   echo "$mode iperf3-R_Mbit/s $r" >> "$RESULTS"
-  if [ "${2:-}" = udp ]; then
+  [ "${2:-}" = udp ] && run_udp "$mode"
+  return 0
+}
+
+run_udp() {
+  local mode=$1 r
+  {
     lab_bg "$(lab_real_ns 1)" taskset -c "$LOAD_CPU" "$TOOLS/udpblast" recv 9000 "$((SECS + 2))"
     local rpid=${LAB_PIDS[-1]}
     sleep 0.3
@@ -78,7 +85,7 @@ run_loads() {  # run_loads MODE [udp]
     local recv_pps; recv_pps=$(tail -1 "$LAB_DIR/bg.log")
     echo "$mode udp64_sent/s ${r%% *}" >> "$RESULTS"
     echo "$mode udp64_recv_pps $recv_pps ${r##* }" >> "$RESULTS"
-  fi
+  }
 }
 
 mode_lbd() {
@@ -86,7 +93,7 @@ mode_lbd() {
   for i in 1 2 3; do lab_dr_real "$i"; done
   LBD_PIN="taskset -c $DIRECTOR_CPU"
   ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
-    --socket "$LAB_SOCKET" --rules /nonexistent 2>>"$LAB_DIR/lbd.log" &
+    --socket "$LAB_SOCKET" --rules /nonexistent ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!; LAB_PIDS+=("$LAB_LBD_PID")
   for k in $(seq 1 100); do [ -S "$LAB_SOCKET" ] && break; sleep 0.05; done
   lbadm_ -A -t "$LAB_VIP:80" -s rr
