@@ -32,7 +32,8 @@ class NetlinkNeighbours {
   std::optional<Route> route(Ipv4 dst) const;
   // The neighbour's MAC if the kernel has a usable entry (not INCOMPLETE/FAILED).
   std::optional<MacAddr> neighbour(int ifindex, Ipv4 addr) const;
-  // Asks the kernel to resolve `addr` on `ifindex`. Returns false with `error` on failure.
+  // Asks the kernel to resolve `addr` on `ifindex` (or to confirm a known entry: NTF_USE
+  // marks it used, so STALE entries are re-probed). False with `error` on failure.
   bool request_resolution(int ifindex, Ipv4 addr, std::string& error);
 
  private:

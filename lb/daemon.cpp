@@ -220,16 +220,20 @@ void Daemon::resolve_next_hops(bool refresh) {
     hop.ifindex = out->ifindex();
     hop.src = out->mac();
     hop.mtu = out->mtu();
+    // NTF_USE on every refresh: the kernel never sees lbd's traffic use this neighbour, so
+    // without it the entry would age to STALE (and be collected) with nobody confirming it.
+    std::string e;
+    if (!nl_->request_resolution(route->ifindex, route->next_hop, e))
+      LBD_LOG(kWarn, "neighbour", "cannot resolve {}: {}", to_string(route->next_hop), e);
     if (auto mac = nl_->neighbour(route->ifindex, route->next_hop)) {
       hop.dst = *mac;
       hop.resolved = true;
       if (!r.hop.resolved || !(r.hop.dst == hop.dst))
         LBD_LOG(kInfo, "neighbour", "real server {} is at {} via {}", to_string(r.addr),
                 to_string(hop.dst), out->name());
-    } else {
-      std::string e;
-      if (!nl_->request_resolution(route->ifindex, route->next_hop, e))
-        LBD_LOG(kWarn, "neighbour", "cannot start resolving {}: {}", to_string(route->next_hop), e);
+    } else if (r.hop.resolved && r.hop.ifindex == hop.ifindex) {
+      hop.dst = r.hop.dst;  // entry gone or being re-probed: keep the MAC we know meanwhile
+      hop.resolved = true;
     }
     r.hop = hop;
   });

@@ -15,17 +15,23 @@ class Rr final : public Scheduler {
     const size_t n = dests.size();
     size_t start = 0;  // from the head
     if (last_) {
-      for (size_t i = 0; i < n; ++i) {
-        if (dests[i] == last_) {
-          start = i + 1;
-          break;
+      // The hint is right unless the list changed since; then find the real again.
+      if (hint_ >= n || dests[hint_] != last_) {
+        hint_ = n;
+        for (size_t i = 0; i < n; ++i) {
+          if (dests[i] == last_) {
+            hint_ = i;
+            break;
+          }
         }
       }
+      start = hint_ < n ? hint_ + 1 : 0;
     }
     for (size_t i = 0; i < n; ++i) {
       const size_t idx = (start + i) % n;
       if (dests[idx]->schedulable()) {
         last_ = dests[idx];
+        hint_ = idx;
         return idx;
       }
     }
@@ -40,6 +46,7 @@ class Rr final : public Scheduler {
 
  private:
   const DestView* last_ = nullptr;  // nullptr = the list head
+  size_t hint_ = 0;                 // last_'s index when the list last looked like this
 };
 
 }  // namespace
