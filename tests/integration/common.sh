@@ -53,3 +53,18 @@ dr_lab_http() {
   for i in $(seq 1 "${1:-3}"); do lab_wait_port "$(lab_real_ns "$i")" 80; done
   lab_lbd
 }
+
+# echo_lab N PORT...: N reals with the VIP (DR) each running a TCP echo server (socat) on
+# every PORT, then lbd. (UDP services add their own servers.)
+echo_lab() {
+  local n=$1 i p; shift
+  lab_init
+  lab_create "$n"
+  for i in $(seq 1 "$n"); do
+    lab_dr_real "$i"
+    for p in "$@"; do lab_bg "$(lab_real_ns "$i")" socat "TCP-LISTEN:$p,fork,reuseaddr" EXEC:cat; done
+  done
+  for i in $(seq 1 "$n"); do
+    for p in "$@"; do lab_wait_port "$(lab_real_ns "$i")" "$p"; done
+  done
+}

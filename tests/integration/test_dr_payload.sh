@@ -2,15 +2,11 @@
 # Byte-for-byte round trips through the VIP (TCP and a UDP service, socat echo on three
 # reals), and the frame as the real receives it is the client's frame but for the MACs.
 . "$(dirname "$0")/common.sh"
-lab_init
-lab_create 3
+echo_lab 3 7
 for i in 1 2 3; do
-  lab_dr_real "$i"
-  lab_bg "$(lab_real_ns "$i")" socat TCP-LISTEN:7,fork,reuseaddr EXEC:cat
   # A DR real answers UDP from the VIP: bind to it, or replies leave from the real's own address.
   lab_bg "$(lab_real_ns "$i")" socat UDP-RECVFROM:53,bind=$LAB_VIP,fork EXEC:cat
 done
-for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 7; done
 # Full checksums from the client for the frame comparison below (offloaded partial
 # checksums are completed by lbd, which changes those two bytes by design). TSO stays on
 # (software GSO), so the client still sends super-frames that lbd must segment.

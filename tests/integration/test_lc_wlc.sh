@@ -3,14 +3,7 @@
 # 12 sequential connections to wlc weights 1,2,3 end as ActiveConn 2,4,6 (IPVS's integer
 # comparison, newest real first on ties); 6 to lc end as 2,2,2 whatever the weights.
 . "$(dirname "$0")/common.sh"
-lab_init
-lab_create 3
-for i in 1 2 3; do
-  lab_dr_real "$i"
-  lab_bg "$(lab_real_ns "$i")" socat TCP-LISTEN:9,fork,reuseaddr EXEC:cat
-  lab_bg "$(lab_real_ns "$i")" socat TCP-LISTEN:10,fork,reuseaddr EXEC:cat
-done
-for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 9; lab_wait_port "$(lab_real_ns "$i")" 10; done
+echo_lab 3 9 10
 lab_lbd
 lbadm_ -A -t "$LAB_VIP:9" -s wlc
 lbadm_ -A -t "$LAB_VIP:10" -s lc

@@ -3,13 +3,7 @@
 # connection keeps working; `-d` removes a real; a 3 MB upload from a client with TSO on
 # (super-frames) goes through intact.
 . "$(dirname "$0")/common.sh"
-lab_init
-lab_create 3
-for i in 1 2 3; do
-  lab_dr_real "$i"
-  lab_bg "$(lab_real_ns "$i")" socat TCP-LISTEN:7,fork,reuseaddr EXEC:cat
-done
-for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 7; done
+echo_lab 3 7
 lab_lbd
 lbadm_ -A -t "$LAB_VIP:7" -s rr
 for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:7" -r "$(lab_real_ip "$i")"; done

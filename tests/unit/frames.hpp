@@ -88,6 +88,16 @@ inline std::vector<uint8_t> make_frame(const FrameSpec& s) {
   return f;
 }
 
+// True if the TCP/UDP checksum of an Ethernet/IPv4 (no options) frame verifies, by the
+// reference sum over pseudo-header and segment.
+inline bool l4_checksum_ok(const std::vector<uint8_t>& f) {
+  std::vector<uint8_t> pseudo(f.begin() + 26, f.begin() + 34);
+  const size_t len = f.size() - 34;
+  pseudo.insert(pseudo.end(), {0, f[23], uint8_t(len >> 8), uint8_t(len)});
+  pseudo.insert(pseudo.end(), f.begin() + 34, f.end());
+  return ref_checksum(pseudo) == 0;
+}
+
 inline std::vector<uint8_t> make_arp_request(MacAddr sha, Ipv4 spa, Ipv4 tpa) {
   std::vector<uint8_t> f(42, 0);
   for (int i = 0; i < 6; ++i) f[size_t(i)] = 0xff;

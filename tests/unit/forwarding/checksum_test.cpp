@@ -71,14 +71,7 @@ TEST_CASE("replace16 and replace32 equal a full recomputation (RFC 1624)") {
     // One's complement has two zeros, so compare by verification: the reference sum over
     // pseudo-header and segment, with the updated checksum in place, must come out 0.
     put16(f, check_at, l4_check);
-    const size_t seg_len = f.size() - 34;
-    std::vector<uint8_t> pseudo(f.begin() + 26, f.begin() + 34);
-    pseudo.push_back(0);
-    pseudo.push_back(f[23]);
-    pseudo.push_back(uint8_t(seg_len >> 8));
-    pseudo.push_back(uint8_t(seg_len));
-    pseudo.insert(pseudo.end(), f.begin() + 34, f.end());
-    CHECK(ref_checksum(pseudo) == 0);
+    CHECK(l4_checksum_ok(f));
   }
 }
 
