@@ -129,10 +129,11 @@ std::string Daemon::counters_text() {
   std::string s = fmt::format(
       "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
       "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_current {}\n"
-      "inject_failures {}\n",
+      "inject_failures {}\nicmp_unreachable_sent {}\nicmp_rate_limited {}\n",
       c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
       c.conns_created,
-      c.conns_expired, conns_->size(), inject_failures_);
+      c.conns_expired, conns_->size(), inject_failures_, c.icmp_unreachable_sent,
+      c.icmp_rate_limited);
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
@@ -278,9 +279,10 @@ void Daemon::on_frames(Capture& cap) {
     const bool fits = h->caplen <= size_t(c->cap->mtu()) + sizeof(EthHdr) &&
                       h->caplen <= Injector::kFrameMax;
     uint8_t* buf = fits ? in->next_buffer() : d->scratch_.data();
+    const size_t capacity = fits ? Injector::kFrameMax : d->scratch_.size();
     std::memcpy(buf, bytes, h->caplen);
-    const Verdict v = d->dp_->process({buf, h->caplen}, ifindex, d->now_ms_);
-    if (v.transmit) d->send_frame(buf, h->caplen, v, fits ? in : nullptr);
+    const Verdict v = d->dp_->process({buf, h->caplen}, ifindex, d->now_ms_, capacity);
+    if (v.transmit) d->send_frame(buf, v.length ? v.length : h->caplen, v, fits ? in : nullptr);
   };
   for (int round = 0; round < 8; ++round) {  // bounded: let timers and commands run too
     now_ms_ = monotonic_ms();

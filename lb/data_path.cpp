@@ -6,6 +6,7 @@
 #include "forwarding/arp.hpp"
 #include "forwarding/checksum.hpp"
 #include "forwarding/dr.hpp"
+#include "forwarding/icmp.hpp"
 
 namespace lbd {
 
@@ -22,15 +23,38 @@ Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, in
   if (vips_generation_ != services_.generation()) refresh_vips();
   for (const Ipv4& vip : vips_) {
     if (!is_arp_request_for(frame, p, vip)) continue;
-    for (const auto& itf : interfaces_) {
-      if (itf.ifindex != in_ifindex) continue;
-      arp_request_to_reply(frame, itf.mac);
+    if (const InterfaceInfo* itf = interface(in_ifindex)) {
+      arp_request_to_reply(frame, itf->mac);
       ++counters_.arp_replies;
       ++counters_.tx_frames;
-      return {true, in_ifindex};
+      return {true, in_ifindex, 0, 0};
     }
   }
   return drop(DropReason::kNoService);
+}
+
+// IPVS ip_vs_leave(): no real server for a new connection → ICMP port unreachable to the
+// client (TCP and UDP alike), so it fails at once instead of retrying into silence. The
+// frame is still counted as a drop; the reply is rate-limited like the kernel's.
+Verdict DataPath::port_unreachable(std::span<uint8_t> frame, size_t capacity,
+                                   const ParsedPacket& p, int in_ifindex, uint64_t now_ms) {
+  const Verdict dropped = drop(DropReason::kNoRealServer);
+  const InterfaceInfo* itf = interface(in_ifindex);
+  if (!itf) return dropped;
+  if (now_ms / 1000 != icmp_window_) {
+    icmp_window_ = now_ms / 1000;
+    icmp_in_window_ = 0;
+  }
+  if (icmp_in_window_ >= kIcmpPerSecond) {
+    ++counters_.icmp_rate_limited;
+    return dropped;
+  }
+  const size_t len = make_dest_unreachable(frame, capacity, p, 3, itf->mac);
+  if (!len) return dropped;
+  ++icmp_in_window_;
+  ++counters_.icmp_unreachable_sent;
+  ++counters_.tx_frames;
+  return {true, in_ifindex, 0, len};
 }
 
 Conn* DataPath::new_connection(const ConnKey& key, const ParsedPacket& p, uint32_t now_s,
@@ -69,7 +93,8 @@ Conn* DataPath::new_connection(const ConnKey& key, const ParsedPacket& p, uint32
   return c;
 }
 
-Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms) {
+Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms,
+                          size_t capacity) {
   ++counters_.rx_frames;
   ParsedPacket p;
   DropReason why{};
@@ -81,7 +106,11 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   Conn* c = conns_.find(key);
   if (!c) {
     c = new_connection(key, p, now_s, why);
-    if (!c) return drop(why);
+    if (!c) {
+      if (why == DropReason::kNoRealServer)
+        return port_unreachable(frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms);
+      return drop(why);
+    }
   }
   Real& real = services_.real(c->real_id);
   if (real.deleted) return drop(DropReason::kRealUnavailable);
@@ -116,11 +145,11 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
     case RewriteStatus::kOk:
       if (csum::complete_partial(frame, p)) ++counters_.checksums_completed;
       ++counters_.tx_frames;
-      return {true, real.hop.ifindex, 0};
+      return {true, real.hop.ifindex, 0, 0};
     case RewriteStatus::kNeedsSegmentation:  // segmentation computes full checksums
       ++counters_.superframes_segmented;
       ++counters_.tx_frames;
-      return {true, real.hop.ifindex, real.hop.mtu};
+      return {true, real.hop.ifindex, real.hop.mtu, 0};
     case RewriteStatus::kFrameTooBig: break;
   }
   return drop(DropReason::kFrameTooBig);

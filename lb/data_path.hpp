@@ -28,6 +28,8 @@ struct DataPathCounters {
   uint64_t arp_replies = 0;
   uint64_t checksums_completed = 0;  // partial (offloaded) checksums finished before sending
   uint64_t superframes_segmented = 0;  // TCP GSO frames cut to the MTU in software
+  uint64_t icmp_unreachable_sent = 0;  // port unreachable to clients: no real available
+  uint64_t icmp_rate_limited = 0;      // ... not sent, over the rate limit
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
@@ -42,6 +44,7 @@ struct Verdict {
   bool transmit = false;
   int ifindex = 0;           // where to send the (rewritten) frame when transmit
   uint16_t segment_mtu = 0;  // non-zero: a TCP super-frame, to be cut to this MTU first
+  size_t length = 0;         // non-zero: the frame was replaced by one of this length
 };
 
 class DataPath {
@@ -53,8 +56,14 @@ class DataPath {
 
   void set_interfaces(std::vector<InterfaceInfo> ifs) { interfaces_ = std::move(ifs); }
 
-  // Processes one frame in place. `now_ms` is a monotonic clock in milliseconds.
-  Verdict process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms);
+  // Processes one frame in place. `now_ms` is a monotonic clock in milliseconds. The buffer
+  // holds `capacity` bytes (at least frame.size()): an ICMP reply may be longer than the
+  // frame it answers.
+  Verdict process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms,
+                  size_t capacity = 0);
+
+  // ICMP errors lbd sends, at most this many per second (the kernel's icmp_msgs_per_sec).
+  static constexpr uint32_t kIcmpPerSecond = 1000;
 
   // Expires due connections, at most `budget` per call. Returns how many expired.
   size_t expire(uint64_t now_ms, size_t budget);
@@ -79,6 +88,13 @@ class DataPath {
     return {};
   }
   Verdict handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex);
+  Verdict port_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
+                           int in_ifindex, uint64_t now_ms);
+  const InterfaceInfo* interface(int ifindex) const {
+    for (const auto& i : interfaces_)
+      if (i.ifindex == ifindex) return &i;
+    return nullptr;
+  }
   Conn* new_connection(const ConnKey& key, const ParsedPacket& p, uint32_t now_s,
                        DropReason& why);
   void refresh_vips();
@@ -90,6 +106,8 @@ class DataPath {
   std::vector<Ipv4> vips_;
   uint64_t vips_generation_ = 0;
   std::vector<uint32_t> unresolved_;
+  uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
+  uint32_t icmp_in_window_ = 0;
   DataPathCounters counters_;
 };
 

@@ -53,4 +53,21 @@ echo "ok: 3 MB round trip with the client's TSO on"
 seg=$(lbadm_ --lbd-counters | awk '$1 == "superframes_segmented" {print $2}')
 [ "$seg" -gt 0 ] || fail "expected super-frames to be segmented (got $seg)"
 echo "ok: $seg super-frames segmented"
+# Every real quiesced: like IPVS, new connections get ICMP port unreachable at once
+# (connect() fails with "Connection refused" instead of retrying SYNs into silence).
+for r in $(lbadm_ -L -n -t "$LAB_VIP:7" | awk '/->.*Route/ {print $2}'); do
+  lbadm_ -e -t "$LAB_VIP:7" -r "$r" -w 0
+done
+start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/icmp.pcap" "icmp and src host $LAB_VIP"
+t0=$(date +%s%N)
+out=$(in_ns "$LAB_CLIENT" timeout 10 socat -T 5 - "TCP:$LAB_VIP:7" </dev/null 2>&1) && fail "connected with every real quiesced"
+t_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+stop_tcpdump "$TCPDUMP_PID"
+case "$out" in *"Connection refused"*) echo "ok: refused in ${t_ms} ms with every real quiesced" ;; *) fail "expected Connection refused, got: $out" ;; esac
+[ "$t_ms" -lt 1000 ] || fail "refusal took ${t_ms} ms (SYN retries instead of ICMP?)"
+assert_eq 1 "$(tcpdump -r "$LAB_DIR/icmp.pcap" -n 2>/dev/null | grep -c 'udp port\|tcp port 7 unreachable')" "one ICMP port unreachable from the VIP"
+echo "third" >&7
+for w in $(seq 1 50); do grep -q third "$LAB_DIR/from_server" && break; sleep 0.05; done
+grep -q third "$LAB_DIR/from_server" || fail "the held connection stopped working after quiescing all"
+echo "ok: the held connection still works with every real quiesced"
 exec 7>&-

@@ -175,11 +175,36 @@ TEST_CASE("a deleted real's connections are dropped; new ones go elsewhere") {
   CHECK(fx.send(make_frame(tcp(101, tcp_flag::kSyn))) == 1);
 }
 
-TEST_CASE("no schedulable real: dropped and counted") {
+TEST_CASE("no schedulable real: dropped, counted, and the client told port unreachable") {
   Fixture fx("wlc", 1);
   REQUIRE(fx.services.edit_real(kSvc, {ip("198.18.0.11"), 80, FwdMethod::kRoute, 0}).is_ok());
-  CHECK(fx.send(make_frame(tcp(1, tcp_flag::kSyn))) == 0);
+  auto f = make_frame(tcp(1, tcp_flag::kSyn));
+  f.resize(f.size() + 64);
+  const Verdict v = fx.dp.process({f.data(), f.size() - 64}, kIf, 0, f.size());
+  REQUIRE(v.transmit);
+  CHECK(v.ifindex == kIf);
+  CHECK(v.length == 14 + 20 + 8 + 40);
+  CHECK(f[23] == kProtoIcmp);
+  CHECK((f[34] == 3 && f[35] == 3));
   CHECK(fx.drops(DropReason::kNoRealServer) == 1);
+  CHECK(fx.conns.size() == 0);
+  CHECK(fx.dp.counters().icmp_unreachable_sent == 1);
+}
+
+TEST_CASE("port unreachable replies are limited to kIcmpPerSecond per second") {
+  Fixture fx("rr", 1);
+  REQUIRE(fx.services.edit_real(kSvc, {ip("198.18.0.11"), 80, FwdMethod::kRoute, 0}).is_ok());
+  int sent = 0;
+  for (uint32_t i = 0; i < DataPath::kIcmpPerSecond + 10; ++i) {
+    auto f = make_frame(tcp(uint16_t(i), tcp_flag::kSyn));
+    f.resize(f.size() + 64);
+    sent += fx.dp.process({f.data(), f.size() - 64}, kIf, 5'000, f.size()).transmit;
+  }
+  CHECK(sent == int(DataPath::kIcmpPerSecond));
+  CHECK(fx.dp.counters().icmp_rate_limited == 10);
+  auto f = make_frame(tcp(9, tcp_flag::kSyn));
+  f.resize(f.size() + 64);
+  CHECK(fx.dp.process({f.data(), f.size() - 64}, kIf, 6'000, f.size()).transmit);  // next second
 }
 
 TEST_CASE("an unresolved next hop drops the frame and asks for resolution") {
