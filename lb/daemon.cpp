@@ -129,11 +129,11 @@ std::string Daemon::counters_text() {
   std::string s = fmt::format(
       "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
       "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_current {}\n"
-      "inject_failures {}\nicmp_unreachable_sent {}\nicmp_rate_limited {}\n",
+      "inject_failures {}\nicmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\n",
       c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
       c.conns_created,
       c.conns_expired, conns_->size(), inject_failures_, c.icmp_unreachable_sent,
-      c.icmp_rate_limited);
+      c.icmp_rate_limited, c.frames_held);
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
@@ -386,11 +386,15 @@ int Daemon::run() {
       dp_->expire(now, 65536);
       auto& unresolved = dp_->unresolved_reals();
       const bool refresh_due = now - last_refresh >= 1000;
-      if (!unresolved.empty() || refresh_due) {
+      if (!unresolved.empty() || refresh_due || dp_->held_count() > 0) {
         resolve_next_hops(true);
         unresolved.clear();
         if (refresh_due) last_refresh = now;
       }
+      dp_->release_held(now, [this](std::span<const uint8_t> f, const Verdict& v) {
+        send_frame(f.data(), f.size(), v, nullptr);
+      });
+      for (auto& inj : injectors_) inject_failures_ += inj->flush();
     }
     for (size_t i = control_base; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;

@@ -139,8 +139,29 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
     if (unresolved_.size() < 64 && std::find(unresolved_.begin(), unresolved_.end(), real.id) ==
                                        unresolved_.end())
       unresolved_.push_back(real.id);  // capacity reserved below: no allocation per packet
+    if (hold(frame, real.id, now_ms)) return {};
     return drop(DropReason::kNextHopUnresolved);
   }
+  return forward(frame, p, real);
+}
+
+bool DataPath::hold(std::span<const uint8_t> frame, uint32_t real_id, uint64_t now_ms) {
+  if (held_used_ == held_.size() || frame.size() > held_[0].frame.size()) return false;
+  for (auto& h : held_) {
+    if (h.used) continue;
+    h.used = true;
+    h.real_id = real_id;
+    h.len = uint16_t(frame.size());
+    h.since_ms = now_ms;
+    std::copy(frame.begin(), frame.end(), h.frame.begin());
+    ++held_used_;
+    ++counters_.frames_held;
+    return true;
+  }
+  return false;
+}
+
+Verdict DataPath::forward(std::span<uint8_t> frame, const ParsedPacket& p, Real& real) {
   switch (rewrite_dr(frame, p, real.hop)) {
     case RewriteStatus::kOk:
       if (csum::complete_partial(frame, p)) ++counters_.checksums_completed;

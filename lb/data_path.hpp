@@ -30,6 +30,7 @@ struct DataPathCounters {
   uint64_t superframes_segmented = 0;  // TCP GSO frames cut to the MTU in software
   uint64_t icmp_unreachable_sent = 0;  // port unreachable to clients: no real available
   uint64_t icmp_rate_limited = 0;      // ... not sent, over the rate limit
+  uint64_t frames_held = 0;            // waited for a next hop (then sent or dropped)
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
@@ -74,6 +75,17 @@ class DataPath {
   // Real ids whose next hop a frame found unresolved since the last call (then cleared).
   std::vector<uint32_t>& unresolved_reals() { return unresolved_; }
 
+  // Frames for a real whose next hop is not resolved yet are held (a fixed pool of
+  // kHeldFrames, no allocation) instead of dropped, so the first SYN after `lbadm -a` is
+  // not lost to a 1 s retransmission. After next hops were refreshed, release_held() sends
+  // those whose real is now resolved, through send(frame, verdict), and drops (counted)
+  // those held longer than kHoldMs.
+  static constexpr size_t kHeldFrames = 64;
+  static constexpr uint64_t kHoldMs = 1000;
+  template <class Send>
+  void release_held(uint64_t now_ms, Send&& send);
+  size_t held_count() const { return held_used_; }
+
   const DataPathCounters& counters() const { return counters_; }
   // For drops decided by the I/O layer (a frame too big to copy, a failed send).
   void count_drop(DropReason r) {
@@ -106,9 +118,42 @@ class DataPath {
   std::vector<Ipv4> vips_;
   uint64_t vips_generation_ = 0;
   std::vector<uint32_t> unresolved_;
+  struct Held {
+    uint32_t real_id = 0;
+    uint16_t len = 0;
+    bool used = false;
+    uint64_t since_ms = 0;
+    std::array<uint8_t, 1514> frame{};
+  };
+  bool hold(std::span<const uint8_t> frame, uint32_t real_id, uint64_t now_ms);
+  Verdict forward(std::span<uint8_t> frame, const ParsedPacket& p, Real& real);
+  std::vector<Held> held_ = std::vector<Held>(kHeldFrames);
+  size_t held_used_ = 0;
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;
   DataPathCounters counters_;
 };
+
+template <class Send>
+void DataPath::release_held(uint64_t now_ms, Send&& send) {
+  if (!held_used_) return;
+  for (auto& h : held_) {
+    if (!h.used) continue;
+    Real& real = services_.real(h.real_id);
+    const bool resolved = real.hop.resolved && !real.deleted;
+    if (!resolved && now_ms - h.since_ms < kHoldMs) continue;
+    h.used = false;
+    --held_used_;
+    ParsedPacket p;
+    DropReason why{};
+    std::span<uint8_t> f(h.frame.data(), h.len);
+    if (!resolved || !parse_frame(f, p, why)) {
+      drop(DropReason::kNextHopUnresolved);
+      continue;
+    }
+    const Verdict v = forward(f, p, real);
+    if (v.transmit) send(std::span<const uint8_t>(f), v);
+  }
+}
 
 }  // namespace lbd

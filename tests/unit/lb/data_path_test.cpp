@@ -207,13 +207,52 @@ TEST_CASE("port unreachable replies are limited to kIcmpPerSecond per second") {
   CHECK(fx.dp.process({f.data(), f.size() - 64}, kIf, 6'000, f.size()).transmit);  // next second
 }
 
-TEST_CASE("an unresolved next hop drops the frame and asks for resolution") {
+TEST_CASE("a frame for an unresolved next hop is held, then sent once resolved") {
   Fixture fx("rr", 1);
   Real& r = fx.real_at(ip("198.18.0.11"));
   r.hop.resolved = false;
-  CHECK(fx.send(make_frame(tcp(1, tcp_flag::kSyn))) == 0);
-  CHECK(fx.drops(DropReason::kNextHopUnresolved) == 1);
+  const auto syn = make_frame(tcp(1, tcp_flag::kSyn));
+  CHECK(fx.send(syn, 1000) == 0);
   CHECK(fx.dp.unresolved_reals() == std::vector<uint32_t>{r.id});
+  CHECK(fx.dp.held_count() == 1);
+  CHECK(fx.dp.counters().total_drops() == 0);
+  std::vector<std::vector<uint8_t>> sent;
+  auto collect = [&](std::span<const uint8_t> f, const Verdict& v) {
+    CHECK(v.ifindex == kIf);
+    sent.emplace_back(f.begin(), f.end());
+  };
+  fx.dp.release_held(1100, collect);  // still unresolved: kept
+  CHECK(sent.empty());
+  r.hop.resolved = true;
+  fx.dp.release_held(1200, collect);
+  REQUIRE(sent.size() == 1);
+  FrameSpec out = tcp(1, tcp_flag::kSyn);
+  out.src = mac(0xd1);
+  out.dst = mac(0xa1);
+  CHECK(sent[0] == make_frame(out));
+  CHECK(fx.dp.held_count() == 0);
+}
+
+TEST_CASE("a held frame whose next hop stays unresolved is dropped after kHoldMs") {
+  Fixture fx("rr", 1);
+  fx.real_at(ip("198.18.0.11")).hop.resolved = false;
+  fx.send(make_frame(tcp(1, tcp_flag::kSyn)), 1000);
+  int sent = 0;
+  auto count = [&](std::span<const uint8_t>, const Verdict&) { ++sent; };
+  fx.dp.release_held(1000 + DataPath::kHoldMs - 1, count);
+  CHECK(fx.dp.held_count() == 1);
+  fx.dp.release_held(1000 + DataPath::kHoldMs, count);
+  CHECK(sent == 0);
+  CHECK(fx.dp.held_count() == 0);
+  CHECK(fx.drops(DropReason::kNextHopUnresolved) == 1);
+}
+
+TEST_CASE("when the hold pool is full, further frames are dropped and counted") {
+  Fixture fx("rr", 1);
+  fx.real_at(ip("198.18.0.11")).hop.resolved = false;
+  for (uint16_t p = 1; p <= DataPath::kHeldFrames + 3; ++p) fx.send(make_frame(tcp(p, tcp_flag::kSyn)), 0);
+  CHECK(fx.dp.held_count() == DataPath::kHeldFrames);
+  CHECK(fx.drops(DropReason::kNextHopUnresolved) == 3);
 }
 
 TEST_CASE("a full connection table refuses new connections") {
