@@ -43,6 +43,7 @@ class Capture {
   int dispatch(int budget, pcap_handler handler, u_char* user);
 
   uint64_t kernel_drops();
+  std::string error() const { return pcap_geterr(pcap_); }
 
  private:
   std::string name_;

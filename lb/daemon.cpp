@@ -1,6 +1,7 @@
 // The daemon's event loop and control handling; see daemon.hpp.
 #include "lb/daemon.hpp"
 
+#include <net/if.h>
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -66,7 +67,7 @@ class Daemon {
   std::string handle_restore(const std::string& req);
   void configuration_changed();
   void resolve_next_hops(bool refresh);
-  void on_frames(Capture& cap);
+  int on_frames(Capture& cap);  // frames handled, or -1 when the capture failed
   void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
   Dump make_dump(bool with_conns);
   std::string counters_text();
@@ -262,7 +263,7 @@ void Daemon::send_frame(const uint8_t* frame, size_t len, const Verdict& v, Inje
   }
 }
 
-void Daemon::on_frames(Capture& cap) {
+int Daemon::on_frames(Capture& cap) {
   DispatchCtx ctx{this, &cap};
   auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     auto* c = reinterpret_cast<DispatchCtx*>(user);
@@ -284,13 +285,22 @@ void Daemon::on_frames(Capture& cap) {
     const Verdict v = d->dp_->process({buf, h->caplen}, ifindex, d->now_ms_, capacity);
     if (v.transmit) d->send_frame(buf, v.length ? v.length : h->caplen, v, fits ? in : nullptr);
   };
+  int total = 0;
   for (int round = 0; round < 8; ++round) {  // bounded: let timers and commands run too
     now_ms_ = monotonic_ms();
     const int n = cap.dispatch(256, handler, reinterpret_cast<u_char*>(&ctx));
-    if (n <= 0) break;
+    if (n < 0) {
+      LBD_LOG(kError, "capture", "{}: capture failed (interface gone or down?): {}", cap.name(),
+              cap.error());
+      total = -1;
+      break;
+    }
+    if (n == 0) break;
+    total += n;
     for (auto& inj : injectors_) inject_failures_ += inj->flush();
   }
   for (auto& inj : injectors_) inject_failures_ += inj->flush();
+  return total;
 }
 
 int Daemon::run() {
@@ -349,6 +359,7 @@ int Daemon::run() {
           cfg_.socket_path);
   uint64_t last_refresh = monotonic_ms();
   bool running = true;
+  int exit_code = 0;
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
   const size_t control_base = captures_.size() + 2;
@@ -366,8 +377,12 @@ int Daemon::run() {
       LBD_LOG(kError, "main", "poll: {}", std::strerror(errno));
       break;
     }
-    for (size_t i = 0; i < captures_.size(); ++i)
-      if (pfds[i].revents) on_frames(*captures_[i]);
+    for (size_t i = 0; i < captures_.size(); ++i) {
+      if (pfds[i].revents && on_frames(*captures_[i]) < 0) {
+        running = false;  // stop cleanly (box restored); systemd's Restart= takes it from here
+        exit_code = 1;
+      }
+    }
     if (pfds[captures_.size()].revents) {
       signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
@@ -386,6 +401,19 @@ int Daemon::run() {
       dp_->expire(now, 65536);
       auto& unresolved = dp_->unresolved_reals();
       const bool refresh_due = now - last_refresh >= 1000;
+      if (refresh_due) {
+        // A deleted interface is not always reported on the capture socket (its DOWN event
+        // comes first, which libpcap treats as survivable, and an unhooked socket gets no
+        // UNREGISTER error), so look for it by name. Down and up again is fine: the kernel
+        // re-hooks the socket.
+        for (auto& c : captures_) {
+          if (if_nametoindex(c->name().c_str()) != unsigned(c->ifindex())) {
+            LBD_LOG(kError, "capture", "{}: the interface disappeared", c->name());
+            running = false;
+            exit_code = 1;
+          }
+        }
+      }
       if (!unresolved.empty() || refresh_due || dp_->held_count() > 0) {
         resolve_next_hops(true);
         unresolved.clear();
@@ -411,7 +439,7 @@ int Daemon::run() {
   guard_.reset();
   control_.reset();
   LBD_LOG(kInfo, "main", "stopped; box restored");
-  return 0;
+  return exit_code;
 }
 
 int run_daemon(const DaemonConfig& config) {

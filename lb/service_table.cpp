@@ -103,6 +103,22 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
+  // From the trash: a deleted real of a service with this key that connections still use.
+  for (Real& t : reals_) {
+    if (!(t.in_use && t.deleted && t.service_key == key && t.addr == spec.addr &&
+          t.port == spec.port))
+      continue;
+    t.deleted = false;
+    t.dest.available = true;
+    t.service_id = s->id;
+    t.fwd = spec.fwd;
+    t.dest.weight = spec.weight;
+    s->reals.insert(s->reals.begin(), t.id);
+    rebuild_views(*s);
+    s->scheduler->real_added(s->views, 0);
+    ++generation_;
+    return Status::ok();
+  }
   uint32_t id;
   if (!free_reals_.empty()) {
     id = free_reals_.back();
@@ -115,6 +131,7 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r = Real{};
   r.id = id;
   r.service_id = s->id;
+  r.service_key = key;
   r.addr = spec.addr;
   r.port = spec.port;
   r.fwd = spec.fwd;

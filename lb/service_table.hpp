@@ -4,7 +4,9 @@
 //
 // Reals are identified by a stable id (connections hold it). A deleted real leaves its
 // service's list at once but stays allocated, marked deleted, until its last connection
-// is gone, so those connections' packets are dropped (IPVS expire_nodest_conn=0).
+// is gone, so those connections' packets are dropped (IPVS expire_nodest_conn=0). Like
+// IPVS's dest trash, adding the same real to a service with the same key again revives
+// it, connections included: `lbadm -C` followed by `lbadm -R` breaks no connection.
 //
 // Thread safety: none; owned by the thread that runs the data path and the control socket.
 #pragma once
@@ -52,6 +54,7 @@ struct Counters {
 struct Real {
   uint32_t id = 0;
   uint32_t service_id = 0;
+  ServiceKey service_key;  // kept after deletion: re-adding the same real revives it
   Ipv4 addr;
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;

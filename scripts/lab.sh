@@ -126,13 +126,17 @@ lab_wait_port() {  # lab_wait_port NS PORT: until something listens on tcp PORT
 # lab_lbd [extra args]: start lbd in the director namespace and wait for its socket.
 lab_lbd() {
   LBD_BIN=${LBD_BIN:-$(command -v lbd)}
+  # Ready = one more "capturing on" line than before (the log may hold earlier runs').
+  local ready_before
+  ready_before=$(grep -c "capturing on" "$LAB_DIR/lbd.log" 2>/dev/null || true)
   ip netns exec "$LAB_DIRECTOR" "$LBD_BIN" --interface eth0 --socket "$LAB_SOCKET" \
     --rules "$LAB_DIR/rules" "$@" 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!
   LAB_PIDS+=("$LAB_LBD_PID")
   local k
   for k in $(seq 1 100); do
-    [ -S "$LAB_SOCKET" ] && grep -q "capturing on" "$LAB_DIR/lbd.log" && return 0
+    [ -S "$LAB_SOCKET" ] &&
+      [ "$(grep -c "capturing on" "$LAB_DIR/lbd.log")" -gt "${ready_before:-0}" ] && return 0
     kill -0 "$LAB_LBD_PID" 2>/dev/null || { cat "$LAB_DIR/lbd.log" >&2; return 1; }
     sleep 0.05
   done

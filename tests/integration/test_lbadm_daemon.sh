@@ -88,3 +88,21 @@ assert_eq "$before" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "a refused start
 [ -e "$LAB_DIR/b.sock" ] && fail "a refused start left its socket behind"
 rc=0; out=$(lbadm_ -L -n 2>&1) || rc=$?
 case "$out" in *"cannot reach lbd"*"is lbd running?"*) echo "ok: lbadm without lbd says so" ;; *) fail "no lbd: $out" ;; esac
+
+# A capture interface that disappears stops lbd cleanly (exit 1, table removed), instead of
+# spinning on a dead socket.
+rm -f "$LAB_DIR/rules"
+lab_lbd
+lbadm_ -A -t "$V:80"
+in_ns "$LAB_DIRECTOR" ip link del eth0
+for k in $(seq 1 60); do kill -0 "$LAB_LBD_PID" 2>/dev/null || break; sleep 0.05; done  # 3 s
+if kill -0 "$LAB_LBD_PID" 2>/dev/null; then
+  tail -5 "$LAB_DIR/lbd.log" >&2; grep State /proc/"$LAB_LBD_PID"/status >&2; ls -la /proc/"$LAB_LBD_PID"/exe >&2
+  fail "lbd still runs after its interface disappeared"
+fi
+rc=0; wait "$LAB_LBD_PID" || rc=$?
+LAB_LBD_PID=
+assert_eq 1 "$rc" "lbd exits 1 when its capture interface disappears"
+grep -Eq "eth0: (capture failed|the interface disappeared)" "$LAB_DIR/lbd.log" ||
+  fail "no error logged for the lost interface"
+assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is removed"

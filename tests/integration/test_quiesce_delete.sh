@@ -33,6 +33,19 @@ for w in $(seq 1 50); do grep -q second "$LAB_DIR/from_server" && break; sleep 0
 assert_eq "first
 second" "$(cat "$LAB_DIR/from_server")" "the quiesced real's open connection keeps working"
 
+# lbadm -C then -R (what ipvsadm-restore does) keeps established connections, as IPVS does
+# by reviving the same reals from its trash.
+saved=$(lbadm_ -S -n)
+lbadm_ -C
+echo "$saved" | lbadm_ -R
+assert_eq "$saved" "$(lbadm_ -S -n)" "rules back after -C and -R"
+echo "after-restore" >&7
+for w in $(seq 1 50); do grep -q after-restore "$LAB_DIR/from_server" && break; sleep 0.05; done
+grep -q after-restore "$LAB_DIR/from_server" || fail "the held connection broke across -C/-R"
+echo "ok: the held connection survives -C and -R"
+held_active=$(lbadm_ -L -n -t "$LAB_VIP:7" | awk -v r="$held:7" '$2 == r {print $5}')
+assert_eq 1 "$held_active" "its connection is counted again on the revived real"
+
 # Delete another real: it leaves the listing, and new connections avoid it.
 other=$(lbadm_ -L -n -t "$LAB_VIP:7" | awk '/->.*Route/ {print $2}' | cut -d: -f1 | grep -vx "$held" | head -1)
 lbadm_ -d -t "$LAB_VIP:7" -r "$other"

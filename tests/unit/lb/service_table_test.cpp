@@ -80,3 +80,27 @@ TEST_CASE("flush removes every service; zero clears counters") {
   CHECK(t.find(kSvc) == nullptr);
   CHECK(t.zero(kSvc).code() == ESRCH);
 }
+
+TEST_CASE("re-adding a deleted real that connections still use revives it (IPVS trash)") {
+  ServiceTable t;
+  REQUIRE(t.add_service(kSvc, {}).is_ok());
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11")).is_ok());
+  const uint32_t id = t.find(kSvc)->reals[0];
+  t.bind_conn(t.real(id), false);
+  t.flush();  // lbadm -C
+  REQUIRE(t.real(id).deleted);
+  REQUIRE(t.add_service(kSvc, {"rr"}).is_ok());  // lbadm -R
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11", 4)).is_ok());
+  CHECK(t.find(kSvc)->reals == std::vector<uint32_t>{id});
+  CHECK_FALSE(t.real(id).deleted);
+  CHECK(t.real(id).dest.available);
+  CHECK(t.real(id).dest.weight == 4);
+  CHECK(t.real(id).dest.active_conns == 1);
+  CHECK(t.real(id).service_id == t.find(kSvc)->id);
+  // A different service key does not revive it.
+  REQUIRE(t.delete_real(kSvc, ip("198.18.0.11"), 80).is_ok());
+  const ServiceKey other{kProtoTcp, ip("198.18.0.101"), 80};
+  REQUIRE(t.add_service(other, {}).is_ok());
+  REQUIRE(t.add_real(other, real("198.18.0.11")).is_ok());
+  CHECK(t.find(other)->reals[0] != id);
+}
