@@ -28,11 +28,13 @@ LOAD_CPU=1
 
 spin_rate() { chrt -i 0 taskset -c "$DIRECTOR_CPU" "$TOOLS/spin" "$1"; }
 
-# measure NAME CMD...: runs the load on core 1 while the spinner runs on core 0; prints
-# "<load output> <director load 0..1>".
+# measure CMD...: runs the load on core 1 while the spinner runs on core 0; prints
+# "<load output> <director load 0..1>". The spinner's idle rate is taken right before each
+# load: the VM's speed drifts too much for one baseline per run.
 IDLE_RATE=0
 measure() {
   local out rate
+  IDLE_RATE=$(spin_rate 2)
   spin_rate "$SECS" > "$LAB_DIR/spin.out" &
   local sp=$!
   out=$("$@" 2>/dev/null | tail -1) || out=0
@@ -177,8 +179,6 @@ CFG
 # Ends one mode's lab without leaving the script.
 lab_cleanup_keep() { trap - EXIT; lab_teardown; }
 
-IDLE_RATE=$(spin_rate 3)
-echo "spinner idle rate on core $DIRECTOR_CPU: $IDLE_RATE/s" >&2
 for mode in ${BENCH_MODES:-kernel lbd nft haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
 
 echo
