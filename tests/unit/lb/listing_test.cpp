@@ -113,8 +113,8 @@ TEST_CASE("without -n, names come from the resolver; service names are truncated
 TEST_CASE("address sorting reproduces libipvs's signed-difference quirk") {
   Dump d;
   d.table_size = 4096;
-  // More than 2^31 apart: int(ntohl(a) - ntohl(b)) has the "wrong" sign (ipvsadm sorts
-  // 10.0.0.1 after 192.168.0.1 the same way).
+  // More than 2^31 apart: int(ntohl(a) - ntohl(b)) has the "wrong" sign, so the lower
+  // address sorts last, exactly as ipvsadm's listing does.
   for (const char* a : {"64.0.0.1", "198.18.0.1"})
     d.services.push_back({{kProtoTcp, ip(a), 80}, "rr", {}, {}});
   const std::string out = render("-L -n", d);
