@@ -142,7 +142,7 @@ bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
   std::string rules;
   services.for_each_service([&](const Service& s) {
     rules += fmt::format("    ip daddr {} {} dport {} drop\n", to_string(s.key.vip),
-                         s.key.protocol == kProtoTcp ? "tcp" : "udp", s.key.port);
+                         protocol_token(s.key.protocol), s.key.port);
   });
   return run_nft(fmt::format("flush chain netdev {} guard\n{}", kTable, chain_script(rules)), error);
 }

@@ -2,6 +2,7 @@
 #include "lb/commands.hpp"
 
 #include <cerrno>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -54,18 +55,13 @@ Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) 
 
 Status parse_rules(const std::string& text, std::vector<CliCommand>& out) {
   out.clear();
-  size_t lineno = 0, pos = 0;
-  while (pos <= text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    const std::string line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+  std::istringstream in(text);
+  std::string line;
+  size_t lineno = 0;
+  while (std::getline(in, line)) {
     ++lineno;
     const auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos || line[first] == '#') {
-      if (nl == text.size()) break;
-      continue;
-    }
+    if (first == std::string::npos || line[first] == '#') continue;
     auto r = parse_command(split_line(line), "lbadm", {}, true);
     if (auto* e = std::get_if<CliError>(&r))
       return Status::error(EINVAL, fmt::format("line {}: {}", lineno, e->message));
@@ -79,7 +75,6 @@ Status parse_rules(const std::string& text, std::vector<CliCommand>& out) {
       return Status::error(s.code(), fmt::format("line {}: {}", lineno, s.message()));
     cmd.line = uint32_t(lineno);
     out.push_back(std::move(cmd));
-    if (nl == text.size()) break;
   }
   return Status::ok();
 }

@@ -40,18 +40,12 @@ uint64_t monotonic_ms() {
 // and the socket ignores outgoing frames anyway).
 std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   std::string arp, ip;
-  std::vector<Ipv4> vips;
   services.for_each_service([&](const Service& s) {
     ip += fmt::format("{}(dst host {} and {} dst port {})", ip.empty() ? "" : " or ",
-                      to_string(s.key.vip), s.key.protocol == kProtoTcp ? "tcp" : "udp",
-                      s.key.port);
-    bool seen = false;
-    for (const auto& v : vips) seen = seen || v == s.key.vip;
-    if (!seen) {
-      vips.push_back(s.key.vip);
-      arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", s.key.vip.host());
-    }
+                      to_string(s.key.vip), protocol_token(s.key.protocol), s.key.port);
   });
+  for (const Ipv4& vip : services.vips())
+    arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
   if (ip.empty()) return "less 1";  // no service: match nothing (no frame is that short)
   return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
                      to_string(mac), ip);
@@ -71,6 +65,10 @@ class Daemon {
   void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
   Dump make_dump(bool with_conns);
   std::string counters_text();
+  // Sends what every injector has queued; frames the kernel refused are counted as drops.
+  void flush_all() {
+    for (auto& inj : injectors_) dp_->count_tx_failed(inj->flush());
+  }
   Injector* injector_for(int ifindex) {
     for (auto& i : injectors_)
       if (i->ifindex() == ifindex) return i.get();
@@ -89,13 +87,13 @@ class Daemon {
   std::unique_ptr<ControlServer> control_;
   uint64_t applied_generation_ = 0;
   uint64_t now_ms_ = 0;
-  uint64_t inject_failures_ = 0;
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
 };
 
 struct DispatchCtx {
   Daemon* self;
   Capture* cap;
+  Injector* in;  // the capture interface's own injector
 };
 
 }  // namespace
@@ -130,10 +128,10 @@ std::string Daemon::counters_text() {
   std::string s = fmt::format(
       "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
       "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_current {}\n"
-      "inject_failures {}\nicmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\n",
+      "icmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\n",
       c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
       c.conns_created,
-      c.conns_expired, conns_->size(), inject_failures_, c.icmp_unreachable_sent,
+      c.conns_expired, conns_->size(), c.icmp_unreachable_sent,
       c.icmp_rate_limited, c.frames_held);
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
@@ -264,7 +262,7 @@ void Daemon::send_frame(const uint8_t* frame, size_t len, const Verdict& v, Inje
 }
 
 int Daemon::on_frames(Capture& cap) {
-  DispatchCtx ctx{this, &cap};
+  DispatchCtx ctx{this, &cap, injector_for(cap.ifindex())};
   auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     auto* c = reinterpret_cast<DispatchCtx*>(user);
     Daemon* d = c->self;
@@ -273,7 +271,7 @@ int Daemon::on_frames(Capture& cap) {
       return;
     }
     const int ifindex = c->cap->ifindex();
-    Injector* in = d->injector_for(ifindex);
+    Injector* in = c->in;
     // Frames that fit the interface are processed in the buffer they will most likely be
     // sent from (DR is usually one-armed); super-frames in a scratch buffer, since their
     // segments are written into the injector's buffers.
@@ -297,9 +295,9 @@ int Daemon::on_frames(Capture& cap) {
     }
     if (n == 0) break;
     total += n;
-    for (auto& inj : injectors_) inject_failures_ += inj->flush();
+    flush_all();
   }
-  for (auto& inj : injectors_) inject_failures_ += inj->flush();
+  flush_all();
   return total;
 }
 
@@ -422,7 +420,7 @@ int Daemon::run() {
       dp_->release_held(now, [this](std::span<const uint8_t> f, const Verdict& v) {
         send_frame(f.data(), f.size(), v, nullptr);
       });
-      for (auto& inj : injectors_) inject_failures_ += inj->flush();
+      flush_all();
     }
     for (size_t i = control_base; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;

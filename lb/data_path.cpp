@@ -11,11 +11,7 @@
 namespace lbd {
 
 void DataPath::refresh_vips() {
-  vips_.clear();
-  services_.for_each_service([&](const Service& s) {
-    if (std::find(vips_.begin(), vips_.end(), s.key.vip) == vips_.end())
-      vips_.push_back(s.key.vip);
-  });
+  vips_ = services_.vips();
   vips_generation_ = services_.generation();
 }
 
@@ -138,7 +134,7 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   if (!real.hop.resolved) {
     if (unresolved_.size() < 64 && std::find(unresolved_.begin(), unresolved_.end(), real.id) ==
                                        unresolved_.end())
-      unresolved_.push_back(real.id);  // capacity reserved below: no allocation per packet
+      unresolved_.push_back(real.id);  // capacity reserved at construction: no allocation
     if (hold(frame, real.id, now_ms)) return {};
     return drop(DropReason::kNextHopUnresolved);
   }
@@ -182,15 +178,6 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
   });
   counters_.conns_expired += n;
   return n;
-}
-
-void DataPath::clear_connections() {
-  std::vector<Conn*> all;
-  conns_.for_each([&](const Conn& c) { all.push_back(const_cast<Conn*>(&c)); });
-  for (Conn* c : all) {
-    services_.unbind_conn(services_.real(c->real_id), c->inactive);
-    conns_.erase(c);
-  }
 }
 
 }  // namespace lbd

@@ -69,9 +69,6 @@ class DataPath {
   // Expires due connections, at most `budget` per call. Returns how many expired.
   size_t expire(uint64_t now_ms, size_t budget);
 
-  // Removes every connection (for tests and flush-on-exit); updates the reals' counts.
-  void clear_connections();
-
   // Real ids whose next hop a frame found unresolved since the last call (then cleared).
   std::vector<uint32_t>& unresolved_reals() { return unresolved_; }
 
@@ -87,11 +84,13 @@ class DataPath {
   size_t held_count() const { return held_used_; }
 
   const DataPathCounters& counters() const { return counters_; }
-  // For drops decided by the I/O layer (a frame too big to copy, a failed send).
+  // A received frame the I/O layer dropped before process() (too big to copy).
   void count_drop(DropReason r) {
     ++counters_.rx_frames;
     ++counters_.drops[size_t(r)];
   }
+  // Frames process() decided to send (counted in tx_frames) that the kernel refused.
+  void count_tx_failed(size_t n) { counters_.drops[size_t(DropReason::kInjectFailed)] += n; }
   static uint32_t seconds(uint64_t now_ms) { return uint32_t(now_ms / 1000); }
 
  private:

@@ -523,7 +523,7 @@ std::string usage_text(const std::string& prog) {
       "  --udp-service|-u  service-address   service-address is host[:port]\n"
       "\n"
       "Options:\n"
-      "  --scheduler    -s scheduler         one of rr|wrr|lc|wlc,\n"
+      "  --scheduler    -s scheduler         one of {1},\n"
       "                                      the default scheduler is wlc.\n"
       "  --real-server  -r server-address    server-address is host (and port)\n"
       "  --gatewaying   -g                   gatewaying (direct routing) (default)\n"
@@ -537,7 +537,7 @@ std::string usage_text(const std::string& prog) {
       "\n"
       "Environment: LBD_SOCKET (or --socket PATH as the first argument) names lbd's control\n"
       "socket, default /run/lbd/lbd.sock.\n",
-      prog);
+      prog, join_args(sched::scheduler_names(), '|'));
 }
 
 }  // namespace lbd

@@ -11,7 +11,6 @@ namespace lbd {
 namespace {
 
 const char* proto_name(uint8_t p) { return p == kProtoTcp ? "TCP" : p == kProtoUdp ? "UDP" : "SCTP"; }
-const char* proto_lower(uint8_t p) { return p == kProtoTcp ? "tcp" : p == kProtoUdp ? "udp" : "sctp"; }
 
 // libipvs compares addresses as `int r = ntohl(a) - ntohl(b)`: the unsigned difference cast
 // to int, so addresses more than 2^31 apart sort "backwards". Reproduced on purpose.
@@ -38,7 +37,7 @@ struct Renderer {
     std::string host, serv;
     if (!numeric && names.host) host = names.host(a);
     if (host.empty()) host = to_string(a);
-    if (!numeric && names.service) serv = names.service(port, proto_lower(proto));
+    if (!numeric && names.service) serv = names.service(port, protocol_token(proto));
     if (serv.empty()) serv = std::to_string(port);
     return host + ":" + serv;
   }

@@ -5,12 +5,10 @@
 
 namespace lbd::log {
 
-static Level g_min = Level::kInfo;
-
-void set_min_level(Level level) { g_min = level; }
+static constexpr Level kMinLevel = Level::kInfo;
 
 void write(Level level, const char* component, const std::string& message) {
-  if (level < g_min) return;
+  if (level < kMinLevel) return;
   static const char* const names[] = {"debug", "info", "warning", "error"};
   std::fprintf(stderr, "lbd: %s: %s: %s\n", names[int(level)], component, message.c_str());
   std::fflush(stderr);

@@ -8,7 +8,6 @@ namespace lbd::log {
 
 enum class Level { kDebug, kInfo, kWarn, kError };
 void write(Level level, const char* component, const std::string& message);
-void set_min_level(Level level);
 
 }  // namespace lbd::log
 

@@ -18,6 +18,18 @@ const char* fwd_name(FwdMethod m) {
   return "?";
 }
 
+const char* protocol_token(uint8_t protocol) {
+  return protocol == kProtoTcp ? "tcp" : protocol == kProtoUdp ? "udp" : "sctp";
+}
+
+std::vector<Ipv4> ServiceTable::vips() const {
+  std::vector<Ipv4> v;
+  for_each_service([&](const Service& s) {
+    if (std::find(v.begin(), v.end(), s.key.vip) == v.end()) v.push_back(s.key.vip);
+  });
+  return v;
+}
+
 std::string to_string(const ServiceKey& k) {
   return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", to_string(k.vip),
                      k.port);
@@ -103,22 +115,34 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
-  // From the trash: a deleted real of a service with this key that connections still use.
-  for (Real& t : reals_) {
-    if (!(t.in_use && t.deleted && t.service_key == key && t.addr == spec.addr &&
-          t.port == spec.port))
-      continue;
-    t.deleted = false;
-    t.dest.available = true;
-    t.service_id = s->id;
-    t.fwd = spec.fwd;
-    t.dest.weight = spec.weight;
-    s->reals.insert(s->reals.begin(), t.id);
-    rebuild_views(*s);
-    s->scheduler->real_added(s->views, 0);
-    ++generation_;
-    return Status::ok();
+  Real* r = from_trash(key, spec.addr, spec.port);
+  if (!r) {
+    r = &allocate_real();
+    r->service_key = key;
+    r->addr = spec.addr;
+    r->port = spec.port;
   }
+  r->deleted = false;
+  r->dest.available = true;
+  r->service_id = s->id;
+  r->fwd = spec.fwd;
+  r->dest.weight = spec.weight;
+  s->reals.insert(s->reals.begin(), r->id);  // IPVS list_add: new reals go to the head
+  rebuild_views(*s);
+  s->scheduler->real_added(s->views, 0);
+  ++generation_;
+  return Status::ok();
+}
+
+// IPVS's dest trash: a deleted real of a service with this key that connections still use.
+Real* ServiceTable::from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+  for (Real& t : reals_)
+    if (t.in_use && t.deleted && t.service_key == key && t.addr == addr && t.port == port)
+      return &t;
+  return nullptr;
+}
+
+Real& ServiceTable::allocate_real() {
   uint32_t id;
   if (!free_reals_.empty()) {
     id = free_reals_.back();
@@ -130,18 +154,8 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   Real& r = reals_[id];
   r = Real{};
   r.id = id;
-  r.service_id = s->id;
-  r.service_key = key;
-  r.addr = spec.addr;
-  r.port = spec.port;
-  r.fwd = spec.fwd;
-  r.dest.weight = spec.weight;
   r.in_use = true;
-  s->reals.insert(s->reals.begin(), id);  // IPVS list_add: new reals go to the head
-  rebuild_views(*s);
-  s->scheduler->real_added(s->views, 0);
-  ++generation_;
-  return Status::ok();
+  return r;
 }
 
 Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {

@@ -27,6 +27,7 @@ namespace lbd {
 
 enum class FwdMethod : uint8_t { kRoute, kMasq, kTunnel };
 const char* fwd_name(FwdMethod m);  // ipvsadm's Forward column: Route, Masq, Tunnel
+const char* protocol_token(uint8_t protocol);  // "tcp", "udp", "sctp" (nft, pcap, services)
 
 struct ServiceKey {
   uint8_t protocol = 0;  // kProtoTcp or kProtoUdp
@@ -116,6 +117,9 @@ class ServiceTable {
       if (r.in_use) f(r);
   }
 
+  // Each distinct VIP of the configured services, once.
+  std::vector<Ipv4> vips() const;
+
   // Bumped by every change; consumers (capture filter, firewall guard) rebuild on change.
   uint64_t generation() const { return generation_; }
 
@@ -129,6 +133,8 @@ class ServiceTable {
   void rebuild_views(Service& s);
   void rebuild_lookup();
   void release_real(Real& r);
+  Real* from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port);
+  Real& allocate_real();
   void remove_real_from_service(Service& s, size_t index);
 
   std::deque<Service> services_;
