@@ -2,7 +2,10 @@
 // implementation written here (not the one under test).
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -96,6 +99,14 @@ inline bool l4_checksum_ok(const std::vector<uint8_t>& f) {
   pseudo.insert(pseudo.end(), {0, f[23], uint8_t(len >> 8), uint8_t(len)});
   pseudo.insert(pseudo.end(), f.begin() + 34, f.end());
   return ref_checksum(pseudo) == 0;
+}
+
+// Parses a frame the test built to be valid; the test fails if it does not parse.
+inline ParsedPacket parse_ok(std::span<const uint8_t> f) {
+  ParsedPacket p;
+  DropReason why{};
+  REQUIRE(parse_frame(f, p, why));
+  return p;
 }
 
 inline std::vector<uint8_t> make_arp_request(MacAddr sha, Ipv4 spa, Ipv4 tpa) {

@@ -39,9 +39,7 @@ TEST_CASE("l4_full matches the reference checksum for TCP and UDP") {
   std::mt19937 rng(2);
   for (int i = 0; i < 200; ++i) {
     auto f = random_frame(rng);
-    ParsedPacket p;
-    DropReason why{};
-    REQUIRE(parse_frame(f, p, why));
+    const ParsedPacket p = parse_ok(f);
     const size_t check_off = p.protocol == kProtoTcp ? 16 : 6;
     const uint16_t stored = get16(f, 34 + check_off);
     std::span<const uint8_t> seg(f.data() + 34, f.size() - 34);
@@ -79,9 +77,7 @@ TEST_CASE("a partial (offloaded) checksum is completed; a finished one is untouc
   std::mt19937 rng(4);
   for (int i = 0; i < 200; ++i) {
     auto good = random_frame(rng);
-    ParsedPacket p;
-    DropReason why{};
-    REQUIRE(parse_frame(good, p, why));
+    const ParsedPacket p = parse_ok(good);
     const size_t check_at = 34 + (p.protocol == kProtoTcp ? 16 : 6);
     // What veth with TX offload hands over: the folded pseudo-header sum, not complemented.
     auto partial = good;
@@ -101,9 +97,7 @@ TEST_CASE("a UDP checksum of 0 (none) stays 0") {
   s.payload = "abc";
   auto f = make_frame(s);
   put16(f, 34 + 6, 0);
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   auto before = f;
   CHECK_FALSE(csum::complete_partial(f, p));
   CHECK(f == before);

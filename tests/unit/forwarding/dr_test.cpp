@@ -29,9 +29,7 @@ TEST_CASE("DR rewrites destination MAC to the real's and source MAC to the direc
       out_spec.src = hop.src;
       out_spec.dst = hop.dst;
       const auto expected = make_frame(out_spec);
-      ParsedPacket p;
-      DropReason why{};
-      REQUIRE(parse_frame(frame, p, why));
+      const ParsedPacket p = parse_ok(frame);
       REQUIRE(rewrite_dr(frame, p, hop) == RewriteStatus::kOk);
       CHECK(frame == expected);
     }
@@ -42,9 +40,7 @@ TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
   FrameSpec t;
   t.payload = std::string(2000, 'x');
   auto tf = make_frame(t);
-  ParsedPacket tp;
-  DropReason twhy{};
-  REQUIRE(parse_frame(tf, tp, twhy));
+  const ParsedPacket tp = parse_ok(tf);
   NextHop thop{3, mac(0xd1), mac(0xa1), 1500, true};
   CHECK(rewrite_dr(tf, tp, thop) == RewriteStatus::kNeedsSegmentation);
   CHECK(tf[5] == 0xa1);
@@ -54,9 +50,7 @@ TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
   s.payload = std::string(2000, 'x');
   auto f = make_frame(s);
   const auto before = f;
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true};
   CHECK(rewrite_dr(f, p, hop) == RewriteStatus::kFrameTooBig);
   CHECK(f == before);
@@ -64,9 +58,7 @@ TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
 
 TEST_CASE("an ARP request for the VIP becomes the reply 'VIP is-at director MAC'") {
   auto f = make_arp_request(mac(9), ip("198.18.0.1"), ip("198.18.0.100"));
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   REQUIRE(is_arp_request_for(f, p, ip("198.18.0.100")));
   CHECK_FALSE(is_arp_request_for(f, p, ip("198.18.0.101")));
   arp_request_to_reply(f, mac(0xd1));

@@ -13,9 +13,7 @@ std::vector<uint8_t> reply_for(const FrameSpec& s, size_t& len, std::vector<uint
   original = make_frame(s);
   std::vector<uint8_t> buf = original;
   buf.resize(original.size() + 64);
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(original, p, why));
+  const ParsedPacket p = parse_ok(original);
   len = make_dest_unreachable({buf.data(), original.size()}, buf.size(), p, 3, mac(0xd1));
   buf.resize(len);
   return buf;
@@ -55,8 +53,6 @@ TEST_CASE("the quote is cut so that the ICMP datagram fits 576 bytes") {
 
 TEST_CASE("no reply when the buffer is too small") {
   auto f = make_frame({});
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   CHECK(make_dest_unreachable(f, f.size(), p, 3, mac(0xd1)) == 0);
 }

@@ -12,9 +12,7 @@ using namespace lbd::test;
 
 TEST_CASE("a TCP SYN parses into its addresses, ports and flags") {
   auto f = make_frame({});
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   CHECK(p.protocol == kProtoTcp);
   CHECK(p.saddr == ip("198.18.0.1"));
   CHECK(p.daddr == ip("198.18.0.100"));
@@ -31,9 +29,7 @@ TEST_CASE("Ethernet padding after the IP datagram is allowed") {
   s.payload = "x";
   auto f = make_frame(s);
   f.resize(60, 0);  // minimum Ethernet frame
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   CHECK(p.ip_len == 29);
 }
 
@@ -105,11 +101,10 @@ TEST_CASE("every prefix of a valid frame parses or is refused, never read past i
 
 TEST_CASE("ARP requests parse; malformed ARP is refused") {
   auto f = make_arp_request(mac(9), ip("198.18.0.1"), ip("198.18.0.100"));
+  CHECK(parse_ok(f).ether_type == kEtherTypeArp);
+  f[19] = 16;  // IPv6-sized protocol address
   ParsedPacket p;
   DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
-  CHECK(p.ether_type == kEtherTypeArp);
-  f[19] = 16;  // IPv6-sized protocol address
   CHECK_FALSE(parse_frame(f, p, why));
   CHECK(why == DropReason::kMalformedArp);
 }

@@ -22,9 +22,7 @@ TEST_CASE("a 5000-byte TCP super-frame becomes 4 valid MTU-sized segments") {
   for (size_t i = 0; i < s.payload.size(); ++i) s.payload[i] = char(i * 7);
   auto big = make_frame(s);
   put16(big, 34 + 16, 0x1234);  // a partial or stale checksum: segments get full ones
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(big, p, why));
+  const ParsedPacket p = parse_ok(big);
   std::string carried;
   std::vector<uint8_t> buf(14 + 1500);
   size_t n = 0;
@@ -34,8 +32,7 @@ TEST_CASE("a 5000-byte TCP super-frame becomes 4 valid MTU-sized segments") {
     std::vector<uint8_t> seg(buf.begin(), buf.begin() + long(len));
     INFO("segment " << n);
     CHECK(len <= 14 + 1500);
-    ParsedPacket sp;
-    REQUIRE(parse_frame(seg, sp, why));
+    parse_ok(seg);
     CHECK(ref_checksum(std::vector<uint8_t>(seg.begin() + 14, seg.begin() + 34)) == 0);
     CHECK(l4_checksum_ok(seg));
     CHECK(get32(seg, 34 + 4) == get32(big, 34 + 4) + uint32_t(carried.size()));
@@ -55,9 +52,7 @@ TEST_CASE("segmentation refuses UDP") {
   s.protocol = kProtoUdp;
   s.payload.resize(3000);
   auto f = make_frame(s);
-  ParsedPacket p;
-  DropReason why{};
-  REQUIRE(parse_frame(f, p, why));
+  const ParsedPacket p = parse_ok(f);
   std::vector<uint8_t> buf(1514);
   CHECK(tcp_segment_one(f, p, 1500, 0, buf.data()) == 0);
 }

@@ -2,9 +2,11 @@
 // through IPVS's add/delete/edit hooks, for exact pick-sequence tests.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scheduler/scheduler.hpp"
@@ -18,6 +20,11 @@ struct SchedHarness {
   std::vector<std::string> names;             // parallel to views
 
   explicit SchedHarness(const char* name) : s(sched::make_scheduler(name)) {}
+  // Adds the reals one by one in the order given (so the list reads newest first).
+  SchedHarness(const char* name, std::initializer_list<std::pair<const char*, int>> reals)
+      : SchedHarness(name) {
+    for (const auto& [n, w] : reals) add(n, w);
+  }
 
   sched::DestView& add(const std::string& name, int weight) {  // at the head, like IPVS
     storage.push_back(std::make_unique<sched::DestView>());

@@ -6,17 +6,12 @@
 using lbd::test::SchedHarness;
 
 TEST_CASE("lc with connections held open cycles newest first") {
-  SchedHarness h("lc");
-  h.add("A", 1);
-  h.add("B", 5);  // weight does not matter to lc
-  h.add("C", 1);
+  SchedHarness h("lc", {{"A", 1}, {"B", 5}, {"C", 1}});  // weight does not matter to lc
   CHECK(h.picks(6, true) == "C B A C B A");
 }
 
 TEST_CASE("lc weighs one active connection as 256 inactive ones") {
-  SchedHarness h("lc");
-  h.add("A", 1);
-  h.add("B", 1);  // list: B A
+  SchedHarness h("lc", {{"A", 1}, {"B", 1}});  // list: B A
   h.view("B").active_conns = 1;
   h.view("A").inactive_conns = 255;
   CHECK(h.picks(1) == "A");
@@ -27,9 +22,7 @@ TEST_CASE("lc weighs one active connection as 256 inactive ones") {
 }
 
 TEST_CASE("lc skips quiesced reals") {
-  SchedHarness h("lc");
-  h.add("A", 0);
-  h.add("B", 1);
+  SchedHarness h("lc", {{"A", 0}, {"B", 1}});
   h.view("B").active_conns = 100;
   CHECK(h.picks(1) == "B");
 }

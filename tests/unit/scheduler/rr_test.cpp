@@ -6,18 +6,12 @@
 using lbd::test::SchedHarness;
 
 TEST_CASE("rr walks the list newest first and wraps") {
-  SchedHarness h("rr");
-  h.add("A", 1);
-  h.add("B", 1);
-  h.add("C", 1);
+  SchedHarness h("rr", {{"A", 1}, {"B", 1}, {"C", 1}});
   CHECK(h.picks(7) == "C B A C B A C");
 }
 
 TEST_CASE("rr skips quiesced (weight 0) and unavailable reals") {
-  SchedHarness h("rr");
-  h.add("A", 1);
-  h.add("B", 0);
-  h.add("C", 1);
+  SchedHarness h("rr", {{"A", 1}, {"B", 0}, {"C", 1}});
   CHECK(h.picks(4) == "C A C A");
   h.view("C").available = false;
   CHECK(h.picks(2) == "A A");
@@ -26,19 +20,14 @@ TEST_CASE("rr skips quiesced (weight 0) and unavailable reals") {
 }
 
 TEST_CASE("rr keeps its cursor on the real when one is added at the head") {
-  SchedHarness h("rr");
-  h.add("A", 1);
-  h.add("B", 1);
+  SchedHarness h("rr", {{"A", 1}, {"B", 1}});
   CHECK(h.picks(1) == "B");
   h.add("C", 1);  // list: C B A, cursor still B
   CHECK(h.picks(4) == "A C B A");
 }
 
 TEST_CASE("rr moves its cursor to the previous real when the cursor's real is deleted") {
-  SchedHarness h("rr");
-  h.add("A", 1);
-  h.add("B", 1);
-  h.add("C", 1);  // C B A
+  SchedHarness h("rr", {{"A", 1}, {"B", 1}, {"C", 1}});  // C B A
   CHECK(h.picks(2) == "C B");
   h.remove("B");  // cursor goes to C
   CHECK(h.picks(3) == "A C A");

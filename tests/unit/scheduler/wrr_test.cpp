@@ -34,10 +34,7 @@ TEST_CASE("wrr 3:2:1 gives exactly 3:2:1 in every 6 picks") {
 }
 
 TEST_CASE("wrr follows list order (newest first) within each weight level") {
-  SchedHarness h("wrr");
-  h.add("A", 4);
-  h.add("B", 3);
-  h.add("C", 2);  // list C B A; cw is 1 after the adds
+  SchedHarness h("wrr", {{"A", 4}, {"B", 3}, {"C", 2}});  // list C B A; cw is 1 after the adds
   CHECK(h.picks(9) == "C B A A B A C B A");
 }
 
