@@ -109,6 +109,14 @@ inline ParsedPacket parse_ok(std::span<const uint8_t> f) {
   return p;
 }
 
+// Parses a frame the test made malformed: the test fails if it parses; returns the reason.
+inline DropReason refusal(std::span<const uint8_t> f) {
+  ParsedPacket p;
+  DropReason why{};
+  CHECK_FALSE(parse_frame(f, p, why));
+  return why;
+}
+
 inline std::vector<uint8_t> make_arp_request(MacAddr sha, Ipv4 spa, Ipv4 tpa) {
   std::vector<uint8_t> f(42, 0);
   for (int i = 0; i < 6; ++i) f[size_t(i)] = 0xff;
