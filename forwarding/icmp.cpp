@@ -1,4 +1,4 @@
-// ICMP destination unreachable; see icmp.hpp.
+// ICMP messages lbd originates; see icmp.hpp.
 #include "forwarding/icmp.hpp"
 
 #include <algorithm>
@@ -8,41 +8,64 @@
 
 namespace lbd {
 
-size_t make_dest_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
-                             uint8_t code, const MacAddr& our_mac) {
-  constexpr size_t kIcmpHdr = 8;
-  constexpr size_t kMaxQuote = 576 - sizeof(Ipv4Hdr) - kIcmpHdr;
-  const size_t quote = std::min<size_t>(p.ip_len, kMaxQuote);
-  const size_t out_len = sizeof(EthHdr) + sizeof(Ipv4Hdr) + kIcmpHdr + quote;
-  if (out_len > capacity || p.l3_off != sizeof(EthHdr)) return 0;
-  uint8_t* b = frame.data();
-  const auto* eth_in = reinterpret_cast<const EthHdr*>(b);
-  const MacAddr client_mac = eth_in->src;
-  // The quoted datagram moves back by the new IP + ICMP headers before they are written.
-  std::memmove(b + sizeof(EthHdr) + sizeof(Ipv4Hdr) + kIcmpHdr, b + p.l3_off, quote);
+size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_len,
+                        const IcmpError& e) {
+  constexpr size_t kHdrs = sizeof(EthHdr) + sizeof(Ipv4Hdr) + sizeof(IcmpHdr);
+  constexpr size_t kMaxQuote = 576 - sizeof(Ipv4Hdr) - sizeof(IcmpHdr);
+  const size_t quote = std::min(quote_len, kMaxQuote);
+  if (kHdrs + quote > buf.size() || quote_off + quote > buf.size()) return 0;
+  uint8_t* b = buf.data();
+  std::memmove(b + kHdrs, b + quote_off, quote);
 
   auto* eth = reinterpret_cast<EthHdr*>(b);
-  eth->dst = client_mac;
-  eth->src = our_mac;
+  eth->dst = e.eth_dst;
+  eth->src = e.eth_src;
   eth->type = Be16::from_host(kEtherTypeIpv4);
   auto* ip = reinterpret_cast<Ipv4Hdr*>(b + sizeof(EthHdr));
   *ip = Ipv4Hdr{};
   ip->ver_ihl = 0x45;
   ip->tos = 0xc0;  // internetwork control, as the kernel sends ICMP errors
-  ip->tot_len = Be16::from_host(uint16_t(sizeof(Ipv4Hdr) + kIcmpHdr + quote));
+  ip->tot_len = Be16::from_host(uint16_t(sizeof(Ipv4Hdr) + sizeof(IcmpHdr) + quote));
   ip->ttl = 64;
   ip->protocol = kProtoIcmp;
-  ip->saddr = p.daddr;
-  ip->daddr = p.saddr;
+  ip->saddr = e.src;
+  ip->daddr = e.dst;
   ip->check = Be16::from_host(csum::ipv4_header({b + sizeof(EthHdr), sizeof(Ipv4Hdr)}));
-  uint8_t* icmp = b + sizeof(EthHdr) + sizeof(Ipv4Hdr);
-  icmp[0] = 3;  // destination unreachable
-  icmp[1] = code;
-  std::memset(icmp + 2, 0, 6);  // checksum, unused
-  const uint16_t c = uint16_t(~csum::fold(csum::accumulate({icmp, kIcmpHdr + quote})));
-  icmp[2] = uint8_t(c >> 8);
-  icmp[3] = uint8_t(c);
-  return out_len;
+  auto* icmp = reinterpret_cast<IcmpHdr*>(b + sizeof(EthHdr) + sizeof(Ipv4Hdr));
+  *icmp = IcmpHdr{};
+  icmp->type = e.type;
+  icmp->code = e.code;
+  icmp->seq = Be16::from_host(e.mtu);
+  icmp->check = Be16::from_host(uint16_t(
+      ~csum::fold(csum::accumulate({reinterpret_cast<uint8_t*>(icmp), sizeof(IcmpHdr) + quote}))));
+  return kHdrs + quote;
+}
+
+size_t make_dest_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
+                             uint8_t code, const MacAddr& our_mac, uint16_t mtu) {
+  if (p.l3_off != sizeof(EthHdr) || capacity < frame.size()) return 0;
+  IcmpError e;
+  e.code = code;
+  e.mtu = mtu;
+  e.src = p.daddr;
+  e.dst = p.saddr;
+  e.eth_src = our_mac;
+  e.eth_dst = reinterpret_cast<const EthHdr*>(frame.data())->src;
+  return write_icmp_error({frame.data(), capacity}, p.l3_off, p.ip_len, e);
+}
+
+void echo_request_to_reply(std::span<uint8_t> frame, const ParsedPacket& p) {
+  auto* eth = reinterpret_cast<EthHdr*>(frame.data());
+  std::swap(eth->dst, eth->src);
+  auto* ip = reinterpret_cast<Ipv4Hdr*>(frame.data() + p.l3_off);
+  std::swap(ip->saddr, ip->daddr);  // the header checksum is unchanged by a swap
+  ip->ttl = 64;
+  ip->check = Be16{};
+  ip->check = Be16::from_host(csum::ipv4_header({frame.data() + p.l3_off, size_t(p.l4_off - p.l3_off)}));
+  auto* icmp = reinterpret_cast<IcmpHdr*>(frame.data() + p.l4_off);
+  icmp->type = icmp_type::kEchoReply;
+  icmp->check = Be16::from_host(csum::replace16(icmp->check.host(), uint16_t(icmp_type::kEchoRequest << 8),
+                                                uint16_t(icmp_type::kEchoReply << 8)));
 }
 
 }  // namespace lbd

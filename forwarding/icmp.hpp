@@ -1,4 +1,4 @@
-// ICMP errors lbd originates, built in place from the offending frame. Pure, no I/O.
+// ICMP messages lbd originates, built in place from the frame they answer. Pure, no I/O.
 #pragma once
 
 #include <cstddef>
@@ -8,12 +8,30 @@
 
 namespace lbd {
 
+struct IcmpError {
+  uint8_t type = icmp_type::kDestUnreachable;
+  uint8_t code = icmp_code::kPortUnreachable;
+  uint16_t mtu = 0;  // frag-needed: the next-hop MTU (RFC 1191)
+  Ipv4 src, dst;
+  MacAddr eth_src, eth_dst;
+};
+
+// Writes an Ethernet/IPv4/ICMP error `e` at the start of `buf` (its whole capacity) quoting
+// the datagram that lies in `buf` at [quote_off, quote_off + quote_len); the quote moves
+// behind the new headers and is cut so the IP packet fits 576 bytes (RFC 1812). Returns the
+// frame length, or 0 (nothing written) if it does not fit.
+size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_len,
+                        const IcmpError& e);
+
 // Turns `frame` (a parsed IPv4 datagram to a VIP) into the ICMP destination-unreachable
 // `code` (3 = port unreachable, as IPVS's ip_vs_leave() sends when no real server is
 // available) from the VIP back to the sender, out of the interface with MAC `our_mac`.
-// The quoted datagram is truncated so the reply fits 576 bytes (RFC 1812). `capacity` is
-// the buffer's size. Returns the new frame length, or 0 if it does not fit.
+// `capacity` is the buffer's size. Returns the new frame length, or 0 if it does not fit.
 size_t make_dest_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
-                             uint8_t code, const MacAddr& our_mac);
+                             uint8_t code, const MacAddr& our_mac, uint16_t mtu = 0);
+
+// Turns an ICMP echo request into its echo reply in place (addresses and MACs swapped,
+// type 0, checksum updated). The payload is returned as received.
+void echo_request_to_reply(std::span<uint8_t> frame, const ParsedPacket& p);
 
 }  // namespace lbd

@@ -4,6 +4,7 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <netlink/netlink.h>
+#include <netlink/route/addr.h>
 #include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 
@@ -28,9 +29,12 @@ NetlinkNeighbours::NetlinkNeighbours() {
     throw std::runtime_error(fmt::format("netlink: route dump: {}", nl_geterror(err)));
   if (int err = rtnl_neigh_alloc_cache(sock_, &neighbours_); err < 0)
     throw std::runtime_error(fmt::format("netlink: neighbour dump: {}", nl_geterror(err)));
+  if (int err = rtnl_addr_alloc_cache(sock_, &addresses_); err < 0)
+    throw std::runtime_error(fmt::format("netlink: address dump: {}", nl_geterror(err)));
 }
 
 NetlinkNeighbours::~NetlinkNeighbours() {
+  if (addresses_) nl_cache_free(addresses_);
   if (neighbours_) nl_cache_free(neighbours_);
   if (routes_) nl_cache_free(routes_);
   if (sock_) nl_socket_free(sock_);
@@ -39,6 +43,25 @@ NetlinkNeighbours::~NetlinkNeighbours() {
 void NetlinkNeighbours::refresh() {
   nl_cache_refill(sock_, routes_);
   nl_cache_refill(sock_, neighbours_);
+  nl_cache_refill(sock_, addresses_);
+}
+
+Ipv4 NetlinkNeighbours::source_address(int ifindex, Ipv4 dst, Ipv4 next_hop) const {
+  if (auto r = route(dst); r && !(r->pref_src == Ipv4{})) return r->pref_src;
+  Ipv4 first, on_subnet;
+  for (nl_object* o = nl_cache_get_first(addresses_); o; o = nl_cache_get_next(o)) {
+    auto* a = reinterpret_cast<rtnl_addr*>(o);
+    if (rtnl_addr_get_family(a) != AF_INET || rtnl_addr_get_ifindex(a) != ifindex) continue;
+    nl_addr* local = rtnl_addr_get_local(a);
+    if (!local || nl_addr_get_len(local) != 4) continue;
+    Ipv4 addr;
+    std::memcpy(addr.b.data(), nl_addr_get_binary_addr(local), 4);
+    if (first == Ipv4{}) first = addr;
+    const int len = rtnl_addr_get_prefixlen(a);
+    const uint32_t mask = len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~(0xffffffffu >> len);
+    if (on_subnet == Ipv4{} && (addr.host() & mask) == (next_hop.host() & mask)) on_subnet = addr;
+  }
+  return on_subnet == Ipv4{} ? first : on_subnet;
 }
 
 std::optional<NetlinkNeighbours::Route> NetlinkNeighbours::route(Ipv4 dst) const {
@@ -63,6 +86,8 @@ std::optional<NetlinkNeighbours::Route> NetlinkNeighbours::route(Ipv4 dst) const
     Route out;
     out.ifindex = rtnl_route_nh_get_ifindex(nh);
     out.next_hop = dst;
+    if (nl_addr* ps = rtnl_route_get_pref_src(r); ps && nl_addr_get_len(ps) == 4)
+      std::memcpy(out.pref_src.b.data(), nl_addr_get_binary_addr(ps), 4);
     if (nl_addr* gw = rtnl_route_nh_get_gateway(nh); gw && nl_addr_get_len(gw) == 4)
       std::memcpy(out.next_hop.b.data(), nl_addr_get_binary_addr(gw), 4);
     best = out;

@@ -27,6 +27,7 @@ class NetlinkNeighbours {
   struct Route {
     int ifindex = 0;
     Ipv4 next_hop;  // the gateway, or the destination itself when on-link
+    Ipv4 pref_src;  // the route's preferred source address, zero if none
   };
   // Longest-prefix match in the main table; nullopt if no unicast route.
   std::optional<Route> route(Ipv4 dst) const;
@@ -35,11 +36,16 @@ class NetlinkNeighbours {
   // Asks the kernel to resolve `addr` on `ifindex` (or to confirm a known entry: NTF_USE
   // marks it used, so STALE entries are re-probed). False with `error` on failure.
   bool request_resolution(int ifindex, Ipv4 addr, std::string& error);
+  // The address the director sends from on `ifindex` towards `dst` (the route's preferred
+  // source, else an address of the interface whose subnet holds `next_hop`, else its
+  // first); zero if the interface has none.
+  Ipv4 source_address(int ifindex, Ipv4 dst, Ipv4 next_hop) const;
 
  private:
   nl_sock* sock_ = nullptr;
   nl_cache* routes_ = nullptr;
   nl_cache* neighbours_ = nullptr;
+  nl_cache* addresses_ = nullptr;
 };
 
 }  // namespace lbd

@@ -12,6 +12,7 @@ struct NextHop {
   MacAddr dst;  // the next hop's MAC
   uint16_t mtu = 1500;
   bool resolved = false;
+  Ipv4 src_ip;  // the director's address on ifindex (TUN: the outer source)
 };
 
 }  // namespace lbd

@@ -63,6 +63,13 @@ const char* to_string(DropReason r) {
     case DropReason::kNextHopUnresolved: return "next_hop_unresolved";
     case DropReason::kFrameTooBig: return "frame_too_big";
     case DropReason::kInjectFailed: return "inject_failed";
+    case DropReason::kTruncatedIcmpQuote: return "truncated_icmp_quote";
+    case DropReason::kUnhandledIcmp: return "unhandled_icmp";
+    case DropReason::kIcmpNoConnection: return "icmp_no_connection";
+    case DropReason::kOrphanReply: return "orphan_reply";
+    case DropReason::kNatTupleBusy: return "nat_tuple_busy";
+    case DropReason::kTunnelMtuTooSmall: return "tunnel_mtu_too_small";
+    case DropReason::kFragNeeded: return "frag_needed";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -100,6 +107,7 @@ bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& 
   if (ip->frag_off.host() & 0x3fff) return fail(why, DropReason::kFragment);
 
   out.ip_len = uint16_t(tot);
+  out.dont_fragment = (ip->frag_off.host() & kIpDf) != 0;
   out.protocol = ip->protocol;
   out.saddr = ip->saddr;
   out.daddr = ip->daddr;
@@ -128,7 +136,41 @@ bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& 
     out.tcp_flags = 0;
     return true;
   }
+  if (out.protocol == kProtoIcmp) {
+    const auto* icmp = header_at<IcmpHdr>(datagram, out.l4_off);
+    if (!icmp) return fail(why, DropReason::kTruncatedL4);
+    out.icmp_type = icmp->type;
+    out.icmp_code = icmp->code;
+    const bool echo = icmp->type == icmp_type::kEchoRequest || icmp->type == icmp_type::kEchoReply;
+    out.sport = echo ? icmp->id.host() : 0;
+    out.dport = 0;
+    out.tcp_flags = 0;
+    return true;
+  }
   return fail(why, DropReason::kUnsupportedProtocol);
+}
+
+bool parse_quote(std::span<const uint8_t> frame, size_t off, size_t end, IcmpQuote& q) {
+  if (end > frame.size() || off + sizeof(Ipv4Hdr) > end) return false;
+  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(frame.data() + off);
+  const unsigned ihl = (ip->ver_ihl & 0x0f) * 4u;
+  if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(Ipv4Hdr) || off + ihl > end) return false;
+  q.ip_off = uint16_t(off);
+  q.l4_off = uint16_t(off + ihl);
+  q.end = uint16_t(end);
+  q.protocol = ip->protocol;
+  q.saddr = ip->saddr;
+  q.daddr = ip->daddr;
+  q.tot_len = ip->tot_len.host();
+  q.dont_fragment = (ip->frag_off.host() & kIpDf) != 0;
+  q.sport = q.dport = 0;
+  if (q.protocol == kProtoTcp || q.protocol == kProtoUdp) {
+    if (size_t(q.l4_off) + 8 > end) return false;  // RFC 792 quotes at least 8 bytes: the ports
+    const uint8_t* l4 = frame.data() + q.l4_off;
+    q.sport = uint16_t(l4[0] << 8 | l4[1]);
+    q.dport = uint16_t(l4[2] << 8 | l4[3]);
+  }
+  return true;
 }
 
 }  // namespace lbd

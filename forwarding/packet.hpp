@@ -101,6 +101,23 @@ struct ArpHdr {  // Ethernet/IPv4 ARP only
 };
 static_assert(sizeof(ArpHdr) == 28);
 
+struct IcmpHdr {
+  uint8_t type, code;
+  Be16 check;
+  Be16 id;   // echo: identifier; frag-needed: unused
+  Be16 seq;  // echo: sequence; frag-needed: next-hop MTU (RFC 1191)
+};
+static_assert(sizeof(IcmpHdr) == 8);
+
+namespace icmp_type {
+inline constexpr uint8_t kEchoReply = 0, kDestUnreachable = 3, kSourceQuench = 4,
+                         kEchoRequest = 8, kTimeExceeded = 11;
+}
+namespace icmp_code {
+inline constexpr uint8_t kPortUnreachable = 3, kFragNeeded = 4;
+}
+inline constexpr uint16_t kIpDf = 0x4000, kIpMf = 0x2000;
+
 namespace tcp_flag {
 inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
 }
@@ -128,6 +145,13 @@ enum class DropReason : uint8_t {
   kNextHopUnresolved,
   kFrameTooBig,     // larger than the egress MTU (e.g. a GRO super-frame)
   kInjectFailed,
+  kTruncatedIcmpQuote,  // an ICMP error too short to name the connection it is about
+  kUnhandledIcmp,       // ICMP lbd does not forward (not an error or echo about a VIP)
+  kIcmpNoConnection,    // an ICMP error about no connection lbd knows
+  kOrphanReply,         // from a NAT real server's service port, matching no connection
+  kNatTupleBusy,        // NAT: the real's reply tuple already belongs to another connection
+  kTunnelMtuTooSmall,   // the tunnel's path MTU leaves no room (IPVS: mtu < 68)
+  kFragNeeded,          // DF packet too big for the tunnel: ICMP frag-needed sent instead
   kCount
 };
 const char* to_string(DropReason r);
@@ -140,11 +164,35 @@ struct ParsedPacket {
   uint16_t ip_len = 0;       // IPv4 total length (the frame may carry Ethernet padding after it)
   uint8_t protocol = 0;
   uint8_t tcp_flags = 0;
+  uint8_t icmp_type = 0, icmp_code = 0;
+  bool dont_fragment = false;
   Ipv4 saddr{}, daddr{};
-  uint16_t sport = 0, dport = 0;
+  uint16_t sport = 0, dport = 0;  // ICMP echo: sport = identifier, dport = 0
 };
 
-// Parses Ethernet → IPv4 → TCP/UDP, or Ethernet → ARP. Returns true and fills `out`, or
+// The datagram an ICMP error quotes: its IPv4 header and, when quoted, the ports.
+struct IcmpQuote {
+  uint16_t ip_off = 0;   // frame offset of the quoted IPv4 header
+  uint16_t l4_off = 0;   // frame offset of its L4 header
+  uint16_t end = 0;      // frame offset where the quote ends (the ICMP message's end)
+  uint8_t protocol = 0;
+  Ipv4 saddr{}, daddr{};
+  uint16_t sport = 0, dport = 0;
+  uint16_t tot_len = 0;  // the quoted datagram's own total length field
+  bool dont_fragment = false;
+};
+
+// Parses the IPv4 datagram quoted from frame offset `off` to `end` (an ICMP error's
+// payload, or the datagram inside a quoted IPIP packet): its header must be complete and
+// for TCP/UDP the first 8 bytes of its L4 header too (ports). False if too short.
+bool parse_quote(std::span<const uint8_t> frame, size_t off, size_t end, IcmpQuote& q);
+
+inline bool is_icmp_error(uint8_t type) {
+  return type == icmp_type::kDestUnreachable || type == icmp_type::kSourceQuench ||
+         type == icmp_type::kTimeExceeded;
+}
+
+// Parses Ethernet → IPv4 → TCP/UDP/ICMP, or Ethernet → ARP. Returns true and fills `out`, or
 // false and sets `why`. Frames with IP options or fragments are refused (not handled yet).
 bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& why);
 

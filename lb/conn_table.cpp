@@ -22,6 +22,7 @@ ConnTable::ConnTable(uint32_t capacity, uint64_t seed)
       seed1_(std::rotl(seed, 29) ^ 0xe7037ed1a0b428dbULL),
       slab_(capacity_),
       index_(size_t(mask_) + 1, Bucket{0, 0}),
+      reply_index_(size_t(mask_) + 1, Bucket{0, 0}),
       wheel_(kWheelSlots, 0) {
   free_.reserve(capacity_);
   for (uint32_t i = capacity_; i > 0; --i) free_.push_back(i);
@@ -40,6 +41,26 @@ Conn* ConnTable::find(const ConnKey& key) {
     if (!b.slot) return nullptr;
     if (b.tag == h && slab_[b.slot - 1].key == key) return &slab_[b.slot - 1];
   }
+}
+
+Conn* ConnTable::find_reply(const ConnKey& reply) {
+  const uint32_t h = hash(reply);
+  for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Bucket b = reply_index_[i];
+    if (!b.slot) return nullptr;
+    if (b.tag == h && reply_key(slab_[b.slot - 1]) == reply) return &slab_[b.slot - 1];
+  }
+}
+
+bool ConnTable::index_reply(Conn* c) {
+  const ConnKey k = reply_key(*c);
+  if (find_reply(k)) return false;
+  const uint32_t h = hash(k);
+  uint32_t i = h & mask_;
+  while (reply_index_[i].slot) i = (i + 1) & mask_;
+  reply_index_[i] = Bucket{h, uint32_t(c - slab_.data()) + 1};
+  c->reply_indexed = true;
+  return true;
 }
 
 Conn* ConnTable::insert(const ConnKey& key, uint32_t expires) {
@@ -71,29 +92,35 @@ void ConnTable::erase(Conn* c) {
 }
 
 void ConnTable::erase_detached(uint32_t slot1) {
-  const uint32_t h = slab_[slot1 - 1].hash;
-  uint32_t i = h & mask_;
-  while (index_[i].slot != slot1) i = (i + 1) & mask_;
-  index_erase(i);
+  const Conn& c = slab_[slot1 - 1];
+  index_remove(index_, mask_, c.hash, slot1);
+  if (c.reply_indexed) index_remove(reply_index_, mask_, hash(reply_key(c)), slot1);
   free_.push_back(slot1);
   --size_;
 }
 
+void ConnTable::index_remove(std::vector<Bucket>& index, uint32_t mask, uint32_t h,
+                             uint32_t slot1) {
+  uint32_t i = h & mask;
+  while (index[i].slot != slot1) i = (i + 1) & mask;
+  index_erase(index, mask, i);
+}
+
 // Linear-probing deletion without tombstones: shift back every later entry of the probe
 // run that may live at the hole (its home is not cyclically within (hole, j]).
-void ConnTable::index_erase(uint32_t hole) {
+void ConnTable::index_erase(std::vector<Bucket>& index, uint32_t mask, uint32_t hole) {
   uint32_t j = hole;
   for (;;) {
-    j = (j + 1) & mask_;
-    if (!index_[j].slot) break;
-    const uint32_t home = index_[j].tag & mask_;
+    j = (j + 1) & mask;
+    if (!index[j].slot) break;
+    const uint32_t home = index[j].tag & mask;
     const bool home_in_range = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
     if (!home_in_range) {
-      index_[hole] = index_[j];
+      index[hole] = index[j];
       hole = j;
     }
   }
-  index_[hole] = Bucket{0, 0};
+  index[hole] = Bucket{0, 0};
 }
 
 void ConnTable::wheel_link(uint32_t slot1, uint32_t expires) {

@@ -1,11 +1,13 @@
-// The connection table: a fixed-capacity slab of connections, an open-addressing index
+// The connection table: a fixed-capacity slab of connections, two open-addressing indexes
 // (linear probing, 8-byte buckets holding a hash tag and a slot, load <= 1/2) and a
 // one-second timer wheel with lazy re-arming, so a packet that extends a timeout only
 // stores a number. The hash is keyed with a seed chosen at start: the key is client-chosen.
 //
 // Thread safety: none; the table belongs to the one thread that runs the data path.
 // Full: insert() returns nullptr and nothing changes (the caller counts the drop).
-// Memory: sizeof(Conn) + 2 * 8 bytes of index per connection of capacity.
+// The first index finds a connection by the client's packets (client → VIP:vport), the
+// second by the real server's replies (RIP:rport → client), for NAT connections only.
+// Memory: sizeof(Conn) + 4 * 8 bytes of index per connection of capacity.
 #pragma once
 
 #include <cstddef>
@@ -26,10 +28,22 @@ struct ConnKey {
 
 static_assert(sizeof(ConnKey) == 14);
 
+// A packet's key as it travels: (saddr, daddr, sport, dport, protocol). A client's packet
+// has the connection's key; a NAT reply has its reply key.
+inline ConnKey packet_key(const ParsedPacket& p) {
+  return ConnKey{p.saddr, p.daddr, p.sport, p.dport, p.protocol};
+}
+
 struct Conn {
   ConnKey key;
   ConnState state = ConnState::kNone;
   bool inactive = false;     // counted in the real's InActConn (IPVS IP_VS_CONN_F_INACTIVE)
+  Ipv4 daddr;                // the real server's address and port (NAT: what replies come from)
+  uint16_t dport = 0;
+  MacAddr client_mac;        // where the client's packets came from: replies go back there
+  uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
+  bool reply_indexed = false;
+  uint8_t method = 0;        // the forwarding method at creation (FwdMethod), kept for life
   uint32_t real_id = 0;
   uint32_t expires = 0;      // seconds on the table's clock; a packet may move it later
   uint32_t hash = 0;
@@ -48,6 +62,14 @@ class ConnTable {
   Conn* insert(const ConnKey& key, uint32_t expires);
   void erase(Conn* c);
 
+  // The reply index: reply_key(c) = (c.daddr, c.key.caddr, c.dport, c.key.cport, protocol).
+  static ConnKey reply_key(const Conn& c) {
+    return ConnKey{c.daddr, c.key.caddr, c.dport, c.key.cport, c.key.protocol};
+  }
+  Conn* find_reply(const ConnKey& reply);
+  // Indexes `c` (daddr/dport set) by its reply key; false if another connection has it.
+  bool index_reply(Conn* c);
+
   // Expires connections whose time has come, up to `budget` of them, calling
   // on_expire(Conn&) before each is freed. Returns how many were expired.
   template <class F>
@@ -61,7 +83,7 @@ class ConnTable {
 
   uint32_t size() const { return size_; }
   uint32_t capacity() const { return capacity_; }
-  static constexpr size_t bytes_per_connection() { return sizeof(Conn) + 2 * sizeof(Bucket); }
+  static constexpr size_t bytes_per_connection() { return sizeof(Conn) + 4 * sizeof(Bucket); }
 
  private:
   struct Bucket {
@@ -71,7 +93,8 @@ class ConnTable {
   uint32_t hash(const ConnKey& k) const;
   void wheel_link(uint32_t slot1, uint32_t expires);
   void wheel_unlink(uint32_t slot1);
-  void index_erase(uint32_t bucket);
+  static void index_erase(std::vector<Bucket>& index, uint32_t mask, uint32_t bucket);
+  static void index_remove(std::vector<Bucket>& index, uint32_t mask, uint32_t h, uint32_t slot1);
   void erase_detached(uint32_t slot1);  // erase a connection already off the wheel
 
   uint32_t capacity_;
@@ -79,6 +102,7 @@ class ConnTable {
   uint64_t seed0_, seed1_;
   std::vector<Conn> slab_;
   std::vector<Bucket> index_;
+  std::vector<Bucket> reply_index_;
   std::vector<uint32_t> free_;     // free slab slots (slot + 1)
   std::vector<uint32_t> wheel_;    // head per second slot (slot + 1)
   uint32_t wheel_now_ = 0;         // next second to process

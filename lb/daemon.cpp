@@ -16,6 +16,7 @@
 #include <memory>
 #include <sstream>
 
+#include "forwarding/ipip.hpp"
 #include "forwarding/netlink_neighbours.hpp"
 #include "forwarding/segment.hpp"
 #include "lb/box_guard.hpp"
@@ -36,16 +37,31 @@ uint64_t monotonic_ms() {
 }
 
 // The capture filter for the current services: ARP requests for a VIP, and frames sent to
-// this interface's MAC for a VIP:port. Our own frames never match (other destination MAC,
-// and the socket ignores outgoing frames anyway).
+// this interface's MAC for a VIP:port, from a NAT real's RIP:rport (its replies), ICMP to a
+// VIP or from a NAT real, and ICMP errors quoting an IPIP packet (about our tunnels). Our
+// own frames never match (other destination MAC, and the socket ignores outgoing frames).
 std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   std::string arp, ip;
+  auto add = [&ip](const std::string& clause) { ip += (ip.empty() ? "" : " or ") + clause; };
+  bool tunnels = false;
   services.for_each_service([&](const Service& s) {
-    ip += fmt::format("{}(dst host {} and {} dst port {})", ip.empty() ? "" : " or ",
-                      to_string(s.key.vip), protocol_token(s.key.protocol), s.key.port);
+    add(fmt::format("(dst host {} and {} dst port {})", to_string(s.key.vip),
+                    protocol_token(s.key.protocol), s.key.port));
   });
-  for (const Ipv4& vip : services.vips())
+  for (const auto& e : services.nat_endpoints()) {
+    add(fmt::format("(src host {} and {} src port {})", to_string(e.addr),
+                    protocol_token(e.protocol), e.port));
+    add(fmt::format("(icmp and src host {})", to_string(e.addr)));
+  }
+  services.for_each_service([&](const Service& s) {
+    for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
+  });
+  for (const Ipv4& vip : services.vips()) {
     arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
+    add(fmt::format("(icmp and dst host {})", to_string(vip)));
+  }
+  // icmp[17]: the protocol of the datagram an ICMP error quotes (8 + 9 bytes in).
+  if (tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
   if (ip.empty()) return "less 1";  // no service: match nothing (no frame is that short)
   return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
                      to_string(mac), ip);
@@ -128,11 +144,14 @@ std::string Daemon::counters_text() {
   std::string s = fmt::format(
       "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
       "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_current {}\n"
-      "icmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\n",
+      "icmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\nnat_replies {}\n"
+      "tunnelled {}\ntunnel_fragmented {}\nicmp_frag_needed_sent {}\n"
+      "icmp_errors_forwarded {}\ntunnel_pmtu_updates {}\necho_forwarded {}\necho_replies {}\n",
       c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
-      c.conns_created,
-      c.conns_expired, conns_->size(), c.icmp_unreachable_sent,
-      c.icmp_rate_limited, c.frames_held);
+      c.conns_created, c.conns_expired, conns_->size(), c.icmp_unreachable_sent,
+      c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
+      c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
+      c.echo_forwarded, c.echo_replies);
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
@@ -220,6 +239,7 @@ void Daemon::resolve_next_hops(bool refresh) {
     hop.ifindex = out->ifindex();
     hop.src = out->mac();
     hop.mtu = out->mtu();
+    hop.src_ip = nl_->source_address(route->ifindex, r.addr, route->next_hop);
     // NTF_USE on every refresh: the kernel never sees lbd's traffic use this neighbour, so
     // without it the entry would age to STALE (and be collected) with nobody confirming it.
     std::string e;
@@ -242,12 +262,32 @@ void Daemon::resolve_next_hops(bool refresh) {
 void Daemon::send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place) {
   Injector* out = injector_for(v.ifindex);
   if (!out) return;
+  if ((v.segment_mtu || v.fragment_mtu) && in_place && frame != scratch_.data()) {
+    // The pieces are written into the injector's buffers, where this frame may lie.
+    std::memcpy(scratch_.data(), frame, len);
+    frame = scratch_.data();
+  }
   if (v.segment_mtu) {
     ParsedPacket p;
     DropReason why{};
     if (!parse_frame({frame, len}, p, why)) return;
     for (size_t i = 0;; ++i) {
-      const size_t n = tcp_segment_one({frame, len}, p, v.segment_mtu, i, out->next_buffer());
+      uint8_t* buf = out->next_buffer();
+      size_t n = tcp_segment_one({frame, len}, p, v.segment_mtu, i, buf);
+      if (!n) break;
+      if (v.encapsulate) {  // TUN: each segment into the tunnel
+        ParsedPacket sp;
+        if (!parse_frame({buf, n}, sp, why)) break;
+        n = ipip_encapsulate({buf, Injector::kFrameMax}, sp, v.tun_src, v.tun_dst, sp.ip_len);
+        if (!n) break;
+      }
+      out->commit(n);
+    }
+    return;
+  }
+  if (v.fragment_mtu) {
+    for (size_t i = 0;; ++i) {
+      const size_t n = ipv4_fragment_one({frame, len}, v.fragment_mtu, i, out->next_buffer());
       if (!n) break;
       out->commit(n);
     }
@@ -336,7 +376,7 @@ int Daemon::run() {
   for (const auto& name : cfg_.interfaces) {
     captures_.push_back(std::make_unique<Capture>(name, cfg_.capture_timeout_ms));
     injectors_.push_back(std::make_unique<Injector>(captures_.back()->ifindex(), name));
-    ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac()});
+    ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac(), captures_.back()->mtu()});
   }
   dp_->set_interfaces(ifs);
   guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);

@@ -7,57 +7,81 @@
 #include "forwarding/checksum.hpp"
 #include "forwarding/dr.hpp"
 #include "forwarding/icmp.hpp"
+#include "forwarding/ipip.hpp"
+#include "forwarding/nat.hpp"
 
 namespace lbd {
 
-void DataPath::refresh_vips() {
+void DataPath::refresh_config() {
   vips_ = services_.vips();
-  vips_generation_ = services_.generation();
+  nat_endpoints_ = services_.nat_endpoints();
+  config_generation_ = services_.generation();
 }
 
 Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex) {
-  if (vips_generation_ != services_.generation()) refresh_vips();
   for (const Ipv4& vip : vips_) {
     if (!is_arp_request_for(frame, p, vip)) continue;
     if (const InterfaceInfo* itf = interface(in_ifindex)) {
       arp_request_to_reply(frame, itf->mac);
       ++counters_.arp_replies;
       ++counters_.tx_frames;
-      return {true, in_ifindex, 0, 0};
+      return Verdict::send(in_ifindex);
     }
   }
   return drop(DropReason::kNoService);
 }
 
-// IPVS ip_vs_leave(): no real server for a new connection → ICMP port unreachable to the
-// client (TCP and UDP alike), so it fails at once instead of retrying into silence. The
-// frame is still counted as a drop; the reply is rate-limited like the kernel's.
-Verdict DataPath::port_unreachable(std::span<uint8_t> frame, size_t capacity,
-                                   const ParsedPacket& p, int in_ifindex, uint64_t now_ms) {
-  const Verdict dropped = drop(DropReason::kNoRealServer);
-  const InterfaceInfo* itf = interface(in_ifindex);
-  if (!itf) return dropped;
+// The kernel's icmp_msgs_per_sec: one window per second, shared by every error lbd sends.
+bool DataPath::icmp_allowed(uint64_t now_ms) {
   if (now_ms / 1000 != icmp_window_) {
     icmp_window_ = now_ms / 1000;
     icmp_in_window_ = 0;
   }
   if (icmp_in_window_ >= kIcmpPerSecond) {
     ++counters_.icmp_rate_limited;
-    return dropped;
+    return false;
   }
-  const size_t len = make_dest_unreachable(frame, capacity, p, 3, itf->mac);
-  if (!len) return dropped;
   ++icmp_in_window_;
-  ++counters_.icmp_unreachable_sent;
-  ++counters_.tx_frames;
-  return {true, in_ifindex, 0, len};
+  return true;
 }
 
-Conn* DataPath::new_connection(const ConnKey& key, const ParsedPacket& p, uint32_t now_s,
-                               DropReason& why) {
+// Replaces the frame by the ICMP error `e` quoting [quote_off, +quote_len) of it. The
+// frame that caused it is counted as a drop (`counted_as`) whether or not the error is sent.
+Verdict DataPath::send_icmp_error(const Frame& f, DropReason counted_as, const IcmpError& e,
+                                  size_t quote_off, size_t quote_len, int out_ifindex) {
+  const Verdict dropped = drop(counted_as);
+  if (!icmp_allowed(f.now_ms)) return dropped;
+  const size_t len = write_icmp_error({f.bytes.data(), f.capacity}, quote_off, quote_len, e);
+  if (!len) return dropped;
+  ++counters_.tx_frames;
+  return Verdict::send(out_ifindex, len);
+}
+
+// IPVS ip_vs_leave(): no real server for a new connection → ICMP port unreachable to the
+// client (TCP and UDP alike), so it fails at once instead of retrying into silence.
+Verdict DataPath::port_unreachable(const Frame& f) {
+  const InterfaceInfo* itf = interface(f.in_ifindex);
+  if (!itf) return drop(DropReason::kNoRealServer);
+  IcmpError e;
+  e.src = f.p.daddr;
+  e.dst = f.p.saddr;
+  e.eth_src = itf->mac;
+  e.eth_dst = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
+  const Verdict v = send_icmp_error(f, DropReason::kNoRealServer, e, f.p.l3_off, f.p.ip_len,
+                                    f.in_ifindex);
+  if (v.transmit) ++counters_.icmp_unreachable_sent;
+  return v;
+}
+
+Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
+  const ParsedPacket& p = f.p;
   Service* svc = services_.find(ServiceKey{p.protocol, p.daddr, p.dport});
   if (!svc) {
-    why = DropReason::kNoService;
+    // Not for a service: from a NAT real's service port it is a reply nobody is waiting for.
+    const ServiceTable::Endpoint src{p.protocol, p.saddr, p.sport};
+    why = std::binary_search(nat_endpoints_.begin(), nat_endpoints_.end(), src)
+              ? DropReason::kOrphanReply
+              : DropReason::kNoService;
     return nullptr;
   }
   // IPVS tcp_conn_schedule(): only a SYN (and never a RST) creates a TCP connection.
@@ -74,13 +98,24 @@ Conn* DataPath::new_connection(const ConnKey& key, const ParsedPacket& p, uint32
   }
   Real& real = services_.real(svc->reals[*pick]);
   const ConnState initial = p.protocol == kProtoTcp ? ConnState::kNone : ConnState::kUdp;
-  Conn* c = conns_.insert(key, now_s + timeouts_.seconds(initial));
+  const uint32_t now_s = seconds(f.now_ms);
+  Conn* c = conns_.insert(packet_key(p), now_s + timeouts_.seconds(initial));
   if (!c) {
     why = DropReason::kConnTableFull;
     return nullptr;
   }
   c->real_id = real.id;
+  c->daddr = real.addr;
+  c->dport = real.port;
+  c->method = uint8_t(real.fwd);
   c->state = initial;
+  if (real.fwd == FwdMethod::kMasq && !conns_.index_reply(c)) {
+    // The real would see two connections with one 4-tuple (the same client port to two
+    // services mapped onto one RIP:rport): refuse the second, as its replies are ambiguous.
+    conns_.erase(c);
+    why = DropReason::kNatTupleBusy;
+    return nullptr;
+  }
   c->inactive = p.protocol != kProtoTcp;  // UDP connections count as InActConn, as in IPVS
   services_.bind_conn(real, c->inactive);
   ++real.stats.conns;
@@ -95,61 +130,121 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   ParsedPacket p;
   DropReason why{};
   if (!parse_frame(frame, p, why)) return drop(why);
+  if (config_generation_ != services_.generation()) refresh_config();
   if (p.ether_type == kEtherTypeArp) return handle_arp(frame, p, in_ifindex);
+  const Frame f{frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms};
+  if (p.protocol == kProtoIcmp) return handle_icmp(f);
 
-  const uint32_t now_s = seconds(now_ms);
-  const ConnKey key{p.saddr, p.daddr, p.sport, p.dport, p.protocol};
-  Conn* c = conns_.find(key);
-  if (!c) {
-    c = new_connection(key, p, now_s, why);
-    if (!c) {
-      if (why == DropReason::kNoRealServer)
-        return port_unreachable(frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms);
-      return drop(why);
-    }
-  }
-  Real& real = services_.real(c->real_id);
-  if (real.deleted) return drop(DropReason::kRealUnavailable);
+  const ConnKey key = packet_key(p);
+  if (Conn* c = conns_.find(key)) return client_packet(f, *c);
+  if (Conn* c = conns_.find_reply(key)) return reply_packet(f, *c);
+  Conn* c = new_connection(f, why);
+  if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
+  return client_packet(f, *c);
+}
 
-  if (p.protocol == kProtoTcp) {
-    const TcpTable table = real.fwd == FwdMethod::kMasq ? TcpTable::kInput : TcpTable::kInputOnly;
-    const ConnState next = tcp_next_state(table, p.tcp_flags, c->state);
-    if (next != c->state) {
-      const bool inactive = !state_is_active(next);
-      if (inactive != c->inactive) {
-        services_.set_inactive(real, inactive);
-        c->inactive = inactive;
-      }
-      c->state = next;
-    }
-  }
-  c->expires = now_s + timeouts_.seconds(c->state);
-
+void DataPath::count_in(Real& real, uint16_t bytes) {
   ++real.stats.inpkts;
-  real.stats.inbytes += p.ip_len;
+  real.stats.inbytes += bytes;
   Service& svc = services_.service(real.service_id);
   ++svc.stats.inpkts;
-  svc.stats.inbytes += p.ip_len;
+  svc.stats.inbytes += bytes;
+}
+
+void DataPath::count_out(Real& real, uint16_t bytes) {
+  ++real.stats.outpkts;
+  real.stats.outbytes += bytes;
+  Service& svc = services_.service(real.service_id);
+  ++svc.stats.outpkts;
+  svc.stats.outbytes += bytes;
+}
+
+void DataPath::update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags) {
+  const ConnState next = tcp_next_state(table, flags, c.state);
+  if (next == c.state) return;
+  const bool inactive = !state_is_active(next);
+  if (inactive != c.inactive) {
+    services_.set_inactive(real, inactive);
+    c.inactive = inactive;
+  }
+  c.state = next;
+}
+
+// A packet from the client: account it, then forward it to its real server.
+Verdict DataPath::client_packet(const Frame& f, Conn& c) {
+  Real& real = services_.real(c.real_id);
+  if (real.deleted) return drop(DropReason::kRealUnavailable);
+  const FwdMethod method = FwdMethod(c.method);
+  // Replies (NAT) and errors (TUN) go back to where the client's packets come from.
+  const auto* eth = reinterpret_cast<const EthHdr*>(f.bytes.data());
+  if (const InterfaceInfo* itf = interface(f.in_ifindex)) {
+    c.client_mac = eth->src;
+    c.if_slot = uint8_t(itf - interfaces_.data());
+  }
+  if (f.p.protocol == kProtoTcp)
+    update_tcp_state(c, real, method == FwdMethod::kMasq ? TcpTable::kInput : TcpTable::kInputOnly,
+                     f.p.tcp_flags);
+  c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
+  count_in(real, f.p.ip_len);
 
   if (!real.hop.resolved) {
     if (unresolved_.size() < 64 && std::find(unresolved_.begin(), unresolved_.end(), real.id) ==
                                        unresolved_.end())
       unresolved_.push_back(real.id);  // capacity reserved at construction: no allocation
-    if (hold(frame, real.id, now_ms)) return {};
+    if (hold(f, real.id, method)) return {};
     return drop(DropReason::kNextHopUnresolved);
   }
-  return forward(frame, p, real);
+  return forward(f, method, real);
 }
 
-bool DataPath::hold(std::span<const uint8_t> frame, uint32_t real_id, uint64_t now_ms) {
-  if (held_used_ == held_.size() || frame.size() > held_[0].frame.size()) return false;
+// A NAT real server's reply: back to VIP:vport, out to the client.
+Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
+  Real& real = services_.real(c.real_id);
+  if (real.deleted) return drop(DropReason::kRealUnavailable);
+  if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
+  c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
+  count_out(real, f.p.ip_len);
+  if (c.if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
+  const InterfaceInfo& out = interfaces_[c.if_slot];
+  if (csum::complete_partial(f.bytes, f.p)) ++counters_.checksums_completed;
+  nat_rewrite(f.bytes, f.p, NatSide::kSource, c.key.vaddr, c.key.vport);
+  ++counters_.nat_replies;
+  const NextHop back{out.ifindex, out.mac, c.client_mac, out.mtu, true, {}};
+  return finish_l2(f, back, out.mtu);
+}
+
+// Sets the MACs for `hop` and sends: as it is, or marked for segmentation (a TCP
+// super-frame) or fragmentation (no DF) when larger than `mtu`.
+Verdict DataPath::finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu) {
+  auto* eth = reinterpret_cast<EthHdr*>(f.bytes.data());
+  eth->dst = hop.dst;
+  eth->src = hop.src;
+  Verdict v = Verdict::send(hop.ifindex);
+  if (f.p.ip_len > mtu) {
+    if (f.p.protocol == kProtoTcp) {
+      v.segment_mtu = mtu;  // segmentation computes full checksums
+      ++counters_.superframes_segmented;
+    } else if (!f.p.dont_fragment) {
+      v.fragment_mtu = mtu;
+    } else {
+      return drop(DropReason::kFrameTooBig);
+    }
+  }
+  ++counters_.tx_frames;
+  return v;
+}
+
+bool DataPath::hold(const Frame& f, uint32_t real_id, FwdMethod method) {
+  if (held_used_ == held_.size() || f.bytes.size() > kHeldFrameMax) return false;
   for (auto& h : held_) {
     if (h.used) continue;
     h.used = true;
     h.real_id = real_id;
-    h.len = uint16_t(frame.size());
-    h.since_ms = now_ms;
-    std::copy(frame.begin(), frame.end(), h.frame.begin());
+    h.method = method;
+    h.in_ifindex = f.in_ifindex;
+    h.len = uint16_t(f.bytes.size());
+    h.since_ms = f.now_ms;
+    std::copy(f.bytes.begin(), f.bytes.end(), h.frame.begin());
     ++held_used_;
     ++counters_.frames_held;
     return true;
@@ -157,19 +252,199 @@ bool DataPath::hold(std::span<const uint8_t> frame, uint32_t real_id, uint64_t n
   return false;
 }
 
-Verdict DataPath::forward(std::span<uint8_t> frame, const ParsedPacket& p, Real& real) {
-  switch (rewrite_dr(frame, p, real.hop)) {
-    case RewriteStatus::kOk:
-      if (csum::complete_partial(frame, p)) ++counters_.checksums_completed;
-      ++counters_.tx_frames;
-      return {true, real.hop.ifindex, 0, 0};
-    case RewriteStatus::kNeedsSegmentation:  // segmentation computes full checksums
-      ++counters_.superframes_segmented;
-      ++counters_.tx_frames;
-      return {true, real.hop.ifindex, real.hop.mtu, 0};
-    case RewriteStatus::kFrameTooBig: break;
+Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
+  switch (method) {
+    case FwdMethod::kRoute:
+      if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
+        ++counters_.checksums_completed;
+      return finish_l2(f, real.hop, real.hop.mtu);
+    case FwdMethod::kMasq:
+      // Complete an offloaded checksum while it still matches the original addresses.
+      if (f.p.protocol != kProtoIcmp) {
+        if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
+          ++counters_.checksums_completed;
+        nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, real.port);
+      }
+      return finish_l2(f, real.hop, real.hop.mtu);
+    case FwdMethod::kTunnel: return tunnel(f, real);
   }
-  return drop(DropReason::kFrameTooBig);
+  return drop(DropReason::kRealUnavailable);
+}
+
+// IPVS ip_vs_tunnel_xmit(): IPIP to the real server, with its ensure_mtu_is_adequate().
+Verdict DataPath::tunnel(const Frame& f, Real& real) {
+  const ParsedPacket& p = f.p;
+  uint16_t mtu = real.hop.mtu;
+  if (real.tun_pmtu && seconds(f.now_ms) < real.tun_pmtu_until) mtu = std::min(mtu, real.tun_pmtu);
+  if (mtu < 68 + kIpipOverhead) return drop(DropReason::kTunnelMtuTooSmall);
+  const InterfaceInfo* in = interface(f.in_ifindex);
+  const bool superframe = in && p.ip_len > in->mtu && p.protocol == kProtoTcp;
+  const bool relaying_error = p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
+  if (!superframe && p.ip_len + kIpipOverhead > mtu && p.dont_fragment && !relaying_error) {
+    // The client does path MTU discovery: tell it the tunnel's MTU, drop the packet.
+    if (!in) return drop(DropReason::kFragNeeded);
+    IcmpError e;
+    e.code = icmp_code::kFragNeeded;
+    e.mtu = uint16_t(mtu - kIpipOverhead);
+    e.src = p.daddr;
+    e.dst = p.saddr;
+    e.eth_src = in->mac;
+    e.eth_dst = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
+    const Verdict v = send_icmp_error(f, DropReason::kFragNeeded, e, p.l3_off, p.ip_len,
+                                      f.in_ifindex);
+    if (v.transmit) ++counters_.icmp_frag_needed_sent;
+    return v;
+  }
+  auto* eth = reinterpret_cast<EthHdr*>(f.bytes.data());
+  eth->dst = real.hop.dst;
+  eth->src = real.hop.src;
+  ++counters_.tunnelled;
+  ++counters_.tx_frames;
+  if (superframe) {
+    // A local sender's GSO frame: segments sized for the tunnel, each then encapsulated.
+    ++counters_.superframes_segmented;
+    Verdict v = Verdict::send(real.hop.ifindex);
+    v.segment_mtu = uint16_t(mtu - kIpipOverhead);
+    v.encapsulate = true;
+    v.tun_src = real.hop.src_ip;
+    v.tun_dst = real.addr;
+    return v;
+  }
+  if (csum::complete_partial(f.bytes, p)) ++counters_.checksums_completed;
+  const size_t len = ipip_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip,
+                                      real.addr, tunnel_ip_id_++);
+  if (!len) {
+    --counters_.tunnelled;
+    --counters_.tx_frames;
+    return drop(DropReason::kFrameTooBig);
+  }
+  Verdict v = Verdict::send(real.hop.ifindex, len);
+  if (p.ip_len + kIpipOverhead > mtu) {
+    if (relaying_error) {  // an ICMP error keeps its DF; the outer packet may be cut
+      auto* outer = reinterpret_cast<Ipv4Hdr*>(f.bytes.data() + p.l3_off);
+      outer->frag_off = Be16{};
+      outer->check = Be16{};
+      outer->check = Be16::from_host(csum::ipv4_header({f.bytes.data() + p.l3_off, sizeof(Ipv4Hdr)}));
+    }
+    v.fragment_mtu = mtu;
+    ++counters_.tunnel_fragmented;
+  }
+  return v;
+}
+
+// ICMP: echo to a VIP, and errors about a connection (IPVS ip_vs_in_icmp / ip_vs_out_icmp).
+Verdict DataPath::handle_icmp(const Frame& f) {
+  const ParsedPacket& p = f.p;
+  if (p.icmp_type == icmp_type::kEchoRequest) return handle_echo(f);
+  if (!is_icmp_error(p.icmp_type)) return drop(DropReason::kUnhandledIcmp);
+  IcmpQuote q;
+  if (!parse_quote(f.bytes, p.l4_off + sizeof(IcmpHdr), p.l3_off + p.ip_len, q))
+    return drop(DropReason::kTruncatedIcmpQuote);
+  if (q.protocol == kProtoIpip) return icmp_about_tunnel(f, q);
+  if (q.protocol != kProtoTcp && q.protocol != kProtoUdp) return drop(DropReason::kUnhandledIcmp);
+
+  // From a client, about a packet it got from VIP:vport: to the connection's real server.
+  const ConnKey conn_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
+  if (Conn* c = conns_.find(conn_key)) {
+    Real& real = services_.real(c->real_id);
+    if (real.deleted || !real.hop.resolved) return drop(DropReason::kRealUnavailable);
+    ++counters_.icmp_errors_forwarded;
+    count_in(real, p.ip_len);
+    const FwdMethod method = FwdMethod(c->method);
+    if (method == FwdMethod::kMasq)
+      nat_rewrite_icmp(f.bytes, p, q, NatSide::kDestination, real.addr, real.port);
+    return forward(f, method, real);
+  }
+  // From a NAT real server, about a packet from the client: to the client, as the VIP.
+  const ConnKey reply_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
+  if (Conn* c = conns_.find_reply(reply_key)) {
+    Real& real = services_.real(c->real_id);
+    if (c->if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
+    const InterfaceInfo& out = interfaces_[c->if_slot];
+    ++counters_.icmp_errors_forwarded;
+    count_out(real, p.ip_len);
+    nat_rewrite_icmp(f.bytes, p, q, NatSide::kSource, c->key.vaddr, c->key.vport);
+    const NextHop back{out.ifindex, out.mac, c->client_mac, out.mtu, true, {}};
+    return finish_l2(f, back, out.mtu);
+  }
+  return drop(DropReason::kIcmpNoConnection);
+}
+
+// An ICMP error about one of our IPIP packets (a router on the way to a TUN real server):
+// as IPVS does, the client hears of it. Frag-needed lowers the tunnel's path MTU and, if
+// the client set DF, gets it a frag-needed with room for the IPIP header; other errors are
+// relayed with their type and code. The quote is the client's own packet.
+Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
+  IcmpQuote inner;
+  if (!parse_quote(f.bytes, outer.l4_off, outer.end, inner))
+    return drop(DropReason::kTruncatedIcmpQuote);
+  Conn* c = conns_.find(ConnKey{inner.saddr, inner.daddr, inner.sport, inner.dport, inner.protocol});
+  if (!c || FwdMethod(c->method) != FwdMethod::kTunnel || c->if_slot >= interfaces_.size())
+    return drop(DropReason::kIcmpNoConnection);
+  Real& real = services_.real(c->real_id);
+  if (!(real.addr == outer.daddr)) return drop(DropReason::kIcmpNoConnection);
+  const InterfaceInfo& out = interfaces_[c->if_slot];
+  IcmpError e;
+  e.type = f.p.icmp_type;
+  e.code = f.p.icmp_code;
+  e.src = inner.daddr;  // the VIP
+  e.dst = inner.saddr;  // the client
+  e.eth_src = out.mac;
+  e.eth_dst = c->client_mac;
+  if (e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kFragNeeded) {
+    const auto* icmp = reinterpret_cast<const IcmpHdr*>(f.bytes.data() + f.p.l4_off);
+    const uint16_t reported = icmp->seq.host();
+    if (reported >= 68 + kIpipOverhead && reported < real.hop.mtu) {
+      real.tun_pmtu = reported;
+      real.tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
+      ++counters_.tunnel_pmtu_updates;
+    }
+    // Client does not do PMTU discovery: its packets are fragmented from now on; done.
+    if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
+    const uint16_t mtu = real.tun_pmtu && seconds(f.now_ms) < real.tun_pmtu_until
+                             ? std::min(real.tun_pmtu, real.hop.mtu)
+                             : real.hop.mtu;
+    e.mtu = mtu > 68 + kIpipOverhead ? uint16_t(mtu - kIpipOverhead) : mtu;
+  }
+  const Verdict v = send_icmp_error(f, DropReason::kIcmpNoConnection, e, inner.ip_off,
+                                    inner.end - inner.ip_off, out.ifindex);
+  if (v.transmit) {
+    --counters_.drops[size_t(DropReason::kIcmpNoConnection)];  // relayed, not dropped
+    ++counters_.icmp_errors_forwarded;
+  }
+  return v;
+}
+
+// A ping to a VIP. A VIP with DR or TUN real servers passes it to one of them (the real
+// owns the VIP and answers; the ping then measures the whole path, tunnel MTU included),
+// chosen by a hash of the client and the echo id so one ping run sticks to one real. A VIP
+// with only NAT real servers is answered by lbd itself.
+Verdict DataPath::handle_echo(const Frame& f) {
+  const ParsedPacket& p = f.p;
+  if (std::find(vips_.begin(), vips_.end(), p.daddr) == vips_.end())
+    return drop(DropReason::kUnhandledIcmp);
+  uint32_t candidates = 0;
+  const uint32_t h = (p.saddr.host() * 0x9e3779b1u) ^ (uint32_t(p.sport) * 0x85ebca6bu);
+  Real* chosen = nullptr;
+  services_.for_each_service([&](const Service& s) {
+    if (!(s.key.vip == p.daddr)) return;
+    for (uint32_t id : s.reals) {
+      Real& r = services_.real(id);
+      if (r.fwd == FwdMethod::kMasq || !r.dest.schedulable() || !r.hop.resolved) continue;
+      // Reservoir choice over the candidates, driven by the hash: uniform and stable.
+      ++candidates;
+      if ((h ^ (candidates * 0x27d4eb2fu)) % candidates == 0) chosen = &r;
+    }
+  });
+  if (chosen) {
+    ++counters_.echo_forwarded;
+    return forward(f, chosen->fwd, *chosen);
+  }
+  if (!interface(f.in_ifindex)) return drop(DropReason::kUnhandledIcmp);
+  echo_request_to_reply(f.bytes, p);
+  ++counters_.echo_replies;
+  ++counters_.tx_frames;
+  return Verdict::send(f.in_ifindex);
 }
 
 size_t DataPath::expire(uint64_t now_ms, size_t budget) {

@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "forwarding/icmp.hpp"
 #include "forwarding/packet.hpp"
 #include "lb/conn_table.hpp"
 #include "lb/service_table.hpp"
@@ -20,6 +21,7 @@ namespace lbd {
 struct InterfaceInfo {
   int ifindex = 0;
   MacAddr mac;
+  uint16_t mtu = 1500;
 };
 
 struct DataPathCounters {
@@ -31,6 +33,14 @@ struct DataPathCounters {
   uint64_t icmp_unreachable_sent = 0;  // port unreachable to clients: no real available
   uint64_t icmp_rate_limited = 0;      // ... not sent, over the rate limit
   uint64_t frames_held = 0;            // waited for a next hop (then sent or dropped)
+  uint64_t nat_replies = 0;            // NAT replies rewritten back to the VIP
+  uint64_t tunnelled = 0;              // packets sent in an IPIP tunnel
+  uint64_t tunnel_fragmented = 0;      // ... of which too big without DF: outer fragmented
+  uint64_t icmp_frag_needed_sent = 0;  // DF packets too big for a tunnel: told the client
+  uint64_t icmp_errors_forwarded = 0;  // ICMP errors about a connection, passed on
+  uint64_t tunnel_pmtu_updates = 0;    // frag-needed about our tunnel packets, applied
+  uint64_t echo_forwarded = 0;         // pings to a VIP sent to a DR/TUN real server
+  uint64_t echo_replies = 0;           // pings to a VIP answered by lbd (NAT-only VIPs)
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
@@ -41,11 +51,26 @@ struct DataPathCounters {
   }
 };
 
+// What to do with a processed frame. Before sending, the I/O layer may have to cut it:
+// segment_mtu: a TCP super-frame, segmented to this IP MTU (then, with `encapsulate`, each
+// segment wrapped in IPIP from tun_src to tun_dst); fragment_mtu: an IPv4 packet without
+// DF, fragmented to this MTU. Both are pure functions of forwarding/.
 struct Verdict {
   bool transmit = false;
-  int ifindex = 0;           // where to send the (rewritten) frame when transmit
-  uint16_t segment_mtu = 0;  // non-zero: a TCP super-frame, to be cut to this MTU first
-  size_t length = 0;         // non-zero: the frame was replaced by one of this length
+  int ifindex = 0;            // where to send the (rewritten) frame when transmit
+  uint16_t segment_mtu = 0;
+  uint16_t fragment_mtu = 0;
+  size_t length = 0;          // non-zero: the frame was replaced by one of this length
+  bool encapsulate = false;
+  Ipv4 tun_src, tun_dst;
+
+  static Verdict send(int ifindex, size_t length = 0) {
+    Verdict v;
+    v.transmit = true;
+    v.ifindex = ifindex;
+    v.length = length;
+    return v;
+  }
 };
 
 class DataPath {
@@ -93,41 +118,69 @@ class DataPath {
   void count_tx_failed(size_t n) { counters_.drops[size_t(DropReason::kInjectFailed)] += n; }
   static uint32_t seconds(uint64_t now_ms) { return uint32_t(now_ms / 1000); }
 
+  // How long a tunnel path MTU learnt from ICMP stays (the kernel's ip_rt_mtu_expires).
+  static constexpr uint32_t kPmtuSeconds = 600;
+
  private:
   Verdict drop(DropReason r) {
     ++counters_.drops[size_t(r)];
     return {};
   }
+  // One frame's context through the helpers below.
+  struct Frame {
+    std::span<uint8_t> bytes;
+    size_t capacity;
+    const ParsedPacket& p;
+    int in_ifindex;
+    uint64_t now_ms;
+  };
   Verdict handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex);
-  Verdict port_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
-                           int in_ifindex, uint64_t now_ms);
+  Verdict handle_icmp(const Frame& f);
+  Verdict handle_echo(const Frame& f);
+  Verdict icmp_about_tunnel(const Frame& f, const IcmpQuote& outer);
+  Verdict client_packet(const Frame& f, Conn& c);
+  Verdict reply_packet(const Frame& f, Conn& c);
+  Verdict send_icmp_error(const Frame& f, DropReason counted_as, const IcmpError& e,
+                          size_t quote_off, size_t quote_len, int out_ifindex);
+  Verdict port_unreachable(const Frame& f);
+  bool icmp_allowed(uint64_t now_ms);
   const InterfaceInfo* interface(int ifindex) const {
     for (const auto& i : interfaces_)
       if (i.ifindex == ifindex) return &i;
     return nullptr;
   }
-  Conn* new_connection(const ConnKey& key, const ParsedPacket& p, uint32_t now_s,
-                       DropReason& why);
-  void refresh_vips();
+  Conn* new_connection(const Frame& f, DropReason& why);
+  void count_in(Real& real, uint16_t bytes);
+  void count_out(Real& real, uint16_t bytes);
+  void update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags);
+  void refresh_config();
 
   ServiceTable& services_;
   ConnTable& conns_;
   const Timeouts& timeouts_;
   std::vector<InterfaceInfo> interfaces_;
   std::vector<Ipv4> vips_;
-  uint64_t vips_generation_ = 0;
+  std::vector<ServiceTable::Endpoint> nat_endpoints_;
+  uint64_t config_generation_ = 0;
   std::vector<uint32_t> unresolved_;
   struct Held {
     uint32_t real_id = 0;
     uint16_t len = 0;
     bool used = false;
+    FwdMethod method = FwdMethod::kRoute;
+    int in_ifindex = 0;
     uint64_t since_ms = 0;
-    std::array<uint8_t, 1514> frame{};
+    std::array<uint8_t, 1514 + 64> frame{};  // room for an IPIP header or an ICMP error
   };
-  bool hold(std::span<const uint8_t> frame, uint32_t real_id, uint64_t now_ms);
-  Verdict forward(std::span<uint8_t> frame, const ParsedPacket& p, Real& real);
+  static constexpr size_t kHeldFrameMax = 1514;
+  bool hold(const Frame& f, uint32_t real_id, FwdMethod method);
+  // The method's rewrite towards `real`, the one place a client's packet leaves for a real.
+  Verdict forward(const Frame& f, FwdMethod method, Real& real);
+  Verdict tunnel(const Frame& f, Real& real);
+  Verdict finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu);
   std::vector<Held> held_ = std::vector<Held>(kHeldFrames);
   size_t held_used_ = 0;
+  uint16_t tunnel_ip_id_ = 0;
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;
   DataPathCounters counters_;
@@ -145,13 +198,15 @@ void DataPath::release_held(uint64_t now_ms, Send&& send) {
     --held_used_;
     ParsedPacket p;
     DropReason why{};
-    std::span<uint8_t> f(h.frame.data(), h.len);
-    if (!resolved || !parse_frame(f, p, why)) {
+    std::span<uint8_t> bytes(h.frame.data(), h.len);
+    if (!resolved || !parse_frame(bytes, p, why)) {
       drop(DropReason::kNextHopUnresolved);
       continue;
     }
-    const Verdict v = forward(f, p, real);
-    if (v.transmit) send(std::span<const uint8_t>(f), v);
+    const Frame f{bytes, h.frame.size(), p, h.in_ifindex, now_ms};
+    const Verdict v = forward(f, h.method, real);
+    if (v.transmit)
+      send(std::span<const uint8_t>(h.frame.data(), v.length ? v.length : h.len), v);
   }
 }
 

@@ -30,6 +30,19 @@ std::vector<Ipv4> ServiceTable::vips() const {
   return v;
 }
 
+std::vector<ServiceTable::Endpoint> ServiceTable::nat_endpoints() const {
+  std::vector<Endpoint> v;
+  for_each_service([&](const Service& s) {
+    for (uint32_t id : s.reals) {
+      const Real& r = reals_[id];
+      if (r.fwd == FwdMethod::kMasq) v.push_back({s.key.protocol, r.addr, r.port});
+    }
+  });
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
 std::string to_string(const ServiceKey& k) {
   return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", to_string(k.vip),
                      k.port);

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "forwarding/next_hop.hpp"
@@ -62,6 +63,10 @@ struct Real {
   sched::DestView dest;  // weight, ActiveConn, InActConn, availability
   Counters stats;
   NextHop hop;           // filled by the neighbour resolver
+  // TUN: a smaller path MTU an ICMP frag-needed reported for this real's tunnel, valid
+  // until the given second (the kernel's PMTU cache keeps it 10 minutes too).
+  uint16_t tun_pmtu = 0;
+  uint32_t tun_pmtu_until = 0;
   uint32_t conn_refs = 0;
   bool deleted = false;
   bool in_use = false;
@@ -119,6 +124,18 @@ class ServiceTable {
 
   // Each distinct VIP of the configured services, once.
   std::vector<Ipv4> vips() const;
+
+  // Each distinct (protocol, address, port) replies of a NAT real server come from, sorted.
+  struct Endpoint {
+    uint8_t protocol;
+    Ipv4 addr;
+    uint16_t port;
+    auto operator<=>(const Endpoint& o) const {
+      return std::tuple(protocol, addr.host(), port) <=> std::tuple(o.protocol, o.addr.host(), o.port);
+    }
+    bool operator==(const Endpoint&) const = default;
+  };
+  std::vector<Endpoint> nat_endpoints() const;
 
   // Bumped by every change; consumers (capture filter, firewall guard) rebuild on change.
   uint64_t generation() const { return generation_; }

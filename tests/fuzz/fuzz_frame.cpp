@@ -28,9 +28,9 @@ struct World {
     }
     services.for_each_real([](Real& r) {
       r.hop = NextHop{1, MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}}, 1500,
-                      r.addr.b[3] != 13};  // one real unresolved: frames get held
+                      r.addr.b[3] != 13, Ipv4{{198, 18, 0, 2}}};  // one real unresolved: frames get held
     });
-    dp.set_interfaces({{1, MacAddr{{2, 0, 0, 0, 0, 1}}}});
+    dp.set_interfaces({{1, MacAddr{{2, 0, 0, 0, 0, 1}}, 1500}});
   }
 };
 // A valid TCP SYN to 198.18.0.100:80; inputs starting with 0xAA patch it (offset, value)

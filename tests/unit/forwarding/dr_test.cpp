@@ -21,7 +21,7 @@ TEST_CASE("DR rewrites destination MAC to the real's and source MAC to the direc
   data.flags = tcp_flag::kAck | tcp_flag::kPsh;
   data.payload = "GET / HTTP/1.1\r\nHost: vip\r\n\r\n";
   const Fixture fixtures[] = {{"TCP SYN", FrameSpec{}}, {"TCP data", data}, {"UDP datagram", udp}};
-  NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true};
+  NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true, {}};
   for (const auto& fx : fixtures) {
     SECTION(fx.description) {
       auto frame = make_frame(fx.in);
@@ -41,7 +41,7 @@ TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
   t.payload = std::string(2000, 'x');
   auto tf = make_frame(t);
   const ParsedPacket tp = parse_ok(tf);
-  NextHop thop{3, mac(0xd1), mac(0xa1), 1500, true};
+  NextHop thop{3, mac(0xd1), mac(0xa1), 1500, true, {}};
   CHECK(rewrite_dr(tf, tp, thop) == RewriteStatus::kNeedsSegmentation);
   CHECK(tf[5] == 0xa1);
 
@@ -51,7 +51,7 @@ TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
   auto f = make_frame(s);
   const auto before = f;
   const ParsedPacket p = parse_ok(f);
-  NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true};
+  NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true, {}};
   CHECK(rewrite_dr(f, p, hop) == RewriteStatus::kFrameTooBig);
   CHECK(f == before);
 }

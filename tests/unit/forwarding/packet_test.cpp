@@ -58,7 +58,7 @@ TEST_CASE("malformed frames are refused with their reason") {
        }, DropReason::kIpOptions},
       {"first fragment (MF)", [](auto& f) { put16(f, 20, 0x2000); }, DropReason::kFragment},
       {"later fragment (offset)", [](auto& f) { put16(f, 20, 0x0010); }, DropReason::kFragment},
-      {"ICMP", [](auto& f) { f[23] = kProtoIcmp; }, DropReason::kUnsupportedProtocol},
+      {"GRE", [](auto& f) { f[23] = 47; }, DropReason::kUnsupportedProtocol},
       {"TCP header cut", [](auto& f) { f.resize(14 + 20 + 10); put16(f, 16, 30); }, DropReason::kTruncatedL4},
       {"TCP data offset below 5", [](auto& f) { f[34 + 12] = 0x40; }, DropReason::kBadTcpOffset},
       {"TCP data offset beyond the datagram", [](auto& f) { f[34 + 12] = 0xf0; }, DropReason::kBadTcpOffset},

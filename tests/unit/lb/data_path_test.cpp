@@ -31,7 +31,7 @@ struct Fixture {
     const auto addr = Be32::from_host(0xc612000au + uint32_t(i));  // 198.18.0.10+i
     REQUIRE(services.add_real(kSvc, {addr, 80, FwdMethod::kRoute, weight}).is_ok());
     Real& r = real_at(addr);
-    r.hop = NextHop{kIf, mac(0xd1), mac(uint8_t(0xa0 + i)), 1500, true};
+    r.hop = NextHop{kIf, mac(0xd1), mac(uint8_t(0xa0 + i)), 1500, true, {}};
   }
   Real& real_at(Ipv4 addr) {
     for (uint32_t id : services.find(kSvc)->reals)
@@ -130,7 +130,7 @@ TEST_CASE("UDP connections count as inactive and expire after the UDP timeout") 
   REQUIRE(fx.services.add_real({kProtoUdp, ip("198.18.0.100"), 53},
                                {ip("198.18.0.11"), 53, FwdMethod::kRoute, 1}).is_ok());
   Real& r = fx.services.real(fx.services.find({kProtoUdp, ip("198.18.0.100"), 53})->reals[0]);
-  r.hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true};
+  r.hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, {}};
   FrameSpec s;
   s.protocol = kProtoUdp;
   s.dport = 53;
@@ -262,7 +262,7 @@ TEST_CASE("a full connection table refuses new connections") {
   DataPath dp{services, conns, timeouts};
   REQUIRE(services.add_service(kSvc, {"rr"}).is_ok());
   REQUIRE(services.add_real(kSvc, {ip("198.18.0.11"), 80, FwdMethod::kRoute, 1}).is_ok());
-  services.real(services.find(kSvc)->reals[0]).hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true};
+  services.real(services.find(kSvc)->reals[0]).hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, {}};
   for (uint16_t p = 1; p <= 3; ++p) {
     auto f = make_frame(tcp(p, tcp_flag::kSyn));
     dp.process(f, kIf, 0);

@@ -1,0 +1,38 @@
+// IPv4-in-IPv4 tunnelling (RFC 2003; LVS TUN, ipvsadm -i) and IPv4 fragmentation of the
+// outer packet. The director encapsulates; the real server's decapsulator (lbd-decap)
+// unwraps. Pure: no I/O.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "forwarding/packet.hpp"
+
+namespace lbd {
+
+inline constexpr size_t kIpipOverhead = sizeof(Ipv4Hdr);
+
+// Wraps the parsed IPv4 datagram of `buf` (an Ethernet frame; `buf` spans the whole buffer,
+// its capacity) in an outer IPv4 header from `src` to `dst`, in place. As IPVS does, the
+// outer TOS and TTL are the inner packet's and DF is copied from it; `id` is the outer IP
+// id. Ethernet padding is dropped. Returns the new frame length, or 0 (nothing changed)
+// when the buffer is too small or the result would exceed 65535 bytes of IP.
+size_t ipip_encapsulate(std::span<uint8_t> buf, const ParsedPacket& p, Ipv4 src, Ipv4 dst,
+                        uint16_t id);
+
+// Writes fragment `index` of the Ethernet/IPv4 frame `frame` (header without options;
+// DF clear) into `dst`, which must hold 14 + mtu bytes; returns its length, or 0 past the
+// last fragment. Every fragment's IP length is at most `mtu`; payload offsets are multiples
+// of 8; MF is set on all but the last (RFC 791). `mtu` must be at least 28.
+size_t ipv4_fragment_one(std::span<const uint8_t> frame, uint16_t mtu, size_t index,
+                         uint8_t* dst);
+
+// The real server's side. `packet` is an IPv4 packet (from its IP header) as a raw
+// IPPROTO_IPIP socket delivers it. On success `inner` is the encapsulated datagram, whole
+// and well-formed (IPv4, valid header length and checksum, total length within the outer
+// packet).
+enum class DecapStatus { kOk, kNotIpip, kTruncatedOuter, kBadInner };
+DecapStatus ipip_decapsulate(std::span<const uint8_t> packet, std::span<const uint8_t>& inner);
+
+}  // namespace lbd
