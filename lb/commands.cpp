@@ -23,8 +23,9 @@ Status check_supported(const CliCommand& c) {
   if (c.has(kOptSchedFlags)) return unsupported("scheduler flags (-b)");
   if (c.has(kOptOps)) return unsupported("one-packet scheduling (-o)");
   if (c.has(kOptUThreshold) || c.has(kOptLThreshold)) return unsupported("connection thresholds (-x/-y)");
-  if (c.has(kOptForward) && c.real.fwd == FwdMethod::kMasq) return unsupported("masquerading (-m)");
-  if (c.has(kOptForward) && c.real.fwd == FwdMethod::kTunnel) return unsupported("tunnelling (-i)");
+  if (!c.tun_type.empty() && c.tun_type != "ipip")
+    return unsupported(fmt::format("a {} tunnel (--tun-type {})", c.tun_type == "gue" ? "GUE" : "GRE",
+                                   c.tun_type));
   return Status::ok();
 }
 

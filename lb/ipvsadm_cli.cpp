@@ -245,6 +245,7 @@ struct Parser {
       case kOptTunType:
         if (*arg != "ipip" && *arg != "gue" && *arg != "gre")
           fail(2, "illegal tunnel type specified");
+        c.tun_type = *arg;
         break;
       case kOptSyncId:
         if (!parse_uint(*arg, 255, v)) fail(2, "illegal syncid specified");

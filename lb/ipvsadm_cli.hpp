@@ -44,6 +44,7 @@ struct CliCommand {
   RealSpec real;
   uint32_t u_threshold = 0, l_threshold = 0;
   Timeouts timeouts{0, 0, 0};  // --set; 0 = keep
+  std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
   std::string daemon_state;    // --start-daemon/--stop-daemon argument
   uint32_t line = 0;           // line number when read from a rules stream
 };

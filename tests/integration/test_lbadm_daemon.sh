@@ -25,6 +25,8 @@ lbadm_ -a -t "$V:80" -r 198.18.0.11 -w 2
 lbadm_ -a -t "$V:80" -r 198.18.0.12 -w 3
 lbadm_ -A -u "$V:53"
 lbadm_ -a -u "$V:53" -r 198.18.0.11
+lbadm_ -a -u "$V:53" -r 198.18.0.12:5353 -m
+lbadm_ -a -u "$V:53" -r 198.18.0.13:9999 -i
 expect 255 "Service already exists" -A -t "$V:80"
 expect 255 "Scheduler or persistence engine not found" -A -t "$V:81" -s nosuch
 expect 255 "No such service" -E -t "$V:81" -s rr
@@ -37,7 +39,8 @@ expect 2 "illegal weight specified" -a -t "$V:80" -r 198.18.0.13 -w 65536
 expect 2 "You need to supply the 'real-server' option for the 'add-server' command" -a -t "$V:80"
 expect 2 "Illegal 'weight' option with the 'add-service' command" -A -t "$V:82" -w 1
 expect 255 "persistence (-p) is not supported by lbd yet" -A -t "$V:83" -p 60
-expect 255 "masquerading (-m) is not supported by lbd yet" -a -t "$V:80" -r 198.18.0.13 -m
+expect 255 "a GUE tunnel (--tun-type gue) is not supported by lbd yet" -a -t "$V:80" -r 198.18.0.13 -i --tun-type gue
+expect 2 "Tunnel options conflict with forward method" -a -t "$V:80" -r 198.18.0.13 -m --tun-type ipip
 expect 255 "--bogus: unknown option" -L --bogus
 rc=0; out=$(lbadm_ -L -n -t "$V:99" 2>&1) || rc=$?
 assert_eq "1:No such service" "$rc:$out" "listing an unknown service"
@@ -47,7 +50,9 @@ assert_eq "-A -t 198.18.0.100:80 -s rr
 -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2
 -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 3
 -A -u 198.18.0.100:53 -s wlc
--a -u 198.18.0.100:53 -r 198.18.0.11:53 -g -w 1" "$saved" "lbadm -S -n"
+-a -u 198.18.0.100:53 -r 198.18.0.11:53 -g -w 1
+-a -u 198.18.0.100:53 -r 198.18.0.12:5353 -m -w 1
+-a -u 198.18.0.100:53 -r 198.18.0.13:53 -i -w 1 --tun-type ipip" "$saved" "lbadm -S -n (NAT maps ports, TUN cannot)"
 lbadm_ -C
 assert_eq "" "$(lbadm_ -S -n)" "lbadm -C flushes"
 echo "$saved" | lbadm_ -R

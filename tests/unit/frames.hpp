@@ -117,6 +117,49 @@ inline DropReason refusal(std::span<const uint8_t> f) {
   return why;
 }
 
+// The IP datagram of a frame (Ethernet header removed), e.g. to quote it in ICMP.
+inline std::vector<uint8_t> ip_part(const std::vector<uint8_t>& frame) {
+  return std::vector<uint8_t>(frame.begin() + 14, frame.end());
+}
+
+struct IcmpSpec {
+  MacAddr src = mac(1), dst = mac(2);
+  Ipv4 saddr, daddr;
+  uint8_t type = 3, code = 3;
+  uint16_t id = 0, seq = 0;  // frag-needed: seq = next-hop MTU
+  std::vector<uint8_t> payload;  // errors: the quoted datagram
+  uint16_t frag_off = 0;
+};
+
+// An Ethernet/IPv4/ICMP frame with checksums by the reference sum.
+inline std::vector<uint8_t> make_icmp_frame(const IcmpSpec& s) {
+  std::vector<uint8_t> f(14 + 20 + 8 + s.payload.size(), 0);
+  std::copy(s.dst.b.begin(), s.dst.b.end(), f.begin());
+  std::copy(s.src.b.begin(), s.src.b.end(), f.begin() + 6);
+  put16(f, 12, kEtherTypeIpv4);
+  f[14] = 0x45;
+  put16(f, 16, uint16_t(f.size() - 14));
+  put16(f, 20, s.frag_off);
+  f[22] = 64;
+  f[23] = kProtoIcmp;
+  std::copy(s.saddr.b.begin(), s.saddr.b.end(), f.begin() + 26);
+  std::copy(s.daddr.b.begin(), s.daddr.b.end(), f.begin() + 30);
+  put16(f, 24, ref_checksum(std::vector<uint8_t>(f.begin() + 14, f.begin() + 34)));
+  f[34] = s.type;
+  f[35] = s.code;
+  put16(f, 38, s.id);
+  put16(f, 40, s.seq);
+  std::copy(s.payload.begin(), s.payload.end(), f.begin() + 42);
+  put16(f, 36, ref_checksum(std::vector<uint8_t>(f.begin() + 34, f.end())));
+  return f;
+}
+
+// True if the IPv4 header checksum at frame offset `off` verifies (reference sum).
+inline bool ip_checksum_ok(const std::vector<uint8_t>& f, size_t off = 14) {
+  const size_t ihl = (f[off] & 0x0f) * 4u;
+  return ref_checksum(std::vector<uint8_t>(f.begin() + long(off), f.begin() + long(off + ihl))) == 0;
+}
+
 inline std::vector<uint8_t> make_arp_request(MacAddr sha, Ipv4 spa, Ipv4 tpa) {
   std::vector<uint8_t> f(42, 0);
   for (int i = 0; i < 6; ++i) f[size_t(i)] = 0xff;

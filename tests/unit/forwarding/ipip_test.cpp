@@ -1,0 +1,118 @@
+// IPIP encapsulation, outer fragmentation and decapsulation on crafted frames.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+
+#include "forwarding/ipip.hpp"
+#include "frames.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+
+std::vector<uint8_t> encapsulated(const std::vector<uint8_t>& frame, uint16_t id = 7) {
+  std::vector<uint8_t> buf(frame.size() + 64, 0xee);
+  std::copy(frame.begin(), frame.end(), buf.begin());
+  const ParsedPacket p = parse_ok(frame);
+  const size_t len = ipip_encapsulate(buf, p, ip("198.18.0.2"), ip("198.18.0.11"), id);
+  REQUIRE(len == frame.size() + 20);
+  buf.resize(len);
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("IPIP: outer header from the director to the real, inner datagram untouched") {
+  FrameSpec s;
+  s.payload = "hello";
+  s.ttl = 17;
+  auto f = make_frame(s);
+  f[15] = 0x28;  // TOS
+  f[24] = f[25] = 0;
+  put16(f, 24, ref_checksum(std::vector<uint8_t>(f.begin() + 14, f.begin() + 34)));
+  const auto out = encapsulated(f, 0x4242);
+  CHECK(std::equal(f.begin(), f.begin() + 14, out.begin()));  // Ethernet header kept
+  CHECK(out[14] == 0x45);
+  CHECK(out[15] == 0x28);                                   // TOS copied
+  CHECK((out[16] << 8 | out[17]) == int(f.size() - 14 + 20));
+  CHECK((out[18] << 8 | out[19]) == 0x4242);                // id
+  CHECK((out[20] << 8 | out[21]) == 0x4000);                // DF copied
+  CHECK(out[22] == 17);                                     // TTL copied
+  CHECK(out[23] == kProtoIpip);
+  CHECK(std::vector<uint8_t>(out.begin() + 26, out.begin() + 30) == std::vector<uint8_t>{198, 18, 0, 2});
+  CHECK(std::vector<uint8_t>(out.begin() + 30, out.begin() + 34) == std::vector<uint8_t>{198, 18, 0, 11});
+  CHECK(ip_checksum_ok(out));
+  CHECK(std::vector<uint8_t>(out.begin() + 34, out.end()) == ip_part(f));
+
+  std::span<const uint8_t> inner;
+  REQUIRE(ipip_decapsulate({out.data() + 14, out.size() - 14}, inner) == DecapStatus::kOk);
+  CHECK(std::vector<uint8_t>(inner.begin(), inner.end()) == ip_part(f));
+}
+
+TEST_CASE("IPIP: DF clear inside means DF clear outside; no room means no change") {
+  auto f = make_frame(FrameSpec{});
+  f[20] = 0;  // clear DF (checksum not re-done: the encapsulation does not read it)
+  CHECK((encapsulated(f)[20] & 0x40) == 0);
+  std::vector<uint8_t> tight = make_frame(FrameSpec{});
+  const auto before = tight;
+  CHECK(ipip_encapsulate(tight, parse_ok(tight), ip("198.18.0.2"), ip("198.18.0.11"), 1) == 0);
+  CHECK(tight == before);
+}
+
+TEST_CASE("fragmentation: pieces fit the MTU, offsets in 8s, MF on all but the last, reassemble") {
+  std::mt19937 rng(7);
+  for (uint16_t mtu : {68, 576, 1000, 1480, 1500}) {
+    FrameSpec s;
+    s.payload.resize(1480);
+    for (auto& ch : s.payload) ch = char(rng());
+    auto f = make_frame(s);
+    f[20] = 0;  // no DF
+    const auto outer = encapsulated(f);
+    std::map<size_t, std::vector<uint8_t>> pieces;
+    std::vector<uint8_t> frag(14 + mtu);
+    size_t i = 0, n;
+    bool saw_last = false;
+    while ((n = ipv4_fragment_one(outer, mtu, i++, frag.data())) != 0) {
+      std::vector<uint8_t> fr(frag.begin(), frag.begin() + long(n));
+      INFO("mtu " << mtu << " fragment " << i - 1);
+      CHECK(n - 14 <= mtu);
+      CHECK(ip_checksum_ok(fr));
+      const uint16_t fo = uint16_t(fr[20] << 8 | fr[21]);
+      const bool mf = fo & 0x2000;
+      CHECK_FALSE(saw_last);
+      saw_last = !mf;
+      CHECK((fr[16] << 8 | fr[17]) == int(n - 14));
+      CHECK(std::equal(fr.begin() + 18, fr.begin() + 20, outer.begin() + 18));  // same id
+      CHECK(std::equal(fr.begin() + 22, fr.begin() + 24, outer.begin() + 22));  // TTL, proto
+      CHECK(std::equal(fr.begin() + 26, fr.begin() + 34, outer.begin() + 26));  // addresses
+      pieces[size_t(fo & 0x1fff) * 8] = std::vector<uint8_t>(fr.begin() + 34, fr.end());
+    }
+    CHECK(saw_last);
+    std::vector<uint8_t> joined;
+    for (auto& [off, data] : pieces) {
+      CHECK(off == joined.size());
+      joined.insert(joined.end(), data.begin(), data.end());
+    }
+    CHECK(joined == std::vector<uint8_t>(outer.begin() + 34, outer.end()));
+  }
+}
+
+TEST_CASE("decapsulation refuses what is not a whole, valid IPIP packet") {
+  const auto outer = encapsulated(make_frame(FrameSpec{}));
+  const std::vector<uint8_t> good(outer.begin() + 14, outer.end());
+  std::span<const uint8_t> inner;
+  auto with = [&](auto change) {
+    auto v = good;
+    change(v);
+    return ipip_decapsulate(v, inner);
+  };
+  CHECK(with([](auto& v) { v.resize(10); }) == DecapStatus::kTruncatedOuter);
+  CHECK(with([](auto& v) { v[9] = kProtoTcp; }) == DecapStatus::kNotIpip);
+  CHECK(with([](auto& v) { v.resize(v.size() - 1); }) == DecapStatus::kTruncatedOuter);
+  CHECK(with([](auto& v) { v[20] = 0x65; }) == DecapStatus::kBadInner);  // inner version 6
+  CHECK(with([](auto& v) { v[22] = 0xff; v[23] = 0xff; }) == DecapStatus::kBadInner);  // length
+  CHECK(with([](auto& v) { v[28] ^= 1; }) == DecapStatus::kBadInner);  // inner checksum
+  CHECK(with([](auto&) {}) == DecapStatus::kOk);
+}
