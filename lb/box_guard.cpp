@@ -2,6 +2,8 @@
 #include "lb/box_guard.hpp"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -9,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -138,12 +141,53 @@ BoxGuard::~BoxGuard() {
   close(fd);
 }
 
+// The director's own IPv4 addresses: traffic from a NAT real addressed to them (a health
+// check's replies, say) is the director's, not a client's, and must reach its stack.
+static std::string local_addresses() {
+  std::string set;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return set;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    Ipv4 addr;
+    std::memcpy(addr.b.data(), &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, 4);
+    set += fmt::format("{}{}", set.empty() ? "" : ", ", to_string(addr));
+  }
+  freeifaddrs(list);
+  return set;
+}
+
 bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
   std::string rules;
   services.for_each_service([&](const Service& s) {
     rules += fmt::format("    ip daddr {} {} dport {} drop\n", to_string(s.key.vip),
                          protocol_token(s.key.protocol), s.key.port);
   });
+  // Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer
+  // a local VIP's ping a second time, or forward the rest).
+  for (const Ipv4& vip : services.vips())
+    rules += fmt::format(
+        "    ip daddr {} icmp type {{ echo-request, destination-unreachable, source-quench, "
+        "time-exceeded }} drop\n",
+        to_string(vip));
+  // A NAT real's replies and ICMP errors go to clients through lbd only: with ip_forward=1
+  // the kernel would otherwise forward them with the real's address as source.
+  const auto nat = services.nat_endpoints();
+  if (!nat.empty()) {
+    const std::string local = local_addresses();
+    const std::string not_local = local.empty() ? "" : fmt::format(" ip daddr != {{ {} }}", local);
+    std::vector<Ipv4> addrs;
+    for (const auto& e : nat) {
+      rules += fmt::format("    ip saddr {}{} {} sport {} drop\n", to_string(e.addr), not_local,
+                           protocol_token(e.protocol), e.port);
+      if (std::find(addrs.begin(), addrs.end(), e.addr) == addrs.end()) addrs.push_back(e.addr);
+    }
+    for (const Ipv4& a : addrs)
+      rules += fmt::format(
+          "    ip saddr {}{} icmp type {{ destination-unreachable, source-quench, time-exceeded }} "
+          "drop\n",
+          to_string(a), not_local);
+  }
   return run_nft(fmt::format("flush chain netdev {} guard\n{}", kTable, chain_script(rules)), error);
 }
 

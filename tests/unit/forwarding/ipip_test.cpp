@@ -4,6 +4,7 @@
 #include <map>
 #include <random>
 
+#include "forwarding/decap.hpp"
 #include "forwarding/ipip.hpp"
 #include "frames.hpp"
 
@@ -115,4 +116,44 @@ TEST_CASE("decapsulation refuses what is not a whole, valid IPIP packet") {
   CHECK(with([](auto& v) { v[22] = 0xff; v[23] = 0xff; }) == DecapStatus::kBadInner);  // length
   CHECK(with([](auto& v) { v[28] ^= 1; }) == DecapStatus::kBadInner);  // inner checksum
   CHECK(with([](auto&) {}) == DecapStatus::kOk);
+}
+
+TEST_CASE("lbd-decap delivers only a whole inner packet for a VIP from an allowed director") {
+  Cidr c;
+  CHECK(parse_cidr("198.18.0.0/24", c));
+  CHECK(c.contains(ip("198.18.0.2")));
+  CHECK_FALSE(c.contains(ip("198.18.1.2")));
+  CHECK(parse_cidr("198.18.0.2", c));
+  CHECK(c.len == 32);
+  CHECK(parse_cidr("0.0.0.0/0", c));
+  CHECK(c.contains(ip("203.0.113.9")));
+  for (const char* bad : {"198.18.0.1/24", "198.18.0.0/33", "198.18.0.0/", "198.18.0/24", "x"})
+    CHECK_FALSE(parse_cidr(bad, c));
+
+  const auto frame = encapsulated(make_frame(FrameSpec{}));  // director 198.18.0.2 → VIP .100
+  const std::vector<uint8_t> outer(frame.begin() + 14, frame.end());
+  Decapsulator any({ip("198.18.0.100")}, {});
+  const auto inner = any.handle(outer);
+  CHECK(std::vector<uint8_t>(inner.begin(), inner.end()) == std::vector<uint8_t>(outer.begin() + 20, outer.end()));
+  CHECK(any.count(Decapsulator::kDelivered) == 1);
+
+  Decapsulator other_vip({ip("198.18.0.101")}, {});
+  CHECK(other_vip.handle(outer).empty());
+  CHECK(other_vip.count(Decapsulator::kNotForVip) == 1);
+
+  Cidr d1, d2;
+  REQUIRE(parse_cidr("198.18.0.3", d1));
+  REQUIRE(parse_cidr("198.18.0.0/31", d2));
+  Decapsulator strict({ip("198.18.0.100")}, {d1});
+  CHECK(strict.handle(outer).empty());
+  CHECK(strict.count(Decapsulator::kSourceNotAllowed) == 1);
+  Decapsulator allowed({ip("198.18.0.100")}, {d1, Cidr{ip("198.18.0.2"), 32}});
+  CHECK_FALSE(allowed.handle(outer).empty());
+
+  auto cut = outer;
+  cut.resize(30);
+  CHECK(any.handle(cut).empty());
+  CHECK(any.count(Decapsulator::kMalformed) == 1);
+  CHECK(any.handle(ip_part(make_frame(FrameSpec{}))).empty());  // plain TCP, not IPIP
+  CHECK(any.count(Decapsulator::kNotIpip) == 1);
 }

@@ -1,0 +1,60 @@
+// Real-server decapsulation decisions; see decap.hpp.
+#include "forwarding/decap.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace lbd {
+
+bool parse_cidr(std::string_view s, Cidr& out) {
+  Cidr c;
+  const auto slash = s.find('/');
+  if (!parse_ipv4(s.substr(0, slash), c.net)) return false;
+  if (slash != std::string_view::npos) {
+    const auto len = s.substr(slash + 1);
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(len.data(), len.data() + len.size(), v);
+    if (len.empty() || ec != std::errc{} || p != len.data() + len.size() || v > 32) return false;
+    c.len = uint8_t(v);
+  }
+  if (c.len < 32 && (c.net.host() << c.len) != 0) return false;  // host bits set
+  out = c;
+  return true;
+}
+
+const char* Decapsulator::outcome_name(Outcome o) {
+  switch (o) {
+    case kDelivered: return "delivered";
+    case kNotIpip: return "not_ipip";
+    case kMalformed: return "malformed";
+    case kSourceNotAllowed: return "source_not_allowed";
+    case kNotForVip: return "not_for_a_vip";
+    case kOutcomeCount: break;
+  }
+  return "unknown";
+}
+
+std::span<const uint8_t> Decapsulator::handle(std::span<const uint8_t> packet) {
+  std::span<const uint8_t> inner;
+  switch (ipip_decapsulate(packet, inner)) {
+    case DecapStatus::kOk: break;
+    case DecapStatus::kNotIpip: ++counts_[kNotIpip]; return {};
+    case DecapStatus::kTruncatedOuter:
+    case DecapStatus::kBadInner: ++counts_[kMalformed]; return {};
+  }
+  const auto* outer = reinterpret_cast<const Ipv4Hdr*>(packet.data());
+  if (!allowed_.empty() && std::none_of(allowed_.begin(), allowed_.end(),
+                                        [&](const Cidr& c) { return c.contains(outer->saddr); })) {
+    ++counts_[kSourceNotAllowed];
+    return {};
+  }
+  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(inner.data());
+  if (std::find(vips_.begin(), vips_.end(), ip->daddr) == vips_.end()) {
+    ++counts_[kNotForVip];
+    return {};
+  }
+  ++counts_[kDelivered];
+  return inner;
+}
+
+}  // namespace lbd

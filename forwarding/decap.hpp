@@ -1,0 +1,52 @@
+// The real server's side of LVS TUN: what lbd-decap does with each IPIP packet a raw
+// IPPROTO_IPIP socket hands it. Pure (the daemon in lb/lbd_decap_main.cpp does the I/O):
+// the outer packet must come from an allowed director, the inner one be whole and be
+// addressed to one of the VIPs this server serves; anything else is counted and dropped.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "forwarding/ipip.hpp"
+#include "forwarding/packet.hpp"
+
+namespace lbd {
+
+struct Cidr {
+  Ipv4 net;
+  uint8_t len = 32;
+  bool contains(Ipv4 a) const {
+    const uint32_t mask = len == 0 ? 0 : ~uint32_t(0) << (32 - len);
+    return (a.host() & mask) == (net.host() & mask);
+  }
+};
+// "198.18.0.0/24" or a bare address (/32); false on anything else or host bits set.
+bool parse_cidr(std::string_view s, Cidr& out);
+
+class Decapsulator {
+ public:
+  enum Outcome : uint8_t {
+    kDelivered, kNotIpip, kMalformed, kSourceNotAllowed, kNotForVip, kOutcomeCount
+  };
+  static const char* outcome_name(Outcome o);
+
+  // `allowed` empty: any source is accepted.
+  Decapsulator(std::vector<Ipv4> vips, std::vector<Cidr> allowed)
+      : vips_(std::move(vips)), allowed_(std::move(allowed)) {}
+
+  // `packet` starts at the outer IPv4 header. Returns the inner datagram to deliver, or an
+  // empty span (the reason counted).
+  std::span<const uint8_t> handle(std::span<const uint8_t> packet);
+
+  uint64_t count(Outcome o) const { return counts_[o]; }
+
+ private:
+  std::vector<Ipv4> vips_;
+  std::vector<Cidr> allowed_;
+  std::array<uint64_t, kOutcomeCount> counts_{};
+};
+
+}  // namespace lbd
