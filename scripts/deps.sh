@@ -8,7 +8,7 @@
 LBD_BUILD_DEPS="build-essential cmake ninja-build pkg-config libpcap-dev libnl-3-dev
   libnl-route-3-dev libboost-program-options-dev libfmt-dev catch2 libbenchmark-dev"
 LBD_RUN_DEPS="iproute2 nftables ethtool procps"
-LBD_TEST_DEPS="nginx-light socat curl tcpdump clang libclang-rt-14-dev"
+LBD_TEST_DEPS="nginx-light socat curl tcpdump iputils-ping clang libclang-rt-14-dev"
 LBD_BENCH_DEPS="wrk iperf3 haproxy"
 
 lbd_install_deps() {

@@ -5,7 +5,11 @@
 #
 #   client (198.18.0.1) ─┐
 #   director (198.18.0.2)─┼── bridge in the "switch" namespace
-#   real1..N (198.18.0.11..)┘      VIP 198.18.0.100 (on the reals' lo, for DR)
+#   real1..N (198.18.0.11..)┘      VIP 198.18.0.100
+#
+# Each real is made a DR real (VIP on lo, no ARP for it), a NAT real (its only way out is
+# the director: replies to clients pass through lbd) or a TUN real (lbd-decap unwraps the
+# director's IPIP packets; the VIP lives on its TUN device).
 #
 # Only 198.18.0.0/15 addresses; nothing is routed out of the machine; the root
 # namespace's interfaces, routes and firewall are never touched.
@@ -27,6 +31,7 @@ lab_init() {
   chmod 755 "$LAB_DIR"  # nginx workers (nobody) read their documents below it
   LAB_SOCKET=$LAB_DIR/lbd.sock
   LAB_REALS=()
+  LAB_EXTRA_NS=()  # namespaces a test adds (routers, ...), removed with the rest
   trap lab_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -75,6 +80,43 @@ lab_dr_real() {
   in_ns "$ns" ip addr add "$LAB_VIP/32" dev lo
 }
 
+# lab_nat_real I: real server I reaches nothing but the director directly: its default
+# route is the director, so replies to clients on the shared segment go through lbd.
+lab_nat_real() {
+  local ns; ns=$(lab_real_ns "$1")
+  in_ns "$ns" ip route del 198.18.0.0/24 dev eth0
+  in_ns "$ns" ip route add "$LAB_DIRECTOR_IP" dev eth0
+  in_ns "$ns" ip route add default via "$LAB_DIRECTOR_IP"
+}
+
+# lab_tun_real I [VIP...]: real server I runs lbd-decap for the VIPs (default: the lab's),
+# accepting tunnelled packets from the director only; returns once the VIP is up.
+lab_tun_real() {
+  local i=$1 ns vips=() v k; shift
+  ns=$(lab_real_ns "$i")
+  [ $# -gt 0 ] || set -- "$LAB_VIP"
+  for v in "$@"; do vips+=(--vip "$v"); done
+  LBD_DECAP_BIN=${LBD_DECAP_BIN:-$(command -v lbd-decap)}
+  lab_bg "$ns" "$LBD_DECAP_BIN" "${vips[@]}" --allow-from "$LAB_DIRECTOR_IP"
+  for k in $(seq 1 100); do
+    in_ns "$ns" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$1/32" && return 0
+    sleep 0.05
+  done
+  lab_log "lbd-decap did not come up in $ns"; cat "$LAB_DIR/bg.log" >&2; return 1
+}
+
+# lab_setup_real METHOD I: dr, nat or tun.
+lab_setup_real() {
+  case "$1" in
+    dr) lab_dr_real "$2" ;;
+    nat) lab_nat_real "$2" ;;
+    tun) lab_tun_real "$2" ;;
+    *) lab_log "unknown method $1"; return 1 ;;
+  esac
+}
+# The lbadm flag for a method.
+lab_method_flag() { case "$1" in dr) echo -g ;; nat) echo -m ;; tun) echo -i ;; esac; }
+
 # lab_offloads_off NS IFNAME: no TSO/GSO/GRO/checksum offload (benchmarks; big transfers).
 lab_offloads_off() {
   in_ns "$1" ethtool -K "$2" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
@@ -88,12 +130,14 @@ lab_bg() {  # lab_bg NS CMD...: run CMD in NS in the background; its PID is reme
   LAB_PIDS+=($!)
 }
 
-# lab_nginx I: nginx in real I answering "real<I>" on port 80.
+# lab_nginx I [PORT]: nginx in real I answering "real<I>" on PORT (80). Also serves /blob
+# (1 MB) and, if $LAB_DIR/big exists, /big.
 lab_nginx() {
-  local i=$1 ns d; ns=$(lab_real_ns "$i"); d=$LAB_DIR/nginx$i
+  local i=$1 port=${2:-80} ns d; ns=$(lab_real_ns "$i"); d=$LAB_DIR/nginx$i
   mkdir -p "$d/html"
   printf 'real%s\n' "$i" > "$d/html/index.html"
   head -c 1048576 /dev/urandom > "$d/html/blob"
+  [ -f "$LAB_DIR/big" ] && ln -sf "$LAB_DIR/big" "$d/html/big"
   cat > "$d/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -108,7 +152,7 @@ http {
   uwsgi_temp_path $d/uwsgi;
   scgi_temp_path $d/scgi;
   keepalive_timeout 0;
-  server { listen 80; root $d/html; location / { } }
+  server { listen $port; root $d/html; location / { } }
 }
 CONF
   lab_bg "$ns" nginx -c "$d/nginx.conf" -e "$d/error.log"
@@ -169,7 +213,7 @@ lab_teardown() {  # lab_teardown [RC]: end the lab's processes, namespaces and f
   for pid in "${LAB_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   # Whatever still runs inside the lab's namespaces was started by this lab (forked
   # per-connection servers, clients' children): end it, then remove the namespaces.
-  for ns in "$LAB_CLIENT" "$LAB_DIRECTOR" "${LAB_REALS[@]}" "$LAB_SW"; do
+  for ns in "$LAB_CLIENT" "$LAB_DIRECTOR" "${LAB_REALS[@]}" "${LAB_EXTRA_NS[@]}" "$LAB_SW"; do
     pids=$(ip netns pids "$ns" 2>/dev/null) || true
     [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
     ip netns del "$ns" 2>/dev/null || true
@@ -180,4 +224,5 @@ lab_teardown() {  # lab_teardown [RC]: end the lab's processes, namespaces and f
   rm -rf "$LAB_DIR"
   LAB_PIDS=()
   LAB_REALS=()
+  LAB_EXTRA_NS=()
 }
