@@ -378,32 +378,46 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   IcmpQuote inner;
   if (!parse_quote(f.bytes, outer.l4_off, outer.end, inner))
     return drop(DropReason::kTruncatedIcmpQuote);
-  Conn* c = conns_.find(ConnKey{inner.saddr, inner.daddr, inner.sport, inner.dport, inner.protocol});
-  if (!c || FwdMethod(c->method) != FwdMethod::kTunnel || c->if_slot >= interfaces_.size())
+  Real* real = nullptr;
+  MacAddr client_mac;
+  uint8_t if_slot = 0;
+  if (inner.protocol == kProtoIcmp) {  // about a ping we passed on
+    const EchoPeer& peer = echo_peers_[echo_slot(inner.saddr)];
+    if (!(peer.client == inner.saddr)) return drop(DropReason::kIcmpNoConnection);
+    real = tunnel_real(outer.daddr);
+    client_mac = peer.mac;
+    if_slot = peer.if_slot;
+  } else {
+    Conn* c = conns_.find(ConnKey{inner.saddr, inner.daddr, inner.sport, inner.dport, inner.protocol});
+    if (c && FwdMethod(c->method) == FwdMethod::kTunnel) {
+      real = &services_.real(c->real_id);
+      client_mac = c->client_mac;
+      if_slot = c->if_slot;
+    }
+  }
+  if (!real || !(real->addr == outer.daddr) || if_slot >= interfaces_.size())
     return drop(DropReason::kIcmpNoConnection);
-  Real& real = services_.real(c->real_id);
-  if (!(real.addr == outer.daddr)) return drop(DropReason::kIcmpNoConnection);
-  const InterfaceInfo& out = interfaces_[c->if_slot];
+  const InterfaceInfo& out = interfaces_[if_slot];
   IcmpError e;
   e.type = f.p.icmp_type;
   e.code = f.p.icmp_code;
   e.src = inner.daddr;  // the VIP
   e.dst = inner.saddr;  // the client
   e.eth_src = out.mac;
-  e.eth_dst = c->client_mac;
+  e.eth_dst = client_mac;
   if (e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kFragNeeded) {
     const auto* icmp = reinterpret_cast<const IcmpHdr*>(f.bytes.data() + f.p.l4_off);
     const uint16_t reported = icmp->seq.host();
-    if (reported >= 68 + kIpipOverhead && reported < real.hop.mtu) {
-      real.tun_pmtu = reported;
-      real.tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
+    if (reported >= 68 + kIpipOverhead && reported < real->hop.mtu) {
+      real->tun_pmtu = reported;
+      real->tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
       ++counters_.tunnel_pmtu_updates;
     }
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
     if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
-    const uint16_t mtu = real.tun_pmtu && seconds(f.now_ms) < real.tun_pmtu_until
-                             ? std::min(real.tun_pmtu, real.hop.mtu)
-                             : real.hop.mtu;
+    const uint16_t mtu = real->tun_pmtu && seconds(f.now_ms) < real->tun_pmtu_until
+                             ? std::min(real->tun_pmtu, real->hop.mtu)
+                             : real->hop.mtu;
     e.mtu = mtu > 68 + kIpipOverhead ? uint16_t(mtu - kIpipOverhead) : mtu;
   }
   const Verdict v = send_icmp_error(f, DropReason::kIcmpNoConnection, e, inner.ip_off,
@@ -413,6 +427,15 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
     ++counters_.icmp_errors_forwarded;
   }
   return v;
+}
+
+// A tunnel real server with this address (slow path: ICMP errors only).
+Real* DataPath::tunnel_real(Ipv4 addr) {
+  Real* found = nullptr;
+  services_.for_each_real([&](Real& r) {
+    if (!found && !r.deleted && r.fwd == FwdMethod::kTunnel && r.addr == addr) found = &r;
+  });
+  return found;
 }
 
 // A ping to a VIP. A VIP with DR or TUN real servers passes it to one of them (the real
@@ -437,6 +460,12 @@ Verdict DataPath::handle_echo(const Frame& f) {
     }
   });
   if (chosen) {
+    if (const InterfaceInfo* itf = interface(f.in_ifindex)) {
+      EchoPeer& peer = echo_peers_[echo_slot(p.saddr)];
+      peer.client = p.saddr;
+      peer.mac = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
+      peer.if_slot = uint8_t(itf - interfaces_.data());
+    }
     ++counters_.echo_forwarded;
     return forward(f, chosen->fwd, *chosen);
   }

@@ -180,6 +180,16 @@ class DataPath {
   Verdict finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu);
   std::vector<Held> held_ = std::vector<Held>(kHeldFrames);
   size_t held_used_ = 0;
+  // Where recent pings forwarded to a real came from (a ping is no connection): an ICMP
+  // error about one in a tunnel goes back there. Direct-mapped by client address.
+  struct EchoPeer {
+    Ipv4 client;
+    MacAddr mac;
+    uint8_t if_slot = 0;
+  };
+  std::array<EchoPeer, 256> echo_peers_{};
+  static size_t echo_slot(Ipv4 a) { return (a.host() * 0x9e3779b1u) >> 24; }
+  Real* tunnel_real(Ipv4 addr);
   uint16_t tunnel_ip_id_ = 0;
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;

@@ -323,6 +323,20 @@ TEST_CASE("a ping to a VIP: through the tunnel to a TUN real, answered by lbd fo
     REQUIRE(fx.run(small).transmit);
     CHECK(small[23] == kProtoIpip);
     CHECK(fx.dp.counters().echo_forwarded == 2);
+    // A router's frag-needed about the tunnelled ping (no connection) reaches the client.
+    IcmpSpec e;
+    e.src = mac(0xa1);
+    e.dst = mac(0xd1);
+    e.saddr = ip("198.18.0.254");
+    e.daddr = kDirector;
+    e.code = icmp_code::kFragNeeded;
+    e.seq = 1400;
+    e.payload = std::vector<uint8_t>(small.begin() + 14, small.begin() + 14 + 20 + 28);
+    auto err = make_icmp_frame(e);
+    REQUIRE(fx.run(err).transmit);
+    CHECK(parse_ok(err).daddr == kClient);
+    CHECK(err[5] == 0xc1);
+    CHECK((err[40] << 8 | err[41]) == 1380);
   }
   {
     Fixture fx(FwdMethod::kMasq);
