@@ -1,11 +1,14 @@
 // Fuzzes the whole packet path: arbitrary bytes as frames through parse, the data path
-// (with TCP and UDP services and resolved reals) and TCP segmentation. Checked: no crash or
-// undefined behaviour (ASan/UBSan), replies fit their buffer, and the reals' connection
-// counts always equal the table's size.
+// (TCP and UDP services with DR, NAT and TUN reals), TCP segmentation, IPIP and outer
+// fragmentation, and the real server's decapsulator. Checked: no crash or undefined
+// behaviour (ASan/UBSan), replies fit their buffer, and the reals' connection counts
+// always equal the table's size.
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "forwarding/decap.hpp"
+#include "forwarding/ipip.hpp"
 #include "forwarding/segment.hpp"
 #include "lb/data_path.hpp"
 
@@ -19,11 +22,15 @@ struct World {
   DataPath dp{services, conns, timeouts};
   World() {
     const Ipv4 vip = Be32::from_host(0xc6120064);
+    // Port 80: DR; 81: NAT onto 8080; 82: TUN.
+    const FwdMethod methods[] = {FwdMethod::kRoute, FwdMethod::kMasq, FwdMethod::kTunnel};
     for (uint8_t proto : {kProtoTcp, kProtoUdp}) {
-      const ServiceKey k{proto, vip, 80};
-      (void)services.add_service(k, {proto == kProtoTcp ? "wlc" : "rr"});
-      for (uint32_t i = 1; i <= 3; ++i) {
-        (void)services.add_real(k, {Be32::from_host(0xc612000a + i), 80, FwdMethod::kRoute, int32_t(i)});
+      for (uint16_t m = 0; m < 3; ++m) {
+        const ServiceKey k{proto, vip, uint16_t(80 + m)};
+        (void)services.add_service(k, {proto == kProtoTcp ? "wlc" : "rr"});
+        for (uint32_t i = 1; i <= 3; ++i)
+          (void)services.add_real(k, {Be32::from_host(0xc612000a + i), uint16_t(m == 1 ? 8080 : 80 + m),
+                                      methods[m], int32_t(i)});
       }
     }
     services.for_each_real([](Real& r) {
@@ -59,15 +66,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   now += 250;  // time moves: connections and held frames expire as the run goes
   const Verdict v = w.dp.process({frame.data(), capacity - 600}, 1, now, capacity);
   if (v.transmit && v.length > capacity) __builtin_trap();
+  const std::span<const uint8_t> out(frame.data(), v.length ? v.length : capacity - 600);
   if (v.transmit && v.segment_mtu) {
     ParsedPacket p;
     DropReason why{};
-    const std::span<const uint8_t> f(frame.data(), capacity - 600);
-    if (parse_frame(f, p, why)) {
-      std::vector<uint8_t> seg(14 + v.segment_mtu);
-      for (size_t i = 0; i < 100 && tcp_segment_one(f, p, v.segment_mtu, i, seg.data()); ++i) {}
+    if (parse_frame(out, p, why)) {
+      std::vector<uint8_t> seg(14 + v.segment_mtu + 64);
+      for (size_t i = 0; i < 100; ++i) {
+        const size_t n = tcp_segment_one(out, p, v.segment_mtu, i, seg.data());
+        if (!n) break;
+        ParsedPacket sp;
+        if (v.encapsulate && parse_frame({seg.data(), n}, sp, why) &&
+            ipip_encapsulate(seg, sp, v.tun_src, v.tun_dst, 1) > seg.size())
+          __builtin_trap();
+      }
     }
   }
+  if (v.transmit && v.fragment_mtu) {
+    std::vector<uint8_t> piece(14 + v.fragment_mtu);
+    for (size_t i = 0; i < 100 && ipv4_fragment_one(out, v.fragment_mtu, i, piece.data()); ++i) {}
+  }
+  static Decapsulator decap({Be32::from_host(0xc6120064)}, {});
+  if (size > 14) (void)decap.handle({data + 14, size - 14});
   w.dp.release_held(now, [](std::span<const uint8_t>, const Verdict&) {});
   w.dp.expire(now, 64);
   uint64_t counted = 0;

@@ -9,7 +9,8 @@ out=${FUZZ_BUILD_DIR:-$top/build/fuzz}
 runs=${1:-${FUZZ_RUNS:-1000000}}
 mkdir -p "$out"
 srcs=(forwarding/packet.cpp forwarding/checksum.cpp forwarding/dr.cpp forwarding/arp.cpp
-      forwarding/segment.cpp forwarding/icmp.cpp scheduler/registry.cpp scheduler/rr.cpp
+      forwarding/segment.cpp forwarding/icmp.cpp forwarding/nat.cpp forwarding/ipip.cpp
+      forwarding/decap.cpp scheduler/registry.cpp scheduler/rr.cpp
       scheduler/wrr.cpp scheduler/lc.cpp scheduler/wlc.cpp lb/tcp_state.cpp lb/conn_table.cpp
       lb/service_table.cpp lb/data_path.cpp lb/ipvsadm_cli.cpp lb/control_protocol.cpp
       lb/listing.cpp lb/commands.cpp)
