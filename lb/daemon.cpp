@@ -240,6 +240,14 @@ void Daemon::resolve_next_hops(bool refresh) {
     hop.src = out->mac();
     hop.mtu = out->mtu();
     hop.src_ip = nl_->source_address(route->ifindex, r.addr, route->next_hop);
+    if (r.fwd == FwdMethod::kTunnel && hop.src_ip == Ipv4{}) {
+      if (r.hop.resolved || r.hop.ifindex == 0)
+        LBD_LOG(kWarn, "neighbour", "real server {}: {} has no IPv4 address to tunnel from",
+                to_string(r.addr), out->name());
+      r.hop.ifindex = -1;
+      r.hop.resolved = false;
+      return;
+    }
     // NTF_USE on every refresh: the kernel never sees lbd's traffic use this neighbour, so
     // without it the entry would age to STALE (and be collected) with nobody confirming it.
     std::string e;

@@ -206,7 +206,8 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   count_out(real, f.p.ip_len);
   if (c.if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
   const InterfaceInfo& out = interfaces_[c.if_slot];
-  if (csum::complete_partial(f.bytes, f.p)) ++counters_.checksums_completed;
+  // (A super-frame's checksums are computed in full when it is segmented.)
+  if (f.p.ip_len <= out.mtu && csum::complete_partial(f.bytes, f.p)) ++counters_.checksums_completed;
   nat_rewrite(f.bytes, f.p, NatSide::kSource, c.key.vaddr, c.key.vport);
   ++counters_.nat_replies;
   const NextHop back{out.ifindex, out.mac, c.client_mac, out.mtu, true, {}};

@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
 # The demo: installs the dependencies, builds, brings up a namespace lab (a client, the
 # director, three nginx real servers that answer with their own name), starts lbd in DR
-# mode, configures it with lbadm, sends real HTTP requests through the VIP, prints
-# `lbadm -L -n` and how many requests each real server answered, and tears the lab down
-# (also on Ctrl-C). Usage: scripts/demo.sh [REQUESTS] [SCHEDULER]
+# mode (or NAT, or TUN with lbd-decap on the reals), configures it with lbadm, sends real
+# HTTP requests through the VIP, prints `lbadm -L -n` and how many requests each real
+# server answered, and tears the lab down (also on Ctrl-C).
+# Usage: scripts/demo.sh [REQUESTS] [SCHEDULER] [dr|nat|tun]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/demo.sh: run as root (it makes network namespaces)" >&2; exit 1; }
 REQUESTS=${1:-60}
 SCHED=${2:-wrr}
+METHOD=${3:-dr}
+case "$METHOD" in dr|nat|tun) ;; *) echo "scripts/demo.sh: method must be dr, nat or tun" >&2; exit 2 ;; esac
 . scripts/deps.sh
 lbd_install_deps
 lbd_build
-export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm
+export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm LBD_DECAP_BIN=$PWD/build/lbd-decap
 . scripts/lab.sh
 
 lab_init
 lab_log "lab: client $LAB_CLIENT_IP, director $LAB_DIRECTOR_IP, VIP $LAB_VIP, 3 real servers"
 lab_create 3
-for i in 1 2 3; do lab_dr_real "$i"; lab_nginx "$i"; done
+for i in 1 2 3; do lab_setup_real "$METHOD" "$i"; lab_nginx "$i"; done
 for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 80; done
 lab_lbd
 lab_log "lbd is running on the director (log: $LAB_DIR/lbd.log)"
 
 run() { echo "# lbadm $*"; lbadm_ "$@"; }
 run -A -t "$LAB_VIP:80" -s "$SCHED"
-run -a -t "$LAB_VIP:80" -r "$(lab_real_ip 1):80" -g -w 3
-run -a -t "$LAB_VIP:80" -r "$(lab_real_ip 2):80" -g -w 2
-run -a -t "$LAB_VIP:80" -r "$(lab_real_ip 3):80" -g -w 1
+FLAG=$(lab_method_flag "$METHOD")
+run -a -t "$LAB_VIP:80" -r "$(lab_real_ip 1):80" "$FLAG" -w 3
+run -a -t "$LAB_VIP:80" -r "$(lab_real_ip 2):80" "$FLAG" -w 2
+run -a -t "$LAB_VIP:80" -r "$(lab_real_ip 3):80" "$FLAG" -w 1
 sleep 0.5
 
 lab_log "sending $REQUESTS HTTP requests from the client to http://$LAB_VIP/"
@@ -45,7 +49,7 @@ run -L -n
 echo
 run -L -n --stats
 echo
-echo "Requests answered per real server ($SCHED, weights 3:2:1):"
+echo "Requests answered per real server ($METHOD, $SCHED, weights 3:2:1):"
 for name in $(printf '%s\n' "${!answered[@]}" | sort); do
   printf '  %-6s %4d\n' "$name" "${answered[$name]}"
 done

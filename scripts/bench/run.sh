@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: one lab, one load, four directors side by side:
+# End-to-end benchmark: one lab, one load, six directors side by side:
 #   lbd-DR        lbd on the director (DR), reals answer the client directly
+#   lbd-NAT       lbd on the director (NAT), replies back through lbd
+#   lbd-TUN       lbd on the director (IPIP to lbd-decap on the reals), replies direct
 #   kernel        the director forwards as a plain IP router (to real1; replies direct)
 #   nft-dnat      nftables DNAT with numgen round robin (replies back through the director)
 #   haproxy       HAProxy mode tcp on the director (both directions proxied)
@@ -16,7 +18,7 @@ SECS=${1:-8}
 . scripts/deps.sh
 lbd_install_deps bench
 lbd_build >/dev/null
-export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm
+export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm LBD_DECAP_BIN=$PWD/build/lbd-decap
 . scripts/lab.sh
 TOOLS=$(mktemp -d)
 cc -O2 -o "$TOOLS/spin" scripts/bench/spin.c
@@ -90,26 +92,35 @@ run_udp() {
   }
 }
 
-mode_lbd() {
-  setup_common 901
-  for i in 1 2 3; do lab_dr_real "$i"; done
-  LBD_PIN="taskset -c $DIRECTOR_CPU"
+# mode_lbd_with METHOD LABEL LAB_ID: lbd with every real forwarded by METHOD.
+mode_lbd_with() {
+  local method=$1 label=$2 flag
+  flag=$(lab_method_flag "$method")
+  setup_common "$3"
+  for i in 1 2 3; do
+    lab_setup_real "$method" "$i"
+    # lbd-decap works on the reals' side: on the load core, with the servers.
+    [ "$method" = tun ] && taskset -p -c "$LOAD_CPU" "${LAB_PIDS[-1]}" >/dev/null
+  done
   ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
     --socket "$LAB_SOCKET" --rules /nonexistent ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!; LAB_PIDS+=("$LAB_LBD_PID")
   for k in $(seq 1 100); do [ -S "$LAB_SOCKET" ] && break; sleep 0.05; done
   lbadm_ -A -t "$LAB_VIP:80" -s rr
-  for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")"; done
+  for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")" "$flag"; done
   lbadm_ -A -t "$LAB_VIP:5201" -s rr
-  lbadm_ -a -t "$LAB_VIP:5201" -r "$(lab_real_ip 1)"
+  lbadm_ -a -t "$LAB_VIP:5201" -r "$(lab_real_ip 1)" "$flag"
   lbadm_ -A -u "$LAB_VIP:9000" -s rr
-  lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)"
+  lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)" "$flag"
   sleep 0.5
   in_ns "$LAB_CLIENT" curl -s -m 2 "http://$LAB_VIP/" >/dev/null
-  run_loads lbd-DR udp
-  lbadm_ --lbd-counters | grep -E "drop_|kernel_drops" | grep -v " 0$" | sed 's/^/lbd-DR counter /' >> "$RESULTS" || true
+  run_loads "$label" udp
+  lbadm_ --lbd-counters | grep -E "drop_|kernel_drops" | grep -v " 0$" | sed "s/^/$label counter /" >> "$RESULTS" || true
   lab_cleanup_keep
 }
+mode_lbd() { mode_lbd_with dr lbd-DR 901; }
+mode_lbd_nat() { mode_lbd_with nat lbd-NAT 905; }
+mode_lbd_tun() { mode_lbd_with tun lbd-TUN 906; }
 
 mode_kernel() {
   # The director routes the VIP over an ECMP route to the three reals, hashed on L4 ports
@@ -179,7 +190,7 @@ CFG
 # Ends one mode's lab without leaving the script.
 lab_cleanup_keep() { trap - EXIT; lab_teardown; }
 
-for mode in ${BENCH_MODES:-kernel lbd nft haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
+for mode in ${BENCH_MODES:-kernel lbd lbd_nat lbd_tun nft haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
 
 echo
 echo "Raw results (value, director core load 0..1):"
@@ -190,11 +201,11 @@ awk '
     v[$1, $2] = $3; l[$1, $2] = $4; metrics[$2] = 1; modes[$1] = 1
   }
   END {
-    split("kernel lbd-DR nft-dnat haproxy", order, " ")
+    n = split("kernel lbd-DR lbd-TUN lbd-NAT nft-dnat haproxy", order, " ")
     printf "%-16s %-10s %12s %10s %14s %12s %12s\n", "load", "director", "value", "dir.load", "value/dir.CPU", "vs kernel", "per-CPU vs k"
     for (m in metrics) {
       kv = v["kernel", m]; kl = l["kernel", m]
-      for (i = 1; i <= 4; i++) {
+      for (i = 1; i <= n; i++) {
         d = order[i]
         if (!((d, m) in v)) { printf "%-16s %-10s %12s\n", m, d, "n/a"; continue }
         eff = (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0
