@@ -443,7 +443,10 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(std::to_string(c.real.weight));
       if (c.has(kOptUThreshold)) { a.push_back("-x"); a.push_back(std::to_string(c.u_threshold)); }
       if (c.has(kOptLThreshold)) { a.push_back("-y"); a.push_back(std::to_string(c.l_threshold)); }
-      if (c.real.fwd == FwdMethod::kTunnel) { a.push_back("--tun-type"); a.push_back("ipip"); }
+      if (c.real.fwd == FwdMethod::kTunnel) {
+        a.push_back("--tun-type");
+        a.push_back(c.tun_type.empty() ? "ipip" : c.tun_type);
+      }
       break;
     case Command::kDeleteReal: a.push_back("-d"); svc(); real(); break;
     case Command::kZero:

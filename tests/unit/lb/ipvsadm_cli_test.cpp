@@ -108,12 +108,24 @@ TEST_CASE("the canonical form reads back to the same command") {
                            "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3",
                            "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 0",
                            "-d -t 198.18.0.100:80 -r 198.18.0.11:80", "-D -t 198.18.0.100:80",
+                           "-a -t 198.18.0.100:80 -r 198.18.0.11:8080 -m -w 1",
+                           "-a -u 198.18.0.100:53 -r 198.18.0.11:53 -i -w 1 --tun-type ipip",
+                           "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue",
                            "-C", "-Z", "--set 10 20 30"}) {
     INFO(line);
     const auto c = ok(line);
     CHECK(join_args(canonical_args(c)) == line);
     CHECK(join_args(canonical_args(ok(join_args(canonical_args(c))))) == line);
   }
+}
+
+TEST_CASE("tunnels other than IPIP are refused, not silently made IPIP") {
+  ServiceTable services;
+  Timeouts timeouts;
+  REQUIRE(execute(ok("-A -t 198.18.0.100:80"), services, timeouts).is_ok());
+  const Status gre = execute(ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gre"), services, timeouts);
+  CHECK(gre.message() == "a GRE tunnel (--tun-type gre) is not supported by lbd yet");
+  CHECK(execute(ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type ipip"), services, timeouts).is_ok());
 }
 
 TEST_CASE("rules streams: ipvsadm tokens dropped, comments and blanks skipped, line numbers") {
