@@ -143,20 +143,12 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   return client_packet(f, *c);
 }
 
-void DataPath::count_in(Real& real, uint16_t bytes) {
-  ++real.stats.inpkts;
-  real.stats.inbytes += bytes;
+void DataPath::count(Real& real, uint16_t bytes, bool reply) {
   Service& svc = services_.service(real.service_id);
-  ++svc.stats.inpkts;
-  svc.stats.inbytes += bytes;
-}
-
-void DataPath::count_out(Real& real, uint16_t bytes) {
-  ++real.stats.outpkts;
-  real.stats.outbytes += bytes;
-  Service& svc = services_.service(real.service_id);
-  ++svc.stats.outpkts;
-  svc.stats.outbytes += bytes;
+  for (Counters* c : {&real.stats, &svc.stats}) {
+    ++(reply ? c->outpkts : c->inpkts);
+    (reply ? c->outbytes : c->inbytes) += bytes;
+  }
 }
 
 void DataPath::update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags) {
@@ -185,7 +177,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
     update_tcp_state(c, real, method == FwdMethod::kMasq ? TcpTable::kInput : TcpTable::kInputOnly,
                      f.p.tcp_flags);
   c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
-  count_in(real, f.p.ip_len);
+  count(real, f.p.ip_len, false);
 
   if (!real.hop.resolved) {
     if (unresolved_.size() < 64 && std::find(unresolved_.begin(), unresolved_.end(), real.id) ==
@@ -203,7 +195,7 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   if (real.deleted) return drop(DropReason::kRealUnavailable);
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
   c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
-  count_out(real, f.p.ip_len);
+  count(real, f.p.ip_len, true);
   if (c.if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
   const InterfaceInfo& out = interfaces_[c.if_slot];
   // (A super-frame's checksums are computed in full when it is segmented.)
@@ -350,7 +342,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     Real& real = services_.real(c->real_id);
     if (real.deleted || !real.hop.resolved) return drop(DropReason::kRealUnavailable);
     ++counters_.icmp_errors_forwarded;
-    count_in(real, p.ip_len);
+    count(real, p.ip_len, false);
     const FwdMethod method = FwdMethod(c->method);
     if (method == FwdMethod::kMasq)
       nat_rewrite_icmp(f.bytes, p, q, NatSide::kDestination, real.addr, real.port);
@@ -363,7 +355,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     if (c->if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
     const InterfaceInfo& out = interfaces_[c->if_slot];
     ++counters_.icmp_errors_forwarded;
-    count_out(real, p.ip_len);
+    count(real, p.ip_len, true);
     nat_rewrite_icmp(f.bytes, p, q, NatSide::kSource, c->key.vaddr, c->key.vport);
     const NextHop back{out.ifindex, out.mac, c->client_mac, out.mtu, true, {}};
     return finish_l2(f, back, out.mtu);

@@ -150,8 +150,8 @@ class DataPath {
     return nullptr;
   }
   Conn* new_connection(const Frame& f, DropReason& why);
-  void count_in(Real& real, uint16_t bytes);
-  void count_out(Real& real, uint16_t bytes);
+  // Per-real and per-service packets and bytes, in (client → real) or out (NAT replies).
+  void count(Real& real, uint16_t bytes, bool reply);
   void update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags);
   void refresh_config();
 

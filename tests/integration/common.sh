@@ -42,6 +42,36 @@ start_tcpdump() {
 stop_tcpdump() { sleep 0.3; kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 pcap_count() { tcpdump -r "$1" -n 2>/dev/null | wc -l; }
 
+# tcp_round_trips PORT WHAT: three 3 MB TCP round trips through VIP:PORT (an echo server
+# behind it), compared byte for byte.
+tcp_round_trips() {
+  local port=$1 what=$2 k
+  head -c 3000000 /dev/urandom > "$LAB_DIR/payload"
+  for k in 1 2 3; do
+    in_ns "$LAB_CLIENT" timeout 30 socat -t 5 -b 65536 - "TCP:$LAB_VIP:$port" \
+      < "$LAB_DIR/payload" > "$LAB_DIR/echo$k" 2>/dev/null || true
+    cmp -s "$LAB_DIR/payload" "$LAB_DIR/echo$k" ||
+      fail "TCP round trip $k $what differs ($(stat -c %s "$LAB_DIR/echo$k") bytes back)"
+    echo "ok: 3 MB TCP round trip $k $what byte for byte"
+  done
+}
+
+# udp_round_trips PORT WHAT: six datagrams of ~800 bytes echoed through VIP:PORT.
+udp_round_trips() {
+  local port=$1 what=$2 k msg back
+  for k in $(seq 1 6); do
+    msg="datagram-$k-$(head -c 600 /dev/urandom | base64 -w0)"
+    back=$(echo "$msg" | in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "UDP:$LAB_VIP:$port") || true
+    assert_eq "$msg" "$back" "UDP datagram $k echoed $what"
+  done
+}
+
+# pcap_hex FILE: each packet of a capture as one hex line, from its IP header on.
+pcap_hex() {
+  tcpdump -r "$1" -n -x 2>/dev/null |
+    awk '/^[0-9]/ {if (p) print p; p=""; next} {for (i=2;i<=NF;i++) p=p $i} END {if (p) print p}'
+}
+
 director_mac() { in_ns "$LAB_DIRECTOR" cat /sys/class/net/eth0/address; }
 
 # The three-real DR lab with nginx, lbd running.

@@ -26,19 +26,8 @@ done
 start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/client.pcap" "tcp dst port 7 and tcp[tcpflags] & tcp-syn != 0"
 CDUMP=$TCPDUMP_PID
 
-head -c 3000000 /dev/urandom > "$LAB_DIR/payload"
-for k in 1 2 3; do
-  in_ns "$LAB_CLIENT" timeout 30 socat -t 5 -b 65536 - "TCP:$LAB_VIP:7" \
-    < "$LAB_DIR/payload" > "$LAB_DIR/echo$k" 2>/dev/null || true
-  cmp -s "$LAB_DIR/payload" "$LAB_DIR/echo$k" || fail "TCP round trip $k differs ($(stat -c %s "$LAB_DIR/echo$k") bytes back)"
-  echo "ok: 3 MB TCP round trip $k byte for byte"
-done
-
-for k in $(seq 1 6); do
-  msg="datagram-$k-$(head -c 600 /dev/urandom | base64 -w0)"
-  back=$(echo "$msg" | in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "UDP:$LAB_VIP:53") || true
-  assert_eq "$msg" "$back" "UDP datagram $k echoed through the VIP"
-done
+tcp_round_trips 7 "through the VIP"
+udp_round_trips 53 "through the VIP"
 segmented=$(lbadm_ --lbd-counters | awk '$1 == "superframes_segmented" {print $2}')
 echo "info: $segmented TCP super-frames were segmented by lbd"
 udp_inact=$(lbadm_ -L -n -u "$LAB_VIP:53" | awk '/->.*Route/ {s += $6} END {print s}')
@@ -50,9 +39,8 @@ for i in 1 2 3; do eval "stop_tcpdump \$DUMP$i"; done
 [ "$(pcap_count "$LAB_DIR/client.pcap")" -ge 3 ] || fail "expected 3 SYNs captured at the client"
 assert_eq "$(tcpdump -r "$LAB_DIR/client.pcap" -n 2>/dev/null | wc -l)" "$(for i in 1 2 3; do tcpdump -r "$LAB_DIR/real$i.pcap" -n 2>/dev/null; done | wc -l)" "each SYN reached exactly one real, once"
 # Compare SYN by SYN (order at the reals is per real; sort the hex blobs).
-sort_pkts() { tcpdump -r "$1" -n -x 2>/dev/null | awk '/^[0-9]/ {if (p) print p; p=""; next} {for (i=2;i<=NF;i++) p=p $i} END {if (p) print p}'; }
-sent_sorted=$(sort_pkts "$LAB_DIR/client.pcap" | sort)
-recv_sorted=$(for i in 1 2 3; do sort_pkts "$LAB_DIR/real$i.pcap"; done | sort)
+sent_sorted=$(pcap_hex "$LAB_DIR/client.pcap" | sort)
+recv_sorted=$(for i in 1 2 3; do pcap_hex "$LAB_DIR/real$i.pcap"; done | sort)
 assert_eq "$sent_sorted" "$recv_sorted" "IP packets reach the reals unchanged (only MACs rewritten)"
 macs=$(for i in 1 2 3; do tcpdump -r "$LAB_DIR/real$i.pcap" -n -e 2>/dev/null | awk '{print $2}'; done | sort -u)
 assert_eq "$(director_mac)" "$macs" "frames at the reals come from the director's MAC"

@@ -46,19 +46,8 @@ sum_big=$(sha256sum < "$LAB_DIR/big" | cut -d' ' -f1)
 sum_got=$(in_ns "$LAB_CLIENT" curl -s -m 60 "http://$LAB_VIP/big" | sha256sum | cut -d' ' -f1)
 assert_eq "$sum_big" "$sum_got" "50 MB download through NAT: sha256 matches"
 
-head -c 3000000 /dev/urandom > "$LAB_DIR/payload"
-for k in 1 2 3; do
-  in_ns "$LAB_CLIENT" timeout 30 socat -t 5 -b 65536 - "TCP:$LAB_VIP:7" \
-    < "$LAB_DIR/payload" > "$LAB_DIR/echo$k" 2>/dev/null || true
-  cmp -s "$LAB_DIR/payload" "$LAB_DIR/echo$k" || fail "TCP round trip $k (7 → 7007) differs ($(stat -c %s "$LAB_DIR/echo$k") bytes back)"
-  echo "ok: 3 MB TCP round trip $k byte for byte (port 7 → 7007)"
-done
-
-for k in $(seq 1 6); do
-  msg="datagram-$k-$(head -c 600 /dev/urandom | base64 -w0)"
-  back=$(echo "$msg" | in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "UDP:$LAB_VIP:53") || true
-  assert_eq "$msg" "$back" "UDP datagram $k echoed through NAT (53 → 5353)"
-done
+tcp_round_trips 7 "through NAT (7 → 7007)"
+udp_round_trips 53 "through NAT (53 → 5353)"
 
 # A UDP datagram to a real port where nothing listens: the real's port unreachable comes
 # back translated, from the VIP and about VIP:54.
