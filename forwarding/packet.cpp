@@ -70,6 +70,7 @@ const char* to_string(DropReason r) {
     case DropReason::kNatTupleBusy: return "nat_tuple_busy";
     case DropReason::kTunnelMtuTooSmall: return "tunnel_mtu_too_small";
     case DropReason::kFragNeeded: return "frag_needed";
+    case DropReason::kRealDown: return "real_down";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -152,6 +152,7 @@ enum class DropReason : uint8_t {
   kNatTupleBusy,        // NAT: the real's reply tuple already belongs to another connection
   kTunnelMtuTooSmall,   // the tunnel's path MTU leaves no room (IPVS: mtu < 68)
   kFragNeeded,          // DF packet too big for the tunnel: ICMP frag-needed sent instead
+  kRealDown,            // the connection's real failed its checks (on-down=expire): expired
   kCount
 };
 const char* to_string(DropReason r);

@@ -141,20 +141,18 @@ BoxGuard::~BoxGuard() {
   close(fd);
 }
 
-// The director's own IPv4 addresses: traffic from a NAT real addressed to them (a health
-// check's replies, say) is the director's, not a client's, and must reach its stack.
-static std::string local_addresses() {
-  std::string set;
+std::vector<Ipv4> local_ipv4_addresses() {
+  std::vector<Ipv4> v;
   ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return set;
+  if (getifaddrs(&list) != 0) return v;
   for (ifaddrs* a = list; a; a = a->ifa_next) {
     if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
     Ipv4 addr;
     std::memcpy(addr.b.data(), &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, 4);
-    set += fmt::format("{}{}", set.empty() ? "" : ", ", to_string(addr));
+    v.push_back(addr);
   }
   freeifaddrs(list);
-  return set;
+  return v;
 }
 
 bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
@@ -174,7 +172,8 @@ bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
   // the kernel would otherwise forward them with the real's address as source.
   const auto nat = services.nat_endpoints();
   if (!nat.empty()) {
-    const std::string local = local_addresses();
+    std::string local;
+    for (const Ipv4& a : local_ipv4_addresses()) local += (local.empty() ? "" : ", ") + to_string(a);
     const std::string not_local = local.empty() ? "" : fmt::format(" ip daddr != {{ {} }}", local);
     std::vector<Ipv4> addrs;
     for (const auto& e : nat) {

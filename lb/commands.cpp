@@ -29,17 +29,58 @@ Status check_supported(const CliCommand& c) {
   return Status::ok();
 }
 
+// A real's effective check (the service's with its overrides) must be runnable.
+Status check_real_health(const health::ServiceHealth& svc, const std::string& overrides,
+                         Ipv4 addr, uint16_t port) {
+  const health::CheckSpec eff = health::effective_check(svc.check, overrides);
+  std::string error;
+  if (eff.type != health::CheckType::kNone && !health::validate_check(eff, error))
+    return Status::error(EINVAL, fmt::format("health check of {}:{}: {}", to_string(addr), port, error));
+  return Status::ok();
+}
+
+Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
+  ServiceOptions opt = c.svc_options;
+  const Service* cur = services.find(c.service);
+  // -A starts from the defaults; -E changes only the keys it gives (health kept without it).
+  opt.health = c.cmd == Command::kEditService && cur ? cur->options.health : health::ServiceHealth{};
+  if (c.has(kOptHealth)) {
+    std::string error;
+    if (!health::parse_service_health(c.health_text, opt.health, error))
+      return Status::error(EINVAL, "illegal health specification: " + error);
+  }
+  if (c.cmd == Command::kAddService) return services.add_service(c.service, opt);
+  if (cur)
+    for (uint32_t id : cur->reals) {
+      const Real& r = services.real(id);
+      if (Status s = check_real_health(opt.health, r.health_override, r.addr, r.port); !s.is_ok()) return s;
+    }
+  return services.edit_service(c.service, opt);
+}
+
+Status add_or_edit_real(const CliCommand& c, ServiceTable& services) {
+  if (const Service* svc = services.find(c.service)) {
+    std::string overrides = c.real.health.value_or("");
+    if (!c.real.health && c.cmd == Command::kEditReal)
+      if (const Real* r = services.find_real(c.service, c.real.addr, c.real.port)) overrides = r->health_override;
+    if (Status s = check_real_health(svc->options.health, overrides, c.real.addr, c.real.port); !s.is_ok())
+      return s;
+  }
+  return c.cmd == Command::kAddReal ? services.add_real(c.service, c.real)
+                                    : services.edit_real(c.service, c.real);
+}
+
 }  // namespace
 
 Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) {
   if (Status s = check_supported(c); !s.is_ok()) return s;
   switch (c.cmd) {
-    case Command::kAddService: return services.add_service(c.service, c.svc_options);
-    case Command::kEditService: return services.edit_service(c.service, c.svc_options);
+    case Command::kAddService:
+    case Command::kEditService: return add_or_edit_service(c, services);
     case Command::kDeleteService: return services.delete_service(c.service);
     case Command::kFlush: services.flush(); return Status::ok();
-    case Command::kAddReal: return services.add_real(c.service, c.real);
-    case Command::kEditReal: return services.edit_real(c.service, c.real);
+    case Command::kAddReal:
+    case Command::kEditReal: return add_or_edit_real(c, services);
     case Command::kDeleteReal: return services.delete_real(c.service, c.real.addr, c.real.port);
     case Command::kZero:
       return services.zero(c.has(kOptService) ? std::optional<ServiceKey>(c.service) : std::nullopt);
@@ -88,6 +129,8 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
     a.options = 1ULL << kOptService | 1ULL << kOptScheduler;
     a.service = s.key;
     a.svc_options = s.options;
+    a.health_text = health::format_service_health(s.options.health);
+    if (!a.health_text.empty()) a.options |= 1ULL << kOptHealth;
     v.push_back(a);
     // Oldest first, so that re-adding (each at the head) rebuilds the same list order.
     for (auto it = s.reals.rbegin(); it != s.reals.rend(); ++it) {
@@ -96,7 +139,8 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
       d.cmd = Command::kAddReal;
       d.options = 1ULL << kOptService | 1ULL << kOptReal | 1ULL << kOptForward | 1ULL << kOptWeight;
       d.service = s.key;
-      d.real = RealSpec{r.addr, r.port, r.fwd, r.dest.weight};
+      d.real = RealSpec{r.addr, r.port, r.fwd, r.dest.weight, r.health_override};
+      if (!r.health_override.empty()) d.options |= 1ULL << kOptHealth;
       v.push_back(d);
     }
   });

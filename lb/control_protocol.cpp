@@ -7,6 +7,10 @@
 
 namespace lbd {
 
+// Health texts are percent-encoded (no blanks); "-" stands for none.
+static std::string token(const std::string& t) { return t.empty() ? "-" : t; }
+static std::string untoken(const std::string& t) { return t == "-" ? "" : t; }
+
 static void put_counters(std::string& s, const Counters& c) {
   s += fmt::format(" {} {} {} {} {}", c.conns, c.inpkts, c.outpkts, c.inbytes, c.outbytes);
 }
@@ -18,12 +22,12 @@ std::string encode_dump(const Dump& d) {
     s += fmt::format("S {} {} {} {}", sv.key.protocol, to_string(sv.key.vip), sv.key.port,
                      sv.scheduler);
     put_counters(s, sv.stats);
-    s += '\n';
+    s += fmt::format(" {}\n", token(sv.health));
     for (const auto& r : sv.reals) {
       s += fmt::format("R {} {} {} {} {} {}", to_string(r.addr), r.port, int(r.fwd), r.weight,
                        r.active, r.inactive);
       put_counters(s, r.stats);
-      s += '\n';
+      s += fmt::format(" {} {}\n", r.flags, token(r.health));
     }
   }
   for (const auto& c : d.conns) {
@@ -58,17 +62,21 @@ bool decode_dump(const std::string& text, Dump& out) {
       DumpService s;
       unsigned proto;
       if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> s.scheduler) ||
-          !get_counters(in, s.stats))
+          !get_counters(in, s.stats) || !(in >> s.health))
         return false;
+      s.health = untoken(s.health);
       s.key.protocol = uint8_t(proto);
       out.services.push_back(std::move(s));
     } else if (tag == "R") {
       if (out.services.empty()) return false;
       DumpReal r;
       int fwd;
+      unsigned flags;
       if (!get_ip(in, r.addr) || !(in >> r.port >> fwd >> r.weight >> r.active >> r.inactive) ||
-          !get_counters(in, r.stats))
+          !get_counters(in, r.stats) || !(in >> flags >> r.health) || flags > 3)
         return false;
+      r.flags = uint8_t(flags);
+      r.health = untoken(r.health);
       r.fwd = FwdMethod(fwd);
       out.services.back().reals.push_back(r);
     } else if (tag == "C") {

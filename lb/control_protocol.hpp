@@ -20,6 +20,9 @@ struct DumpReal {
   int32_t weight = 0;
   uint32_t active = 0, inactive = 0;
   Counters stats;
+  static constexpr uint8_t kDown = 1, kSorry = 2;
+  uint8_t flags = 0;   // kDown: failed its checks; kSorry: the active sorry server
+  std::string health;  // canonical check overrides (lbd's --health), may be empty
 };
 
 struct DumpService {
@@ -27,6 +30,7 @@ struct DumpService {
   std::string scheduler;
   Counters stats;
   std::vector<DumpReal> reals;  // IPVS list order (newest first)
+  std::string health;  // canonical --health of the service, may be empty
 };
 
 struct DumpConn {

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <chrono>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -25,6 +27,7 @@
 #include "lb/control_protocol.hpp"
 #include "lb/control_server.hpp"
 #include "lb/data_path.hpp"
+#include "health/engine.hpp"
 #include "lb/log.hpp"
 
 namespace lbd {
@@ -48,10 +51,13 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
     add(fmt::format("(dst host {} and {} dst port {})", to_string(s.key.vip),
                     protocol_token(s.key.protocol), s.key.port));
   });
+  // Not what NAT reals send to the director itself (health checks' replies).
+  std::string not_local;
+  for (const Ipv4& a : local_ipv4_addresses()) not_local += fmt::format(" and not dst host {}", to_string(a));
   for (const auto& e : services.nat_endpoints()) {
-    add(fmt::format("(src host {} and {} src port {})", to_string(e.addr),
-                    protocol_token(e.protocol), e.port));
-    add(fmt::format("(icmp and src host {})", to_string(e.addr)));
+    add(fmt::format("(src host {} and {} src port {}{})", to_string(e.addr),
+                    protocol_token(e.protocol), e.port, not_local));
+    add(fmt::format("(icmp and src host {}{})", to_string(e.addr), not_local));
   }
   services.for_each_service([&](const Service& s) {
     for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
@@ -76,6 +82,9 @@ class Daemon {
   std::string handle_request(const std::string& req);
   std::string handle_restore(const std::string& req);
   void configuration_changed();
+  void configure_health();
+  void on_health_events();
+  std::string health_text();
   void resolve_next_hops(bool refresh);
   int on_frames(Capture& cap);  // frames handled, or -1 when the capture failed
   void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
@@ -101,6 +110,7 @@ class Daemon {
   std::unique_ptr<NetlinkNeighbours> nl_;
   std::unique_ptr<BoxGuard> guard_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<health::Engine> health_;
   uint64_t applied_generation_ = 0;
   uint64_t now_ms_ = 0;
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
@@ -119,12 +129,18 @@ Dump Daemon::make_dump(bool with_conns) {
   d.table_size = conns_->capacity();
   d.timeouts = timeouts_;
   services_.for_each_service([&](const Service& s) {
-    DumpService ds{s.key, s.options.scheduler, s.stats, {}};
+    DumpService ds{s.key, s.options.scheduler, s.stats, {},
+                   health::format_service_health(s.options.health)};
+    auto add = [&](const Real& r, uint8_t flags) {
+      ds.reals.push_back({r.addr, r.port, r.fwd, r.dest.weight, r.dest.active_conns,
+                          r.dest.inactive_conns, r.stats, flags, r.health_override});
+    };
     for (uint32_t id : s.reals) {
       const Real& r = services_.real(id);
-      ds.reals.push_back({r.addr, r.port, r.fwd, r.dest.weight, r.dest.active_conns,
-                          r.dest.inactive_conns, r.stats});
+      add(r, r.health_down ? DumpReal::kDown : 0);
     }
+    // The sorry server shows as a real while it stands in (as keepalived adds it to IPVS).
+    if (s.sorry_active) add(services_.real(s.sorry_id), DumpReal::kSorry);
     d.services.push_back(std::move(ds));
   });
   if (with_conns) {
@@ -152,6 +168,12 @@ std::string Daemon::counters_text() {
       c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
       c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
       c.echo_forwarded, c.echo_replies);
+  if (health_) {
+    const auto h = health_->stats();
+    s += fmt::format("health_checks {}\nhealth_check_failures {}\nhealth_late_p50_us {}\n"
+                     "health_late_p99_us {}\nhealth_late_max_us {}\n",
+                     h.checks, h.failures, h.late_p50_us, h.late_p99_us, h.late_max_us);
+  }
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
@@ -179,6 +201,7 @@ std::string Daemon::handle_request(const std::string& req) {
   if (req == "DUMP") return encode_dump(make_dump(false));
   if (req == "DUMP CONNS") return encode_dump(make_dump(true));
   if (req == "COUNTERS") return counters_text() + "END\n";
+  if (req == "HEALTH") return health_text() + "END\n";
   if (req.rfind("RESTORE\n", 0) == 0) return handle_restore(req);
   std::vector<std::string> args;
   std::string cur;
@@ -215,6 +238,102 @@ void Daemon::configuration_changed() {
   std::string err;
   if (!guard_->apply(services_, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
   resolve_next_hops(true);
+  configure_health();
+}
+
+// The engine gets one target per real whose effective check is not "none"; a real that no
+// longer has a check is up again.
+void Daemon::configure_health() {
+  if (!health_) return;
+  std::vector<health::Target> targets;
+  services_.for_each_service([&](const Service& s) {
+    for (uint32_t id : s.reals) {
+      Real& r = services_.real(id);
+      health::Target t;
+      t.check = health::effective_check(s.options.health.check, r.health_override);
+      if (t.check.type == health::CheckType::kNone) {
+        if (r.health_down) services_.set_health(r, true);
+        continue;
+      }
+      t.real_id = r.id;
+      t.service = to_string(s.key);
+      t.addr = r.addr;
+      t.port = r.port;
+      t.vip = s.key.vip;
+      t.vport = s.key.port;
+      t.protocol = s.key.protocol;
+      t.notify = s.options.health.notify;
+      targets.push_back(std::move(t));
+    }
+  });
+  health_->configure(std::move(targets));
+}
+
+void Daemon::on_health_events() {
+  for (const auto& e : health_->take_events()) {
+    Real& r = services_.real(e.real_id);
+    if (!r.in_use || r.deleted || r.sorry || fmt::format("{}:{}", to_string(r.addr), r.port) != e.real)
+      continue;  // the real changed since the check ran
+    Service& s = services_.service(r.service_id);
+    const bool sorry_changed = services_.set_health(r, e.up);
+    if (e.up)
+      LBD_LOG(kWarn, "health", "{}: real {} is UP ({}): takes new connections again", e.service,
+              e.real, e.reason);
+    else
+      LBD_LOG(kWarn, "health", "{}: real {} is DOWN ({}): no new connections{}", e.service, e.real,
+              e.reason,
+              s.options.health.on_down == health::OnDown::kExpire ? ", its connections expire"
+                                                                   : ", its connections continue");
+    if (!sorry_changed) continue;
+    const Real& sorry = services_.real(s.sorry_id == Service::kNoSorry ? r.id : s.sorry_id);
+    const std::string sorry_name = fmt::format("{}:{}", to_string(sorry.addr), sorry.port);
+    LBD_LOG(kWarn, "health", "{}: {}", e.service,
+            s.sorry_active ? "every real is down: sorry server " + sorry_name + " takes new connections"
+                           : "a real is back: sorry server " + sorry_name + " stands down");
+    if (!s.options.health.notify.empty())
+      health_->run_command(s.options.health.notify,
+                           {s.sorry_active ? "sorry-on" : "sorry-off", e.service, sorry_name, e.reason});
+  }
+}
+
+// lbadm --lbd-health: per service its check, per real its state and last result.
+std::string Daemon::health_text() {
+  std::map<uint32_t, health::RealStatus> st;
+  if (health_)
+    for (auto& x : health_->statuses()) st[x.real_id] = x;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  auto ago = [now](int64_t t) {
+    const int64_t d = std::max<int64_t>(0, now - t);
+    return d < 10000 ? fmt::format("{:.1f}s", double(d) / 1000) : fmt::format("{}s", d / 1000);
+  };
+  std::string out = fmt::format("{:<33} {}\n{:<33} {:<6} {:<8} {:<8} {}\n", "Prot LocalAddress:Port",
+                                "Check", "  -> RemoteAddress:Port", "State", "Since", "Checked", "Result");
+  services_.for_each_service([&](const Service& s) {
+    const auto& h = s.options.health;
+    const std::string spec = health::format_service_health(h);
+    out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", s.key.protocol == kProtoTcp ? "TCP" : "UDP",
+                                                     to_string(s.key.vip), s.key.port),
+                       spec.empty() ? "check=none" : spec,
+                       s.sorry_active ? "  [sorry server active]" : "");
+    for (uint32_t id : s.reals) {
+      const Real& r = services_.real(id);
+      const std::string name = fmt::format("  -> {}:{}", to_string(r.addr), r.port);
+      auto it = st.find(id);
+      if (it == st.end()) {
+        out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, "-", "-", "-", "not checked");
+        continue;
+      }
+      const auto& x = it->second;
+      std::string result = x.checked ? fmt::format("{} ({:.1f} ms)", x.last, x.last_duration_us / 1000.0)
+                                     : "no result yet";
+      if (!x.state.up && x.state.ok_run) result += fmt::format(", {} ok in a row", x.state.ok_run);
+      if (x.state.up && x.state.fail_run) result += fmt::format(", {} failed in a row", x.state.fail_run);
+      out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, r.health_down ? "DOWN" : "UP",
+                         ago(x.since_ms), x.checked ? ago(x.last_check_ms) : "-", result);
+    }
+  });
+  return out;
 }
 
 void Daemon::resolve_next_hops(bool refresh) {
@@ -398,6 +517,9 @@ int Daemon::run() {
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  // The health engine's thread inherits the signal mask set above: signals stay ours.
+  health_ = std::make_unique<health::Engine>();
+  configure_health();
   itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
   timerfd_settime(tfd, 0, &its, nullptr);
 
@@ -408,13 +530,15 @@ int Daemon::run() {
   int exit_code = 0;
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
-  const size_t control_base = captures_.size() + 2;
+  const size_t health_index = captures_.size() + 2;
+  const size_t control_base = captures_.size() + 3;
   while (running) {
     if (pfds_version != control_->version()) {  // rebuilt only when control clients change
       pfds.clear();
       for (auto& c : captures_) pfds.push_back({c->fd(), POLLIN, 0});
       pfds.push_back({sfd, POLLIN, 0});
       pfds.push_back({tfd, POLLIN, 0});
+      pfds.push_back({health_->event_fd(), POLLIN, 0});
       for (int fd : control_->fds()) pfds.push_back({fd, POLLIN, 0});
       pfds_version = control_->version();
     }
@@ -470,6 +594,7 @@ int Daemon::run() {
       });
       flush_all();
     }
+    if (pfds[health_index].revents) on_health_events();
     for (size_t i = control_base; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;
       const uint64_t v = control_->version();
@@ -479,7 +604,8 @@ int Daemon::run() {
   }
   close(tfd);
   close(sfd);
-  // Undo in reverse: stop capturing, remove the guard (table, offloads), the socket.
+  // Undo in reverse: stop checking and capturing, remove the guard (table, offloads), the socket.
+  health_.reset();
   captures_.clear();
   injectors_.clear();
   guard_.reset();

@@ -92,11 +92,12 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   }
   const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport};
   const auto pick = svc->scheduler->pick(flow, svc->views);
-  if (!pick) {
+  // Every real down by its checks: the sorry server, if there is one, takes it.
+  if (!pick && !svc->sorry_active) {
     why = DropReason::kNoRealServer;
     return nullptr;
   }
-  Real& real = services_.real(svc->reals[*pick]);
+  Real& real = services_.real(pick ? svc->reals[*pick] : svc->sorry_id);
   const ConnState initial = p.protocol == kProtoTcp ? ConnState::kNone : ConnState::kUdp;
   const uint32_t now_s = seconds(f.now_ms);
   Conn* c = conns_.insert(packet_key(p), now_s + timeouts_.seconds(initial));
@@ -166,6 +167,15 @@ void DataPath::update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t fla
 Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   Real& real = services_.real(c.real_id);
   if (real.deleted) return drop(DropReason::kRealUnavailable);
+  if (real.health_down &&
+      services_.service(real.service_id).options.health.on_down == health::OnDown::kExpire) {
+    // IPVS expire_nodest_conn for a failed real: the connection ends here; the client's
+    // next SYN is scheduled anew.
+    services_.unbind_conn(real, c.inactive);
+    conns_.erase(&c);
+    ++counters_.conns_expired;
+    return drop(DropReason::kRealDown);
+  }
   const FwdMethod method = FwdMethod(c.method);
   // Replies (NAT) and errors (TUN) go back to where the client's packets come from.
   const auto* eth = reinterpret_cast<const EthHdr*>(f.bytes.data());

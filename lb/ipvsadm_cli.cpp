@@ -17,7 +17,7 @@ const char* const kOptNames[kOptCount] = {
     "mcast-interface", "timeout", "daemon", "stats", "rate", "thresholds", "persistent-conn",
     "nosort", "syncid", "exact", "ops", "pe", "sched-flags", "mcast-group", "mcast-port",
     "mcast-ttl", "sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
-    "tun-remcsum"};
+    "tun-remcsum", "health"};
 
 const char* const kCmdNames[] = {"",        "add-service",   "edit-service", "delete-service",
                                  "flush",   "list",          "add-server",   "delete-server",
@@ -25,22 +25,22 @@ const char* const kCmdNames[] = {"",        "add-service",   "edit-service", "de
                                  "restore", "save",          "zero"};
 
 // ipvsadm's commands_v_options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
-//                                   n c s s p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r
+//                                   n c s s p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r h
 const char* const kMatrix[] = {
-    /*ADD*/     "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-    /*EDIT*/    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-    /*DEL*/     "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /*FLUSH*/   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /*LIST*/    " 11xxxxxxxxx11       xxxxxxx xxxxx",
-    /*ADDSRV*/  "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-    /*DELSRV*/  "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /*EDITSRV*/ "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-    /*TIMEOUT*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /*STARTD*/  "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-    /*STOPD*/   "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
-    /*RESTORE*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /*SAVE*/    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /*ZERO*/    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*ADD*/     "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx ",
+    /*EDIT*/    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx ",
+    /*DEL*/     "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*FLUSH*/   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*LIST*/    " 11xxxxxxxxx11       xxxxxxx xxxxxx",
+    /*ADDSRV*/  "xx+xxx+    xxxxxxxxxxxxxxxxxx      ",
+    /*DELSRV*/  "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*EDITSRV*/ "xx+xxx+    xxxxxxxxxxxxxxxxxx      ",
+    /*TIMEOUT*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*STARTD*/  "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
+    /*STOPD*/   "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
+    /*RESTORE*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*SAVE*/    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*ZERO*/    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 };
 static_assert(sizeof(kMatrix) / sizeof(kMatrix[0]) == 14);
 
@@ -112,6 +112,7 @@ constexpr OptDef kDefs[] = {
     {0, "tun-nocsum", Arg::kNone, Command::kNone, kOptTunNoCsum},
     {0, "tun-csum", Arg::kNone, Command::kNone, kOptTunCsum},
     {0, "tun-remcsum", Arg::kNone, Command::kNone, kOptTunRemCsum},
+    {0, "health", Arg::kRequired, Command::kNone, kOptHealth},
     {'6', "ipv6", Arg::kNone, Command::kNone, -1},
 };
 
@@ -247,6 +248,7 @@ struct Parser {
           fail(2, "illegal tunnel type specified");
         c.tun_type = *arg;
         break;
+      case kOptHealth: c.health_text = *arg; break;
       case kOptSyncId:
         if (!parse_uint(*arg, 255, v)) fail(2, "illegal syncid specified");
         break;
@@ -366,6 +368,16 @@ struct Parser {
       fail(2, "One-Packet Scheduling is only for UDP virtual services");
     if ((c.options >> kOptTunType & 0x1f) && c.real.fwd != FwdMethod::kTunnel)
       fail(2, "Tunnel options conflict with forward method");
+    if (c.has(kOptHealth)) {
+      std::string error, canonical;
+      health::ServiceHealth probe;
+      const bool real = c.cmd == Command::kAddReal || c.cmd == Command::kEditReal;
+      const bool inherit = c.cmd == Command::kEditReal && c.health_text == "inherit";
+      if (!inherit && !(real ? health::parse_real_health(c.health_text, canonical, error)
+                             : health::parse_service_health(c.health_text, probe, error)))
+        fail(2, "illegal health specification: " + error);
+      if (real) c.real.health = inherit ? "" : canonical;
+    }
 
     if (c.cmd == Command::kAddReal || c.cmd == Command::kEditReal ||
         c.cmd == Command::kDeleteReal) {
@@ -430,6 +442,10 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
         a.push_back("-p");
         a.push_back(std::to_string(c.persistence));
       }
+      if (c.has(kOptHealth)) {
+        a.push_back("--health");
+        a.push_back(c.health_text);
+      }
       break;
     case Command::kDeleteService: a.push_back("-D"); svc(); break;
     case Command::kFlush: a.push_back("-C"); break;
@@ -446,6 +462,10 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       if (c.real.fwd == FwdMethod::kTunnel) {
         a.push_back("--tun-type");
         a.push_back(c.tun_type.empty() ? "ipip" : c.tun_type);
+      }
+      if (c.has(kOptHealth) && c.real.health) {
+        a.push_back("--health");
+        a.push_back(c.real.health->empty() ? "inherit" : *c.real.health);
       }
       break;
     case Command::kDeleteReal: a.push_back("-d"); svc(); real(); break;

@@ -29,7 +29,9 @@ enum Opt : int {
   kOptTimeout, kOptDaemon, kOptStats, kOptRate, kOptThresholds, kOptPersistentConn,
   kOptNoSort, kOptSyncId, kOptExact, kOptOps, kOptPe, kOptSchedFlags, kOptMcastGroup,
   kOptMcastPort, kOptMcastTtl, kOptSyncMaxlen, kOptTunInfo, kOptTunType, kOptTunPort,
-  kOptTunNoCsum, kOptTunCsum, kOptTunRemCsum, kOptCount
+  kOptTunNoCsum, kOptTunCsum, kOptTunRemCsum,
+  kOptHealth,  // lbd's extension: --health KEY=VALUE,... on -A/-E/-a/-e
+  kOptCount
 };
 
 struct CliCommand {
@@ -45,6 +47,7 @@ struct CliCommand {
   uint32_t u_threshold = 0, l_threshold = 0;
   Timeouts timeouts{0, 0, 0};  // --set; 0 = keep
   std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
+  std::string health_text;     // --health, as given (validated for the command)
   std::string daemon_state;    // --start-daemon/--stop-daemon argument
   uint32_t line = 0;           // line number when read from a rules stream
 };

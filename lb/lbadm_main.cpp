@@ -1,7 +1,9 @@
 // lbadm: ipvsadm's command line for lbd. Parses and checks locally (ipvsadm's messages and
 // exit codes), sends the canonical command to lbd's control socket, prints ipvsadm's
 // formats. Extensions: `--socket PATH` as first argument (or LBD_SOCKET), and
-// `--lbd-counters` (lbd's data-path counters, drop reasons included).
+// `--lbd-counters` (lbd's data-path counters, drop reasons included), `--lbd-health` (each
+// real's health: state, since when, last check and its result), and `--health SPEC` on
+// -A/-E/-a/-e (see health/spec.hpp).
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -95,8 +97,8 @@ int main(int argc, char** argv) {
     args.erase(args.begin(), args.begin() + 2);
   }
   try {
-    if (args.size() == 1 && args[0] == "--lbd-counters") {
-      std::string reply = control_request(socket_path, "COUNTERS\n");
+    if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
+      std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n");
       reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
       std::cout << reply;
       return 0;

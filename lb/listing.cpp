@@ -98,7 +98,10 @@ struct Renderer {
         out += fmt::sprintf("  -> %-28s", dname);
         counters(r.stats);
       } else {
-        out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd), r.weight,
+        // A real down by its checks shows weight 0, as keepalived's inhibit_on_failure
+        // leaves it in IPVS: ipvsadm's format, and the configured weight is kept for -S.
+        const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.weight;
+        out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd), weight,
                             r.active, r.inactive);
       }
     }
@@ -108,13 +111,16 @@ struct Renderer {
     const char* flag = s.key.protocol == kProtoTcp ? "-t" : s.key.protocol == kProtoUdp ? "-u"
                                                                                         : "--sctp-service";
     const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
-    out += fmt::format("-A {} {} -s {}\n", flag, vname, s.scheduler);
+    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler,
+                       s.health.empty() ? "" : " --health " + s.health);
     std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
+      if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
       const char* fwd = r.fwd == FwdMethod::kRoute ? "-g" : r.fwd == FwdMethod::kMasq ? "-m" : "-i";
-      out += fmt::format("-a {} {} -r {} {} -w {}{}\n", flag, vname,
+      out += fmt::format("-a {} {} -r {} {} -w {}{}{}\n", flag, vname,
                          addrport(r.addr, r.port, s.key.protocol), fwd, r.weight,
-                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "");
+                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "",
+                         r.health.empty() ? "" : " --health " + r.health);
     }
   }
 

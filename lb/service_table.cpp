@@ -33,10 +33,12 @@ std::vector<Ipv4> ServiceTable::vips() const {
 std::vector<ServiceTable::Endpoint> ServiceTable::nat_endpoints() const {
   std::vector<Endpoint> v;
   for_each_service([&](const Service& s) {
-    for (uint32_t id : s.reals) {
+    auto add = [&](uint32_t id) {
       const Real& r = reals_[id];
       if (r.fwd == FwdMethod::kMasq) v.push_back({s.key.protocol, r.addr, r.port});
-    }
+    };
+    for (uint32_t id : s.reals) add(id);
+    if (s.sorry_id != Service::kNoSorry) add(s.sorry_id);
   });
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -73,6 +75,7 @@ Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& op
   s.scheduler = std::move(sched);
   s.in_use = true;
   s.scheduler->reals_changed({});
+  sync_sorry(s);
   rebuild_lookup();
   ++generation_;
   return Status::ok();
@@ -89,6 +92,7 @@ Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& o
     s->scheduler->reals_changed(s->views);
   }
   s->options = opt;
+  sync_sorry(*s);
   ++generation_;
   return Status::ok();
 }
@@ -97,6 +101,8 @@ Status ServiceTable::delete_service(const ServiceKey& key) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
   while (!s->reals.empty()) remove_real_from_service(*s, 0);
+  s->options.health.sorry_addr.reset();
+  sync_sorry(*s);
   s->in_use = false;
   s->scheduler.reset();
   free_services_.push_back(s->id);
@@ -137,12 +143,15 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   }
   r->deleted = false;
   r->dest.available = true;
+  r->health_down = false;
+  r->health_override = spec.health.value_or("");
   r->service_id = s->id;
   r->fwd = spec.fwd;
   r->dest.weight = spec.weight;
   s->reals.insert(s->reals.begin(), r->id);  // IPVS list_add: new reals go to the head
   rebuild_views(*s);
   s->scheduler->real_added(s->views, 0);
+  refresh_sorry(*s);
   ++generation_;
   return Status::ok();
 }
@@ -150,7 +159,7 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
 // IPVS's dest trash: a deleted real of a service with this key that connections still use.
 Real* ServiceTable::from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port) {
   for (Real& t : reals_)
-    if (t.in_use && t.deleted && t.service_key == key && t.addr == addr && t.port == port)
+    if (t.in_use && t.deleted && !t.sorry && t.service_key == key && t.addr == addr && t.port == port)
       return &t;
   return nullptr;
 }
@@ -182,6 +191,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   Real& r = reals_[s->reals[*idx]];
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
+  if (spec.health) r.health_override = *spec.health;
   s->scheduler->real_edited(s->views, *idx);
   ++generation_;
   return Status::ok();
@@ -195,8 +205,62 @@ Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(addr, port), to_string(key)));
   remove_real_from_service(*s, *idx);
+  refresh_sorry(*s);
   ++generation_;
   return Status::ok();
+}
+
+Real* ServiceTable::find_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+  Service* s = find(key);
+  if (!s) return nullptr;
+  auto idx = real_index(*s, addr, port);
+  return idx ? &reals_[s->reals[*idx]] : nullptr;
+}
+
+bool ServiceTable::set_health(Real& r, bool up) {
+  r.health_down = !up;
+  r.dest.available = up && !r.deleted;
+  if (r.sorry || r.deleted) return false;
+  return refresh_sorry(services_[r.service_id]);
+}
+
+// The sorry server is a Real outside the service's list: scheduled only while sorry_active.
+void ServiceTable::sync_sorry(Service& s) {
+  const auto& h = s.options.health;
+  const uint16_t port = h.sorry_port ? h.sorry_port : s.key.port;
+  const FwdMethod fwd = h.sorry_fwd == 'm' ? FwdMethod::kMasq
+                        : h.sorry_fwd == 'i' ? FwdMethod::kTunnel : FwdMethod::kRoute;
+  if (s.sorry_id != Service::kNoSorry) {
+    Real& old = reals_[s.sorry_id];
+    if (h.sorry_addr && old.addr == *h.sorry_addr && old.port == port && old.fwd == fwd) {
+      refresh_sorry(s);
+      return;
+    }
+    old.deleted = true;
+    old.dest.available = false;
+    if (old.conn_refs == 0) release_real(old);
+    s.sorry_id = Service::kNoSorry;
+  }
+  if (h.sorry_addr) {
+    Real& r = allocate_real();
+    r.service_key = s.key;
+    r.service_id = s.id;
+    r.addr = *h.sorry_addr;
+    r.port = port;
+    r.fwd = fwd;
+    r.sorry = true;
+    s.sorry_id = r.id;
+  }
+  refresh_sorry(s);
+}
+
+bool ServiceTable::refresh_sorry(Service& s) {
+  bool any_up = false;
+  for (uint32_t id : s.reals) any_up |= !reals_[id].health_down;
+  const bool active = s.sorry_id != Service::kNoSorry && !any_up;
+  const bool changed = active != s.sorry_active;
+  s.sorry_active = active;
+  return changed;
 }
 
 void ServiceTable::remove_real_from_service(Service& s, size_t index) {

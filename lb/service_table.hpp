@@ -21,6 +21,7 @@
 
 #include "forwarding/next_hop.hpp"
 #include "forwarding/packet.hpp"
+#include "health/spec.hpp"
 #include "lb/status.hpp"
 #include "scheduler/scheduler.hpp"
 
@@ -39,14 +40,21 @@ struct ServiceKey {
 std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80"
 
 struct ServiceOptions {
+  ServiceOptions() = default;
+  ServiceOptions(std::string sched) : scheduler(std::move(sched)) {}  // NOLINT: {"rr"} reads well
   std::string scheduler = "wlc";
+  health::ServiceHealth health;  // lbd's extension: checks, on-down, sorry server, notify
 };
 
 struct RealSpec {
+  RealSpec() = default;
+  RealSpec(Ipv4 a, uint16_t p, FwdMethod f, int32_t w, std::optional<std::string> h = std::nullopt)
+      : addr(a), port(p), fwd(f), weight(w), health(std::move(h)) {}
   Ipv4 addr;
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;
   int32_t weight = 1;
+  std::optional<std::string> health;  // canonical check overrides; nullopt: keep (edit)
 };
 
 struct Counters {
@@ -70,6 +78,9 @@ struct Real {
   uint32_t conn_refs = 0;
   bool deleted = false;
   bool in_use = false;
+  std::string health_override;  // canonical check keys overriding the service's
+  bool health_down = false;     // failed its checks: no new connections (dest.available)
+  bool sorry = false;           // a service's sorry server, not one of its reals
 };
 
 struct Service {
@@ -81,6 +92,9 @@ struct Service {
   std::vector<const sched::DestView*> views;   // parallel to `reals`, what pick() reads
   Counters stats;
   bool in_use = false;
+  static constexpr uint32_t kNoSorry = UINT32_MAX;
+  uint32_t sorry_id = kNoSorry;  // the sorry server's Real, when configured
+  bool sorry_active = false;     // every real is down: new connections go to the sorry server
 };
 
 class ServiceTable {
@@ -103,6 +117,8 @@ class ServiceTable {
       if (services_[id1 - 1].key == key) return &services_[id1 - 1];
     }
   }
+  const Service* find(const ServiceKey& key) const { return const_cast<ServiceTable*>(this)->find(key); }
+  Real* find_real(const ServiceKey& key, Ipv4 addr, uint16_t port);
   Real& real(uint32_t id) { return reals_[id]; }
   const Real& real(uint32_t id) const { return reals_[id]; }
   Service& service(uint32_t id) { return services_[id]; }
@@ -111,6 +127,10 @@ class ServiceTable {
   void bind_conn(Real& r, bool inactive);
   void unbind_conn(Real& r, bool inactive);
   void set_inactive(Real& r, bool inactive);  // a connection moved between the two counts
+
+  // Health: a real goes down (no new connections; weight kept) or comes back. Returns
+  // true if that switched its service's sorry server on or off.
+  bool set_health(Real& r, bool up);
 
   // Services in id order, and every real (including deleted ones still referenced).
   template <class F> void for_each_service(F&& f) const {
@@ -150,6 +170,8 @@ class ServiceTable {
   void rebuild_views(Service& s);
   void rebuild_lookup();
   void release_real(Real& r);
+  void sync_sorry(Service& s);     // the sorry Real follows the service's health options
+  bool refresh_sorry(Service& s);  // sorry_active from the reals' health; true if it changed
   Real* from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port);
   Real& allocate_real();
   void remove_real_from_service(Service& s, size_t index);

@@ -1,0 +1,87 @@
+// The health-check engine: one thread running a Boost.Asio event loop, where every real's
+// checks are coroutines on timers (thousands of reals, no thread per check). It never
+// touches the data path: the daemon hands it the list of checks (configure()) and takes
+// the transitions it produced (take_events(), signalled on an eventfd the daemon polls).
+// Checks are scheduled on a fixed grid (start + k × interval, first spread over one
+// interval), so a slow check never shifts the ones after it; how late each check starts is
+// measured (stats()).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+#include "health/spec.hpp"
+#include "health/state.hpp"
+
+namespace lbd::health {
+
+struct Target {
+  uint32_t real_id = 0;
+  std::string service;  // "TCP 198.18.0.100:80", for logs and the notify command
+  Ipv4 addr;            // the real server
+  uint16_t port = 0;    // its port (the check's unless check.port)
+  Ipv4 vip;
+  uint16_t vport = 0;
+  uint8_t protocol = 0;
+  CheckSpec check;
+  std::string notify;   // command run on this real's transitions
+  friend bool operator==(const Target&, const Target&) = default;
+};
+
+// A real went down or came back.
+struct Event {
+  uint32_t real_id = 0;
+  bool up = false;
+  std::string service, real;  // "198.18.0.11:80"
+  std::string reason;         // the last result: "connect: Connection refused", "ok"
+};
+
+struct RealStatus {
+  uint32_t real_id = 0;
+  State state;
+  bool checked = false;
+  std::string last;            // "ok" or the failure
+  uint32_t last_duration_us = 0;
+  int64_t last_check_ms = 0;   // wall clock (ms since the epoch)
+  int64_t since_ms = 0;        // when the state last changed (or checks began)
+};
+
+struct EngineStats {
+  uint64_t checks = 0, failures = 0;
+  uint64_t late_p50_us = 0, late_p99_us = 0, late_max_us = 0;  // over the last 4096 checks
+};
+
+class Engine {
+ public:
+  Engine();  // starts the thread; create it with the daemon's signals already blocked
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The checks to run from now on. A real whose target is unchanged keeps its schedule;
+  // one whose check changed keeps its up/down state; new ones start up.
+  void configure(std::vector<Target> targets);
+
+  // Readable (eventfd) when events are waiting; take_events() clears it.
+  int event_fd() const { return event_fd_; }
+  std::vector<Event> take_events();
+  std::vector<RealStatus> statuses() const;
+  EngineStats stats() const;
+
+  // Runs `cmd arg...` detached (notify commands), killed after 30 s; from any thread.
+  void run_command(std::string cmd, std::vector<std::string> args);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int event_fd_ = -1;
+};
+
+}  // namespace lbd::health

@@ -1,0 +1,356 @@
+// Health specification parsing and canonical printing; see spec.hpp.
+#include "health/spec.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace lbd::health {
+namespace {
+
+constexpr const char* kCheckKeys[] = {"check", "port",   "interval", "timeout", "rise",
+                                      "fall",  "path",   "host",     "status",  "body",
+                                      "user",  "password", "max-lag", "cmd"};
+constexpr const char* kServiceKeys[] = {"on-down", "sorry", "sorry-fwd", "notify"};
+
+bool is_check_key(std::string_view k) {
+  for (const char* c : kCheckKeys)
+    if (k == c) return true;
+  return false;
+}
+bool is_service_key(std::string_view k) {
+  for (const char* c : kServiceKeys)
+    if (k == c) return true;
+  return false;
+}
+
+bool decode(std::string_view in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    unsigned v = 0;
+    if (i + 2 >= in.size()) return false;
+    auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+    if (ec != std::errc{} || p != in.data() + i + 3) return false;
+    out += char(v);
+    i += 2;
+  }
+  return true;
+}
+
+std::string encode(std::string_view in) {
+  std::string out;
+  for (unsigned char ch : in) {
+    if (ch == ',' || ch == '%' || ch == '=' || ch <= ' ' || ch >= 0x7f)
+      out += fmt::format("%{:02X}", ch);
+    else
+      out += char(ch);
+  }
+  return out;
+}
+
+bool parse_u32(std::string_view s, uint32_t lo, uint32_t hi, uint32_t& out) {
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || p != s.data() + s.size() || v < lo || v > hi) return false;
+  out = v;
+  return true;
+}
+
+// Seconds with up to three decimals ("2", "0.5", "1.25") to milliseconds.
+bool parse_seconds(std::string_view s, uint32_t lo_ms, uint32_t hi_ms, uint32_t& out) {
+  const auto dot = s.find('.');
+  uint32_t whole = 0, frac = 0;
+  if (!parse_u32(s.substr(0, dot), 0, hi_ms / 1000, whole)) return false;
+  if (dot != std::string_view::npos) {
+    std::string f(s.substr(dot + 1));
+    if (f.empty() || f.size() > 3) return false;
+    while (f.size() < 3) f += '0';
+    if (!parse_u32(f, 0, 999, frac)) return false;
+  }
+  const uint32_t ms = whole * 1000 + frac;
+  if (ms < lo_ms || ms > hi_ms) return false;
+  out = ms;
+  return true;
+}
+
+std::string format_seconds(uint32_t ms) {
+  if (ms % 1000 == 0) return std::to_string(ms / 1000);
+  std::string s = fmt::format("{}.{:03}", ms / 1000, ms % 1000);
+  while (s.back() == '0') s.pop_back();
+  return s;
+}
+
+bool parse_status(std::string_view s, std::vector<StatusRange>& out) {
+  std::vector<StatusRange> v;
+  while (!s.empty()) {
+    const auto slash = s.find('/');
+    const std::string_view item = s.substr(0, slash);
+    s = slash == std::string_view::npos ? std::string_view{} : s.substr(slash + 1);
+    const auto dash = item.find('-');
+    uint32_t lo, hi;
+    if (!parse_u32(item.substr(0, dash), 100, 599, lo)) return false;
+    hi = lo;
+    if (dash != std::string_view::npos && !parse_u32(item.substr(dash + 1), lo, 599, hi)) return false;
+    v.push_back({uint16_t(lo), uint16_t(hi)});
+    if (slash != std::string_view::npos && s.empty()) return false;
+  }
+  if (v.empty()) return false;
+  out = std::move(v);
+  return true;
+}
+
+std::string format_status(const std::vector<StatusRange>& v) {
+  std::string s;
+  for (const auto& r : v) {
+    if (!s.empty()) s += '/';
+    s += r.lo == r.hi ? std::to_string(r.lo) : fmt::format("{}-{}", r.lo, r.hi);
+  }
+  return s;
+}
+
+// Applies one key to a check; error text on a bad value.
+bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, std::string& error) {
+  uint32_t n = 0;
+  auto bad = [&](const char* what) {
+    error = fmt::format("{}={}: {}", key, v, what);
+    return false;
+  };
+  if (key == "check") {
+    if (v == "tcp") c.type = CheckType::kTcp;
+    else if (v == "http") c.type = CheckType::kHttp;
+    else if (v == "mysql") c.type = CheckType::kMysql;
+    else if (v == "exec") c.type = CheckType::kExec;
+    else if (v == "none") c.type = CheckType::kNone;
+    else return bad("expected tcp, http, mysql, exec or none");
+  } else if (key == "port") {
+    if (!parse_u32(v, 0, 65535, n)) return bad("expected a port number (0: the real's)");
+    c.port = uint16_t(n);
+  } else if (key == "interval") {
+    if (!parse_seconds(v, 100, 3600000, c.interval_ms)) return bad("expected 0.1 to 3600 seconds");
+  } else if (key == "timeout") {
+    if (!parse_seconds(v, 10, 3600000, c.timeout_ms)) return bad("expected 0.01 to 3600 seconds");
+  } else if (key == "rise") {
+    if (!parse_u32(v, 1, 1000, c.rise)) return bad("expected 1 to 1000");
+  } else if (key == "fall") {
+    if (!parse_u32(v, 1, 1000, c.fall)) return bad("expected 1 to 1000");
+  } else if (key == "path") {
+    if (v.empty() || v[0] != '/') return bad("expected a path starting with /");
+    c.path = v;
+  } else if (key == "host") {
+    c.host = v;
+  } else if (key == "status") {
+    if (!parse_status(v, c.status)) return bad("expected codes or ranges such as 200-299/302");
+  } else if (key == "body") {
+    c.body = v;
+  } else if (key == "user") {
+    c.user = v;
+  } else if (key == "password") {
+    c.password = v;
+  } else if (key == "max-lag") {
+    if (v == "none") {
+      c.max_lag = -1;
+    } else {
+      if (!parse_u32(v, 0, 1u << 30, n)) return bad("expected seconds, or none");
+      c.max_lag = int32_t(n);
+    }
+  } else if (key == "cmd") {
+    if (v.empty() || v[0] != '/') return bad("expected an absolute path");
+    c.cmd = v;
+  }
+  return true;
+}
+
+// Splits "k=v,k=v" and calls f(key, decoded value) for each; false with `error` if the
+// syntax is wrong or f refuses.
+template <class F>
+bool for_each_pair(std::string_view text, std::string& error, F&& f) {
+  if (text.empty()) {
+    error = "empty health specification";
+    return false;
+  }
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      error = fmt::format("'{}': expected KEY=VALUE", item);
+      return false;
+    }
+    std::string value;
+    if (!decode(item.substr(eq + 1), value)) {
+      error = fmt::format("'{}': bad %-escape", item);
+      return false;
+    }
+    if (!f(item.substr(0, eq), value)) return false;
+    if (comma != std::string_view::npos && text.empty()) {
+      error = "trailing ','";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool validate_check(const CheckSpec& c, std::string& error) {
+  if (c.timeout_ms > c.interval_ms) {
+    error = fmt::format("timeout={} is longer than interval={}", format_seconds(c.timeout_ms),
+                        format_seconds(c.interval_ms));
+    return false;
+  }
+  if (c.max_lag >= 0 && c.user.empty()) {
+    error = "max-lag needs user= (the replica check logs in)";
+    return false;
+  }
+  if (c.type == CheckType::kExec && c.cmd.empty()) {
+    error = "check=exec needs cmd=";
+    return false;
+  }
+  return true;
+}
+
+const char* check_name(CheckType t) {
+  switch (t) {
+    case CheckType::kNone: return "none";
+    case CheckType::kTcp: return "tcp";
+    case CheckType::kHttp: return "http";
+    case CheckType::kMysql: return "mysql";
+    case CheckType::kExec: return "exec";
+  }
+  return "none";
+}
+
+bool parse_service_health(std::string_view text, ServiceHealth& out, std::string& error) {
+  ServiceHealth h = out;
+  const bool ok = for_each_pair(text, error, [&](std::string_view key, const std::string& v) {
+    if (is_check_key(key)) return apply_check_key(h.check, key, v, error);
+    if (key == "on-down") {
+      if (v == "keep") h.on_down = OnDown::kKeep;
+      else if (v == "expire") h.on_down = OnDown::kExpire;
+      else { error = fmt::format("on-down={}: expected keep or expire", v); return false; }
+      return true;
+    }
+    if (key == "sorry") {
+      if (v == "none") {
+        h.sorry_addr.reset();
+        h.sorry_port = 0;
+        return true;
+      }
+      const auto colon = v.find(':');
+      Ipv4 a;
+      uint32_t port = 0;
+      if (!parse_ipv4(v.substr(0, colon), a) ||
+          (colon != std::string::npos && !parse_u32(v.substr(colon + 1), 1, 65535, port))) {
+        error = fmt::format("sorry={}: expected ADDRESS[:PORT] or none", v);
+        return false;
+      }
+      h.sorry_addr = a;
+      h.sorry_port = uint16_t(port);
+      return true;
+    }
+    if (key == "sorry-fwd") {
+      if (v != "g" && v != "m" && v != "i") {
+        error = fmt::format("sorry-fwd={}: expected g (DR), m (NAT) or i (IPIP)", v);
+        return false;
+      }
+      h.sorry_fwd = v[0];
+      return true;
+    }
+    if (key == "notify") {
+      if (!v.empty() && v != "none" && v[0] != '/') {
+        error = fmt::format("notify={}: expected an absolute path or none", v);
+        return false;
+      }
+      h.notify = v == "none" ? "" : v;
+      return true;
+    }
+    error = fmt::format("unknown key '{}'", key);
+    return false;
+  });
+  if (!ok) return false;
+  if (CheckSpec c = h.check; c.type == CheckType::kExec && c.cmd.empty()) {
+    c.cmd = "/";  // reals may each give cmd=; checked per real
+    if (!validate_check(c, error)) return false;
+  } else if (!validate_check(c, error)) {
+    return false;
+  }
+  out = std::move(h);
+  return true;
+}
+
+bool parse_real_health(std::string_view text, std::string& canonical, std::string& error) {
+  // Later keys win, like the service's; kept in the canonical key order.
+  std::vector<std::pair<std::string, std::string>> kv;
+  CheckSpec probe;
+  const bool ok = for_each_pair(text, error, [&](std::string_view key, const std::string& v) {
+    if (is_service_key(key)) {
+      error = fmt::format("'{}' is a service setting (give it with -A/-E)", key);
+      return false;
+    }
+    if (!is_check_key(key)) {
+      error = fmt::format("unknown key '{}'", key);
+      return false;
+    }
+    if (!apply_check_key(probe, key, v, error)) return false;
+    for (auto& p : kv)
+      if (p.first == key) {
+        p.second = v;
+        return true;
+      }
+    kv.emplace_back(std::string(key), v);
+    return true;
+  });
+  if (!ok) return false;
+  canonical.clear();
+  for (const char* k : kCheckKeys)
+    for (const auto& p : kv)
+      if (p.first == k) canonical += fmt::format("{}{}={}", canonical.empty() ? "" : ",", k, encode(p.second));
+  return true;
+}
+
+CheckSpec effective_check(const CheckSpec& service, const std::string& real_overrides) {
+  CheckSpec c = service;
+  if (real_overrides.empty()) return c;
+  std::string error;
+  for_each_pair(real_overrides, error, [&](std::string_view key, const std::string& v) {
+    return apply_check_key(c, key, v, error);
+  });
+  return c;
+}
+
+std::string format_service_health(const ServiceHealth& h) {
+  const CheckSpec d;
+  const CheckSpec& c = h.check;
+  std::string s;
+  auto add = [&s](const char* k, const std::string& v) {
+    s += fmt::format("{}{}={}", s.empty() ? "" : ",", k, encode(v));
+  };
+  if (c.type != d.type) add("check", check_name(c.type));
+  if (c.port != d.port) add("port", std::to_string(c.port));
+  if (c.interval_ms != d.interval_ms) add("interval", format_seconds(c.interval_ms));
+  if (c.timeout_ms != d.timeout_ms) add("timeout", format_seconds(c.timeout_ms));
+  if (c.rise != d.rise) add("rise", std::to_string(c.rise));
+  if (c.fall != d.fall) add("fall", std::to_string(c.fall));
+  if (c.path != d.path) add("path", c.path);
+  if (c.host != d.host) add("host", c.host);
+  if (c.status != d.status) add("status", format_status(c.status));
+  if (c.body != d.body) add("body", c.body);
+  if (c.user != d.user) add("user", c.user);
+  if (c.password != d.password) add("password", c.password);
+  if (c.max_lag != d.max_lag) add("max-lag", std::to_string(c.max_lag));
+  if (c.cmd != d.cmd) add("cmd", c.cmd);
+  if (h.on_down != OnDown::kKeep) add("on-down", "expire");
+  if (h.sorry_addr)
+    add("sorry", h.sorry_port ? fmt::format("{}:{}", to_string(*h.sorry_addr), h.sorry_port)
+                              : to_string(*h.sorry_addr));
+  if (h.sorry_fwd != 'g') add("sorry-fwd", std::string(1, h.sorry_fwd));
+  if (!h.notify.empty()) add("notify", h.notify);
+  return s;
+}
+
+}  // namespace lbd::health

@@ -1,0 +1,76 @@
+// What to check on a real server and what to do when it fails: lbd's extension to
+// ipvsadm's command line, `--health KEY=VALUE,...` on -A/-E (the service's defaults and
+// behaviour) and on -a/-e (a real's overrides of the check keys). Parsed, validated and
+// printed back in one canonical form here, so `-S` output restores with `-R`. Pure.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+
+namespace lbd::health {
+
+enum class CheckType : uint8_t { kNone, kTcp, kHttp, kMysql, kExec };
+const char* check_name(CheckType t);
+
+struct StatusRange {
+  uint16_t lo = 200, hi = 299;
+  friend bool operator==(const StatusRange&, const StatusRange&) = default;
+};
+
+inline std::vector<StatusRange> default_status() {
+  std::vector<StatusRange> v(1);  // 200-299
+  return v;
+}
+
+// One real's check. Defaults (HAProxy's, not keepalived's 60 s delay_loop): a check every
+// 2 s, 1 s to answer, down after 3 consecutive failures, up again after 2 successes.
+struct CheckSpec {
+  CheckType type = CheckType::kNone;
+  uint16_t port = 0;                // 0: the real's port
+  uint32_t interval_ms = 2000;
+  uint32_t timeout_ms = 1000;
+  uint32_t rise = 2, fall = 3;
+  std::string path = "/";           // http
+  std::string host;                 // http Host header; empty: the real's address
+  std::vector<StatusRange> status = default_status();
+  std::string body;                 // http: the body must contain this, if set
+  std::string user, password;       // mysql: log in (else the greeting alone counts)
+  int32_t max_lag = -1;             // mysql: >= 0 makes it a replica check (needs user)
+  std::string cmd;                  // exec: run with LBD_* variables, exit 0 = up
+  friend bool operator==(const CheckSpec&, const CheckSpec&) = default;
+};
+
+enum class OnDown : uint8_t { kKeep, kExpire };
+
+// A service's health configuration: its checks' defaults and what failure does.
+struct ServiceHealth {
+  CheckSpec check;
+  OnDown on_down = OnDown::kKeep;   // existing connections of a down real: kept or expired
+  std::optional<Ipv4> sorry_addr;   // takes new connections while every real is down
+  uint16_t sorry_port = 0;          // 0: the service's port
+  char sorry_fwd = 'g';             // 'g' DR, 'm' NAT, 'i' IPIP
+  std::string notify;               // run on each transition: CMD up|down|sorry-on|sorry-off ...
+  friend bool operator==(const ServiceHealth&, const ServiceHealth&) = default;
+};
+
+// Parses a service's spec onto `out` (starting from its current value); false with a
+// one-line `error` and `out` unchanged on any bad key or value.
+bool parse_service_health(std::string_view text, ServiceHealth& out, std::string& error);
+// A real's overrides: check keys only. `canonical` receives them in canonical form.
+bool parse_real_health(std::string_view text, std::string& canonical, std::string& error);
+// The effective check for a real: the service's with the real's canonical overrides.
+CheckSpec effective_check(const CheckSpec& service, const std::string& real_overrides);
+
+// A check that can run: timeout within the interval, exec has cmd=, max-lag has user=.
+bool validate_check(const CheckSpec& c, std::string& error);
+
+// Canonical text: only what differs from the defaults, keys in a fixed order, values
+// percent-encoded where they hold ',', '%', '=' or blanks; "" when all is default.
+std::string format_service_health(const ServiceHealth& h);
+
+}  // namespace lbd::health
