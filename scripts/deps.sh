@@ -6,10 +6,12 @@
 # (unless the machine already had one, which is then left as it was).
 
 LBD_BUILD_DEPS="build-essential cmake ninja-build pkg-config libpcap-dev libnl-3-dev
-  libnl-route-3-dev libboost-program-options-dev libfmt-dev catch2 libbenchmark-dev"
+  libnl-route-3-dev libboost-program-options-dev libboost-dev libssl-dev libfmt-dev catch2
+  libbenchmark-dev"
 LBD_RUN_DEPS="iproute2 nftables ethtool procps"
-LBD_TEST_DEPS="nginx-light socat curl tcpdump iputils-ping clang libclang-rt-14-dev"
-LBD_BENCH_DEPS="wrk iperf3 haproxy"
+LBD_TEST_DEPS="nginx-light socat curl tcpdump iputils-ping wrk mariadb-server mariadb-client
+  clang libclang-rt-14-dev"
+LBD_BENCH_DEPS="iperf3 haproxy"
 
 lbd_install_deps() {
   local pkgs="$LBD_BUILD_DEPS $LBD_RUN_DEPS $LBD_TEST_DEPS"

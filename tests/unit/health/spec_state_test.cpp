@@ -1,0 +1,118 @@
+// The --health grammar (parse, refuse, canonical form that reads back) and the rise/fall
+// state machine as sequences of results.
+#include <catch2/catch.hpp>
+
+#include "frames.hpp"
+#include "health/spec.hpp"
+#include "health/state.hpp"
+
+using namespace lbd;
+using namespace lbd::health;
+using lbd::test::ip;
+
+TEST_CASE("health spec: defaults, keys, canonical form that reads back") {
+  ServiceHealth h;
+  std::string err;
+  CHECK(format_service_health(h).empty());
+  REQUIRE(parse_service_health("check=http,path=/healthz,interval=0.5,timeout=0.25,rise=3,fall=4,"
+                               "status=200-299/302,body=all%20good,on-down=expire,"
+                               "sorry=198.18.0.50:8080,sorry-fwd=m,notify=/usr/local/bin/tell",
+                               h, err));
+  CHECK(h.check.type == CheckType::kHttp);
+  CHECK(h.check.interval_ms == 500);
+  CHECK(h.check.timeout_ms == 250);
+  CHECK(h.check.status == std::vector<StatusRange>{{200, 299}, {302, 302}});
+  CHECK(h.check.body == "all good");
+  CHECK(h.on_down == OnDown::kExpire);
+  CHECK(h.sorry_addr == ip("198.18.0.50"));
+  CHECK(h.sorry_port == 8080);
+  CHECK(h.sorry_fwd == 'm');
+  const std::string text = format_service_health(h);
+  CHECK(text == "check=http,interval=0.5,timeout=0.25,rise=3,fall=4,path=/healthz,"
+                "status=200-299/302,body=all%20good,on-down=expire,sorry=198.18.0.50:8080,"
+                "sorry-fwd=m,notify=/usr/local/bin/tell");
+  ServiceHealth again;
+  REQUIRE(parse_service_health(text, again, err));
+  CHECK(again == h);
+  // -E semantics: keys given change, the rest stays.
+  REQUIRE(parse_service_health("fall=2,sorry=none", again, err));
+  CHECK(again.check.fall == 2);
+  CHECK(again.check.rise == 3);
+  CHECK_FALSE(again.sorry_addr);
+}
+
+TEST_CASE("health spec: bad input is refused with the reason and changes nothing") {
+  struct Case {
+    const char* text;
+    const char* error;
+  } cases[] = {
+      {"check=ping", "check=ping: expected tcp, http, mysql, exec or none"},
+      {"interval=0.05", "interval=0.05: expected 0.1 to 3600 seconds"},
+      {"interval=1,timeout=2", "timeout=2 is longer than interval=1"},
+      {"rise=0", "rise=0: expected 1 to 1000"},
+      {"status=99", "status=99: expected codes or ranges such as 200-299/302"},
+      {"status=300-200", "status=300-200: expected codes or ranges such as 200-299/302"},
+      {"max-lag=5", "max-lag needs user= (the replica check logs in)"},
+      {"colour=blue", "unknown key 'colour'"},
+      {"check", "'check': expected KEY=VALUE"},
+      {"check=tcp,", "trailing ','"},
+      {"body=%zz", "'body=%zz': bad %-escape"},
+      {"sorry=198.18.0.50:0", "sorry=198.18.0.50:0: expected ADDRESS[:PORT] or none"},
+      {"path=health", "path=health: expected a path starting with /"},
+      {"cmd=check.sh", "cmd=check.sh: expected an absolute path"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    ServiceHealth h;
+    h.check.fall = 7;
+    std::string err;
+    CHECK_FALSE(parse_service_health(c.text, h, err));
+    CHECK(err == c.error);
+    CHECK(h.check.fall == 7);
+  }
+}
+
+TEST_CASE("a real's overrides: check keys only, canonical, applied over the service's") {
+  std::string canon, err;
+  REQUIRE(parse_real_health("port=8081,check=tcp,port=8082", canon, err));
+  CHECK(canon == "check=tcp,port=8082");
+  CHECK_FALSE(parse_real_health("sorry=198.18.0.9", canon, err));
+  CHECK(err == "'sorry' is a service setting (give it with -A/-E)");
+  ServiceHealth svc;
+  REQUIRE(parse_service_health("check=http,fall=5", svc, err));
+  const CheckSpec eff = effective_check(svc.check, "check=tcp,port=8082");
+  CHECK(eff.type == CheckType::kTcp);
+  CHECK(eff.port == 8082);
+  CHECK(eff.fall == 5);
+  CheckSpec exec;
+  exec.type = CheckType::kExec;
+  CHECK_FALSE(validate_check(exec, err));
+  CHECK(err == "check=exec needs cmd=");
+}
+
+TEST_CASE("rise/fall: fall failures in a row take it down, rise successes bring it back") {
+  State s;
+  auto run = [&](const char* seq) {
+    std::string changes;
+    for (const char* p = seq; *p; ++p) {
+      switch (record(s, *p == '+', 2, 3)) {
+        case Change::kWentDown: changes += 'D'; break;
+        case Change::kWentUp: changes += 'U'; break;
+        case Change::kNone: changes += '.'; break;
+      }
+    }
+    return changes;
+  };
+  CHECK(run("+++") == "...");
+  CHECK(run("--+--+") == "......");  // never 3 failures in a row: stays up
+  CHECK(s.up);
+  CHECK(run("---") == "..D");
+  CHECK_FALSE(s.up);
+  CHECK(run("-+-+-") == ".....");     // never 2 successes in a row: stays down
+  CHECK(run("++") == ".U");
+  CHECK(s.up);
+  CHECK(run("---+---") == "..D....");
+  State one;
+  CHECK(record(one, false, 1, 1) == Change::kWentDown);
+  CHECK(record(one, true, 1, 1) == Change::kWentUp);
+}
