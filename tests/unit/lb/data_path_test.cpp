@@ -295,3 +295,65 @@ TEST_CASE("a partial (offloaded) checksum is completed before the frame leaves")
   CHECK(std::equal(partial.begin() + 14, partial.end(), good.begin() + 14));
   CHECK(fx.dp.counters().checksums_completed == 1);
 }
+
+TEST_CASE("health: a down real gets no new connections; its weight stays; on-down=expire ends its connections") {
+  Fixture fx;
+  auto syn = make_frame(tcp(40000, tcp_flag::kSyn));
+  const int first = fx.send(syn);
+  REQUIRE(first == 3);
+  Real& r3 = fx.real_at(ip("198.18.0.13"));
+  fx.services.set_health(r3, false);
+  CHECK(r3.dest.weight == 1);
+  for (uint16_t port = 40001; port < 40007; ++port)
+    CHECK(fx.send(make_frame(tcp(port, tcp_flag::kSyn))) != 3);
+  // Default (keep): the existing connection still flows to the down real.
+  CHECK(fx.send(make_frame(tcp(40000, tcp_flag::kAck))) == 3);
+  // on-down=expire: its next packet ends it.
+  Service& svc = fx.services.service(r3.service_id);
+  svc.options.health.on_down = health::OnDown::kExpire;
+  CHECK(fx.send(make_frame(tcp(40000, tcp_flag::kAck))) == 0);
+  CHECK(fx.drops(DropReason::kRealDown) == 1);
+  CHECK(r3.dest.active_conns == 0);
+  CHECK(fx.conns.size() == 6);
+  // Back up: scheduled again.
+  fx.services.set_health(r3, true);
+  int got3 = 0;
+  for (uint16_t port = 41000; port < 41006; ++port) got3 += fx.send(make_frame(tcp(port, tcp_flag::kSyn))) == 3;
+  CHECK(got3 == 2);
+}
+
+TEST_CASE("health: every real down sends new connections to the sorry server, and back") {
+  Fixture fx;
+  std::string err;
+  ServiceOptions opt("rr");
+  REQUIRE(health::parse_service_health("check=tcp,sorry=198.18.0.50:8080,sorry-fwd=m", opt.health, err));
+  REQUIRE(fx.services.edit_service(kSvc, opt).is_ok());
+  Service& svc = *fx.services.find(kSvc);
+  REQUIRE(svc.sorry_id != Service::kNoSorry);
+  Real& sorry = fx.services.real(svc.sorry_id);
+  sorry.hop = NextHop{kIf, mac(0xd1), mac(0xee), 1500, true, {}};
+  CHECK_FALSE(svc.sorry_active);
+  bool changed = false;
+  for (int i = 1; i <= 3; ++i) changed = fx.services.set_health(fx.real_at(Be32::from_host(0xc612000au + uint32_t(i))), false);
+  CHECK(changed);
+  CHECK(svc.sorry_active);
+  auto f = make_frame(tcp(42000, tcp_flag::kSyn));
+  REQUIRE(fx.dp.process(f, kIf, 1000).transmit);
+  CHECK(f[5] == 0xee);  // to the sorry server, NAT: its address and port
+  CHECK(parse_ok(f).daddr == ip("198.18.0.50"));
+  CHECK(parse_ok(f).dport == 8080);
+  CHECK(sorry.stats.conns == 1);
+  CHECK(fx.services.set_health(fx.real_at(ip("198.18.0.12")), true));
+  CHECK_FALSE(svc.sorry_active);
+  CHECK(fx.send(make_frame(tcp(42001, tcp_flag::kSyn))) == 2);
+  // Without a sorry server, all down means port unreachable (IPVS ip_vs_leave).
+  REQUIRE(health::parse_service_health("sorry=none", opt.health, err));
+  REQUIRE(fx.services.edit_service(kSvc, opt).is_ok());
+  fx.services.set_health(fx.real_at(ip("198.18.0.12")), false);
+  auto g = make_frame(tcp(42002, tcp_flag::kSyn));
+  g.resize(g.size() + 600);
+  const Verdict v = fx.dp.process({g.data(), g.size() - 600}, kIf, 1000, g.size());
+  REQUIRE(v.transmit);
+  CHECK(parse_ok({g.data(), v.length}).protocol == kProtoIcmp);
+  CHECK(fx.drops(DropReason::kNoRealServer) == 1);
+}

@@ -154,3 +154,44 @@ TEST_CASE("applying rules is all or nothing") {
   CHECK(t.find({kProtoTcp, ip("198.18.0.100"), 81}) == nullptr);  // line 1 did not apply
   CHECK(t.find({kProtoTcp, ip("198.18.0.100"), 80})->reals.size() == 1);
 }
+
+TEST_CASE("--health on -A/-E/-a/-e: validated, merged on -E, saved and restored") {
+  ServiceTable services;
+  Timeouts timeouts;
+  auto run = [&](const char* line) { return execute(ok(line), services, timeouts); };
+  REQUIRE(run("-A -t 198.18.0.100:80 -s rr --health check=http,interval=1,timeout=0.5").is_ok());
+  REQUIRE(run("-a -t 198.18.0.100:80 -r 198.18.0.11 --health port=8081").is_ok());
+  REQUIRE(run("-a -t 198.18.0.100:80 -r 198.18.0.12").is_ok());
+  REQUIRE(run("-E -t 198.18.0.100:80 -s rr --health fall=5").is_ok());
+  const Service& s = *services.find(ServiceKey{kProtoTcp, ip("198.18.0.100"), 80});
+  CHECK(s.options.health.check.type == health::CheckType::kHttp);  // kept by -E
+  CHECK(s.options.health.check.fall == 5);
+  REQUIRE(run("-E -t 198.18.0.100:80 -s wrr").is_ok());              // -E without --health
+  CHECK(s.options.health.check.fall == 5);
+  std::vector<std::string> saved;
+  for (const auto& c : configuration_commands(services)) saved.push_back(join_args(canonical_args(c)));
+  CHECK(saved == std::vector<std::string>{
+                     "-A -t 198.18.0.100:80 -s wrr --health check=http,interval=1,timeout=0.5,fall=5",
+                     "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1 --health port=8081",
+                     "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1"});
+  REQUIRE(run("-e -t 198.18.0.100:80 -r 198.18.0.11 --health inherit").is_ok());
+  CHECK(services.find_real(ServiceKey{kProtoTcp, ip("198.18.0.100"), 80}, ip("198.18.0.11"), 80)
+            ->health_override.empty());
+  // An exec check without a command is refused for the real it would apply to.
+  REQUIRE(run("-A -t 198.18.0.100:81 --health check=exec").is_ok());
+  const Status st = run("-a -t 198.18.0.100:81 -r 198.18.0.11");
+  CHECK(st.message() == "health check of 198.18.0.11:81: check=exec needs cmd=");
+  CHECK(run("-a -t 198.18.0.100:81 -r 198.18.0.11 --health cmd=/bin/true").is_ok());
+  // Parse-time refusals: exit 2, ipvsadm style, nothing applied.
+  auto bad = parse_command(split_line("-A -t 198.18.0.100:82 --health interval=1,timeout=3"), "lbadm");
+  REQUIRE(std::holds_alternative<CliError>(bad));
+  CHECK(std::get<CliError>(bad).exit_code == 2);
+  CHECK(std::get<CliError>(bad).message == "illegal health specification: timeout=3 is longer than interval=1");
+  auto bad2 = parse_command(split_line("-a -t 198.18.0.100:80 -r 198.18.0.13 --health on-down=expire"), "lbadm");
+  REQUIRE(std::holds_alternative<CliError>(bad2));
+  CHECK(std::get<CliError>(bad2).message ==
+        "illegal health specification: 'on-down' is a service setting (give it with -A/-E)");
+  auto bad3 = parse_command(split_line("-D -t 198.18.0.100:80 --health check=tcp"), "lbadm");
+  REQUIRE(std::holds_alternative<CliError>(bad3));
+  CHECK(std::get<CliError>(bad3).message == "Illegal 'health' option with the 'delete-service' command");
+}
