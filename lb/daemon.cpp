@@ -159,12 +159,12 @@ std::string Daemon::counters_text() {
   const auto& c = dp_->counters();
   std::string s = fmt::format(
       "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
-      "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_current {}\n"
+      "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_rescheduled {}\nconns_current {}\n"
       "icmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\nnat_replies {}\n"
       "tunnelled {}\ntunnel_fragmented {}\nicmp_frag_needed_sent {}\n"
       "icmp_errors_forwarded {}\ntunnel_pmtu_updates {}\necho_forwarded {}\necho_replies {}\n",
       c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
-      c.conns_created, c.conns_expired, conns_->size(), c.icmp_unreachable_sent,
+      c.conns_created, c.conns_expired, c.conns_rescheduled, conns_->size(), c.icmp_unreachable_sent,
       c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
       c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
       c.echo_forwarded, c.echo_replies);

@@ -137,11 +137,27 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   if (p.protocol == kProtoIcmp) return handle_icmp(f);
 
   const ConnKey key = packet_key(p);
-  if (Conn* c = conns_.find(key)) return client_packet(f, *c);
+  if (Conn* c = conns_.find(key)) {
+    if (!reusable_for_new_syn(*c, p)) return client_packet(f, *c);
+    // IPVS conn_reuse_mode: a new SYN on a finished connection, or on one whose real is
+    // down or gone, starts a new connection (scheduled afresh) instead of reviving it.
+    services_.unbind_conn(services_.real(c->real_id), c->inactive);
+    conns_.erase(c);
+    ++counters_.conns_expired;
+    ++counters_.conns_rescheduled;
+  }
   if (Conn* c = conns_.find_reply(key)) return reply_packet(f, *c);
   Conn* c = new_connection(f, why);
   if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
   return client_packet(f, *c);
+}
+
+bool DataPath::reusable_for_new_syn(const Conn& c, const ParsedPacket& p) {
+  if (p.protocol != kProtoTcp || (p.tcp_flags & (tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst)) != tcp_flag::kSyn)
+    return false;
+  if (c.state == ConnState::kTimeWait || c.state == ConnState::kClose) return true;
+  const Real& real = services_.real(c.real_id);
+  return real.deleted || real.health_down;
 }
 
 void DataPath::count(Real& real, uint16_t bytes, bool reply) {

@@ -43,6 +43,7 @@ struct DataPathCounters {
   uint64_t echo_replies = 0;           // pings to a VIP answered by lbd (NAT-only VIPs)
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
+  uint64_t conns_rescheduled = 0;  // a new SYN on a finished connection, or one to a down real
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
   uint64_t total_drops() const {
     uint64_t t = 0;
@@ -152,6 +153,7 @@ class DataPath {
   Conn* new_connection(const Frame& f, DropReason& why);
   // Per-real and per-service packets and bytes, in (client → real) or out (NAT replies).
   void count(Real& real, uint16_t bytes, bool reply);
+  bool reusable_for_new_syn(const Conn& c, const ParsedPacket& p);
   void update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags);
   void refresh_config();
 

@@ -357,3 +357,25 @@ TEST_CASE("health: every real down sends new connections to the sorry server, an
   CHECK(parse_ok({g.data(), v.length}).protocol == kProtoIcmp);
   CHECK(fx.drops(DropReason::kNoRealServer) == 1);
 }
+
+TEST_CASE("a new SYN on a finished connection, or one to a down real, is scheduled afresh") {
+  Fixture fx;
+  REQUIRE(fx.send(make_frame(tcp(43000, tcp_flag::kSyn))) == 3);
+  // A retransmitted SYN of a live connection stays with its real.
+  REQUIRE(fx.send(make_frame(tcp(43000, tcp_flag::kSyn))) == 3);
+  CHECK(fx.dp.counters().conns_rescheduled == 0);
+  // The real goes down: the client's next SYN from the same port goes elsewhere.
+  fx.services.set_health(fx.real_at(ip("198.18.0.13")), false);
+  const int next = fx.send(make_frame(tcp(43000, tcp_flag::kSyn)));
+  CHECK((next == 1 || next == 2));
+  CHECK(fx.dp.counters().conns_rescheduled == 1);
+  CHECK(fx.real_at(ip("198.18.0.13")).dest.active_conns == 0);
+  CHECK(fx.conns.size() == 1);
+  // Established, then RST closes it (CLOSE): a SYN from that port is a new connection.
+  CHECK(fx.send(make_frame(tcp(43000, tcp_flag::kAck))) == next);
+  CHECK(fx.send(make_frame(tcp(43000, tcp_flag::kRst))) == next);
+  const int after = fx.send(make_frame(tcp(43000, tcp_flag::kSyn)));
+  CHECK(after != 0);
+  CHECK(after != next);
+  CHECK(fx.dp.counters().conns_rescheduled == 2);
+}
