@@ -188,11 +188,11 @@ struct Engine::Impl {
       }
       asio::co_spawn(io, run(c), asio::detached);
     }
-    for (auto& [id, c] : checks) {  // gone
+    for (auto& [id, c] : checks) {  // gone, or replaced by a changed check
       c->stopped = true;
       c->timer.cancel();
       std::lock_guard lock(mu);
-      status.erase(id);
+      if (!next.count(id)) status.erase(id);
     }
     checks = std::move(next);
   }
