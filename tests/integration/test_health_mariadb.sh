@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The classic LVS read pool: a MariaDB primary and two replicas with real replication, the
+# VIP balancing reads over the replicas with lbd's replica check (logs in, SHOW SLAVE
+# STATUS, both threads running, lag within max-lag). STOP SLAVE on replica 2 takes it out
+# of the pool, START SLAVE brings it back, and the mariadb client through the VIP keeps
+# working throughout (a query every 0.1 s, none may fail).
+. "$(dirname "$0")/common.sh"
+lab_init
+lab_create 3
+PRIMARY=$(lab_real_ip 1)
+R2=$(lab_real_ip 2); R3=$(lab_real_ip 3)
+for i in 2 3; do lab_dr_real "$i"; done
+
+db() {  # db I SQL...: as root over the instance's own socket
+  local i=$1; shift
+  in_ns "$(lab_real_ns "$i")" mariadb --no-defaults -uroot -S "$LAB_DIR/db$i.sock" -N -B -e "$*"
+}
+for i in 1 2 3; do
+  d=$LAB_DIR/db$i
+  mariadb-install-db --no-defaults --datadir="$d" --user=root --skip-test-db \
+    --auth-root-authentication-method=normal >"$LAB_DIR/install$i.log" 2>&1 ||
+    { cat "$LAB_DIR/install$i.log"; fail "mariadb-install-db $i"; }
+  lab_bg "$(lab_real_ns "$i")" mariadbd --no-defaults --datadir="$d" --user=root \
+    --socket="$LAB_DIR/db$i.sock" --pid-file="$LAB_DIR/db$i.pid" --port=3306 \
+    --bind-address=0.0.0.0 --server-id="$i" --log-bin=binlog --skip-name-resolve \
+    --log-error="$LAB_DIR/db$i.err"
+done
+for i in 1 2 3; do
+  for k in $(seq 1 100); do db "$i" "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+  db "$i" "SELECT 1" >/dev/null || { cat "$LAB_DIR/db$i.err"; fail "mariadbd $i did not start"; }
+done
+echo "ok: three MariaDB servers up"
+
+db 1 "CREATE USER 'repl'@'%' IDENTIFIED BY 'replpw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
+      CREATE USER 'lbdcheck'@'%' IDENTIFIED BY 'checkpw'; GRANT SLAVE MONITOR ON *.* TO 'lbdcheck'@'%';
+      CREATE USER 'app'@'%' IDENTIFIED BY 'apppw'; GRANT SELECT ON shop.* TO 'app'@'%';
+      CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name TEXT);
+      INSERT INTO shop.items VALUES (1, 'lamp'), (2, 'desk');"
+for i in 2 3; do
+  db "$i" "CHANGE MASTER TO MASTER_HOST='$PRIMARY', MASTER_USER='repl', MASTER_PASSWORD='replpw',
+           MASTER_USE_GTID=slave_pos; START SLAVE;"
+done
+for i in 2 3; do
+  for k in $(seq 1 100); do [ "$(db "$i" "SELECT COUNT(*) FROM shop.items" 2>/dev/null)" = 2 ] && break; sleep 0.1; done
+  assert_eq 2 "$(db "$i" "SELECT COUNT(*) FROM shop.items")" "replica $i has the primary's rows"
+done
+
+lab_lbd
+lbadm_ -A -t "$LAB_VIP:3306" -s rr \
+  --health "check=mysql,user=lbdcheck,password=checkpw,max-lag=5,interval=1,timeout=0.8,rise=2,fall=2"
+lbadm_ -a -t "$LAB_VIP:3306" -r "$R2"
+lbadm_ -a -t "$LAB_VIP:3306" -r "$R3"
+wait_health() {  # wait_health REAL STATE SECONDS
+  local k
+  for k in $(seq 1 $(( $3 * 10 ))); do
+    lbadm_ --lbd-health | grep -E -q -- "-> $1:3306 +$2 " && return 0
+    sleep 0.1
+  done
+  fail "$1 not $2 after $3 s: $(lbadm_ --lbd-health)"
+}
+sleep 2.5
+lbadm_ --lbd-health | grep -E -q -- "-> $R2:3306 +UP .*ok" || fail "replica check not passing: $(lbadm_ --lbd-health)"
+echo "ok: both replicas pass the replica check"
+
+# Reads through the VIP for the rest of the test; each line: server_id or FAILED.
+reader() {
+  while [ ! -e "$LAB_DIR/stop-reader" ]; do
+    in_ns "$LAB_CLIENT" timeout 5 mariadb --no-defaults -h "$LAB_VIP" -uapp -papppw -N -B \
+      -e "SELECT @@server_id, COUNT(*) FROM shop.items" 2>/dev/null | tr '\t' ' ' || echo FAILED
+    sleep 0.1
+  done
+}
+reader > "$LAB_DIR/reads.log" &
+READER=$!
+sleep 2
+db 2 "STOP SLAVE"
+T_STOP=$(date +%s.%N)
+wait_health "$R2" DOWN 4
+lbadm_ --lbd-health | grep -E -q -- "-> $R2:3306 +DOWN .*Slave_IO_Running=No" ||
+  fail "reason: $(lbadm_ --lbd-health)"
+echo "ok: STOP SLAVE on replica 2 takes it out ($(awk -v s="$T_STOP" -v n="$(date +%s.%N)" 'BEGIN {printf "%.1f", n - s}') s), reason Slave_IO_Running=No"
+MARK=$(wc -l < "$LAB_DIR/reads.log")
+sleep 2
+served=$(tail -n +"$((MARK + 1))" "$LAB_DIR/reads.log" | awk '{print $1}' | sort -u | tr '\n' ' ')
+assert_eq "3 " "$served" "while replica 2 is out, reads go to replica 3 only"
+db 2 "START SLAVE"
+wait_health "$R2" UP 4
+echo "ok: START SLAVE brings replica 2 back"
+MARK=$(wc -l < "$LAB_DIR/reads.log")
+sleep 2
+touch "$LAB_DIR/stop-reader"
+wait "$READER"
+served=$(tail -n +"$((MARK + 1))" "$LAB_DIR/reads.log" | awk '{print $1}' | sort -u | tr '\n' ' ')
+assert_eq "2 3 " "$served" "replica 2 serves reads again"
+total=$(wc -l < "$LAB_DIR/reads.log")
+failed=$(grep -c FAILED "$LAB_DIR/reads.log" || true)
+assert_eq "0" "$failed" "failed reads through the VIP (of $total)"
+wrong=$(grep -c -v " 2$" "$LAB_DIR/reads.log" || true)
+assert_eq 0 "$wrong" "reads with a wrong row count (of $total)"
+echo "ok: $total reads through the VIP, every one answered with the replicated rows"
