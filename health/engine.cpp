@@ -206,7 +206,12 @@ struct Engine::Impl {
       if (c->stopped) break;
       const auto start = Clock::now();
       const auto late = std::chrono::duration_cast<std::chrono::microseconds>(start - c->due).count();
-      std::string result = co_await probe(c->target);
+      std::string result;
+      try {
+        result = co_await probe(c->target);
+      } catch (const std::exception& e) {  // a check must never end the real's schedule
+        result = fmt::format("check failed: {}", e.what());
+      }
       if (c->stopped) break;
       const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
       record(*c, result, uint32_t(std::max<int64_t>(late, 0)), uint32_t(took));

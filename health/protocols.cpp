@@ -53,7 +53,7 @@ bool lenenc_str(const std::vector<uint8_t>& p, size_t& pos, std::optional<std::s
     return true;
   }
   uint64_t n;
-  if (!lenenc_int(p, pos, n) || pos + n > p.size()) return false;
+  if (!lenenc_int(p, pos, n) || n > p.size() - pos) return false;  // (pos + n could wrap)
   out = std::string(p.begin() + long(pos), p.begin() + long(pos + n));
   pos += n;
   return true;

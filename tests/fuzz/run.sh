@@ -10,7 +10,7 @@ runs=${1:-${FUZZ_RUNS:-1000000}}
 mkdir -p "$out"
 srcs=(forwarding/packet.cpp forwarding/checksum.cpp forwarding/dr.cpp forwarding/arp.cpp
       forwarding/segment.cpp forwarding/icmp.cpp forwarding/nat.cpp forwarding/ipip.cpp
-      forwarding/decap.cpp scheduler/registry.cpp scheduler/rr.cpp
+      forwarding/decap.cpp health/spec.cpp health/protocols.cpp scheduler/registry.cpp scheduler/rr.cpp
       scheduler/wrr.cpp scheduler/lc.cpp scheduler/wlc.cpp lb/tcp_state.cpp lb/conn_table.cpp
       lb/service_table.cpp lb/data_path.cpp lb/ipvsadm_cli.cpp lb/control_protocol.cpp
       lb/listing.cpp lb/commands.cpp)
@@ -21,9 +21,9 @@ mkdir -p "$out/obj"
 printf '%s\n' "${srcs[@]}" | xargs -P 2 -I{} sh -c \
   'clang++ "$@" -c "'"$top"'/{}" -o "'"$out"'/obj/$(echo {} | tr / _).o"' _ \
   "${flags[@]}" -fsanitize=fuzzer-no-link,$san
-for h in frame cli dump; do
+for h in frame cli dump health; do
   clang++ "${flags[@]}" -fsanitize=fuzzer,$san "$top/tests/fuzz/fuzz_$h.cpp" "$out"/obj/*.o \
-    -lfmt -o "$out/fuzz_$h"
+    -lfmt -lcrypto -o "$out/fuzz_$h"
   mkdir -p "$out/corpus_$h"
   echo "fuzz_$h: $runs inputs"
   (cd "$out" && ./"fuzz_$h" -runs="$runs" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=2048 \

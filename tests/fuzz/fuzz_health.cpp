@@ -1,0 +1,49 @@
+// Fuzzes what health checks read from the outside: --health specifications (an accepted
+// one's canonical form must parse back to the same configuration) and what a checked
+// server may send back (HTTP responses, MySQL greetings, login replies, result sets).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "health/protocols.hpp"
+#include "health/spec.hpp"
+
+using namespace lbd::health;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  std::string error, canonical;
+  ServiceHealth h;
+  if (parse_service_health(text, h, error)) {
+    ServiceHealth again;
+    const std::string c = format_service_health(h);
+    if (!c.empty() && (!parse_service_health(c, again, error) || !(again == h))) __builtin_trap();
+  }
+  if (parse_real_health(text, canonical, error)) {
+    std::string twice;
+    if (!canonical.empty() && (!parse_real_health(canonical, twice, error) || twice != canonical))
+      __builtin_trap();
+    (void)effective_check(CheckSpec{}, canonical);
+  }
+  CheckSpec c;
+  c.body = "ok";
+  (void)judge_http(text, c);
+  const std::vector<uint8_t> bytes(data, data + size);
+  Greeting g;
+  (void)parse_greeting(bytes, g, error);
+  std::optional<std::string> sw;
+  (void)judge_login_reply(bytes, sw);
+  // Result-set packets: the input cut at every 0x00 0x00 pair.
+  std::vector<std::vector<uint8_t>> packets(1);
+  for (size_t i = 0; i < size; ++i) {
+    if (i + 1 < size && data[i] == 0 && data[i + 1] == 0) {
+      packets.emplace_back();
+      ++i;
+      continue;
+    }
+    packets.back().push_back(data[i]);
+  }
+  ResultSet rs;
+  if (parse_result_set(packets, rs, error)) (void)judge_replica(rs, 5);
+  return 0;
+}
