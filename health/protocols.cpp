@@ -17,15 +17,6 @@ std::string sha1(std::string_view data) {
   return std::string(reinterpret_cast<char*>(md), len);
 }
 
-std::string describe_status(const std::vector<StatusRange>& v) {
-  std::string s;
-  for (const auto& r : v) {
-    if (!s.empty()) s += '/';
-    s += r.lo == r.hi ? std::to_string(r.lo) : fmt::format("{}-{}", r.lo, r.hi);
-  }
-  return s;
-}
-
 // MySQL's length-encoded integer at `pos`; false if cut short or NULL (0xfb).
 bool lenenc_int(const std::vector<uint8_t>& p, size_t& pos, uint64_t& v) {
   if (pos >= p.size()) return false;
@@ -87,7 +78,7 @@ std::string judge_http(std::string_view r, const CheckSpec& c) {
   if (ec != std::errc{} || p != r.data() + sp + 4) return "no HTTP status code";
   bool ok = false;
   for (const auto& range : c.status) ok |= code >= range.lo && code <= range.hi;
-  if (!ok) return fmt::format("status {} not in {}", code, describe_status(c.status));
+  if (!ok) return fmt::format("status {} not in {}", code, format_status(c.status));
   if (!c.body.empty()) {
     const auto hdr_end = r.find("\r\n\r\n");
     const std::string_view body = hdr_end == std::string_view::npos ? std::string_view{} : r.substr(hdr_end + 4);

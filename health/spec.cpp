@@ -103,15 +103,6 @@ bool parse_status(std::string_view s, std::vector<StatusRange>& out) {
   return true;
 }
 
-std::string format_status(const std::vector<StatusRange>& v) {
-  std::string s;
-  for (const auto& r : v) {
-    if (!s.empty()) s += '/';
-    s += r.lo == r.hi ? std::to_string(r.lo) : fmt::format("{}-{}", r.lo, r.hi);
-  }
-  return s;
-}
-
 // Applies one key to a check; error text on a bad value.
 bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, std::string& error) {
   uint32_t n = 0;
@@ -196,6 +187,15 @@ bool for_each_pair(std::string_view text, std::string& error, F&& f) {
 }
 
 }  // namespace
+
+std::string format_status(const std::vector<StatusRange>& v) {
+  std::string s;
+  for (const auto& r : v) {
+    if (!s.empty()) s += '/';
+    s += r.lo == r.hi ? std::to_string(r.lo) : fmt::format("{}-{}", r.lo, r.hi);
+  }
+  return s;
+}
 
 bool validate_check(const CheckSpec& c, std::string& error) {
   if (c.timeout_ms > c.interval_ms) {

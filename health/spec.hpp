@@ -69,6 +69,9 @@ CheckSpec effective_check(const CheckSpec& service, const std::string& real_over
 // A check that can run: timeout within the interval, exec has cmd=, max-lag has user=.
 bool validate_check(const CheckSpec& c, std::string& error);
 
+// "200-299/302": the status list as the spec writes it.
+std::string format_status(const std::vector<StatusRange>& v);
+
 // Canonical text: only what differs from the defaults, keys in a fixed order, values
 // percent-encoded where they hold ',', '%', '=' or blanks; "" when all is default.
 std::string format_service_health(const ServiceHealth& h);

@@ -42,6 +42,14 @@ start_tcpdump() {
 stop_tcpdump() { sleep 0.3; kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 pcap_count() { tcpdump -r "$1" -n 2>/dev/null | wc -l; }
 
+# download_matches FILE URL WHAT: the client downloads URL; its sha256 must be FILE's.
+download_matches() {
+  local want got
+  want=$(sha256sum < "$1" | cut -d' ' -f1)
+  got=$(in_ns "$LAB_CLIENT" curl -s -m 60 "$2" | sha256sum | cut -d' ' -f1)
+  assert_eq "$want" "$got" "$3: sha256 matches"
+}
+
 # tcp_round_trips PORT WHAT: three 3 MB TCP round trips through VIP:PORT (an echo server
 # behind it), compared byte for byte.
 tcp_round_trips() {

@@ -84,9 +84,7 @@ recv=$(for i in 1 2 3; do pcap_hex "$LAB_DIR/real$i.pcap"; done | sort)
 [ "$(echo "$sent" | wc -l)" = 6 ] || fail "expected 6 SYNs at the client"
 assert_eq "$sent" "$recv" "each SYN arrives out of the tunnel exactly as the client sent it"
 
-sum_big=$(sha256sum < "$LAB_DIR/big" | cut -d' ' -f1)
-sum_got=$(in_ns "$LAB_CLIENT" curl -s -m 60 "http://$LAB_VIP/big" | sha256sum | cut -d' ' -f1)
-assert_eq "$sum_big" "$sum_got" "50 MB download through the tunnel: sha256 matches"
+download_matches "$LAB_DIR/big" "http://$LAB_VIP/big" "50 MB download through the tunnel"
 
 tcp_round_trips 7 "through the tunnel (uploads: path MTU)"
 udp_round_trips 53 "through the tunnel"
@@ -95,9 +93,7 @@ udp_round_trips 53 "through the tunnel"
 out=$(in_ns "$LAB_CLIENT" ping -M do -s 1400 -c 1 -W 2 "$VIP2" 2>&1) || true
 echo "$out" | grep -qi "frag needed and DF set (mtu = 1380)" || fail "ping -M do -s 1400 $VIP2: $out"
 echo "ok: a router's frag-needed (mtu 1400) about our tunnel reaches the client as mtu = 1380"
-sum_got=$(in_ns "$LAB_CLIENT" curl -s -m 60 "http://$VIP2/blob" | sha256sum | cut -d' ' -f1)
-sum_blob=$(sha256sum < "$LAB_DIR/nginx4/html/blob" | cut -d' ' -f1)
-assert_eq "$sum_blob" "$sum_got" "download from the real behind the 1400-byte link"
+download_matches "$LAB_DIR/nginx4/html/blob" "http://$VIP2/blob" "download from the real behind the 1400-byte link"
 head -c 2000000 /dev/urandom > "$LAB_DIR/up"
 code=$(in_ns "$LAB_CLIENT" curl -s -m 30 -o /dev/null -w '%{http_code}' --data-binary @"$LAB_DIR/up" "http://$VIP2/blob") || true
 [ -n "$code" ] && [ "$code" != 000 ] || fail "2 MB upload towards the real behind the 1400-byte link did not complete"
