@@ -71,6 +71,7 @@ const char* to_string(DropReason r) {
     case DropReason::kTunnelMtuTooSmall: return "tunnel_mtu_too_small";
     case DropReason::kFragNeeded: return "frag_needed";
     case DropReason::kRealDown: return "real_down";
+    case DropReason::kIcmpNotSent: return "icmp_not_sent";
     case DropReason::kCount: break;
   }
   return "unknown";

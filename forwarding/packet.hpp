@@ -153,6 +153,7 @@ enum class DropReason : uint8_t {
   kTunnelMtuTooSmall,   // the tunnel's path MTU leaves no room (IPVS: mtu < 68)
   kFragNeeded,          // DF packet too big for the tunnel: ICMP frag-needed sent instead
   kRealDown,            // the connection's real failed its checks (on-down=expire): expired
+  kIcmpNotSent,         // an ICMP error to relay held back by the rate limit (or no room)
   kCount
 };
 const char* to_string(DropReason r);

@@ -45,16 +45,27 @@ bool DataPath::icmp_allowed(uint64_t now_ms) {
   return true;
 }
 
-// Replaces the frame by the ICMP error `e` quoting [quote_off, +quote_len) of it. The
-// frame that caused it is counted as a drop (`counted_as`) whether or not the error is sent.
-Verdict DataPath::send_icmp_error(const Frame& f, DropReason counted_as, const IcmpError& e,
-                                  size_t quote_off, size_t quote_len, int out_ifindex) {
-  const Verdict dropped = drop(counted_as);
-  if (!icmp_allowed(f.now_ms)) return dropped;
+// Replaces the frame by the ICMP error `e` quoting [quote_off, +quote_len) of it: the
+// verdict that sends it, or an empty one when the rate limit or the buffer says no. Callers
+// count what happened to the frame that caused it.
+Verdict DataPath::icmp_error(const Frame& f, const IcmpError& e, size_t quote_off,
+                             size_t quote_len, int out_ifindex) {
+  if (!icmp_allowed(f.now_ms)) return {};
   const size_t len = write_icmp_error({f.bytes.data(), f.capacity}, quote_off, quote_len, e);
-  if (!len) return dropped;
+  if (!len) return {};
   ++counters_.tx_frames;
   return Verdict::send(out_ifindex, len);
+}
+
+std::optional<NextHop> DataPath::back_to_client(const Conn& c) const {
+  if (c.if_slot >= interfaces_.size()) return std::nullopt;
+  const InterfaceInfo& out = interfaces_[c.if_slot];
+  return NextHop{out.ifindex, out.mac, c.client_mac, out.mtu, true, {}};
+}
+
+uint16_t DataPath::tunnel_mtu(const Real& real, uint64_t now_ms) {
+  return real.tun_pmtu && seconds(now_ms) < real.tun_pmtu_until ? std::min(real.tun_pmtu, real.hop.mtu)
+                                                                : real.hop.mtu;
 }
 
 // IPVS ip_vs_leave(): no real server for a new connection → ICMP port unreachable to the
@@ -67,8 +78,8 @@ Verdict DataPath::port_unreachable(const Frame& f) {
   e.dst = f.p.saddr;
   e.eth_src = itf->mac;
   e.eth_dst = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
-  const Verdict v = send_icmp_error(f, DropReason::kNoRealServer, e, f.p.l3_off, f.p.ip_len,
-                                    f.in_ifindex);
+  drop(DropReason::kNoRealServer);
+  const Verdict v = icmp_error(f, e, f.p.l3_off, f.p.ip_len, f.in_ifindex);
   if (v.transmit) ++counters_.icmp_unreachable_sent;
   return v;
 }
@@ -222,14 +233,13 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
   c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
   count(real, f.p.ip_len, true);
-  if (c.if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
-  const InterfaceInfo& out = interfaces_[c.if_slot];
+  const auto back = back_to_client(c);
+  if (!back) return drop(DropReason::kNextHopUnresolved);
   // (A super-frame's checksums are computed in full when it is segmented.)
-  if (f.p.ip_len <= out.mtu && csum::complete_partial(f.bytes, f.p)) ++counters_.checksums_completed;
+  if (f.p.ip_len <= back->mtu && csum::complete_partial(f.bytes, f.p)) ++counters_.checksums_completed;
   nat_rewrite(f.bytes, f.p, NatSide::kSource, c.key.vaddr, c.key.vport);
   ++counters_.nat_replies;
-  const NextHop back{out.ifindex, out.mac, c.client_mac, out.mtu, true, {}};
-  return finish_l2(f, back, out.mtu);
+  return finish_l2(f, *back, back->mtu);
 }
 
 // Sets the MACs for `hop` and sends: as it is, or marked for segmentation (a TCP
@@ -293,8 +303,7 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
 // IPVS ip_vs_tunnel_xmit(): IPIP to the real server, with its ensure_mtu_is_adequate().
 Verdict DataPath::tunnel(const Frame& f, Real& real) {
   const ParsedPacket& p = f.p;
-  uint16_t mtu = real.hop.mtu;
-  if (real.tun_pmtu && seconds(f.now_ms) < real.tun_pmtu_until) mtu = std::min(mtu, real.tun_pmtu);
+  const uint16_t mtu = tunnel_mtu(real, f.now_ms);
   if (mtu < 68 + kIpipOverhead) return drop(DropReason::kTunnelMtuTooSmall);
   const InterfaceInfo* in = interface(f.in_ifindex);
   const bool superframe = in && p.ip_len > in->mtu && p.protocol == kProtoTcp;
@@ -309,17 +318,17 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
     e.dst = p.saddr;
     e.eth_src = in->mac;
     e.eth_dst = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
-    const Verdict v = send_icmp_error(f, DropReason::kFragNeeded, e, p.l3_off, p.ip_len,
-                                      f.in_ifindex);
+    drop(DropReason::kFragNeeded);
+    const Verdict v = icmp_error(f, e, p.l3_off, p.ip_len, f.in_ifindex);
     if (v.transmit) ++counters_.icmp_frag_needed_sent;
     return v;
   }
   auto* eth = reinterpret_cast<EthHdr*>(f.bytes.data());
   eth->dst = real.hop.dst;
   eth->src = real.hop.src;
-  ++counters_.tunnelled;
-  ++counters_.tx_frames;
   if (superframe) {
+    ++counters_.tunnelled;
+    ++counters_.tx_frames;
     // A local sender's GSO frame: segments sized for the tunnel, each then encapsulated.
     ++counters_.superframes_segmented;
     Verdict v = Verdict::send(real.hop.ifindex);
@@ -332,11 +341,9 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
   if (csum::complete_partial(f.bytes, p)) ++counters_.checksums_completed;
   const size_t len = ipip_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip,
                                       real.addr, tunnel_ip_id_++);
-  if (!len) {
-    --counters_.tunnelled;
-    --counters_.tx_frames;
-    return drop(DropReason::kFrameTooBig);
-  }
+  if (!len) return drop(DropReason::kFrameTooBig);
+  ++counters_.tunnelled;
+  ++counters_.tx_frames;
   Verdict v = Verdict::send(real.hop.ifindex, len);
   if (p.ip_len + kIpipOverhead > mtu) {
     if (relaying_error) {  // an ICMP error keeps its DF; the outer packet may be cut
@@ -377,14 +384,12 @@ Verdict DataPath::handle_icmp(const Frame& f) {
   // From a NAT real server, about a packet from the client: to the client, as the VIP.
   const ConnKey reply_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
   if (Conn* c = conns_.find_reply(reply_key)) {
-    Real& real = services_.real(c->real_id);
-    if (c->if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
-    const InterfaceInfo& out = interfaces_[c->if_slot];
+    const auto back = back_to_client(*c);
+    if (!back) return drop(DropReason::kNextHopUnresolved);
     ++counters_.icmp_errors_forwarded;
-    count(real, p.ip_len, true);
+    count(services_.real(c->real_id), p.ip_len, true);
     nat_rewrite_icmp(f.bytes, p, q, NatSide::kSource, c->key.vaddr, c->key.vport);
-    const NextHop back{out.ifindex, out.mac, c->client_mac, out.mtu, true, {}};
-    return finish_l2(f, back, out.mtu);
+    return finish_l2(f, *back, back->mtu);
   }
   return drop(DropReason::kIcmpNoConnection);
 }
@@ -434,17 +439,12 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
     }
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
     if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
-    const uint16_t mtu = real->tun_pmtu && seconds(f.now_ms) < real->tun_pmtu_until
-                             ? std::min(real->tun_pmtu, real->hop.mtu)
-                             : real->hop.mtu;
+    const uint16_t mtu = tunnel_mtu(*real, f.now_ms);
     e.mtu = mtu > 68 + kIpipOverhead ? uint16_t(mtu - kIpipOverhead) : mtu;
   }
-  const Verdict v = send_icmp_error(f, DropReason::kIcmpNoConnection, e, inner.ip_off,
-                                    inner.end - inner.ip_off, out.ifindex);
-  if (v.transmit) {
-    --counters_.drops[size_t(DropReason::kIcmpNoConnection)];  // relayed, not dropped
-    ++counters_.icmp_errors_forwarded;
-  }
+  const Verdict v = icmp_error(f, e, inner.ip_off, inner.end - inner.ip_off, out.ifindex);
+  if (!v.transmit) return drop(DropReason::kIcmpNotSent);
+  ++counters_.icmp_errors_forwarded;
   return v;
 }
 

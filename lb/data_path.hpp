@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -141,8 +142,12 @@ class DataPath {
   Verdict icmp_about_tunnel(const Frame& f, const IcmpQuote& outer);
   Verdict client_packet(const Frame& f, Conn& c);
   Verdict reply_packet(const Frame& f, Conn& c);
-  Verdict send_icmp_error(const Frame& f, DropReason counted_as, const IcmpError& e,
-                          size_t quote_off, size_t quote_len, int out_ifindex);
+  Verdict icmp_error(const Frame& f, const IcmpError& e, size_t quote_off, size_t quote_len,
+                     int out_ifindex);
+  // Where a connection's replies and errors go back to: the client's L2 neighbour.
+  std::optional<NextHop> back_to_client(const Conn& c) const;
+  // A tunnel real's path MTU: its interface's, or less while an ICMP report holds.
+  static uint16_t tunnel_mtu(const Real& real, uint64_t now_ms);
   Verdict port_unreachable(const Frame& f);
   bool icmp_allowed(uint64_t now_ms);
   const InterfaceInfo* interface(int ifindex) const {
