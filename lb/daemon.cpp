@@ -275,6 +275,7 @@ void Daemon::on_health_events() {
     if (!r.in_use || r.deleted || r.sorry || fmt::format("{}:{}", to_string(r.addr), r.port) != e.real)
       continue;  // the real changed since the check ran
     Service& s = services_.service(r.service_id);
+    if (to_string(s.key) != e.service) continue;
     const bool sorry_changed = services_.set_health(r, e.up);
     if (e.up)
       LBD_LOG(kWarn, "health", "{}: real {} is UP ({}): takes new connections again", e.service,
