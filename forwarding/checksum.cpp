@@ -65,6 +65,7 @@ uint16_t replace32(uint16_t check, uint32_t old_value, uint32_t new_value) {
 }
 
 bool complete_partial(std::span<uint8_t> frame, const ParsedPacket& p) {
+  if (p.fragment) return false;  // a fragment's checksum covers the whole datagram
   size_t check_off;
   if (p.protocol == kProtoTcp) {
     check_off = offsetof(TcpHdr, check);

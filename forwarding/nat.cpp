@@ -55,6 +55,13 @@ void nat_rewrite(std::span<uint8_t> frame, const ParsedPacket& p, NatSide side, 
                    port);
 }
 
+void nat_rewrite_address(std::span<uint8_t> frame, const ParsedPacket& p, NatSide side, Ipv4 addr) {
+  auto* iph = reinterpret_cast<Ipv4Hdr*>(frame.data() + p.l3_off);
+  Be32& field = side == NatSide::kDestination ? iph->daddr : iph->saddr;
+  iph->check = Be16::from_host(csum::replace32(iph->check.host(), field.host(), addr.host()));
+  field = addr;
+}
+
 void nat_rewrite_icmp(std::span<uint8_t> frame, const ParsedPacket& p, const IcmpQuote& q,
                       NatSide side, Ipv4 addr, uint16_t port) {
   uint8_t* ip = frame.data() + p.l3_off;

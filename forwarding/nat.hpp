@@ -20,6 +20,10 @@ enum class NatSide { kDestination, kSource };
 void nat_rewrite(std::span<uint8_t> frame, const ParsedPacket& p, NatSide side, Ipv4 addr,
                  uint16_t port);
 
+// A later IP fragment of a NAT connection: only the address changes (the ports and the
+// L4 checksum travel in the first fragment), with the IP header checksum.
+void nat_rewrite_address(std::span<uint8_t> frame, const ParsedPacket& p, NatSide side, Ipv4 addr);
+
 // Translates an ICMP error about a NAT connection, in place. Inbound (kDestination: a
 // client's error about a reply it got from VIP:vport): the outer destination becomes the
 // real server and the quoted source VIP:vport becomes RIP:rport. Outbound (kSource: a real

@@ -72,6 +72,7 @@ const char* to_string(DropReason r) {
     case DropReason::kFragNeeded: return "frag_needed";
     case DropReason::kRealDown: return "real_down";
     case DropReason::kIcmpNotSent: return "icmp_not_sent";
+    case DropReason::kFragmentUnmatched: return "fragment_unmatched";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -105,15 +106,32 @@ bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& 
   const unsigned tot = ip->tot_len.host();
   if (tot < ihl || out.l3_off + tot > frame.size()) return fail(why, DropReason::kBadIpLength);
   if (ihl != sizeof(Ipv4Hdr)) return fail(why, DropReason::kIpOptions);
-  // More-fragments set or a non-zero offset: the L4 header is absent or incomplete.
-  if (ip->frag_off.host() & 0x3fff) return fail(why, DropReason::kFragment);
-
   out.ip_len = uint16_t(tot);
   out.dont_fragment = (ip->frag_off.host() & kIpDf) != 0;
   out.protocol = ip->protocol;
   out.saddr = ip->saddr;
   out.daddr = ip->daddr;
   out.l4_off = uint16_t(out.l3_off + ihl);
+  out.ip_id = ip->id.host();
+  out.fragment = (ip->frag_off.host() & 0x3fff) != 0;
+  out.first_fragment = out.fragment && (ip->frag_off.host() & 0x1fff) == 0;
+  out.sport = out.dport = 0;
+  out.tcp_flags = 0;
+  if (out.fragment) {
+    // More-fragments set or a non-zero offset: not a whole packet. A first fragment
+    // still names its ports (its first 8 L4 bytes), and a TCP one its flags.
+    if (out.first_fragment && (out.protocol == kProtoTcp || out.protocol == kProtoUdp) &&
+        size_t(out.l4_off) + 8 <= out.l3_off + tot) {
+      const uint8_t* l4 = frame.data() + out.l4_off;
+      out.sport = uint16_t(l4[0] << 8 | l4[1]);
+      out.dport = uint16_t(l4[2] << 8 | l4[3]);
+      if (out.protocol == kProtoTcp && size_t(out.l4_off) + sizeof(TcpHdr) <= out.l3_off + tot)
+        out.tcp_flags = l4[13];
+    } else if (out.first_fragment) {
+      out.first_fragment = false;  // too short to name a flow: treated like a later one
+    }
+    return fail(why, DropReason::kFragment);
+  }
   // L4 views are bounded by the IP datagram, not the frame (which may be padded).
   const auto datagram = frame.subspan(0, out.l3_off + tot);
 

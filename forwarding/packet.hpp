@@ -131,7 +131,7 @@ enum class DropReason : uint8_t {
   kBadIhl,
   kBadIpLength,
   kIpOptions,
-  kFragment,
+  kFragment,            // an IP fragment lbd cannot place (not TCP/UDP)
   kUnsupportedProtocol,
   kTruncatedL4,
   kBadTcpOffset,
@@ -154,6 +154,7 @@ enum class DropReason : uint8_t {
   kFragNeeded,          // DF packet too big for the tunnel: ICMP frag-needed sent instead
   kRealDown,            // the connection's real failed its checks (on-down=expire): expired
   kIcmpNotSent,         // an ICMP error to relay held back by the rate limit (or no room)
+  kFragmentUnmatched,   // a later IP fragment whose first was not seen (or too long ago)
   kCount
 };
 const char* to_string(DropReason r);
@@ -168,6 +169,10 @@ struct ParsedPacket {
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0, icmp_code = 0;
   bool dont_fragment = false;
+  // A fragment (parse_frame then fails with kFragment, the fields below filled): the
+  // first carries the ports, later ones only addresses, protocol and the IP id.
+  bool fragment = false, first_fragment = false;
+  uint16_t ip_id = 0;
   Ipv4 saddr{}, daddr{};
   uint16_t sport = 0, dport = 0;  // ICMP echo: sport = identifier, dport = 0
 };
@@ -195,7 +200,9 @@ inline bool is_icmp_error(uint8_t type) {
 }
 
 // Parses Ethernet → IPv4 → TCP/UDP/ICMP, or Ethernet → ARP. Returns true and fills `out`, or
-// false and sets `why`. Frames with IP options or fragments are refused (not handled yet).
+// false and sets `why`. Frames with IP options are refused. A fragment is refused too
+// (kFragment: it is not a whole packet), but with `out` filled as far as it goes, so the
+// data path can forward fragments after their first.
 bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& why);
 
 template <class T>

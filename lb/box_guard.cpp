@@ -163,10 +163,11 @@ bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
   });
   // Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer
   // a local VIP's ping a second time, or forward the rest).
+  // Later fragments carry no ports; lbd forwards them after their first one.
   for (const Ipv4& vip : services.vips())
     rules += fmt::format(
-        "    ip daddr {} icmp type {{ echo-request, destination-unreachable, source-quench, "
-        "time-exceeded }} drop\n",
+        "    ip daddr {0} icmp type {{ echo-request, destination-unreachable, source-quench, "
+        "time-exceeded }} drop\n    ip daddr {0} ip frag-off & 0x1fff != 0 drop\n",
         to_string(vip));
   // A NAT real's replies and ICMP errors go to clients through lbd only: with ip_forward=1
   // the kernel would otherwise forward them with the real's address as source.
@@ -183,8 +184,8 @@ bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
     }
     for (const Ipv4& a : addrs)
       rules += fmt::format(
-          "    ip saddr {}{} icmp type {{ destination-unreachable, source-quench, time-exceeded }} "
-          "drop\n",
+          "    ip saddr {0}{1} icmp type {{ destination-unreachable, source-quench, time-exceeded }} "
+          "drop\n    ip saddr {0}{1} ip frag-off & 0x1fff != 0 drop\n",
           to_string(a), not_local);
   }
   return run_nft(fmt::format("flush chain netdev {} guard\n{}", kTable, chain_script(rules)), error);

@@ -54,10 +54,16 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   // Not what NAT reals send to the director itself (health checks' replies).
   std::string not_local;
   for (const Ipv4& a : local_ipv4_addresses()) not_local += fmt::format(" and not dst host {}", to_string(a));
+  // Later IP fragments have no ports: matched by address (the first by its ports above).
+  const char* later_fragment = "ip[6:2] & 0x1fff != 0";
+  std::vector<Ipv4> nat_addrs;
   for (const auto& e : services.nat_endpoints()) {
     add(fmt::format("(src host {} and {} src port {}{})", to_string(e.addr),
                     protocol_token(e.protocol), e.port, not_local));
+    if (std::find(nat_addrs.begin(), nat_addrs.end(), e.addr) != nat_addrs.end()) continue;
+    nat_addrs.push_back(e.addr);
     add(fmt::format("(icmp and src host {}{})", to_string(e.addr), not_local));
+    add(fmt::format("(src host {} and {}{})", to_string(e.addr), later_fragment, not_local));
   }
   services.for_each_service([&](const Service& s) {
     for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
@@ -65,6 +71,7 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   for (const Ipv4& vip : services.vips()) {
     arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
     add(fmt::format("(icmp and dst host {})", to_string(vip)));
+    add(fmt::format("(dst host {} and {})", to_string(vip), later_fragment));
   }
   // icmp[17]: the protocol of the datagram an ICMP error quotes (8 + 9 bytes in).
   if (tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");

@@ -141,8 +141,13 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   ++counters_.rx_frames;
   ParsedPacket p;
   DropReason why{};
-  if (!parse_frame(frame, p, why)) return drop(why);
+  const bool whole = parse_frame(frame, p, why);
   if (config_generation_ != services_.generation()) refresh_config();
+  if (!whole) {
+    if (why == DropReason::kFragment && p.fragment)
+      return handle_fragment(Frame{frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms});
+    return drop(why);
+  }
   if (p.ether_type == kEtherTypeArp) return handle_arp(frame, p, in_ifindex);
   const Frame f{frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms};
   if (p.protocol == kProtoIcmp) return handle_icmp(f);
@@ -169,6 +174,64 @@ bool DataPath::reusable_for_new_syn(const Conn& c, const ParsedPacket& p) {
   if (c.state == ConnState::kTimeWait || c.state == ConnState::kClose) return true;
   const Real& real = services_.real(c.real_id);
   return real.deleted || real.health_down;
+}
+
+DataPath::FragEntry& DataPath::frag_slot(const ParsedPacket& p) {
+  const uint32_t h = (p.saddr.host() * 0x9e3779b1u) ^ (p.daddr.host() * 0x85ebca6bu) ^
+                     (uint32_t(p.ip_id) << 8 | p.protocol) * 0xc2b2ae35u;
+  return frags_[(h >> 16) % frags_.size()];
+}
+
+void DataPath::remember_fragments(const ParsedPacket& p, const Conn& c, bool reply,
+                                  uint64_t now_ms) {
+  FragEntry& e = frag_slot(p);
+  e = FragEntry{p.saddr, p.daddr, p.ip_id, p.protocol, true, reply, c.method, c.if_slot,
+                c.client_mac, c.key.vaddr, c.real_id, now_ms + kFragmentMs};
+}
+
+Verdict DataPath::handle_fragment(const Frame& f) {
+  const ParsedPacket& p = f.p;
+  if (p.protocol != kProtoTcp && p.protocol != kProtoUdp) return drop(DropReason::kFragment);
+  if (p.first_fragment) {
+    // As a whole packet would go; the later fragments are told where it went.
+    const ConnKey key = packet_key(p);
+    if (Conn* c = conns_.find(key)) {
+      remember_fragments(p, *c, false, f.now_ms);
+      return client_packet(f, *c);
+    }
+    if (Conn* c = conns_.find_reply(key)) {
+      remember_fragments(p, *c, true, f.now_ms);
+      return reply_packet(f, *c);
+    }
+    DropReason why{};
+    Conn* c = new_connection(f, why);
+    if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
+    remember_fragments(p, *c, false, f.now_ms);
+    return client_packet(f, *c);
+  }
+  FragEntry& e = frag_slot(p);
+  if (!e.used || !(e.saddr == p.saddr) || !(e.daddr == p.daddr) || e.id != p.ip_id ||
+      e.protocol != p.protocol || f.now_ms > e.until_ms)
+    return drop(DropReason::kFragmentUnmatched);
+  Real& real = services_.real(e.real_id);
+  if (real.deleted) return drop(DropReason::kRealUnavailable);
+  if (e.reply) {
+    if (e.if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
+    count(real, p.ip_len, true);
+    nat_rewrite_address(f.bytes, p, NatSide::kSource, e.vaddr);
+    const InterfaceInfo& out = interfaces_[e.if_slot];
+    return finish_l2(f, NextHop{out.ifindex, out.mac, e.client_mac, out.mtu, true, {}}, out.mtu);
+  }
+  count(real, p.ip_len, false);
+  if (!real.hop.resolved) return drop(DropReason::kNextHopUnresolved);
+  switch (FwdMethod(e.method)) {
+    case FwdMethod::kMasq:
+      nat_rewrite_address(f.bytes, p, NatSide::kDestination, real.addr);
+      return finish_l2(f, real.hop, real.hop.mtu);
+    case FwdMethod::kRoute: return finish_l2(f, real.hop, real.hop.mtu);
+    case FwdMethod::kTunnel: return tunnel(f, real);
+  }
+  return drop(DropReason::kFragment);
 }
 
 void DataPath::count(Real& real, uint16_t bytes, bool reply) {

@@ -122,6 +122,8 @@ class DataPath {
 
   // How long a tunnel path MTU learnt from ICMP stays (the kernel's ip_rt_mtu_expires).
   static constexpr uint32_t kPmtuSeconds = 600;
+  // How long after its first fragment a later one is still forwarded.
+  static constexpr uint64_t kFragmentMs = 5000;
 
  private:
   Verdict drop(DropReason r) {
@@ -140,6 +142,7 @@ class DataPath {
   Verdict handle_icmp(const Frame& f);
   Verdict handle_echo(const Frame& f);
   Verdict icmp_about_tunnel(const Frame& f, const IcmpQuote& outer);
+  Verdict handle_fragment(const Frame& f);
   Verdict client_packet(const Frame& f, Conn& c);
   Verdict reply_packet(const Frame& f, Conn& c);
   Verdict icmp_error(const Frame& f, const IcmpError& e, size_t quote_off, size_t quote_len,
@@ -197,6 +200,27 @@ class DataPath {
   std::array<EchoPeer, 256> echo_peers_{};
   static size_t echo_slot(Ipv4 a) { return (a.host() * 0x9e3779b1u) >> 24; }
   Real* tunnel_real(Ipv4 addr);
+
+  // IP fragments: the first carries the ports and is forwarded with its connection; the
+  // later ones (no ports) follow it through this table, keyed by (source, destination,
+  // protocol, IP id) as the receiver reassembles them. Direct-mapped, no allocation; an
+  // entry lives kFragmentMs.
+  struct FragEntry {
+    Ipv4 saddr, daddr;
+    uint16_t id = 0;
+    uint8_t protocol = 0;
+    bool used = false;
+    bool reply = false;     // a NAT real's reply: source rewritten, sent to the client
+    uint8_t method = 0;
+    uint8_t if_slot = 0;
+    MacAddr client_mac;
+    Ipv4 vaddr;
+    uint32_t real_id = 0;
+    uint64_t until_ms = 0;
+  };
+  std::vector<FragEntry> frags_ = std::vector<FragEntry>(1024);
+  FragEntry& frag_slot(const ParsedPacket& p);
+  void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
   uint16_t tunnel_ip_id_ = 0;
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;

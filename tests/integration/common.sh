@@ -64,11 +64,12 @@ tcp_round_trips() {
   done
 }
 
-# udp_round_trips PORT WHAT: six datagrams of ~800 bytes echoed through VIP:PORT.
+# udp_round_trips PORT WHAT [BYTES]: six datagrams of ~800 bytes (or ~4/3 × BYTES: more
+# than the MTU makes the client send IP fragments) echoed through VIP:PORT.
 udp_round_trips() {
-  local port=$1 what=$2 k msg back
+  local port=$1 what=$2 size=${3:-600} k msg back
   for k in $(seq 1 6); do
-    msg="datagram-$k-$(head -c 600 /dev/urandom | base64 -w0)"
+    msg="datagram-$k-$(head -c "$size" /dev/urandom | base64 -w0)"
     back=$(echo "$msg" | in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "UDP:$LAB_VIP:$port") || true
     assert_eq "$msg" "$back" "UDP datagram $k echoed $what"
   done

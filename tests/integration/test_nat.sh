@@ -46,6 +46,7 @@ download_matches "$LAB_DIR/big" "http://$LAB_VIP/big" "50 MB download through NA
 
 tcp_round_trips 7 "through NAT (7 → 7007)"
 udp_round_trips 53 "through NAT (53 → 5353)"
+udp_round_trips 53 "through NAT (53 → 5353) in IP fragments (4 KB)" 3000
 
 # A UDP datagram to a real port where nothing listens: the real's port unreachable comes
 # back translated, from the VIP and about VIP:54.

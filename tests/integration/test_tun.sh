@@ -88,6 +88,7 @@ download_matches "$LAB_DIR/big" "http://$LAB_VIP/big" "50 MB download through th
 
 tcp_round_trips 7 "through the tunnel (uploads: path MTU)"
 udp_round_trips 53 "through the tunnel"
+udp_round_trips 53 "through the tunnel in IP fragments (4 KB)" 3000
 
 # The router's frag-needed about a tunnel packet, relayed by lbd with room for IPIP.
 out=$(in_ns "$LAB_CLIENT" ping -M do -s 1400 -c 1 -W 2 "$VIP2" 2>&1) || true
