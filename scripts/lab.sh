@@ -42,13 +42,17 @@ lab_real_ip() { echo "198.18.0.$((10 + $1))"; }
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# lab_link NS IFNAME ADDR/PREFIX: a veth from NS to the switch bridge.
+# lab_link NS IFNAME ADDR/PREFIX [BRIDGE]: a veth from NS to a bridge of the switch (br0).
 lab_link() {
-  local ns=$1 ifname=$2 addr=$3 peer
+  local ns=$1 ifname=$2 addr=$3 br=${4:-br0} peer
   LAB_NLINK=$((LAB_NLINK + 1))
   peer="sw${LAB_ID}p$LAB_NLINK"
+  in_ns "$LAB_SW" ip link show "$br" >/dev/null 2>&1 || {
+    in_ns "$LAB_SW" ip link add "$br" type bridge
+    in_ns "$LAB_SW" ip link set "$br" up
+  }
   ip link add "$ifname" netns "$ns" type veth peer name "$peer" netns "$LAB_SW"
-  in_ns "$LAB_SW" ip link set "$peer" master br0 up
+  in_ns "$LAB_SW" ip link set "$peer" master "$br" up
   in_ns "$ns" ip addr add "$addr" dev "$ifname"
   in_ns "$ns" ip link set "$ifname" up
   in_ns "$ns" ip link set lo up
