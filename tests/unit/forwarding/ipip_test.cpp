@@ -157,3 +157,27 @@ TEST_CASE("lbd-decap delivers only a whole inner packet for a VIP from an allowe
   CHECK(any.handle(ip_part(make_frame(FrameSpec{}))).empty());  // plain TCP, not IPIP
   CHECK(any.count(Decapsulator::kNotIpip) == 1);
 }
+
+TEST_CASE("IPIP checksum property: random packets, the outer header verifies, the inner is intact") {
+  std::mt19937 rng(99);
+  for (int i = 0; i < 1000; ++i) {
+    FrameSpec s;
+    s.protocol = (rng() & 1) ? kProtoTcp : kProtoUdp;
+    s.saddr = Be32::from_host(rng());
+    s.daddr = Be32::from_host(rng());
+    s.ttl = uint8_t(1 + rng() % 255);
+    s.payload.resize(rng() % 1400);
+    const auto f = make_frame(s);
+    std::vector<uint8_t> buf(f.size() + 20);
+    std::copy(f.begin(), f.end(), buf.begin());
+    const Ipv4 src = Be32::from_host(rng()), dst = Be32::from_host(rng());
+    const size_t n = ipip_encapsulate(buf, parse_ok(f), src, dst, uint16_t(rng()));
+    REQUIRE(n == f.size() + 20);
+    INFO("case " << i);
+    REQUIRE(ip_checksum_ok(buf));
+    REQUIRE(buf[22] == s.ttl);
+    REQUIRE(std::vector<uint8_t>(buf.begin() + 34, buf.end()) == ip_part(f));
+    std::span<const uint8_t> inner;
+    REQUIRE(ipip_decapsulate({buf.data() + 14, n - 14}, inner) == DecapStatus::kOk);
+  }
+}

@@ -159,3 +159,52 @@ TEST_CASE("a quote shorter than IP header + 8 bytes does not parse") {
   IcmpQuote q;
   CHECK_FALSE(parse_quote(f, p.l4_off + 8, f.size(), q));
 }
+
+TEST_CASE("ICMP translation checksum property: random quotes, both directions, match a rebuild") {
+  std::mt19937 rng(424242);
+  for (int i = 0; i < 1000; ++i) {
+    FrameSpec quoted;  // the datagram the error is about, as it travelled
+    quoted.protocol = (rng() & 1) ? kProtoTcp : kProtoUdp;
+    quoted.saddr = Be32::from_host(rng());
+    quoted.daddr = Be32::from_host(rng());
+    quoted.sport = uint16_t(rng());
+    quoted.dport = uint16_t(rng());
+    quoted.payload.resize(rng() % 300);
+    for (auto& ch : quoted.payload) ch = char(rng());
+    const NatSide side = (rng() & 1) ? NatSide::kSource : NatSide::kDestination;
+    const Ipv4 addr = Be32::from_host(rng());
+    const uint16_t port = uint16_t(rng());
+    auto q = ip_part(make_frame(quoted));
+    const size_t cut = 28 + rng() % (q.size() - 27);  // quotes from 28 bytes to whole
+    q.resize(cut);
+    IcmpSpec err;
+    err.saddr = Be32::from_host(rng());
+    err.daddr = Be32::from_host(rng());
+    err.code = uint8_t(rng() % 16);
+    err.payload = q;
+    // Expected: the outer address moved, and the quote rebuilt with the other end moved.
+    FrameSpec moved = quoted;
+    IcmpSpec want = err;
+    if (side == NatSide::kDestination) {
+      want.daddr = addr;
+      moved.saddr = addr;
+      moved.sport = port;
+    } else {
+      want.saddr = addr;
+      moved.daddr = addr;
+      moved.dport = port;
+    }
+    want.payload = ip_part(make_frame(moved));
+    // A cut quote keeps only what was quoted; its L4 checksum was updated if quoted whole
+    // (half a checksum cannot be updated: that byte stays as it was).
+    want.payload.resize(cut);
+    if (quoted.protocol == kProtoTcp && cut == 20 + 17) want.payload[36] = q[36];
+    auto f = make_icmp_frame(err);
+    const ParsedPacket p = parse_ok(f);
+    IcmpQuote iq;
+    REQUIRE(parse_quote(f, p.l4_off + 8, f.size(), iq));
+    nat_rewrite_icmp(f, p, iq, side, addr, port);
+    INFO("case " << i << " cut " << cut);
+    REQUIRE(f == make_icmp_frame(want));
+  }
+}
