@@ -17,6 +17,8 @@ for i in 1 2 3; do
   lab_bg "$ns" socat TCP-LISTEN:7007,fork,reuseaddr EXEC:cat
   lab_bg "$ns" socat UDP-RECVFROM:5353,fork EXEC:cat
 done
+# real1 answers on 5355 a second late: the client has gone, its kernel says port unreachable.
+lab_bg "$(lab_real_ns 1)" socat -t 3 UDP-RECVFROM:5355,fork SYSTEM:'sleep 1; cat'
 for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 8080; lab_wait_port "$(lab_real_ns "$i")" 7007; done
 in_ns "$LAB_DIRECTOR" sysctl -qw net.ipv4.ip_forward=1
 lab_lbd
@@ -31,6 +33,8 @@ for i in 1 2 3; do
   lbadm_ -a -u "$LAB_VIP:53" -r "$rip:5353" -m
 done
 lbadm_ -a -u "$LAB_VIP:54" -r "$(lab_real_ip 1):5999" -m  # nothing listens there
+lbadm_ -A -u "$LAB_VIP:55" -s rr
+lbadm_ -a -u "$LAB_VIP:55" -r "$(lab_real_ip 1):5355" -m  # answers late
 
 REALS_FILTER="src host $(lab_real_ip 1) or src host $(lab_real_ip 2) or src host $(lab_real_ip 3)"
 # Whatever the director sends with a real's address as source is a leak.
@@ -58,6 +62,20 @@ icmp=$(tcpdump -r "$LAB_DIR/icmp.pcap" -n 2>/dev/null)
 echo "$icmp" | grep -q "$LAB_VIP > $LAB_CLIENT_IP: ICMP $LAB_VIP udp port 54 unreachable" ||
   fail "expected the real's port unreachable translated to the VIP, got: $icmp"
 echo "ok: ICMP port unreachable from a NAT real reaches the client as the VIP's"
+
+# The other direction: the client's port unreachable about a late reply from VIP:55 reaches
+# real1 translated, about RIP:5355.
+start_tcpdump "$(lab_real_ns 1)" eth0 "$LAB_DIR/icmp_in.pcap" "icmp"
+ICMP_IN=$TCPDUMP_PID
+echo late | in_ns "$LAB_CLIENT" timeout 5 socat -t 0.2 - "UDP:$LAB_VIP:55,sourceport=45455" >/dev/null 2>&1 || true
+sleep 1.5
+stop_tcpdump "$ICMP_IN"
+icmp=$(tcpdump -r "$LAB_DIR/icmp_in.pcap" -n -v 2>/dev/null)
+echo "$icmp" | grep -q "$LAB_CLIENT_IP > $(lab_real_ip 1): ICMP $LAB_CLIENT_IP udp port 45455 unreachable" ||
+  fail "expected the client's port unreachable translated for real1, got: $icmp"
+echo "$icmp" | grep -q "$(lab_real_ip 1).5355 > $LAB_CLIENT_IP.45455: UDP" ||
+  fail "the quoted header should be the real's own datagram (RIP:5355), got: $icmp"
+echo "ok: the client's ICMP error about a NAT reply reaches the real, about RIP:5355"
 
 # A "reply" from a real's service port that matches no connection (a datagram from
 # real1:5999, the port VIP:54 maps to, to a client port nobody asked from): lbd drops it,
