@@ -101,6 +101,10 @@ lab_tun_real() {
   [ $# -gt 0 ] || set -- "$LAB_VIP"
   for v in "$@"; do vips+=(--vip "$v"); done
   LBD_DECAP_BIN=${LBD_DECAP_BIN:-$(command -v lbd-decap)}
+  if [ ! -c /dev/net/tun ]; then  # some minimal containers lack the node (not the driver)
+    lab_log "creating /dev/net/tun (char 10:200) for lbd-decap"
+    mkdir -p /dev/net && mknod -m 600 /dev/net/tun c 10 200
+  fi
   lab_bg "$ns" "$LBD_DECAP_BIN" "${vips[@]}" --allow-from "$LAB_DIRECTOR_IP"
   for k in $(seq 1 100); do
     in_ns "$ns" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$1/32" && return 0
