@@ -41,9 +41,8 @@ size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_l
   return kHdrs + quote;
 }
 
-size_t make_dest_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
-                             uint8_t code, const MacAddr& our_mac, uint16_t mtu) {
-  if (p.l3_off != sizeof(EthHdr) || capacity < frame.size()) return 0;
+IcmpError error_to_sender(std::span<const uint8_t> frame, const ParsedPacket& p, uint8_t code,
+                          uint16_t mtu, const MacAddr& our_mac) {
   IcmpError e;
   e.code = code;
   e.mtu = mtu;
@@ -51,7 +50,14 @@ size_t make_dest_unreachable(std::span<uint8_t> frame, size_t capacity, const Pa
   e.dst = p.saddr;
   e.eth_src = our_mac;
   e.eth_dst = reinterpret_cast<const EthHdr*>(frame.data())->src;
-  return write_icmp_error({frame.data(), capacity}, p.l3_off, p.ip_len, e);
+  return e;
+}
+
+size_t make_dest_unreachable(std::span<uint8_t> frame, size_t capacity, const ParsedPacket& p,
+                             uint8_t code, const MacAddr& our_mac, uint16_t mtu) {
+  if (p.l3_off != sizeof(EthHdr) || capacity < frame.size()) return 0;
+  return write_icmp_error({frame.data(), capacity}, p.l3_off, p.ip_len,
+                          error_to_sender(frame, p, code, mtu, our_mac));
 }
 
 void echo_request_to_reply(std::span<uint8_t> frame, const ParsedPacket& p) {

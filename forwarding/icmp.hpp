@@ -23,6 +23,12 @@ struct IcmpError {
 size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_len,
                         const IcmpError& e);
 
+// The destination-unreachable `code` (with `mtu` for frag-needed) that answers the parsed
+// datagram in `frame`: from its destination back to its sender and the sender's MAC, out of
+// the interface with MAC `our_mac`. Quote it with write_icmp_error(..., p.l3_off, p.ip_len).
+IcmpError error_to_sender(std::span<const uint8_t> frame, const ParsedPacket& p, uint8_t code,
+                          uint16_t mtu, const MacAddr& our_mac);
+
 // Turns `frame` (a parsed IPv4 datagram to a VIP) into the ICMP destination-unreachable
 // `code` (3 = port unreachable, as IPVS's ip_vs_leave() sends when no real server is
 // available) from the VIP back to the sender, out of the interface with MAC `our_mac`.

@@ -135,6 +135,8 @@ asio::awaitable<std::string> read_mysql_packet(tcp::socket& s, std::vector<uint8
 
 }  // namespace
 
+std::string real_name(const Target& t) { return fmt::format("{}:{}", to_string(t.addr), t.port); }
+
 struct Engine::Impl {
   struct Check {
     Check(asio::io_context& io, Target t) : target(std::move(t)), timer(io) {}
@@ -159,8 +161,6 @@ struct Engine::Impl {
   uint64_t checks_run = 0, failures = 0;
 
   std::thread thread;
-
-  static std::string real_name(const Target& t) { return fmt::format("{}:{}", to_string(t.addr), t.port); }
 
   void apply(std::vector<Target> targets) {
     std::map<uint32_t, std::shared_ptr<Check>> next;
@@ -238,8 +238,7 @@ struct Engine::Impl {
     st.last_check_ms = wall_ms();
     if (change == Change::kNone) return;
     st.since_ms = st.last_check_ms;
-    events.push_back({c.target.real_id, change == Change::kWentUp, c.target.service,
-                      real_name(c.target), st.last});
+    events.push_back({c.target, change == Change::kWentUp, st.last});
     const uint64_t one = 1;
     [[maybe_unused]] auto n = write(event_fd, &one, sizeof one);
     if (!c.target.notify.empty())

@@ -35,12 +35,14 @@ struct Target {
   friend bool operator==(const Target&, const Target&) = default;
 };
 
+// "198.18.0.11:80": the real a target checks, as logs and notify commands name it.
+std::string real_name(const Target& t);
+
 // A real went down or came back.
 struct Event {
-  uint32_t real_id = 0;
+  Target target;       // what was checked (the daemon matches it against its real)
   bool up = false;
-  std::string service, real;  // "198.18.0.11:80"
-  std::string reason;         // the last result: "connect: Connection refused", "ok"
+  std::string reason;  // the last result: "connect: Connection refused", "ok"
 };
 
 struct RealStatus {

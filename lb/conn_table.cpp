@@ -34,31 +34,28 @@ uint32_t ConnTable::hash(const ConnKey& k) const {
   return uint32_t(mum(a ^ seed0_, b ^ seed1_) ^ seed0_);
 }
 
-Conn* ConnTable::find(const ConnKey& key) {
-  const uint32_t h = hash(key);
+// Linear probing in `index` for the connection with hash `h` that `matches`.
+template <class Matches>
+Conn* ConnTable::probe(const std::vector<Bucket>& index, uint32_t h, Matches&& matches) {
   for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
-    const Bucket b = index_[i];
+    const Bucket b = index[i];
     if (!b.slot) return nullptr;
-    if (b.tag == h && slab_[b.slot - 1].key == key) return &slab_[b.slot - 1];
+    if (b.tag == h && matches(slab_[b.slot - 1])) return &slab_[b.slot - 1];
   }
 }
 
+Conn* ConnTable::find(const ConnKey& key) {
+  return probe(index_, hash(key), [&](const Conn& c) { return c.key == key; });
+}
+
 Conn* ConnTable::find_reply(const ConnKey& reply) {
-  const uint32_t h = hash(reply);
-  for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
-    const Bucket b = reply_index_[i];
-    if (!b.slot) return nullptr;
-    if (b.tag == h && reply_key(slab_[b.slot - 1]) == reply) return &slab_[b.slot - 1];
-  }
+  return probe(reply_index_, hash(reply), [&](const Conn& c) { return reply_key(c) == reply; });
 }
 
 bool ConnTable::index_reply(Conn* c) {
   const ConnKey k = reply_key(*c);
   if (find_reply(k)) return false;
-  const uint32_t h = hash(k);
-  uint32_t i = h & mask_;
-  while (reply_index_[i].slot) i = (i + 1) & mask_;
-  reply_index_[i] = Bucket{h, uint32_t(c - slab_.data()) + 1};
+  index_insert(reply_index_, hash(k), uint32_t(c - slab_.data()) + 1);
   c->reply_indexed = true;
   return true;
 }
@@ -68,9 +65,7 @@ Conn* ConnTable::insert(const ConnKey& key, uint32_t expires) {
   const uint32_t slot1 = free_.back();
   free_.pop_back();
   const uint32_t h = hash(key);
-  uint32_t i = h & mask_;
-  while (index_[i].slot) i = (i + 1) & mask_;
-  index_[i] = Bucket{h, slot1};
+  index_insert(index_, h, slot1);
   if (!wheel_started_) {  // the wheel starts at the first armed second, so none is skipped
     wheel_now_ = expires;
     wheel_started_ = true;
@@ -97,6 +92,12 @@ void ConnTable::erase_detached(uint32_t slot1) {
   if (c.reply_indexed) index_remove(reply_index_, mask_, hash(reply_key(c)), slot1);
   free_.push_back(slot1);
   --size_;
+}
+
+void ConnTable::index_insert(std::vector<Bucket>& index, uint32_t h, uint32_t slot1) {
+  uint32_t i = h & mask_;
+  while (index[i].slot) i = (i + 1) & mask_;
+  index[i] = Bucket{h, slot1};
 }
 
 void ConnTable::index_remove(std::vector<Bucket>& index, uint32_t mask, uint32_t h,

@@ -93,6 +93,9 @@ class ConnTable {
   uint32_t hash(const ConnKey& k) const;
   void wheel_link(uint32_t slot1, uint32_t expires);
   void wheel_unlink(uint32_t slot1);
+  template <class Matches>
+  Conn* probe(const std::vector<Bucket>& index, uint32_t h, Matches&& matches);
+  void index_insert(std::vector<Bucket>& index, uint32_t h, uint32_t slot1);
   static void index_erase(std::vector<Bucket>& index, uint32_t mask, uint32_t bucket);
   static void index_remove(std::vector<Bucket>& index, uint32_t mask, uint32_t h, uint32_t slot1);
   void erase_detached(uint32_t slot1);  // erase a connection already off the wheel

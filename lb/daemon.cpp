@@ -50,6 +50,7 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   services.for_each_service([&](const Service& s) {
     add(fmt::format("(dst host {} and {} dst port {})", to_string(s.key.vip),
                     protocol_token(s.key.protocol), s.key.port));
+    for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
   });
   // Not what NAT reals send to the director itself (health checks' replies).
   std::string not_local;
@@ -65,9 +66,6 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
     add(fmt::format("(icmp and src host {}{})", to_string(e.addr), not_local));
     add(fmt::format("(src host {} and {}{})", to_string(e.addr), later_fragment, not_local));
   }
-  services.for_each_service([&](const Service& s) {
-    for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
-  });
   for (const Ipv4& vip : services.vips()) {
     arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
     add(fmt::format("(icmp and dst host {})", to_string(vip)));
@@ -278,29 +276,31 @@ void Daemon::configure_health() {
 
 void Daemon::on_health_events() {
   for (const auto& e : health_->take_events()) {
-    Real& r = services_.real(e.real_id);
-    if (!r.in_use || r.deleted || r.sorry || fmt::format("{}:{}", to_string(r.addr), r.port) != e.real)
+    const health::Target& t = e.target;
+    Real& r = services_.real(t.real_id);
+    if (!r.in_use || r.deleted || r.sorry || !(r.addr == t.addr) || r.port != t.port)
       continue;  // the real changed since the check ran
     Service& s = services_.service(r.service_id);
-    if (to_string(s.key) != e.service) continue;
+    if (!(s.key == ServiceKey{t.protocol, t.vip, t.vport})) continue;
+    const std::string real = health::real_name(t);
     const bool sorry_changed = services_.set_health(r, e.up);
     if (e.up)
-      LBD_LOG(kWarn, "health", "{}: real {} is UP ({}): takes new connections again", e.service,
-              e.real, e.reason);
+      LBD_LOG(kWarn, "health", "{}: real {} is UP ({}): takes new connections again", t.service,
+              real, e.reason);
     else
-      LBD_LOG(kWarn, "health", "{}: real {} is DOWN ({}): no new connections{}", e.service, e.real,
+      LBD_LOG(kWarn, "health", "{}: real {} is DOWN ({}): no new connections{}", t.service, real,
               e.reason,
               s.options.health.on_down == health::OnDown::kExpire ? ", its connections expire"
                                                                    : ", its connections continue");
     if (!sorry_changed) continue;
     const Real& sorry = services_.real(s.sorry_id == Service::kNoSorry ? r.id : s.sorry_id);
     const std::string sorry_name = fmt::format("{}:{}", to_string(sorry.addr), sorry.port);
-    LBD_LOG(kWarn, "health", "{}: {}", e.service,
+    LBD_LOG(kWarn, "health", "{}: {}", t.service,
             s.sorry_active ? "every real is down: sorry server " + sorry_name + " takes new connections"
                            : "a real is back: sorry server " + sorry_name + " stands down");
     if (!s.options.health.notify.empty())
       health_->run_command(s.options.health.notify,
-                           {s.sorry_active ? "sorry-on" : "sorry-off", e.service, sorry_name, e.reason});
+                           {s.sorry_active ? "sorry-on" : "sorry-off", t.service, sorry_name, e.reason});
   }
 }
 

@@ -57,10 +57,10 @@ Verdict DataPath::icmp_error(const Frame& f, const IcmpError& e, size_t quote_of
   return Verdict::send(out_ifindex, len);
 }
 
-std::optional<NextHop> DataPath::back_to_client(const Conn& c) const {
-  if (c.if_slot >= interfaces_.size()) return std::nullopt;
-  const InterfaceInfo& out = interfaces_[c.if_slot];
-  return NextHop{out.ifindex, out.mac, c.client_mac, out.mtu, true, {}};
+std::optional<NextHop> DataPath::back_to_client(uint8_t if_slot, const MacAddr& client_mac) const {
+  if (if_slot >= interfaces_.size()) return std::nullopt;
+  const InterfaceInfo& out = interfaces_[if_slot];
+  return NextHop{out.ifindex, out.mac, client_mac, out.mtu, true, {}};
 }
 
 uint16_t DataPath::tunnel_mtu(const Real& real, uint64_t now_ms) {
@@ -73,13 +73,10 @@ uint16_t DataPath::tunnel_mtu(const Real& real, uint64_t now_ms) {
 Verdict DataPath::port_unreachable(const Frame& f) {
   const InterfaceInfo* itf = interface(f.in_ifindex);
   if (!itf) return drop(DropReason::kNoRealServer);
-  IcmpError e;
-  e.src = f.p.daddr;
-  e.dst = f.p.saddr;
-  e.eth_src = itf->mac;
-  e.eth_dst = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
   drop(DropReason::kNoRealServer);
-  const Verdict v = icmp_error(f, e, f.p.l3_off, f.p.ip_len, f.in_ifindex);
+  const Verdict v = icmp_error(
+      f, error_to_sender(f.bytes, f.p, icmp_code::kPortUnreachable, 0, itf->mac), f.p.l3_off,
+      f.p.ip_len, f.in_ifindex);
   if (v.transmit) ++counters_.icmp_unreachable_sent;
   return v;
 }
@@ -152,20 +149,34 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   const Frame f{frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms};
   if (p.protocol == kProtoIcmp) return handle_icmp(f);
 
+  return dispatch(f);
+}
+
+// A TCP/UDP packet, or the first fragment of one: its connection (the client's side, a
+// NAT reply, or a new one), then that side's path. A first fragment also tells the later
+// fragments where it went.
+Verdict DataPath::dispatch(const Frame& f) {
+  const ParsedPacket& p = f.p;
   const ConnKey key = packet_key(p);
-  if (Conn* c = conns_.find(key)) {
-    if (!reusable_for_new_syn(*c, p)) return client_packet(f, *c);
+  Conn* c = conns_.find(key);
+  if (c && reusable_for_new_syn(*c, p)) {
     // IPVS conn_reuse_mode: a new SYN on a finished connection, or on one whose real is
     // down or gone, starts a new connection (scheduled afresh) instead of reviving it.
     services_.unbind_conn(services_.real(c->real_id), c->inactive);
     conns_.erase(c);
     ++counters_.conns_expired;
     ++counters_.conns_rescheduled;
+    c = nullptr;
   }
-  if (Conn* c = conns_.find_reply(key)) return reply_packet(f, *c);
-  Conn* c = new_connection(f, why);
-  if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
-  return client_packet(f, *c);
+  bool reply = false;
+  if (!c && (c = conns_.find_reply(key))) reply = true;
+  if (!c) {
+    DropReason why{};
+    c = new_connection(f, why);
+    if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
+  }
+  if (p.first_fragment) remember_fragments(p, *c, reply, f.now_ms);
+  return reply ? reply_packet(f, *c) : client_packet(f, *c);
 }
 
 bool DataPath::reusable_for_new_syn(const Conn& c, const ParsedPacket& p) {
@@ -192,23 +203,7 @@ void DataPath::remember_fragments(const ParsedPacket& p, const Conn& c, bool rep
 Verdict DataPath::handle_fragment(const Frame& f) {
   const ParsedPacket& p = f.p;
   if (p.protocol != kProtoTcp && p.protocol != kProtoUdp) return drop(DropReason::kFragment);
-  if (p.first_fragment) {
-    // As a whole packet would go; the later fragments are told where it went.
-    const ConnKey key = packet_key(p);
-    if (Conn* c = conns_.find(key)) {
-      remember_fragments(p, *c, false, f.now_ms);
-      return client_packet(f, *c);
-    }
-    if (Conn* c = conns_.find_reply(key)) {
-      remember_fragments(p, *c, true, f.now_ms);
-      return reply_packet(f, *c);
-    }
-    DropReason why{};
-    Conn* c = new_connection(f, why);
-    if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
-    remember_fragments(p, *c, false, f.now_ms);
-    return client_packet(f, *c);
-  }
+  if (p.first_fragment) return dispatch(f);  // as a whole packet would go
   FragEntry& e = frag_slot(p);
   if (!e.used || !(e.saddr == p.saddr) || !(e.daddr == p.daddr) || e.id != p.ip_id ||
       e.protocol != p.protocol || f.now_ms > e.until_ms)
@@ -216,11 +211,11 @@ Verdict DataPath::handle_fragment(const Frame& f) {
   Real& real = services_.real(e.real_id);
   if (real.deleted) return drop(DropReason::kRealUnavailable);
   if (e.reply) {
-    if (e.if_slot >= interfaces_.size()) return drop(DropReason::kNextHopUnresolved);
+    const auto back = back_to_client(e.if_slot, e.client_mac);
+    if (!back) return drop(DropReason::kNextHopUnresolved);
     count(real, p.ip_len, true);
     nat_rewrite_address(f.bytes, p, NatSide::kSource, e.vaddr);
-    const InterfaceInfo& out = interfaces_[e.if_slot];
-    return finish_l2(f, NextHop{out.ifindex, out.mac, e.client_mac, out.mtu, true, {}}, out.mtu);
+    return finish_l2(f, *back, back->mtu);
   }
   count(real, p.ip_len, false);
   if (!real.hop.resolved) return drop(DropReason::kNextHopUnresolved);
@@ -296,7 +291,7 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
   c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
   count(real, f.p.ip_len, true);
-  const auto back = back_to_client(c);
+  const auto back = back_to_client(c.if_slot, c.client_mac);
   if (!back) return drop(DropReason::kNextHopUnresolved);
   // (A super-frame's checksums are computed in full when it is segmented.)
   if (f.p.ip_len <= back->mtu && csum::complete_partial(f.bytes, f.p)) ++counters_.checksums_completed;
@@ -345,22 +340,14 @@ bool DataPath::hold(const Frame& f, uint32_t real_id, FwdMethod method) {
 }
 
 Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
-  switch (method) {
-    case FwdMethod::kRoute:
-      if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
-        ++counters_.checksums_completed;
-      return finish_l2(f, real.hop, real.hop.mtu);
-    case FwdMethod::kMasq:
-      // Complete an offloaded checksum while it still matches the original addresses.
-      if (f.p.protocol != kProtoIcmp) {
-        if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
-          ++counters_.checksums_completed;
-        nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, real.port);
-      }
-      return finish_l2(f, real.hop, real.hop.mtu);
-    case FwdMethod::kTunnel: return tunnel(f, real);
-  }
-  return drop(DropReason::kRealUnavailable);
+  if (method == FwdMethod::kTunnel) return tunnel(f, real);
+  // Complete an offloaded checksum (NAT: while it still matches the original addresses);
+  // a super-frame's are computed in full when it is segmented.
+  if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
+    ++counters_.checksums_completed;
+  if (method == FwdMethod::kMasq && f.p.protocol != kProtoIcmp)
+    nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, real.port);
+  return finish_l2(f, real.hop, real.hop.mtu);
 }
 
 // IPVS ip_vs_tunnel_xmit(): IPIP to the real server, with its ensure_mtu_is_adequate().
@@ -374,15 +361,10 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
   if (!superframe && p.ip_len + kIpipOverhead > mtu && p.dont_fragment && !relaying_error) {
     // The client does path MTU discovery: tell it the tunnel's MTU, drop the packet.
     if (!in) return drop(DropReason::kFragNeeded);
-    IcmpError e;
-    e.code = icmp_code::kFragNeeded;
-    e.mtu = uint16_t(mtu - kIpipOverhead);
-    e.src = p.daddr;
-    e.dst = p.saddr;
-    e.eth_src = in->mac;
-    e.eth_dst = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
     drop(DropReason::kFragNeeded);
-    const Verdict v = icmp_error(f, e, p.l3_off, p.ip_len, f.in_ifindex);
+    const Verdict v = icmp_error(
+        f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, uint16_t(mtu - kIpipOverhead), in->mac),
+        p.l3_off, p.ip_len, f.in_ifindex);
     if (v.transmit) ++counters_.icmp_frag_needed_sent;
     return v;
   }
@@ -447,7 +429,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
   // From a NAT real server, about a packet from the client: to the client, as the VIP.
   const ConnKey reply_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
   if (Conn* c = conns_.find_reply(reply_key)) {
-    const auto back = back_to_client(*c);
+    const auto back = back_to_client(c->if_slot, c->client_mac);
     if (!back) return drop(DropReason::kNextHopUnresolved);
     ++counters_.icmp_errors_forwarded;
     count(services_.real(c->real_id), p.ip_len, true);

@@ -142,13 +142,14 @@ class DataPath {
   Verdict handle_icmp(const Frame& f);
   Verdict handle_echo(const Frame& f);
   Verdict icmp_about_tunnel(const Frame& f, const IcmpQuote& outer);
+  Verdict dispatch(const Frame& f);
   Verdict handle_fragment(const Frame& f);
   Verdict client_packet(const Frame& f, Conn& c);
   Verdict reply_packet(const Frame& f, Conn& c);
   Verdict icmp_error(const Frame& f, const IcmpError& e, size_t quote_off, size_t quote_len,
                      int out_ifindex);
   // Where a connection's replies and errors go back to: the client's L2 neighbour.
-  std::optional<NextHop> back_to_client(const Conn& c) const;
+  std::optional<NextHop> back_to_client(uint8_t if_slot, const MacAddr& client_mac) const;
   // A tunnel real's path MTU: its interface's, or less while an ICMP report holds.
   static uint16_t tunnel_mtu(const Real& real, uint64_t now_ms);
   Verdict port_unreachable(const Frame& f);
