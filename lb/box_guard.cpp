@@ -158,8 +158,12 @@ std::vector<Ipv4> local_ipv4_addresses() {
 bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
   std::string rules;
   services.for_each_service([&](const Service& s) {
-    rules += fmt::format("    ip daddr {} {} dport {} drop\n", to_string(s.key.vip),
-                         protocol_token(s.key.protocol), s.key.port);
+    if (s.key.port == 0)  // a port-zero (persistent) service: every port
+      rules += fmt::format("    ip daddr {} meta l4proto {} drop\n", to_string(s.key.vip),
+                           protocol_token(s.key.protocol));
+    else
+      rules += fmt::format("    ip daddr {} {} dport {} drop\n", to_string(s.key.vip),
+                           protocol_token(s.key.protocol), s.key.port);
   });
   // Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer
   // a local VIP's ping a second time, or forward the rest).

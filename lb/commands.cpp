@@ -17,12 +17,9 @@ Status check_supported(const CliCommand& c) {
   if (c.fwmark) return unsupported("a firewall-mark service (-f)");
   if (c.has(kOptService) && c.service.protocol != kProtoTcp && c.service.protocol != kProtoUdp)
     return unsupported("an SCTP service");
-  if (c.has(kOptPersistent)) return unsupported("persistence (-p)");
-  if (c.has(kOptNetmask)) return unsupported("a persistence netmask (-M)");
-  if (c.has(kOptPe)) return unsupported("a persistence engine (--pe)");
-  if (c.has(kOptSchedFlags)) return unsupported("scheduler flags (-b)");
-  if (c.has(kOptOps)) return unsupported("one-packet scheduling (-o)");
-  if (c.has(kOptUThreshold) || c.has(kOptLThreshold)) return unsupported("connection thresholds (-x/-y)");
+  // IPVS without the engine's module says ENOENT; lbd has no persistence engine (sip).
+  if (c.has(kOptPe))
+    return Status::error(ENOENT, fmt::format("persistence engine '{}' not found", c.pe));
   if (!c.tun_type.empty() && c.tun_type != "ipip")
     return unsupported(fmt::format("a {} tunnel (--tun-type {})", c.tun_type == "gue" ? "GUE" : "GRE",
                                    c.tun_type));
@@ -59,6 +56,8 @@ Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
 }
 
 Status add_or_edit_real(const CliCommand& c, ServiceTable& services) {
+  if (c.service.port == 0 && c.real.port == 0 && c.real.fwd == FwdMethod::kMasq)
+    return unsupported("a NAT real server without a port on a port-zero service");
   if (const Service* svc = services.find(c.service)) {
     std::string overrides = c.real.health.value_or("");
     if (!c.real.health && c.cmd == Command::kEditReal)
@@ -140,6 +139,8 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
       d.options = 1ULL << kOptService | 1ULL << kOptReal | 1ULL << kOptForward | 1ULL << kOptWeight;
       d.service = s.key;
       d.real = RealSpec{r.addr, r.port, r.fwd, r.dest.weight, r.health_override};
+      d.real.u_threshold = r.u_threshold;
+      d.real.l_threshold = r.l_threshold;
       if (!r.health_override.empty()) d.options |= 1ULL << kOptHealth;
       v.push_back(d);
     }

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "forwarding/packet.hpp"
@@ -27,6 +28,10 @@ struct ConnKey {
 };
 
 static_assert(sizeof(ConnKey) == 14);
+
+// Persistence templates live in the same table under a key no packet can have: the
+// protocol with this bit set, client port 0 (IPVS IP_VS_CONN_F_TEMPLATE entries).
+inline constexpr uint8_t kTemplateProtocolBit = 0x80;
 
 // A packet's key as it travels: (saddr, daddr, sport, dport, protocol). A client's packet
 // has the connection's key; a NAT reply has its reply key.
@@ -44,7 +49,12 @@ struct Conn {
   uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
   bool reply_indexed = false;
   uint8_t method = 0;        // the forwarding method at creation (FwdMethod), kept for life
+  static constexpr uint8_t kTemplate = 1, kOnePacket = 2;
+  uint8_t flags = 0;         // kTemplate: a persistence template; kOnePacket: -o (UDP)
   uint32_t real_id = 0;
+  // A template: how many connections it controls (it outlives them, IPVS n_control). A
+  // connection of a persistent service: its template's slot + 1. Otherwise 0.
+  uint32_t control = 0;
   uint32_t expires = 0;      // seconds on the table's clock; a packet may move it later
   uint32_t hash = 0;
   uint32_t armed = 0;        // the second whose wheel slot holds this connection
@@ -61,6 +71,19 @@ class ConnTable {
   // Inserts a new connection (key must not be present) expiring at `expires`.
   Conn* insert(const ConnKey& key, uint32_t expires);
   void erase(Conn* c);
+  // Sets when `c` expires. Later is just a number (the wheel re-arms lazily); earlier (a
+  // FIN or RST shortening the timeout) moves it on the wheel, so counts drop on time.
+  void set_expires(Conn& c, uint32_t expires) {
+    c.expires = expires;
+    if (int32_t(expires - c.armed) < 0) {
+      const uint32_t slot1 = slot_of(&c);
+      wheel_unlink(slot1);
+      wheel_link(slot1, expires);
+    }
+  }
+  // Stable handles: a connection's slot + 1, and back.
+  uint32_t slot_of(const Conn* c) const { return uint32_t(c - slab_.data()) + 1; }
+  Conn& at_slot(uint32_t slot1) { return slab_[slot1 - 1]; }
 
   // The reply index: reply_key(c) = (c.daddr, c.key.caddr, c.dport, c.key.cport, protocol).
   static ConnKey reply_key(const Conn& c) {
@@ -71,7 +94,8 @@ class ConnTable {
   bool index_reply(Conn* c);
 
   // Expires connections whose time has come, up to `budget` of them, calling
-  // on_expire(Conn&) before each is freed. Returns how many were expired.
+  // on_expire(Conn&) before each is freed. Returns how many were expired. If on_expire
+  // returns a bool, false keeps the connection (it has moved c.expires on).
   template <class F>
   size_t expire(uint32_t now, size_t budget, F&& on_expire);
 
@@ -134,7 +158,15 @@ size_t ConnTable::expire(uint32_t now, size_t budget, F&& on_expire) {
       if (c.expires > now) {
         wheel_link(s, c.expires);  // extended since armed, or armed a wheel turn ahead
       } else if (done < budget) {
-        on_expire(c);
+        if constexpr (std::is_same_v<decltype(on_expire(c)), bool>) {
+          if (!on_expire(c)) {
+            wheel_link(s, c.expires > now ? c.expires : now + 1);
+            s = next;
+            continue;
+          }
+        } else {
+          on_expire(c);
+        }
         erase_detached(s);
         ++done;
       } else {

@@ -15,6 +15,14 @@ static void put_counters(std::string& s, const Counters& c) {
   s += fmt::format(" {} {} {} {} {}", c.conns, c.inpkts, c.outpkts, c.inbytes, c.outbytes);
 }
 
+static void put_rates(std::string& s, const Rates& r) {
+  s += fmt::format(" {} {} {} {} {}", r.cps, r.inpps, r.outpps, r.inbps, r.outbps);
+}
+
+static bool get_rates(std::istringstream& in, Rates& r) {
+  return bool(in >> r.cps >> r.inpps >> r.outpps >> r.inbps >> r.outbps);
+}
+
 std::string encode_dump(const Dump& d) {
   std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
                               d.timeouts.udp);
@@ -22,12 +30,18 @@ std::string encode_dump(const Dump& d) {
     s += fmt::format("S {} {} {} {}", sv.key.protocol, to_string(sv.key.vip), sv.key.port,
                      sv.scheduler);
     put_counters(s, sv.stats);
-    s += fmt::format(" {}\n", token(sv.health));
+    s += fmt::format(" {} {} {} {} {}", token(sv.health), sv.persistent, to_string(sv.netmask),
+                     int(sv.ops), int(sv.sched_flags));
+    put_rates(s, sv.rates);
+    s += '\n';
     for (const auto& r : sv.reals) {
       s += fmt::format("R {} {} {} {} {} {}", to_string(r.addr), r.port, int(r.fwd), r.weight,
                        r.active, r.inactive);
       put_counters(s, r.stats);
-      s += fmt::format(" {} {}\n", r.flags, token(r.health));
+      s += fmt::format(" {} {} {} {} {}", r.flags, token(r.health), r.u_threshold, r.l_threshold,
+                       r.persist_conns);
+      put_rates(s, r.rates);
+      s += '\n';
     }
   }
   for (const auto& c : d.conns) {
@@ -60,10 +74,14 @@ bool decode_dump(const std::string& text, Dump& out) {
         return false;
     } else if (tag == "S") {
       DumpService s;
-      unsigned proto;
+      unsigned proto, ops, flags;
       if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> s.scheduler) ||
-          !get_counters(in, s.stats) || !(in >> s.health))
+          !get_counters(in, s.stats) || !(in >> s.health >> s.persistent) ||
+          !get_ip(in, s.netmask) || !(in >> ops >> flags) || !get_rates(in, s.rates) || ops > 1 ||
+          flags > 7)
         return false;
+      s.ops = ops;
+      s.sched_flags = uint8_t(flags);
       s.health = untoken(s.health);
       s.key.protocol = uint8_t(proto);
       out.services.push_back(std::move(s));
@@ -73,7 +91,8 @@ bool decode_dump(const std::string& text, Dump& out) {
       int fwd;
       unsigned flags;
       if (!get_ip(in, r.addr) || !(in >> r.port >> fwd >> r.weight >> r.active >> r.inactive) ||
-          !get_counters(in, r.stats) || !(in >> flags >> r.health) || flags > 3)
+          !get_counters(in, r.stats) || !(in >> flags >> r.health) || flags > 3 ||
+          !(in >> r.u_threshold >> r.l_threshold >> r.persist_conns) || !get_rates(in, r.rates))
         return false;
       r.flags = uint8_t(flags);
       r.health = untoken(r.health);

@@ -23,6 +23,8 @@ struct DumpReal {
   static constexpr uint8_t kDown = 1, kSorry = 2;
   uint8_t flags = 0;   // kDown: failed its checks; kSorry: the active sorry server
   std::string health;  // canonical check overrides (lbd's --health), may be empty
+  uint32_t u_threshold = 0, l_threshold = 0, persist_conns = 0;
+  Rates rates;
 };
 
 struct DumpService {
@@ -31,6 +33,11 @@ struct DumpService {
   Counters stats;
   std::vector<DumpReal> reals;  // IPVS list order (newest first)
   std::string health;  // canonical --health of the service, may be empty
+  uint32_t persistent = 0;  // -p seconds, 0 = none
+  Ipv4 netmask{{255, 255, 255, 255}};
+  bool ops = false;
+  uint8_t sched_flags = 0;
+  Rates rates;
 };
 
 struct DumpConn {

@@ -48,8 +48,12 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   auto add = [&ip](const std::string& clause) { ip += (ip.empty() ? "" : " or ") + clause; };
   bool tunnels = false;
   services.for_each_service([&](const Service& s) {
-    add(fmt::format("(dst host {} and {} dst port {})", to_string(s.key.vip),
-                    protocol_token(s.key.protocol), s.key.port));
+    // A port-zero (persistent) service takes every port of its protocol on the VIP.
+    if (s.key.port == 0)
+      add(fmt::format("(dst host {} and {})", to_string(s.key.vip), protocol_token(s.key.protocol)));
+    else
+      add(fmt::format("(dst host {} and {} dst port {})", to_string(s.key.vip),
+                      protocol_token(s.key.protocol), s.key.port));
     for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
   });
   // Not what NAT reals send to the director itself (health checks' replies).
@@ -135,10 +139,12 @@ Dump Daemon::make_dump(bool with_conns) {
   d.timeouts = timeouts_;
   services_.for_each_service([&](const Service& s) {
     DumpService ds{s.key, s.options.scheduler, s.stats, {},
-                   health::format_service_health(s.options.health)};
+                   health::format_service_health(s.options.health), s.options.persistent,
+                   s.options.netmask, s.options.ops, s.options.sched_flags, read_rates(s.rate)};
     auto add = [&](const Real& r, uint8_t flags) {
       ds.reals.push_back({r.addr, r.port, r.fwd, r.dest.weight, r.dest.active_conns,
-                          r.dest.inactive_conns, r.stats, flags, r.health_override});
+                          r.dest.inactive_conns, r.stats, flags, r.health_override,
+                          r.u_threshold, r.l_threshold, r.persist_conns, read_rates(r.rate)});
     };
     for (uint32_t id : s.reals) {
       const Real& r = services_.real(id);
@@ -151,9 +157,11 @@ Dump Daemon::make_dump(bool with_conns) {
   if (with_conns) {
     const uint32_t now_s = DataPath::seconds(monotonic_ms());
     conns_->for_each([&](const Conn& c) {
-      const Real& r = services_.real(c.real_id);
-      d.conns.push_back({c.key.protocol, c.key.caddr, c.key.vaddr, r.addr, c.key.cport,
-                         c.key.vport, r.port, state_name(c.state),
+      // A persistence template: client port 0, state NONE (IPVS's template entries).
+      const bool templ = c.flags & Conn::kTemplate;
+      d.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr, c.key.vaddr,
+                         c.daddr, c.key.cport, c.key.vport, c.dport,
+                         templ ? "NONE" : state_name(c.state),
                          c.expires > now_s ? c.expires - now_s : 0});
     });
   }

@@ -83,7 +83,7 @@ Verdict DataPath::port_unreachable(const Frame& f) {
 
 Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   const ParsedPacket& p = f.p;
-  Service* svc = services_.find(ServiceKey{p.protocol, p.daddr, p.dport});
+  Service* svc = services_.find_for_packet(p.protocol, p.daddr, p.dport);
   if (!svc) {
     // Not for a service: from a NAT real's service port it is a reply nobody is waiting for.
     const ServiceTable::Endpoint src{p.protocol, p.saddr, p.sport};
@@ -98,16 +98,22 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
     why = DropReason::kNotSyn;
     return nullptr;
   }
-  const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport};
-  const auto pick = svc->scheduler->pick(flow, svc->views);
-  // Every real down by its checks: the sorry server, if there is one, takes it.
-  if (!pick && !svc->sorry_active) {
-    why = DropReason::kNoRealServer;
-    return nullptr;
-  }
-  Real& real = services_.real(pick ? svc->reals[*pick] : svc->sorry_id);
-  const ConnState initial = p.protocol == kProtoTcp ? ConnState::kNone : ConnState::kUdp;
   const uint32_t now_s = seconds(f.now_ms);
+  Conn* templ = nullptr;
+  Real* chosen = nullptr;
+  if (svc->options.persistent) {
+    templ = persistence_template(*svc, p, now_s, why);
+    if (!templ) return nullptr;
+    chosen = &services_.real(templ->real_id);
+  } else {
+    chosen = schedule(*svc, p);
+    if (!chosen) {
+      why = DropReason::kNoRealServer;
+      return nullptr;
+    }
+  }
+  Real& real = *chosen;
+  const ConnState initial = p.protocol == kProtoTcp ? ConnState::kNone : ConnState::kUdp;
   Conn* c = conns_.insert(packet_key(p), now_s + timeouts_.seconds(initial));
   if (!c) {
     why = DropReason::kConnTableFull;
@@ -115,7 +121,7 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   }
   c->real_id = real.id;
   c->daddr = real.addr;
-  c->dport = real.port;
+  c->dport = real.port ? real.port : p.dport;  // a port-zero service's real keeps the port
   c->method = uint8_t(real.fwd);
   c->state = initial;
   if (real.fwd == FwdMethod::kMasq && !conns_.index_reply(c)) {
@@ -125,12 +131,79 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
     why = DropReason::kNatTupleBusy;
     return nullptr;
   }
+  if (svc->options.ops) c->flags |= Conn::kOnePacket;
+  if (templ) {
+    c->control = conns_.slot_of(templ);
+    ++templ->control;
+  }
   c->inactive = p.protocol != kProtoTcp;  // UDP connections count as InActConn, as in IPVS
   services_.bind_conn(real, c->inactive);
   ++real.stats.conns;
   ++svc->stats.conns;
   ++counters_.conns_created;
   return c;
+}
+
+// The scheduler's pick, or the sorry server while every real is down by its checks.
+Real* DataPath::schedule(Service& svc, const ParsedPacket& p) {
+  const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport};
+  const auto pick = svc.scheduler->pick(flow, svc.views);
+  if (!pick && !svc.sorry_active) return nullptr;
+  return &services_.real(pick ? svc.reals[*pick] : svc.sorry_id);
+}
+
+// IPVS ip_vs_sched_persist(): the client network's template says which real; a missing or
+// no longer valid one (ip_vs_check_template: the real gone, down by its checks, or a sorry
+// server no longer standing in) is (re)made from a fresh schedule. A quiesced (weight 0)
+// real keeps its clients, as with expire_quiescent_template=0. Each use restarts the
+// template's timeout.
+Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s,
+                                     DropReason& why) {
+  const Ipv4 snet = Ipv4::from_host(p.saddr.host() & svc.options.netmask.host());
+  const ConnKey tkey{snet, svc.key.vip, 0, svc.key.port,
+                     uint8_t(p.protocol | kTemplateProtocolBit)};
+  Conn* t = conns_.find(tkey);
+  if (t) {
+    const Real& r = services_.real(t->real_id);
+    const bool valid = !r.deleted && !r.health_down &&
+                       !(r.sorry && !services_.service(r.service_id).sorry_active);
+    if (valid) {
+      t->expires = now_s + svc.options.persistent;
+      return t;
+    }
+  }
+  Real* real = schedule(svc, p);
+  if (!real) {
+    why = DropReason::kNoRealServer;
+    return nullptr;
+  }
+  if (t) {
+    services_.unbind_conn(services_.real(t->real_id), false, true);
+  } else {
+    t = conns_.insert(tkey, now_s + svc.options.persistent);
+    if (!t) {
+      why = DropReason::kConnTableFull;
+      return nullptr;
+    }
+    t->flags = Conn::kTemplate;
+    t->state = ConnState::kNone;
+  }
+  t->real_id = real->id;
+  t->daddr = real->addr;
+  t->dport = real->port;
+  t->method = uint8_t(real->fwd);
+  t->expires = now_s + svc.options.persistent;
+  services_.bind_conn(*real, false, true);
+  return t;
+}
+
+// Frees a connection: its real's counts, its template's control count.
+void DataPath::release(Conn& c) {
+  const bool templ = c.flags & Conn::kTemplate;
+  services_.unbind_conn(services_.real(c.real_id), c.inactive, templ);
+  if (!templ && c.control) --conns_.at_slot(c.control).control;
+  conns_.erase(&c);
+  ++counters_.conns_expired;
 }
 
 Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms,
@@ -159,12 +232,12 @@ Verdict DataPath::dispatch(const Frame& f) {
   const ParsedPacket& p = f.p;
   const ConnKey key = packet_key(p);
   Conn* c = conns_.find(key);
-  if (c && reusable_for_new_syn(*c, p)) {
+  if (c && ((c->flags & Conn::kOnePacket) || reusable_for_new_syn(*c, p))) {
     // IPVS conn_reuse_mode: a new SYN on a finished connection, or on one whose real is
     // down or gone, starts a new connection (scheduled afresh) instead of reviving it.
-    services_.unbind_conn(services_.real(c->real_id), c->inactive);
-    conns_.erase(c);
-    ++counters_.conns_expired;
+    // One-packet scheduling: every datagram is scheduled on its own (the entry only
+    // stays, for NAT, to take the real's replies back).
+    release(*c);
     ++counters_.conns_rescheduled;
     c = nullptr;
   }
@@ -176,7 +249,13 @@ Verdict DataPath::dispatch(const Frame& f) {
     if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
   }
   if (p.first_fragment) remember_fragments(p, *c, reply, f.now_ms);
-  return reply ? reply_packet(f, *c) : client_packet(f, *c);
+  if (reply) return reply_packet(f, *c);
+  const bool one_packet = (c->flags & Conn::kOnePacket) && c->method != uint8_t(FwdMethod::kMasq);
+  Verdict v = client_packet(f, *c);
+  // IPVS frees a one-packet connection once its packet left (DR/TUN: no reply to wait for);
+  // client_packet() may already have freed it (expire_nodest_conn).
+  if (one_packet && (c = conns_.find(key)) && (c->flags & Conn::kOnePacket)) release(*c);
+  return v;
 }
 
 bool DataPath::reusable_for_new_syn(const Conn& c, const ParsedPacket& p) {
@@ -256,9 +335,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
       services_.service(real.service_id).options.health.on_down == health::OnDown::kExpire) {
     // IPVS expire_nodest_conn for a failed real: the connection ends here; the client's
     // next SYN is scheduled anew.
-    services_.unbind_conn(real, c.inactive);
-    conns_.erase(&c);
-    ++counters_.conns_expired;
+    release(c);
     return drop(DropReason::kRealDown);
   }
   const FwdMethod method = FwdMethod(c.method);
@@ -271,7 +348,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   if (f.p.protocol == kProtoTcp)
     update_tcp_state(c, real, method == FwdMethod::kMasq ? TcpTable::kInput : TcpTable::kInputOnly,
                      f.p.tcp_flags);
-  c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
+  conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
   count(real, f.p.ip_len, false);
 
   if (!real.hop.resolved) {
@@ -289,7 +366,7 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   Real& real = services_.real(c.real_id);
   if (real.deleted) return drop(DropReason::kRealUnavailable);
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
-  c.expires = seconds(f.now_ms) + timeouts_.seconds(c.state);
+  conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
   count(real, f.p.ip_len, true);
   const auto back = back_to_client(c.if_slot, c.client_mac);
   if (!back) return drop(DropReason::kNextHopUnresolved);
@@ -541,8 +618,19 @@ Verdict DataPath::handle_echo(const Frame& f) {
 }
 
 size_t DataPath::expire(uint64_t now_ms, size_t budget) {
-  const size_t n = conns_.expire(seconds(now_ms), budget, [&](Conn& c) {
-    services_.unbind_conn(services_.real(c.real_id), c.inactive);
+  const uint32_t now_s = seconds(now_ms);
+  const size_t n = conns_.expire(now_s, budget, [&](Conn& c) {
+    const bool templ = c.flags & Conn::kTemplate;
+    if (templ && c.control) {
+      // A template outlives the connections it controls (IPVS re-arms it in full).
+      const Real& r = services_.real(c.real_id);
+      const uint32_t timeout = r.deleted ? 60 : services_.service(r.service_id).options.persistent;
+      c.expires = now_s + std::max<uint32_t>(timeout, 1);
+      return false;
+    }
+    services_.unbind_conn(services_.real(c.real_id), c.inactive, templ);
+    if (!templ && c.control) --conns_.at_slot(c.control).control;
+    return true;
   });
   counters_.conns_expired += n;
   return n;

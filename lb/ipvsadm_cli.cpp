@@ -164,6 +164,32 @@ struct Parser {
   std::string svc_text, real_text;
   uint8_t svc_proto = 0;
   bool real_has_port = false;
+  std::string sched_flags_arg;
+
+  // ipvsadm parse_sched_flags(): checked against -s (wlc when none) once all are read.
+  // sh-fallback and mh-fallback are flag-1, sh-port and mh-port flag-2.
+  void parse_sched_flags() {
+    const std::string& sched = c.svc_options.scheduler;
+    uint8_t flags = 0;
+    size_t start = 0;
+    while (start <= sched_flags_arg.size()) {
+      size_t end = sched_flags_arg.find(',', start);
+      if (end == std::string::npos) end = sched_flags_arg.size();
+      const std::string f = sched_flags_arg.substr(start, end - start);
+      start = end + 1;
+      if (f.empty() && start <= sched_flags_arg.size()) continue;  // strtok skips empty fields
+      if (f == "flag-1") flags |= kSchedFlag1;
+      else if (f == "flag-2") flags |= kSchedFlag2;
+      else if (f == "flag-3") flags |= kSchedFlag3;
+      else if (f == "sh-fallback" || f == "sh-port" || f == "mh-fallback" || f == "mh-port") {
+        if (sched != f.substr(0, 2)) fail(2, fmt::format("incompatible scheduler flag `{}'", f));
+        flags |= f.ends_with("port") ? kSchedFlag2 : kSchedFlag1;
+      } else {
+        fail(2, fmt::format("invalid scheduler flag `{}'", f));
+      }
+    }
+    c.svc_options.sched_flags = flags;
+  }
 
   void set_command(Command cmd) {
     if (c.cmd != Command::kNone) fail(2, "multiple commands specified");
@@ -214,13 +240,23 @@ struct Parser {
         break;
       case kOptScheduler: c.svc_options.scheduler = *arg; break;
       case kOptPersistent:
-        c.persistence = 360;
+        c.svc_options.persistent = 360;  // IPVS_SVC_PERSISTENT_TIMEOUT
         if (arg) {
           if (!parse_uint(*arg, 2678400, v) || v == 0)
-            fail(2, "illegal timeout value specified");
-          c.persistence = uint32_t(v);
+            fail(2, fmt::format("invalid timeout value `{}' specified", *arg));
+          c.svc_options.persistent = uint32_t(v);
         }
         break;
+      case kOptNetmask: {
+        Ipv4 mask;
+        if (!parse_ipv4(*arg, mask) && !(resolve && resolve(*arg, mask)))
+          fail(2, "illegal virtual server persistent mask specified");
+        c.svc_options.netmask = mask;
+        break;
+      }
+      case kOptOps: c.svc_options.ops = true; break;
+      case kOptPe: c.pe = *arg; break;
+      case kOptSchedFlags: sched_flags_arg = *arg; break;
       case kOptReal:
         real_text = *arg;
         if (!parse_addr_port(*arg, resolve, c.real.addr, c.real.port, real_has_port))
@@ -237,11 +273,11 @@ struct Parser {
         break;
       case kOptUThreshold:
         if (!parse_uint(*arg, 0x7fffffff, v)) fail(2, "illegal u_threshold specified");
-        c.u_threshold = uint32_t(v);
+        c.real.u_threshold = uint32_t(v);
         break;
       case kOptLThreshold:
         if (!parse_uint(*arg, 0x7fffffff, v)) fail(2, "illegal l_threshold specified");
-        c.l_threshold = uint32_t(v);
+        c.real.l_threshold = uint32_t(v);
         break;
       case kOptTunType:
         if (*arg != "ipip" && *arg != "gue" && *arg != "gre")
@@ -329,6 +365,7 @@ struct Parser {
       positional.clear();
     }
     if (!positional.empty()) fail(2, fmt::format("unexpected argument {}", positional[0]));
+    if (!sched_flags_arg.empty()) parse_sched_flags();
 
     // generic_opt_check()
     const char* row = kMatrix[int(c.cmd) - 1];
@@ -438,9 +475,22 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       svc();
       a.push_back("-s");
       a.push_back(c.svc_options.scheduler);
-      if (c.has(kOptPersistent)) {
+      if (c.svc_options.persistent) {
         a.push_back("-p");
-        a.push_back(std::to_string(c.persistence));
+        a.push_back(std::to_string(c.svc_options.persistent));
+        if (c.svc_options.netmask != Ipv4{{255, 255, 255, 255}}) {
+          a.push_back("-M");
+          a.push_back(to_string(c.svc_options.netmask));
+        }
+      }
+      if (!c.pe.empty()) {
+        a.push_back("--pe");
+        a.push_back(c.pe);
+      }
+      if (c.svc_options.ops) a.push_back("-o");
+      if (c.svc_options.sched_flags) {
+        a.push_back("-b");
+        a.push_back(sched_flags_text(c.svc_options.scheduler, c.svc_options.sched_flags));
       }
       if (c.has(kOptHealth)) {
         a.push_back("--health");
@@ -457,8 +507,8 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(c.real.fwd == FwdMethod::kRoute ? "-g" : c.real.fwd == FwdMethod::kMasq ? "-m" : "-i");
       a.push_back("-w");
       a.push_back(std::to_string(c.real.weight));
-      if (c.has(kOptUThreshold)) { a.push_back("-x"); a.push_back(std::to_string(c.u_threshold)); }
-      if (c.has(kOptLThreshold)) { a.push_back("-y"); a.push_back(std::to_string(c.l_threshold)); }
+      if (c.real.u_threshold) { a.push_back("-x"); a.push_back(std::to_string(c.real.u_threshold)); }
+      if (c.real.l_threshold) { a.push_back("-y"); a.push_back(std::to_string(c.real.l_threshold)); }
       if (c.real.fwd == FwdMethod::kTunnel) {
         a.push_back("--tun-type");
         a.push_back(c.tun_type.empty() ? "ipip" : c.tun_type);

@@ -41,10 +41,9 @@ struct CliCommand {
 
   ServiceKey service;
   uint32_t fwmark = 0;   // -f (parsed; lbd refuses fwmark services)
-  ServiceOptions svc_options;
-  uint32_t persistence = 0;  // -p seconds (parsed; lbd refuses persistence for now)
-  RealSpec real;
-  uint32_t u_threshold = 0, l_threshold = 0;
+  ServiceOptions svc_options;  // -s -p -M -o -b (and --health)
+  std::string pe;              // --pe (parsed; lbd has no persistence engine)
+  RealSpec real;               // -r -g/-i/-m -w -x -y
   Timeouts timeouts{0, 0, 0};  // --set; 0 = keep
   std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
   std::string health_text;     // --health, as given (validated for the command)

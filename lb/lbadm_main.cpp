@@ -114,6 +114,13 @@ int main(int argc, char** argv) {
       case Command::kVersion:
         std::cout << "lbadm v0.1.0 (ipvsadm v1.31 compatible, lbd userspace IPVS v1.2.1)\n";
         return 0;
+      case Command::kStartDaemon:
+      case Command::kStopDaemon:
+        // Checked like ipvsadm (state, options) first; lbd has no connection sync yet.
+        std::cerr << prog << ": the connection sync daemon (--" 
+                  << (cmd.cmd == Command::kStartDaemon ? "start" : "stop")
+                  << "-daemon) is not supported by lbd\n";
+        return 2;
       case Command::kList:
       case Command::kSave: {
         const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
@@ -122,12 +129,6 @@ int main(int argc, char** argv) {
         if (!decode_dump(reply, dump)) {
           std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
           return 255;
-        }
-        for (Opt unsupported : {kOptRate, kOptThresholds, kOptPersistentConn, kOptTunInfo}) {
-          if (cmd.has(unsupported)) {
-            std::cerr << "lbadm: this listing option is not supported by lbd yet\n";
-            return 2;
-          }
         }
         std::string error;
         auto text = render_listing(cmd, dump, system_names(), error);

@@ -68,15 +68,51 @@ struct Renderer {
     out += '\n';
   }
 
+  void rates(const Rates& r) {
+    largenum(r.cps);
+    largenum(r.inpps);
+    largenum(r.outpps);
+    largenum(r.inbps);
+    largenum(r.outbps);
+    out += '\n';
+  }
+
+  // print_title(): the first listing option wins, in this order.
   void title() {
     if (cmd.has(kOptStats)) {
       out += fmt::sprintf("%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n",
                           "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes",
                           "OutBytes");
+    } else if (cmd.has(kOptRate)) {
+      out += fmt::sprintf("%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS");
+    } else if (cmd.has(kOptThresholds)) {
+      out += fmt::sprintf("%-33s %-10s %-10s %-10s %-10s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn",
+                          "InActConn");
+    } else if (cmd.has(kOptPersistentConn)) {
+      out += fmt::sprintf("%-33s %-9s %-11s %-10s %-10s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn",
+                          "InActConn");
+    } else if (cmd.has(kOptTunInfo)) {
+      out += "Prot LocalAddress:Port Scheduler Flags\n"
+             "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
     } else {
       out += "Prot LocalAddress:Port Scheduler Flags\n"
              "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
     }
+  }
+
+  // The service line's flags: " (sched flags)", " persistent T", " mask M", " ops".
+  static std::string service_flags(const DumpService& s) {
+    std::string t;
+    if (s.sched_flags) t += " (" + sched_flags_text(s.scheduler, s.sched_flags) + ")";
+    if (s.persistent) {
+      t += fmt::format(" persistent {}", s.persistent);
+      if (s.netmask != Ipv4{{255, 255, 255, 255}}) t += " mask " + to_string(s.netmask);
+    }
+    if (s.ops) t += " ops";
+    return t;
   }
 
   void service(DumpService s) {
@@ -87,20 +123,40 @@ struct Renderer {
     if (cmd.has(kOptStats)) {
       out += fmt::sprintf("%-33s", svc_name);
       counters(s.stats);
+    } else if (cmd.has(kOptRate)) {
+      out += fmt::sprintf("%-33s", svc_name);
+      rates(s.rates);
     } else {
-      out += fmt::sprintf("%s %s\n", svc_name, s.scheduler);
+      out += fmt::sprintf("%s %s%s\n", svc_name, s.scheduler, service_flags(s));
     }
     if (!cmd.has(kOptNoSort)) std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
       std::string dname = addrport(r.addr, r.port, s.key.protocol);
       if (dname.size() > 28) dname.resize(28);
+      // A real down by its checks shows weight 0, as keepalived's inhibit_on_failure
+      // leaves it in IPVS: ipvsadm's format, and the configured weight is kept for -S.
+      const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.weight;
       if (cmd.has(kOptStats)) {
         out += fmt::sprintf("  -> %-28s", dname);
         counters(r.stats);
+      } else if (cmd.has(kOptRate)) {
+        // ipvsadm prints a real's CPS and PPS in full, its BPS abbreviated.
+        out += fmt::sprintf("  -> %-28s %8llu %8llu %8llu", dname, (unsigned long long)r.rates.cps,
+                            (unsigned long long)r.rates.inpps, (unsigned long long)r.rates.outpps);
+        largenum(r.rates.inbps);
+        largenum(r.rates.outbps);
+        out += '\n';
+      } else if (cmd.has(kOptThresholds)) {
+        out += fmt::sprintf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname, r.u_threshold,
+                            r.l_threshold, r.active, r.inactive);
+      } else if (cmd.has(kOptPersistentConn)) {
+        out += fmt::sprintf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname, unsigned(weight),
+                            r.persist_conns, r.active, r.inactive);
+      } else if (cmd.has(kOptTunInfo)) {
+        out += fmt::sprintf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd),
+                            r.fwd == FwdMethod::kTunnel ? "ipip" : "n/a", weight, r.active,
+                            r.inactive);
       } else {
-        // A real down by its checks shows weight 0, as keepalived's inhibit_on_failure
-        // leaves it in IPVS: ipvsadm's format, and the configured weight is kept for -S.
-        const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.weight;
         out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd), weight,
                             r.active, r.inactive);
       }
@@ -111,23 +167,39 @@ struct Renderer {
     const char* flag = s.key.protocol == kProtoTcp ? "-t" : s.key.protocol == kProtoUdp ? "-u"
                                                                                         : "--sctp-service";
     const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
-    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler,
-                       s.health.empty() ? "" : " --health " + s.health);
+    std::string opts;
+    if (s.persistent) {
+      opts += fmt::format(" -p {}", s.persistent);
+      if (s.netmask != Ipv4{{255, 255, 255, 255}}) opts += " -M " + to_string(s.netmask);
+    }
+    if (s.ops) opts += " -o";
+    if (s.sched_flags) opts += " -b " + sched_flags_text(s.scheduler, s.sched_flags);
+    // lbd's extension, after everything ipvsadm prints.
+    if (!s.health.empty()) opts += " --health " + s.health;
+    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler, opts);
     std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
       const char* fwd = r.fwd == FwdMethod::kRoute ? "-g" : r.fwd == FwdMethod::kMasq ? "-m" : "-i";
-      out += fmt::format("-a {} {} -r {} {} -w {}{}{}\n", flag, vname,
+      // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
+      std::string thr;
+      if (r.u_threshold) thr += fmt::format(" -x {}", r.u_threshold);
+      if (r.l_threshold) thr += fmt::format(" -y {}", r.l_threshold);
+      out += fmt::format("-a {} {} -r {} {} -w {}{}{}{}\n", flag, vname,
                          addrport(r.addr, r.port, s.key.protocol), fwd, r.weight,
-                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "",
+                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", thr,
                          r.health.empty() ? "" : " --health " + r.health);
     }
   }
 
   void conns(const Dump& d) {
     out += "IPVS connection entries\n";
-    out += fmt::sprintf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual",
-                        "destination");
+    if (cmd.has(kOptPersistentConn))  // (lbd has no persistence engine: no pe rows)
+      out += fmt::sprintf("pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source",
+                          "virtual", "destination", "pe name", "pe_data");
+    else
+      out += fmt::sprintf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual",
+                          "destination");
     for (const auto& c : d.conns) {
       const std::string expire = fmt::sprintf("%02d:%02d", c.expires / 60, c.expires % 60);
       out += fmt::sprintf("%-3s %-6s %-11s %-18s %-18s %s\n", proto_name(c.protocol), expire,

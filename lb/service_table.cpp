@@ -45,6 +45,54 @@ std::vector<ServiceTable::Endpoint> ServiceTable::nat_endpoints() const {
   return v;
 }
 
+std::string sched_flags_text(const std::string& scheduler, uint8_t flags) {
+  std::string t;
+  auto add = [&](uint8_t bit, const char* name) {
+    if (flags & bit) t += t.empty() ? name : std::string(",") + name;
+  };
+  if (scheduler == "sh") {
+    add(kSchedFlag1, "sh-fallback");
+    add(kSchedFlag2, "sh-port");
+  } else if (scheduler == "mh") {
+    add(kSchedFlag1, "mh-fallback");
+    add(kSchedFlag2, "mh-port");
+  } else {
+    add(kSchedFlag1, "flag-1");
+    add(kSchedFlag2, "flag-2");
+    add(kSchedFlag3, "flag-3");
+  }
+  return t;
+}
+
+// ip_vs_est.c estimation_timer(): rates scaled by 2^10 (2^5 for bytes) over 2 seconds,
+// smoothed with a 1/4 weight.
+void estimate(RateEstimator& e, const Counters& c) {
+  auto step = [](uint64_t now, uint64_t& last, int64_t& avg, int shift) {
+    const int64_t rate = int64_t((now - last) << shift);
+    last = now;
+    avg += (rate - avg) >> 2;
+  };
+  step(c.conns, e.last_conns, e.cps, 9);
+  step(c.inpkts, e.last_inpkts, e.inpps, 9);
+  step(c.outpkts, e.last_outpkts, e.outpps, 9);
+  step(c.inbytes, e.last_inbytes, e.inbps, 4);
+  step(c.outbytes, e.last_outbytes, e.outbps, 4);
+}
+
+// ip_vs_read_estimator(): rounded back to units per second.
+Rates read_rates(const RateEstimator& e) {
+  auto r = [](int64_t v, int shift, int64_t half) { return v <= 0 ? 0 : uint64_t((v + half) >> shift); };
+  return Rates{r(e.cps, 10, 0x1FF), r(e.inpps, 10, 0x1FF), r(e.outpps, 10, 0x1FF),
+               r(e.inbps, 5, 0xF), r(e.outbps, 5, 0xF)};
+}
+
+void ServiceTable::estimate_rates() {
+  for (auto& s : services_)
+    if (s.in_use) estimate(s.rate, s.stats);
+  for (auto& r : reals_)
+    if (r.in_use) estimate(r.rate, r.stats);
+}
+
 std::string to_string(const ServiceKey& k) {
   return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", to_string(k.vip),
                      k.port);
@@ -76,6 +124,7 @@ Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& op
   s.in_use = true;
   s.scheduler->reals_changed({});
   sync_sorry(s);
+  if (key.port == 0) ++port_zero_services_;
   rebuild_lookup();
   ++generation_;
   return Status::ok();
@@ -103,6 +152,7 @@ Status ServiceTable::delete_service(const ServiceKey& key) {
   while (!s->reals.empty()) remove_real_from_service(*s, 0);
   s->options.health.sorry_addr.reset();
   sync_sorry(*s);
+  if (s->key.port == 0) --port_zero_services_;
   s->in_use = false;
   s->scheduler.reset();
   free_services_.push_back(s->id);
@@ -134,6 +184,8 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
+  if (spec.l_threshold > spec.u_threshold)
+    return Status::error(ERANGE, "lower threshold above the upper threshold");
   Real* r = from_trash(key, spec.addr, spec.port);
   if (!r) {
     r = &allocate_real();
@@ -148,6 +200,9 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r->service_id = s->id;
   r->fwd = spec.fwd;
   r->dest.weight = spec.weight;
+  r->u_threshold = spec.u_threshold;
+  r->l_threshold = spec.l_threshold;
+  r->dest.overloaded = false;
   s->reals.insert(s->reals.begin(), r->id);  // IPVS list_add: new reals go to the head
   rebuild_views(*s);
   s->scheduler->real_added(s->views, 0);
@@ -188,9 +243,15 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
+  if (spec.l_threshold > spec.u_threshold)
+    return Status::error(ERANGE, "lower threshold above the upper threshold");
   Real& r = reals_[s->reals[*idx]];
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
+  // __ip_vs_update_dest(): no upper threshold, or a higher one, ends an overload at once.
+  if (spec.u_threshold == 0 || spec.u_threshold > r.u_threshold) r.dest.overloaded = false;
+  r.u_threshold = spec.u_threshold;
+  r.l_threshold = spec.l_threshold;
   if (spec.health) r.health_override = *spec.health;
   s->scheduler->real_edited(s->views, *idx);
   ++generation_;
@@ -284,21 +345,41 @@ Status ServiceTable::zero(const std::optional<ServiceKey>& key) {
     Service* s = find(*key);
     if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(*key)));
     s->stats = {};
-    for (uint32_t id : s->reals) reals_[id].stats = {};
+    s->rate = {};
+    for (uint32_t id : s->reals) reals_[id].stats = {}, reals_[id].rate = {};
     return Status::ok();
   }
-  for (auto& s : services_) s.stats = {};
-  for (auto& r : reals_) r.stats = {};
+  for (auto& s : services_) s.stats = {}, s.rate = {};
+  for (auto& r : reals_) r.stats = {}, r.rate = {};
   return Status::ok();
 }
 
-void ServiceTable::bind_conn(Real& r, bool inactive) {
-  ++r.conn_refs;
-  ++(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+static uint64_t total_conns(const Real& r) {
+  return uint64_t(r.dest.active_conns) + r.dest.inactive_conns;
 }
 
-void ServiceTable::unbind_conn(Real& r, bool inactive) {
-  --(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+void ServiceTable::bind_conn(Real& r, bool inactive, bool templ) {
+  ++r.conn_refs;
+  if (templ)
+    ++r.persist_conns;
+  else
+    ++(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+  if (r.u_threshold != 0 && total_conns(r) >= r.u_threshold) r.dest.overloaded = true;
+}
+
+void ServiceTable::unbind_conn(Real& r, bool inactive, bool templ) {
+  if (templ)
+    --r.persist_conns;
+  else
+    --(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+  // The overload ends below the lower threshold, else below 3/4 of the upper one.
+  if (r.l_threshold != 0) {
+    if (total_conns(r) < r.l_threshold) r.dest.overloaded = false;
+  } else if (r.u_threshold != 0) {
+    if (total_conns(r) * 4 < uint64_t(r.u_threshold) * 3) r.dest.overloaded = false;
+  } else {
+    r.dest.overloaded = false;
+  }
   if (--r.conn_refs == 0 && r.deleted) release_real(r);
 }
 

@@ -43,7 +43,25 @@ struct ServiceOptions {
   ServiceOptions() = default;
   ServiceOptions(std::string sched) : scheduler(std::move(sched)) {}  // NOLINT: {"rr"} reads well
   std::string scheduler = "wlc";
+  uint32_t persistent = 0;  // -p seconds; 0 = not persistent
+  Ipv4 netmask{{255, 255, 255, 255}};  // -M: clients sharing (address & netmask) stick together
+  bool ops = false;          // -o: one-packet scheduling (UDP)
+  uint8_t sched_flags = 0;   // -b: kSchedFlag1..3 (IPVS IP_VS_SVC_F_SCHED1..3)
   health::ServiceHealth health;  // lbd's extension: checks, on-down, sorry server, notify
+};
+
+inline constexpr uint8_t kSchedFlag1 = 1, kSchedFlag2 = 2, kSchedFlag3 = 4;
+// "flag-1,flag-3" (ipvsadm print_sched_flags; sh/mh name bits 1 and 2 their own way).
+std::string sched_flags_text(const std::string& scheduler, uint8_t flags);
+
+// IPVS's rate estimator (ip_vs_est.c): every 2 s, an exponentially weighted moving
+// average of each counter's rate, kept scaled (<<10 for conns and packets, <<5 for bytes).
+struct RateEstimator {
+  uint64_t last_conns = 0, last_inpkts = 0, last_outpkts = 0, last_inbytes = 0, last_outbytes = 0;
+  int64_t cps = 0, inpps = 0, outpps = 0, inbps = 0, outbps = 0;
+};
+struct Rates {
+  uint64_t cps = 0, inpps = 0, outpps = 0, inbps = 0, outbps = 0;
 };
 
 struct RealSpec {
@@ -55,11 +73,17 @@ struct RealSpec {
   FwdMethod fwd = FwdMethod::kRoute;
   int32_t weight = 1;
   std::optional<std::string> health;  // canonical check overrides; nullopt: keep (edit)
+  uint32_t u_threshold = 0, l_threshold = 0;  // -x / -y; 0 = none
 };
 
 struct Counters {
   uint64_t conns = 0, inpkts = 0, outpkts = 0, inbytes = 0, outbytes = 0;
 };
+
+// One estimator step (every kEstimatorSeconds), and the rates it reads as (per second).
+inline constexpr uint32_t kEstimatorSeconds = 2;
+void estimate(RateEstimator& e, const Counters& c);
+Rates read_rates(const RateEstimator& e);
 
 struct Real {
   uint32_t id = 0;
@@ -68,8 +92,11 @@ struct Real {
   Ipv4 addr;
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;
-  sched::DestView dest;  // weight, ActiveConn, InActConn, availability
+  sched::DestView dest;  // weight, ActiveConn, InActConn, availability, overload
+  uint32_t u_threshold = 0, l_threshold = 0;  // IPVS's connection thresholds (-x / -y)
+  uint32_t persist_conns = 0;  // persistence templates pointing here (PersistConn)
   Counters stats;
+  RateEstimator rate;
   NextHop hop;           // filled by the neighbour resolver
   // TUN: a smaller path MTU an ICMP frag-needed reported for this real's tunnel, valid
   // until the given second (the kernel's PMTU cache keeps it 10 minutes too).
@@ -91,6 +118,7 @@ struct Service {
   std::vector<uint32_t> reals;                 // real ids in IPVS list order: newest first
   std::vector<const sched::DestView*> views;   // parallel to `reals`, what pick() reads
   Counters stats;
+  RateEstimator rate;
   bool in_use = false;
   static constexpr uint32_t kNoSorry = UINT32_MAX;
   uint32_t sorry_id = kNoSorry;  // the sorry server's Real, when configured
@@ -123,9 +151,20 @@ class ServiceTable {
   const Real& real(uint32_t id) const { return reals_[id]; }
   Service& service(uint32_t id) { return services_[id]; }
 
-  // A connection starts or stops referring to a real (ActiveConn/InActConn bookkeeping).
-  void bind_conn(Real& r, bool inactive);
-  void unbind_conn(Real& r, bool inactive);
+  // Data path: the service a packet to (protocol, vip, port) belongs to: the exact key, else
+  // a persistent port-zero service of that address (IPVS __ip_vs_service_find order).
+  Service* find_for_packet(uint8_t protocol, Ipv4 vip, uint16_t port) {
+    if (Service* s = find(ServiceKey{protocol, vip, port})) return s;
+    if (!port_zero_services_) return nullptr;
+    Service* s = find(ServiceKey{protocol, vip, 0});
+    return s && s->options.persistent ? s : nullptr;
+  }
+
+  // A connection (or, with `templ`, a persistence template) starts or stops referring to a
+  // real: ActiveConn/InActConn/PersistConn bookkeeping, and IPVS's overload flag from the
+  // real's thresholds (ip_vs_bind_dest / ip_vs_unbind_dest).
+  void bind_conn(Real& r, bool inactive, bool templ = false);
+  void unbind_conn(Real& r, bool inactive, bool templ = false);
   void set_inactive(Real& r, bool inactive);  // a connection moved between the two counts
 
   // Health: a real goes down (no new connections; weight kept) or comes back. Returns
@@ -141,6 +180,9 @@ class ServiceTable {
     for (auto& r : reals_)
       if (r.in_use) f(r);
   }
+
+  // Every 2 s: one step of each service's and real's rate estimator.
+  void estimate_rates();
 
   // Each distinct VIP of the configured services, once.
   std::vector<Ipv4> vips() const;
@@ -182,6 +224,7 @@ class ServiceTable {
   std::vector<uint32_t> lookup_;  // open addressing: service id + 1; 0 = empty
   uint32_t lookup_mask_ = 0;
   uint64_t generation_ = 1;
+  uint32_t port_zero_services_ = 0;  // how many services have port 0 (persistent, any port)
 };
 
 }  // namespace lbd

@@ -137,8 +137,8 @@ TEST_CASE("rules streams: ipvsadm tokens dropped, comments and blanks skipped, l
   Status s = parse_rules("-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.0.11 -w 99999\n", rules);
   CHECK_FALSE(s.is_ok());
   CHECK(s.message() == "line 2: illegal weight specified");
-  s = parse_rules("-A -t 198.18.0.100:80 -p 60\n", rules);
-  CHECK(s.message() == "line 1: persistence (-p) is not supported by lbd yet");
+  s = parse_rules("-A -t 198.18.0.100:80 -p 60\n-A -f 1 -s rr\n", rules);
+  CHECK(s.message() == "line 2: a firewall-mark service (-f) is not supported by lbd yet");
 }
 
 TEST_CASE("applying rules is all or nothing") {
