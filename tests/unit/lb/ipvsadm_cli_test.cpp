@@ -82,6 +82,20 @@ TEST_CASE("ipvsadm's messages and exit codes for bad input") {
       {"-A -t", 255, "-t: missing argument"},
       {"-n", 255, "Try `ipvsadm -h' or 'ipvsadm --help' for more information."},
       {"-f 0 -A", 2, "invalid fwmark value `0' specified"},
+      {"-A -t 198.18.0.100:80 -p 0", 2, "invalid timeout value `0' specified"},
+      {"-A -t 198.18.0.100:80 -p 2678401", 2, "invalid timeout value `2678401' specified"},
+      {"-A -t 198.18.0.100:80 -p 60 -M 300.0.0.0", 2, "illegal virtual server persistent mask specified"},
+      {"-A -t 198.18.0.100:80 -b flag-9", 2, "invalid scheduler flag `flag-9'"},
+      {"-A -t 198.18.0.100:80 -s rr -b sh-port", 2, "incompatible scheduler flag `sh-port'"},
+      {"-A -t 198.18.0.100:80 -b flag-1 extra", 2, "unexpected argument extra"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11 -x -1", 2, "illegal u_threshold specified"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11 -y 2147483648", 2, "illegal l_threshold specified"},
+      {"-A -t 198.18.0.100:80 -x 5", 2, "Illegal 'u-threshold' option with the 'add-service' command"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11 -p", 2, "Illegal 'persistent' option with the 'add-server' command"},
+      {"-L --thresholds --rate -c", 2, "options conflicts in the list command"},
+      {"-L --timeout --persistent-conn", 2, "options conflicts in the list command"},
+      {"--stop-daemon foo", 2, "illegal start_daemon specified"},
+      {"-A -u 198.18.0.100:53 -o -o", 2, "multiple 'ops' options specified"},
   };
   for (const auto& c : cases) {
     INFO(c.line);
@@ -89,6 +103,23 @@ TEST_CASE("ipvsadm's messages and exit codes for bad input") {
     CHECK(e.exit_code == c.code);
     CHECK(e.message == c.message);
   }
+}
+
+TEST_CASE("-p, -M, -o, -b and -x/-y parse into the service and real options") {
+  CliCommand c = ok("-A -u 198.18.0.100:53 -s rr -p -M 255.255.255.0 -o -b flag-3,flag-1");
+  CHECK(c.svc_options.persistent == 360);  // IPVS_SVC_PERSISTENT_TIMEOUT, not the man page's 300
+  CHECK(c.svc_options.netmask == ip("255.255.255.0"));
+  CHECK(c.svc_options.ops);
+  CHECK(c.svc_options.sched_flags == (kSchedFlag1 | kSchedFlag3));
+  CHECK(join_args(canonical_args(c)) == "-A -u 198.18.0.100:53 -s rr -p 360 -M 255.255.255.0 -o -b flag-1,flag-3");
+  CHECK(ok("-A -t 198.18.0.100:0 -p 60").service.port == 0);  // port zero needs -p
+  CHECK(ok("-A -t 198.18.0.100:80 -p 120").svc_options.persistent == 120);
+  c = ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -x 100 -y 50");
+  CHECK(c.real.u_threshold == 100);
+  CHECK(c.real.l_threshold == 50);
+  CHECK(join_args(canonical_args(c)) == "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1 -x 100 -y 50");
+  // -b sh-fallback is checked against -s whatever the order.
+  CHECK(ok("-A -t 198.18.0.100:80 -b sh-fallback,sh-port -s sh").svc_options.sched_flags == 3);
 }
 
 TEST_CASE("no arguments lists, like ipvsadm alone") {

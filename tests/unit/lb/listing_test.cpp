@@ -120,3 +120,98 @@ TEST_CASE("address sorting reproduces libipvs's signed-difference quirk") {
   const std::string out = render("-L -n", d);
   CHECK(out.find("198.18.0.1") < out.find("64.0.0.1"));
 }
+
+namespace {
+// A configuration with every service flag and real option ipvsadm shows.
+Dump flagged() {
+  Dump d;
+  d.table_size = 4096;
+  DumpService web{{kProtoTcp, ip("198.18.0.100"), 443}, "wlc", {}, {}};
+  web.persistent = 360;
+  web.netmask = ip("255.255.255.0");
+  web.sched_flags = kSchedFlag2;
+  web.rates = {12, 340, 310, 25000, 180000000};
+  DumpReal a{ip("198.18.0.11"), 443, FwdMethod::kRoute, 1, 3, 12, {}};
+  a.u_threshold = 100;
+  a.persist_conns = 7;
+  a.rates = {12, 340, 310, 25000, 180000000};
+  DumpReal b{ip("198.18.0.12"), 443, FwdMethod::kTunnel, 2, 0, 1, {}};
+  b.u_threshold = 50;
+  b.l_threshold = 20;
+  web.reals = {b, a};
+  DumpService dns{{kProtoUdp, ip("198.18.0.100"), 53}, "rr", {}, {}};
+  dns.ops = true;
+  dns.reals.push_back({ip("198.18.0.13"), 5353, FwdMethod::kMasq, 1, 0, 0, {}});
+  DumpService any{{kProtoTcp, ip("198.18.0.101"), 0}, "lc", {}, {}};
+  any.persistent = 60;
+  d.services = {dns, any, web};
+  d.conns.push_back({kProtoTcp, ip("198.18.1.0"), ip("198.18.0.100"), ip("198.18.0.11"), 0, 443, 443, "NONE", 1765});
+  d.conns.push_back({kProtoTcp, ip("198.18.1.5"), ip("198.18.0.100"), ip("198.18.0.11"), 51234, 443, 443, "ESTABLISHED", 897});
+  return d;
+}
+}  // namespace
+
+TEST_CASE("service flags: (sched flags), persistent, mask, ops") {
+  CHECK(render("-L -n", flagged()) ==
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  198.18.0.100:443 wlc (flag-2) persistent 360 mask 255.255.255.0\n"
+        "  -> 198.18.0.11:443              Route   1      3          12        \n"
+        "  -> 198.18.0.12:443              Tunnel  2      0          1         \n"
+        "TCP  198.18.0.101:0 lc persistent 60\n"
+        "UDP  198.18.0.100:53 rr ops\n"
+        "  -> 198.18.0.13:5353             Masq    1      0          0         \n");
+}
+
+TEST_CASE("--rate: service rates abbreviated, a real's CPS and PPS in full") {
+  CHECK(render("-L -n --rate -t 198.18.0.100:443", flagged()) ==
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n"
+        "  -> RemoteAddress:Port\n"
+        "TCP  198.18.0.100:443                   12      340      310    25000  180000K\n"
+        "  -> 198.18.0.11:443                    12      340      310    25000  180000K\n"
+        "  -> 198.18.0.12:443                     0        0        0        0        0\n");
+}
+
+TEST_CASE("--thresholds, --persistent-conn and --tun-info columns") {
+  CHECK(render("-L -n --thresholds -t 198.18.0.100:443", flagged()) ==
+        "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n"
+        "  -> RemoteAddress:Port\n"
+        "TCP  198.18.0.100:443 wlc (flag-2) persistent 360 mask 255.255.255.0\n"
+        "  -> 198.18.0.11:443              100        0          3          12        \n"
+        "  -> 198.18.0.12:443              50         20         0          1         \n");
+  CHECK(render("-L -n --persistent-conn -t 198.18.0.100:443", flagged()) ==
+        "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n"
+        "  -> RemoteAddress:Port\n"
+        "TCP  198.18.0.100:443 wlc (flag-2) persistent 360 mask 255.255.255.0\n"
+        "  -> 198.18.0.11:443              1         7           3          12        \n"
+        "  -> 198.18.0.12:443              2         0           0          1         \n");
+  CHECK(render("-L -n --tun-info -t 198.18.0.100:443", flagged()) ==
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n"
+        "TCP  198.18.0.100:443 wlc (flag-2) persistent 360 mask 255.255.255.0\n"
+        "  -> 198.18.0.11:443              Route   n/a           1      3          12        \n"
+        "  -> 198.18.0.12:443              Tunnel  ipip          2      0          1         \n");
+}
+
+TEST_CASE("-c lists templates with client port 0; --persistent-conn widens the header") {
+  CHECK(render("-L -n -c", flagged()) ==
+        "IPVS connection entries\n"
+        "pro expire state       source             virtual            destination\n"
+        "TCP 29:25  NONE        198.18.1.0:0       198.18.0.100:443   198.18.0.11:443\n"
+        "TCP 14:57  ESTABLISHED 198.18.1.5:51234   198.18.0.100:443   198.18.0.11:443\n");
+  const std::string pc = render("-L -n -c --persistent-conn", flagged());
+  CHECK(pc.substr(0, pc.find("TCP")) ==
+        "IPVS connection entries\n"
+        "pro expire state       source             virtual            destination        pe name          pe_data\n");
+}
+
+TEST_CASE("-S -n saves -p/-M/-o/-b in ipvsadm's order, and thresholds") {
+  CHECK(render("-S -n", flagged()) ==
+        "-A -t 198.18.0.100:443 -s wlc -p 360 -M 255.255.255.0 -b flag-2\n"
+        "-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1 -x 100\n"
+        "-a -t 198.18.0.100:443 -r 198.18.0.12:443 -i -w 2 --tun-type ipip -x 50 -y 20\n"
+        "-A -t 198.18.0.101:0 -s lc -p 60\n"
+        "-A -u 198.18.0.100:53 -s rr -o\n"
+        "-a -u 198.18.0.100:53 -r 198.18.0.13:5353 -m -w 1\n");
+}
