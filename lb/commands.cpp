@@ -2,6 +2,7 @@
 #include "lb/commands.hpp"
 
 #include <cerrno>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -162,6 +163,75 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
   for (const auto& c : rules) {
     Status s = execute(c, current, timeouts);
     (void)s;  // proven to succeed by the dry run on an identical configuration
+  }
+  return Status::ok();
+}
+
+}  // namespace lbd
+
+namespace lbd {
+
+Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Timeouts& timeouts,
+                    size_t& changes) {
+  changes = 0;
+  ServiceTable want;
+  Timeouts want_timeouts;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    if (Status s = execute(rules[i], want, want_timeouts); !s.is_ok())
+      return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
+                                                 join_args(canonical_args(rules[i])), s.message()));
+  }
+  // Each side as -A/-a lines: equal lines mean equal definitions (health included).
+  struct Side {
+    std::map<std::string, std::string> service_line;          // "proto vip port" → -A line
+    std::map<std::string, std::vector<CliCommand>> reals;     // ... → -a commands, oldest first
+  };
+  auto key_text = [](const ServiceKey& k) { return to_string(k); };
+  auto describe = [&](const ServiceTable& t) {
+    Side side;
+    for (const auto& c : configuration_commands(t)) {
+      const std::string k = key_text(c.service);
+      if (c.cmd == Command::kAddService) side.service_line[k] = join_args(canonical_args(c));
+      else side.reals[k].push_back(c);
+    }
+    return side;
+  };
+  const Side have = describe(live), wanted = describe(want);
+  auto find_real = [](const std::vector<CliCommand>& v, const CliCommand& r) -> const CliCommand* {
+    for (const auto& c : v)
+      if (c.real.addr == r.real.addr && c.real.port == r.real.port) return &c;
+    return nullptr;
+  };
+  auto must = [&](Status s) {
+    if (s.is_ok()) ++changes;  // checked on `want`: cannot fail here
+  };
+  // Services that go, with their reals (their connections end as with -D).
+  std::vector<ServiceKey> gone;
+  live.for_each_service([&](const Service& s) {
+    if (!wanted.service_line.count(key_text(s.key))) gone.push_back(s.key);
+  });
+  for (const auto& k : gone) must(live.delete_service(k));
+  want.for_each_service([&](const Service& ws) {
+    const std::string k = key_text(ws.key);
+    const auto& want_reals = wanted.reals.count(k) ? wanted.reals.at(k) : std::vector<CliCommand>{};
+    if (!have.service_line.count(k)) {
+      must(live.add_service(ws.key, ws.options));
+    } else if (have.service_line.at(k) != wanted.service_line.at(k)) {
+      must(live.edit_service(ws.key, ws.options));
+    }
+    const auto& have_reals = have.reals.count(k) ? have.reals.at(k) : std::vector<CliCommand>{};
+    for (const auto& hr : have_reals)
+      if (!find_real(want_reals, hr)) must(live.delete_real(ws.key, hr.real.addr, hr.real.port));
+    for (const auto& wr : want_reals) {
+      const CliCommand* hr = find_real(have_reals, wr);
+      if (!hr) must(live.add_real(ws.key, wr.real));
+      else if (join_args(canonical_args(*hr)) != join_args(canonical_args(wr))) must(live.edit_real(ws.key, wr.real));
+    }
+  });
+  if (timeouts.tcp != want_timeouts.tcp || timeouts.tcpfin != want_timeouts.tcpfin ||
+      timeouts.udp != want_timeouts.udp) {
+    timeouts = want_timeouts;
+    ++changes;
   }
   return Status::ok();
 }

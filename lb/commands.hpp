@@ -29,4 +29,11 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
 // The commands that rebuild `services` from empty (what -S prints, as commands).
 std::vector<CliCommand> configuration_commands(const ServiceTable& services);
 
+// Reload (SIGHUP): makes `live` what `rules` build from an empty table (timeouts from
+// their defaults and the file's --set), changing only what differs, so services and reals
+// that stay keep their connections, counters and scheduler state. `rules` are checked on a
+// scratch table first: on error nothing changes. `changes` counts what was done.
+Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Timeouts& timeouts,
+                    size_t& changes);
+
 }  // namespace lbd

@@ -3,12 +3,16 @@
 
 #include <net/if.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdlib>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -37,6 +41,33 @@ uint64_t monotonic_ms() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+// systemd's notification protocol (sd_notify(3)): one datagram of "KEY=VALUE" lines to the
+// socket in $NOTIFY_SOCKET (a path, or '@' for the abstract namespace). Nothing without it.
+void notify_systemd(const std::string& message) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || !*path) return;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  const size_t n = std::strlen(path);
+  if (n >= sizeof sa.sun_path) return;
+  std::memcpy(sa.sun_path, path, n);
+  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
+             socklen_t(offsetof(sockaddr_un, sun_path) + n)) < 0)
+    LBD_LOG(kWarn, "main", "sd_notify to {}: {}", path, std::strerror(errno));
+  close(fd);
+}
+
+// WatchdogSec=: systemd's interval in ms (for this process), or 0 when not watched.
+uint64_t watchdog_interval_ms() {
+  const char* usec = std::getenv("WATCHDOG_USEC");
+  if (!usec) return 0;
+  if (const char* pid = std::getenv("WATCHDOG_PID"); pid && std::atol(pid) != long(getpid())) return 0;
+  return std::strtoull(usec, nullptr, 10) / 1000;
 }
 
 // The capture filter for the current services: ARP requests for a VIP, and frames sent to
@@ -90,6 +121,8 @@ class Daemon {
  private:
   std::string handle_request(const std::string& req);
   std::string handle_restore(const std::string& req);
+  // SIGHUP: the rules file again, applied as a difference; false (nothing changed) on error.
+  bool reload();
   void configuration_changed();
   void configure_health();
   void on_health_events();
@@ -208,6 +241,27 @@ std::string Daemon::handle_restore(const std::string& req) {
   LBD_LOG(kInfo, "control", "restored {} rules", rules.size());
   configuration_changed();
   return "OK\n";
+}
+
+bool Daemon::reload() {
+  std::ifstream f(cfg_.rules_path);
+  if (!f) {
+    LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, std::strerror(errno));
+    return false;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::vector<CliCommand> rules;
+  size_t changes = 0;
+  Status st = parse_rules(ss.str(), rules);
+  if (st.is_ok()) st = reload_rules(rules, services_, timeouts_, changes);
+  if (!st.is_ok()) {
+    LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, st.message());
+    return false;
+  }
+  LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes", cfg_.rules_path, rules.size(), changes);
+  configuration_changed();
+  return true;
 }
 
 std::string Daemon::handle_request(const std::string& req) {
@@ -541,6 +595,10 @@ int Daemon::run() {
 
   LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", captures_.size(),
           cfg_.socket_path);
+  notify_systemd(fmt::format("READY=1\nSTATUS=capturing on {} interface(s)\nMAINPID={}",
+                             captures_.size(), getpid()));
+  const uint64_t watchdog_ms = watchdog_interval_ms();
+  uint64_t last_watchdog = 0, last_estimate = monotonic_ms();
   uint64_t last_refresh = monotonic_ms();
   bool running = true;
   int exit_code = 0;
@@ -573,7 +631,13 @@ int Daemon::run() {
       signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-          LBD_LOG(kInfo, "main", "SIGHUP: rules reload is not implemented yet; ignored");
+          timespec ts;
+          clock_gettime(CLOCK_MONOTONIC, &ts);
+          notify_systemd(fmt::format("RELOADING=1\nMONOTONIC_USEC={}",
+                                     uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000));
+          const bool ok = reload();
+          notify_systemd(ok ? "READY=1\nSTATUS=rules reloaded"
+                            : "READY=1\nSTATUS=reload failed, running rules kept (see the log)");
         } else {
           LBD_LOG(kInfo, "main", "signal {}: shutting down", int(si.ssi_signo));
           running = false;
@@ -585,6 +649,16 @@ int Daemon::run() {
       while (read(tfd, &ticks, sizeof ticks) == sizeof ticks) {}
       const uint64_t now = monotonic_ms();
       dp_->expire(now, 65536);
+      // The loop is alive: tell systemd's watchdog, twice per interval.
+      if (watchdog_ms && now - last_watchdog >= watchdog_ms / 2) {
+        notify_systemd("WATCHDOG=1");
+        last_watchdog = now;
+      }
+      if (now - last_estimate >= kEstimatorSeconds * 1000) {
+        services_.estimate_rates();
+        last_estimate += kEstimatorSeconds * 1000;
+        if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
+      }
       auto& unresolved = dp_->unresolved_reals();
       const bool refresh_due = now - last_refresh >= 1000;
       if (refresh_due) {
@@ -620,6 +694,7 @@ int Daemon::run() {
   }
   close(tfd);
   close(sfd);
+  notify_systemd("STOPPING=1");
   // Undo in reverse: stop checking and capturing, remove the guard (table, offloads), the socket.
   health_.reset();
   captures_.clear();

@@ -226,3 +226,51 @@ TEST_CASE("--health on -A/-E/-a/-e: validated, merged on -E, saved and restored"
   REQUIRE(std::holds_alternative<CliError>(bad3));
   CHECK(std::get<CliError>(bad3).message == "Illegal 'health' option with the 'delete-service' command");
 }
+
+TEST_CASE("reload applies only the difference: what stays keeps its identity and state") {
+  ServiceTable t;
+  Timeouts to;
+  std::vector<CliCommand> rules;
+  REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n"
+                      "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"
+                      "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1\n"
+                      "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -g -w 1\n"
+                      "-A -u 198.18.0.100:53 -s rr\n", rules).is_ok());
+  REQUIRE(apply_rules_atomically(rules, t, to).is_ok());
+  Real* keep = t.find_real({kProtoTcp, ip("198.18.0.100"), 80}, ip("198.18.0.11"), 80);
+  t.bind_conn(*keep, false);  // a live connection
+  keep->stats.conns = 42;
+  const uint32_t keep_id = keep->id;
+
+  size_t changes = 0;
+  // A bad file changes nothing.
+  REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:81 -r 198.18.0.11\n", rules).is_ok());
+  const Status bad = reload_rules(rules, t, to, changes);
+  CHECK(bad.message().rfind("line 2:", 0) == 0);
+  CHECK(t.find({kProtoUdp, ip("198.18.0.100"), 53}));
+  CHECK(changes == 0);
+
+  REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n"
+                      "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"
+                      "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 3\n"
+                      "-A -t 198.18.0.100:443 -s wlc -p 600\n"
+                      "-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1\n"
+                      "--set 60 30 20\n", rules).is_ok());
+  REQUIRE(reload_rules(rules, t, to, changes).is_ok());
+  // -D udp:53, -d .13, -e .12 (weight), -A 443, -a 443's real, the timeouts.
+  CHECK(changes == 6);
+  CHECK_FALSE(t.find({kProtoUdp, ip("198.18.0.100"), 53}));
+  const Real* still = t.find_real({kProtoTcp, ip("198.18.0.100"), 80}, ip("198.18.0.11"), 80);
+  REQUIRE(still);
+  CHECK(still->id == keep_id);
+  CHECK(still->stats.conns == 42);
+  CHECK(still->dest.active_conns == 1);
+  CHECK(t.find_real({kProtoTcp, ip("198.18.0.100"), 80}, ip("198.18.0.12"), 80)->dest.weight == 3);
+  CHECK_FALSE(t.find_real({kProtoTcp, ip("198.18.0.100"), 80}, ip("198.18.0.13"), 80));
+  CHECK(t.find({kProtoTcp, ip("198.18.0.100"), 443})->options.persistent == 600);
+  CHECK(to.tcp == 60);
+  CHECK(to.udp == 20);
+  // The same file again: nothing to do.
+  REQUIRE(reload_rules(rules, t, to, changes).is_ok());
+  CHECK(changes == 0);
+}
