@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       case Command::kStartDaemon:
       case Command::kStopDaemon:
         // Checked like ipvsadm (state, options) first; lbd has no connection sync yet.
-        std::cerr << prog << ": the connection sync daemon (--" 
+        std::cerr << "lbadm: the connection sync daemon (--"
                   << (cmd.cmd == Command::kStartDaemon ? "start" : "stop")
                   << "-daemon) is not supported by lbd\n";
         return 2;

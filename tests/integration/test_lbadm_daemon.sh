@@ -38,7 +38,10 @@ expect 255 "No such destination" -d -t "$V:80" -r 198.18.0.13
 expect 2 "illegal weight specified" -a -t "$V:80" -r 198.18.0.13 -w 65536
 expect 2 "You need to supply the 'real-server' option for the 'add-server' command" -a -t "$V:80"
 expect 2 "Illegal 'weight' option with the 'add-service' command" -A -t "$V:82" -w 1
-expect 255 "persistence (-p) is not supported by lbd yet" -A -t "$V:83" -p 60
+expect 255 "a firewall-mark service (-f) is not supported by lbd yet" -A -f 7 -s rr
+expect 255 "Scheduler or persistence engine not found" -A -t "$V:83" -p 60 --pe sip
+expect 255 "Numerical result out of range" -a -t "$V:80" -r 198.18.0.13 -y 10
+expect 2 "lbadm: the connection sync daemon (--start-daemon) is not supported by lbd" --start-daemon master
 expect 255 "a GUE tunnel (--tun-type gue) is not supported by lbd yet" -a -t "$V:80" -r 198.18.0.13 -i --tun-type gue
 expect 2 "Tunnel options conflict with forward method" -a -t "$V:80" -r 198.18.0.13 -m --tun-type ipip
 expect 255 "--bogus: unknown option" -L --bogus
