@@ -10,7 +10,7 @@ LBD_BUILD_DEPS="build-essential cmake ninja-build pkg-config libpcap-dev libnl-3
   libbenchmark-dev"
 LBD_RUN_DEPS="iproute2 nftables ethtool procps"
 LBD_TEST_DEPS="nginx-light socat curl tcpdump iputils-ping wrk mariadb-server mariadb-client
-  clang libclang-rt-14-dev"
+  clang libclang-rt-14-dev systemd dpkg-dev util-linux"
 LBD_BENCH_DEPS="iperf3 haproxy"
 
 lbd_install_deps() {
@@ -37,6 +37,7 @@ lbd_install_deps() {
 # Builds into build/ (Release with debug info, warnings as errors).
 lbd_build() {
   local top; top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
   cmake --build "$top/build" -j "$(nproc)"
 }

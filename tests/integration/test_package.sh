@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Packaging: `systemd-analyze verify` of both units, CPack's .deb installed with dpkg (files
+# where the units expect them, conffiles, man pages), then lbd started the way its unit
+# starts it: the unit's ExecStart with /etc/default/lbd, only the unit's capabilities
+# (setpriv: bounding and ambient sets CAP_NET_RAW CAP_NET_ADMIN, no new privileges), a
+# NOTIFY_SOCKET and WATCHDOG_USEC as systemd gives them. It must restore /etc/lbd/rules,
+# say READY=1, feed the watchdog, reload on the unit's ExecReload (RELOADING=1, READY=1)
+# and stop cleanly (STOPPING=1, its nftables table gone). The package is purged at exit.
+# (This machine has no systemd as PID 1, so the unit's sandboxing directives themselves
+# are checked by systemd-analyze, not enforced.)
+. "$(dirname "$0")/common.sh"
+BUILD=$(dirname "$LBD_BIN")
+dpkg-query -W -f='${Status}' lbd 2>/dev/null | grep -q "install ok" &&
+  fail "an lbd package is already installed on this machine: not touching it"
+[ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /run/lbd ] &&
+  fail "/etc/lbd, /etc/default/lbd or /run/lbd already exist: not touching them"
+
+lab_init
+purge() {
+  dpkg --purge lbd >/dev/null 2>&1 || true
+  rm -rf /run/lbd
+}
+trap 'rc=$?; purge; lab_teardown "$rc"; exit "$rc"' EXIT
+
+# The package, from the tested build (its prefix must be /usr: the units name it).
+prefix=$(awk -F= '/^CMAKE_INSTALL_PREFIX:/ {print $2}' "$BUILD/CMakeCache.txt")
+assert_eq /usr "$prefix" "the build is configured for /usr (scripts/deps.sh does)"
+(cd "$BUILD" && cpack -G DEB -B "$LAB_DIR/pkg" >/dev/null) || fail "cpack failed"
+deb=$(ls "$LAB_DIR"/pkg/lbd_*.deb)
+dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb failed"
+echo "ok: $(basename "$deb") installed"
+for f in /usr/sbin/lbd /usr/sbin/lbadm /usr/sbin/lbd-decap /usr/lib/systemd/system/lbd.service \
+         /usr/lib/systemd/system/lbd-decap.service /usr/share/man/man8/lbd.8 \
+         /usr/share/man/man8/lbadm.8 /etc/lbd/rules /etc/default/lbd; do
+  [ -e "$f" ] || fail "the package lacks $f"
+done
+assert_eq "/etc/lbd/rules
+/etc/default/lbd" "$(dpkg-query --control-show lbd conffiles)" "conffiles kept across upgrades"
+man -l /usr/share/man/man8/lbadm.8 2>/dev/null | grep -q "DIFFERENCES FROM IPVSADM" ||
+  grep -q "DIFFERENCES FROM IPVSADM" /usr/share/man/man8/lbadm.8 || fail "lbadm(8) incomplete"
+
+# systemd's own check of the installed units (unknown keys, bad values, missing binaries).
+for u in lbd lbd-decap; do
+  out=$(systemd-analyze verify "/usr/lib/systemd/system/$u.service" 2>&1) || fail "systemd-analyze verify $u.service: $out"
+  echo "$out" | grep -q "$u.service" && fail "systemd-analyze verify $u.service warns: $out"
+  echo "ok: systemd-analyze verify $u.service"
+done
+unit=/usr/lib/systemd/system/lbd.service
+grep -qx "Type=notify" "$unit" && grep -q "^WatchdogSec=" "$unit" && grep -qx "Restart=on-failure" "$unit" &&
+  grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || fail "unit lacks notify/watchdog/restart/reload"
+caps=$(awk -F= '/^CapabilityBoundingSet=/ {print $2}' "$unit")
+assert_eq "CAP_NET_RAW CAP_NET_ADMIN" "$caps" "the unit grants only CAP_NET_RAW and CAP_NET_ADMIN"
+
+# A lab to run it in, rules and options written where the unit reads them.
+lab_create 2
+for i in 1 2; do lab_dr_real "$i"; lab_nginx "$i"; done
+for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 80; done
+V=$LAB_VIP
+printf '%s\n' "# written by test_package" "-A -t $V:80 -s rr" \
+  "-a -t $V:80 -r $(lab_real_ip 1):80 -g -w 1" "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 1" > /etc/lbd/rules
+echo 'LBD_OPTS="--interface eth0"' > /etc/default/lbd
+mkdir -p /run/lbd && chmod 0755 /run/lbd  # RuntimeDirectory=lbd
+
+# ExecStart as systemd would run it: EnvironmentFile, $LBD_OPTS split on blanks.
+exec_start=$(awk -F= '/^ExecStart=/ {sub(/^ExecStart=/, ""); print}' "$unit")
+# shellcheck disable=SC1091
+. /etc/default/lbd
+# shellcheck disable=SC2086
+eval "set -- ${exec_start//\$LBD_OPTS/$LBD_OPTS}"
+assert_eq /usr/sbin/lbd "$1" "ExecStart runs the packaged lbd"
+lab_bg "$LAB_DIRECTOR" socat -u "UNIX-RECV:$LAB_DIR/notify.sock" "OPEN:$LAB_DIR/notify.log,creat,append"
+for k in $(seq 1 40); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
+NOTIFY_SOCKET=$LAB_DIR/notify.sock WATCHDOG_USEC=1000000 \
+  ip netns exec "$LAB_DIRECTOR" setpriv --no-new-privs \
+    --bounding-set=-all,+net_raw,+net_admin --inh-caps=-all,+net_raw,+net_admin \
+    --ambient-caps=-all,+net_raw,+net_admin "$@" 2>>"$LAB_DIR/lbd.log" &
+LAB_LBD_PID=$!
+LAB_PIDS+=("$LAB_LBD_PID")
+for k in $(seq 1 100); do grep -q "READY=1" "$LAB_DIR/notify.log" 2>/dev/null && break; sleep 0.05; done
+grep -q "READY=1" "$LAB_DIR/notify.log" || fail "no READY=1 from lbd: $(cat "$LAB_DIR/lbd.log")"
+echo "ok: READY=1 once capturing"
+capeff=$(awk '/^CapEff:/ {print $2}' /proc/"$LAB_LBD_PID"/status)
+assert_eq 0000000000003000 "$capeff" "lbd runs with CAP_NET_ADMIN and CAP_NET_RAW only"
+lbadm() { in_ns "$LAB_DIRECTOR" /usr/sbin/lbadm "$@"; }  # the packaged lbadm, default socket
+assert_eq "$(grep -v '^#' /etc/lbd/rules)" "$(lbadm -S -n)" "the unit's lbd restored /etc/lbd/rules"
+got=$(for k in 1 2 3 4; do in_ns "$LAB_CLIENT" curl -s -m 5 "http://$V/"; done | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')
+assert_eq "2 2 " "$got" "traffic through the packaged lbd, spread by rr"
+sleep 1.2
+grep -q "WATCHDOG=1" "$LAB_DIR/notify.log" || fail "no WATCHDOG=1 within the interval"
+echo "ok: the watchdog is fed"
+
+# ExecReload, with $MAINPID.
+echo "-e -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" >> /etc/lbd/rules
+reload=$(awk -F= '/^ExecReload=/ {sub(/^ExecReload=/, ""); print}' "$unit")
+MAINPID=$LAB_LBD_PID  # ip netns exec and setpriv exec lbd: the same process
+eval "${reload//\$MAINPID/$MAINPID}"
+for k in $(seq 1 40); do grep -q "rules reloaded" "$LAB_DIR/notify.log" && break; sleep 0.05; done
+grep -q "RELOADING=1" "$LAB_DIR/notify.log" && grep -q "rules reloaded" "$LAB_DIR/notify.log" ||
+  fail "no RELOADING=1 / READY=1 around the reload: $(cat "$LAB_DIR/notify.log")"
+lbadm -S -n | grep -qx -- "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" || fail "reload not applied: $(lbadm -S -n)"
+echo "ok: ExecReload applied the edited rules"
+
+lab_stop_lbd
+grep -q "STOPPING=1" "$LAB_DIR/notify.log" || fail "no STOPPING=1"
+assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is gone after stop"
+[ -e /run/lbd/lbd.sock ] && fail "the control socket was left behind"
+purge
+dpkg-query -W lbd >/dev/null 2>&1 && fail "dpkg --purge left the package"
+[ -e /etc/lbd/rules ] && fail "purge left /etc/lbd/rules"
+echo "ok: purged, nothing left"
