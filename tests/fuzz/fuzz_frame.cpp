@@ -33,6 +33,32 @@ struct World {
                                       methods[m], int32_t(i)});
       }
     }
+    // Port 83: persistent (-p 30 -M /24) with thresholds; UDP 84: one-packet; and a
+    // port-zero persistent service on 198.18.0.101.
+    for (uint8_t proto : {kProtoTcp, kProtoUdp}) {
+      ServiceOptions o{"rr"};
+      o.persistent = 30;
+      o.netmask = Ipv4{{255, 255, 255, 0}};
+      const ServiceKey k{proto, vip, 83};
+      (void)services.add_service(k, o);
+      for (uint32_t i = 1; i <= 3; ++i) {
+        RealSpec r{Be32::from_host(0xc612000a + i), 83, FwdMethod::kRoute, 1};
+        r.u_threshold = 2 + i;
+        r.l_threshold = i - 1;
+        (void)services.add_real(k, r);
+      }
+      const ServiceKey any{proto, Be32::from_host(0xc6120065), 0};
+      (void)services.add_service(any, o);
+      for (uint32_t i = 1; i <= 2; ++i)
+        (void)services.add_real(any, {Be32::from_host(0xc612000a + i), 0, FwdMethod::kTunnel, 1});
+    }
+    ServiceOptions ops{"rr"};
+    ops.ops = true;
+    const ServiceKey u84{kProtoUdp, vip, 84};
+    (void)services.add_service(u84, ops);
+    for (uint32_t i = 1; i <= 3; ++i)
+      (void)services.add_real(u84, {Be32::from_host(0xc612000a + i), uint16_t(i == 2 ? 5353 : 84),
+                                    i == 2 ? FwdMethod::kMasq : FwdMethod::kRoute, 1});
     services.for_each_real([](Real& r) {
       r.hop = NextHop{1, MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}}, 1500,
                       r.addr.b[3] != 13, Ipv4{{198, 18, 0, 2}}};  // one real unresolved: frames get held
@@ -90,8 +116,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 14) (void)decap.handle({data + 14, size - 14});
   w.dp.release_held(now, [](std::span<const uint8_t>, const Verdict&) {});
   w.dp.expire(now, 64);
+  // Every entry is counted once by its real (templates as PersistConn); a template's
+  // control count is the number of connections naming it; overload follows -x.
   uint64_t counted = 0;
-  w.services.for_each_real([&](Real& r) { counted += r.dest.active_conns + r.dest.inactive_conns; });
+  w.services.for_each_real([&](Real& r) {
+    counted += r.dest.active_conns + r.dest.inactive_conns + r.persist_conns;
+    const uint64_t total = uint64_t(r.dest.active_conns) + r.dest.inactive_conns;
+    if (r.u_threshold && total >= r.u_threshold && !r.dest.overloaded) __builtin_trap();
+  });
   if (counted != w.conns.size()) __builtin_trap();
+  std::vector<uint32_t> controls(w.conns.capacity() + 1);
+  w.conns.for_each([&](const Conn& c) {
+    if (c.flags & Conn::kTemplate) return;
+    if (c.control) {
+      if (!(w.conns.at_slot(c.control).flags & Conn::kTemplate)) __builtin_trap();
+      ++controls[c.control];
+    }
+  });
+  w.conns.for_each([&](const Conn& c) {
+    if ((c.flags & Conn::kTemplate) && c.control != controls[w.conns.slot_of(&c)]) __builtin_trap();
+  });
   return 0;
 }

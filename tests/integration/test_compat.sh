@@ -38,6 +38,9 @@ pc=$(lbadm_ -L -n --persistent-conn -t "$V:80")
 assert_eq "1" "$(echo "$pc" | awk -v r="$RC:80" '$1 == "->" && $2 == r {print $4}')" "--persistent-conn: PersistConn 1"
 case "$(lbadm_ -L -n)" in *"TCP  $V:80 rr persistent 30"*) echo "ok: -L shows persistent 30" ;;
   *) fail "-L: $(lbadm_ -L -n)" ;; esac
+# Without -n, ports are named from /etc/services (addresses without a name stay numeric).
+case "$(lbadm_ -L)" in *"TCP  $V:http rr persistent 30"*"  -> $R1:http "*) echo "ok: -L without -n names ports" ;;
+  *) fail "-L without -n: $(lbadm_ -L)" ;; esac
 
 # --- Port zero: one persistent service takes every TCP port of V2.
 lbadm_ -A -t "$V2:0" -s rr -p 60

@@ -1,6 +1,7 @@
 // lbadm's parser: ipvsadm's defaults, its legality matrix, messages and exit codes, and the
 // canonical form that round-trips through the control socket and -S/-R.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "frames.hpp"
 #include "lb/commands.hpp"
@@ -273,4 +274,73 @@ TEST_CASE("reload applies only the difference: what stays keeps its identity and
   // The same file again: nothing to do.
   REQUIRE(reload_rules(rules, t, to, changes).is_ok());
   CHECK(changes == 0);
+}
+
+// ipvsadm's commands_v_options, transcribed here from the reference (ipvs-compat.md §1.4)
+// independently of the parser's table: every 'x' cell must give ipvsadm's message, exit 2.
+TEST_CASE("every illegal command x option pair gives ipvsadm's message") {
+  struct Row {
+    const char* base;     // a valid invocation of the command
+    const char* name;     // ipvsadm's internal command name
+    const char* cells;    // one per option, in optnames[] order
+  };
+  const Row rows[] = {
+      {"-A -t 198.18.0.100:80", "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx"},
+      {"-E -t 198.18.0.100:80", "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx"},
+      {"-D -t 198.18.0.100:80", "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+      {"-C", "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+      {"-L", "list", " 11xxxxxxxxx11       xxxxxxx xxxxx"},
+      {"-a -t 198.18.0.100:80 -r 198.18.0.11", "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     "},
+      {"-d -t 198.18.0.100:80 -r 198.18.0.11", "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+      {"-e -t 198.18.0.100:80 -r 198.18.0.11", "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     "},
+      {"--set 1 2 3", "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+      {"--start-daemon master", "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx"},
+      {"--stop-daemon master", "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx"},
+      {"-R", "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+      {"-S", "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+      {"-Z", "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+  };
+  struct Option {
+    const char* name;  // optnames[]
+    const char* args;  // how to give it
+  };
+  const Option options[] = {
+      {"numeric", "-n"}, {"connection", "-c"}, {"service-address", "-t 198.18.0.100:80"},
+      {"scheduler", "-s rr"}, {"persistent", "-p 60"}, {"netmask", "-M 255.255.255.0"},
+      {"real-server", "-r 198.18.0.12"}, {"forwarding-method", "-m"}, {"weight", "-w 2"},
+      {"u-threshold", "-x 5"}, {"l-threshold", "-y 1"}, {"mcast-interface", "--mcast-interface eth0"},
+      {"timeout", "--timeout"}, {"daemon", "--daemon"}, {"stats", "--stats"}, {"rate", "--rate"},
+      {"thresholds", "--thresholds"}, {"persistent-conn", "--persistent-conn"}, {"nosort", "--nosort"},
+      {"syncid", "--syncid 1"}, {"exact", "-X"}, {"ops", "-o"}, {"pe", "--pe sip"},
+      {"sched-flags", "-b flag-1"}, {"mcast-group", "--mcast-group 224.0.0.81"},
+      {"mcast-port", "--mcast-port 8848"}, {"mcast-ttl", "--mcast-ttl 1"},
+      {"sync-maxlen", "--sync-maxlen 1400"}, {"tun-info", "--tun-info"}, {"tun-type", "--tun-type ipip"},
+      {"tun-port", "--tun-port 6080"}, {"tun-nocsum", "--tun-nocsum"}, {"tun-csum", "--tun-csum"},
+      {"tun-remcsum", "--tun-remcsum"},
+  };
+  size_t checked = 0;
+  for (const auto& row : rows) {
+    REQUIRE(std::string(row.cells).size() == std::size(options));
+    for (size_t j = 0; j < std::size(options); ++j) {
+      if (row.cells[j] != 'x') continue;
+      const std::string line = std::string(row.base) + " " + options[j].args;
+      INFO(line);
+      const CliError e = err(line);
+      CHECK(e.exit_code == 2);
+      CHECK(e.message == fmt::format("Illegal '{}' option with the '{}' command", options[j].name, row.name));
+      ++checked;
+    }
+    // And what is compulsory is asked for.
+    for (size_t j = 0; j < std::size(options); ++j) {
+      if (row.cells[j] != '+') continue;
+      std::string base = row.base;
+      const std::string given = std::string(" ") + options[j].args;
+      const std::string given_base = j == 2 ? " -t 198.18.0.100:80" : " -r 198.18.0.11";
+      base.erase(base.find(given_base), given_base.size());
+      INFO(base);
+      CHECK(err(base).message ==
+            fmt::format("You need to supply the '{}' option for the '{}' command", options[j].name, row.name));
+    }
+  }
+  CHECK(checked > 350);
 }
