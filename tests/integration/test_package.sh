@@ -12,8 +12,8 @@
 BUILD=$(dirname "$LBD_BIN")
 dpkg-query -W -f='${Status}' lbd 2>/dev/null | grep -q "install ok" &&
   fail "an lbd package is already installed on this machine: not touching it"
-[ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /run/lbd ] &&
-  fail "/etc/lbd, /etc/default/lbd or /run/lbd already exist: not touching them"
+[ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /etc/default/lbd-decap ] || [ -e /run/lbd ] &&
+  fail "/etc/lbd, /etc/default/lbd(-decap) or /run/lbd already exist: not touching them"
 
 lab_init
 purge() {
@@ -31,11 +31,13 @@ dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb failed"
 echo "ok: $(basename "$deb") installed"
 for f in /usr/sbin/lbd /usr/sbin/lbadm /usr/sbin/lbd-decap /usr/lib/systemd/system/lbd.service \
          /usr/lib/systemd/system/lbd-decap.service /usr/share/man/man8/lbd.8 \
-         /usr/share/man/man8/lbadm.8 /etc/lbd/rules /etc/default/lbd; do
+         /usr/share/man/man8/lbadm.8 /usr/share/man/man8/lbd-decap.8 /etc/lbd/rules \
+         /etc/default/lbd /etc/default/lbd-decap; do
   [ -e "$f" ] || fail "the package lacks $f"
 done
 assert_eq "/etc/lbd/rules
-/etc/default/lbd" "$(dpkg-query --control-show lbd conffiles)" "conffiles kept across upgrades"
+/etc/default/lbd
+/etc/default/lbd-decap" "$(dpkg-query --control-show lbd conffiles)" "conffiles kept across upgrades"
 man -l /usr/share/man/man8/lbadm.8 2>/dev/null | grep -q "DIFFERENCES FROM IPVSADM" ||
   grep -q "DIFFERENCES FROM IPVSADM" /usr/share/man/man8/lbadm.8 || fail "lbadm(8) incomplete"
 
@@ -89,6 +91,31 @@ sleep 1.2
 grep -q "WATCHDOG=1" "$LAB_DIR/notify.log" || fail "no WATCHDOG=1 within the interval"
 echo "ok: the watchdog is fed"
 
+# lbd-decap the way its unit starts it, on real 2 for a second VIP tunnelled to it.
+V2=198.18.0.101
+echo "LBD_DECAP_OPTS=\"--vip $V2 --allow-from $LAB_DIRECTOR_IP\"" > /etc/default/lbd-decap
+dunit=/usr/lib/systemd/system/lbd-decap.service
+assert_eq "CAP_NET_RAW CAP_NET_ADMIN" "$(awk -F= '/^CapabilityBoundingSet=/ {print $2}' "$dunit")" \
+  "lbd-decap's unit grants only CAP_NET_RAW and CAP_NET_ADMIN"
+dstart=$(awk -F= '/^ExecStart=/ {sub(/^ExecStart=/, ""); print}' "$dunit")
+# shellcheck disable=SC1091
+. /etc/default/lbd-decap
+[ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod -m 600 /dev/net/tun c 10 200; }
+# shellcheck disable=SC2086
+eval "set -- ${dstart//\$LBD_DECAP_OPTS/$LBD_DECAP_OPTS}"
+assert_eq /usr/sbin/lbd-decap "$1" "ExecStart runs the packaged lbd-decap"
+lab_bg "$(lab_real_ns 2)" setpriv --no-new-privs --bounding-set=-all,+net_raw,+net_admin \
+  --inh-caps=-all,+net_raw,+net_admin --ambient-caps=-all,+net_raw,+net_admin "$@"
+for k in $(seq 1 100); do
+  in_ns "$(lab_real_ns 2)" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$V2/32" && break
+  sleep 0.05
+done
+in_ns "$(lab_real_ns 2)" ip -br addr show dev lbdtun0 | grep -q "$V2/32" ||
+  fail "the unit's lbd-decap did not bring $V2 up: $(tail -5 "$LAB_DIR/bg.log")"
+lbadm -A -t "$V2:80" -s rr
+lbadm -a -t "$V2:80" -r "$(lab_real_ip 2)" -i
+assert_eq real2 "$(in_ns "$LAB_CLIENT" curl -s -m 5 "http://$V2/")" "a request tunnelled by the unit's lbd to the unit's lbd-decap"
+
 # ExecReload, with $MAINPID.
 echo "-e -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" >> /etc/lbd/rules
 reload=$(awk -F= '/^ExecReload=/ {sub(/^ExecReload=/, ""); print}' "$unit")
@@ -106,5 +133,5 @@ assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is 
 [ -e /run/lbd/lbd.sock ] && fail "the control socket was left behind"
 purge
 dpkg-query -W lbd >/dev/null 2>&1 && fail "dpkg --purge left the package"
-[ -e /etc/lbd/rules ] && fail "purge left /etc/lbd/rules"
+[ -e /etc/lbd/rules ] || [ -e /etc/default/lbd-decap ] && fail "purge left configuration files"
 echo "ok: purged, nothing left"
