@@ -107,3 +107,29 @@ echo_lab() {
     for p in "$@"; do lab_wait_port "$(lab_real_ns "$i")" "$p"; done
   done
 }
+
+# The .deb of the tested build, installed with dpkg; pkg_purge removes it and everything it
+# put under /etc and /run. Refuses to touch a machine that already has lbd installed or
+# configured. Callers set their EXIT trap to run pkg_purge before lab_teardown.
+pkg_install() {
+  local build prefix deb
+  build=$(dirname "$LBD_BIN")
+  dpkg-query -W -f='${Status}' lbd 2>/dev/null | grep -q "install ok" &&
+    fail "an lbd package is already installed on this machine: not touching it"
+  if [ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /etc/default/lbd-decap ] || [ -e /run/lbd ]; then
+    fail "/etc/lbd, /etc/default/lbd(-decap) or /run/lbd already exist: not touching them"
+  fi
+  prefix=$(awk -F= '/^CMAKE_INSTALL_PREFIX:/ {print $2}' "$build/CMakeCache.txt")
+  assert_eq /usr "$prefix" "the build is configured for /usr (scripts/deps.sh does)"
+  (cd "$build" && cpack -G DEB -B "$LAB_DIR/pkg" >/dev/null) || fail "cpack failed"
+  deb=$(ls "$LAB_DIR"/pkg/lbd_*.deb)
+  PKG_INSTALLED=1
+  dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb failed"
+  echo "ok: $(basename "$deb") installed"
+}
+pkg_purge() {
+  [ "${PKG_INSTALLED:-0}" = 1 ] || return 0
+  dpkg --purge lbd >/dev/null 2>&1 || true
+  rm -rf /run/lbd
+  PKG_INSTALLED=0
+}

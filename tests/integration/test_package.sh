@@ -6,29 +6,11 @@
 # NOTIFY_SOCKET and WATCHDOG_USEC as systemd gives them. It must restore /etc/lbd/rules,
 # say READY=1, feed the watchdog, reload on the unit's ExecReload (RELOADING=1, READY=1)
 # and stop cleanly (STOPPING=1, its nftables table gone). The package is purged at exit.
-# (This machine has no systemd as PID 1, so the unit's sandboxing directives themselves
-# are checked by systemd-analyze, not enforced.)
+# (test_systemd runs the same unit under a real systemd, sandbox enforced.)
 . "$(dirname "$0")/common.sh"
-BUILD=$(dirname "$LBD_BIN")
-dpkg-query -W -f='${Status}' lbd 2>/dev/null | grep -q "install ok" &&
-  fail "an lbd package is already installed on this machine: not touching it"
-[ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /etc/default/lbd-decap ] || [ -e /run/lbd ] &&
-  fail "/etc/lbd, /etc/default/lbd(-decap) or /run/lbd already exist: not touching them"
-
 lab_init
-purge() {
-  dpkg --purge lbd >/dev/null 2>&1 || true
-  rm -rf /run/lbd
-}
-trap 'rc=$?; purge; lab_teardown "$rc"; exit "$rc"' EXIT
-
-# The package, from the tested build (its prefix must be /usr: the units name it).
-prefix=$(awk -F= '/^CMAKE_INSTALL_PREFIX:/ {print $2}' "$BUILD/CMakeCache.txt")
-assert_eq /usr "$prefix" "the build is configured for /usr (scripts/deps.sh does)"
-(cd "$BUILD" && cpack -G DEB -B "$LAB_DIR/pkg" >/dev/null) || fail "cpack failed"
-deb=$(ls "$LAB_DIR"/pkg/lbd_*.deb)
-dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb failed"
-echo "ok: $(basename "$deb") installed"
+trap 'rc=$?; pkg_purge; lab_teardown "$rc"; exit "$rc"' EXIT
+pkg_install  # the package of the tested build (prefix /usr: the units name it)
 for f in /usr/sbin/lbd /usr/sbin/lbadm /usr/sbin/lbd-decap /usr/lib/systemd/system/lbd.service \
          /usr/lib/systemd/system/lbd-decap.service /usr/share/man/man8/lbd.8 \
          /usr/share/man/man8/lbadm.8 /usr/share/man/man8/lbd-decap.8 /etc/lbd/rules \
@@ -131,7 +113,7 @@ lab_stop_lbd
 grep -q "STOPPING=1" "$LAB_DIR/notify.log" || fail "no STOPPING=1"
 assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is gone after stop"
 [ -e /run/lbd/lbd.sock ] && fail "the control socket was left behind"
-purge
+pkg_purge
 dpkg-query -W lbd >/dev/null 2>&1 && fail "dpkg --purge left the package"
 [ -e /etc/lbd/rules ] || [ -e /etc/default/lbd-decap ] && fail "purge left configuration files"
 echo "ok: purged, nothing left"

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# lbd under its real unit, run by a real systemd. The .deb is installed, then systemd runs
+# as PID 1 of its own PID, mount, UTS and IPC namespaces inside the lab's director network
+# namespace, with its own /run and a unit path ($SYSTEMD_UNIT_PATH) holding only the
+# installed lbd.service and empty stand-ins for the targets it orders against: it starts
+# nothing else (no tmpfiles, sysctl or journald, which would act on the host). This
+# machine has no systemd of its own; what this one leaves (cgroup directories, private
+# /tmp directories) is removed at the end and checked gone.
+# Then: `systemctl start lbd` (Type=notify: returns once lbd says READY=1), the sandbox as
+# applied (capabilities, no new privileges, seccomp, read-only /usr), traffic, `systemctl
+# reload lbd` after the rules file changes, the watchdog killing a stopped lbd and
+# Restart= bringing it back with its rules, and `systemctl stop lbd` leaving no trace.
+. "$(dirname "$0")/common.sh"
+lab_init
+snapshot() {
+  { find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d; ls -d /tmp/systemd-private-* /var/tmp/systemd-private-* || true; } 2>/dev/null | sort
+}
+before=$(snapshot)
+SDPID=
+stop_systemd() {
+  [ -n "$SDPID" ] || return 0
+  timeout 30 nsenter -t "$SDPID" -m -p systemctl stop lbd >/dev/null 2>&1 || true
+  kill -KILL "$SDPID" 2>/dev/null || true  # PID 1 of its namespace: the rest goes with it
+  local k d
+  for k in $(seq 1 100); do kill -0 "$SDPID" 2>/dev/null || break; sleep 0.05; done
+  SDPID=
+  # What it made on the host: cgroup directories (no cgroup manager here reaps them) and
+  # private /tmp directories of a service it could not stop.
+  comm -13 <(echo "$before") <(snapshot) | sort -r | while read -r d; do
+    case "$d" in
+      /sys/fs/cgroup/*) find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true ;;
+      /tmp/systemd-private-*-lbd.service-* | /var/tmp/systemd-private-*-lbd.service-*) rm -rf "$d" ;;
+    esac
+  done
+}
+trap 'rc=$?; stop_systemd; pkg_purge; lab_teardown "$rc"; exit "$rc"' EXIT
+pkg_install
+
+lab_create 2
+for i in 1 2; do lab_dr_real "$i"; lab_nginx "$i"; done
+for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 80; done
+V=$LAB_VIP
+printf '%s\n' "-A -t $V:80 -s rr" "-a -t $V:80 -r $(lab_real_ip 1):80 -g -w 1" \
+  "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 1" > /etc/lbd/rules
+echo 'LBD_OPTS="--interface eth0"' > /etc/default/lbd
+
+# The unit path: the installed lbd.service and empty targets.
+U=$LAB_DIR/units
+mkdir -p "$U"
+ln -s /usr/lib/systemd/system/lbd.service "$U/lbd.service"
+for t in lbdtest sysinit basic shutdown network network-online multi-user; do
+  printf '[Unit]\nDescription=%s (empty, for the test)\nDefaultDependencies=no\n' "$t" > "$U/$t.target"
+done
+lab_bg "$LAB_DIRECTOR" unshare --pid --fork --mount --uts --ipc --mount-proc --propagation private \
+  bash -c "mount -t tmpfs tmpfs /run &&
+           exec env SYSTEMD_UNIT_PATH=$U /lib/systemd/systemd --system --unit=lbdtest.target --log-target=console"
+UNSHARE=${LAB_PIDS[-1]}
+for k in $(seq 1 100); do
+  SDPID=$(pgrep -P "$UNSHARE" -x systemd || true)
+  [ -n "$SDPID" ] && [ "$(timeout 5 nsenter -t "$SDPID" -m -p systemctl is-system-running 2>/dev/null)" = running ] && break
+  sleep 0.1
+done
+[ -n "$SDPID" ] || fail "systemd did not start as PID 1 of its namespace: $(tail -20 "$LAB_DIR/bg.log")"
+sdctl() { timeout 60 nsenter -t "$SDPID" -m -p systemctl "$@"; }
+in_sd() { nsenter -t "$SDPID" -m -p -n "$@"; }  # lbd's /run/lbd is in systemd's mount namespace
+show() { sdctl show lbd -p "$1" --value; }
+assert_eq running "$(sdctl is-system-running 2>&1)" "systemd runs (PID $SDPID outside)"
+
+sdctl start lbd || fail "systemctl start lbd: $(sdctl status lbd --no-pager 2>&1 | tail -20)"
+assert_eq active "$(sdctl is-active lbd)" "systemctl start lbd returns with lbd active (READY=1)"
+pid=$(show MainPID)
+status=$(in_sd cat "/proc/$pid/status")
+assert_eq 0000000000003000 "$(echo "$status" | awk '/^CapEff:/ {print $2}')" "CapEff: CAP_NET_ADMIN and CAP_NET_RAW only"
+assert_eq 0000000000003000 "$(echo "$status" | awk '/^CapBnd:/ {print $2}')" "the bounding set holds nothing else"
+assert_eq 1 "$(echo "$status" | awk '/^NoNewPrivs:/ {print $2}')" "NoNewPrivs"
+assert_eq 2 "$(echo "$status" | awk '/^Seccomp:/ {print $2}')" "a seccomp filter (SystemCallFilter=)"
+if in_sd nsenter -t "$pid" -m sh -c 'touch /usr/lbd-probe' 2>/dev/null; then
+  rm -f /usr/lbd-probe
+  fail "lbd's /usr is writable (ProtectSystem=strict)"
+fi
+echo "ok: /usr is read-only for lbd"
+assert_eq "$(cat /etc/lbd/rules)" "$(in_sd lbadm -S -n)" "lbd restored /etc/lbd/rules"
+assert_eq "real1 2
+real2 2" "$(count_answers 4)" "traffic through lbd under systemd, spread by rr"
+
+# systemctl reload: the difference of the edited file.
+sed -i "s|^-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 1$|-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 3|" /etc/lbd/rules
+sdctl reload lbd || fail "systemctl reload lbd failed"
+assert_eq "$(cat /etc/lbd/rules)" "$(in_sd lbadm -S -n)" "systemctl reload applied the file"
+assert_eq "$pid" "$(show MainPID)" "reload kept the process"
+assert_eq active "$(sdctl is-active lbd)" "active after the reload (READY=1 again)"
+
+# The watchdog: a stopped event loop is killed, and Restart=on-failure starts lbd again.
+# (A drop-in shortens the timings for the test.)
+mkdir -p "$U/lbd.service.d"
+printf '[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\nRestartSec=1s\n' > "$U/lbd.service.d/test.conf"
+sdctl daemon-reload
+sdctl restart lbd
+pid=$(show MainPID)
+in_sd kill -STOP "$pid"
+for k in $(seq 1 150); do  # watchdog 2 s + abort 2 s + RestartSec 1 s
+  [ "$(show NRestarts)" -ge 1 ] && [ "$(sdctl is-active lbd)" = active ] && break
+  sleep 0.1
+done
+assert_eq 1 "$(show NRestarts)" "the watchdog killed the stopped lbd and systemd restarted it"
+[ "$(show MainPID)" != "$pid" ] || fail "the same process still runs"
+assert_eq "$(cat /etc/lbd/rules)" "$(in_sd lbadm -S -n)" "the restarted lbd restored its rules"
+assert_eq "real1 2
+real2 2" "$(count_answers 4)" "traffic again after the restart"
+
+sdctl stop lbd
+assert_eq inactive "$(sdctl is-active lbd || true)" "systemctl stop lbd"
+assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is gone"
+stop_systemd
+assert_eq "$before" "$(snapshot)" "systemd gone, its cgroups and private directories removed"
