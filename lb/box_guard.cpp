@@ -37,7 +37,7 @@ bool ethtool_io(int fd, const std::string& ifname, uint32_t cmd, uint32_t& value
 
 }  // namespace
 
-bool run_nft(const std::string& script, std::string& error) {
+bool run_nft(const std::string& script, std::string& error, std::string* output_out) {
   int in[2], out[2];
   if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
     error = std::strerror(errno);
@@ -71,29 +71,65 @@ bool run_nft(const std::string& script, std::string& error) {
   close(out[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (output_out) *output_out = std::move(output);
+    return true;
+  }
   error = WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "nft not found (install nftables)"
                                                            : "nft: " + output;
   while (!error.empty() && error.back() == '\n') error.pop_back();
   return false;
 }
 
+// The offloads an lbd turned off are written in its table's comment ("lbd-offloads
+// eth0=gro,lro eth1=gro"): the table outlives an lbd that was killed, and the next one
+// reads what to restore from it instead of taking "off" for the original state.
+std::string BoxGuard::offloads_comment() const {
+  std::string c = "lbd-offloads";
+  for (const auto& o : saved_)
+    if (o.had_gro || o.had_lro)
+      c += fmt::format(" {}={}{}{}", o.ifname, o.had_gro ? "gro" : "", o.had_gro && o.had_lro ? "," : "",
+                       o.had_lro ? "lro" : "");
+  return c;
+}
+
+static std::string inherited_offloads() {
+  std::string listing, error;
+  if (!run_nft(fmt::format("list table netdev {}\n", BoxGuard::kTable), error, &listing)) return {};
+  const std::string key = "comment \"lbd-offloads";
+  const auto at = listing.find(key);
+  if (at == std::string::npos) return {};
+  const auto end = listing.find('"', at + key.size());
+  return end == std::string::npos ? std::string() : " " + listing.substr(at + key.size(), end - at - key.size()) + " ";
+}
+
 BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(interfaces)) {
+  const std::string inherited = inherited_offloads();
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   for (const auto& ifname : interfaces_) {
     Offloads o{ifname};
+    // Left off by a previous lbd that did not exit cleanly: originally on.
+    const auto pos = inherited.find(" " + ifname + "=");
+    const std::string left = pos == std::string::npos
+                                 ? std::string()
+                                 : inherited.substr(pos, inherited.find(' ', pos + 1) - pos);
+    const bool left_gro = left.find("gro") != std::string::npos;
+    const bool left_lro = left.find("lro") != std::string::npos;
+    if (left_gro || left_lro)
+      LBD_LOG(kWarn, "guard", "{}: a previous lbd left{}{} off; restored at exit", ifname,
+              left_gro ? " GRO" : "", left_lro ? " LRO" : "");
     uint32_t v = 0;
     if (ethtool_io(fd, ifname, ETHTOOL_GGRO, v)) {
-      o.had_gro = v != 0;
+      o.had_gro = v != 0 || left_gro;
       uint32_t off = 0;
-      if (o.had_gro && !ethtool_io(fd, ifname, ETHTOOL_SGRO, off))
+      if (v != 0 && !ethtool_io(fd, ifname, ETHTOOL_SGRO, off))
         LBD_LOG(kWarn, "guard", "cannot turn GRO off on {}: {}", ifname, std::strerror(errno));
     }
     uint32_t flags = 0;
-    if (ethtool_io(fd, ifname, ETHTOOL_GFLAGS, flags) && (flags & ETH_FLAG_LRO)) {
-      o.had_lro = true;
+    if (ethtool_io(fd, ifname, ETHTOOL_GFLAGS, flags)) {
+      o.had_lro = (flags & ETH_FLAG_LRO) || left_lro;
       uint32_t nf = flags & ~uint32_t(ETH_FLAG_LRO);
-      if (!ethtool_io(fd, ifname, ETHTOOL_SFLAGS, nf))
+      if ((flags & ETH_FLAG_LRO) && !ethtool_io(fd, ifname, ETHTOOL_SFLAGS, nf))
         LBD_LOG(kWarn, "guard", "cannot turn LRO off on {}: {}", ifname, std::strerror(errno));
     }
     if (o.had_gro || o.had_lro)
@@ -115,9 +151,9 @@ std::string BoxGuard::chain_script(const std::string& rules) const {
   std::string devs;
   for (const auto& i : interfaces_) devs += fmt::format("{}\"{}\"", devs.empty() ? "" : ", ", i);
   return fmt::format(
-      "table netdev {0} {{\n  chain guard {{\n    type filter hook ingress devices = {{ {1} }} "
-      "priority -500; policy accept;\n{2}  }}\n}}\n",
-      kTable, devs, rules);
+      "table netdev {0} {{\n  comment \"{3}\"\n  chain guard {{\n    type filter hook ingress "
+      "devices = {{ {1} }} priority -500; policy accept;\n{2}  }}\n}}\n",
+      kTable, devs, rules, offloads_comment());
 }
 
 BoxGuard::~BoxGuard() {

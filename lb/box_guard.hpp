@@ -2,7 +2,9 @@
 // interfaces (super-frames cannot be re-sent), and an nftables table `netdev lbd` whose
 // ingress chain on the capture interfaces drops exactly the captured service traffic
 // before the director's own IP stack sees it (no RST, no ICMP, no second forwarded copy).
-// The chain is rewritten atomically whenever services change.
+// The chain is rewritten atomically whenever services change. The table's comment records
+// which offloads lbd turned off, so an lbd started after one that was killed (a watchdog,
+// SIGKILL) still restores them at its exit.
 #pragma once
 
 #include <string>
@@ -26,6 +28,7 @@ class BoxGuard {
 
  private:
   std::string chain_script(const std::string& rules) const;
+  std::string offloads_comment() const;
   struct Offloads {
     std::string ifname;
     bool had_gro = false, had_lro = false;
@@ -38,7 +41,8 @@ class BoxGuard {
 // from a NAT real to them (a health check's replies) is the director's, not a client's.
 std::vector<Ipv4> local_ipv4_addresses();
 
-// Runs `nft -f -` with `script` on stdin. Exit status 0 → true; otherwise `error`.
-bool run_nft(const std::string& script, std::string& error);
+// Runs `nft -f -` with `script` on stdin. Exit status 0 → true (and its output in
+// `output`, if given); otherwise `error`.
+bool run_nft(const std::string& script, std::string& error, std::string* output = nullptr);
 
 }  // namespace lbd

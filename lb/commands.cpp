@@ -213,13 +213,16 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
   for (const auto& k : gone) must(live.delete_service(k));
   want.for_each_service([&](const Service& ws) {
     const std::string k = key_text(ws.key);
-    const auto& want_reals = wanted.reals.count(k) ? wanted.reals.at(k) : std::vector<CliCommand>{};
+    static const std::vector<CliCommand> kNone;
+    const auto wi = wanted.reals.find(k);
+    const auto& want_reals = wi == wanted.reals.end() ? kNone : wi->second;
     if (!have.service_line.count(k)) {
       must(live.add_service(ws.key, ws.options));
     } else if (have.service_line.at(k) != wanted.service_line.at(k)) {
       must(live.edit_service(ws.key, ws.options));
     }
-    const auto& have_reals = have.reals.count(k) ? have.reals.at(k) : std::vector<CliCommand>{};
+    const auto hi = have.reals.find(k);
+    const auto& have_reals = hi == have.reals.end() ? kNone : hi->second;
     for (const auto& hr : have_reals)
       if (!find_real(want_reals, hr)) must(live.delete_real(ws.key, hr.real.addr, hr.real.port));
     for (const auto& wr : want_reals) {

@@ -125,7 +125,14 @@ Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& op
   s.scheduler->reals_changed({});
   sync_sorry(s);
   if (key.port == 0) ++port_zero_services_;
-  rebuild_lookup();
+  ++live_services_;
+  if (live_services_ * 2 > lookup_.size()) {
+    rebuild_lookup();  // grows: load stays at most 1/2
+  } else {
+    uint32_t i = key_hash(key) & lookup_mask_;
+    while (lookup_[i]) i = (i + 1) & lookup_mask_;
+    lookup_[i] = id + 1;
+  }
   ++generation_;
   return Status::ok();
 }
@@ -153,6 +160,7 @@ Status ServiceTable::delete_service(const ServiceKey& key) {
   s->options.health.sorry_addr.reset();
   sync_sorry(*s);
   if (s->key.port == 0) --port_zero_services_;
+  --live_services_;
   s->in_use = false;
   s->scheduler.reset();
   free_services_.push_back(s->id);
@@ -213,9 +221,12 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
 
 // IPVS's dest trash: a deleted real of a service with this key that connections still use.
 Real* ServiceTable::from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+  if (trash_ == 0) return nullptr;  // the common case: no scan
   for (Real& t : reals_)
-    if (t.in_use && t.deleted && !t.sorry && t.service_key == key && t.addr == addr && t.port == port)
+    if (t.in_use && t.deleted && !t.sorry && t.service_key == key && t.addr == addr && t.port == port) {
+      --trash_;
       return &t;
+    }
   return nullptr;
 }
 
@@ -297,9 +308,7 @@ void ServiceTable::sync_sorry(Service& s) {
       refresh_sorry(s);
       return;
     }
-    old.deleted = true;
-    old.dest.available = false;
-    if (old.conn_refs == 0) release_real(old);
+    retire(old);
     s.sorry_id = Service::kNoSorry;
   }
   if (h.sorry_addr) {
@@ -330,9 +339,17 @@ void ServiceTable::remove_real_from_service(Service& s, size_t index) {
   s.reals.erase(s.reals.begin() + long(index));
   rebuild_views(s);
   s.scheduler->real_removed(s.views, removed, index);
+  retire(r);
+}
+
+// A real leaves its service: freed now, or kept in the trash while connections use it.
+void ServiceTable::retire(Real& r) {
   r.deleted = true;
   r.dest.available = false;
-  if (r.conn_refs == 0) release_real(r);
+  if (r.conn_refs == 0)
+    release_real(r);
+  else
+    ++trash_;
 }
 
 void ServiceTable::release_real(Real& r) {
@@ -380,7 +397,10 @@ void ServiceTable::unbind_conn(Real& r, bool inactive, bool templ) {
   } else {
     r.dest.overloaded = false;
   }
-  if (--r.conn_refs == 0 && r.deleted) release_real(r);
+  if (--r.conn_refs == 0 && r.deleted) {
+    --trash_;
+    release_real(r);
+  }
 }
 
 void ServiceTable::set_inactive(Real& r, bool inactive) {

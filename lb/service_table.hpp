@@ -212,6 +212,7 @@ class ServiceTable {
   void rebuild_views(Service& s);
   void rebuild_lookup();
   void release_real(Real& r);
+  void retire(Real& r);
   void sync_sorry(Service& s);     // the sorry Real follows the service's health options
   bool refresh_sorry(Service& s);  // sorry_active from the reals' health; true if it changed
   Real* from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port);
@@ -225,6 +226,8 @@ class ServiceTable {
   uint32_t lookup_mask_ = 0;
   uint64_t generation_ = 1;
   uint32_t port_zero_services_ = 0;  // how many services have port 0 (persistent, any port)
+  uint32_t live_services_ = 0;
+  uint32_t trash_ = 0;  // deleted reals that connections still use (from_trash scans only then)
 };
 
 }  // namespace lbd

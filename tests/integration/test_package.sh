@@ -92,7 +92,8 @@ for k in $(seq 1 100); do
   in_ns "$(lab_real_ns 2)" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$V2/32" && break
   sleep 0.05
 done
-in_ns "$(lab_real_ns 2)" ip -br addr show dev lbdtun0 | grep -q "$V2/32" ||
+addrs=$(in_ns "$(lab_real_ns 2)" ip -br addr show dev lbdtun0)
+echo "$addrs" | grep -q "$V2/32" ||
   fail "the unit's lbd-decap did not bring $V2 up: $(tail -5 "$LAB_DIR/bg.log")"
 lbadm -A -t "$V2:80" -s rr
 lbadm -a -t "$V2:80" -r "$(lab_real_ip 2)" -i
@@ -106,7 +107,8 @@ eval "${reload//\$MAINPID/$MAINPID}"
 for k in $(seq 1 40); do grep -q "rules reloaded" "$LAB_DIR/notify.log" && break; sleep 0.05; done
 grep -q "RELOADING=1" "$LAB_DIR/notify.log" && grep -q "rules reloaded" "$LAB_DIR/notify.log" ||
   fail "no RELOADING=1 / READY=1 around the reload: $(cat "$LAB_DIR/notify.log")"
-lbadm -S -n | grep -qx -- "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" || fail "reload not applied: $(lbadm -S -n)"
+saved=$(lbadm -S -n)
+echo "$saved" | grep -qx -- "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" || fail "reload not applied: $saved"
 echo "ok: ExecReload applied the edited rules"
 
 lab_stop_lbd

@@ -43,6 +43,11 @@ V=$LAB_VIP
 printf '%s\n' "-A -t $V:80 -s rr" "-a -t $V:80 -r $(lab_real_ip 1):80 -g -w 1" \
   "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 1" > /etc/lbd/rules
 echo 'LBD_OPTS="--interface eth0"' > /etc/default/lbd
+# GRO on, as on a real NIC: lbd turns it off while it runs and must restore it, even after
+# the watchdog killed it (the next lbd reads what to restore from the table it left).
+in_ns "$LAB_DIRECTOR" ethtool -K eth0 gro on
+gro() { in_ns "$LAB_DIRECTOR" ethtool -k eth0 | awk '/^generic-receive-offload:/ {print $2}'; }
+assert_eq on "$(gro)" "GRO on before lbd"
 
 # The unit path: the installed lbd.service and empty targets.
 U=$LAB_DIR/units
@@ -69,6 +74,7 @@ assert_eq running "$(sdctl is-system-running 2>&1)" "systemd runs (PID $SDPID ou
 sdctl start lbd || fail "systemctl start lbd: $(sdctl status lbd --no-pager 2>&1 | tail -20)"
 assert_eq active "$(sdctl is-active lbd)" "systemctl start lbd returns with lbd active (READY=1)"
 pid=$(show MainPID)
+assert_eq off "$(gro)" "lbd turned GRO off"
 status=$(in_sd cat "/proc/$pid/status")
 assert_eq 0000000000003000 "$(echo "$status" | awk '/^CapEff:/ {print $2}')" "CapEff: CAP_NET_ADMIN and CAP_NET_RAW only"
 assert_eq 0000000000003000 "$(echo "$status" | awk '/^CapBnd:/ {print $2}')" "the bounding set holds nothing else"
@@ -108,8 +114,10 @@ assert_eq "$(cat /etc/lbd/rules)" "$(in_sd lbadm -S -n)" "the restarted lbd rest
 assert_eq "real1 2
 real2 2" "$(count_answers 4)" "traffic again after the restart"
 
+assert_eq off "$(gro)" "GRO still off under the restarted lbd"
 sdctl stop lbd
 assert_eq inactive "$(sdctl is-active lbd || true)" "systemctl stop lbd"
 assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is gone"
+assert_eq on "$(gro)" "GRO restored, though the lbd that turned it off was killed"
 stop_systemd
 assert_eq "$before" "$(snapshot)" "systemd gone, its cgroups and private directories removed"

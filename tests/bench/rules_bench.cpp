@@ -1,0 +1,58 @@
+// The control plane at scale: a rules file of N services with 10 reals each, applied
+// from empty (lbd's start, `lbadm -R`) and reloaded with one weight changed (SIGHUP). The
+// data path waits while a command runs, so this is the pause a reload causes.
+#include <benchmark/benchmark.h>
+
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+#include "lb/commands.hpp"
+
+using namespace lbd;
+
+namespace {
+
+std::string rules_text(int services, int changed_weight) {
+  std::string t;
+  for (int s = 0; s < services; ++s) {
+    const std::string vip = fmt::format("198.18.{}.{}:80", 100 + s / 250, s % 250 + 1);
+    t += fmt::format("-A -t {} -s wlc\n", vip);
+    for (int r = 0; r < 10; ++r)
+      t += fmt::format("-a -t {} -r 198.19.{}.{}:80 -g -w {}\n", vip, s / 25, (s % 25) * 10 + r + 1,
+                       s == 0 && r == 0 ? changed_weight : 1);
+  }
+  return t;
+}
+
+void BM_ApplyFromEmpty(benchmark::State& st) {
+  std::vector<CliCommand> rules;
+  (void)parse_rules(rules_text(int(st.range(0)), 1), rules);
+  for (auto _ : st) {
+    ServiceTable t;
+    Timeouts to;
+    benchmark::DoNotOptimize(apply_rules_atomically(rules, t, to));
+  }
+  st.counters["lines"] = double(rules.size());
+}
+BENCHMARK(BM_ApplyFromEmpty)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+void BM_ReloadOneChange(benchmark::State& st) {
+  std::vector<CliCommand> a, b;
+  (void)parse_rules(rules_text(int(st.range(0)), 1), a);
+  (void)parse_rules(rules_text(int(st.range(0)), 5), b);
+  ServiceTable t;
+  Timeouts to;
+  (void)apply_rules_atomically(a, t, to);
+  size_t changes = 0;
+  bool flip = false;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(reload_rules(flip ? a : b, t, to, changes));
+    flip = !flip;
+  }
+  if (changes != 1) st.SkipWithError("expected exactly one change");
+}
+BENCHMARK(BM_ReloadOneChange)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
