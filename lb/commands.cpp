@@ -95,7 +95,7 @@ Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) 
   }
 }
 
-Status parse_rules(const std::string& text, std::vector<CliCommand>& out) {
+Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const HostResolver& resolve) {
   out.clear();
   std::istringstream in(text);
   std::string line;
@@ -104,7 +104,7 @@ Status parse_rules(const std::string& text, std::vector<CliCommand>& out) {
     ++lineno;
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
-    auto r = parse_command(split_line(line), "lbadm", {}, true);
+    auto r = parse_command(split_line(line), "lbadm", resolve, true);
     if (auto* e = std::get_if<CliError>(&r))
       return Status::error(EINVAL, fmt::format("line {}: {}", lineno, e->message));
     auto& cmd = std::get<CliCommand>(r);

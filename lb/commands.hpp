@@ -18,8 +18,9 @@ Status execute(const CliCommand& cmd, ServiceTable& services, Timeouts& timeouts
 // Parses and checks a whole rules stream (ipvsadm -S format, blank lines and # comments
 // allowed). All or nothing: on the first bad line returns an error naming its number, and
 // `out` is unusable. Applying it to a table with the same configuration as the one it was
-// checked against cannot fail.
-Status parse_rules(const std::string& text, std::vector<CliCommand>& out);
+// checked against cannot fail. Host names resolve through `resolve` (none: numeric only).
+Status parse_rules(const std::string& text, std::vector<CliCommand>& out,
+                   const HostResolver& resolve = {});
 
 // Checks `rules` by applying them to a copy of `current`'s configuration (the dry run),
 // then applies them to `current`. Either every line takes effect or none does.

@@ -33,6 +33,7 @@
 #include "lb/data_path.hpp"
 #include "health/engine.hpp"
 #include "lb/log.hpp"
+#include "lb/names.hpp"
 
 namespace lbd {
 namespace {
@@ -253,7 +254,7 @@ bool Daemon::reload() {
   ss << f.rdbuf();
   std::vector<CliCommand> rules;
   size_t changes = 0;
-  Status st = parse_rules(ss.str(), rules);
+  Status st = parse_rules(ss.str(), rules, resolve_host);
   if (st.is_ok()) st = reload_rules(rules, services_, timeouts_, changes);
   if (!st.is_ok()) {
     LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, st.message());
@@ -555,7 +556,7 @@ int Daemon::run() {
       std::stringstream ss;
       ss << f.rdbuf();
       std::vector<CliCommand> rules;
-      Status st = parse_rules(ss.str(), rules);
+      Status st = parse_rules(ss.str(), rules, resolve_host);  // names, as ipvsadm -R resolves them
       if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
       if (!st.is_ok()) {
         LBD_LOG(kError, "rules", "{}: {}; nothing applied", cfg_.rules_path, st.message());

@@ -4,21 +4,21 @@
 // `--lbd-counters` (lbd's data-path counters, drop reasons included), `--lbd-health` (each
 // real's health: state, since when, last check and its result), and `--health SPEC` on
 // -A/-E/-a/-e (see health/spec.hpp).
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
 
+#include "lb/commands.hpp"
 #include "lb/control_protocol.hpp"
 #include "lb/control_server.hpp"
 #include "lb/ipvsadm_cli.hpp"
 #include "lb/listing.hpp"
+#include "lb/names.hpp"
 
 using namespace lbd;
 
@@ -47,36 +47,6 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
     case ENOSYS: return lbd_message;
     default: return lbd_message.empty() ? std::strerror(code) : lbd_message;
   }
-}
-
-bool resolve_host(const std::string& name, Ipv4& out) {
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0 || !res) return false;
-  const auto* sin = reinterpret_cast<const sockaddr_in*>(res->ai_addr);
-  std::memcpy(out.b.data(), &sin->sin_addr, 4);
-  freeaddrinfo(res);
-  return true;
-}
-
-NameResolver system_names() {
-  NameResolver n;
-  n.host = [](Ipv4 a) -> std::string {
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    std::memcpy(&sin.sin_addr, a.b.data(), 4);
-    char host[NI_MAXHOST];
-    if (getnameinfo(reinterpret_cast<sockaddr*>(&sin), sizeof sin, host, sizeof host, nullptr, 0,
-                    NI_NAMEREQD) == 0)
-      return host;
-    return {};
-  };
-  n.service = [](uint16_t port, const char* proto) -> std::string {
-    if (const servent* se = getservbyport(htons(port), proto)) return se->s_name;
-    return {};
-  };
-  return n;
 }
 
 std::string read_all(std::istream& in) {
@@ -140,8 +110,19 @@ int main(int argc, char** argv) {
         return 0;
       }
       case Command::kRestore: {
-        const std::string reply =
-            control_request(socket_path, "RESTORE\n" + read_all(std::cin) + "\nEND\n");
+        // Names are resolved here, as ipvsadm does (lbd's own parser is numeric-only for
+        // this stream): lbd receives each rule in canonical form on its original line.
+        const std::string input = read_all(std::cin);
+        std::vector<CliCommand> rules;
+        if (Status st = parse_rules(input, rules, resolve_host); !st.is_ok()) {
+          std::cerr << prog << ": restore refused, no rule applied: " << st.message() << "\n";
+          return 2;
+        }
+        std::vector<std::string> lines(size_t(std::count(input.begin(), input.end(), '\n') + 1));
+        for (const auto& r : rules) lines[r.line - 1] = join_args(canonical_args(r));
+        std::string canonical;
+        for (const auto& l : lines) canonical += l + "\n";
+        const std::string reply = control_request(socket_path, "RESTORE\n" + canonical + "END\n");
         if (reply.rfind("OK", 0) == 0) return 0;
         std::istringstream in(reply);
         std::string tag;

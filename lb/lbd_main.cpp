@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
       ("rules", po::value<std::string>(&cfg.rules_path)->default_value(cfg.rules_path),
        "rules file restored at start (ipvsadm -S format)")
       ("max-connections", po::value<uint32_t>(&cfg.max_connections)->default_value(cfg.max_connections),
-       "connection table capacity (88 bytes each)")
+       "connection table capacity (92 bytes each)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;

@@ -32,6 +32,7 @@ lab_init() {
   LAB_SOCKET=$LAB_DIR/lbd.sock
   LAB_REALS=()
   LAB_EXTRA_NS=()  # namespaces a test adds (routers, ...), removed with the rest
+  LAB_EXTRA_PATHS=()  # files a test makes outside LAB_DIR (/etc/netns/NS), removed with the rest
   trap lab_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -229,8 +230,9 @@ lab_teardown() {  # lab_teardown [RC]: end the lab's processes, namespaces and f
   if [ "$rc" -ne 0 ] && [ -f "$LAB_DIR/lbd.log" ]; then
     lab_log "lbd log:"; tail -n 40 "$LAB_DIR/lbd.log" >&2
   fi
-  rm -rf "$LAB_DIR"
+  rm -rf "$LAB_DIR" "${LAB_EXTRA_PATHS[@]}"
   LAB_PIDS=()
   LAB_REALS=()
   LAB_EXTRA_NS=()
+  LAB_EXTRA_PATHS=()
 }

@@ -118,6 +118,18 @@ lbadm_ -C
 echo "$saved" | lbadm_ -R
 assert_eq "$saved" "$(lbadm_ -S -n)" "save, flush, restore gives the same rules"
 
+# --- Host names in restored rules resolve as ipvsadm -R resolves them (the director's
+# namespace gets its own /etc/hosts through ip netns exec's /etc/netns/NS).
+[ -d /etc/netns ] || LAB_EXTRA_PATHS+=(/etc/netns)  # removed at the end only if we made it
+mkdir -p "/etc/netns/$LAB_DIRECTOR"
+LAB_EXTRA_PATHS+=("/etc/netns/$LAB_DIRECTOR")
+echo "$R1 real-one" > "/etc/netns/$LAB_DIRECTOR/hosts"
+printf '%s\n' "ipvsadm -A -t $V:https -s rr" "ipvsadm -a -t $V:https -r real-one:https -g -w 2" | lbadm_ -R
+echo "$(lbadm_ -S -n)" | grep -qx -- "-a -t $V:443 -r $R1:443 -g -w 2" || fail "names in -R: $(lbadm_ -S -n)"
+echo "$(lbadm_ -L -t "$V:443")" | grep -q -- "-> real-one:https " || fail "-L without -n: $(lbadm_ -L -t "$V:443")"
+echo "ok: -R resolves host and service names; -L prints them back"
+lbadm_ -D -t "$V:443"
+
 # --- Restart restores them.
 echo "$saved" > "$LAB_DIR/rules"
 lab_stop_lbd

@@ -344,3 +344,17 @@ TEST_CASE("every illegal command x option pair gives ipvsadm's message") {
   }
   CHECK(checked > 350);
 }
+
+TEST_CASE("rules streams resolve host names through the injected resolver, as ipvsadm -R") {
+  std::vector<CliCommand> rules;
+  const HostResolver hosts = [](const std::string& name, Ipv4& out) {
+    if (name != "web-1") return false;
+    out = ip("198.18.0.11");
+    return true;
+  };
+  REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r web-1:80 -g\n", rules, hosts).is_ok());
+  CHECK(rules[1].real.addr == ip("198.18.0.11"));
+  CHECK(parse_rules("-a -t 198.18.0.100:80 -r web-2:80 -g\n", rules, hosts).message() ==
+        "line 1: illegal real server address[:port] specified");
+  CHECK_FALSE(parse_rules("-a -t 198.18.0.100:80 -r web-1:80 -g\n", rules).is_ok());  // numeric only
+}
