@@ -197,11 +197,15 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
   return t;
 }
 
-// Frees a connection: its real's counts, its template's control count.
-void DataPath::release(Conn& c) {
+// What a connection holds: its real's counts, and its template's control count.
+void DataPath::unbind(const Conn& c) {
   const bool templ = c.flags & Conn::kTemplate;
   services_.unbind_conn(services_.real(c.real_id), c.inactive, templ);
   if (!templ && c.control) --conns_.at_slot(c.control).control;
+}
+
+void DataPath::release(Conn& c) {
+  unbind(c);
   conns_.erase(&c);
   ++counters_.conns_expired;
 }
@@ -620,16 +624,14 @@ Verdict DataPath::handle_echo(const Frame& f) {
 size_t DataPath::expire(uint64_t now_ms, size_t budget) {
   const uint32_t now_s = seconds(now_ms);
   const size_t n = conns_.expire(now_s, budget, [&](Conn& c) {
-    const bool templ = c.flags & Conn::kTemplate;
-    if (templ && c.control) {
+    if ((c.flags & Conn::kTemplate) && c.control) {
       // A template outlives the connections it controls (IPVS re-arms it in full).
       const Real& r = services_.real(c.real_id);
       const uint32_t timeout = r.deleted ? 60 : services_.service(r.service_id).options.persistent;
       c.expires = now_s + std::max<uint32_t>(timeout, 1);
       return false;
     }
-    services_.unbind_conn(services_.real(c.real_id), c.inactive, templ);
-    if (!templ && c.control) --conns_.at_slot(c.control).control;
+    unbind(c);
     return true;
   });
   counters_.conns_expired += n;

@@ -162,7 +162,8 @@ class DataPath {
   Conn* new_connection(const Frame& f, DropReason& why);
   Real* schedule(Service& svc, const ParsedPacket& p);
   Conn* persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s, DropReason& why);
-  void release(Conn& c);
+  void unbind(const Conn& c);  // its real's counts and its template's control count
+  void release(Conn& c);       // unbind, then free it (counted as expired)
   // Per-real and per-service packets and bytes, in (client → real) or out (NAT replies).
   void count(Real& real, uint16_t bytes, bool reply);
   bool reusable_for_new_syn(const Conn& c, const ParsedPacket& p);
