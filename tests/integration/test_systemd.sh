@@ -9,7 +9,8 @@
 # Then: `systemctl start lbd` (Type=notify: returns once lbd says READY=1), the sandbox as
 # applied (capabilities, no new privileges, seccomp, read-only /usr), traffic, `systemctl
 # reload lbd` after the rules file changes, the watchdog killing a stopped lbd and
-# Restart= bringing it back with its rules, and `systemctl stop lbd` leaving no trace.
+# Restart= bringing it back with its rules, and `dpkg --purge` stopping it (prerm) with
+# nothing left behind.
 . "$(dirname "$0")/common.sh"
 lab_init
 snapshot() {
@@ -115,8 +116,11 @@ assert_eq "real1 2
 real2 2" "$(count_answers 4)" "traffic again after the restart"
 
 assert_eq off "$(gro)" "GRO still off under the restarted lbd"
-sdctl stop lbd
-assert_eq inactive "$(sdctl is-active lbd || true)" "systemctl stop lbd"
+# Removing the package (where systemd runs) stops lbd through its prerm.
+in_sd dpkg --purge lbd >/dev/null || fail "dpkg --purge lbd failed"
+PKG_INSTALLED=0
+assert_eq inactive "$(sdctl is-active lbd || true)" "dpkg --purge stopped lbd (prerm)"
+[ -e /etc/lbd ] && fail "purge left /etc/lbd"
 assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is gone"
 assert_eq on "$(gro)" "GRO restored, though the lbd that turned it off was killed"
 stop_systemd
