@@ -167,10 +167,6 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
   return Status::ok();
 }
 
-}  // namespace lbd
-
-namespace lbd {
-
 Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Timeouts& timeouts,
                     size_t& changes) {
   changes = 0;
@@ -186,11 +182,10 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
     std::map<std::string, std::string> service_line;          // "proto vip port" → -A line
     std::map<std::string, std::vector<CliCommand>> reals;     // ... → -a commands, oldest first
   };
-  auto key_text = [](const ServiceKey& k) { return to_string(k); };
-  auto describe = [&](const ServiceTable& t) {
+  auto describe = [](const ServiceTable& t) {
     Side side;
     for (const auto& c : configuration_commands(t)) {
-      const std::string k = key_text(c.service);
+      const std::string k = to_string(c.service);
       if (c.cmd == Command::kAddService) side.service_line[k] = join_args(canonical_args(c));
       else side.reals[k].push_back(c);
     }
@@ -202,33 +197,33 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
       if (c.real.addr == r.real.addr && c.real.port == r.real.port) return &c;
     return nullptr;
   };
-  auto must = [&](Status s) {
+  auto applied = [&](Status s) {
     if (s.is_ok()) ++changes;  // checked on `want`: cannot fail here
   };
   // Services that go, with their reals (their connections end as with -D).
   std::vector<ServiceKey> gone;
   live.for_each_service([&](const Service& s) {
-    if (!wanted.service_line.count(key_text(s.key))) gone.push_back(s.key);
+    if (!wanted.service_line.count(to_string(s.key))) gone.push_back(s.key);
   });
-  for (const auto& k : gone) must(live.delete_service(k));
+  for (const auto& k : gone) applied(live.delete_service(k));
   want.for_each_service([&](const Service& ws) {
-    const std::string k = key_text(ws.key);
+    const std::string k = to_string(ws.key);
     static const std::vector<CliCommand> kNone;
     const auto wi = wanted.reals.find(k);
     const auto& want_reals = wi == wanted.reals.end() ? kNone : wi->second;
     if (!have.service_line.count(k)) {
-      must(live.add_service(ws.key, ws.options));
+      applied(live.add_service(ws.key, ws.options));
     } else if (have.service_line.at(k) != wanted.service_line.at(k)) {
-      must(live.edit_service(ws.key, ws.options));
+      applied(live.edit_service(ws.key, ws.options));
     }
     const auto hi = have.reals.find(k);
     const auto& have_reals = hi == have.reals.end() ? kNone : hi->second;
     for (const auto& hr : have_reals)
-      if (!find_real(want_reals, hr)) must(live.delete_real(ws.key, hr.real.addr, hr.real.port));
+      if (!find_real(want_reals, hr)) applied(live.delete_real(ws.key, hr.real.addr, hr.real.port));
     for (const auto& wr : want_reals) {
       const CliCommand* hr = find_real(have_reals, wr);
-      if (!hr) must(live.add_real(ws.key, wr.real));
-      else if (join_args(canonical_args(*hr)) != join_args(canonical_args(wr))) must(live.edit_real(ws.key, wr.real));
+      if (!hr) applied(live.add_real(ws.key, wr.real));
+      else if (join_args(canonical_args(*hr)) != join_args(canonical_args(wr))) applied(live.edit_real(ws.key, wr.real));
     }
   });
   if (timeouts.tcp != want_timeouts.tcp || timeouts.tcpfin != want_timeouts.tcpfin ||

@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
         std::vector<CliCommand> rules;
         if (Status st = parse_rules(input, rules, resolve_host); !st.is_ok()) {
           std::cerr << prog << ": restore refused, no rule applied: " << st.message() << "\n";
-          return 2;
+          return st.code() == EINVAL ? 2 : 255;  // as lbd's own refusals below
         }
         std::vector<std::string> lines(size_t(std::count(input.begin(), input.end(), '\n') + 1));
         for (const auto& r : rules) lines[r.line - 1] = join_args(canonical_args(r));

@@ -66,6 +66,12 @@ out=$(printf '%s\n' "-A -t $V:8080 -s rr" "-a -t $V:8080 -r 198.18.0.11" "-a -t 
 assert_eq "2" "$rc" "-R with a bad line exits 2"
 case "$out" in *"line 3: illegal weight specified"*) echo "ok: -R names the bad line" ;; *) fail "-R message: $out" ;; esac
 assert_eq "$saved" "$(lbadm_ -S -n)" "-R with a bad line changes nothing"
+rc=0
+out=$(printf '%s\n' "-A -t $V:8081 -s rr" "-A -f 7 -s rr" | lbadm_ -R 2>&1) || rc=$?
+assert_eq "255" "$rc" "-R with an unsupported line exits 255 (a refused operation)"
+case "$out" in *"line 2: a firewall-mark service (-f) is not supported by lbd yet"*) echo "ok: -R names it" ;;
+  *) fail "-R unsupported: $out" ;; esac
+assert_eq "$saved" "$(lbadm_ -S -n)" "-R with an unsupported line changes nothing"
 
 # The control socket is root-only.
 assert_eq "srw-------" "$(stat -c %A "$LAB_SOCKET")" "control socket mode 0600"
