@@ -136,6 +136,29 @@ lab_stop_lbd
 lab_lbd
 assert_eq "$saved" "$(lbadm_ -S -n)" "a restarted lbd restores its rules file"
 
+# --- A script written for ipvsadm runs unchanged with lbd's ipvsadm, ipvsadm-save and
+# ipvsadm-restore (scripts/ipvsadm-compat, installed in /usr/lib/lbd/ipvsadm) first in PATH.
+compat=$LAB_DIR/compat
+mkdir -p "$compat"
+cp "$HERE/../../scripts/ipvsadm-compat/"* "$compat/"
+ln -s "$LBADM_BIN" "$compat/lbadm"
+operator() { in_ns "$LAB_DIRECTOR" env PATH="$compat:$PATH" LBD_SOCKET="$LAB_SOCKET" bash -c "$1"; }
+operator "ipvsadm-save -n > $LAB_DIR/ipvs.saved"
+assert_eq "$saved" "$(cat "$LAB_DIR/ipvs.saved")" "ipvsadm-save -n is lbadm -S -n"
+operator "ipvsadm -D -t $V2:0 && ipvsadm -e -t $V:80 -r $R1 -g -w 9 && ipvsadm -L -n | grep -q ' 9 '"
+operator "ipvsadm-restore < $LAB_DIR/ipvs.saved"
+assert_eq "$saved" "$(lbadm_ -S -n)" "ipvsadm-restore replaces the table with the saved one"
+rc=0; out=$(operator "ipvsadm -n" 2>&1) || rc=$?
+assert_eq "255:Try \`ipvsadm -h' or 'ipvsadm --help' for more information." "$rc:$out" "ipvsadm's own name in its messages"
+rc=0; out=$(operator "echo '-A -t $V:80 -s rr' | ipvsadm-restore" 2>&1) || rc=$?
+[ "$rc" = 0 ] || fail "ipvsadm-restore of one service failed: $out"
+assert_eq "-A -t $V:80 -s rr" "$(lbadm_ -S -n)" "ipvsadm-restore flushes what the input does not have"
+rc=0; out=$(operator "printf '%s\n' '-A -t $V:81' '-a -t $V:81 -r $R1 -w x' | ipvsadm-restore" 2>&1) || rc=$?
+assert_eq 2 "$rc" "ipvsadm-restore with a bad line fails"
+assert_eq "-A -t $V:80 -s rr" "$(lbadm_ -S -n)" "... and, unlike ipvsadm's, flushes nothing"
+echo "$saved" | lbadm_ -R >/dev/null 2>&1 || { lbadm_ -C; echo "$saved" | lbadm_ -R; }
+assert_eq "$saved" "$(lbadm_ -S -n)" "table back for what follows"
+
 # --- SIGHUP reload under load: zero failed requests; a download across it completes.
 lbadm_ -E -t "$V:80" -s rr
 for r in "$R1" "$R2" "$R3"; do lbadm_ -e -t "$V:80" -r "$r" -g -w 1; done

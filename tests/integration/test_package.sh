@@ -14,7 +14,8 @@ pkg_install  # the package of the tested build (prefix /usr: the units name it)
 for f in /usr/sbin/lbd /usr/sbin/lbadm /usr/sbin/lbd-decap /usr/lib/systemd/system/lbd.service \
          /usr/lib/systemd/system/lbd-decap.service /usr/share/man/man8/lbd.8 \
          /usr/share/man/man8/lbadm.8 /usr/share/man/man8/lbd-decap.8 /etc/lbd/rules \
-         /etc/default/lbd /etc/default/lbd-decap; do
+         /etc/default/lbd /etc/default/lbd-decap /usr/lib/lbd/ipvsadm/ipvsadm \
+         /usr/lib/lbd/ipvsadm/ipvsadm-save /usr/lib/lbd/ipvsadm/ipvsadm-restore; do
   [ -e "$f" ] || fail "the package lacks $f"
 done
 assert_eq "/etc/lbd/rules
@@ -67,6 +68,8 @@ capeff=$(awk '/^CapEff:/ {print $2}' /proc/"$LAB_LBD_PID"/status)
 assert_eq 0000000000003000 "$capeff" "lbd runs with CAP_NET_ADMIN and CAP_NET_RAW only"
 lbadm() { in_ns "$LAB_DIRECTOR" /usr/sbin/lbadm "$@"; }  # the packaged lbadm, default socket
 assert_eq "$(grep -v '^#' /etc/lbd/rules)" "$(lbadm -S -n)" "the unit's lbd restored /etc/lbd/rules"
+assert_eq "$(lbadm -S -n)" "$(in_ns "$LAB_DIRECTOR" env PATH="/usr/lib/lbd/ipvsadm:$PATH" ipvsadm-save -n)" \
+  "the packaged ipvsadm-save (ipvsadm scripts: /usr/lib/lbd/ipvsadm first in PATH)"
 got=$(for k in 1 2 3 4; do in_ns "$LAB_CLIENT" curl -s -m 5 "http://$V/"; done | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')
 assert_eq "2 2 " "$got" "traffic through the packaged lbd, spread by rr"
 sleep 1.2
