@@ -14,7 +14,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -84,8 +87,10 @@ bool run_nft(const std::string& script, std::string& error, std::string* output_
 // The offloads an lbd turned off are written in its table's comment ("lbd-offloads
 // eth0=gro,lro eth1=gro"): the table outlives an lbd that was killed, and the next one
 // reads what to restore from it instead of taking "off" for the original state.
+static constexpr std::string_view kOffloadsTag = "lbd-offloads";
+
 std::string BoxGuard::offloads_comment() const {
-  std::string c = "lbd-offloads";
+  std::string c(kOffloadsTag);
   for (const auto& o : saved_)
     if (o.had_gro || o.had_lro)
       c += fmt::format(" {}={}{}{}", o.ifname, o.had_gro ? "gro" : "", o.had_gro && o.had_lro ? "," : "",
@@ -93,26 +98,29 @@ std::string BoxGuard::offloads_comment() const {
   return c;
 }
 
-static std::string inherited_offloads() {
+// interface → "gro", "lro" or "gro,lro", from the comment of a table a killed lbd left.
+static std::map<std::string, std::string> inherited_offloads() {
+  std::map<std::string, std::string> left;
   std::string listing, error;
-  if (!run_nft(fmt::format("list table netdev {}\n", BoxGuard::kTable), error, &listing)) return {};
-  const std::string key = "comment \"lbd-offloads";
-  const auto at = listing.find(key);
-  if (at == std::string::npos) return {};
-  const auto end = listing.find('"', at + key.size());
-  return end == std::string::npos ? std::string() : " " + listing.substr(at + key.size(), end - at - key.size()) + " ";
+  if (!run_nft(fmt::format("list table netdev {}\n", BoxGuard::kTable), error, &listing)) return left;
+  const auto at = listing.find(fmt::format("comment \"{}", kOffloadsTag));
+  if (at == std::string::npos) return left;
+  const auto end = listing.find('"', listing.find('"', at) + 1);
+  std::istringstream words(listing.substr(at, end - at));
+  std::string word;
+  while (words >> word)
+    if (const auto eq = word.find('='); eq != std::string::npos) left[word.substr(0, eq)] = word.substr(eq + 1);
+  return left;
 }
 
 BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(interfaces)) {
-  const std::string inherited = inherited_offloads();
+  const auto inherited = inherited_offloads();
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   for (const auto& ifname : interfaces_) {
     Offloads o{ifname};
     // Left off by a previous lbd that did not exit cleanly: originally on.
-    const auto pos = inherited.find(" " + ifname + "=");
-    const std::string left = pos == std::string::npos
-                                 ? std::string()
-                                 : inherited.substr(pos, inherited.find(' ', pos + 1) - pos);
+    const auto it = inherited.find(ifname);
+    const std::string left = it == inherited.end() ? std::string() : it->second;
     const bool left_gro = left.find("gro") != std::string::npos;
     const bool left_lro = left.find("lro") != std::string::npos;
     if (left_gro || left_lro)

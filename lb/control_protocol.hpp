@@ -34,7 +34,7 @@ struct DumpService {
   std::vector<DumpReal> reals;  // IPVS list order (newest first)
   std::string health;  // canonical --health of the service, may be empty
   uint32_t persistent = 0;  // -p seconds, 0 = none
-  Ipv4 netmask{{255, 255, 255, 255}};
+  Ipv4 netmask = kHostNetmask;
   bool ops = false;
   uint8_t sched_flags = 0;
   Rates rates;

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "forwarding/ipip.hpp"
@@ -61,6 +62,16 @@ void notify_systemd(const std::string& message) {
              socklen_t(offsetof(sockaddr_un, sun_path) + n)) < 0)
     LBD_LOG(kWarn, "main", "sd_notify to {}: {}", path, std::strerror(errno));
   close(fd);
+}
+
+// The rules file, parsed (host names resolved as ipvsadm -R resolves them). nullopt if it
+// cannot be read (errno set); otherwise the parse status.
+std::optional<Status> read_rules(const std::string& path, std::vector<CliCommand>& rules) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_rules(ss.str(), rules, resolve_host);
 }
 
 // WatchdogSec=: systemd's interval in ms (for this process), or 0 when not watched.
@@ -245,16 +256,14 @@ std::string Daemon::handle_restore(const std::string& req) {
 }
 
 bool Daemon::reload() {
-  std::ifstream f(cfg_.rules_path);
-  if (!f) {
+  std::vector<CliCommand> rules;
+  const std::optional<Status> parsed = read_rules(cfg_.rules_path, rules);
+  if (!parsed) {
     LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, std::strerror(errno));
     return false;
   }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::vector<CliCommand> rules;
   size_t changes = 0;
-  Status st = parse_rules(ss.str(), rules, resolve_host);
+  Status st = *parsed;
   if (st.is_ok()) st = reload_rules(rules, services_, timeouts_, changes);
   if (!st.is_ok()) {
     LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, st.message());
@@ -551,12 +560,9 @@ int Daemon::run() {
 
   // Rules first: a bad file stops lbd before it changes the box.
   {
-    std::ifstream f(cfg_.rules_path);
-    if (f) {
-      std::stringstream ss;
-      ss << f.rdbuf();
-      std::vector<CliCommand> rules;
-      Status st = parse_rules(ss.str(), rules, resolve_host);  // names, as ipvsadm -R resolves them
+    std::vector<CliCommand> rules;
+    if (const std::optional<Status> parsed = read_rules(cfg_.rules_path, rules)) {
+      Status st = *parsed;
       if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
       if (!st.is_ok()) {
         LBD_LOG(kError, "rules", "{}: {}; nothing applied", cfg_.rules_path, st.message());
@@ -632,10 +638,7 @@ int Daemon::run() {
       signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-          timespec ts;
-          clock_gettime(CLOCK_MONOTONIC, &ts);
-          notify_systemd(fmt::format("RELOADING=1\nMONOTONIC_USEC={}",
-                                     uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000));
+          notify_systemd(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_ms() * 1000));
           const bool ok = reload();
           notify_systemd(ok ? "READY=1\nSTATUS=rules reloaded"
                             : "READY=1\nSTATUS=reload failed, running rules kept (see the log)");

@@ -162,13 +162,14 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
   const Ipv4 snet = Ipv4::from_host(p.saddr.host() & svc.options.netmask.host());
   const ConnKey tkey{snet, svc.key.vip, 0, svc.key.port,
                      uint8_t(p.protocol | kTemplateProtocolBit)};
+  const uint32_t until = now_s + svc.options.persistent;
   Conn* t = conns_.find(tkey);
   if (t) {
     const Real& r = services_.real(t->real_id);
     const bool valid = !r.deleted && !r.health_down &&
                        !(r.sorry && !services_.service(r.service_id).sorry_active);
     if (valid) {
-      t->expires = now_s + svc.options.persistent;
+      t->expires = until;
       return t;
     }
   }
@@ -179,8 +180,9 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
   }
   if (t) {
     services_.unbind_conn(services_.real(t->real_id), false, true);
+    t->expires = until;
   } else {
-    t = conns_.insert(tkey, now_s + svc.options.persistent);
+    t = conns_.insert(tkey, until);
     if (!t) {
       why = DropReason::kConnTableFull;
       return nullptr;
@@ -192,7 +194,6 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
   t->daddr = real->addr;
   t->dport = real->port;
   t->method = uint8_t(real->fwd);
-  t->expires = now_s + svc.options.persistent;
   services_.bind_conn(*real, false, true);
   return t;
 }
@@ -253,13 +254,7 @@ Verdict DataPath::dispatch(const Frame& f) {
     if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
   }
   if (p.first_fragment) remember_fragments(p, *c, reply, f.now_ms);
-  if (reply) return reply_packet(f, *c);
-  const bool one_packet = (c->flags & Conn::kOnePacket) && c->method != uint8_t(FwdMethod::kMasq);
-  Verdict v = client_packet(f, *c);
-  // IPVS frees a one-packet connection once its packet left (DR/TUN: no reply to wait for);
-  // client_packet() may already have freed it (expire_nodest_conn).
-  if (one_packet && (c = conns_.find(key)) && (c->flags & Conn::kOnePacket)) release(*c);
-  return v;
+  return reply ? reply_packet(f, *c) : client_packet(f, *c);
 }
 
 bool DataPath::reusable_for_new_syn(const Conn& c, const ParsedPacket& p) {
@@ -354,6 +349,10 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
                      f.p.tcp_flags);
   conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
   count(real, f.p.ip_len, false);
+  // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is
+  // no reply to wait for (a NAT one stays for the replies, until the flow's next datagram).
+  // What follows needs only the real.
+  if ((c.flags & Conn::kOnePacket) && method != FwdMethod::kMasq) release(c);
 
   if (!real.hop.resolved) {
     if (unresolved_.size() < 64 && std::find(unresolved_.begin(), unresolved_.end(), real.id) ==

@@ -171,13 +171,12 @@ struct Parser {
   void parse_sched_flags() {
     const std::string& sched = c.svc_options.scheduler;
     uint8_t flags = 0;
-    size_t start = 0;
-    while (start <= sched_flags_arg.size()) {
-      size_t end = sched_flags_arg.find(',', start);
-      if (end == std::string::npos) end = sched_flags_arg.size();
-      const std::string f = sched_flags_arg.substr(start, end - start);
-      start = end + 1;
-      if (f.empty() && start <= sched_flags_arg.size()) continue;  // strtok skips empty fields
+    std::string_view rest = sched_flags_arg;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string f(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (f.empty()) continue;  // strtok skips empty fields
       if (f == "flag-1") flags |= kSchedFlag1;
       else if (f == "flag-2") flags |= kSchedFlag2;
       else if (f == "flag-3") flags |= kSchedFlag3;
@@ -452,6 +451,39 @@ std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>&
   return p.c;
 }
 
+void append_service_flags(std::vector<std::string>& a, const std::string& scheduler,
+                          uint32_t persistent, Ipv4 netmask, const std::string& pe, bool ops,
+                          uint8_t sched_flags) {
+  if (persistent) {
+    a.push_back("-p");
+    a.push_back(std::to_string(persistent));
+    if (netmask != kHostNetmask) {
+      a.push_back("-M");
+      a.push_back(to_string(netmask));
+    }
+  }
+  if (!pe.empty()) {
+    a.push_back("--pe");
+    a.push_back(pe);
+  }
+  if (ops) a.push_back("-o");
+  if (sched_flags) {
+    a.push_back("-b");
+    a.push_back(sched_flags_text(scheduler, sched_flags));
+  }
+}
+
+void append_threshold_flags(std::vector<std::string>& a, uint32_t u_threshold, uint32_t l_threshold) {
+  if (u_threshold) {
+    a.push_back("-x");
+    a.push_back(std::to_string(u_threshold));
+  }
+  if (l_threshold) {
+    a.push_back("-y");
+    a.push_back(std::to_string(l_threshold));
+  }
+}
+
 std::vector<std::string> canonical_args(const CliCommand& c) {
   std::vector<std::string> a;
   auto svc = [&] {
@@ -475,23 +507,8 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       svc();
       a.push_back("-s");
       a.push_back(c.svc_options.scheduler);
-      if (c.svc_options.persistent) {
-        a.push_back("-p");
-        a.push_back(std::to_string(c.svc_options.persistent));
-        if (c.svc_options.netmask != Ipv4{{255, 255, 255, 255}}) {
-          a.push_back("-M");
-          a.push_back(to_string(c.svc_options.netmask));
-        }
-      }
-      if (!c.pe.empty()) {
-        a.push_back("--pe");
-        a.push_back(c.pe);
-      }
-      if (c.svc_options.ops) a.push_back("-o");
-      if (c.svc_options.sched_flags) {
-        a.push_back("-b");
-        a.push_back(sched_flags_text(c.svc_options.scheduler, c.svc_options.sched_flags));
-      }
+      append_service_flags(a, c.svc_options.scheduler, c.svc_options.persistent,
+                           c.svc_options.netmask, c.pe, c.svc_options.ops, c.svc_options.sched_flags);
       if (c.has(kOptHealth)) {
         a.push_back("--health");
         a.push_back(c.health_text);
@@ -507,8 +524,7 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(c.real.fwd == FwdMethod::kRoute ? "-g" : c.real.fwd == FwdMethod::kMasq ? "-m" : "-i");
       a.push_back("-w");
       a.push_back(std::to_string(c.real.weight));
-      if (c.real.u_threshold) { a.push_back("-x"); a.push_back(std::to_string(c.real.u_threshold)); }
-      if (c.real.l_threshold) { a.push_back("-y"); a.push_back(std::to_string(c.real.l_threshold)); }
+      append_threshold_flags(a, c.real.u_threshold, c.real.l_threshold);
       if (c.real.fwd == FwdMethod::kTunnel) {
         a.push_back("--tun-type");
         a.push_back(c.tun_type.empty() ? "ipip" : c.tun_type);

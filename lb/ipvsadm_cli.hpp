@@ -72,6 +72,14 @@ std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>&
 std::vector<std::string> canonical_args(const CliCommand& c);
 std::string join_args(const std::vector<std::string>& args, char sep = ' ');
 
+// The flags ipvsadm -S writes after "-s SCHED" (-p T [-M MASK], --pe PE, -o, -b FLAGS, in
+// that order), and the thresholds lbd writes for a real (-x U, -y L; ipvsadm -S drops
+// them): shared by the canonical form and -S.
+void append_service_flags(std::vector<std::string>& a, const std::string& scheduler,
+                          uint32_t persistent, Ipv4 netmask, const std::string& pe, bool ops,
+                          uint8_t sched_flags);
+void append_threshold_flags(std::vector<std::string>& a, uint32_t u_threshold, uint32_t l_threshold);
+
 // Splits a rules-file / -R line into tokens on blanks, tabs and CR.
 std::vector<std::string> split_line(const std::string& line);
 

@@ -27,6 +27,11 @@ bool real_less(const DumpReal& a, const DumpReal& b) {
   return a.port < b.port;
 }
 
+// " a b c" for tokens {a, b, c}; "" for none (options after a fixed prefix).
+std::string spaced(const std::vector<std::string>& tokens) {
+  return tokens.empty() ? std::string() : " " + join_args(tokens);
+}
+
 struct Renderer {
   const CliCommand& cmd;
   const NameResolver& names;
@@ -109,7 +114,7 @@ struct Renderer {
     if (s.sched_flags) t += " (" + sched_flags_text(s.scheduler, s.sched_flags) + ")";
     if (s.persistent) {
       t += fmt::format(" persistent {}", s.persistent);
-      if (s.netmask != Ipv4{{255, 255, 255, 255}}) t += " mask " + to_string(s.netmask);
+      if (s.netmask != kHostNetmask) t += " mask " + to_string(s.netmask);
     }
     if (s.ops) t += " ops";
     return t;
@@ -167,27 +172,21 @@ struct Renderer {
     const char* flag = s.key.protocol == kProtoTcp ? "-t" : s.key.protocol == kProtoUdp ? "-u"
                                                                                         : "--sctp-service";
     const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
-    std::string opts;
-    if (s.persistent) {
-      opts += fmt::format(" -p {}", s.persistent);
-      if (s.netmask != Ipv4{{255, 255, 255, 255}}) opts += " -M " + to_string(s.netmask);
-    }
-    if (s.ops) opts += " -o";
-    if (s.sched_flags) opts += " -b " + sched_flags_text(s.scheduler, s.sched_flags);
+    std::vector<std::string> opts;
+    append_service_flags(opts, s.scheduler, s.persistent, s.netmask, "", s.ops, s.sched_flags);
     // lbd's extension, after everything ipvsadm prints.
-    if (!s.health.empty()) opts += " --health " + s.health;
-    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler, opts);
+    if (!s.health.empty()) opts.insert(opts.end(), {"--health", s.health});
+    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler, spaced(opts));
     std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
       const char* fwd = r.fwd == FwdMethod::kRoute ? "-g" : r.fwd == FwdMethod::kMasq ? "-m" : "-i";
       // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
-      std::string thr;
-      if (r.u_threshold) thr += fmt::format(" -x {}", r.u_threshold);
-      if (r.l_threshold) thr += fmt::format(" -y {}", r.l_threshold);
+      std::vector<std::string> thr;
+      append_threshold_flags(thr, r.u_threshold, r.l_threshold);
       out += fmt::format("-a {} {} -r {} {} -w {}{}{}{}\n", flag, vname,
                          addrport(r.addr, r.port, s.key.protocol), fwd, r.weight,
-                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", thr,
+                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", spaced(thr),
                          r.health.empty() ? "" : " --health " + r.health);
     }
   }

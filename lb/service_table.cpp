@@ -125,8 +125,7 @@ Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& op
   s.scheduler->reals_changed({});
   sync_sorry(s);
   if (key.port == 0) ++port_zero_services_;
-  ++live_services_;
-  if (live_services_ * 2 > lookup_.size()) {
+  if ((services_.size() - free_services_.size()) * 2 > lookup_.size()) {
     rebuild_lookup();  // grows: load stays at most 1/2
   } else {
     uint32_t i = key_hash(key) & lookup_mask_;
@@ -160,7 +159,6 @@ Status ServiceTable::delete_service(const ServiceKey& key) {
   s->options.health.sorry_addr.reset();
   sync_sorry(*s);
   if (s->key.port == 0) --port_zero_services_;
-  --live_services_;
   s->in_use = false;
   s->scheduler.reset();
   free_services_.push_back(s->id);
@@ -185,15 +183,21 @@ std::optional<size_t> ServiceTable::real_index(const Service& s, Ipv4 addr, uint
   return std::nullopt;
 }
 
+// ip_vs_add_dest / ip_vs_edit_dest: a negative weight, or -y above -x, is ERANGE.
+static Status check_range(const RealSpec& spec) {
+  if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
+  if (spec.l_threshold > spec.u_threshold)
+    return Status::error(ERANGE, "lower threshold above the upper threshold");
+  return Status::ok();
+}
+
 Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
   if (real_index(*s, spec.addr, spec.port))
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
-  if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
-  if (spec.l_threshold > spec.u_threshold)
-    return Status::error(ERANGE, "lower threshold above the upper threshold");
+  if (Status st = check_range(spec); !st.is_ok()) return st;
   Real* r = from_trash(key, spec.addr, spec.port);
   if (!r) {
     r = &allocate_real();
@@ -253,9 +257,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   if (!idx)
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
-  if (spec.weight < 0) return Status::error(ERANGE, "weight out of range");
-  if (spec.l_threshold > spec.u_threshold)
-    return Status::error(ERANGE, "lower threshold above the upper threshold");
+  if (Status st = check_range(spec); !st.is_ok()) return st;
   Real& r = reals_[s->reals[*idx]];
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
@@ -363,11 +365,20 @@ Status ServiceTable::zero(const std::optional<ServiceKey>& key) {
     if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(*key)));
     s->stats = {};
     s->rate = {};
-    for (uint32_t id : s->reals) reals_[id].stats = {}, reals_[id].rate = {};
+    for (uint32_t id : s->reals) {
+      reals_[id].stats = {};
+      reals_[id].rate = {};
+    }
     return Status::ok();
   }
-  for (auto& s : services_) s.stats = {}, s.rate = {};
-  for (auto& r : reals_) r.stats = {}, r.rate = {};
+  for (auto& s : services_) {
+    s.stats = {};
+    s.rate = {};
+  }
+  for (auto& r : reals_) {
+    r.stats = {};
+    r.rate = {};
+  }
   return Status::ok();
 }
 

@@ -39,12 +39,14 @@ struct ServiceKey {
 };
 std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80"
 
+inline constexpr Ipv4 kHostNetmask{{255, 255, 255, 255}};  // -M's default: one client each
+
 struct ServiceOptions {
   ServiceOptions() = default;
   ServiceOptions(std::string sched) : scheduler(std::move(sched)) {}  // NOLINT: {"rr"} reads well
   std::string scheduler = "wlc";
   uint32_t persistent = 0;  // -p seconds; 0 = not persistent
-  Ipv4 netmask{{255, 255, 255, 255}};  // -M: clients sharing (address & netmask) stick together
+  Ipv4 netmask = kHostNetmask;  // -M: clients sharing (address & netmask) stick together
   bool ops = false;          // -o: one-packet scheduling (UDP)
   uint8_t sched_flags = 0;   // -b: kSchedFlag1..3 (IPVS IP_VS_SVC_F_SCHED1..3)
   health::ServiceHealth health;  // lbd's extension: checks, on-down, sorry server, notify
@@ -226,7 +228,6 @@ class ServiceTable {
   uint32_t lookup_mask_ = 0;
   uint64_t generation_ = 1;
   uint32_t port_zero_services_ = 0;  // how many services have port 0 (persistent, any port)
-  uint32_t live_services_ = 0;
   uint32_t trash_ = 0;  // deleted reals that connections still use (from_trash scans only then)
 };
 

@@ -374,6 +374,17 @@ std::vector<uint8_t> no_df(std::vector<uint8_t> f) {
   return f;
 }
 
+// Each frame goes through the data path and must leave as its counterpart in `want`.
+void expect_each_sent_as(Fixture& fx, const std::vector<std::vector<uint8_t>>& frames,
+                         const std::vector<std::vector<uint8_t>>& want, const char* what) {
+  for (size_t i = 0; i < frames.size(); ++i) {
+    auto f = frames[i];
+    INFO(what << " " << i);
+    REQUIRE(fx.run(f).transmit);
+    CHECK(f == want[i]);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("IP fragments follow their first: NAT both ways, byte for byte") {
@@ -386,14 +397,8 @@ TEST_CASE("IP fragments follow their first: NAT both ways, byte for byte") {
   q_nat.daddr = kRip;
   q_nat.dport = 5353;
   const auto in = fragments(no_df(make_frame(q)), 576);
-  const auto want_in = fragments(no_df(make_frame(q_nat)), 576);
   REQUIRE(in.size() == 3);
-  for (size_t i = 0; i < in.size(); ++i) {
-    auto f = in[i];
-    INFO("fragment " << i);
-    REQUIRE(fx.run(f).transmit);
-    CHECK(f == want_in[i]);
-  }
+  expect_each_sent_as(fx, in, fragments(no_df(make_frame(q_nat)), 576), "fragment");
   // The real's reply, fragmented by the real, goes out as the VIP's.
   FrameSpec r = from_real(0, std::string(1500, 'r'));
   r.protocol = kProtoUdp;
@@ -404,14 +409,8 @@ TEST_CASE("IP fragments follow their first: NAT both ways, byte for byte") {
   r_nat.saddr = kVip;
   r_nat.sport = 80;
   const auto out = fragments(no_df(make_frame(r)), 1000);
-  const auto want_out = fragments(no_df(make_frame(r_nat)), 1000);
   REQUIRE(out.size() == 2);
-  for (size_t i = 0; i < out.size(); ++i) {
-    auto f = out[i];
-    INFO("reply fragment " << i);
-    REQUIRE(fx.run(f).transmit);
-    CHECK(f == want_out[i]);
-  }
+  expect_each_sent_as(fx, out, fragments(no_df(make_frame(r_nat)), 1000), "reply fragment");
   CHECK(fx.real().stats.inpkts == 3);
   CHECK(fx.real().stats.outpkts == 2);
   // A later fragment whose first was never seen, or seen too long ago, is dropped.
