@@ -8,6 +8,12 @@ bool is_arp_request_for(std::span<const uint8_t> frame, const ParsedPacket& p, I
   return arp && arp->oper.host() == 1 && arp->tpa == target;
 }
 
+bool arp_sender_unicast(std::span<const uint8_t> frame) {
+  const auto* eth = reinterpret_cast<const EthHdr*>(frame.data());
+  const auto* arp = header_at<ArpHdr>(frame, sizeof(EthHdr));
+  return arp && !(eth->src.b[0] & 1) && !(arp->sha.b[0] & 1);
+}
+
 void arp_request_to_reply(std::span<uint8_t> frame, const MacAddr& mac) {
   auto* eth = reinterpret_cast<EthHdr*>(frame.data());
   auto* arp = reinterpret_cast<ArpHdr*>(frame.data() + sizeof(EthHdr));

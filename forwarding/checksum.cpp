@@ -94,4 +94,16 @@ bool complete_partial(std::span<uint8_t> frame, const ParsedPacket& p) {
   return true;
 }
 
+bool packet_valid(std::span<const uint8_t> frame, const ParsedPacket& p) {
+  if (fold(accumulate(frame.subspan(p.l3_off, p.l4_off - p.l3_off))) != 0xffff) return false;
+  if (p.fragment || (p.protocol != kProtoTcp && p.protocol != kProtoUdp)) return true;
+  const uint16_t l4_len = uint16_t(p.ip_len - (p.l4_off - p.l3_off));
+  const auto seg = frame.subspan(p.l4_off, l4_len);
+  const size_t check_off = p.protocol == kProtoTcp ? offsetof(TcpHdr, check) : offsetof(UdpHdr, check);
+  const uint16_t field = uint16_t(seg[check_off] << 8 | seg[check_off + 1]);
+  if (p.protocol == kProtoUdp && field == 0) return true;
+  const uint64_t pseudo = pseudo_header(p.saddr, p.daddr, p.protocol, l4_len);
+  return fold(accumulate(seg, pseudo)) == 0xffff || field == fold(pseudo);
+}
+
 }  // namespace lbd::csum

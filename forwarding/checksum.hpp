@@ -36,4 +36,10 @@ uint16_t replace32(uint16_t check, uint32_t old_value, uint32_t new_value);
 // returns true. O(1) unless the field looks partial (then one pass over the segment).
 bool complete_partial(std::span<uint8_t> frame, const ParsedPacket& p);
 
+// Whether a parsed, whole IPv4 packet's checksums hold: the IP header's, and the TCP/UDP
+// segment's (UDP checksum 0 means none). A segment in the partial form above is accepted:
+// it is a local sender's offloaded checksum, which its kernel has not finished yet. One
+// pass over the segment: for packets that would create state, not for every packet.
+bool packet_valid(std::span<const uint8_t> frame, const ParsedPacket& p);
+
 }  // namespace lbd::csum

@@ -73,6 +73,9 @@ const char* to_string(DropReason r) {
     case DropReason::kRealDown: return "real_down";
     case DropReason::kIcmpNotSent: return "icmp_not_sent";
     case DropReason::kFragmentUnmatched: return "fragment_unmatched";
+    case DropReason::kBadChecksum: return "bad_checksum";
+    case DropReason::kBadArpSender: return "bad_arp_sender";
+    case DropReason::kPmtuNotOurs: return "pmtu_not_ours";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -155,6 +155,9 @@ enum class DropReason : uint8_t {
   kRealDown,            // the connection's real failed its checks (on-down=expire): expired
   kIcmpNotSent,         // an ICMP error to relay held back by the rate limit (or no room)
   kFragmentUnmatched,   // a later IP fragment whose first was not seen (or too long ago)
+  kBadChecksum,         // a packet that would create a connection fails its IP or L4 checksum
+  kBadArpSender,        // an ARP request from a multicast or broadcast MAC: never answered
+  kPmtuNotOurs,         // a frag-needed about an IPIP packet lbd did not send: ignored
   kCount
 };
 const char* to_string(DropReason r);

@@ -21,6 +21,9 @@ void DataPath::refresh_config() {
 Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex) {
   for (const Ipv4& vip : vips_) {
     if (!is_arp_request_for(frame, p, vip)) continue;
+    // A reply goes to the asker's MAC: a group address would make lbd flood the segment
+    // with VIP announcements on a forger's behalf (the kernel's arp_process() ignores them).
+    if (!arp_sender_unicast(frame)) return drop(DropReason::kBadArpSender);
     if (const InterfaceInfo* itf = interface(in_ifindex)) {
       arp_request_to_reply(frame, itf->mac);
       ++counters_.arp_replies;
@@ -96,6 +99,13 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   if (p.protocol == kProtoTcp &&
       ((p.tcp_flags & tcp_flag::kRst) || !(p.tcp_flags & tcp_flag::kSyn))) {
     why = DropReason::kNotSyn;
+    return nullptr;
+  }
+  // What creates state must be what a receiver would accept: a forged or corrupted SYN
+  // would hold an entry (and a real's count) that no client ever completes. Later packets
+  // of a connection are not verified: the real's own stack does that.
+  if (!p.fragment && !csum::packet_valid(f.bytes, p)) {
+    why = DropReason::kBadChecksum;
     return nullptr;
   }
   const uint32_t now_s = seconds(f.now_ms);
@@ -530,6 +540,7 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   Real* real = nullptr;
   MacAddr client_mac;
   uint8_t if_slot = 0;
+  bool about_connection = false;
   if (inner.protocol == kProtoIcmp) {  // about a ping we passed on
     const EchoPeer& peer = echo_peers_[echo_slot(inner.saddr)];
     if (!(peer.client == inner.saddr)) return drop(DropReason::kIcmpNoConnection);
@@ -542,10 +553,14 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
       real = &services_.real(c->real_id);
       client_mac = c->client_mac;
       if_slot = c->if_slot;
+      about_connection = true;
     }
   }
   if (!real || !(real->addr == outer.daddr) || if_slot >= interfaces_.size())
     return drop(DropReason::kIcmpNoConnection);
+  // The quote must be a packet lbd sent: from the address lbd tunnels from, to that real.
+  // Anyone on the client side can quote a made-up IPIP header.
+  if (!(outer.saddr == real->hop.src_ip)) return drop(DropReason::kPmtuNotOurs);
   const InterfaceInfo& out = interfaces_[if_slot];
   IcmpError e;
   e.type = f.p.icmp_type;
@@ -556,15 +571,17 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   e.eth_dst = client_mac;
   if (e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kFragNeeded) {
     const auto* icmp = reinterpret_cast<const IcmpHdr*>(f.bytes.data() + f.p.l4_off);
-    const uint16_t reported = icmp->seq.host();
-    if (reported >= 68 + kIpipOverhead && reported < real->hop.mtu) {
+    // As the kernel's __ip_rt_update_pmtu(): never below min_pmtu. Only a report about a
+    // live connection changes the real's path MTU (a ping is no connection).
+    const uint16_t reported = std::max(icmp->seq.host(), kMinPmtu);
+    if (about_connection && reported <= tunnel_mtu(*real, f.now_ms)) {
       real->tun_pmtu = reported;
       real->tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
       ++counters_.tunnel_pmtu_updates;
     }
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
     if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
-    const uint16_t mtu = tunnel_mtu(*real, f.now_ms);
+    const uint16_t mtu = std::min(reported, tunnel_mtu(*real, f.now_ms));
     e.mtu = mtu > 68 + kIpipOverhead ? uint16_t(mtu - kIpipOverhead) : mtu;
   }
   const Verdict v = icmp_error(f, e, inner.ip_off, inner.end - inner.ip_off, out.ifindex);

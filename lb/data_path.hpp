@@ -122,6 +122,8 @@ class DataPath {
 
   // How long a tunnel path MTU learnt from ICMP stays (the kernel's ip_rt_mtu_expires).
   static constexpr uint32_t kPmtuSeconds = 600;
+  // The lowest path MTU a report can set (the kernel's net.ipv4.route.min_pmtu).
+  static constexpr uint16_t kMinPmtu = 552;
   // How long after its first fragment a later one is still forwarded.
   static constexpr uint64_t kFragmentMs = 5000;
 

@@ -435,3 +435,48 @@ TEST_CASE("IP fragments through the tunnel: each is encapsulated as it came") {
   }
   CHECK(fx.dp.counters().tunnelled == 3);
 }
+
+TEST_CASE("TUN: a frag-needed is applied only about a packet lbd sent, and never below min_pmtu") {
+  Fixture fx(FwdMethod::kTunnel, kProtoTcp, 80);
+  auto syn = make_frame(from_client(tcp_flag::kSyn));
+  auto sent = syn;
+  REQUIRE(fx.run(sent).transmit);  // the tunnelled SYN: outer 198.18.0.2 -> RIP
+  auto error_quoting = [&](std::vector<uint8_t> quote, uint16_t mtu) {
+    IcmpSpec e;
+    e.src = mac(0xc1);  // anyone on the client side
+    e.dst = mac(0xd1);
+    e.saddr = kClient;
+    e.daddr = kVip;
+    e.code = icmp_code::kFragNeeded;
+    e.seq = mtu;
+    e.payload = std::move(quote);
+    return make_icmp_frame(e);
+  };
+  const std::vector<uint8_t> ours(sent.begin() + 14, sent.begin() + 14 + 20 + 28);
+  // A forged outer source: not the director's address.
+  auto forged = ours;
+  forged[12] = 198, forged[13] = 18, forged[14] = 0, forged[15] = 66;
+  auto f1 = error_quoting(forged, 88);
+  CHECK_FALSE(fx.run(f1).transmit);
+  CHECK(fx.drops(DropReason::kPmtuNotOurs) == 1);
+  // Our outer header but an inner flow that is no connection.
+  auto other = ours;
+  other[20 + 20] ^= 0x11;  // inner source port
+  auto f2 = error_quoting(other, 88);
+  CHECK_FALSE(fx.run(f2).transmit);
+  CHECK(fx.drops(DropReason::kIcmpNoConnection) == 1);
+  CHECK(fx.dp.counters().tunnel_pmtu_updates == 0);
+  // Big packets still pass in full.
+  auto big = make_frame(from_client(tcp_flag::kAck, std::string(1400, 'q')));
+  REQUIRE(fx.run(big).transmit);
+  CHECK(big[23] == kProtoIpip);
+  // About our own packet: applied, but 88 becomes the kernel's floor of 552.
+  auto f3 = error_quoting(ours, 88);
+  REQUIRE(fx.run(f3).transmit);
+  CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
+  CHECK((f3[40] << 8 | f3[41]) == DataPath::kMinPmtu - 20);
+  auto mid = make_frame(from_client(tcp_flag::kAck, std::string(600, 'q')));
+  REQUIRE(fx.run(mid).transmit);  // 640 + 20 > 552 with DF: frag-needed from lbd
+  CHECK(parse_ok(mid).protocol == kProtoIcmp);
+  CHECK((mid[40] << 8 | mid[41]) == 532);
+}

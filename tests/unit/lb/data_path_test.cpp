@@ -379,3 +379,31 @@ TEST_CASE("a new SYN on a finished connection, or one to a down real, is schedul
   CHECK(after != next);
   CHECK(fx.dp.counters().conns_rescheduled == 2);
 }
+
+TEST_CASE("a SYN with a bad IP or TCP checksum creates no connection; the good one does") {
+  Fixture fx("rr", 1);
+  auto bad_tcp = make_frame(tcp(41000, tcp_flag::kSyn));
+  bad_tcp[34 + 16] ^= 0x5a;  // TCP checksum
+  CHECK(fx.send(bad_tcp) == 0);
+  auto bad_ip = make_frame(tcp(41001, tcp_flag::kSyn));
+  bad_ip[14 + 10] ^= 0x5a;  // IP header checksum
+  CHECK(fx.send(bad_ip) == 0);
+  CHECK(fx.drops(DropReason::kBadChecksum) == 2);
+  CHECK(fx.conns.size() == 0);
+  CHECK(fx.real_at(ip("198.18.0.11")).dest.active_conns == 0);
+  CHECK(fx.send(make_frame(tcp(41002, tcp_flag::kSyn))) == 1);
+  CHECK(fx.conns.size() == 1);
+}
+
+TEST_CASE("an ARP request for a VIP from a multicast or broadcast MAC is not answered") {
+  Fixture fx;
+  MacAddr group = mac(9);
+  group.b[0] |= 1;
+  auto f = make_arp_request(group, ip("198.18.0.1"), ip("198.18.0.100"));
+  CHECK_FALSE(fx.dp.process(f, kIf, 0).transmit);
+  auto bcast = make_arp_request(mac(9), ip("198.18.0.1"), ip("198.18.0.100"));
+  for (int i = 6; i < 12; ++i) bcast[size_t(i)] = 0xff;  // Ethernet source ff:ff:ff:ff:ff:ff
+  CHECK_FALSE(fx.dp.process(bcast, kIf, 0).transmit);
+  CHECK(fx.drops(DropReason::kBadArpSender) == 2);
+  CHECK(fx.dp.counters().arp_replies == 0);
+}
