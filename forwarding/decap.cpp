@@ -29,6 +29,8 @@ const char* Decapsulator::outcome_name(Outcome o) {
     case kMalformed: return "malformed";
     case kSourceNotAllowed: return "source_not_allowed";
     case kNotForVip: return "not_for_a_vip";
+    case kNotToThisHost: return "not_to_this_host";
+    case kNested: return "nested_ipip";
     case kOutcomeCount: break;
   }
   return "unknown";
@@ -43,12 +45,20 @@ std::span<const uint8_t> Decapsulator::handle(std::span<const uint8_t> packet) {
     case DecapStatus::kBadInner: ++counts_[kMalformed]; return {};
   }
   const auto* outer = reinterpret_cast<const Ipv4Hdr*>(packet.data());
-  if (!allowed_.empty() && std::none_of(allowed_.begin(), allowed_.end(),
-                                        [&](const Cidr& c) { return c.contains(outer->saddr); })) {
+  if (!allow_any_ && std::none_of(allowed_.begin(), allowed_.end(),
+                                  [&](const Cidr& c) { return c.contains(outer->saddr); })) {
     ++counts_[kSourceNotAllowed];
     return {};
   }
+  if (std::find(local_.begin(), local_.end(), outer->daddr) == local_.end()) {
+    ++counts_[kNotToThisHost];  // a broadcast, a group, or another host's address
+    return {};
+  }
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(inner.data());
+  if (ip->protocol == kProtoIpip) {  // one level only: a director never nests
+    ++counts_[kNested];
+    return {};
+  }
   if (std::find(vips_.begin(), vips_.end(), ip->daddr) == vips_.end()) {
     ++counts_[kNotForVip];
     return {};

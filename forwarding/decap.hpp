@@ -1,7 +1,10 @@
 // The real server's side of LVS TUN: what lbd-decap does with each IPIP packet a raw
 // IPPROTO_IPIP socket hands it. Pure (the daemon in lb/lbd_decap_main.cpp does the I/O):
-// the outer packet must come from an allowed director, the inner one be whole and be
-// addressed to one of the VIPs this server serves; anything else is counted and dropped.
+// the outer packet must come from an allowed director and be sent to one of this host's
+// own unicast addresses (not a broadcast or group address), the inner one be whole, not
+// IPIP again, and be addressed to one of the VIPs this server serves; anything else is
+// counted and dropped. What it delivers bypasses the real's interface-bound firewall
+// rules (it arrives on the TUN device), so the director list is the trust boundary.
 #pragma once
 
 #include <array>
@@ -29,13 +32,18 @@ bool parse_cidr(std::string_view s, Cidr& out);
 class Decapsulator {
  public:
   enum Outcome : uint8_t {
-    kDelivered, kNotIpip, kMalformed, kSourceNotAllowed, kNotForVip, kOutcomeCount
+    kDelivered, kNotIpip, kMalformed, kSourceNotAllowed, kNotForVip, kNotToThisHost, kNested,
+    kOutcomeCount
   };
   static const char* outcome_name(Outcome o);
 
-  // `allowed` empty: any source is accepted.
-  Decapsulator(std::vector<Ipv4> vips, std::vector<Cidr> allowed)
-      : vips_(std::move(vips)), allowed_(std::move(allowed)) {}
+  // Tunnelled packets are accepted from the `allowed` networks only; `allow_any` (a lab's
+  // explicit choice) accepts any source instead.
+  Decapsulator(std::vector<Ipv4> vips, std::vector<Cidr> allowed, bool allow_any = false)
+      : vips_(std::move(vips)), allowed_(std::move(allowed)), allow_any_(allow_any) {}
+
+  // This host's unicast addresses: the only outer destinations accepted (none until set).
+  void set_local_addresses(std::vector<Ipv4> addrs) { local_ = std::move(addrs); }
 
   // `packet` starts at the outer IPv4 header. Returns the inner datagram to deliver, or an
   // empty span (the reason counted).
@@ -46,6 +54,8 @@ class Decapsulator {
  private:
   std::vector<Ipv4> vips_;
   std::vector<Cidr> allowed_;
+  bool allow_any_;
+  std::vector<Ipv4> local_;
   std::array<uint64_t, kOutcomeCount> counts_{};
 };
 

@@ -7,11 +7,18 @@
 // What it changes on the host, all undone at exit: the TUN device (the VIPs are its
 // addresses, /32, so nothing else needs configuring), rp_filter 0 on that device, and
 // unless --keep-arp-sysctls, net.ipv4.conf.all.arp_ignore=1 / arp_announce=2 (so the real
-// server never answers ARP for a VIP) and a strict net.ipv4.conf.all.rp_filter relaxed to
-// loose (2): strict mode would drop every client packet arriving on the TUN device.
+// server never answers ARP for a VIP). A strict net.ipv4.conf.all.rp_filter would drop
+// every client packet arriving on the TUN device (the kernel uses the larger of 'all' and
+// the device's value), so 'all' goes to 0 while every other interface, and 'default',
+// is set strict itself: only the TUN device is relaxed.
+//
+// Every original value is written to a state file before it is changed. A killed
+// lbd-decap cannot restore them; the next one finds the file and restores each value that
+// still holds what lbd-decap set, before it records the originals again.
 #include <boost/program_options.hpp>
 
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
@@ -22,14 +29,18 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -57,29 +68,117 @@ bool write_sysctl(const std::string& path, const std::string& value) {
   return bool(f);
 }
 
+// The originals of the sysctls this run changed, kept where a later lbd-decap finds them
+// if this one is killed: "path original ours" lines, rewritten whole (rename) on change.
+class SysctlState {
+ public:
+  explicit SysctlState(std::string path) : path_(std::move(path)) {}
+  // A killed run's leftovers: each sysctl still holding the value it set gets its
+  // original back. The file is then empty until this run records its own changes.
+  void repair() {
+    std::ifstream f(path_);
+    std::string path, original, ours;
+    int repaired = 0;
+    while (f >> path >> original >> ours) {
+      if (read_sysctl(path).value_or("") != ours) continue;  // changed since: not ours now
+      if (write_sysctl(path, original)) ++repaired;
+    }
+    if (repaired)
+      LBD_LOG(kWarn, "decap", "{}: restored {} sysctl(s) a killed lbd-decap had changed", path_, repaired);
+    entries_.clear();
+    save();
+  }
+  void record(const std::string& path, const std::string& original, const std::string& ours) {
+    entries_[path] = {original, ours};
+    save();
+  }
+  void forget(const std::string& path) {
+    entries_.erase(path);
+    save();
+  }
+  void remove() { std::filesystem::remove(path_); }
+
+ private:
+  void save() {
+    const std::string tmp = path_ + ".new";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      for (const auto& [path, v] : entries_) f << path << " " << v.first << " " << v.second << "\n";
+      if (!f) throw std::runtime_error(tmp + ": cannot write");
+    }
+    if (rename(tmp.c_str(), path_.c_str()) < 0)
+      throw std::runtime_error(path_ + ": " + std::strerror(errno));
+  }
+  std::string path_;
+  std::map<std::string, std::pair<std::string, std::string>> entries_;
+};
+
 // A sysctl set for our run and put back at exit.
 class SysctlChange {
  public:
-  SysctlChange(std::string path, std::string value) : path_(std::move(path)) {
+  SysctlChange(SysctlState& state, std::string path, std::string value)
+      : state_(state), path_(std::move(path)) {
     old_ = read_sysctl(path_);
     if (!old_) throw std::runtime_error(path_ + ": cannot read");
     if (*old_ == value) return;
+    state_.record(path_, *old_, value);
     if (!write_sysctl(path_, value)) throw std::runtime_error(path_ + ": cannot write");
     changed_ = true;
     LBD_LOG(kInfo, "decap", "{}: {} -> {} (restored at exit)", path_, *old_, value);
   }
   ~SysctlChange() {
-    if (changed_ && !write_sysctl(path_, *old_))
+    if (!changed_) return;
+    if (!write_sysctl(path_, *old_))
       LBD_LOG(kError, "decap", "{}: cannot restore {}", path_, *old_);
+    else
+      state_.forget(path_);
   }
   SysctlChange(const SysctlChange&) = delete;
   SysctlChange& operator=(const SysctlChange&) = delete;
 
  private:
+  SysctlState& state_;
   std::string path_;
   std::optional<std::string> old_;
   bool changed_ = false;
 };
+
+// One lbd-decap per network namespace: an abstract Unix socket name is per namespace and
+// is released by the kernel when its holder dies, killed or not.
+int claim_namespace() {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const char name[] = "\0lbd-decap";
+  std::memcpy(a.sun_path, name, sizeof name - 1);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), socklen_t(offsetof(sockaddr_un, sun_path) + sizeof name - 1)) < 0)
+    throw std::runtime_error(errno == EADDRINUSE
+                                 ? "another lbd-decap is already running in this network namespace"
+                                 : std::string("single-instance lock: ") + std::strerror(errno));
+  return fd;
+}
+
+// The state file of this network namespace (sysctls are per namespace).
+std::string state_path(const std::string& dir) {
+  struct stat st{};
+  if (stat("/proc/self/ns/net", &st) < 0) throw std::runtime_error("/proc/self/ns/net: cannot stat");
+  return fmt::format("{}/sysctls-{}", dir, uint64_t(st.st_ino));
+}
+
+// This host's own unicast IPv4 addresses (the outer destinations lbd-decap accepts).
+std::vector<Ipv4> local_unicast_addresses() {
+  std::vector<Ipv4> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) < 0) return out;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    Ipv4 a;
+    std::memcpy(a.b.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    out.push_back(a);
+  }
+  freeifaddrs(list);
+  return out;
+}
 
 // The TUN device: exists while the fd is open, so it (and its addresses) vanish with us.
 class TunDevice {
@@ -144,22 +243,36 @@ std::string counters_line(const Decapsulator& d) {
   return s;
 }
 
-int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, const std::string& tun_name,
-        bool keep_arp) {
+int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool allow_any,
+        const std::string& tun_name, bool keep_arp, const std::string& state_dir) {
+  const int lock = claim_namespace();
   const int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_IPIP);
   if (raw < 0) throw std::runtime_error(std::string("raw IPIP socket: ") + std::strerror(errno));
+  if (mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST)
+    throw std::runtime_error(state_dir + ": " + std::strerror(errno));
+  SysctlState state(state_path(state_dir));
+  state.repair();
   TunDevice tun(tun_name);
   std::vector<std::unique_ptr<SysctlChange>> sysctls;
-  sysctls.push_back(std::make_unique<SysctlChange>(
-      "/proc/sys/net/ipv4/conf/" + tun.name() + "/rp_filter", "0"));
+  const std::string conf = "/proc/sys/net/ipv4/conf/";
+  sysctls.push_back(std::make_unique<SysctlChange>(state, conf + tun.name() + "/rp_filter", "0"));
   if (!keep_arp) {
-    const std::string all = "/proc/sys/net/ipv4/conf/all/";
+    const std::string all = conf + "all/";
     if (read_sysctl(all + "arp_ignore").value_or("0") == "0")
-      sysctls.push_back(std::make_unique<SysctlChange>(all + "arp_ignore", "1"));
+      sysctls.push_back(std::make_unique<SysctlChange>(state, all + "arp_ignore", "1"));
     if (read_sysctl(all + "arp_announce").value_or("0") != "2")
-      sysctls.push_back(std::make_unique<SysctlChange>(all + "arp_announce", "2"));
-    if (read_sysctl(all + "rp_filter").value_or("0") == "1")
-      sysctls.push_back(std::make_unique<SysctlChange>(all + "rp_filter", "2"));
+      sysctls.push_back(std::make_unique<SysctlChange>(state, all + "arp_announce", "2"));
+    if (read_sysctl(all + "rp_filter").value_or("0") == "1") {
+      // Strict everywhere but on the TUN device: each interface (and 'default', for those
+      // made later) strict by itself first, then 'all' no longer forces it.
+      for (const auto& e : std::filesystem::directory_iterator(conf)) {
+        const std::string name = e.path().filename();
+        if (name == "all" || name == "lo" || name == tun.name()) continue;
+        if (read_sysctl(e.path().string() + "/rp_filter").value_or("1") == "0")
+          sysctls.push_back(std::make_unique<SysctlChange>(state, e.path().string() + "/rp_filter", "1"));
+      }
+      sysctls.push_back(std::make_unique<SysctlChange>(state, all + "rp_filter", "0"));
+    }
   }
   configure_device(tun.name(), vips);
 
@@ -174,9 +287,10 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, const s
   std::string vip_list;
   for (const Ipv4& v : vips) vip_list += (vip_list.empty() ? "" : " ") + to_string(v);
   LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", vip_list, tun.name(),
-          allowed.empty() ? " (from any source)" : "");
+          allow_any ? " (from any source: --allow-any)" : "");
 
-  Decapsulator decap(vips, allowed);
+  Decapsulator decap(vips, allowed, allow_any);
+  decap.set_local_addresses(local_unicast_addresses());
   constexpr size_t kBatch = 64, kMax = 65536;
   std::vector<uint8_t> bufs(kBatch * kMax);
   std::array<mmsghdr, kBatch> msgs{};
@@ -189,10 +303,16 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, const s
   uint64_t write_errors = 0;
   pollfd pfds[2] = {{raw, POLLIN, 0}, {sfd, POLLIN, 0}};
   for (bool running = true; running;) {
-    if (poll(pfds, 2, -1) < 0) {
+    // Addresses come and go (DHCP, an operator's `ip addr`): looked up again every second.
+    const int ready = poll(pfds, 2, 1000);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       LBD_LOG(kError, "decap", "poll: {}", std::strerror(errno));
       break;
+    }
+    if (ready == 0) {
+      decap.set_local_addresses(local_unicast_addresses());
+      continue;
     }
     if (pfds[0].revents) {
       const int n = recvmmsg(raw, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
@@ -215,6 +335,10 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, const s
   LBD_LOG(kInfo, "decap", "stopping: {}, write_errors {}", counters_line(decap), write_errors);
   close(sfd);
   close(raw);
+  sysctls.clear();  // each restored (distinct paths: order does not matter)
+  state.remove();
+  rmdir(state_dir.c_str());  // only once empty: other namespaces' instances may share it
+  close(lock);
   return 0;
 }
 
@@ -223,6 +347,7 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, const s
 int main(int argc, char** argv) {
   std::vector<std::string> vip_args, allow_args;
   std::string tun_name = "lbdtun0";
+  std::string state_dir = "/run/lbd-decap";
   po::options_description desc(
       "Usage: lbd-decap --vip VIP [--vip VIP ...] [options]\n\n"
       "The real-server side of lbd's IPIP tunnelling (ipvsadm -i): delivers the packets a\n"
@@ -233,7 +358,11 @@ int main(int argc, char** argv) {
        "a virtual IP this server serves (repeatable; required)")
       ("allow-from", po::value<std::vector<std::string>>(&allow_args)->composing(),
        "accept tunnelled packets only from this director address or CIDR (repeatable; "
-       "default: any)")
+       "required unless --allow-any)")
+      ("allow-any", "accept tunnelled packets from any source (labs only: anyone who can reach "
+       "this host can then inject packets with any client address)")
+      ("state-dir", po::value<std::string>(&state_dir)->default_value(state_dir),
+       "where the original sysctl values are kept while they are changed")
       ("device", po::value<std::string>(&tun_name)->default_value(tun_name),
        "the TUN device to create (holds the VIPs)")
       ("keep-arp-sysctls", "do not set arp_ignore=1/arp_announce=2 and do not relax a strict "
@@ -272,8 +401,18 @@ int main(int argc, char** argv) {
     std::cerr << "lbd-decap: at least one --vip is required\nTry 'lbd-decap --help' for more information.\n";
     return 2;
   }
+  const bool allow_any = vm.count("allow-any") > 0;
+  if (allowed.empty() && !allow_any) {
+    std::cerr << "lbd-decap: --allow-from is required: name the directors that tunnel to this host "
+                 "(--allow-any accepts any source, for labs only)\n";
+    return 2;
+  }
+  if (!allowed.empty() && allow_any) {
+    std::cerr << "lbd-decap: --allow-from and --allow-any exclude each other\n";
+    return 2;
+  }
   try {
-    return run(vips, allowed, tun_name, vm.count("keep-arp-sysctls") > 0);
+    return run(vips, allowed, allow_any, tun_name, vm.count("keep-arp-sysctls") > 0, state_dir);
   } catch (const std::exception& e) {
     LBD_LOG(kError, "decap", "{}", e.what());
     return 1;

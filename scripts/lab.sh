@@ -106,7 +106,8 @@ lab_tun_real() {
     lab_log "creating /dev/net/tun (char 10:200) for lbd-decap"
     mkdir -p /dev/net && mknod -m 600 /dev/net/tun c 10 200
   fi
-  lab_bg "$ns" "$LBD_DECAP_BIN" "${vips[@]}" --allow-from "$LAB_DIRECTOR_IP"
+  lab_bg "$ns" "$LBD_DECAP_BIN" "${vips[@]}" --allow-from "$LAB_DIRECTOR_IP" \
+    --state-dir "$LAB_DIR/decap-state"
   for k in $(seq 1 100); do
     in_ns "$ns" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$1/32" && return 0
     sleep 0.05

@@ -116,8 +116,8 @@ pkg_install() {
   build=$(dirname "$LBD_BIN")
   dpkg-query -W -f='${Status}' lbd 2>/dev/null | grep -q "install ok" &&
     fail "an lbd package is already installed on this machine: not touching it"
-  if [ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /etc/default/lbd-decap ] || [ -e /run/lbd ]; then
-    fail "/etc/lbd, /etc/default/lbd(-decap) or /run/lbd already exist: not touching them"
+  if [ -e /etc/lbd ] || [ -e /etc/default/lbd ] || [ -e /etc/default/lbd-decap ] || [ -e /run/lbd ] || [ -e /run/lbd-decap ]; then
+    fail "/etc/lbd, /etc/default/lbd(-decap), /run/lbd or /run/lbd-decap already exist: not touching them"
   fi
   prefix=$(awk -F= '/^CMAKE_INSTALL_PREFIX:/ {print $2}' "$build/CMakeCache.txt")
   assert_eq /usr "$prefix" "the build is configured for /usr (scripts/deps.sh does)"
@@ -130,6 +130,6 @@ pkg_install() {
 pkg_purge() {
   [ "${PKG_INSTALLED:-0}" = 1 ] || return 0
   dpkg --purge lbd >/dev/null 2>&1 || true
-  rm -rf /run/lbd
+  rm -rf /run/lbd /run/lbd-decap
   PKG_INSTALLED=0
 }

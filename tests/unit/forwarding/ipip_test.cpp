@@ -132,12 +132,15 @@ TEST_CASE("lbd-decap delivers only a whole inner packet for a VIP from an allowe
 
   const auto frame = encapsulated(make_frame(FrameSpec{}));  // director 198.18.0.2 → VIP .100
   const std::vector<uint8_t> outer(frame.begin() + 14, frame.end());
-  Decapsulator any({ip("198.18.0.100")}, {});
+  const std::vector<Ipv4> local{ip("198.18.0.11")};
+  Decapsulator any({ip("198.18.0.100")}, {}, true);
+  any.set_local_addresses(local);
   const auto inner = any.handle(outer);
   CHECK(std::vector<uint8_t>(inner.begin(), inner.end()) == std::vector<uint8_t>(outer.begin() + 20, outer.end()));
   CHECK(any.count(Decapsulator::kDelivered) == 1);
 
-  Decapsulator other_vip({ip("198.18.0.101")}, {});
+  Decapsulator other_vip({ip("198.18.0.101")}, {}, true);
+  other_vip.set_local_addresses(local);
   CHECK(other_vip.handle(outer).empty());
   CHECK(other_vip.count(Decapsulator::kNotForVip) == 1);
 
@@ -145,10 +148,32 @@ TEST_CASE("lbd-decap delivers only a whole inner packet for a VIP from an allowe
   REQUIRE(parse_cidr("198.18.0.3", d1));
   REQUIRE(parse_cidr("198.18.0.0/31", d2));
   Decapsulator strict({ip("198.18.0.100")}, {d1});
+  strict.set_local_addresses(local);
   CHECK(strict.handle(outer).empty());
   CHECK(strict.count(Decapsulator::kSourceNotAllowed) == 1);
+  Decapsulator none({ip("198.18.0.100")}, {});  // no --allow-from and no --allow-any
+  none.set_local_addresses(local);
+  CHECK(none.handle(outer).empty());
+  CHECK(none.count(Decapsulator::kSourceNotAllowed) == 1);
   Decapsulator allowed({ip("198.18.0.100")}, {d1, Cidr{ip("198.18.0.2"), 32}});
+  allowed.set_local_addresses(local);
   CHECK_FALSE(allowed.handle(outer).empty());
+  // Sent to a broadcast address (or any address that is not this host's): refused.
+  auto bcast = outer;
+  bcast[16] = 198, bcast[17] = 18, bcast[18] = 0, bcast[19] = 255;
+  CHECK(allowed.handle(bcast).empty());
+  CHECK(allowed.count(Decapsulator::kNotToThisHost) == 1);
+  // IPIP inside IPIP: never decapsulated twice.
+  std::vector<uint8_t> twice(frame.size() + 20 + 64);
+  std::copy(frame.begin(), frame.end(), twice.begin());
+  ParsedPacket op;  // the IPIP packet as a packet to tunnel (parse_frame takes no IPIP)
+  op.l3_off = 14;
+  op.ip_len = uint16_t(frame.size() - 14);
+  const size_t n2 = ipip_encapsulate(twice, op, ip("198.18.0.2"), ip("198.18.0.11"), 9);
+  REQUIRE(n2 == frame.size() + 20);
+  const std::vector<uint8_t> nested(twice.begin() + 14, twice.begin() + long(n2));
+  CHECK(allowed.handle(nested).empty());
+  CHECK(allowed.count(Decapsulator::kNested) == 1);
 
   auto cut = outer;
   cut.resize(30);
