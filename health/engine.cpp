@@ -15,6 +15,7 @@
 #include <array>
 #include <boost/asio.hpp>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include <fmt/format.h>
@@ -222,8 +223,11 @@ struct Engine::Impl {
     }
   }
 
-  void record(Check& c, const std::string& result, uint32_t late_us, uint32_t took_us) {
-    const bool ok = result.empty();
+  void record(Check& c, const std::string& raw_result, uint32_t late_us, uint32_t took_us) {
+    const bool ok = raw_result.empty();
+    // The one place a check's result enters logs, --lbd-health and notify arguments: what
+    // a server sent (a MySQL error text, say) may hold newlines and terminal escapes.
+    const std::string result = printable(raw_result);
     const Change change = lbd::health::record(c.state, ok, c.target.check.rise, c.target.check.fall);
     std::lock_guard lock(mu);
     ++checks_run;
@@ -303,19 +307,27 @@ struct Engine::Impl {
     std::string error;
     if (!parse_greeting(pkt, g, error)) co_return "greeting: " + error;
     if (cs.user.empty()) co_return "";  // the server answers with a sane greeting: up
+    std::string password = cs.password;
+    if (!cs.password_file.empty()) {
+      // Read at each check: a rotated password is used from the next check on.
+      std::ifstream f(cs.password_file);
+      if (!f || !std::getline(f, password))
+        co_return fmt::format("password-file {}: {}", cs.password_file, f ? "empty" : std::strerror(errno));
+      if (!password.empty() && password.back() == '\r') password.pop_back();
+    }
     auto send = [&](uint8_t s, const std::vector<uint8_t>& payload) -> asio::awaitable<bool> {
       const auto bytes = mysql_packet(s, payload);
       co_await asio::async_write(p.socket, asio::buffer(bytes), asio::redirect_error(kUseAwaitable, ec));
       co_return !ec;
     };
-    if (!co_await send(uint8_t(seq + 1), handshake_response(cs.user, cs.password, g)))
+    if (!co_await send(uint8_t(seq + 1), handshake_response(cs.user, password, g)))
       co_return io_error("login", ec, p, cs.timeout_ms);
     step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
     if (!step.empty()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
     std::optional<std::string> switch_scramble;
     if (error = judge_login_reply(pkt, switch_scramble); !error.empty()) co_return "login: " + error;
     if (switch_scramble) {
-      const std::string auth = native_password_scramble(cs.password, *switch_scramble);
+      const std::string auth = native_password_scramble(password, *switch_scramble);
       if (!co_await send(uint8_t(seq + 1), std::vector<uint8_t>(auth.begin(), auth.end())))
         co_return io_error("login", ec, p, cs.timeout_ms);
       step = co_await read_mysql_packet(p.socket, pkt, seq, ec);

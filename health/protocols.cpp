@@ -8,6 +8,22 @@
 #include <fmt/format.h>
 
 namespace lbd::health {
+
+std::string printable(std::string_view text, size_t max) {
+  std::string out;
+  for (unsigned char ch : text) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    if (ch < 0x20 || ch >= 0x7f)
+      out += fmt::format("\\x{:02x}", ch);
+    else
+      out += char(ch);
+  }
+  return out;
+}
+
 namespace {
 
 std::string sha1(std::string_view data) {

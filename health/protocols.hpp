@@ -13,6 +13,12 @@
 
 namespace lbd::health {
 
+// Text a server sent (an error message, a plugin name, a status field) made safe to log,
+// show on a terminal and pass to a command: each byte outside printable ASCII becomes
+// \xNN, and the result is cut at `max` bytes ("..." appended). Idempotent.
+std::string printable(std::string_view text, size_t max = 256);
+
+
 // --- HTTP -------------------------------------------------------------------------------
 // GET path HTTP/1.0 with Host (the spec's, else addr:port), Connection: close.
 std::string http_request(const CheckSpec& c, Ipv4 addr, uint16_t port);

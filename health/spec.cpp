@@ -1,6 +1,7 @@
 // Health specification parsing and canonical printing; see spec.hpp.
 #include "health/spec.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -8,9 +9,9 @@
 namespace lbd::health {
 namespace {
 
-constexpr const char* kCheckKeys[] = {"check", "port",   "interval", "timeout", "rise",
-                                      "fall",  "path",   "host",     "status",  "body",
-                                      "user",  "password", "max-lag", "cmd"};
+constexpr const char* kCheckKeys[] = {"check", "port",     "interval", "timeout",       "rise",
+                                      "fall",  "path",     "host",     "status",        "body",
+                                      "user",  "password", "password-file", "max-lag", "cmd"};
 constexpr const char* kServiceKeys[] = {"on-down", "sorry", "sorry-fwd", "notify"};
 
 bool is_check_key(std::string_view k) {
@@ -130,8 +131,10 @@ bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, s
     if (!parse_u32(v, 1, 1000, c.fall)) return bad("expected 1 to 1000");
   } else if (key == "path") {
     if (v.empty() || v[0] != '/') return bad("expected a path starting with /");
+    if (v.find(' ') != std::string::npos) return bad("a path has no blanks (write %20 as %2520)");
     c.path = v;
   } else if (key == "host") {
+    if (v.find(' ') != std::string::npos) return bad("a host name has no blanks");
     c.host = v;
   } else if (key == "status") {
     if (!parse_status(v, c.status)) return bad("expected codes or ranges such as 200-299/302");
@@ -140,7 +143,12 @@ bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, s
   } else if (key == "user") {
     c.user = v;
   } else if (key == "password") {
+    if (v == kRedacted)
+      return bad("this password was redacted by lbadm -S: give it again, or use password-file=");
     c.password = v;
+  } else if (key == "password-file") {
+    if (v.empty() || v[0] != '/') return bad("expected an absolute path");
+    c.password_file = v;
   } else if (key == "max-lag") {
     if (v == "none") {
       c.max_lag = -1;
@@ -177,6 +185,12 @@ bool for_each_pair(std::string_view text, std::string& error, F&& f) {
       error = fmt::format("'{}': bad %-escape", item);
       return false;
     }
+    // Values reach request lines, headers, logs and commands: no control characters (a
+    // CR/LF in a path or host would inject headers into the HTTP check).
+    if (std::any_of(value.begin(), value.end(), [](char ch) { return uint8_t(ch) < 0x20 || ch == 0x7f; })) {
+      error = fmt::format("{}=: control characters are not allowed", item.substr(0, eq));
+      return false;
+    }
     if (!f(item.substr(0, eq), value)) return false;
     if (comma != std::string_view::npos && text.empty()) {
       error = "trailing ','";
@@ -201,6 +215,10 @@ bool validate_check(const CheckSpec& c, std::string& error) {
   if (c.timeout_ms > c.interval_ms) {
     error = fmt::format("timeout={} is longer than interval={}", format_seconds(c.timeout_ms),
                         format_seconds(c.interval_ms));
+    return false;
+  }
+  if (!c.password.empty() && !c.password_file.empty()) {
+    error = "give password= or password-file=, not both";
     return false;
   }
   if (c.max_lag >= 0 && c.user.empty()) {
@@ -342,6 +360,7 @@ std::string format_service_health(const ServiceHealth& h) {
   if (c.body != d.body) add("body", c.body);
   if (c.user != d.user) add("user", c.user);
   if (c.password != d.password) add("password", c.password);
+  if (c.password_file != d.password_file) add("password-file", c.password_file);
   if (c.max_lag != d.max_lag) add("max-lag", std::to_string(c.max_lag));
   if (c.cmd != d.cmd) add("cmd", c.cmd);
   if (h.on_down != OnDown::kKeep) add("on-down", "expire");
@@ -351,6 +370,19 @@ std::string format_service_health(const ServiceHealth& h) {
   if (h.sorry_fwd != 'g') add("sorry-fwd", std::string(1, h.sorry_fwd));
   if (!h.notify.empty()) add("notify", h.notify);
   return s;
+}
+
+std::string redact_secrets(std::string_view text) {
+  std::string out(text);
+  for (size_t at = 0; (at = out.find("password=", at)) != std::string::npos;) {
+    const bool key_start = at == 0 || out[at - 1] == ',' || out[at - 1] == ' ' || out[at - 1] == '\t';
+    at += 9;
+    if (!key_start) continue;
+    const size_t end = out.find_first_of(", \t\n", at);
+    out.replace(at, (end == std::string::npos ? out.size() : end) - at, kRedacted);
+    at += std::string_view(kRedacted).size();
+  }
+  return out;
 }
 
 }  // namespace lbd::health

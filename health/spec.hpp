@@ -40,6 +40,7 @@ struct CheckSpec {
   std::vector<StatusRange> status = default_status();
   std::string body;                 // http: the body must contain this, if set
   std::string user, password;       // mysql: log in (else the greeting alone counts)
+  std::string password_file;        // mysql: the password's file, read by lbd at each check
   int32_t max_lag = -1;             // mysql: >= 0 makes it a replica check (needs user)
   std::string cmd;                  // exec: run with LBD_* variables, exit 0 = up
   friend bool operator==(const CheckSpec&, const CheckSpec&) = default;
@@ -68,6 +69,12 @@ CheckSpec effective_check(const CheckSpec& service, const std::string& real_over
 
 // A check that can run: timeout within the interval, exec has cmd=, max-lag has user=.
 bool validate_check(const CheckSpec& c, std::string& error);
+
+// What stands for a password lbd does not show (logs, --lbd-health, lbadm -S).
+inline constexpr const char* kRedacted = "<redacted>";
+// `text` (a health spec, or a command line holding one) with every password= value
+// replaced by kRedacted. password-file= names a file, not a secret, and stays.
+std::string redact_secrets(std::string_view text);
 
 // "200-299/302": the status list as the spec writes it.
 std::string format_status(const std::vector<StatusRange>& v);

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "health/protocols.hpp"
+
 namespace lbd {
 namespace {
 
@@ -33,7 +35,7 @@ Status check_real_health(const health::ServiceHealth& svc, const std::string& ov
   const health::CheckSpec eff = health::effective_check(svc.check, overrides);
   std::string error;
   if (eff.type != health::CheckType::kNone && !health::validate_check(eff, error))
-    return Status::error(EINVAL, fmt::format("health check of {}:{}: {}", to_string(addr), port, error));
+    return Status::error(kLbdInvalid, fmt::format("health check of {}:{}: {}", to_string(addr), port, error));
   return Status::ok();
 }
 
@@ -45,7 +47,7 @@ Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
   if (c.has(kOptHealth)) {
     std::string error;
     if (!health::parse_service_health(c.health_text, opt.health, error))
-      return Status::error(EINVAL, "illegal health specification: " + error);
+      return Status::error(kLbdInvalid, "illegal health specification: " + error);
   }
   if (c.cmd == Command::kAddService) return services.add_service(c.service, opt);
   if (cur)
@@ -104,9 +106,15 @@ Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const 
     ++lineno;
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
-    auto r = parse_command(split_line(line), "lbadm", resolve, true);
-    if (auto* e = std::get_if<CliError>(&r))
+    const std::vector<std::string> tokens = split_line(line);
+    auto r = parse_command(tokens, "lbadm", resolve, true);
+    if (auto* e = std::get_if<CliError>(&r)) {
+      // ipvsadm's "Try `ipvsadm -h'" names nothing: say which line and what it starts with.
+      if (e->message.rfind("Try `", 0) == 0)
+        return Status::error(EINVAL, fmt::format("line {}: `{}': no command (expected -A, -a, -E, -e, -D, "
+                                                 "-d, -C, -Z or --set)", lineno, health::printable(tokens[0], 64)));
       return Status::error(EINVAL, fmt::format("line {}: {}", lineno, e->message));
+    }
     auto& cmd = std::get<CliCommand>(r);
     switch (cmd.cmd) {
       case Command::kList: case Command::kSave: case Command::kHelp: case Command::kVersion:
@@ -158,7 +166,7 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
   for (size_t i = 0; i < rules.size(); ++i) {
     if (Status s = execute(rules[i], scratch, scratch_timeouts); !s.is_ok())
       return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
-                                                 join_args(canonical_args(rules[i])), s.message()));
+                                                 health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
   }
   for (const auto& c : rules) {
     Status s = execute(c, current, timeouts);
@@ -175,7 +183,7 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
   for (size_t i = 0; i < rules.size(); ++i) {
     if (Status s = execute(rules[i], want, want_timeouts); !s.is_ok())
       return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
-                                                 join_args(canonical_args(rules[i])), s.message()));
+                                                 health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
   }
   // Each side as -A/-a lines: equal lines mean equal definitions (health included).
   struct Side {

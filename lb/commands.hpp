@@ -3,6 +3,7 @@
 // with ENOSYS and a message naming them, never silently ignored.
 #pragma once
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@
 #include "lb/tcp_state.hpp"
 
 namespace lbd {
+
+// The code of a refusal by lbd's own checks (a health specification): lbadm prints the
+// reason as it is, where IPVS's EINVAL would get libipvs's generic "Invalid operation".
+constexpr int kLbdInvalid = EDOM;
 
 Status execute(const CliCommand& cmd, ServiceTable& services, Timeouts& timeouts);
 

@@ -10,6 +10,7 @@
 // Memory: sizeof(Conn) + 4 * 8 bytes of index per connection of capacity.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -104,6 +105,19 @@ class ConnTable {
     for (const auto& b : index_)
       if (b.slot) f(slab_[b.slot - 1]);
   }
+
+  // The same walk in steps: visits the entries of index positions [from, from + n) and
+  // returns where the next step starts (index_positions() at the end). Between steps the
+  // table may change: an entry inserted or moved meanwhile can be missed or seen twice, as
+  // in IPVS's /proc/net/ip_vs_conn, which walks its hash table under RCU bucket by bucket.
+  template <class F>
+  size_t for_each_from(size_t from, size_t n, F&& f) const {
+    const size_t end = std::min(index_.size(), from + n);
+    for (size_t i = from; i < end; ++i)
+      if (index_[i].slot) f(slab_[index_[i].slot - 1]);
+    return end;
+  }
+  size_t index_positions() const { return index_.size(); }
 
   uint32_t size() const { return size_; }
   uint32_t capacity() const { return capacity_; }

@@ -7,6 +7,43 @@
 
 namespace lbd {
 
+std::string encode_args(const std::vector<std::string>& args) {
+  std::string s;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i) s += '\t';
+    for (unsigned char ch : args[i]) {
+      if (ch < 0x20 || ch == 0x7f || ch == '%')
+        s += fmt::format("%{:02X}", ch);
+      else
+        s += char(ch);
+    }
+  }
+  return s;
+}
+
+bool decode_args(std::string_view line, std::vector<std::string>& out) {
+  out.assign(1, "");
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (ch == '\t') {
+      out.emplace_back();
+    } else if (ch == '%') {
+      auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+      if (i + 2 >= line.size()) return false;
+      const int hi = hex(line[i + 1]), lo = hex(line[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out.back() += char(hi << 4 | lo);
+      i += 2;
+    } else if (uint8_t(ch) < 0x20) {
+      return false;  // never sent raw
+    } else {
+      out.back() += ch;
+    }
+  }
+  if (out.size() == 1 && out[0].empty()) out.clear();
+  return true;
+}
+
 // Health texts are percent-encoded (no blanks); "-" stands for none.
 static std::string token(const std::string& t) { return t.empty() ? "-" : t; }
 static std::string untoken(const std::string& t) { return t == "-" ? "" : t; }
@@ -44,11 +81,17 @@ std::string encode_dump(const Dump& d) {
       s += '\n';
     }
   }
+  s += encode_conns(d);
+  s += "END\n";
+  return s;
+}
+
+std::string encode_conns(const Dump& d) {
+  std::string s;
   for (const auto& c : d.conns) {
     s += fmt::format("C {} {} {} {} {} {} {} {} {}\n", c.protocol, to_string(c.caddr), c.cport,
                      to_string(c.vaddr), c.vport, to_string(c.daddr), c.dport, c.state, c.expires);
   }
-  s += "END\n";
   return s;
 }
 

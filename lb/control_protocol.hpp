@@ -1,10 +1,12 @@
 // What lbd and lbadm say over the control socket. A request is one line: a command in its
-// canonical ipvsadm form (tab-separated tokens), or "DUMP" / "DUMP CONNS" for listings.
+// canonical ipvsadm form (tab-separated arguments, each percent-escaped by encode_args so
+// that no byte of an argument can split it or end the line), or "DUMP" / "DUMP CONNS".
 // A reply is "OK", "ERR <errno> <message>", or a dump (one record per line) closed by "END".
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forwarding/packet.hpp"
@@ -55,7 +57,17 @@ struct Dump {
   std::vector<DumpConn> conns;
 };
 
+// One request line from arguments, and back: every argument arrives exactly as given
+// (a tab, a newline or a '%' inside one is escaped). decode_args is false on a bad escape.
+std::string encode_args(const std::vector<std::string>& args);
+bool decode_args(std::string_view line, std::vector<std::string>& out);
+
+// Largest request lbd reads (a RESTORE of about 200,000 rules); larger ones are refused.
+constexpr size_t kMaxRequestBytes = 16u << 20;
+
 std::string encode_dump(const Dump& d);
+// Only the "C" records of d.conns (a dump sent in steps: the services, records, "END").
+std::string encode_conns(const Dump& d);
 // False on a malformed dump (lbadm then reports a protocol error).
 bool decode_dump(const std::string& text, Dump& out);
 

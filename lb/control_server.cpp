@@ -2,16 +2,20 @@
 #include "lb/control_server.hpp"
 
 #include <sys/socket.h>
-#include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "lb/control_protocol.hpp"
+#include "lb/log.hpp"
 
 namespace lbd {
 namespace {
@@ -26,8 +30,14 @@ sockaddr_un make_addr(const std::string& path) {
 }
 
 bool complete_request(const std::string& in) {
-  if (in.rfind("RESTORE\n", 0) == 0) return in.size() >= 4 && in.find("\nEND\n") != std::string::npos;
+  if (in.rfind("RESTORE\n", 0) == 0) return in.find("\nEND\n") != std::string::npos;
   return in.find('\n') != std::string::npos;
+}
+
+uint64_t now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
 }  // namespace
@@ -50,7 +60,13 @@ ControlServer::ControlServer(std::string path, Handler handler)
     if (mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST)
       throw std::runtime_error(fmt::format("cannot create {}: {}", dir, std::strerror(errno)));
   }
-  unlink(path_.c_str());
+  // Only a stale socket is replaced: --socket naming a file by mistake must not delete it.
+  struct stat st{};
+  if (lstat(path_.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      throw std::runtime_error(fmt::format("control socket {}: exists and is not a socket (not removed)", path_));
+    unlink(path_.c_str());
+  }
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   const mode_t old = umask(0177);  // the socket is born 0600: no window where others connect
   const int rc = bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
@@ -70,67 +86,136 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::refresh_fds() {
-  fds_.assign(1, listen_fd_);
-  for (const auto& c : clients_) fds_.push_back(c.fd);
+  fds_.clear();
+  if (accept_paused_until_ == 0) fds_.push_back({listen_fd_, POLLIN, 0});
+  for (const auto& c : clients_) fds_.push_back({c.fd, short(c.replying ? POLLOUT : POLLIN), 0});
   ++version_;
 }
 
-void ControlServer::close_client(size_t i) {
-  close(clients_[i].fd);
-  clients_.erase(clients_.begin() + long(i));
+void ControlServer::close_client(int fd) {
+  close(fd);
+  clients_.erase(std::find_if(clients_.begin(), clients_.end(), [fd](const Client& c) { return c.fd == fd; }));
   refresh_fds();
 }
 
-void ControlServer::on_readable(int fd) {
-  if (fd == listen_fd_) {
-    for (;;) {
-      const int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (c < 0) break;
-      clients_.push_back({c, {}});
-    }
-    refresh_fds();
-    return;
-  }
-  for (size_t i = 0; i < clients_.size(); ++i) {
-    if (clients_[i].fd != fd) continue;
-    char buf[4096];
-    const ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) {
-      close_client(i);
-      return;
-    }
-    clients_[i].in.append(buf, size_t(n));
-    if (clients_[i].in.size() > (16u << 20)) {  // a runaway client: refuse, do not grow
-      close_client(i);
-      return;
-    }
-    if (!complete_request(clients_[i].in)) return;
-    std::string req = clients_[i].in;
-    if (req.rfind("RESTORE\n", 0) != 0) req = req.substr(0, req.find('\n'));
-    const std::string reply = handler_(req);
-    // Replies are small or a dump; write it all (blocking briefly is acceptable here).
-    const int flags = 0;
-    size_t off = 0;
-    while (off < reply.size()) {
-      const ssize_t w = send(fd, reply.data() + off, reply.size() - off, flags | MSG_NOSIGNAL);
-      if (w > 0) {
-        off += size_t(w);
-      } else if (w < 0 && errno == EAGAIN) {
-        fd_set set;
-        FD_ZERO(&set);
-        FD_SET(fd, &set);
-        timeval tv{1, 0};
-        if (select(fd + 1, nullptr, &set, nullptr, &tv) <= 0) break;
-      } else {
-        break;
+void ControlServer::accept_all(uint64_t now) {
+  for (;;) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: the pending client waits in the backlog; the listener rests
+        // a second instead of waking the loop for nothing.
+        if (now - last_emfile_log_ >= 10000 || last_emfile_log_ == 0) {
+          LBD_LOG(kWarn, "control", "cannot accept a control client: {} (retrying in 1 s)", std::strerror(errno));
+          last_emfile_log_ = now;
+        }
+        accept_paused_until_ = now + 1000;
       }
+      break;
     }
-    close_client(i);
+    if (clients_.size() >= kMaxClients) {
+      const std::string busy = fmt::format("ERR {} lbd is serving {} control clients already; try again\n",
+                                           EBUSY, kMaxClients);
+      [[maybe_unused]] auto n = send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      close(fd);
+      ++dropped_;
+      continue;
+    }
+    clients_.push_back({fd, {}, {}, 0, {}, false, now + kRequestTimeoutMs});
+  }
+  refresh_fds();
+}
+
+void ControlServer::read_request(Client& c, uint64_t now) {
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = read(c.fd, buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      close_client(c.fd);
+      return;
+    }
+    c.in.append(buf, size_t(n));
+    if (c.in.size() > kMaxRequestBytes) {  // a runaway client: refuse, do not grow
+      c.in.clear();
+      c.out = fmt::format("ERR {} request larger than {} MiB: refused\n", E2BIG, kMaxRequestBytes >> 20);
+      break;
+    }
+    if (complete_request(c.in)) {
+      std::string req = std::move(c.in);
+      if (req.rfind("RESTORE\n", 0) != 0) req.resize(req.find('\n'));
+      Reply r = handler_(req);
+      c.out = std::move(r.text);
+      c.more = std::move(r.more);
+      break;
+    }
+    if (size_t(n) < sizeof buf) return;
+  }
+  c.replying = true;
+  c.deadline_ms = now + kReplyTimeoutMs;
+  refresh_fds();
+  write_reply(c, now);
+}
+
+void ControlServer::write_reply(Client& c, uint64_t now) {
+  for (;;) {
+    if (c.more && c.out.size() - c.out_off < kOutputLowWater) {
+      c.out.erase(0, c.out_off);
+      c.out_off = 0;
+      if (c.more(c.out)) c.more = nullptr;
+    }
+    if (c.out_off == c.out.size()) {
+      if (c.more) continue;
+      close_client(c.fd);  // all sent
+      return;
+    }
+    const ssize_t w = send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      c.out_off += size_t(w);
+      c.deadline_ms = now + kReplyTimeoutMs;  // it reads: give it time for the rest
+      continue;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EINTR)) return;  // POLLOUT brings us back
+    close_client(c.fd);
     return;
   }
 }
 
-std::string control_request(const std::string& path, const std::string& request) {
+void ControlServer::on_event(int fd, short revents, uint64_t now) {
+  if (fd == listen_fd_) {
+    accept_all(now);
+    return;
+  }
+  for (auto& c : clients_) {
+    if (c.fd != fd) continue;
+    if (c.replying && (revents & (POLLOUT | POLLERR | POLLHUP)))
+      write_reply(c, now);
+    else if (!c.replying && (revents & (POLLIN | POLLERR | POLLHUP)))
+      read_request(c, now);
+    return;
+  }
+}
+
+void ControlServer::tick(uint64_t now) {
+  bool changed = false;
+  if (accept_paused_until_ && now >= accept_paused_until_) {
+    accept_paused_until_ = 0;
+    changed = true;
+  }
+  for (size_t i = 0; i < clients_.size();) {
+    if (now < clients_[i].deadline_ms) {
+      ++i;
+      continue;
+    }
+    close(clients_[i].fd);  // stalled: sent no whole request, or read nothing for too long
+    clients_.erase(clients_.begin() + long(i));
+    ++dropped_;
+    changed = true;
+  }
+  if (changed) refresh_fds();
+}
+
+std::string control_request(const std::string& path, const std::string& request, uint64_t timeout_ms) {
   const sockaddr_un addr = make_addr(path);
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
@@ -140,16 +225,40 @@ std::string control_request(const std::string& path, const std::string& request)
                                          err == ENOENT || err == ECONNREFUSED ? " (is lbd running?)"
                                          : err == EACCES ? " (you must be root)" : ""));
   }
+  const uint64_t deadline = now_ms() + timeout_ms;
+  auto wait = [&](short events) {
+    pollfd p{fd, events, 0};
+    for (;;) {
+      const uint64_t now = now_ms();
+      if (now >= deadline) return false;
+      const int r = poll(&p, 1, int(std::min<uint64_t>(deadline - now, 1000)));
+      if (r > 0) return true;
+      if (r < 0 && errno != EINTR) return false;
+    }
+  };
+  auto timed_out = [&] {
+    close(fd);
+    return std::runtime_error(fmt::format(
+        "lbd on {} did not answer within {} s (stopped, or busy with a long operation?)", path,
+        timeout_ms / 1000));
+  };
   size_t off = 0;
   while (off < request.size()) {
-    const ssize_t w = send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
-    if (w <= 0) break;
+    if (!wait(POLLOUT)) throw timed_out();
+    const ssize_t w = send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (w <= 0) break;  // lbd closed early (a refusal): read what it said
     off += size_t(w);
   }
   std::string reply;
   char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
+  for (;;) {
+    if (!wait(POLLIN)) throw timed_out();
+    const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n <= 0) break;
+    reply.append(buf, size_t(n));
+  }
   close(fd);
   return reply;
 }

@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/random.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -22,6 +25,8 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <thread>
+#include <utility>
 
 #include "forwarding/ipip.hpp"
 #include "forwarding/netlink_neighbours.hpp"
@@ -64,14 +69,53 @@ void notify_systemd(const std::string& message) {
   close(fd);
 }
 
-// The rules file, parsed (host names resolved as ipvsadm -R resolves them). nullopt if it
-// cannot be read (errno set); otherwise the parse status.
-std::optional<Status> read_rules(const std::string& path, std::vector<CliCommand>& rules) {
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_rules(ss.str(), rules, resolve_host);
+// The largest rules file lbd reads (about 600,000 rules).
+constexpr off_t kMaxRulesBytes = 64 << 20;
+
+// The rules file's text: a regular file (a FIFO or a device would hang or never end),
+// at most kMaxRulesBytes. On error, a message naming the file and why, and nullopt.
+std::optional<std::string> read_rules_text(const std::string& path, std::string& error) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    error = fmt::format("{}: {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  struct stat st{};
+  std::string text;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    error = fmt::format("{}: not a regular file", path);
+  } else if (st.st_size > kMaxRulesBytes) {
+    error = fmt::format("{}: {} bytes, more than the {} MiB lbd reads", path, st.st_size, kMaxRulesBytes >> 20);
+  } else {
+    text.resize(size_t(st.st_size));
+    size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = read(fd, text.data() + got, text.size() - got);
+      if (n <= 0) break;
+      got += size_t(n);
+    }
+    if (got != text.size()) error = fmt::format("{}: short read", path);
+    if (error.empty() && (st.st_mode & 044) && text.find("password=") != std::string::npos)
+      LBD_LOG(kWarn, "rules", "{} holds a password= and others can read it: chmod 600 it, or use password-file=",
+              path);
+  }
+  close(fd);
+  if (!error.empty()) return std::nullopt;
+  return text;
+}
+
+// The rules file, parsed (host names resolved as ipvsadm -R resolves them). `missing_ok`:
+// an absent file is an empty rule set (the default path). An error names file and line.
+Status read_rules(const std::string& path, bool missing_ok, std::vector<CliCommand>& rules) {
+  rules.clear();
+  std::string error;
+  const auto text = read_rules_text(path, error);
+  if (!text) {
+    if (missing_ok && errno == ENOENT && access(path.c_str(), F_OK) < 0) return Status::ok();
+    return Status::error(EINVAL, error);
+  }
+  const Status st = parse_rules(*text, rules, resolve_host);
+  return st.is_ok() ? st : Status::error(st.code(), fmt::format("{}: {}", path, st.message()));
 }
 
 // WatchdogSec=: systemd's interval in ms (for this process), or 0 when not watched.
@@ -131,10 +175,12 @@ class Daemon {
   int run();
 
  private:
-  std::string handle_request(const std::string& req);
+  Reply handle_request(const std::string& req);
+  Reply dump_with_conns();
   std::string handle_restore(const std::string& req);
-  // SIGHUP: the rules file again, applied as a difference; false (nothing changed) on error.
-  bool reload();
+  // SIGHUP: the rules file again, applied as a difference (nothing changed on error).
+  void start_reload();
+  void finish_reload();
   void configuration_changed();
   void configure_health();
   void on_health_events();
@@ -142,7 +188,7 @@ class Daemon {
   void resolve_next_hops(bool refresh);
   int on_frames(Capture& cap);  // frames handled, or -1 when the capture failed
   void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
-  Dump make_dump(bool with_conns);
+  Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::string counters_text();
   // Sends what every injector has queued; frames the kernel refused are counted as drops.
   void flush_all() {
@@ -166,6 +212,11 @@ class Daemon {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<health::Engine> health_;
   uint64_t applied_generation_ = 0;
+  int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
+  std::thread reload_thread_;
+  Status reload_status_ = Status::ok();
+  std::vector<CliCommand> reload_rules_;
+  bool reload_again_ = false;
   uint64_t now_ms_ = 0;
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
 };
@@ -178,7 +229,7 @@ struct DispatchCtx {
 
 }  // namespace
 
-Dump Daemon::make_dump(bool with_conns) {
+Dump Daemon::make_dump() {
   Dump d;
   d.table_size = conns_->capacity();
   d.timeouts = timeouts_;
@@ -199,17 +250,6 @@ Dump Daemon::make_dump(bool with_conns) {
     if (s.sorry_active) add(services_.real(s.sorry_id), DumpReal::kSorry);
     d.services.push_back(std::move(ds));
   });
-  if (with_conns) {
-    const uint32_t now_s = DataPath::seconds(monotonic_ms());
-    conns_->for_each([&](const Conn& c) {
-      // A persistence template: client port 0, state NONE (IPVS's template entries).
-      const bool templ = c.flags & Conn::kTemplate;
-      d.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr, c.key.vaddr,
-                         c.daddr, c.key.cport, c.key.vport, c.dport,
-                         templ ? "NONE" : state_name(c.state),
-                         c.expires > now_s ? c.expires - now_s : 0});
-    });
-  }
   return d;
 }
 
@@ -255,53 +295,85 @@ std::string Daemon::handle_restore(const std::string& req) {
   return "OK\n";
 }
 
-bool Daemon::reload() {
-  std::vector<CliCommand> rules;
-  const std::optional<Status> parsed = read_rules(cfg_.rules_path, rules);
-  if (!parsed) {
-    LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, std::strerror(errno));
-    return false;
+// SIGHUP, first half: the file is read, parsed and its names resolved on a thread of its
+// own (a dead name server can take seconds), while the loop forwards. A SIGHUP during a
+// reload reloads again once it ends.
+void Daemon::start_reload() {
+  if (reload_thread_.joinable()) {
+    reload_again_ = true;
+    return;
   }
-  size_t changes = 0;
-  Status st = *parsed;
-  if (st.is_ok()) st = reload_rules(rules, services_, timeouts_, changes);
-  if (!st.is_ok()) {
-    LBD_LOG(kError, "rules", "reload: {}: {}; running rules kept", cfg_.rules_path, st.message());
-    return false;
-  }
-  LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes", cfg_.rules_path, rules.size(), changes);
-  configuration_changed();
-  return true;
+  notify_systemd(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_ms() * 1000));
+  reload_thread_ = std::thread([this] {
+    reload_status_ = read_rules(cfg_.rules_path, !cfg_.rules_path_given, reload_rules_);
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = write(reload_fd_, &one, sizeof one);
+  });
 }
 
-std::string Daemon::handle_request(const std::string& req) {
-  if (req == "DUMP") return encode_dump(make_dump(false));
-  if (req == "DUMP CONNS") return encode_dump(make_dump(true));
-  if (req == "COUNTERS") return counters_text() + "END\n";
-  if (req == "HEALTH") return health_text() + "END\n";
-  if (req.rfind("RESTORE\n", 0) == 0) return handle_restore(req);
-  std::vector<std::string> args;
-  std::string cur;
-  for (char ch : req) {
-    if (ch == '\t') {
-      args.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
+// Second half, on the loop: the parsed rules applied as a difference (linear in the rules).
+void Daemon::finish_reload() {
+  uint64_t n;
+  [[maybe_unused]] auto r = read(reload_fd_, &n, sizeof n);
+  reload_thread_.join();
+  size_t changes = 0;
+  Status st = reload_status_;
+  if (st.is_ok()) st = reload_rules(reload_rules_, services_, timeouts_, changes);
+  if (!st.is_ok()) {
+    LBD_LOG(kError, "rules", "reload: {}; running rules kept", st.message());
+    notify_systemd("READY=1\nSTATUS=reload failed, running rules kept (see the log)");
+  } else {
+    LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes", cfg_.rules_path, reload_rules_.size(), changes);
+    configuration_changed();
+    notify_systemd("READY=1\nSTATUS=rules reloaded");
   }
-  if (!cur.empty()) args.push_back(cur);
+  reload_rules_.clear();
+  if (std::exchange(reload_again_, false)) start_reload();
+}
+
+// The services at once, then the connections a step at a time as lbadm reads them: a
+// listing of a million connections never holds the data path for more than one step.
+Reply Daemon::dump_with_conns() {
+  std::string head = encode_dump(make_dump());
+  head.resize(head.size() - 4);  // without its "END\n": the connections follow
+  auto pos = std::make_shared<size_t>(0);
+  return {std::move(head), [this, pos](std::string& out) {
+            const uint32_t now_s = DataPath::seconds(monotonic_ms());
+            Dump step;
+            *pos = conns_->for_each_from(*pos, 16384, [&](const Conn& c) {
+              // A persistence template: client port 0, state NONE (IPVS's template entries).
+              const bool templ = c.flags & Conn::kTemplate;
+              step.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr,
+                                    c.key.vaddr, c.daddr, c.key.cport, c.key.vport, c.dport,
+                                    templ ? "NONE" : state_name(c.state),
+                                    c.expires > now_s ? c.expires - now_s : 0});
+            });
+            out += encode_conns(step);
+            if (*pos < conns_->index_positions()) return false;
+            out += "END\n";
+            return true;
+          }};
+}
+
+Reply Daemon::handle_request(const std::string& req) {
+  if (req == "DUMP") return {encode_dump(make_dump()), {}};
+  if (req == "DUMP CONNS") return dump_with_conns();
+  if (req == "COUNTERS") return {counters_text() + "END\n", {}};
+  if (req == "HEALTH") return {health_text() + "END\n", {}};
+  if (req.rfind("RESTORE\n", 0) == 0) return {handle_restore(req), {}};
+  std::vector<std::string> args;
+  if (!decode_args(req, args)) return {fmt::format("ERR {} malformed request (bad escape)\n", EINVAL), {}};
   auto parsed = parse_command(args, "lbadm");
-  if (auto* e = std::get_if<CliError>(&parsed)) return fmt::format("ERR {} {}\n", EINVAL, e->message);
+  if (auto* e = std::get_if<CliError>(&parsed)) return {fmt::format("ERR {} {}\n", EINVAL, e->message), {}};
   const CliCommand& cmd = std::get<CliCommand>(parsed);
   const Status st = execute(cmd, services_, timeouts_);
   if (!st.is_ok()) {
-    LBD_LOG(kInfo, "control", "refused: {}: {}", join_args(args), st.message());
-    return fmt::format("ERR {} {}\n", st.code(), st.message());
+    LBD_LOG(kInfo, "control", "refused: {}: {}", health::redact_secrets(join_args(args)), st.message());
+    return {fmt::format("ERR {} {}\n", st.code(), st.message()), {}};
   }
-  LBD_LOG(kInfo, "control", "applied: {}", join_args(args));
+  LBD_LOG(kInfo, "control", "applied: {}", health::redact_secrets(join_args(args)));
   configuration_changed();
-  return "OK\n";
+  return {"OK\n", {}};
 }
 
 void Daemon::configuration_changed() {
@@ -391,7 +463,7 @@ std::string Daemon::health_text() {
                                 "Check", "  -> RemoteAddress:Port", "State", "Since", "Checked", "Result");
   services_.for_each_service([&](const Service& s) {
     const auto& h = s.options.health;
-    const std::string spec = health::format_service_health(h);
+    const std::string spec = health::redact_secrets(health::format_service_health(h));
     out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", s.key.protocol == kProtoTcp ? "TCP" : "UDP",
                                                      to_string(s.key.vip), s.key.port),
                        spec.empty() ? "check=none" : spec,
@@ -558,22 +630,19 @@ int Daemon::run() {
   conns_ = std::make_unique<ConnTable>(cfg_.max_connections, seed);
   dp_ = std::make_unique<DataPath>(services_, *conns_, timeouts_);
 
-  // Rules first: a bad file stops lbd before it changes the box.
+  // Rules first: a bad file stops lbd before it changes the box. Only the default path
+  // may be absent; a given path that is missing, unreadable or not a file is an error.
   {
     std::vector<CliCommand> rules;
-    if (const std::optional<Status> parsed = read_rules(cfg_.rules_path, rules)) {
-      Status st = *parsed;
-      if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
-      if (!st.is_ok()) {
-        LBD_LOG(kError, "rules", "{}: {}; nothing applied", cfg_.rules_path, st.message());
-        return 1;
-      }
-      LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
-    } else if (cfg_.rules_path_given) {
-      LBD_LOG(kWarn, "rules", "{}: {}; starting with no services", cfg_.rules_path,
-              std::strerror(errno));
+    Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
+    if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+    if (!st.is_ok()) {
+      LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
+      return 1;
     }
+    LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
   }
+  reload_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
   nl_ = std::make_unique<NetlinkNeighbours>();
   std::vector<InterfaceInfo> ifs;
@@ -612,7 +681,8 @@ int Daemon::run() {
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
   const size_t health_index = captures_.size() + 2;
-  const size_t control_base = captures_.size() + 3;
+  const size_t reload_index = captures_.size() + 3;
+  const size_t control_base = captures_.size() + 4;
   while (running) {
     if (pfds_version != control_->version()) {  // rebuilt only when control clients change
       pfds.clear();
@@ -620,7 +690,8 @@ int Daemon::run() {
       pfds.push_back({sfd, POLLIN, 0});
       pfds.push_back({tfd, POLLIN, 0});
       pfds.push_back({health_->event_fd(), POLLIN, 0});
-      for (int fd : control_->fds()) pfds.push_back({fd, POLLIN, 0});
+      pfds.push_back({reload_fd_, POLLIN, 0});
+      for (const pollfd& p : control_->poll_fds()) pfds.push_back(p);
       pfds_version = control_->version();
     }
     if (poll(pfds.data(), pfds.size(), -1) < 0) {
@@ -638,10 +709,7 @@ int Daemon::run() {
       signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-          notify_systemd(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_ms() * 1000));
-          const bool ok = reload();
-          notify_systemd(ok ? "READY=1\nSTATUS=rules reloaded"
-                            : "READY=1\nSTATUS=reload failed, running rules kept (see the log)");
+          start_reload();
         } else {
           LBD_LOG(kInfo, "main", "signal {}: shutting down", int(si.ssi_signo));
           running = false;
@@ -653,6 +721,7 @@ int Daemon::run() {
       while (read(tfd, &ticks, sizeof ticks) == sizeof ticks) {}
       const uint64_t now = monotonic_ms();
       dp_->expire(now, 65536);
+      control_->tick(now);
       // The loop is alive: tell systemd's watchdog, twice per interval.
       if (watchdog_ms && now - last_watchdog >= watchdog_ms / 2) {
         notify_systemd("WATCHDOG=1");
@@ -689,15 +758,18 @@ int Daemon::run() {
       flush_all();
     }
     if (pfds[health_index].revents) on_health_events();
+    if (pfds[reload_index].revents) finish_reload();
     for (size_t i = control_base; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;
       const uint64_t v = control_->version();
-      control_->on_readable(pfds[i].fd);
+      control_->on_event(pfds[i].fd, pfds[i].revents, monotonic_ms());
       if (control_->version() != v) break;  // the fd list changed: poll again
     }
   }
   close(tfd);
   close(sfd);
+  if (reload_thread_.joinable()) reload_thread_.join();
+  close(reload_fd_);
   notify_systemd("STOPPING=1");
   // Undo in reverse: stop checking and capturing, remove the guard (table, offloads), the socket.
   health_.reset();
@@ -707,6 +779,20 @@ int Daemon::run() {
   control_.reset();
   LBD_LOG(kInfo, "main", "stopped; box restored");
   return exit_code;
+}
+
+int check_rules_file(const std::string& path, bool required) {
+  std::vector<CliCommand> rules;
+  Status st = read_rules(path, !required, rules);
+  ServiceTable scratch;
+  Timeouts timeouts;
+  if (st.is_ok()) st = apply_rules_atomically(rules, scratch, timeouts);
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "lbd: rules: %s\n", st.message().c_str());
+    return 1;
+  }
+  std::printf("%s: %zu rules, %zu services: would load\n", path.c_str(), rules.size(), scratch.service_count());
+  return 0;
 }
 
 int run_daemon(const DaemonConfig& config) {

@@ -18,6 +18,14 @@ struct DaemonConfig {
   int capture_timeout_ms = 0;  // 0 = immediate mode (see Capture)
 };
 
+// The largest connection table (12 GiB at 92 bytes an entry).
+constexpr uint32_t kMaxConnections = 1u << 27;
+
+// lbd --check-rules: reads and checks `path` exactly as a start would (regular file,
+// size, syntax, names, a dry run of every rule); prints the verdict. A missing file is an
+// error only when `required` (the default path may be absent). Returns the exit code.
+int check_rules_file(const std::string& path, bool required);
+
 // Runs until SIGTERM/SIGINT; returns the process exit code. Every change made to the box is
 // undone before it returns.
 int run_daemon(const DaemonConfig& config);

@@ -1,6 +1,7 @@
 // ipvsadm's command-line grammar and checks; see ipvsadm_cli.hpp.
 #include "lb/ipvsadm_cli.hpp"
 
+#include <algorithm>
 #include <netdb.h>
 
 #include <charconv>
@@ -199,6 +200,12 @@ struct Parser {
     c.options |= uint64_t(1) << opt;
   }
 
+  // "[2001:db8::1]:80" or "2001:db8::1": not illegal, just not there yet.
+  void refuse_ipv6(const std::string& a) {
+    if (a.find('[') != std::string::npos || std::count(a.begin(), a.end(), ':') >= 2)
+      fail(2, fmt::format("`{}': IPv6 addresses are not supported by lbd yet (IPv4 only)", a));
+  }
+
   void apply(const OptDef& d, const std::string& name, const std::optional<std::string>& arg) {
     if (d.cmd != Command::kNone) {
       if (d.cmd == Command::kHelp || d.cmd == Command::kVersion) {
@@ -231,6 +238,7 @@ struct Parser {
           svc_proto = (name == "t" || name == "tcp-service") ? kProtoTcp
                       : (name == "u" || name == "udp-service") ? kProtoUdp : 132;
           svc_text = *arg;
+          refuse_ipv6(*arg);
           bool has_port;
           if (!parse_addr_port(*arg, resolve, c.service.vip, c.service.port, has_port))
             fail(2, "illegal virtual server address[:port] specified");
@@ -258,6 +266,7 @@ struct Parser {
       case kOptSchedFlags: sched_flags_arg = *arg; break;
       case kOptReal:
         real_text = *arg;
+        refuse_ipv6(*arg);
         if (!parse_addr_port(*arg, resolve, c.real.addr, c.real.port, real_has_port))
           fail(2, "illegal real server address[:port] specified");
         break;

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "health/spec.hpp"
 #include "lb/commands.hpp"
 #include "lb/control_protocol.hpp"
 #include "lb/control_server.hpp"
@@ -41,6 +42,7 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
   switch (code) {
     case EPERM: return "Permission denied (you must be root)";
     case EINVAL: return "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+    case kLbdInvalid: return lbd_message;  // lbd's own checks (health specs): their reason
     case ENOPROTOOPT: return "Protocol not available";
     case ENOMEM: return "Memory allocation problem";
     case ERANGE: return std::strerror(ERANGE);
@@ -62,13 +64,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string socket_path = "/run/lbd/lbd.sock";
   if (const char* env = std::getenv("LBD_SOCKET"); env && *env) socket_path = env;
+  // How long lbd may take to answer (seconds): a stopped or wedged lbd is reported, not
+  // waited for forever.
+  uint64_t timeout_ms = 30000;
+  if (const char* env = std::getenv("LBADM_TIMEOUT"); env && std::atoi(env) > 0) timeout_ms = uint64_t(std::atoi(env)) * 1000;
   if (args.size() >= 2 && args[0] == "--socket") {
     socket_path = args[1];
     args.erase(args.begin(), args.begin() + 2);
   }
+  // -S writes passwords only when asked: a saved rules file is often world-readable.
+  const auto secrets = std::find(args.begin(), args.end(), "--lbd-secrets");
+  const bool show_secrets = secrets != args.end();
+  if (show_secrets) args.erase(secrets);
   try {
     if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
-      std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n");
+      std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
       reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
       std::cout << reply;
       return 0;
@@ -94,11 +104,26 @@ int main(int argc, char** argv) {
       case Command::kList:
       case Command::kSave: {
         const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
-        const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n");
+        const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
         Dump dump;
         if (!decode_dump(reply, dump)) {
           std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
           return 255;
+        }
+        if (cmd.cmd == Command::kSave && !show_secrets) {
+          size_t redacted = 0;
+          auto redact = [&redacted](std::string& h) {
+            const std::string r = health::redact_secrets(h);
+            redacted += r != h;
+            h = r;
+          };
+          for (auto& s : dump.services) {
+            redact(s.health);
+            for (auto& r : s.reals) redact(r.health);
+          }
+          if (redacted)
+            std::cerr << prog << ": " << redacted << " password(s) written as password=" << health::kRedacted
+                      << " (which a restore refuses): use password-file=, or -S --lbd-secrets\n";
         }
         std::string error;
         auto text = render_listing(cmd, dump, system_names(), error);
@@ -113,16 +138,22 @@ int main(int argc, char** argv) {
         // Names are resolved here, as ipvsadm does (lbd's own parser is numeric-only for
         // this stream): lbd receives each rule in canonical form on its original line.
         const std::string input = read_all(std::cin);
+        if (input.size() + 16 > kMaxRequestBytes) {
+          std::cerr << prog << ": restore refused, no rule applied: the input is " << input.size()
+                    << " bytes, more than lbd takes in one restore (" << (kMaxRequestBytes >> 20)
+                    << " MiB): split it into several -R runs\n";
+          return 2;
+        }
         std::vector<CliCommand> rules;
         if (Status st = parse_rules(input, rules, resolve_host); !st.is_ok()) {
           std::cerr << prog << ": restore refused, no rule applied: " << st.message() << "\n";
-          return st.code() == EINVAL ? 2 : 255;  // as lbd's own refusals below
+          return st.code() == EINVAL || st.code() == kLbdInvalid ? 2 : 255;  // as lbd's refusals below
         }
         std::vector<std::string> lines(size_t(std::count(input.begin(), input.end(), '\n') + 1));
         for (const auto& r : rules) lines[r.line - 1] = join_args(canonical_args(r));
         std::string canonical;
         for (const auto& l : lines) canonical += l + "\n";
-        const std::string reply = control_request(socket_path, "RESTORE\n" + canonical + "END\n");
+        const std::string reply = control_request(socket_path, "RESTORE\n" + canonical + "END\n", timeout_ms);
         if (reply.rfind("OK", 0) == 0) return 0;
         std::istringstream in(reply);
         std::string tag;
@@ -131,12 +162,13 @@ int main(int argc, char** argv) {
         std::string msg;
         std::getline(in, msg);
         if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
-        std::cerr << prog << ": restore refused, no rule applied: " << msg << "\n";
-        return code == EINVAL ? 2 : 255;
+        std::cerr << prog << ": restore refused, no rule applied: "
+                  << (msg.empty() ? "lbd gave no reason (see its log)" : msg) << "\n";
+        return code == EINVAL || code == kLbdInvalid ? 2 : 255;
       }
       default: {
         const std::string reply =
-            control_request(socket_path, join_args(canonical_args(cmd), '\t') + "\n");
+            control_request(socket_path, encode_args(canonical_args(cmd)) + "\n", timeout_ms);
         if (reply.rfind("OK", 0) == 0) return 0;
         std::istringstream in(reply);
         std::string tag;

@@ -2,6 +2,7 @@
 // file) into a DaemonConfig; everything else lives in daemon.cpp.
 #include <boost/program_options.hpp>
 
+#include <charconv>
 #include <iostream>
 
 #include "lb/daemon.hpp"
@@ -10,6 +11,8 @@ namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
   lbd::DaemonConfig cfg;
+  std::string max_conns = std::to_string(cfg.max_connections);
+  std::string check_path;
   po::options_description desc(
       "Usage: lbd --interface IFACE [--interface IFACE ...] [options]\n\n"
       "Userspace Layer-4 load balancer (LVS/IPVS model). Configure it with lbadm.\nOptions");
@@ -22,8 +25,11 @@ int main(int argc, char** argv) {
        "control socket (root only, mode 0600)")
       ("rules", po::value<std::string>(&cfg.rules_path)->default_value(cfg.rules_path),
        "rules file restored at start (ipvsadm -S format)")
-      ("max-connections", po::value<uint32_t>(&cfg.max_connections)->default_value(cfg.max_connections),
-       "connection table capacity (92 bytes each)")
+      ("max-connections", po::value<std::string>(&max_conns)->default_value(max_conns),
+       "connection table capacity (92 bytes each), 1 to 134217728")
+      ("check-rules", po::value<std::string>(&check_path)->implicit_value(""),
+       "check a rules file (default: the --rules file) as a start would apply it, print the "
+       "verdict and exit (0: it would load; 1: it would not)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -42,13 +48,23 @@ int main(int argc, char** argv) {
     std::cout << "lbd " LBD_VERSION "\n";
     return 0;
   }
+  if (vm.count("check-rules"))
+    return lbd::check_rules_file(check_path.empty() ? cfg.rules_path : check_path,
+                                 !check_path.empty() || !vm["rules"].defaulted());
   if (cfg.interfaces.empty()) {
     std::cerr << "lbd: at least one --interface is required\nTry 'lbd --help' for more information.\n";
     return 2;
   }
-  if (cfg.max_connections == 0) {
-    std::cerr << "lbd: --max-connections must be at least 1\n";
-    return 2;
+  {
+    uint64_t n = 0;
+    const auto [p, ec] = std::from_chars(max_conns.data(), max_conns.data() + max_conns.size(), n);
+    if (max_conns.empty() || ec != std::errc{} || p != max_conns.data() + max_conns.size() || n < 1 ||
+        n > lbd::kMaxConnections) {
+      std::cerr << "lbd: --max-connections " << max_conns << ": expected a number from 1 to "
+                << lbd::kMaxConnections << "\n";
+      return 2;
+    }
+    cfg.max_connections = uint32_t(n);
   }
   cfg.rules_path_given = !vm["rules"].defaulted();
   return lbd::run_daemon(cfg);

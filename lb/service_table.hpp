@@ -173,6 +173,8 @@ class ServiceTable {
   // true if that switched its service's sorry server on or off.
   bool set_health(Real& r, bool up);
 
+  size_t service_count() const { return services_.size() - free_services_.size(); }
+
   // Services in id order, and every real (including deleted ones still referenced).
   template <class F> void for_each_service(F&& f) const {
     for (const auto& s : services_)
