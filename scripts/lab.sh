@@ -183,6 +183,8 @@ lab_lbd() {
   # Ready = one more "capturing on" line than before (the log may hold earlier runs').
   local ready_before
   ready_before=$(grep -c "capturing on" "$LAB_DIR/lbd.log" 2>/dev/null || true)
+  # A given rules file must exist (lbd refuses a missing one): start empty unless a test wrote one.
+  [ -e "$LAB_DIR/rules" ] || : > "$LAB_DIR/rules"
   ip netns exec "$LAB_DIRECTOR" "$LBD_BIN" --interface eth0 --socket "$LAB_SOCKET" \
     --rules "$LAB_DIR/rules" "$@" 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!

@@ -102,8 +102,9 @@ mode_lbd_with() {
     # lbd-decap works on the reals' side: on the load core, with the servers.
     [ "$method" = tun ] && taskset -p -c "$LOAD_CPU" "${LAB_PIDS[-1]}" >/dev/null
   done
+  : > "$LAB_DIR/rules"  # no rules at start: the services are added below
   ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
-    --socket "$LAB_SOCKET" --rules /nonexistent ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
+    --socket "$LAB_SOCKET" --rules "$LAB_DIR/rules" ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!; LAB_PIDS+=("$LAB_LBD_PID")
   for k in $(seq 1 100); do [ -S "$LAB_SOCKET" ] && break; sleep 0.05; done
   lbadm_ -A -t "$LAB_VIP:80" -s rr

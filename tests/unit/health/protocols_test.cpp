@@ -192,3 +192,12 @@ TEST_CASE("a length-encoded string claiming 2^64 bytes is refused, not trusted")
   CHECK_FALSE(parse_result_set(packets, rs, err));
   CHECK(err == "malformed row");
 }
+
+TEST_CASE("server text is made printable: newlines and terminal escapes become \\xNN, length bounded") {
+  CHECK(printable("error 1045: Access denied\nlbd: warning: health: real 198.18.0.11:3306 is UP\x1b[2K") ==
+        "error 1045: Access denied\\x0albd: warning: health: real 198.18.0.11:3306 is UP\\x1b[2K");
+  CHECK(printable("caf\xc3\xa9\x9b") == "caf\\xc3\\xa9\\x9b");  // C1 CSI 0x9b included
+  const std::string once = printable("a\tb\x7f");
+  CHECK(printable(once) == once);
+  CHECK(printable(std::string(1000, 'a'), 256) == std::string(256, 'a') + "...");
+}

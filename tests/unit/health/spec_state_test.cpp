@@ -116,3 +116,36 @@ TEST_CASE("rise/fall: fall failures in a row take it down, rise successes bring 
   CHECK(record(one, false, 1, 1) == Change::kWentDown);
   CHECK(record(one, true, 1, 1) == Change::kWentUp);
 }
+
+TEST_CASE("health spec: no control characters in any value; no header injection through path") {
+  for (const char* text : {"check=http,host=a%0Ab", "check=http,path=/%0d%0aX-Evil:%201", "check=http,body=a%1bb",
+                           "check=exec,cmd=/bin/true%0a"}) {
+    ServiceHealth h;
+    std::string error;
+    INFO(text);
+    CHECK_FALSE(parse_service_health(text, h, error));
+    CHECK(error.find("control characters are not allowed") != std::string::npos);
+    CHECK(h == ServiceHealth{});
+  }
+  ServiceHealth h;
+  std::string error;
+  CHECK_FALSE(parse_service_health("check=http,path=/a%20b", h, error));
+  CHECK(error == "path=/a b: a path has no blanks (write %20 as %2520)");
+}
+
+TEST_CASE("secrets: password-file=, redaction, and a redacted password is refused on restore") {
+  ServiceHealth h;
+  std::string error;
+  REQUIRE(parse_service_health("check=mysql,user=lbd,password-file=/etc/lbd/mysql.pw", h, error));
+  CHECK(h.check.password_file == "/etc/lbd/mysql.pw");
+  CHECK(format_service_health(h) == "check=mysql,user=lbd,password-file=/etc/lbd/mysql.pw");
+  CHECK_FALSE(parse_service_health("password=x,password-file=/p", h, error));
+  CHECK(error == "give password= or password-file=, not both");
+  CHECK(redact_secrets("-A -t 198.18.0.100:3306 --health check=mysql,user=u,password=s3cr%2Ct,rise=1") ==
+        "-A -t 198.18.0.100:3306 --health check=mysql,user=u,password=<redacted>,rise=1");
+  CHECK(redact_secrets("password=abc") == "password=<redacted>");
+  CHECK(redact_secrets("user=u,password-file=/p") == "user=u,password-file=/p");
+  ServiceHealth g;
+  CHECK_FALSE(parse_service_health("check=mysql,user=u,password=<redacted>", g, error));
+  CHECK(error.find("redacted by lbadm -S") != std::string::npos);
+}

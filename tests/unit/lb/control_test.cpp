@@ -1,0 +1,169 @@
+// The control socket as a hostile or careless client meets it: arguments arrive intact
+// whatever bytes they hold, a client that never reads its reply costs the loop nothing, a
+// listing is produced in steps, clients are bounded in number and in time, and a path that
+// is not a socket is never removed. Real Unix sockets in a scratch directory; no root.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "lb/control_protocol.hpp"
+#include "lb/control_server.hpp"
+
+using namespace lbd;
+
+namespace {
+
+std::string scratch_dir() {
+  char tmpl[] = "/tmp/lbd-control-test.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  return tmpl;
+}
+
+int connect_to(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  return fd;
+}
+
+// Runs the server's side of whatever is ready now (what the daemon's loop does).
+void serve(ControlServer& srv, uint64_t now_ms) {
+  for (int round = 0; round < 64; ++round) {
+    std::vector<pollfd> fds = srv.poll_fds();
+    if (poll(fds.data(), fds.size(), 0) <= 0) return;
+    for (const pollfd& p : fds) {
+      if (!p.revents) continue;
+      const uint64_t v = srv.version();
+      srv.on_event(p.fd, p.revents, now_ms);
+      if (srv.version() != v) break;
+    }
+  }
+}
+
+std::string read_all_from(int fd) {
+  std::string s;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) s.append(buf, size_t(n));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("control arguments: tabs, newlines and '%' inside an argument arrive intact") {
+  const std::vector<std::string> args{"-A", "-t", "198.18.0.100:80", "-s", "rr\t-p", "--health",
+                                      "host=a\nb,path=/%0d%0a", ""};
+  const std::string line = encode_args(args);
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(std::count(line.begin(), line.end(), '\t') == long(args.size() - 1));
+  std::vector<std::string> back;
+  REQUIRE(decode_args(line, back));
+  CHECK(back == args);
+  CHECK_FALSE(decode_args("-A\t%4", back));    // cut escape
+  CHECK_FALSE(decode_args("-A\t%zz", back));   // not hex
+  CHECK_FALSE(decode_args("-A\r-t", back));    // a raw control byte is never sent
+}
+
+TEST_CASE("control server: a client that never reads its reply does not hold the loop or others") {
+  const std::string dir = scratch_dir();
+  const std::string path = dir + "/lbd.sock";
+  const std::string big(8 << 20, 'x');
+  ControlServer srv(path, [&](const std::string& req) -> Reply {
+    if (req == "BIG") return {big, {}};
+    if (req == "STEPS") {
+      auto n = std::make_shared<int>(0);
+      return {"head\n", [n](std::string& out) {
+                out += "step " + std::to_string((*n)++) + "\n";
+                return *n == 1000;
+              }};
+    }
+    return {"OK " + req + "\n", {}};
+  });
+  const int lazy = connect_to(path);
+  REQUIRE(write(lazy, "BIG\n", 4) == 4);
+  const auto t0 = std::chrono::steady_clock::now();
+  serve(srv, 1000);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(took < std::chrono::milliseconds(200));  // the loop went on (was 1 s per request, blocking)
+  CHECK(srv.clients() == 1);                     // still waiting for it to read
+  // Another client is answered meanwhile, and a stepped listing arrives whole.
+  const int other = connect_to(path);
+  REQUIRE(write(other, "PING\n", 5) == 5);
+  serve(srv, 1000);
+  CHECK(read_all_from(other) == "OK PING\n");
+  close(other);
+  const int steps = connect_to(path);
+  REQUIRE(write(steps, "STEPS\n", 6) == 6);
+  std::string got;
+  for (int i = 0; i < 200 && got.find("step 999\n") == std::string::npos; ++i) {
+    serve(srv, 1000);
+    char buf[65536];
+    const ssize_t n = recv(steps, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, size_t(n));
+  }
+  CHECK(got.rfind("head\nstep 0\nstep 1\n", 0) == 0);
+  CHECK(got.find("step 999\n") != std::string::npos);
+  close(steps);
+  // The lazy client, silent past the reply timeout, is dropped.
+  srv.tick(1000 + ControlServer::kReplyTimeoutMs + 1);
+  CHECK(srv.clients() == 0);
+  CHECK(srv.dropped_clients() == 1);
+  close(lazy);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("control server: idle and surplus clients are refused; a request over 16 MiB gets a reason") {
+  const std::string dir = scratch_dir();
+  const std::string path = dir + "/lbd.sock";
+  ControlServer srv(path, [](const std::string&) -> Reply { return {"OK\n", {}}; });
+  std::vector<int> idle;
+  for (size_t i = 0; i < ControlServer::kMaxClients; ++i) idle.push_back(connect_to(path));
+  serve(srv, 0);
+  CHECK(srv.clients() == ControlServer::kMaxClients);
+  const int surplus = connect_to(path);
+  serve(srv, 0);
+  const std::string busy = read_all_from(surplus);
+  CHECK(busy.rfind("ERR 16 ", 0) == 0);  // EBUSY, with a reason
+  close(surplus);
+  srv.tick(ControlServer::kRequestTimeoutMs + 1);  // none sent a whole request in time
+  CHECK(srv.clients() == 0);
+  for (int fd : idle) close(fd);
+  const int huge = connect_to(path);
+  const std::string chunk(1 << 20, 'a');  // no newline: one endless request line
+  fcntl(huge, F_SETFL, O_NONBLOCK);
+  std::string reply;
+  for (int i = 0; i < 2000 && reply.empty(); ++i) {
+    [[maybe_unused]] auto w = send(huge, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    serve(srv, 0);
+    char buf[4096];
+    const ssize_t n = recv(huge, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) reply.assign(buf, size_t(n));
+  }
+  CHECK(reply.rfind("ERR 7 request larger than 16 MiB", 0) == 0);
+  close(huge);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("control server: --socket naming a regular file is refused and the file is kept") {
+  const std::string dir = scratch_dir();
+  const std::string path = dir + "/precious";
+  std::ofstream(path) << "keep me\n";
+  CHECK_THROWS_WITH(ControlServer(path, [](const std::string&) -> Reply { return {}; }),
+                    Catch::Contains("not a socket"));
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  CHECK(line == "keep me");
+  std::system(("rm -rf " + dir).c_str());
+}
