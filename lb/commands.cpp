@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <map>
+#include <unordered_map>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -161,13 +162,17 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
                               Timeouts& timeouts) {
   ServiceTable scratch;
   Timeouts scratch_timeouts = timeouts;
-  for (const auto& c : configuration_commands(current))
-    if (Status s = execute(c, scratch, scratch_timeouts); !s.is_ok()) return s;
-  for (size_t i = 0; i < rules.size(); ++i) {
-    if (Status s = execute(rules[i], scratch, scratch_timeouts); !s.is_ok())
-      return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
-                                                 health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
+  {
+    ServiceTable::Batch batch(scratch);
+    for (const auto& c : configuration_commands(current))
+      if (Status s = execute(c, scratch, scratch_timeouts); !s.is_ok()) return s;
+    for (size_t i = 0; i < rules.size(); ++i) {
+      if (Status s = execute(rules[i], scratch, scratch_timeouts); !s.is_ok())
+        return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
+                                                   health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
+    }
   }
+  ServiceTable::Batch batch(current);
   for (const auto& c : rules) {
     Status s = execute(c, current, timeouts);
     (void)s;  // proven to succeed by the dry run on an identical configuration
@@ -180,31 +185,42 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
   changes = 0;
   ServiceTable want;
   Timeouts want_timeouts;
-  for (size_t i = 0; i < rules.size(); ++i) {
-    if (Status s = execute(rules[i], want, want_timeouts); !s.is_ok())
-      return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
-                                                 health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
+  {
+    ServiceTable::Batch batch(want);
+    for (size_t i = 0; i < rules.size(); ++i) {
+      if (Status s = execute(rules[i], want, want_timeouts); !s.is_ok())
+        return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
+                                                   health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
+    }
   }
   // Each side as -A/-a lines: equal lines mean equal definitions (health included).
   struct Side {
     std::map<std::string, std::string> service_line;          // "proto vip port" → -A line
     std::map<std::string, std::vector<CliCommand>> reals;     // ... → -a commands, oldest first
+    std::map<std::string, std::unordered_map<uint64_t, size_t>> real_at;  // ... → addr:port → index
   };
-  auto describe = [](const ServiceTable& t) {
+  auto endpoint = [](const CliCommand& c) { return uint64_t(c.real.addr.host()) << 16 | c.real.port; };
+  auto describe = [&](const ServiceTable& t) {
     Side side;
     for (const auto& c : configuration_commands(t)) {
       const std::string k = to_string(c.service);
-      if (c.cmd == Command::kAddService) side.service_line[k] = join_args(canonical_args(c));
-      else side.reals[k].push_back(c);
+      if (c.cmd == Command::kAddService) {
+        side.service_line[k] = join_args(canonical_args(c));
+      } else {
+        side.real_at[k][endpoint(c)] = side.reals[k].size();
+        side.reals[k].push_back(c);
+      }
     }
     return side;
   };
   const Side have = describe(live), wanted = describe(want);
-  auto find_real = [](const std::vector<CliCommand>& v, const CliCommand& r) -> const CliCommand* {
-    for (const auto& c : v)
-      if (c.real.addr == r.real.addr && c.real.port == r.real.port) return &c;
-    return nullptr;
+  auto find_real = [&](const Side& side, const std::string& k, const CliCommand& r) -> const CliCommand* {
+    const auto m = side.real_at.find(k);
+    if (m == side.real_at.end()) return nullptr;
+    const auto at = m->second.find(endpoint(r));
+    return at == m->second.end() ? nullptr : &side.reals.at(k)[at->second];
   };
+  ServiceTable::Batch batch(live);
   auto applied = [&](Status s) {
     if (s.is_ok()) ++changes;  // checked on `want`: cannot fail here
   };
@@ -227,9 +243,9 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
     const auto hi = have.reals.find(k);
     const auto& have_reals = hi == have.reals.end() ? kNone : hi->second;
     for (const auto& hr : have_reals)
-      if (!find_real(want_reals, hr)) applied(live.delete_real(ws.key, hr.real.addr, hr.real.port));
+      if (!find_real(wanted, k, hr)) applied(live.delete_real(ws.key, hr.real.addr, hr.real.port));
     for (const auto& wr : want_reals) {
-      const CliCommand* hr = find_real(have_reals, wr);
+      const CliCommand* hr = find_real(have, k, wr);
       if (!hr) applied(live.add_real(ws.key, wr.real));
       else if (join_args(canonical_args(*hr)) != join_args(canonical_args(wr))) applied(live.edit_real(ws.key, wr.real));
     }

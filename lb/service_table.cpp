@@ -142,6 +142,7 @@ Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& o
   auto sched = sched::make_scheduler(opt.scheduler);
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
+  settle(*s);
   if (opt.scheduler != s->options.scheduler) {
     s->scheduler = std::move(sched);
     s->scheduler->reals_changed(s->views);
@@ -175,12 +176,24 @@ void ServiceTable::flush() {
   }
 }
 
-std::optional<size_t> ServiceTable::real_index(const Service& s, Ipv4 addr, uint16_t port) const {
-  for (size_t i = 0; i < s.reals.size(); ++i) {
-    const Real& r = reals_[s.reals[i]];
-    if (r.addr == addr && r.port == port) return i;
-  }
-  return std::nullopt;
+std::optional<uint32_t> ServiceTable::real_id(const Service& s, Ipv4 addr, uint16_t port) const {
+  const auto it = s.real_ids.find(endpoint(addr, port));
+  if (it == s.real_ids.end()) return std::nullopt;
+  return it->second;
+}
+
+void ServiceTable::settle(Service& s) {
+  if (!s.unsettled) return;
+  s.unsettled = false;
+  rebuild_views(s);
+  s.scheduler->reals_changed(s.views);
+  refresh_sorry(s);
+}
+
+void ServiceTable::settle_all() {
+  for (uint32_t id : unsettled_)
+    if (services_[id].in_use) settle(services_[id]);
+  unsettled_.clear();
 }
 
 // ip_vs_add_dest / ip_vs_edit_dest: a negative weight, or -y above -x, is ERANGE.
@@ -194,7 +207,7 @@ static Status check_range(const RealSpec& spec) {
 Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
-  if (real_index(*s, spec.addr, spec.port))
+  if (real_id(*s, spec.addr, spec.port))
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (Status st = check_range(spec); !st.is_ok()) return st;
@@ -215,11 +228,18 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r->u_threshold = spec.u_threshold;
   r->l_threshold = spec.l_threshold;
   r->dest.overloaded = false;
-  s->reals.insert(s->reals.begin(), r->id);  // IPVS list_add: new reals go to the head
+  s->reals.push_front(r->id);  // IPVS list_add: new reals go to the head
+  s->real_ids[endpoint(r->addr, r->port)] = r->id;
+  ++generation_;
+  if (batch_depth_ > 0) {
+    if (!s->unsettled) unsettled_.push_back(s->id);
+    s->unsettled = true;
+    return Status::ok();
+  }
+  settle(*s);
   rebuild_views(*s);
   s->scheduler->real_added(s->views, 0);
   refresh_sorry(*s);
-  ++generation_;
   return Status::ok();
 }
 
@@ -253,12 +273,13 @@ Real& ServiceTable::allocate_real() {
 Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
-  auto idx = real_index(*s, spec.addr, spec.port);
-  if (!idx)
+  const auto id = real_id(*s, spec.addr, spec.port);
+  if (!id)
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (Status st = check_range(spec); !st.is_ok()) return st;
-  Real& r = reals_[s->reals[*idx]];
+  settle(*s);
+  Real& r = reals_[*id];
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
   // __ip_vs_update_dest(): no upper threshold, or a higher one, ends an overload at once.
@@ -266,7 +287,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   r.u_threshold = spec.u_threshold;
   r.l_threshold = spec.l_threshold;
   if (spec.health) r.health_override = *spec.health;
-  s->scheduler->real_edited(s->views, *idx);
+  s->scheduler->real_edited(s->views, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
   ++generation_;
   return Status::ok();
 }
@@ -274,11 +295,11 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
 Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
-  auto idx = real_index(*s, addr, port);
-  if (!idx)
+  const auto id = real_id(*s, addr, port);
+  if (!id)
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(addr, port), to_string(key)));
-  remove_real_from_service(*s, *idx);
+  remove_real_from_service(*s, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
   refresh_sorry(*s);
   ++generation_;
   return Status::ok();
@@ -287,14 +308,15 @@ Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port
 Real* ServiceTable::find_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
   Service* s = find(key);
   if (!s) return nullptr;
-  auto idx = real_index(*s, addr, port);
-  return idx ? &reals_[s->reals[*idx]] : nullptr;
+  const auto id = real_id(*s, addr, port);
+  return id ? &reals_[*id] : nullptr;
 }
 
 bool ServiceTable::set_health(Real& r, bool up) {
   r.health_down = !up;
   r.dest.available = up && !r.deleted;
   if (r.sorry || r.deleted) return false;
+  settle(services_[r.service_id]);
   return refresh_sorry(services_[r.service_id]);
 }
 
@@ -336,9 +358,11 @@ bool ServiceTable::refresh_sorry(Service& s) {
 }
 
 void ServiceTable::remove_real_from_service(Service& s, size_t index) {
+  settle(s);
   Real& r = reals_[s.reals[index]];
   const sched::DestView* removed = &r.dest;
   s.reals.erase(s.reals.begin() + long(index));
+  s.real_ids.erase(endpoint(r.addr, r.port));
   rebuild_views(s);
   s.scheduler->real_removed(s.views, removed, index);
   retire(r);

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -117,8 +118,10 @@ struct Service {
   ServiceKey key;
   ServiceOptions options;
   std::unique_ptr<sched::Scheduler> scheduler;
-  std::vector<uint32_t> reals;                 // real ids in IPVS list order: newest first
+  std::deque<uint32_t> reals;                  // real ids in IPVS list order: newest first
   std::vector<const sched::DestView*> views;   // parallel to `reals`, what pick() reads
+  std::unordered_map<uint64_t, uint32_t> real_ids;  // addr << 16 | port → id, of `reals`
+  bool unsettled = false;  // reals added in a batch: views, scheduler, sorry not updated yet
   Counters stats;
   RateEstimator rate;
   bool in_use = false;
@@ -129,6 +132,23 @@ struct Service {
 
 class ServiceTable {
  public:
+  // Many changes at once (a rules file, a restore, a reload): while a Batch lives, adding a
+  // real defers the O(reals) work — its service's views, scheduler state and sorry state —
+  // to one pass per service when the batch ends, so N adds cost O(N), not O(N^2). Any
+  // other operation on a service settles it first; nothing may be scheduled meanwhile.
+  class Batch {
+   public:
+    explicit Batch(ServiceTable& t) : t_(t) { ++t_.batch_depth_; }
+    ~Batch() {
+      if (--t_.batch_depth_ == 0) t_.settle_all();
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    ServiceTable& t_;
+  };
+
   Status add_service(const ServiceKey& key, const ServiceOptions& opt);
   Status edit_service(const ServiceKey& key, const ServiceOptions& opt);
   Status delete_service(const ServiceKey& key);
@@ -212,7 +232,10 @@ class ServiceTable {
     x *= 0x9e3779b97f4a7c15ULL;
     return uint32_t(x >> 32);
   }
-  std::optional<size_t> real_index(const Service& s, Ipv4 addr, uint16_t port) const;
+  static uint64_t endpoint(Ipv4 addr, uint16_t port) { return uint64_t(addr.host()) << 16 | port; }
+  std::optional<uint32_t> real_id(const Service& s, Ipv4 addr, uint16_t port) const;
+  void settle(Service& s);  // a batch's deferred work for one service
+  void settle_all();
   void rebuild_views(Service& s);
   void rebuild_lookup();
   void release_real(Real& r);
@@ -231,6 +254,8 @@ class ServiceTable {
   uint64_t generation_ = 1;
   uint32_t port_zero_services_ = 0;  // how many services have port 0 (persistent, any port)
   uint32_t trash_ = 0;  // deleted reals that connections still use (from_trash scans only then)
+  int batch_depth_ = 0;
+  std::vector<uint32_t> unsettled_;  // services with Service::unsettled
 };
 
 }  // namespace lbd

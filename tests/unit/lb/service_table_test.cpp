@@ -91,7 +91,7 @@ TEST_CASE("re-adding a deleted real that connections still use revives it (IPVS 
   REQUIRE(t.real(id).deleted);
   REQUIRE(t.add_service(kSvc, {"rr"}).is_ok());  // lbadm -R
   REQUIRE(t.add_real(kSvc, real("198.18.0.11", 4)).is_ok());
-  CHECK(t.find(kSvc)->reals == std::vector<uint32_t>{id});
+  CHECK(t.find(kSvc)->reals == std::deque<uint32_t>{id});
   CHECK_FALSE(t.real(id).deleted);
   CHECK(t.real(id).dest.available);
   CHECK(t.real(id).dest.weight == 4);
