@@ -38,6 +38,7 @@ class Capture {
 
   // Replaces the kernel filter; false (with `error`) if the expression does not compile.
   bool set_filter(const std::string& expr, std::string& error);
+  bool broad_filter = false;  // capturing every IPv4 frame to this MAC (too many services)
 
   // Calls handler(u_char* user, const pcap_pkthdr*, const u_char*) for up to `budget` frames.
   int dispatch(int budget, pcap_handler handler, u_char* user);

@@ -130,9 +130,26 @@ uint64_t watchdog_interval_ms() {
 // this interface's MAC for a VIP:port, from a NAT real's RIP:rport (its replies), ICMP to a
 // VIP or from a NAT real, and ICMP errors quoting an IPIP packet (about our tunnels). Our
 // own frames never match (other destination MAC, and the socket ignores outgoing frames).
+//
+// libpcap's compiler is quadratic in the clauses (1,000 services: 0.4 s; 5,000: 31 s, all
+// of it stalling the loop) and the kernel takes at most 4096 instructions (about 2,000
+// services). Past kMaxFilterClauses the filter is the broad one instead: every ARP request
+// and every IPv4 frame to this interface's MAC, sorted out by the data path (which drops
+// and counts what is not lbd's; the kernel still gets its own copy of each frame). Never a
+// filter that misses a service.
+constexpr size_t kMaxFilterClauses = 512;
+
+std::string broad_capture_filter(const MacAddr& mac) {
+  return fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac));
+}
+
 std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   std::string arp, ip;
-  auto add = [&ip](const std::string& clause) { ip += (ip.empty() ? "" : " or ") + clause; };
+  size_t clauses = 0;
+  auto add = [&ip, &clauses](const std::string& clause) {
+    ip += (ip.empty() ? "" : " or ") + clause;
+    ++clauses;
+  };
   bool tunnels = false;
   services.for_each_service([&](const Service& s) {
     // A port-zero (persistent) service takes every port of its protocol on the VIP.
@@ -165,6 +182,7 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   // icmp[17]: the protocol of the datagram an ICMP error quotes (8 + 9 bytes in).
   if (tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
   if (ip.empty()) return "less 1";  // no service: match nothing (no frame is that short)
+  if (clauses + services.vips().size() > kMaxFilterClauses) return broad_capture_filter(mac);
   return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
                      to_string(mac), ip);
 }
@@ -275,6 +293,9 @@ std::string Daemon::counters_text() {
   uint64_t kdrops = 0;
   for (auto& cap : captures_) kdrops += cap->kernel_drops();
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
+  size_t broad = 0;
+  for (auto& cap : captures_) broad += cap->broad_filter;
+  s += fmt::format("capture_broad_filters {}\n", broad);
   for (size_t i = 0; i < c.drops.size(); ++i)
     s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
   return s;
@@ -381,8 +402,24 @@ void Daemon::configuration_changed() {
   applied_generation_ = services_.generation();
   for (auto& cap : captures_) {
     std::string err;
-    if (!cap->set_filter(capture_filter(services_, cap->mac()), err))
-      LBD_LOG(kError, "capture", "{}: cannot set filter: {}", cap->name(), err);
+    const std::string filter = capture_filter(services_, cap->mac());
+    bool broad = filter == broad_capture_filter(cap->mac());
+    if (!cap->set_filter(filter, err)) {
+      // Never keep the old filter: it would not see a new service's traffic, which the
+      // guard then drops. The broad filter cannot miss one.
+      LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
+              "to {} instead", cap->name(), err, to_string(cap->mac()));
+      if (!cap->set_filter(broad_capture_filter(cap->mac()), err))
+        throw std::runtime_error(fmt::format("{}: cannot set even the broad capture filter: {}", cap->name(), err));
+      broad = true;
+    }
+    if (broad != cap->broad_filter)
+      LBD_LOG(kInfo, "capture", "{}: {}", cap->name(),
+              broad ? fmt::format("{} services: capturing every IPv4 frame to {} and sorting in lbd "
+                                  "(a precise filter this large compiles too slowly)",
+                                  services_.service_count(), to_string(cap->mac()))
+                    : std::string("precise capture filter again"));
+    cap->broad_filter = broad;
   }
   std::string err;
   if (!guard_->apply(services_, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
