@@ -5,8 +5,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,13 +18,14 @@
 #include <boost/asio.hpp>
 #include <cstring>
 #include <fstream>
+#include <deque>
+#include <map>
 #include <random>
 
 #include <fmt/format.h>
 
 #include "health/protocols.hpp"
-
-extern char** environ;
+#include "lb/log.hpp"
 
 namespace lbd::health {
 namespace asio = boost::asio;
@@ -66,35 +69,96 @@ std::string io_error(const char* step, const error_code& ec, const Probe& p, uin
   return fmt::format("{}: {}", step, ec.message());
 }
 
-// Spawns `argv[0]` with `env` added to ours, in its own process group, with default
-// signal dispositions and nothing blocked (lbd blocks the ones it reads from a signalfd).
+// Who a command runs as: looked up before the fork (getpwnam is not async-signal-safe).
+struct RunAs {
+  bool drop = false;  // lbd is root: switch to uid/gid below
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+bool lookup_user(const std::string& name, RunAs& as, std::string& error) {
+  as = RunAs{};
+  if (geteuid() != 0) return true;  // already unprivileged (tests): nothing to drop
+  std::vector<char> buf(16384);
+  passwd pw{}, *found = nullptr;
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+    error = fmt::format("exec-user {}: no such user", name);
+    return false;
+  }
+  as = {found->pw_uid != 0, found->pw_uid, found->pw_gid};
+  return true;
+}
+
+// Spawns `argv[0]` as `user` (exec-user=, default nobody): a clean environment (PATH and
+// `env`, the LBD_* variables), stdin/stdout on /dev/null, stderr lbd's, no other
+// descriptor (not the capture socket, not the control socket), its own process group,
+// default signals, no capability left and no_new_privs (a setuid binary gains nothing).
+// If the switch to the user fails, nothing runs: the child never execs as root.
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-            std::string& error) {
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+            const std::string& user, std::string& error) {
+  RunAs as;
+  if (!lookup_user(user, as, error)) return -1;
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  static const char kPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  envp.push_back(const_cast<char*>(kPath));
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0].c_str(), &fa, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    error = fmt::format("{}: {}", argv[0], std::strerror(rc));
+  int report[2];  // the child's errno if it cannot exec; closed (EOF) by a successful exec
+  if (pipe2(report, O_CLOEXEC) < 0) {
+    error = fmt::format("{}: pipe: {}", argv[0], std::strerror(errno));
+    return -1;
+  }
+  const pid_t pid = fork();
+  if (pid < 0) {
+    error = fmt::format("{}: fork: {}", argv[0], std::strerror(errno));
+    close(report[0]);
+    close(report[1]);
+    return -1;
+  }
+  if (pid == 0) {  // async-signal-safe calls only from here on
+    int step = 0;
+    auto fail = [&](int what) {
+      const int v[2] = {what, errno};
+      [[maybe_unused]] auto n = write(report[1], v, sizeof v);
+      _exit(127);
+    };
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    const int devnull = open("/dev/null", O_RDWR);
+    if (devnull < 0) fail(step);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    step = 1;
+    if (report[1] != 3) {  // keep only the report pipe (CLOEXEC) above 2, for a moment
+      if (dup3(report[1], 3, O_CLOEXEC) < 0) fail(step);
+      report[1] = 3;
+    }
+    if (syscall(SYS_close_range, 4u, ~0u, 0u) < 0) fail(step);
+    step = 2;
+    if (as.drop && (setgroups(0, nullptr) < 0 || setresgid(as.gid, as.gid, as.gid) < 0 ||
+                    setresuid(as.uid, as.uid, as.uid) < 0))
+      fail(step);
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(step);
+    step = 3;
+    execve(argv[0].c_str(), args.data(), envp.data());
+    fail(step);
+  }
+  close(report[1]);
+  int v[2] = {0, 0};
+  ssize_t n;
+  while ((n = read(report[0], v, sizeof v)) < 0 && errno == EINTR) {}
+  close(report[0]);
+  if (n == ssize_t(sizeof v)) {
+    waitpid(pid, nullptr, 0);
+    static const char* const kStep[] = {"/dev/null", "descriptors", "switching to the exec-user", "exec"};
+    error = v[0] == 2 ? fmt::format("{}: cannot run as {}: {}", argv[0], user, std::strerror(v[1]))
+                      : v[0] == 3 ? fmt::format("{}: {}", argv[0], std::strerror(v[1]))
+                                  : fmt::format("{}: {}: {}", argv[0], kStep[v[0]], std::strerror(v[1]));
     return -1;
   }
   return pid;
@@ -246,9 +310,9 @@ struct Engine::Impl {
     const uint64_t one = 1;
     [[maybe_unused]] auto n = write(event_fd, &one, sizeof one);
     if (!c.target.notify.empty())
-      asio::co_spawn(io, notify(c.target.notify, {change == Change::kWentUp ? "up" : "down",
-                                                  c.target.service, real_name(c.target), st.last}),
-                     asio::detached);
+      enqueue_notify(real_name(c.target), {c.target.notify, c.target.check.exec_user,
+                                           {change == Change::kWentUp ? "up" : "down", c.target.service,
+                                            real_name(c.target), st.last}});
   }
 
   asio::awaitable<std::string> probe(const Target& t) {
@@ -367,7 +431,7 @@ struct Engine::Impl {
         fmt::format("LBD_VPORT={}", t.vport),
         fmt::format("LBD_PROTOCOL={}", t.protocol == kProtoUdp ? "udp" : "tcp")};
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
-    p->pid = spawn({cs.cmd}, env, error);
+    p->pid = spawn({cs.cmd}, env, cs.exec_user, error);
     if (p->pid < 0) co_return "exec " + error;
     arm_deadline(p, std::chrono::milliseconds(cs.timeout_ms));
     const int status = co_await wait_exit(p->pid);
@@ -378,17 +442,55 @@ struct Engine::Impl {
     co_return d.empty() ? "" : fmt::format("{}: {}", cs.cmd, d);
   }
 
-  asio::awaitable<void> notify(std::string cmd, std::vector<std::string> args) {
-    std::vector<std::string> argv{cmd};
-    argv.insert(argv.end(), args.begin(), args.end());
+  // Notify commands, in order per key (a real, or a service's sorry server): a transition
+  // waits for the previous one's command to end, so "down" never overtakes "up".
+  struct Notify {
+    std::string cmd, user;
+    std::vector<std::string> args;
+  };
+  std::map<std::string, std::deque<Notify>> notify_queues;
+
+  void enqueue_notify(const std::string& key, Notify n) {
+    auto& q = notify_queues[key];
+    q.push_back(std::move(n));
+    if (q.size() == 1) asio::co_spawn(io, run_notifies(key), asio::detached);
+  }
+
+  asio::awaitable<void> run_notifies(std::string key) {
+    for (;;) {
+      auto it = notify_queues.find(key);
+      if (it == notify_queues.end() || it->second.empty()) break;
+      const Notify n = it->second.front();
+      co_await notify(n);
+      it = notify_queues.find(key);
+      it->second.pop_front();
+      if (it->second.empty()) {
+        notify_queues.erase(it);
+        break;
+      }
+    }
+  }
+
+  asio::awaitable<void> notify(const Notify& n) {
+    std::vector<std::string> argv{n.cmd};
+    argv.insert(argv.end(), n.args.begin(), n.args.end());
+    std::string what;
+    for (const auto& a : argv) what += (what.empty() ? "" : " ") + a;
     std::string error;
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
-    p->pid = spawn(argv, {}, error);
-    if (p->pid < 0) co_return;
+    p->pid = spawn(argv, {}, n.user, error);
+    if (p->pid < 0) {
+      LBD_LOG(kWarn, "health", "notify {}: {}", what, error);
+      co_return;
+    }
     arm_deadline(p, std::chrono::seconds(30));
-    co_await wait_exit(p->pid);
+    const int status = co_await wait_exit(p->pid);
     p->deadline.cancel();
     p->pid = -1;
+    if (p->timed_out)
+      LBD_LOG(kWarn, "health", "notify {}: killed after 30 s", what);
+    else if (const std::string d = describe_exit(status); !d.empty())
+      LBD_LOG(kWarn, "health", "notify {}: {}", what, d);
   }
 };
 
@@ -445,9 +547,10 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-void Engine::run_command(std::string cmd, std::vector<std::string> args) {
-  asio::post(impl_->io, [this, cmd = std::move(cmd), args = std::move(args)]() mutable {
-    asio::co_spawn(impl_->io, impl_->notify(std::move(cmd), std::move(args)), asio::detached);
+void Engine::run_command(std::string key, std::string cmd, std::string user, std::vector<std::string> args) {
+  asio::post(impl_->io, [this, key = std::move(key), n = Impl::Notify{std::move(cmd), std::move(user),
+                                                                      std::move(args)}]() mutable {
+    impl_->enqueue_notify(key, std::move(n));
   });
 }
 

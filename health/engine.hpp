@@ -77,8 +77,9 @@ class Engine {
   std::vector<RealStatus> statuses() const;
   EngineStats stats() const;
 
-  // Runs `cmd arg...` detached (notify commands), killed after 30 s; from any thread.
-  void run_command(std::string cmd, std::vector<std::string> args);
+  // Runs `cmd arg...` as `user` (notify commands), after the commands queued under the
+  // same `key` have ended, killed after 30 s; a failure is logged. From any thread.
+  void run_command(std::string key, std::string cmd, std::string user, std::vector<std::string> args);
 
  private:
   struct Impl;

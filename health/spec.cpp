@@ -11,7 +11,8 @@ namespace {
 
 constexpr const char* kCheckKeys[] = {"check", "port",     "interval", "timeout",       "rise",
                                       "fall",  "path",     "host",     "status",        "body",
-                                      "user",  "password", "password-file", "max-lag", "cmd"};
+                                      "user",  "password", "password-file", "max-lag", "cmd",
+                                      "exec-user"};
 constexpr const char* kServiceKeys[] = {"on-down", "sorry", "sorry-fwd", "notify"};
 
 bool is_check_key(std::string_view k) {
@@ -159,6 +160,11 @@ bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, s
   } else if (key == "cmd") {
     if (v.empty() || v[0] != '/') return bad("expected an absolute path");
     c.cmd = v;
+  } else if (key == "exec-user") {
+    if (v.empty() || v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                         std::string::npos)
+      return bad("expected a user name");
+    c.exec_user = v;
   }
   return true;
 }
@@ -363,6 +369,7 @@ std::string format_service_health(const ServiceHealth& h) {
   if (c.password_file != d.password_file) add("password-file", c.password_file);
   if (c.max_lag != d.max_lag) add("max-lag", std::to_string(c.max_lag));
   if (c.cmd != d.cmd) add("cmd", c.cmd);
+  if (c.exec_user != d.exec_user) add("exec-user", c.exec_user);
   if (h.on_down != OnDown::kKeep) add("on-down", "expire");
   if (h.sorry_addr)
     add("sorry", h.sorry_port ? fmt::format("{}:{}", to_string(*h.sorry_addr), h.sorry_port)

@@ -43,6 +43,7 @@ struct CheckSpec {
   std::string password_file;        // mysql: the password's file, read by lbd at each check
   int32_t max_lag = -1;             // mysql: >= 0 makes it a replica check (needs user)
   std::string cmd;                  // exec: run with LBD_* variables, exit 0 = up
+  std::string exec_user = "nobody"; // exec checks and notify commands run as this user
   friend bool operator==(const CheckSpec&, const CheckSpec&) = default;
 };
 

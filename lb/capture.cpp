@@ -1,6 +1,7 @@
 // Capture and injection; see capture.hpp.
 #include "lb/capture.hpp"
 
+#include <fcntl.h>
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -28,7 +29,7 @@ Capture::Capture(const std::string& ifname, int timeout_ms) : name_(ifname) {
   ifindex_ = int(if_nametoindex(ifname.c_str()));
   if (!ifindex_) throw io_error(fmt::format("interface {}", ifname), errno);
   {
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ifreq ifr{};
     std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
     if (ioctl(s, SIOCGIFHWADDR, &ifr) == 0) std::memcpy(mac_.b.data(), ifr.ifr_hwaddr.sa_data, 6);
@@ -56,6 +57,9 @@ Capture::Capture(const std::string& ifname, int timeout_ms) : name_(ifname) {
   if (pcap_setnonblock(pcap_, 1, errbuf) < 0)
     throw std::runtime_error(fmt::format("capture on {}: {}", ifname, errbuf));
   fd_ = pcap_get_selectable_fd(pcap_);
+  // libpcap opens its socket without SOCK_CLOEXEC: a command lbd runs (nft, a check)
+  // must not inherit a capture socket on the director's interface.
+  if (fd_ >= 0) fcntl(fd_, F_SETFD, fcntl(fd_, F_GETFD) | FD_CLOEXEC);
   // libpcap filters direction in userspace, after the copy; this stops outgoing frames
   // (ours included) from reaching the socket at all.
   const int one = 1;

@@ -50,6 +50,8 @@ Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
     if (!health::parse_service_health(c.health_text, opt.health, error))
       return Status::error(kLbdInvalid, "illegal health specification: " + error);
   }
+  if (opt.health.sorry_addr)
+    if (Status s = check_real_address(*opt.health.sorry_addr); !s.is_ok()) return s;
   if (c.cmd == Command::kAddService) return services.add_service(c.service, opt);
   if (cur)
     for (uint32_t id : cur->reals) {

@@ -1,7 +1,10 @@
 // The daemon's event loop and control handling; see daemon.hpp.
 #include "lb/daemon.hpp"
 
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -187,6 +190,50 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
                      to_string(mac), ip);
 }
 
+// The director's own addresses and the broadcast addresses of its subnets, for the
+// address classifier (refreshed with the next hops, every second).
+struct LocalAddresses {
+  std::vector<Ipv4> own, broadcast;
+};
+LocalAddresses read_local_addresses() {
+  LocalAddresses l;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) < 0) return l;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    Ipv4 a, m;
+    std::memcpy(a.b.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    l.own.push_back(a);
+    if (!i->ifa_netmask) continue;
+    std::memcpy(m.b.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr, 4);
+    if (m.host() >= 0xfffffffeu) continue;  // /31 and /32 have no broadcast address
+    l.broadcast.push_back(Be32::from_host(a.host() | ~m.host()));
+    l.broadcast.push_back(Be32::from_host(a.host() & m.host()));  // the subnet's own address
+  }
+  freeifaddrs(list);
+  return l;
+}
+
+// One lbd per network namespace: its nftables table, the interfaces' offloads and their
+// captures are the namespace's. An abstract Unix socket name is per namespace and released
+// by the kernel with its holder, so a killed lbd never blocks the next.
+int claim_namespace() {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const char name[] = "\0lbd-director";
+  std::memcpy(a.sun_path, name, sizeof name - 1);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), socklen_t(offsetof(sockaddr_un, sun_path) + sizeof name - 1)) < 0) {
+    close(fd);
+    throw std::runtime_error(errno == EADDRINUSE
+                                 ? "another lbd is already running in this network namespace (with another "
+                                   "control socket): it owns the capture, the nftables guard and the "
+                                   "offloads here; stop it first"
+                                 : fmt::format("single-instance lock: {}", std::strerror(errno)));
+  }
+  return fd;
+}
+
 class Daemon {
  public:
   explicit Daemon(const DaemonConfig& cfg) : cfg_(cfg) {}
@@ -204,6 +251,9 @@ class Daemon {
   void on_health_events();
   std::string health_text();
   void resolve_next_hops(bool refresh);
+  void refresh_local_addresses();
+  // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
+  int interface_index(const std::string& name) const;
   int on_frames(Capture& cap);  // frames handled, or -1 when the capture failed
   void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
   Dump make_dump();  // services and reals (connections: dump_with_conns)
@@ -231,6 +281,10 @@ class Daemon {
   std::unique_ptr<health::Engine> health_;
   uint64_t applied_generation_ = 0;
   int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
+  int namespace_lock_ = -1;
+  int ifreq_fd_ = -1;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
+  std::shared_ptr<const LocalAddresses> local_ = std::make_shared<LocalAddresses>();
+  uint32_t dr_not_on_link_ = 0;  // DR reals whose next hop is a gateway (warned)
   std::thread reload_thread_;
   Status reload_status_ = Status::ok();
   std::vector<CliCommand> reload_rules_;
@@ -296,6 +350,8 @@ std::string Daemon::counters_text() {
   size_t broad = 0;
   for (auto& cap : captures_) broad += cap->broad_filter;
   s += fmt::format("capture_broad_filters {}\n", broad);
+  s += fmt::format("dr_reals_not_on_link {}\n", dr_not_on_link_);
+  s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
   for (size_t i = 0; i < c.drops.size(); ++i)
     s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
   return s;
@@ -480,7 +536,7 @@ void Daemon::on_health_events() {
             s.sorry_active ? "every real is down: sorry server " + sorry_name + " takes new connections"
                            : "a real is back: sorry server " + sorry_name + " stands down");
     if (!s.options.health.notify.empty())
-      health_->run_command(s.options.health.notify,
+      health_->run_command(t.service + " sorry", s.options.health.notify, s.options.health.check.exec_user,
                            {s.sorry_active ? "sorry-on" : "sorry-off", t.service, sorry_name, e.reason});
   }
 }
@@ -525,8 +581,29 @@ std::string Daemon::health_text() {
   return out;
 }
 
+void Daemon::refresh_local_addresses() {
+  auto l = std::make_shared<const LocalAddresses>(read_local_addresses());
+  local_ = l;
+  set_address_classifier([l](Ipv4 a) {
+    if (std::find(l->own.begin(), l->own.end(), a) != l->own.end()) return AddrType::kLocal;
+    if (std::find(l->broadcast.begin(), l->broadcast.end(), a) != l->broadcast.end()) return AddrType::kBroadcast;
+    return classify_address(a);
+  });
+}
+
+int Daemon::interface_index(const std::string& name) const {
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
+  if (ioctl(ifreq_fd_, SIOCGIFINDEX, &ifr) == 0) return ifr.ifr_ifindex;
+  return errno == ENODEV ? 0 : -1;
+}
+
 void Daemon::resolve_next_hops(bool refresh) {
-  if (refresh) nl_->refresh();
+  if (refresh) {
+    nl_->refresh();
+    refresh_local_addresses();
+  }
+  uint32_t not_on_link = 0;
   services_.for_each_real([&](Real& r) {
     if (r.deleted) return;
     NextHop hop;
@@ -543,6 +620,17 @@ void Daemon::resolve_next_hops(bool refresh) {
       }
       r.hop.resolved = false;
       return;
+    }
+    // DR rewrites only the MAC: a real behind a router gets the router's MAC, and the router
+    // routes the VIP wherever it routes it. IPVS does the same; say so, and count it.
+    if (r.fwd == FwdMethod::kRoute && !(route->next_hop == r.addr)) {
+      ++not_on_link;
+      if (!r.dr_gateway_warned)
+        LBD_LOG(kWarn, "neighbour", "DR real server {} is not on-link: frames go to gateway {} (DR needs "
+                "the real on the director's segment)", to_string(r.addr), to_string(route->next_hop));
+      r.dr_gateway_warned = true;
+    } else {
+      r.dr_gateway_warned = false;
     }
     hop.ifindex = out->ifindex();
     hop.src = out->mac();
@@ -573,6 +661,7 @@ void Daemon::resolve_next_hops(bool refresh) {
     }
     r.hop = hop;
   });
+  dr_not_on_link_ = not_on_link;
 }
 
 void Daemon::send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place) {
@@ -661,6 +750,9 @@ int Daemon::run() {
   // Refuse a second lbd before touching anything on the box.
   control_ = std::make_unique<ControlServer>(
       cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
+  namespace_lock_ = claim_namespace();
+  refresh_local_addresses();
+  ifreq_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
@@ -777,7 +869,8 @@ int Daemon::run() {
         // UNREGISTER error), so look for it by name. Down and up again is fine: the kernel
         // re-hooks the socket.
         for (auto& c : captures_) {
-          if (if_nametoindex(c->name().c_str()) != unsigned(c->ifindex())) {
+          const int index = interface_index(c->name());
+          if (index >= 0 && index != c->ifindex()) {  // -1: cannot tell now (EMFILE...), not gone
             LBD_LOG(kError, "capture", "{}: the interface disappeared", c->name());
             running = false;
             exit_code = 1;
@@ -814,6 +907,8 @@ int Daemon::run() {
   injectors_.clear();
   guard_.reset();
   control_.reset();
+  close(ifreq_fd_);
+  close(namespace_lock_);
   LBD_LOG(kInfo, "main", "stopped; box restored");
   return exit_code;
 }

@@ -98,6 +98,36 @@ std::string to_string(const ServiceKey& k) {
                      k.port);
 }
 
+AddrType classify_address(Ipv4 a) {
+  const uint32_t h = a.host();
+  if ((h >> 24) == 0 || h == 0xffffffffu || (h >> 28) == 0xf) return AddrType::kBroadcast;
+  if ((h >> 28) == 0xe) return AddrType::kMulticast;
+  if ((h >> 24) == 127) return AddrType::kLocal;
+  return AddrType::kUnicast;
+}
+
+static std::function<AddrType(Ipv4)>& address_classifier() {
+  static std::function<AddrType(Ipv4)> f = classify_address;
+  return f;
+}
+
+void set_address_classifier(std::function<AddrType(Ipv4)> f) {
+  address_classifier() = f ? std::move(f) : classify_address;
+}
+
+// ip_vs_new_dest(): only a unicast real (IPVS also takes a local one; lbd cannot serve it).
+Status check_real_address(Ipv4 a) {
+  switch (address_classifier()(a)) {
+    case AddrType::kUnicast: return Status::ok();
+    case AddrType::kLocal:
+      return Status::error(ENOSYS, fmt::format("real server {} is an address of this director: lbd "
+                                               "forwards only (a local real is not supported)", to_string(a)));
+    case AddrType::kBroadcast:
+    case AddrType::kMulticast: break;
+  }
+  return Status::error(EINVAL, fmt::format("real server {} is not a unicast address", to_string(a)));
+}
+
 static std::string real_name(Ipv4 a, uint16_t port) {
   return fmt::format("{}:{}", to_string(a), port);
 }
@@ -211,6 +241,7 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (Status st = check_range(spec); !st.is_ok()) return st;
+  if (Status st = check_real_address(spec.addr); !st.is_ok()) return st;
   Real* r = from_trash(key, spec.addr, spec.port);
   if (!r) {
     r = &allocate_real();

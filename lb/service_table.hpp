@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <unordered_map>
 #include <memory>
 #include <optional>
@@ -111,6 +112,7 @@ struct Real {
   std::string health_override;  // canonical check keys overriding the service's
   bool health_down = false;     // failed its checks: no new connections (dest.available)
   bool sorry = false;           // a service's sorry server, not one of its reals
+  bool dr_gateway_warned = false;  // DR real reached through a gateway: logged once
 };
 
 struct Service {
@@ -129,6 +131,20 @@ struct Service {
   uint32_t sorry_id = kNoSorry;  // the sorry server's Real, when configured
   bool sorry_active = false;     // every real is down: new connections go to the sorry server
 };
+
+// What an address is to the director (the kernel's inet_addr_type()): IPVS refuses a real
+// that is not unicast (EINVAL). kLocal is an address of the director itself, which IPVS
+// serves as a local node and lbd cannot (it only forwards): refused as unsupported.
+enum class AddrType : uint8_t { kUnicast, kLocal, kBroadcast, kMulticast };
+// By the address alone: 0.0.0.0/8 and 255.255.255.255 broadcast, 224/4 multicast, 240/4
+// (reserved) broadcast, 127/8 local.
+AddrType classify_address(Ipv4 a);
+// The process's classifier, shared by every table (a dry run must refuse what the real
+// apply would): lbd installs one that also knows its own addresses and subnet broadcasts.
+void set_address_classifier(std::function<AddrType(Ipv4)> f);
+// A real's (or sorry server's) address as IPVS checks it: EINVAL unless unicast, ENOSYS
+// for the director's own.
+Status check_real_address(Ipv4 a);
 
 class ServiceTable {
  public:

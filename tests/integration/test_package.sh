@@ -32,9 +32,12 @@ for u in lbd lbd-decap; do
 done
 unit=/usr/lib/systemd/system/lbd.service
 grep -qx "Type=notify" "$unit" && grep -q "^WatchdogSec=" "$unit" && grep -qx "Restart=on-failure" "$unit" &&
+  grep -qx 'ExecReload=/usr/sbin/lbd --check-rules --rules /etc/lbd/rules' "$unit" &&
   grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || fail "unit lacks notify/watchdog/restart/reload"
 caps=$(awk -F= '/^CapabilityBoundingSet=/ {print $2}' "$unit")
-assert_eq "CAP_NET_RAW CAP_NET_ADMIN" "$caps" "the unit grants only CAP_NET_RAW and CAP_NET_ADMIN"
+assert_eq "CAP_NET_RAW CAP_NET_ADMIN CAP_SETUID CAP_SETGID" "$caps" \
+  "the unit grants CAP_NET_RAW, CAP_NET_ADMIN and (to run checks as exec-user) CAP_SETUID/CAP_SETGID only"
+assert_eq 600 "$(stat -c %a /etc/lbd/rules)" "/etc/lbd/rules is installed 0600 (it may hold passwords)"
 
 # A lab to run it in, rules and options written where the unit reads them.
 lab_create 2
@@ -57,15 +60,15 @@ lab_bg "$LAB_DIRECTOR" socat -u "UNIX-RECV:$LAB_DIR/notify.sock" "OPEN:$LAB_DIR/
 for k in $(seq 1 40); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
 NOTIFY_SOCKET=$LAB_DIR/notify.sock WATCHDOG_USEC=1000000 \
   ip netns exec "$LAB_DIRECTOR" setpriv --no-new-privs \
-    --bounding-set=-all,+net_raw,+net_admin --inh-caps=-all,+net_raw,+net_admin \
-    --ambient-caps=-all,+net_raw,+net_admin "$@" 2>>"$LAB_DIR/lbd.log" &
+    --bounding-set=-all,+net_raw,+net_admin,+setuid,+setgid --inh-caps=-all,+net_raw,+net_admin,+setuid,+setgid \
+    --ambient-caps=-all,+net_raw,+net_admin,+setuid,+setgid "$@" 2>>"$LAB_DIR/lbd.log" &
 LAB_LBD_PID=$!
 LAB_PIDS+=("$LAB_LBD_PID")
 for k in $(seq 1 100); do grep -q "READY=1" "$LAB_DIR/notify.log" 2>/dev/null && break; sleep 0.05; done
 grep -q "READY=1" "$LAB_DIR/notify.log" || fail "no READY=1 from lbd: $(cat "$LAB_DIR/lbd.log")"
 echo "ok: READY=1 once capturing"
 capeff=$(awk '/^CapEff:/ {print $2}' /proc/"$LAB_LBD_PID"/status)
-assert_eq 0000000000003000 "$capeff" "lbd runs with CAP_NET_ADMIN and CAP_NET_RAW only"
+assert_eq 00000000000030c0 "$capeff" "lbd runs with CAP_NET_ADMIN, CAP_NET_RAW, CAP_SETUID and CAP_SETGID only"
 lbadm() { in_ns "$LAB_DIRECTOR" /usr/sbin/lbadm "$@"; }  # the packaged lbadm, default socket
 assert_eq "$(grep -v '^#' /etc/lbd/rules)" "$(lbadm -S -n)" "the unit's lbd restored /etc/lbd/rules"
 assert_eq "$(lbadm -S -n)" "$(in_ns "$LAB_DIRECTOR" env PATH="/usr/lib/lbd/ipvsadm:$PATH" ipvsadm-save -n)" \
@@ -104,9 +107,10 @@ assert_eq real2 "$(in_ns "$LAB_CLIENT" curl -s -m 5 "http://$V2/")" "a request t
 
 # ExecReload, with $MAINPID.
 echo "-e -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" >> /etc/lbd/rules
-reload=$(awk -F= '/^ExecReload=/ {sub(/^ExecReload=/, ""); print}' "$unit")
 MAINPID=$LAB_LBD_PID  # ip netns exec and setpriv exec lbd: the same process
-eval "${reload//\$MAINPID/$MAINPID}"
+while IFS= read -r reload; do  # each ExecReload= line in turn, as systemd runs them
+  eval "${reload//\$MAINPID/$MAINPID}" || fail "ExecReload $reload failed"
+done < <(awk -F= '/^ExecReload=/ {sub(/^ExecReload=/, ""); print}' "$unit")
 for k in $(seq 1 40); do grep -q "rules reloaded" "$LAB_DIR/notify.log" && break; sleep 0.05; done
 grep -q "RELOADING=1" "$LAB_DIR/notify.log" && grep -q "rules reloaded" "$LAB_DIR/notify.log" ||
   fail "no RELOADING=1 / READY=1 around the reload: $(cat "$LAB_DIR/notify.log")"

@@ -77,8 +77,9 @@ assert_eq active "$(sdctl is-active lbd)" "systemctl start lbd returns with lbd 
 pid=$(show MainPID)
 assert_eq off "$(gro)" "lbd turned GRO off"
 status=$(in_sd cat "/proc/$pid/status")
-assert_eq 0000000000003000 "$(echo "$status" | awk '/^CapEff:/ {print $2}')" "CapEff: CAP_NET_ADMIN and CAP_NET_RAW only"
-assert_eq 0000000000003000 "$(echo "$status" | awk '/^CapBnd:/ {print $2}')" "the bounding set holds nothing else"
+assert_eq 00000000000030c0 "$(echo "$status" | awk '/^CapEff:/ {print $2}')" \
+  "CapEff: CAP_NET_ADMIN, CAP_NET_RAW, CAP_SETUID and CAP_SETGID only"
+assert_eq 00000000000030c0 "$(echo "$status" | awk '/^CapBnd:/ {print $2}')" "the bounding set holds nothing else"
 assert_eq 1 "$(echo "$status" | awk '/^NoNewPrivs:/ {print $2}')" "NoNewPrivs"
 assert_eq 2 "$(echo "$status" | awk '/^Seccomp:/ {print $2}')" "a seccomp filter (SystemCallFilter=)"
 if in_sd nsenter -t "$pid" -m sh -c 'touch /usr/lbd-probe' 2>/dev/null; then
@@ -96,6 +97,16 @@ sdctl reload lbd || fail "systemctl reload lbd failed"
 assert_eq "$(cat /etc/lbd/rules)" "$(in_sd lbadm -S -n)" "systemctl reload applied the file"
 assert_eq "$pid" "$(show MainPID)" "reload kept the process"
 assert_eq active "$(sdctl is-active lbd)" "active after the reload (READY=1 again)"
+
+# A bad file: systemctl reload fails (ExecReload checks it first) and the running rules stay.
+good=$(cat /etc/lbd/rules)
+echo "-a -t $V:80 -r $(lab_real_ip 1):80 -g -w banana" >> /etc/lbd/rules
+rc=0; sdctl reload lbd >/dev/null 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "systemctl reload succeeded with a bad rules file"
+echo "ok: systemctl reload fails on a bad rules file (exit $rc)"
+assert_eq "$good" "$(in_sd lbadm -S -n)" "the running rules stay after a refused reload"
+assert_eq active "$(sdctl is-active lbd)" "lbd still active after the refused reload"
+echo "$good" > /etc/lbd/rules
 
 # The watchdog: a stopped event loop is killed, and Restart=on-failure starts lbd again.
 # (A drop-in shortens the timings for the test.)
