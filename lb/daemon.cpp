@@ -41,6 +41,7 @@
 #include "lb/control_server.hpp"
 #include "lb/data_path.hpp"
 #include "health/engine.hpp"
+#include "health/protocols.hpp"
 #include "lb/log.hpp"
 #include "lb/names.hpp"
 
@@ -445,10 +446,11 @@ Reply Daemon::handle_request(const std::string& req) {
   const CliCommand& cmd = std::get<CliCommand>(parsed);
   const Status st = execute(cmd, services_, timeouts_);
   if (!st.is_ok()) {
-    LBD_LOG(kInfo, "control", "refused: {}: {}", health::redact_secrets(join_args(args)), st.message());
+    LBD_LOG(kInfo, "control", "refused: {}: {}", health::printable(health::redact_secrets(join_args(args)), 4096),
+            health::printable(st.message(), 4096));
     return {fmt::format("ERR {} {}\n", st.code(), st.message()), {}};
   }
-  LBD_LOG(kInfo, "control", "applied: {}", health::redact_secrets(join_args(args)));
+  LBD_LOG(kInfo, "control", "applied: {}", health::printable(health::redact_secrets(join_args(args)), 4096));
   configuration_changed();
   return {"OK\n", {}};
 }

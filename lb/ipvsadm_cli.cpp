@@ -166,6 +166,12 @@ struct Parser {
   uint8_t svc_proto = 0;
   bool real_has_port = false;
   std::string sched_flags_arg;
+  bool reading_stream = false;  // a rules stream: messages also name the token (no argv to look at)
+
+  // ipvsadm's message, and in a rules stream the token it is about.
+  [[noreturn]] void fail_at(int code, const char* msg, const std::string& token) {
+    fail(code, reading_stream ? fmt::format("{}: `{}'", msg, token) : std::string(msg));
+  }
 
   // ipvsadm parse_sched_flags(): checked against -s (wlc when none) once all are read.
   // sh-fallback and mh-fallback are flag-1, sh-port and mh-port flag-2.
@@ -241,7 +247,7 @@ struct Parser {
           refuse_ipv6(*arg);
           bool has_port;
           if (!parse_addr_port(*arg, resolve, c.service.vip, c.service.port, has_port))
-            fail(2, "illegal virtual server address[:port] specified");
+            fail_at(2, "illegal virtual server address[:port] specified", *arg);
           c.service.protocol = svc_proto;
         }
         break;
@@ -268,7 +274,7 @@ struct Parser {
         real_text = *arg;
         refuse_ipv6(*arg);
         if (!parse_addr_port(*arg, resolve, c.real.addr, c.real.port, real_has_port))
-          fail(2, "illegal real server address[:port] specified");
+          fail_at(2, "illegal real server address[:port] specified", *arg);
         break;
       case kOptForward:
         c.real.fwd = (name == "g" || name == "gatewaying") ? FwdMethod::kRoute
@@ -442,7 +448,7 @@ std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>&
   std::vector<std::string> args;
   for (const auto& a : in)
     if (!reading_stream || (a != "ipvsadm" && a != "lbadm")) args.push_back(a);
-  Parser p{prog, resolve, {}, {}, {}, {}, 0, false};
+  Parser p{prog, resolve, {}, {}, {}, {}, 0, false, {}, reading_stream};
   try {
     if (args.empty()) {  // ipvsadm alone lists the table
       p.c.cmd = Command::kList;

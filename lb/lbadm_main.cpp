@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "health/spec.hpp"
@@ -51,6 +52,15 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
   }
 }
 
+// "ERR <errno> <message>": the message, for replies that are otherwise listings.
+std::optional<std::string> refusal(const std::string& reply) {
+  if (reply.rfind("ERR ", 0) != 0) return std::nullopt;
+  const auto sp = reply.find(' ', 4);
+  std::string msg = sp == std::string::npos ? reply.substr(4) : reply.substr(sp + 1);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  return msg;
+}
+
 std::string read_all(std::istream& in) {
   std::stringstream ss;
   ss << in.rdbuf();
@@ -79,6 +89,10 @@ int main(int argc, char** argv) {
   try {
     if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
       std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
+      if (auto why = refusal(reply)) {
+        std::cerr << prog << ": " << *why << "\n";
+        return 255;
+      }
       reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
       std::cout << reply;
       return 0;
@@ -105,6 +119,10 @@ int main(int argc, char** argv) {
       case Command::kSave: {
         const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
         const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
+        if (auto why = refusal(reply)) {
+          std::cerr << prog << ": " << *why << "\n";
+          return 255;
+        }
         Dump dump;
         if (!decode_dump(reply, dump)) {
           std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";

@@ -46,8 +46,11 @@ for i in 2 3; do
 done
 
 lab_lbd
+# The check's password from a file lbd reads (not in argv, listings or logs).
+printf 'checkpw\n' > "$LAB_DIR/mysql.secret"
+chmod 600 "$LAB_DIR/mysql.secret"
 lbadm_ -A -t "$LAB_VIP:3306" -s rr \
-  --health "check=mysql,user=lbdcheck,password=checkpw,max-lag=5,interval=1,timeout=0.8,rise=2,fall=2"
+  --health "check=mysql,user=lbdcheck,password-file=$LAB_DIR/mysql.secret,max-lag=5,interval=1,timeout=0.8,rise=2,fall=2"
 lbadm_ -a -t "$LAB_VIP:3306" -r "$R2"
 lbadm_ -a -t "$LAB_VIP:3306" -r "$R3"
 wait_health() {  # wait_health REAL STATE SECONDS
@@ -60,7 +63,24 @@ wait_health() {  # wait_health REAL STATE SECONDS
 }
 sleep 2.5
 lbadm_ --lbd-health | grep -E -q -- "-> $R2:3306 +UP .*ok" || fail "replica check not passing: $(lbadm_ --lbd-health)"
-echo "ok: both replicas pass the replica check"
+echo "ok: both replicas pass the replica check (password from password-file=)"
+grep -q checkpw "$LAB_DIR/lbd.log" && fail "the password is in lbd's log"
+lbadm_ --lbd-health | grep -q checkpw && fail "the password is in --lbd-health"
+lbadm_ -S -n | grep -q checkpw && fail "the password is in -S"
+echo "ok: the password appears in no log, listing or -S"
+# An inline password= is redacted in the log, --lbd-health and -S (unless --lbd-secrets).
+lbadm_ -A -t "$LAB_VIP:3307" -s rr --health "check=mysql,user=lbdcheck,password=inl1nepw"
+grep -q inl1nepw "$LAB_DIR/lbd.log" && fail "an inline password is in lbd's log"
+lbadm_ --lbd-health | grep -q inl1nepw && fail "an inline password is in --lbd-health"
+saved=$(lbadm_ -S -n 2>"$LAB_DIR/save.err")
+echo "$saved" | grep -q -- "--health check=mysql,user=lbdcheck,password=<redacted>" || fail "-S: $saved"
+grep -q "1 password(s) written as password=<redacted>" "$LAB_DIR/save.err" || fail "-S says nothing: $(cat "$LAB_DIR/save.err")"
+lbadm_ -S -n --lbd-secrets | grep -q "password=inl1nepw" || fail "-S --lbd-secrets lacks the password"
+rc=0; echo "$saved" | lbadm_ -R 2>"$LAB_DIR/restore.err" || rc=$?
+assert_eq 2 "$rc" "restoring a redacted password is refused"
+grep -q "redacted by lbadm -S" "$LAB_DIR/restore.err" || fail "restore message: $(cat "$LAB_DIR/restore.err")"
+lbadm_ -D -t "$LAB_VIP:3307"
+echo "ok: inline passwords are redacted everywhere, kept on request, refused when restored redacted"
 
 # Reads through the VIP for the rest of the test; each line: server_id or FAILED.
 reader() {

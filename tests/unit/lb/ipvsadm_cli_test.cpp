@@ -355,7 +355,7 @@ TEST_CASE("rules streams resolve host names through the injected resolver, as ip
   REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r web-1:80 -g\n", rules, hosts).is_ok());
   CHECK(rules[1].real.addr == ip("198.18.0.11"));
   CHECK(parse_rules("-a -t 198.18.0.100:80 -r web-2:80 -g\n", rules, hosts).message() ==
-        "line 1: illegal real server address[:port] specified");
+        "line 1: illegal real server address[:port] specified: `web-2:80'");
   CHECK_FALSE(parse_rules("-a -t 198.18.0.100:80 -r web-1:80 -g\n", rules).is_ok());  // numeric only
 }
 
