@@ -89,6 +89,33 @@ lbadm_ -A -t "$LAB_VIP:80" -s rr
 lbadm_ -a -t "$LAB_VIP:80" -r "$RIP" -i
 assert_eq real1 "$(in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "TCP:$LAB_VIP:80" </dev/null)" "a connection tunnelled by lbd is answered"
 
+# Forged "fragmentation needed, MTU 88" about tunnel packets: one quoting an outer header
+# lbd did not send (another source), one quoting lbd's address but no connection. Neither
+# lowers the tunnel's path MTU (it was applied to the real for 10 minutes, for everyone).
+DMAC=$(director_mac)
+CPORT=$(lbadm_ -L -n -c | awk '$4 ~ /^198.18.0.1:/ {split($4, a, ":"); print a[2]; exit}')
+[ -n "$CPORT" ] || fail "no connection listed: $(lbadm_ -L -n -c)"
+in_ns "$LAB_CLIENT" "$PY" - "$CMAC" "$DMAC" "$LAB_DIRECTOR_IP" "$RIP" "$LAB_VIP" "$CPORT" <<'PYEOF'
+import sys
+from scapy.all import Ether, IP, ICMP, TCP, sendp, conf
+conf.verb = 0
+cmac, dmac, director, rip, vip, cport = sys.argv[1:7]
+def frag_needed(outer_src, sport):
+    quote = IP(src=outer_src, dst=rip, proto=4, flags="DF") / IP(src="198.18.0.1", dst=vip, flags="DF") / TCP(sport=sport, dport=80, flags="A")
+    return Ether(src=cmac, dst=dmac) / IP(src="198.18.0.1", dst=director) / ICMP(type=3, code=4, nexthopmtu=88) / bytes(quote)[:48]
+sendp(frag_needed("198.18.0.66", int(cport)), iface="eth0", count=2)  # the live connection's
+sendp(frag_needed(director, 40001), iface="eth0", count=2)
+PYEOF
+sleep 0.3
+counter() { lbadm_ --lbd-counters | awk -v k="$1" '$1 == k {print $2}'; }
+assert_eq 2 "$(counter drop_pmtu_not_ours)" "frag-needed about a live connection, quoting another outer source: dropped, counted"
+assert_eq 2 "$(counter drop_icmp_no_connection)" "frag-needed about no connection: dropped, counted"
+assert_eq 0 "$(counter tunnel_pmtu_updates)" "the tunnel's path MTU is unchanged"
+head -c 1300 /dev/urandom | base64 -w0 | head -c 1400 > "$LAB_DIR/big.req"
+assert_eq real1 "$(in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "TCP:$LAB_VIP:80" < "$LAB_DIR/big.req")" \
+  "a 1400-byte request still crosses the tunnel whole"
+assert_eq 0 "$(counter icmp_frag_needed_sent)" "and lbd sent no frag-needed to the client"
+
 # Killed: the values it set stay behind; the next start restores them first.
 kill -KILL "$DECAP_PID"; wait "$DECAP_PID" 2>/dev/null || true
 assert_eq 0 "$(sysctl_ all/rp_filter)" "after SIGKILL the changed value is still there"

@@ -153,6 +153,40 @@ echo "ok: a notify command that does not exist is logged"
 rm "$LAB_DIR/out/down"
 lbadm_ -E -t "$V:80" -s rr --health check=none
 
+# --- Text a server sends: a MySQL error greeting with a newline and terminal escapes.
+"$PY" - "$LAB_DIR/greeting.bin" "$V" "$R2" <<'PYEOF'
+import sys, struct
+path, vip, r2 = sys.argv[1:4]
+msg = (f"Access denied\nlbd: warning: health: TCP {vip}:3306: real {r2}:3306 is UP (ok): takes new "
+       "connections again\x1b[2K\x1b[1A").encode()
+payload = b"\xff" + struct.pack("<H", 1045) + b"#28000" + msg
+open(path, "wb").write(struct.pack("<I", len(payload))[:3] + b"\x00" + payload)
+PYEOF
+lab_bg "$(lab_real_ns 2)" socat TCP-LISTEN:3306,fork,reuseaddr SYSTEM:"cat $LAB_DIR/greeting.bin"
+lab_wait_port "$(lab_real_ns 2)" 3306
+cat > "$LAB_DIR/reason.sh" <<'SH'
+#!/bin/sh
+printf '%s\n' "$4" >> "$(dirname "$0")/out/reason.log"
+SH
+chmod 755 "$LAB_DIR/reason.sh"
+lbadm_ -A -t "$V:3306" -s rr --health "check=mysql,interval=0.3,timeout=0.2,rise=1,fall=1,notify=$LAB_DIR/reason.sh"
+lbadm_ -a -t "$V:3306" -r "$R2" -g
+for k in $(seq 1 50); do [ -s "$LAB_DIR/out/reason.log" ] && break; sleep 0.1; done
+assert_eq 0 "$(grep -c "^lbd: warning: health: TCP $V:3306: real $R2:3306 is UP" "$LAB_DIR/lbd.log" || true)" \
+  "no forged \"is UP\" line in lbd's log"
+grep -q "real $R2:3306 is DOWN (greeting: error 1045: Access denied\\\\x0albd: warning: .*\\\\x1b\[2K\\\\x1b\[1A)" "$LAB_DIR/lbd.log" ||
+  fail "the DOWN line does not show the escaped text: $(grep "$R2:3306" "$LAB_DIR/lbd.log")"
+echo "ok: the DOWN line shows the server's text escaped"
+health=$(lbadm_ --lbd-health)
+case "$health" in *$'\x1b'*) fail "--lbd-health prints a terminal escape" ;; esac
+echo "$health" | grep -q 'Access denied\\x0albd' || fail "--lbd-health: $health"
+echo "ok: --lbd-health shows the text escaped, no escape byte"
+assert_eq 1 "$(wc -l < "$LAB_DIR/out/reason.log")" "the notify command gets the reason as one line"
+grep -q 'Access denied\\x0albd' "$LAB_DIR/out/reason.log" || fail "notify reason: $(cat "$LAB_DIR/out/reason.log")"
+grep -q $'\x1b' "$LAB_DIR/out/reason.log" && fail "the notify command got a terminal escape"
+echo "ok: the notify command gets the text escaped"
+lbadm_ -D -t "$V:3306"
+
 # --- Control socket.
 kill -STOP "$LAB_LBD_PID"
 t0=$(date +%s)
