@@ -158,14 +158,18 @@ void ControlServer::read_request(Client& c, uint64_t now) {
 }
 
 void ControlServer::write_reply(Client& c, uint64_t now) {
+  // At most one step of a stepped reply per call: a client that reads as fast as lbd
+  // writes must still let the loop forward between steps (POLLOUT brings it back).
+  bool stepped = false;
   for (;;) {
-    if (c.more && c.out.size() - c.out_off < kOutputLowWater) {
+    if (c.more && !stepped && c.out.size() - c.out_off < kOutputLowWater) {
       c.out.erase(0, c.out_off);
       c.out_off = 0;
       if (c.more(c.out)) c.more = nullptr;
+      stepped = true;
     }
     if (c.out_off == c.out.size()) {
-      if (c.more) continue;
+      if (c.more) return;  // the next step at the next POLLOUT
       close_client(c.fd);  // all sent
       return;
     }

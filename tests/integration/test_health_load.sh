@@ -19,6 +19,7 @@ cat > "$NOTIFY" <<EOF
 echo "\$*" >> $LAB_DIR/notify.log
 EOF
 chmod 755 "$NOTIFY"
+: > "$LAB_DIR/notify.log"; chmod 666 "$LAB_DIR/notify.log"  # notify runs as nobody (exec-user)
 lbadm_ -A -t "$LAB_VIP:80" -s rr \
   --health "check=http,path=/,interval=$INTERVAL,timeout=$TIMEOUT,fall=$FALL,rise=$RISE,notify=$NOTIFY"
 for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")"; done
@@ -87,7 +88,7 @@ grep -q "health: TCP $LAB_VIP:80: real $R2:80 is DOWN (connect: Connection refus
   fail "no DOWN log line naming service and real"
 grep -q "health: TCP $LAB_VIP:80: real $R2:80 is UP (ok)" "$LAB_DIR/lbd.log" || fail "no UP log line"
 echo "ok: both transitions logged with service and real"
-for k in $(seq 1 20); do [ "$(wc -l < "$LAB_DIR/notify.log" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
+for k in $(seq 1 20); do [ "$(wc -l < "$LAB_DIR/notify.log")" -ge 2 ] && break; sleep 0.1; done
 assert_eq "down TCP $LAB_VIP:80 $R2:80 connect: Connection refused
 up TCP $LAB_VIP:80 $R2:80 ok" "$(cat "$LAB_DIR/notify.log")" "the notify command ran for each transition"
 echo "info: detection window: $(grep -E 'requests in|Socket errors' "$LAB_DIR/wrk_detect.txt" | tr -s ' ' | tr '\n' ' ')"
