@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
@@ -25,6 +26,22 @@
 
 namespace lbd {
 namespace {
+
+// Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer a
+// local VIP's ping a second time, or forward the rest); later fragments carry no ports and
+// lbd forwards them after their first one. A NAT real's replies and ICMP errors go to
+// clients through lbd only (with ip_forward=1 the kernel would otherwise forward them with
+// the real's address as source), but not what it sends to the director itself (@local).
+constexpr const char* kGuardRules =
+    "    ip daddr . meta l4proto . th dport @svc drop\n"
+    "    ip daddr . meta l4proto @svc_any drop\n"
+    "    ip daddr @vips icmp type { echo-request, destination-unreachable, source-quench, time-exceeded } drop\n"
+    "    ip daddr @vips ip frag-off & 0x1fff != 0 drop\n"
+    "    ip saddr . meta l4proto . th sport @nat ip daddr != @local drop\n"
+    "    ip saddr @nat_addrs ip daddr != @local icmp type { destination-unreachable, source-quench, "
+    "time-exceeded } drop\n"
+    "    ip saddr @nat_addrs ip daddr != @local ip frag-off & 0x1fff != 0 drop\n";
+
 
 bool ethtool_io(int fd, const std::string& ifname, uint32_t cmd, uint32_t& value) {
   struct ethtool_value ev{};
@@ -150,18 +167,25 @@ BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(
   // ingress chain on the capture interfaces: it runs after AF_PACKET taps (lbd still sees
   // every frame) but before the IP stack, so dropped traffic costs the kernel nothing more.
   std::string error;
-  if (!run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, chain_script("")),
+  if (!run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()),
                error))
     throw std::runtime_error("nftables guard: " + error);
 }
 
-std::string BoxGuard::chain_script(const std::string& rules) const {
+std::string BoxGuard::table_script() const {
   std::string devs;
   for (const auto& i : interfaces_) devs += fmt::format("{}\"{}\"", devs.empty() ? "" : ", ", i);
   return fmt::format(
-      "table netdev {0} {{\n  comment \"{3}\"\n  chain guard {{\n    type filter hook ingress "
-      "devices = {{ {1} }} priority -500; policy accept;\n{2}  }}\n}}\n",
-      kTable, devs, rules, offloads_comment());
+      "table netdev {0} {{\n  comment \"{3}\"\n"
+      "  set svc {{ type ipv4_addr . inet_proto . inet_service; }}\n"
+      "  set svc_any {{ type ipv4_addr . inet_proto; }}\n"
+      "  set vips {{ type ipv4_addr; }}\n"
+      "  set nat {{ type ipv4_addr . inet_proto . inet_service; }}\n"
+      "  set nat_addrs {{ type ipv4_addr; }}\n"
+      "  set local {{ type ipv4_addr; }}\n"
+      "  chain guard {{\n    type filter hook ingress devices = {{ {1} }} priority -500; policy accept;\n{2}"
+      "  }}\n}}\n",
+      kTable, devs, kGuardRules, offloads_comment());
 }
 
 BoxGuard::~BoxGuard() {
@@ -199,44 +223,64 @@ std::vector<Ipv4> local_ipv4_addresses() {
   return v;
 }
 
-bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
-  std::string rules;
+// The guard's sets: what each holds, as nft writes elements. The chain's rules are fixed
+// (guard_rules()); a change of services only adds and deletes elements, so one `lbadm -A`
+// costs one element whatever the table holds, and a packet costs one hash lookup per rule
+// (a rule per service was a linear walk for every packet on the interface).
+BoxGuard::Elements BoxGuard::wanted(const ServiceTable& services) {
+  Elements e;
   services.for_each_service([&](const Service& s) {
     if (s.key.port == 0)  // a port-zero (persistent) service: every port
-      rules += fmt::format("    ip daddr {} meta l4proto {} drop\n", to_string(s.key.vip),
-                           protocol_token(s.key.protocol));
+      e.svc_any.insert(fmt::format("{} . {}", to_string(s.key.vip), protocol_token(s.key.protocol)));
     else
-      rules += fmt::format("    ip daddr {} {} dport {} drop\n", to_string(s.key.vip),
-                           protocol_token(s.key.protocol), s.key.port);
+      e.svc.insert(fmt::format("{} . {} . {}", to_string(s.key.vip), protocol_token(s.key.protocol), s.key.port));
   });
-  // Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer
-  // a local VIP's ping a second time, or forward the rest).
-  // Later fragments carry no ports; lbd forwards them after their first one.
-  for (const Ipv4& vip : services.vips())
-    rules += fmt::format(
-        "    ip daddr {0} icmp type {{ echo-request, destination-unreachable, source-quench, "
-        "time-exceeded }} drop\n    ip daddr {0} ip frag-off & 0x1fff != 0 drop\n",
-        to_string(vip));
-  // A NAT real's replies and ICMP errors go to clients through lbd only: with ip_forward=1
-  // the kernel would otherwise forward them with the real's address as source.
-  const auto nat = services.nat_endpoints();
-  if (!nat.empty()) {
-    std::string local;
-    for (const Ipv4& a : local_ipv4_addresses()) local += (local.empty() ? "" : ", ") + to_string(a);
-    const std::string not_local = local.empty() ? "" : fmt::format(" ip daddr != {{ {} }}", local);
-    std::vector<Ipv4> addrs;
-    for (const auto& e : nat) {
-      rules += fmt::format("    ip saddr {}{} {} sport {} drop\n", to_string(e.addr), not_local,
-                           protocol_token(e.protocol), e.port);
-      if (std::find(addrs.begin(), addrs.end(), e.addr) == addrs.end()) addrs.push_back(e.addr);
-    }
-    for (const Ipv4& a : addrs)
-      rules += fmt::format(
-          "    ip saddr {0}{1} icmp type {{ destination-unreachable, source-quench, time-exceeded }} "
-          "drop\n    ip saddr {0}{1} ip frag-off & 0x1fff != 0 drop\n",
-          to_string(a), not_local);
+  for (const Ipv4& vip : services.vips()) e.vips.insert(to_string(vip));
+  for (const auto& n : services.nat_endpoints()) {
+    e.nat.insert(fmt::format("{} . {} . {}", to_string(n.addr), protocol_token(n.protocol), n.port));
+    e.nat_addrs.insert(to_string(n.addr));
   }
-  return run_nft(fmt::format("flush chain netdev {} guard\n{}", kTable, chain_script(rules)), error);
+  if (!e.nat.empty())
+    for (const Ipv4& a : local_ipv4_addresses()) e.local.insert(to_string(a));
+  return e;
+}
+
+namespace {
+
+
+// "add element netdev lbd NAME { a, b }\n" for what `want` has and `have` lacks (or
+// "delete element" for the reverse), in batches nft takes in one line.
+void element_changes(std::string& script, const char* verb, const char* set, const std::set<std::string>& from,
+                     const std::set<std::string>& minus) {
+  std::string batch;
+  size_t n = 0;
+  auto flush = [&] {
+    if (n) script += fmt::format("{} element netdev {} {} {{ {} }}\n", verb, BoxGuard::kTable, set, batch);
+    batch.clear();
+    n = 0;
+  };
+  for (const auto& x : from) {
+    if (minus.count(x)) continue;
+    batch += (n ? ", " : "") + x;
+    if (++n == 4096) flush();
+  }
+  flush();
+}
+
+}  // namespace
+
+bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
+  Elements want = wanted(services);
+  std::string script;
+  const std::pair<const char*, std::set<std::string> Elements::*> sets[] = {
+      {"svc", &Elements::svc},   {"svc_any", &Elements::svc_any},     {"vips", &Elements::vips},
+      {"nat", &Elements::nat},   {"nat_addrs", &Elements::nat_addrs}, {"local", &Elements::local}};
+  for (const auto& [name, member] : sets) element_changes(script, "delete", name, have_.*member, want.*member);
+  for (const auto& [name, member] : sets) element_changes(script, "add", name, want.*member, have_.*member);
+  if (script.empty()) return true;
+  if (!run_nft(script, error)) return false;  // one transaction: all of it or none
+  have_ = std::move(want);
+  return true;
 }
 
 }  // namespace lbd

@@ -2,11 +2,13 @@
 // interfaces (super-frames cannot be re-sent), and an nftables table `netdev lbd` whose
 // ingress chain on the capture interfaces drops exactly the captured service traffic
 // before the director's own IP stack sees it (no RST, no ICMP, no second forwarded copy).
-// The chain is rewritten atomically whenever services change. The table's comment records
+// The chain's rules are fixed and look up sets (services, VIPs, NAT endpoints); a change
+// of services adds and deletes set elements in one nft transaction. The table's comment records
 // which offloads lbd turned off, so an lbd started after one that was killed (a watchdog,
 // SIGKILL) still restores them at its exit.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +29,12 @@ class BoxGuard {
   static constexpr const char* kTable = "lbd";
 
  private:
-  std::string chain_script(const std::string& rules) const;
+  // What the guard's sets hold (nft's element syntax), wanted or applied.
+  struct Elements {
+    std::set<std::string> svc, svc_any, vips, nat, nat_addrs, local;
+  };
+  static Elements wanted(const ServiceTable& services);
+  std::string table_script() const;
   std::string offloads_comment() const;
   struct Offloads {
     std::string ifname;
@@ -35,6 +42,7 @@ class BoxGuard {
   };
   std::vector<std::string> interfaces_;
   std::vector<Offloads> saved_;
+  Elements have_;
 };
 
 // The director's own IPv4 addresses (every interface of its network namespace): traffic

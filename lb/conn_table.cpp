@@ -126,7 +126,15 @@ void ConnTable::index_erase(std::vector<Bucket>& index, uint32_t mask, uint32_t 
 
 void ConnTable::wheel_link(uint32_t slot1, uint32_t expires) {
   // A time already behind the wheel would wait a whole turn: arm it at the next second due.
-  if (wheel_started_ && int32_t(expires - wheel_now_) < 0) expires = wheel_now_;
+  // Before the first expire() the wheel stands at the first entry's expiry (insert knows
+  // no clock): an earlier entry moves it back instead, as no second has been walked yet.
+  // (Clamping then made a 2 s FIN_WAIT wait for a 30 s template inserted before it.)
+  if (wheel_started_ && int32_t(expires - wheel_now_) < 0) {
+    if (wheel_walked_)
+      expires = wheel_now_;
+    else
+      wheel_now_ = expires;
+  }
   uint32_t& head = wheel_[expires % kWheelSlots];
   Conn& c = slab_[slot1 - 1];
   c.armed = expires;

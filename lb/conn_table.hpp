@@ -148,6 +148,7 @@ class ConnTable {
   std::vector<uint32_t> wheel_;    // head per second slot (slot + 1)
   uint32_t wheel_now_ = 0;         // next second to process
   bool wheel_started_ = false;
+  bool wheel_walked_ = false;      // expire() has run: wheel_now_ follows the clock
   uint32_t size_ = 0;
 };
 
@@ -159,6 +160,7 @@ size_t ConnTable::expire(uint32_t now, size_t budget, F&& on_expire) {
   } else if (int64_t(now) - int64_t(wheel_now_) > 2 * int64_t(kWheelSlots)) {
     wheel_now_ = now - kWheelSlots;  // a long gap: one turn visits every slot anyway
   }
+  wheel_walked_ = true;
   size_t done = 0;
   while (wheel_now_ <= now) {
     // Detach the slot, then expire or re-arm each entry; the slot is empty while we walk.

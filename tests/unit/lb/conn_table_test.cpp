@@ -116,3 +116,21 @@ TEST_CASE("memory per connection is stated") {
   CHECK(ConnTable::bytes_per_connection() == sizeof(Conn) + 32);  // two indexes at load <= 1/2
   CHECK(sizeof(Conn) <= 60);
 }
+
+TEST_CASE("entries inserted before the first expiry walk keep their own times") {
+  // lbd's first timer tick may come after the first packets: a 30 s persistence template,
+  // then a connection that a FIN shortens to 2 s.
+  ConnTable t(64, 7);
+  Conn* templ = t.insert(key(1), 1030);
+  Conn* conn = t.insert(key(2), 1060);
+  REQUIRE(templ);
+  REQUIRE(conn);
+  t.set_expires(*conn, 1002);
+  std::vector<uint32_t> gone;
+  for (uint32_t now = 1000; now <= 1004; ++now)
+    t.expire(now, 100, [&](Conn& c) { gone.push_back(c.key.cport); });
+  CHECK(gone == std::vector<uint32_t>{key(2).cport});  // at 1002, not at the template's 1030
+  for (uint32_t now = 1005; now <= 1031; ++now)
+    t.expire(now, 100, [&](Conn& c) { gone.push_back(c.key.cport); });
+  CHECK(gone == std::vector<uint32_t>{key(2).cport, key(1).cport});
+}
