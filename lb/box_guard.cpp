@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "lb/host.hpp"
 #include "lb/log.hpp"
 
 namespace lbd {
@@ -207,20 +208,6 @@ BoxGuard::~BoxGuard() {
     }
   }
   close(fd);
-}
-
-std::vector<Ipv4> local_ipv4_addresses() {
-  std::vector<Ipv4> v;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return v;
-  for (ifaddrs* a = list; a; a = a->ifa_next) {
-    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
-    Ipv4 addr;
-    std::memcpy(addr.b.data(), &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, 4);
-    v.push_back(addr);
-  }
-  freeifaddrs(list);
-  return v;
 }
 
 // The guard's sets: what each holds, as nft writes elements. The chain's rules are fixed

@@ -45,10 +45,6 @@ class BoxGuard {
   Elements have_;
 };
 
-// The director's own IPv4 addresses (every interface of its network namespace): traffic
-// from a NAT real to them (a health check's replies) is the director's, not a client's.
-std::vector<Ipv4> local_ipv4_addresses();
-
 // Runs `nft -f -` with `script` on stdin. Exit status 0 → true (and its output in
 // `output`, if given); otherwise `error`.
 bool run_nft(const std::string& script, std::string& error, std::string* output = nullptr);

@@ -1,7 +1,6 @@
 // The daemon's event loop and control handling; see daemon.hpp.
 #include "lb/daemon.hpp"
 
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
@@ -40,6 +39,7 @@
 #include "lb/control_protocol.hpp"
 #include "lb/control_server.hpp"
 #include "lb/data_path.hpp"
+#include "lb/host.hpp"
 #include "health/engine.hpp"
 #include "health/protocols.hpp"
 #include "lb/log.hpp"
@@ -115,7 +115,7 @@ Status read_rules(const std::string& path, bool missing_ok, std::vector<CliComma
   std::string error;
   const auto text = read_rules_text(path, error);
   if (!text) {
-    if (missing_ok && errno == ENOENT && access(path.c_str(), F_OK) < 0) return Status::ok();
+    if (missing_ok && access(path.c_str(), F_OK) < 0 && errno == ENOENT) return Status::ok();
     return Status::error(EINVAL, error);
   }
   const Status st = parse_rules(*text, rules, resolve_host);
@@ -148,6 +148,7 @@ std::string broad_capture_filter(const MacAddr& mac) {
 }
 
 std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
+  if (services.service_count() > kMaxFilterClauses) return broad_capture_filter(mac);  // not built to be dropped
   std::string arp, ip;
   size_t clauses = 0;
   auto add = [&ip, &clauses](const std::string& clause) {
@@ -189,50 +190,6 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   if (clauses + services.vips().size() > kMaxFilterClauses) return broad_capture_filter(mac);
   return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
                      to_string(mac), ip);
-}
-
-// The director's own addresses and the broadcast addresses of its subnets, for the
-// address classifier (refreshed with the next hops, every second).
-struct LocalAddresses {
-  std::vector<Ipv4> own, broadcast;
-};
-LocalAddresses read_local_addresses() {
-  LocalAddresses l;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) < 0) return l;
-  for (ifaddrs* i = list; i; i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-    Ipv4 a, m;
-    std::memcpy(a.b.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
-    l.own.push_back(a);
-    if (!i->ifa_netmask) continue;
-    std::memcpy(m.b.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr, 4);
-    if (m.host() >= 0xfffffffeu) continue;  // /31 and /32 have no broadcast address
-    l.broadcast.push_back(Be32::from_host(a.host() | ~m.host()));
-    l.broadcast.push_back(Be32::from_host(a.host() & m.host()));  // the subnet's own address
-  }
-  freeifaddrs(list);
-  return l;
-}
-
-// One lbd per network namespace: its nftables table, the interfaces' offloads and their
-// captures are the namespace's. An abstract Unix socket name is per namespace and released
-// by the kernel with its holder, so a killed lbd never blocks the next.
-int claim_namespace() {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  const char name[] = "\0lbd-director";
-  std::memcpy(a.sun_path, name, sizeof name - 1);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), socklen_t(offsetof(sockaddr_un, sun_path) + sizeof name - 1)) < 0) {
-    close(fd);
-    throw std::runtime_error(errno == EADDRINUSE
-                                 ? "another lbd is already running in this network namespace (with another "
-                                   "control socket): it owns the capture, the nftables guard and the "
-                                   "offloads here; stop it first"
-                                 : fmt::format("single-instance lock: {}", std::strerror(errno)));
-  }
-  return fd;
 }
 
 class Daemon {
@@ -284,7 +241,6 @@ class Daemon {
   int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
   int namespace_lock_ = -1;
   int ifreq_fd_ = -1;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
-  std::shared_ptr<const LocalAddresses> local_ = std::make_shared<LocalAddresses>();
   uint32_t dr_not_on_link_ = 0;  // DR reals whose next hop is a gateway (warned)
   std::thread reload_thread_;
   Status reload_status_ = Status::ok();
@@ -583,12 +539,14 @@ std::string Daemon::health_text() {
   return out;
 }
 
+// The address classifier learns the director's own addresses and its subnets' broadcast
+// (and network) addresses: refused as reals.
 void Daemon::refresh_local_addresses() {
-  auto l = std::make_shared<const LocalAddresses>(read_local_addresses());
-  local_ = l;
-  set_address_classifier([l](Ipv4 a) {
-    if (std::find(l->own.begin(), l->own.end(), a) != l->own.end()) return AddrType::kLocal;
-    if (std::find(l->broadcast.begin(), l->broadcast.end(), a) != l->broadcast.end()) return AddrType::kBroadcast;
+  set_address_classifier([local = local_ipv4()](Ipv4 a) {
+    for (const LocalAddress& l : local) {
+      if (l.addr == a) return AddrType::kLocal;
+      if (l.has_broadcast() && (l.broadcast() == a || l.network() == a)) return AddrType::kBroadcast;
+    }
     return classify_address(a);
   });
 }
@@ -752,7 +710,11 @@ int Daemon::run() {
   // Refuse a second lbd before touching anything on the box.
   control_ = std::make_unique<ControlServer>(
       cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
-  namespace_lock_ = claim_namespace();
+  // One lbd per network namespace: the capture, the nftables table and the interfaces'
+  // offloads are the namespace's.
+  namespace_lock_ = claim_in_namespace(
+      "lbd-director", "another lbd is already running in this network namespace (with another control "
+                      "socket): it owns the capture, the nftables guard and the offloads here; stop it first");
   refresh_local_addresses();
   ifreq_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 

@@ -18,7 +18,6 @@
 #include <boost/program_options.hpp>
 
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
@@ -47,6 +46,7 @@
 #include <vector>
 
 #include "forwarding/decap.hpp"
+#include "lb/host.hpp"
 #include "lb/log.hpp"
 
 namespace po = boost::program_options;
@@ -143,41 +143,11 @@ class SysctlChange {
   bool changed_ = false;
 };
 
-// One lbd-decap per network namespace: an abstract Unix socket name is per namespace and
-// is released by the kernel when its holder dies, killed or not.
-int claim_namespace() {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  const char name[] = "\0lbd-decap";
-  std::memcpy(a.sun_path, name, sizeof name - 1);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), socklen_t(offsetof(sockaddr_un, sun_path) + sizeof name - 1)) < 0)
-    throw std::runtime_error(errno == EADDRINUSE
-                                 ? "another lbd-decap is already running in this network namespace"
-                                 : std::string("single-instance lock: ") + std::strerror(errno));
-  return fd;
-}
-
 // The state file of this network namespace (sysctls are per namespace).
 std::string state_path(const std::string& dir) {
   struct stat st{};
   if (stat("/proc/self/ns/net", &st) < 0) throw std::runtime_error("/proc/self/ns/net: cannot stat");
   return fmt::format("{}/sysctls-{}", dir, uint64_t(st.st_ino));
-}
-
-// This host's own unicast IPv4 addresses (the outer destinations lbd-decap accepts).
-std::vector<Ipv4> local_unicast_addresses() {
-  std::vector<Ipv4> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) < 0) return out;
-  for (ifaddrs* i = list; i; i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-    Ipv4 a;
-    std::memcpy(a.b.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
-    out.push_back(a);
-  }
-  freeifaddrs(list);
-  return out;
 }
 
 // The TUN device: exists while the fd is open, so it (and its addresses) vanish with us.
@@ -245,7 +215,7 @@ std::string counters_line(const Decapsulator& d) {
 
 int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool allow_any,
         const std::string& tun_name, bool keep_arp, const std::string& state_dir) {
-  const int lock = claim_namespace();
+  const int lock = claim_in_namespace("lbd-decap", "another lbd-decap is already running in this network namespace");
   const int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_IPIP);
   if (raw < 0) throw std::runtime_error(std::string("raw IPIP socket: ") + std::strerror(errno));
   if (mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST)
@@ -290,7 +260,7 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
           allow_any ? " (from any source: --allow-any)" : "");
 
   Decapsulator decap(vips, allowed, allow_any);
-  decap.set_local_addresses(local_unicast_addresses());
+  decap.set_local_addresses(local_ipv4_addresses());
   constexpr size_t kBatch = 64, kMax = 65536;
   std::vector<uint8_t> bufs(kBatch * kMax);
   std::array<mmsghdr, kBatch> msgs{};
@@ -311,7 +281,7 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
       break;
     }
     if (ready == 0) {
-      decap.set_local_addresses(local_unicast_addresses());
+      decap.set_local_addresses(local_ipv4_addresses());
       continue;
     }
     if (pfds[0].revents) {

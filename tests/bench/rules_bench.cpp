@@ -55,4 +55,42 @@ void BM_ReloadOneChange(benchmark::State& st) {
 }
 BENCHMARK(BM_ReloadOneChange)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 
+// One service with N reals (a large pool behind one VIP): each add used to move the whole
+// real list and rebuild its views, O(N^2) for the file; a Batch makes it linear.
+std::string one_service_text(int reals) {
+  std::string t = "-A -t 198.18.0.100:80 -s wrr\n";
+  for (int r = 0; r < reals; ++r)
+    t += fmt::format("-a -t 198.18.0.100:80 -r 198.19.{}.{}:80 -g -w 1\n", r / 250, r % 250 + 1);
+  return t;
+}
+
+void BM_ApplyOneServiceManyReals(benchmark::State& st) {
+  std::vector<CliCommand> rules;
+  (void)parse_rules(one_service_text(int(st.range(0))), rules);
+  for (auto _ : st) {
+    ServiceTable t;
+    Timeouts to;
+    benchmark::DoNotOptimize(apply_rules_atomically(rules, t, to));
+  }
+  st.counters["reals"] = double(st.range(0));
+}
+BENCHMARK(BM_ApplyOneServiceManyReals)->Arg(3000)->Arg(30000)->Unit(benchmark::kMillisecond);
+
+void BM_ReloadAddManyReals(benchmark::State& st) {
+  std::vector<CliCommand> empty, full;
+  (void)parse_rules(one_service_text(0), empty);
+  (void)parse_rules(one_service_text(int(st.range(0))), full);
+  ServiceTable t;
+  Timeouts to;
+  (void)apply_rules_atomically(empty, t, to);
+  size_t changes = 0;
+  bool flip = false;
+  for (auto _ : st) {  // alternately add all reals and remove them again
+    benchmark::DoNotOptimize(reload_rules(flip ? empty : full, t, to, changes));
+    flip = !flip;
+  }
+  if (changes != size_t(st.range(0))) st.SkipWithError("expected every real to change");
+}
+BENCHMARK(BM_ReloadAddManyReals)->Arg(3000)->Arg(30000)->Unit(benchmark::kMillisecond);
+
 }  // namespace

@@ -194,47 +194,45 @@ expect_fail 2 "did not answer within 2 s" "lbadm against a stopped lbd" -- env L
   ip netns exec "$LAB_DIRECTOR" "$LBADM_BIN" --socket "$LAB_SOCKET" -L -n
 kill -CONT "$LAB_LBD_PID"
 [ $(( $(date +%s) - t0 )) -le 5 ] || fail "lbadm waited more than its timeout"
-# 32 clients that never send a request: the next is told why; forwarding goes on.
-in_ns "$LAB_DIRECTOR" "$PY" - "$LAB_SOCKET" "$LAB_DIR/idle.ready" "$LAB_DIR/idle.stop" <<'PYEOF' &
+# hold_idle N: N control clients that connect and never send a request, held until
+# release_idle (IDLE is the holder's PID).
+hold_idle() {
+  rm -f "$LAB_DIR/idle.ready" "$LAB_DIR/idle.stop"
+  in_ns "$LAB_DIRECTOR" "$PY" - "$LAB_SOCKET" "$LAB_DIR/idle.ready" "$LAB_DIR/idle.stop" "$1" <<'PYEOF' &
 import socket, sys, os, time
-path, ready, stop = sys.argv[1:4]
+path, ready, stop, n = sys.argv[1:5]
 held = []
-for i in range(32):
+for i in range(int(n)):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(path); held.append(s)
 open(ready, "w").close()
 while not os.path.exists(stop): time.sleep(0.05)
 PYEOF
-IDLE=$!
-for k in $(seq 1 50); do [ -e "$LAB_DIR/idle.ready" ] && break; sleep 0.1; done
+  IDLE=$!
+  local k
+  for k in $(seq 1 50); do [ -e "$LAB_DIR/idle.ready" ] && return 0; sleep 0.1; done
+  fail "the idle control clients did not connect"
+}
+release_idle() { touch "$LAB_DIR/idle.stop"; wait "$IDLE" || true; }
+# 32 clients that never send a request: the next is told why; forwarding goes on.
+hold_idle 32
 sleep 0.2
 expect_fail 255 "lbd is serving 32 control clients already" "lbadm beside 32 idle clients" -- lbadm_ -L -n
 assert_eq "real1 1
 real2 1" "$(count_answers 2)" "forwarding goes on beside 32 idle control clients"
-touch "$LAB_DIR/idle.stop"; wait "$IDLE" || true
+release_idle
 lbadm_ -L -n >/dev/null || fail "lbadm works once the idle clients are gone"
 # At the descriptor limit: control clients wait, lbd keeps forwarding (it exited before,
 # taking the failed if_nametoindex for a vanished interface).
 nfd=$(ls /proc/"$LAB_LBD_PID"/fd | wc -l)
 soft=$(prlimit --pid "$LAB_LBD_PID" --nofile --output SOFT --noheadings)
 prlimit --pid "$LAB_LBD_PID" --nofile=$((nfd + 2)):
-rm -f "$LAB_DIR/idle.ready" "$LAB_DIR/idle.stop"
-in_ns "$LAB_DIRECTOR" "$PY" - "$LAB_SOCKET" "$LAB_DIR/idle.ready" "$LAB_DIR/idle.stop" <<'PYEOF' &
-import socket, sys, os, time
-path, ready, stop = sys.argv[1:4]
-held = []
-for i in range(8):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(path); held.append(s)
-open(ready, "w").close()
-while not os.path.exists(stop): time.sleep(0.05)
-PYEOF
-IDLE=$!
-for k in $(seq 1 50); do [ -e "$LAB_DIR/idle.ready" ] && break; sleep 0.1; done
+hold_idle 8
 sleep 2.5  # past the once-a-second interface check
 kill -0 "$LAB_LBD_PID" 2>/dev/null || fail "lbd exited at its descriptor limit"
 grep -q "cannot accept a control client: Too many open files" "$LAB_DIR/lbd.log" || fail "EMFILE not logged"
 assert_eq "real1 1
 real2 1" "$(count_answers 2)" "lbd at its descriptor limit still forwards"
-touch "$LAB_DIR/idle.stop"; wait "$IDLE" || true
+release_idle
 prlimit --pid "$LAB_LBD_PID" --nofile="$soft":
 sleep 1.2
 lbadm_ -L -n >/dev/null || fail "lbadm works again after the descriptor shortage"
