@@ -186,7 +186,12 @@ Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& o
 Status ServiceTable::delete_service(const ServiceKey& key) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
-  while (!s->reals.empty()) remove_real_from_service(*s, 0);
+  // Every real at once (one by one would rebuild the views per real: O(reals^2)).
+  settle(*s);
+  for (uint32_t id : s->reals) retire(reals_[id]);
+  s->reals.clear();
+  s->real_ids.clear();
+  s->views.clear();
   s->options.health.sorry_addr.reset();
   sync_sorry(*s);
   if (s->key.port == 0) --port_zero_services_;
@@ -215,6 +220,8 @@ std::optional<uint32_t> ServiceTable::real_id(const Service& s, Ipv4 addr, uint1
 void ServiceTable::settle(Service& s) {
   if (!s.unsettled) return;
   s.unsettled = false;
+  // Reals deleted in the batch left a hole each: closed in one pass.
+  s.reals.erase(std::remove(s.reals.begin(), s.reals.end(), kRemovedSlot), s.reals.end());
   rebuild_views(s);
   s.scheduler->reals_changed(s.views);
   refresh_sorry(s);
@@ -331,7 +338,7 @@ Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(addr, port), to_string(key)));
   remove_real_from_service(*s, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
-  refresh_sorry(*s);
+  if (batch_depth_ == 0) refresh_sorry(*s);
   ++generation_;
   return Status::ok();
 }
@@ -389,11 +396,21 @@ bool ServiceTable::refresh_sorry(Service& s) {
 }
 
 void ServiceTable::remove_real_from_service(Service& s, size_t index) {
-  settle(s);
   Real& r = reals_[s.reals[index]];
+  s.real_ids.erase(endpoint(r.addr, r.port));
+  if (batch_depth_ > 0) {
+    // In a batch the list keeps a hole, closed when the batch settles, and the scheduler
+    // hears of all changes at once (rr's cursor then restarts at the list head).
+    s.reals[index] = kRemovedSlot;
+    if (!s.unsettled) unsettled_.push_back(s.id);
+    s.unsettled = true;
+    retire(r);
+    return;
+  }
+  settle(s);
+  index = size_t(std::find(s.reals.begin(), s.reals.end(), r.id) - s.reals.begin());  // settling moved it
   const sched::DestView* removed = &r.dest;
   s.reals.erase(s.reals.begin() + long(index));
-  s.real_ids.erase(endpoint(r.addr, r.port));
   rebuild_views(s);
   s.scheduler->real_removed(s.views, removed, index);
   retire(r);

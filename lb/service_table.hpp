@@ -148,10 +148,11 @@ Status check_real_address(Ipv4 a);
 
 class ServiceTable {
  public:
-  // Many changes at once (a rules file, a restore, a reload): while a Batch lives, adding a
-  // real defers the O(reals) work — its service's views, scheduler state and sorry state —
-  // to one pass per service when the batch ends, so N adds cost O(N), not O(N^2). Any
-  // other operation on a service settles it first; nothing may be scheduled meanwhile.
+  // Many changes at once (a rules file, a restore, a reload): while a Batch lives, adding
+  // or deleting a real defers the O(reals) work — its service's list, views, scheduler
+  // state and sorry state — to one pass per service when the batch ends, so N changes
+  // cost O(N) (a delete still finds its real's place by a scan of ids), not O(N^2). An edit
+  // of a service or real settles it first; nothing may be scheduled meanwhile.
   class Batch {
    public:
     explicit Batch(ServiceTable& t) : t_(t) { ++t_.batch_depth_; }
@@ -248,6 +249,7 @@ class ServiceTable {
     x *= 0x9e3779b97f4a7c15ULL;
     return uint32_t(x >> 32);
   }
+  static constexpr uint32_t kRemovedSlot = UINT32_MAX;  // a real deleted in a batch, until it settles
   static uint64_t endpoint(Ipv4 addr, uint16_t port) { return uint64_t(addr.host()) << 16 | port; }
   std::optional<uint32_t> real_id(const Service& s, Ipv4 addr, uint16_t port) const;
   void settle(Service& s);  // a batch's deferred work for one service

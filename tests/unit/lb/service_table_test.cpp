@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <optional>
 
 #include "frames.hpp"
 #include "lb/service_table.hpp"
@@ -103,4 +104,31 @@ TEST_CASE("re-adding a deleted real that connections still use revives it (IPVS 
   REQUIRE(t.add_service(other, {}).is_ok());
   REQUIRE(t.add_real(other, real("198.18.0.11")).is_ok());
   CHECK(t.find(other)->reals[0] != id);
+}
+
+TEST_CASE("a batch of adds and deletes ends with the same table as the changes one by one") {
+  auto run = [](bool batched) {
+    ServiceTable t;
+    REQUIRE(t.add_service(kSvc, {"wrr"}).is_ok());
+    std::optional<ServiceTable::Batch> batch;
+    if (batched) batch.emplace(t);
+    for (const char* a : {"198.18.0.11", "198.18.0.12", "198.18.0.13", "198.18.0.14", "198.18.0.15"})
+      REQUIRE(t.add_real(kSvc, real(a)).is_ok());
+    REQUIRE(t.delete_real(kSvc, ip("198.18.0.12"), 80).is_ok());
+    REQUIRE(t.delete_real(kSvc, ip("198.18.0.14"), 80).is_ok());
+    CHECK(t.delete_real(kSvc, ip("198.18.0.14"), 80).code() == ENOENT);  // gone at once
+    REQUIRE(t.add_real(kSvc, real("198.18.0.12", 3)).is_ok());           // back, at the head
+    CHECK(t.add_real(kSvc, real("198.18.0.13")).code() == EEXIST);
+    REQUIRE(t.edit_real(kSvc, real("198.18.0.15", 2)).is_ok());
+    batch.reset();
+    const Service& s = *t.find(kSvc);
+    REQUIRE(s.views.size() == s.reals.size());
+    for (size_t i = 0; i < s.reals.size(); ++i) CHECK(s.views[i] == &t.real(s.reals[i]).dest);
+    CHECK(t.find_real(kSvc, ip("198.18.0.12"), 80)->dest.weight == 3);
+    CHECK_FALSE(t.find_real(kSvc, ip("198.18.0.14"), 80));
+    return reals_of(t);
+  };
+  const auto one_by_one = run(false);
+  CHECK(one_by_one == std::vector<std::string>{"198.18.0.12", "198.18.0.15", "198.18.0.13", "198.18.0.11"});
+  CHECK(run(true) == one_by_one);
 }
