@@ -34,7 +34,7 @@ stop_systemd() {
     esac
   done
 }
-trap 'rc=$?; stop_systemd; pkg_purge; lab_teardown "$rc"; exit "$rc"' EXIT
+trap 'rc=$?; rm -f /etc/lbd/test-check.sh /etc/lbd/test-check-root.sh; stop_systemd; pkg_purge; lab_teardown "$rc"; exit "$rc"' EXIT
 pkg_install
 
 lab_create 2
@@ -107,6 +107,34 @@ echo "ok: systemctl reload fails on a bad rules file (exit $rc)"
 assert_eq "$good" "$(in_sd lbadm -S -n)" "the running rules stay after a refused reload"
 assert_eq active "$(sdctl is-active lbd)" "lbd still active after the refused reload"
 echo "$good" > /etc/lbd/rules
+
+# An exec check under the unit's sandbox runs as nobody, with no capability, only PATH and
+# LBD_* in its environment and no socket inherited (the script passes only then); the
+# same script asked to find root fails, so the check is not vacuous.
+cat > /etc/lbd/test-check.sh <<'SH'
+#!/bin/sh
+want=${1:-65534}
+[ "$(id -u)" = "$want" ] || exit 3
+grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/$$/status || exit 4
+[ "$(tr '\0' '\n' < /proc/$$/environ | grep -v -e '^PATH=' -e '^LBD_' | wc -l)" = 0 ] || exit 5
+[ "$(ls -l /proc/$$/fd | grep -c 'socket:')" = 0 ] || exit 6
+exit 0
+SH
+printf '#!/bin/sh\nexec /etc/lbd/test-check.sh 0\n' > /etc/lbd/test-check-root.sh
+chmod 755 /etc/lbd/test-check.sh /etc/lbd/test-check-root.sh
+health_of() { in_sd lbadm --lbd-health | awk -v r="$1:80" '$2 == r {print $3}'; }
+in_sd lbadm -E -t "$V:80" -s rr --health "check=exec,cmd=/etc/lbd/test-check.sh,interval=0.3,timeout=0.25,rise=1,fall=1"
+sleep 1
+in_sd lbadm --lbd-health | grep -E -q -- "-> $(lab_real_ip 1):80 +UP .* ok " ||
+  fail "the exec check as nobody under the unit: $(in_sd lbadm --lbd-health)"
+echo "ok: under the unit, the exec check runs as nobody with no capability, a clean environment, no socket"
+in_sd lbadm -E -t "$V:80" -s rr --health "check=exec,cmd=/etc/lbd/test-check-root.sh,interval=0.3,timeout=0.25,rise=1,fall=1"
+for k in $(seq 1 30); do [ "$(health_of "$(lab_real_ip 1)")" = DOWN ] && break; sleep 0.1; done
+in_sd lbadm --lbd-health | grep -E -q -- "-> $(lab_real_ip 1):80 +DOWN .*exit status 3" ||
+  fail "the root-seeking check should fail with status 3: $(in_sd lbadm --lbd-health)"
+echo "ok: and a check that needs root fails (exit status 3)"
+in_sd lbadm -E -t "$V:80" -s rr --health check=none
+rm -f /etc/lbd/test-check.sh /etc/lbd/test-check-root.sh
 
 # The watchdog: a stopped event loop is killed, and Restart=on-failure starts lbd again.
 # (A drop-in shortens the timings for the test.)
