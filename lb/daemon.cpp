@@ -41,7 +41,6 @@
 #include "lb/data_path.hpp"
 #include "lb/host.hpp"
 #include "health/engine.hpp"
-#include "health/protocols.hpp"
 #include "lb/log.hpp"
 #include "lb/names.hpp"
 
@@ -402,11 +401,10 @@ Reply Daemon::handle_request(const std::string& req) {
   const CliCommand& cmd = std::get<CliCommand>(parsed);
   const Status st = execute(cmd, services_, timeouts_);
   if (!st.is_ok()) {
-    LBD_LOG(kInfo, "control", "refused: {}: {}", health::printable(health::redact_secrets(join_args(args)), 4096),
-            health::printable(st.message(), 4096));
+    LBD_LOG(kInfo, "control", "refused: {}: {}", health::redact_secrets(join_args(args)), st.message());
     return {fmt::format("ERR {} {}\n", st.code(), st.message()), {}};
   }
-  LBD_LOG(kInfo, "control", "applied: {}", health::printable(health::redact_secrets(join_args(args)), 4096));
+  LBD_LOG(kInfo, "control", "applied: {}", health::redact_secrets(join_args(args)));
   configuration_changed();
   return {"OK\n", {}};
 }

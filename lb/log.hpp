@@ -4,10 +4,16 @@
 
 #include <fmt/format.h>
 
+#include <string>
+#include <string_view>
+
 namespace lbd::log {
 
 enum class Level { kDebug, kInfo, kWarn, kError };
 void write(Level level, const char* component, const std::string& message);
+// What write() prints of `message`: one line, each control byte (a newline, ESC, ...) as
+// \xNN, so no message ends early, forges the next line or drives a terminal.
+std::string one_line(std::string_view message);
 
 }  // namespace lbd::log
 

@@ -17,6 +17,7 @@
 
 #include "lb/control_protocol.hpp"
 #include "lb/control_server.hpp"
+#include "lb/log.hpp"
 
 using namespace lbd;
 
@@ -166,4 +167,10 @@ TEST_CASE("control server: --socket naming a regular file is refused and the fil
   std::getline(f, line);
   CHECK(line == "keep me");
   std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("a log message is one line: control bytes are written as \\xNN") {
+  CHECK(log::one_line("applied: -A -t 198.18.0.100:81 -s rr\t-p\nlbd: info: forged") ==
+        "applied: -A -t 198.18.0.100:81 -s rr\\x09-p\\x0albd: info: forged");
+  CHECK(log::one_line("\x1b[2Kcaf\xc3\xa9") == "\\x1b[2Kcaf\xc3\xa9");  // UTF-8 stays readable
 }
