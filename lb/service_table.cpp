@@ -227,6 +227,11 @@ void ServiceTable::settle(Service& s) {
   refresh_sorry(s);
 }
 
+void ServiceTable::unsettle(Service& s) {
+  if (!s.unsettled) unsettled_.push_back(s.id);
+  s.unsettled = true;
+}
+
 void ServiceTable::settle_all() {
   for (uint32_t id : unsettled_)
     if (services_[id].in_use) settle(services_[id]);
@@ -270,11 +275,9 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   s->real_ids[endpoint(r->addr, r->port)] = r->id;
   ++generation_;
   if (batch_depth_ > 0) {
-    if (!s->unsettled) unsettled_.push_back(s->id);
-    s->unsettled = true;
+    unsettle(*s);
     return Status::ok();
   }
-  settle(*s);
   rebuild_views(*s);
   s->scheduler->real_added(s->views, 0);
   refresh_sorry(*s);
@@ -316,7 +319,6 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(spec.addr, spec.port), to_string(key)));
   if (Status st = check_range(spec); !st.is_ok()) return st;
-  settle(*s);
   Real& r = reals_[*id];
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
@@ -325,8 +327,12 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   r.u_threshold = spec.u_threshold;
   r.l_threshold = spec.l_threshold;
   if (spec.health) r.health_override = *spec.health;
-  s->scheduler->real_edited(s->views, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
   ++generation_;
+  if (batch_depth_ > 0) {
+    unsettle(*s);  // the scheduler hears of it when the batch settles (wrr: once, not per edit)
+    return Status::ok();
+  }
+  s->scheduler->real_edited(s->views, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
   return Status::ok();
 }
 
@@ -354,7 +360,6 @@ bool ServiceTable::set_health(Real& r, bool up) {
   r.health_down = !up;
   r.dest.available = up && !r.deleted;
   if (r.sorry || r.deleted) return false;
-  settle(services_[r.service_id]);
   return refresh_sorry(services_[r.service_id]);
 }
 
@@ -402,8 +407,7 @@ void ServiceTable::remove_real_from_service(Service& s, size_t index) {
     // In a batch the list keeps a hole, closed when the batch settles, and the scheduler
     // hears of all changes at once (rr's cursor then restarts at the list head).
     s.reals[index] = kRemovedSlot;
-    if (!s.unsettled) unsettled_.push_back(s.id);
-    s.unsettled = true;
+    unsettle(s);
     retire(r);
     return;
   }

@@ -151,8 +151,8 @@ class ServiceTable {
   // Many changes at once (a rules file, a restore, a reload): while a Batch lives, adding
   // or deleting a real defers the O(reals) work — its service's list, views, scheduler
   // state and sorry state — to one pass per service when the batch ends, so N changes
-  // cost O(N) (a delete still finds its real's place by a scan of ids), not O(N^2). An edit
-  // of a service or real settles it first; nothing may be scheduled meanwhile.
+  // cost O(N) (a delete still finds its real's place by a scan of ids), not
+  // O(N^2). Editing a service settles it first; nothing may be scheduled meanwhile.
   class Batch {
    public:
     explicit Batch(ServiceTable& t) : t_(t) { ++t_.batch_depth_; }
@@ -252,7 +252,8 @@ class ServiceTable {
   static constexpr uint32_t kRemovedSlot = UINT32_MAX;  // a real deleted in a batch, until it settles
   static uint64_t endpoint(Ipv4 addr, uint16_t port) { return uint64_t(addr.host()) << 16 | port; }
   std::optional<uint32_t> real_id(const Service& s, Ipv4 addr, uint16_t port) const;
-  void settle(Service& s);  // a batch's deferred work for one service
+  void unsettle(Service& s);  // in a batch: its deferred work is due when the batch ends
+  void settle(Service& s);    // a batch's deferred work for one service
   void settle_all();
   void rebuild_views(Service& s);
   void rebuild_lookup();
