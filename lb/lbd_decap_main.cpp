@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -261,6 +262,7 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
 
   Decapsulator decap(vips, allowed, allow_any);
   decap.set_local_addresses(local_ipv4_addresses());
+  auto addresses_at = std::chrono::steady_clock::now();
   constexpr size_t kBatch = 64, kMax = 65536;
   std::vector<uint8_t> bufs(kBatch * kMax);
   std::array<mmsghdr, kBatch> msgs{};
@@ -273,17 +275,19 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
   uint64_t write_errors = 0;
   pollfd pfds[2] = {{raw, POLLIN, 0}, {sfd, POLLIN, 0}};
   for (bool running = true; running;) {
-    // Addresses come and go (DHCP, an operator's `ip addr`): looked up again every second.
     const int ready = poll(pfds, 2, 1000);
     if (ready < 0) {
       if (errno == EINTR) continue;
       LBD_LOG(kError, "decap", "poll: {}", std::strerror(errno));
       break;
     }
-    if (ready == 0) {
+    // Addresses come and go (DHCP, an operator's `ip addr`): looked up again every second,
+    // busy or idle.
+    if (const auto now = std::chrono::steady_clock::now(); now - addresses_at >= std::chrono::seconds(1)) {
       decap.set_local_addresses(local_ipv4_addresses());
-      continue;
+      addresses_at = now;
     }
+    if (ready == 0) continue;
     if (pfds[0].revents) {
       const int n = recvmmsg(raw, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       for (int i = 0; i < n; ++i) {
