@@ -104,7 +104,7 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   // What creates state must be what a receiver would accept: a forged or corrupted SYN
   // would hold an entry (and a real's count) that no client ever completes. Later packets
   // of a connection are not verified: the real's own stack does that.
-  if (!p.fragment && !csum::packet_valid(f.bytes, p)) {
+  if (!csum::packet_valid(f.bytes, p)) {  // a first fragment: its IP header (its L4 sum spans all fragments)
     why = DropReason::kBadChecksum;
     return nullptr;
   }
