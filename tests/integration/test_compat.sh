@@ -21,6 +21,12 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 80; done
 in_ns "$LAB_CLIENT" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+# The director's resolver asks the namespace's own loopback, where nothing answers: the
+# reverse lookups of `-L` without -n fail at once and no query leaves the lab.
+[ -d /etc/netns ] || LAB_EXTRA_PATHS+=(/etc/netns)  # removed at the end only if we made it
+mkdir -p "/etc/netns/$LAB_DIRECTOR"
+LAB_EXTRA_PATHS+=("/etc/netns/$LAB_DIRECTOR")
+echo "nameserver 127.0.0.1" > "/etc/netns/$LAB_DIRECTOR/resolv.conf"
 lab_lbd
 R1=$(lab_real_ip 1) R2=$(lab_real_ip 2) R3=$(lab_real_ip 3)
 
@@ -120,9 +126,6 @@ assert_eq "$saved" "$(lbadm_ -S -n)" "save, flush, restore gives the same rules"
 
 # --- Host names in restored rules resolve as ipvsadm -R resolves them (the director's
 # namespace gets its own /etc/hosts through ip netns exec's /etc/netns/NS).
-[ -d /etc/netns ] || LAB_EXTRA_PATHS+=(/etc/netns)  # removed at the end only if we made it
-mkdir -p "/etc/netns/$LAB_DIRECTOR"
-LAB_EXTRA_PATHS+=("/etc/netns/$LAB_DIRECTOR")
 echo "$R1 real-one" > "/etc/netns/$LAB_DIRECTOR/hosts"
 printf '%s\n' "ipvsadm -A -t $V:https -s rr" "ipvsadm -a -t $V:https -r real-one:https -g -w 2" | lbadm_ -R
 echo "$(lbadm_ -S -n)" | grep -qx -- "-a -t $V:443 -r $R1:443 -g -w 2" || fail "names in -R: $(lbadm_ -S -n)"
