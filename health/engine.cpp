@@ -148,6 +148,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
     execve(argv[0].c_str(), args.data(), envp.data());
     fail(step);
   }
+  setpgid(pid, pid);  // as the child does: whichever runs first, the group exists for a kill
   close(report[1]);
   int v[2] = {0, 0};
   ssize_t n;
