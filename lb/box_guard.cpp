@@ -211,7 +211,7 @@ BoxGuard::~BoxGuard() {
 }
 
 // The guard's sets: what each holds, as nft writes elements. The chain's rules are fixed
-// (guard_rules()); a change of services only adds and deletes elements, so one `lbadm -A`
+// (kGuardRules); a change of services only adds and deletes elements, so one `lbadm -A`
 // costs one element whatever the table holds, and a packet costs one hash lookup per rule
 // (a rule per service was a linear walk for every packet on the interface).
 BoxGuard::Elements BoxGuard::wanted(const ServiceTable& services) {

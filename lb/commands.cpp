@@ -160,6 +160,12 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
   return v;
 }
 
+// A rule's refusal, naming its line (its own, else its place) and the rule, secrets redacted.
+static Status at_line(const CliCommand& rule, size_t index, const Status& s) {
+  return Status::error(s.code(), fmt::format("line {}: {}: {}", rule.line ? rule.line : index + 1,
+                                             health::redact_secrets(join_args(canonical_args(rule))), s.message()));
+}
+
 Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable& current,
                               Timeouts& timeouts) {
   ServiceTable scratch;
@@ -170,8 +176,7 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
       if (Status s = execute(c, scratch, scratch_timeouts); !s.is_ok()) return s;
     for (size_t i = 0; i < rules.size(); ++i) {
       if (Status s = execute(rules[i], scratch, scratch_timeouts); !s.is_ok())
-        return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
-                                                   health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
+        return at_line(rules[i], i, s);
     }
   }
   ServiceTable::Batch batch(current);
@@ -191,8 +196,7 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
     ServiceTable::Batch batch(want);
     for (size_t i = 0; i < rules.size(); ++i) {
       if (Status s = execute(rules[i], want, want_timeouts); !s.is_ok())
-        return Status::error(s.code(), fmt::format("line {}: {}: {}", rules[i].line ? rules[i].line : i + 1,
-                                                   health::redact_secrets(join_args(canonical_args(rules[i]))), s.message()));
+        return at_line(rules[i], i, s);
     }
   }
   // Each side as -A/-a lines: equal lines mean equal definitions (health included).

@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "lb/control_protocol.hpp"
+#include "lb/host.hpp"
 #include "lb/log.hpp"
 
 namespace lbd {
@@ -32,12 +32,6 @@ sockaddr_un make_addr(const std::string& path) {
 bool complete_request(const std::string& in) {
   if (in.rfind("RESTORE\n", 0) == 0) return in.find("\nEND\n") != std::string::npos;
   return in.find('\n') != std::string::npos;
-}
-
-uint64_t now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
 }  // namespace
@@ -229,11 +223,11 @@ std::string control_request(const std::string& path, const std::string& request,
                                          err == ENOENT || err == ECONNREFUSED ? " (is lbd running?)"
                                          : err == EACCES ? " (you must be root)" : ""));
   }
-  const uint64_t deadline = now_ms() + timeout_ms;
+  const uint64_t deadline = monotonic_ms() + timeout_ms;
   auto wait = [&](short events) {
     pollfd p{fd, events, 0};
     for (;;) {
-      const uint64_t now = now_ms();
+      const uint64_t now = monotonic_ms();
       if (now >= deadline) return false;
       const int r = poll(&p, 1, int(std::min<uint64_t>(deadline - now, 1000)));
       if (r > 0) return true;

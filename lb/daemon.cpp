@@ -47,12 +47,6 @@
 namespace lbd {
 namespace {
 
-uint64_t monotonic_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
-
 // systemd's notification protocol (sd_notify(3)): one datagram of "KEY=VALUE" lines to the
 // socket in $NOTIFY_SOCKET (a path, or '@' for the abstract namespace). Nothing without it.
 void notify_systemd(const std::string& message) {
@@ -121,6 +115,17 @@ Status read_rules(const std::string& path, bool missing_ok, std::vector<CliComma
   return st.is_ok() ? st : Status::error(st.code(), fmt::format("{}: {}", path, st.message()));
 }
 
+// A start's rules: read as above and applied whole to `services` (empty at start), or
+// nothing applied. `rules_read` says how many rules the file held.
+Status load_rules(const std::string& path, bool missing_ok, ServiceTable& services, Timeouts& timeouts,
+                  size_t& rules_read) {
+  std::vector<CliCommand> rules;
+  Status st = read_rules(path, missing_ok, rules);
+  if (st.is_ok()) st = apply_rules_atomically(rules, services, timeouts);
+  rules_read = rules.size();
+  return st;
+}
+
 // WatchdogSec=: systemd's interval in ms (for this process), or 0 when not watched.
 uint64_t watchdog_interval_ms() {
   const char* usec = std::getenv("WATCHDOG_USEC");
@@ -142,11 +147,16 @@ uint64_t watchdog_interval_ms() {
 // filter that misses a service.
 constexpr size_t kMaxFilterClauses = 512;
 
-std::string broad_capture_filter(const MacAddr& mac) {
-  return fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac));
+struct CaptureFilter {
+  std::string text;
+  bool broad = false;
+};
+
+CaptureFilter broad_capture_filter(const MacAddr& mac) {
+  return {fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac)), true};
 }
 
-std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
+CaptureFilter capture_filter(const ServiceTable& services, const MacAddr& mac) {
   if (services.service_count() > kMaxFilterClauses) return broad_capture_filter(mac);  // not built to be dropped
   std::string arp, ip;
   size_t clauses = 0;
@@ -185,10 +195,10 @@ std::string capture_filter(const ServiceTable& services, const MacAddr& mac) {
   }
   // icmp[17]: the protocol of the datagram an ICMP error quotes (8 + 9 bytes in).
   if (tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
-  if (ip.empty()) return "less 1";  // no service: match nothing (no frame is that short)
+  if (ip.empty()) return {"less 1"};  // no service: match nothing (no frame is that short)
   if (clauses + services.vips().size() > kMaxFilterClauses) return broad_capture_filter(mac);
-  return fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
-                     to_string(mac), ip);
+  return {fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
+                      to_string(mac), ip)};
 }
 
 class Daemon {
@@ -414,17 +424,17 @@ void Daemon::configuration_changed() {
   applied_generation_ = services_.generation();
   for (auto& cap : captures_) {
     std::string err;
-    const std::string filter = capture_filter(services_, cap->mac());
-    bool broad = filter == broad_capture_filter(cap->mac());
-    if (!cap->set_filter(filter, err)) {
+    CaptureFilter filter = capture_filter(services_, cap->mac());
+    if (!cap->set_filter(filter.text, err)) {
       // Never keep the old filter: it would not see a new service's traffic, which the
       // guard then drops. The broad filter cannot miss one.
       LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
               "to {} instead", cap->name(), err, to_string(cap->mac()));
-      if (!cap->set_filter(broad_capture_filter(cap->mac()), err))
+      filter = broad_capture_filter(cap->mac());
+      if (!cap->set_filter(filter.text, err))
         throw std::runtime_error(fmt::format("{}: cannot set even the broad capture filter: {}", cap->name(), err));
-      broad = true;
     }
+    const bool broad = filter.broad;
     if (broad != cap->broad_filter)
       LBD_LOG(kInfo, "capture", "{}: {}", cap->name(),
               broad ? fmt::format("{} services: capturing every IPv4 frame to {} and sorting in lbd "
@@ -723,16 +733,13 @@ int Daemon::run() {
 
   // Rules first: a bad file stops lbd before it changes the box. Only the default path
   // may be absent; a given path that is missing, unreadable or not a file is an error.
-  {
-    std::vector<CliCommand> rules;
-    Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
-    if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
-    if (!st.is_ok()) {
-      LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
-      return 1;
-    }
-    LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
+  size_t restored = 0;
+  if (Status st = load_rules(cfg_.rules_path, !cfg_.rules_path_given, services_, timeouts_, restored);
+      !st.is_ok()) {
+    LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
+    return 1;
   }
+  LBD_LOG(kInfo, "rules", "restored {} rules from {}", restored, cfg_.rules_path);
   reload_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
   nl_ = std::make_unique<NetlinkNeighbours>();
@@ -876,16 +883,14 @@ int Daemon::run() {
 }
 
 int check_rules_file(const std::string& path, bool required) {
-  std::vector<CliCommand> rules;
-  Status st = read_rules(path, !required, rules);
   ServiceTable scratch;
   Timeouts timeouts;
-  if (st.is_ok()) st = apply_rules_atomically(rules, scratch, timeouts);
-  if (!st.is_ok()) {
+  size_t rules = 0;
+  if (Status st = load_rules(path, !required, scratch, timeouts, rules); !st.is_ok()) {
     std::fprintf(stderr, "lbd: rules: %s\n", st.message().c_str());
     return 1;
   }
-  std::printf("%s: %zu rules, %zu services: would load\n", path.c_str(), rules.size(), scratch.service_count());
+  std::printf("%s: %zu rules, %zu services: would load\n", path.c_str(), rules, scratch.service_count());
   return 0;
 }
 

@@ -1,13 +1,18 @@
-// What lbd and lbd-decap ask of the host they run on: its IPv4 addresses (with their
-// subnets, for broadcast addresses), and one instance per network namespace.
+// What lbd, lbadm and lbd-decap ask of the host they run on: its monotonic clock, its
+// IPv4 addresses (with their subnets, for broadcast addresses), and one instance per
+// network namespace.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "forwarding/packet.hpp"
 
 namespace lbd {
+
+// Milliseconds on CLOCK_MONOTONIC: every timeout and expiry (never the wall clock).
+uint64_t monotonic_ms();
 
 struct LocalAddress {
   Ipv4 addr;

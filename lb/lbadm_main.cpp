@@ -52,14 +52,24 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
   }
 }
 
-// "ERR <errno> <message>": the message, for replies that are otherwise listings.
-std::optional<std::string> refusal(const std::string& reply) {
+// lbd's "ERR <errno> <message>" reply, or nullopt for any other.
+struct Refusal {
+  int code = 0;
+  std::string message;
+};
+std::optional<Refusal> refusal(const std::string& reply) {
   if (reply.rfind("ERR ", 0) != 0) return std::nullopt;
-  const auto sp = reply.find(' ', 4);
-  std::string msg = sp == std::string::npos ? reply.substr(4) : reply.substr(sp + 1);
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  return msg;
+  std::istringstream in(reply.substr(4));
+  Refusal r;
+  in >> r.code;
+  std::getline(in, r.message);
+  if (!r.message.empty() && r.message[0] == ' ') r.message.erase(0, 1);
+  return r;
 }
+
+// -R's exit status for a refusal: 2 for a syntax or check error, 255 for a failed or
+// unsupported operation (as ipvsadm's exit(-1)).
+int restore_exit_code(int code) { return code == EINVAL || code == kLbdInvalid ? 2 : 255; }
 
 std::string read_all(std::istream& in) {
   std::stringstream ss;
@@ -90,7 +100,7 @@ int main(int argc, char** argv) {
     if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
       std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
       if (auto why = refusal(reply)) {
-        std::cerr << prog << ": " << *why << "\n";
+        std::cerr << prog << ": " << why->message << "\n";
         return 255;
       }
       reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
@@ -120,7 +130,7 @@ int main(int argc, char** argv) {
         const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
         const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
         if (auto why = refusal(reply)) {
-          std::cerr << prog << ": " << *why << "\n";
+          std::cerr << prog << ": " << why->message << "\n";
           return 255;
         }
         Dump dump;
@@ -165,7 +175,7 @@ int main(int argc, char** argv) {
         std::vector<CliCommand> rules;
         if (Status st = parse_rules(input, rules, resolve_host); !st.is_ok()) {
           std::cerr << prog << ": restore refused, no rule applied: " << st.message() << "\n";
-          return st.code() == EINVAL || st.code() == kLbdInvalid ? 2 : 255;  // as lbd's refusals below
+          return restore_exit_code(st.code());  // as lbd's refusals below
         }
         std::vector<std::string> lines(size_t(std::count(input.begin(), input.end(), '\n') + 1));
         for (const auto& r : rules) lines[r.line - 1] = join_args(canonical_args(r));
@@ -173,33 +183,21 @@ int main(int argc, char** argv) {
         for (const auto& l : lines) canonical += l + "\n";
         const std::string reply = control_request(socket_path, "RESTORE\n" + canonical + "END\n", timeout_ms);
         if (reply.rfind("OK", 0) == 0) return 0;
-        std::istringstream in(reply);
-        std::string tag;
-        int code = 0;
-        in >> tag >> code;
-        std::string msg;
-        std::getline(in, msg);
-        if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
+        const Refusal why = refusal(reply).value_or(Refusal{});
         std::cerr << prog << ": restore refused, no rule applied: "
-                  << (msg.empty() ? "lbd gave no reason (see its log)" : msg) << "\n";
-        return code == EINVAL || code == kLbdInvalid ? 2 : 255;
+                  << (why.message.empty() ? "lbd gave no reason (see its log)" : why.message) << "\n";
+        return restore_exit_code(why.code);
       }
       default: {
         const std::string reply =
             control_request(socket_path, encode_args(canonical_args(cmd)) + "\n", timeout_ms);
         if (reply.rfind("OK", 0) == 0) return 0;
-        std::istringstream in(reply);
-        std::string tag;
-        int code = 0;
-        in >> tag >> code;
-        std::string msg;
-        std::getline(in, msg);
-        if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
-        if (tag != "ERR") {
+        const auto why = refusal(reply);
+        if (!why) {
           std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
           return 255;
         }
-        std::cerr << ipvs_message(cmd.cmd, code, msg) << "\n";
+        std::cerr << ipvs_message(cmd.cmd, why->code, why->message) << "\n";
         return 255;
       }
     }

@@ -29,7 +29,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
@@ -87,28 +86,30 @@ class SysctlState {
     if (repaired)
       LBD_LOG(kWarn, "decap", "{}: restored {} sysctl(s) a killed lbd-decap had changed", path_, repaired);
     entries_.clear();
-    save();
+    if (!save()) throw std::runtime_error(path_ + ": cannot write");
   }
+  // Before a change: no original is changed that a later run could not restore.
   void record(const std::string& path, const std::string& original, const std::string& ours) {
     entries_[path] = {original, ours};
-    save();
+    if (!save()) throw std::runtime_error(path_ + ": cannot write");
   }
+  // After a restore (from a destructor: never throws).
   void forget(const std::string& path) {
     entries_.erase(path);
-    save();
+    if (!save()) LBD_LOG(kWarn, "decap", "{}: cannot write; a later start may restore {} again", path_, path);
   }
   void remove() { std::filesystem::remove(path_); }
 
  private:
-  void save() {
+  // The whole file again (written aside, then renamed over it). False if it cannot be.
+  bool save() {
     const std::string tmp = path_ + ".new";
     {
       std::ofstream f(tmp, std::ios::trunc);
       for (const auto& [path, v] : entries_) f << path << " " << v.first << " " << v.second << "\n";
-      if (!f) throw std::runtime_error(tmp + ": cannot write");
+      if (!f) return false;
     }
-    if (rename(tmp.c_str(), path_.c_str()) < 0)
-      throw std::runtime_error(path_ + ": " + std::strerror(errno));
+    return rename(tmp.c_str(), path_.c_str()) == 0;
   }
   std::string path_;
   std::map<std::string, std::pair<std::string, std::string>> entries_;

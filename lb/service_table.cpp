@@ -411,9 +411,7 @@ void ServiceTable::remove_real_from_service(Service& s, size_t index) {
     retire(r);
     return;
   }
-  settle(s);
-  index = size_t(std::find(s.reals.begin(), s.reals.end(), r.id) - s.reals.begin());  // settling moved it
-  const sched::DestView* removed = &r.dest;
+  const sched::DestView* removed = &r.dest;  // outside a batch the list is settled
   s.reals.erase(s.reals.begin() + long(index));
   rebuild_views(s);
   s.scheduler->real_removed(s.views, removed, index);
