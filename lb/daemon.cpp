@@ -43,6 +43,7 @@
 #include "health/engine.hpp"
 #include "lb/log.hpp"
 #include "lb/names.hpp"
+#include "lb/xdp_flow_cache.hpp"
 
 namespace lbd {
 namespace {
@@ -218,6 +219,11 @@ class Daemon {
   void on_health_events();
   std::string health_text();
   void resolve_next_hops(bool refresh);
+  // The XDP flow cache on the capture interfaces, or a log line saying why not.
+  void start_offload();
+  // Native mode: an interface whose peer stops taking XDP frames (a veth peer's program
+  // or GRO gone) is no longer transmitted on by the program; back when it takes them.
+  void watch_offload_tx();
   void refresh_local_addresses();
   // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
   int interface_index(const std::string& name) const;
@@ -246,6 +252,10 @@ class Daemon {
   std::unique_ptr<BoxGuard> guard_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<health::Engine> health_;
+  std::unique_ptr<XdpFlowCache> xdp_;
+  XdpMode xdp_mode_ = XdpMode::kGeneric;
+  std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
+  uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
   uint64_t applied_generation_ = 0;
   int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
   int namespace_lock_ = -1;
@@ -304,6 +314,16 @@ std::string Daemon::counters_text() {
       c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
       c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
       c.echo_forwarded, c.echo_replies);
+  s += fmt::format("offload {}\noffload_entered {}\noffload_withdrawn {}\noffload_full {}\n"
+                   "offload_packets {}\noffload_bytes {}\noffload_tx_lost {}\n",
+                   xdp_ ? fmt::format("xdp-{}", to_string(xdp_mode_)) : "off", c.offload_entered,
+                   c.offload_withdrawn, c.offload_full, c.offload_packets, c.offload_bytes, xdp_tx_lost_);
+  if (xdp_) {
+    static constexpr const char* kNames[LBD_XDP_STAT_COUNT] = {
+        "forwarded", "bytes", "miss", "state", "real_off", "too_big", "partial_csum", "no_tx"};
+    const auto x = xdp_->stats();
+    for (size_t i = 0; i < x.size(); ++i) s += fmt::format("xdp_{} {}\n", kNames[i], x[i]);
+  }
   if (health_) {
     const auto h = health_->stats();
     s += fmt::format("health_checks {}\nhealth_check_failures {}\nhealth_late_p50_us {}\n"
@@ -399,6 +419,8 @@ Reply Daemon::dump_with_conns() {
 }
 
 Reply Daemon::handle_request(const std::string& req) {
+  // What the fast path forwarded is in every listing and counter, as if lbd had.
+  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") dp_->fold_offloaded();
   if (req == "DUMP") return {encode_dump(make_dump()), {}};
   if (req == "DUMP CONNS") return dump_with_conns();
   if (req == "COUNTERS") return {counters_text() + "END\n", {}};
@@ -446,7 +468,78 @@ void Daemon::configuration_changed() {
   std::string err;
   if (!guard_->apply(services_, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
   resolve_next_hops(true);
+  dp_->sync_real_hops(monotonic_ms());
   configure_health();
+}
+
+void Daemon::start_offload() {
+  if (cfg_.offload == "off") {
+    LBD_LOG(kInfo, "offload", "off (--offload off): lbd forwards every packet itself");
+    return;
+  }
+  // Native XDP where every interface can transmit XDP frames (XDP_TX, redirects); generic
+  // (after the kernel has built the packet) elsewhere: it always can.
+  std::string why_not_native;
+  std::vector<uint64_t> features;
+  for (auto& c : captures_) {
+    const auto f = xdp_features(c->ifindex());
+    features.push_back(f.value_or(0));
+    if (!why_not_native.empty()) continue;
+    if (!f)
+      why_not_native = "the kernel does not report XDP features (Linux < 6.3)";
+    else if (!(*f & kXdpActBasic))
+      why_not_native = c->name() + "'s driver has no native XDP";
+    else if (!(*f & kXdpActNdoXmit))
+      why_not_native = c->name() + " cannot transmit XDP frames (a veth needs an XDP program or GRO on its peer)";
+  }
+  xdp_mode_ = cfg_.offload == "xdp-native"    ? XdpMode::kNative
+              : cfg_.offload == "xdp-generic" ? XdpMode::kGeneric
+              : why_not_native.empty()        ? XdpMode::kNative
+                                              : XdpMode::kGeneric;
+  const uint32_t flows = cfg_.offload_flows ? cfg_.offload_flows
+                                            : uint32_t(std::min<uint64_t>(2ull * cfg_.max_connections, 1u << 20));
+  try {
+    xdp_ = std::make_unique<XdpFlowCache>(flows);
+  } catch (const std::exception& e) {
+    LBD_LOG(kWarn, "offload", "off: {}; lbd forwards every packet itself", e.what());
+    return;
+  }
+  std::string names;
+  for (size_t i = 0; i < captures_.size(); ++i) {
+    Capture& c = *captures_[i];
+    if (std::string err = xdp_->attach(c.ifindex(), c.name(), xdp_mode_); !err.empty()) {
+      LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name(), err);
+      continue;
+    }
+    const bool tx = xdp_mode_ == XdpMode::kGeneric || (features[i] & kXdpActNdoXmit);
+    xdp_->allow_tx(c.ifindex(), tx);
+    xdp_tx_.push_back({c.ifindex(), tx});
+    names += (names.empty() ? "" : ", ") + c.name() + (tx ? "" : " (cannot transmit: its packets go to lbd)");
+  }
+  if (!xdp_->attached()) {
+    xdp_.reset();
+    LBD_LOG(kWarn, "offload", "off: attached to no interface; lbd forwards every packet itself");
+    return;
+  }
+  dp_->set_flow_cache(xdp_.get());
+  LBD_LOG(kInfo, "offload", "XDP flow cache on {} in {} mode, {} flows at most{}", names, to_string(xdp_mode_),
+          flows, xdp_mode_ == XdpMode::kGeneric && cfg_.offload == "xdp" ? " (not native: " + why_not_native + ")" : "");
+}
+
+void Daemon::watch_offload_tx() {
+  if (!xdp_ || xdp_mode_ != XdpMode::kNative) return;
+  for (auto& [ifindex, tx] : xdp_tx_) {
+    const auto f = xdp_features(ifindex);
+    if (!f) continue;
+    const bool now = *f & kXdpActNdoXmit;
+    if (now == tx) continue;
+    tx = now;
+    xdp_->allow_tx(ifindex, now);
+    if (!now) ++xdp_tx_lost_;
+    LBD_LOG(kWarn, "offload", "interface {} {}", ifindex,
+            now ? "takes XDP frames again: the fast path sends on it"
+                : "no longer takes XDP frames (its veth peer lost its XDP program or GRO): lbd sends its packets");
+  }
 }
 
 // The engine gets one target per real whose effective check is not "none"; a real that no
@@ -751,6 +844,7 @@ int Daemon::run() {
   }
   dp_->set_interfaces(ifs);
   guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);
+  start_offload();
   configuration_changed();
 
   sigset_t mask;
@@ -825,7 +919,9 @@ int Daemon::run() {
         notify_systemd("WATCHDOG=1");
         last_watchdog = now;
       }
+      dp_->sync_real_hops(now);
       if (now - last_estimate >= kEstimatorSeconds * 1000) {
+        dp_->fold_offloaded();
         services_.estimate_rates();
         last_estimate += kEstimatorSeconds * 1000;
         if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
@@ -845,6 +941,7 @@ int Daemon::run() {
             exit_code = 1;
           }
         }
+        watch_offload_tx();
       }
       if (!unresolved.empty() || refresh_due || dp_->held_count() > 0) {
         resolve_next_hops(true);
@@ -874,6 +971,8 @@ int Daemon::run() {
   health_.reset();
   captures_.clear();
   injectors_.clear();
+  dp_->set_flow_cache(nullptr);
+  xdp_.reset();
   guard_.reset();
   control_.reset();
   close(ifreq_fd_);

@@ -16,7 +16,15 @@ struct DaemonConfig {
   bool rules_path_given = false;
   uint32_t max_connections = 1u << 20;
   int capture_timeout_ms = 0;  // 0 = immediate mode (see Capture)
+  // The XDP flow cache: "xdp" (native where the interfaces can transmit XDP frames, else
+  // generic), "xdp-native", "xdp-generic", or "off".
+  std::string offload = "xdp";
+  uint32_t offload_flows = 0;  // flow table entries; 0: 2 per connection, at most 1M
 };
+
+inline bool valid_offload(const std::string& s) {
+  return s == "xdp" || s == "xdp-native" || s == "xdp-generic" || s == "off";
+}
 
 // The largest connection table (12 GiB at 92 bytes an entry).
 constexpr uint32_t kMaxConnections = 1u << 27;

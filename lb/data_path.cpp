@@ -2,6 +2,7 @@
 #include "lb/data_path.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "forwarding/arp.hpp"
 #include "forwarding/checksum.hpp"
@@ -216,6 +217,7 @@ void DataPath::unbind(const Conn& c) {
 }
 
 void DataPath::release(Conn& c) {
+  withdraw(c);
   unbind(c);
   conns_.erase(&c);
   ++counters_.conns_expired;
@@ -317,10 +319,10 @@ Verdict DataPath::handle_fragment(const Frame& f) {
   return drop(DropReason::kFragment);
 }
 
-void DataPath::count(Real& real, uint16_t bytes, bool reply) {
+void DataPath::count(Real& real, uint64_t bytes, bool reply, uint64_t packets) {
   Service& svc = services_.service(real.service_id);
   for (Counters* c : {&real.stats, &svc.stats}) {
-    ++(reply ? c->outpkts : c->inpkts);
+    (reply ? c->outpkts : c->inpkts) += packets;
     (reply ? c->outbytes : c->inbytes) += bytes;
   }
 }
@@ -334,12 +336,146 @@ void DataPath::update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t fla
     c.inactive = inactive;
   }
   c.state = next;
+  // The fast path forwards only what leaves the state as it is.
+  if ((c.flags & Conn::kOffloaded) && next != ConnState::kEstablished) withdraw(c);
+}
+
+void DataPath::set_flow_cache(FlowCache* cache) {
+  flow_cache_ = cache;
+  folded_.assign(cache ? size_t(conns_.capacity()) * 2 : 0, FoldMark{});
+  hops_written_.clear();
+}
+
+// A connection the slow path has decided and whose next packets change nothing but its
+// counters and timeout: established TCP, or UDP (not one-packet: each datagram is
+// scheduled). A NAT connection gets a second entry for its real's replies.
+void DataPath::maybe_offload(Conn& c) {
+  if (!flow_cache_ || (c.flags & (Conn::kOffloaded | Conn::kTemplate | Conn::kOnePacket))) return;
+  if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
+    return;
+  const FwdMethod method = FwdMethod(c.method);
+  lbd_flow f{};
+  f.real_id = c.real_id;
+  f.action = method == FwdMethod::kRoute ? LBD_FLOW_DR : method == FwdMethod::kMasq ? LBD_FLOW_NAT_IN : LBD_FLOW_TUN;
+  if (method == FwdMethod::kMasq) {
+    std::memcpy(&f.addr, c.daddr.b.data(), 4);
+    std::memcpy(&f.port, Be16::from_host(c.dport).b.data(), 2);
+  }
+  const lbd_flow_key key = flow_key(c.key);
+  if (!flow_cache_->put(key, f)) {
+    ++counters_.offload_full;
+    return;
+  }
+  if (method == FwdMethod::kMasq) {
+    const auto back = back_to_client(c.if_slot, c.client_mac);
+    lbd_flow r{};
+    r.real_id = c.real_id;
+    r.action = LBD_FLOW_NAT_OUT;
+    std::memcpy(&r.addr, c.key.vaddr.b.data(), 4);
+    std::memcpy(&r.port, Be16::from_host(c.key.vport).b.data(), 2);
+    if (back) {
+      r.ifindex = uint32_t(back->ifindex);
+      r.mtu = back->mtu;
+      std::memcpy(r.eth_dst, back->dst.b.data(), 6);
+      std::memcpy(r.eth_src, back->src.b.data(), 6);
+    }
+    if (!back || !flow_cache_->put(flow_key(ConnTable::reply_key(c)), r)) {
+      flow_cache_->erase(key);
+      if (back) ++counters_.offload_full;
+      return;
+    }
+  }
+  c.flags |= Conn::kOffloaded;
+  const size_t at = 2 * size_t(conns_.slot_of(&c) - 1);
+  folded_[at] = folded_[at + 1] = FoldMark{};
+  ++counters_.offload_entered;
+}
+
+uint64_t DataPath::fold_entry(Conn& c, const lbd_flow& flow, bool reply) {
+  FoldMark& m = folded_[2 * size_t(conns_.slot_of(&c) - 1) + reply];
+  if (flow.packets != m.packets) {
+    const uint64_t packets = flow.packets - m.packets, bytes = flow.bytes - m.bytes;
+    count(services_.real(c.real_id), bytes, reply, packets);
+    counters_.offload_packets += packets;
+    counters_.offload_bytes += bytes;
+    m = {flow.packets, flow.bytes};
+  }
+  return flow.last_ns / 1000000;
+}
+
+// The entry leaves the fast path with its use folded in; the timeout runs from the last
+// packet either path saw.
+void DataPath::withdraw(Conn& c) {
+  if (!(c.flags & Conn::kOffloaded)) return;
+  uint64_t last = 0;
+  lbd_flow f;
+  if (flow_cache_->take(flow_key(c.key), f)) last = fold_entry(c, f, false);
+  if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->take(flow_key(ConnTable::reply_key(c)), f))
+    last = std::max(last, fold_entry(c, f, true));
+  c.flags &= uint8_t(~Conn::kOffloaded);
+  ++counters_.offload_withdrawn;
+  if (last) {
+    const uint32_t until = seconds(last) + timeouts_.seconds(c.state);
+    if (int32_t(until - c.expires) > 0) conns_.set_expires(c, until);
+  }
+}
+
+void DataPath::fold_offloaded() {
+  if (!flow_cache_) return;
+  std::vector<lbd_flow_key> stale;
+  flow_cache_->for_each([&](const lbd_flow_key& k, const lbd_flow& f) {
+    const bool reply = f.action == LBD_FLOW_NAT_OUT;
+    Conn* c = reply ? conns_.find_reply(conn_key(k)) : conns_.find(conn_key(k));
+    if (!c || !(c->flags & Conn::kOffloaded)) {
+      stale.push_back(k);  // not lbd's any more (cannot happen: withdraw() takes both)
+      return;
+    }
+    if (const uint64_t last = fold_entry(*c, f, reply)) {
+      const uint32_t until = seconds(last) + timeouts_.seconds(c->state);
+      if (int32_t(until - c->expires) > 0) conns_.set_expires(*c, until);
+    }
+  });
+  for (const auto& k : stale) flow_cache_->erase(k);
+}
+
+// What the fast path needs of a real: its next hop while the slow path would forward a
+// connection's packets to it, else nothing (ifindex 0), and the packets go to lbd.
+lbd_real_hop DataPath::real_hop(const Real& r, uint64_t now_ms) const {
+  lbd_real_hop h{};
+  const bool expiring = r.health_down &&
+                        services_.service(r.service_id).options.health.on_down == health::OnDown::kExpire;
+  if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0) return h;
+  h.mtu = r.fwd == FwdMethod::kTunnel ? tunnel_mtu(r, now_ms) : r.hop.mtu;
+  if (r.fwd == FwdMethod::kTunnel && h.mtu < 68 + kIpipOverhead) return lbd_real_hop{};
+  h.ifindex = uint32_t(r.hop.ifindex);
+  std::memcpy(h.eth_dst, r.hop.dst.b.data(), 6);
+  std::memcpy(h.eth_src, r.hop.src.b.data(), 6);
+  if (r.fwd == FwdMethod::kTunnel) {
+    std::memcpy(&h.tun_src, r.hop.src_ip.b.data(), 4);
+    std::memcpy(&h.tun_dst, r.addr.b.data(), 4);
+  }
+  return h;
+}
+
+void DataPath::sync_real_hops(uint64_t now_ms) {
+  if (!flow_cache_) return;
+  services_.for_each_real([&](const Real& r) {
+    if (r.id >= LBD_XDP_MAX_REALS) return;
+    if (hops_written_.size() <= r.id) hops_written_.resize(r.id + 1, lbd_real_hop{});
+    const lbd_real_hop h = real_hop(r, now_ms);
+    if (std::memcmp(&h, &hops_written_[r.id], sizeof h) == 0) return;
+    flow_cache_->set_real(r.id, h);
+    hops_written_[r.id] = h;
+  });
 }
 
 // A packet from the client: account it, then forward it to its real server.
 Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   Real& real = services_.real(c.real_id);
-  if (real.deleted) return drop(DropReason::kRealUnavailable);
+  if (real.deleted) {
+    withdraw(c);
+    return drop(DropReason::kRealUnavailable);
+  }
   if (real.health_down &&
       services_.service(real.service_id).options.health.on_down == health::OnDown::kExpire) {
     // IPVS expire_nodest_conn for a failed real: the connection ends here; the client's
@@ -359,6 +495,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
                      f.p.tcp_flags);
   conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
   count(real, f.p.ip_len, false);
+  maybe_offload(c);
   // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is
   // no reply to wait for (a NAT one stays for the replies, until the flow's next datagram).
   // What follows needs only the real.
@@ -377,10 +514,14 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
 // A NAT real server's reply: back to VIP:vport, out to the client.
 Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   Real& real = services_.real(c.real_id);
-  if (real.deleted) return drop(DropReason::kRealUnavailable);
+  if (real.deleted) {
+    withdraw(c);
+    return drop(DropReason::kRealUnavailable);
+  }
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
   conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
   count(real, f.p.ip_len, true);
+  maybe_offload(c);
   const auto back = back_to_client(c.if_slot, c.client_mac);
   if (!back) return drop(DropReason::kNextHopUnresolved);
   // (A super-frame's checksums are computed in full when it is segmented.)
@@ -640,6 +781,20 @@ Verdict DataPath::handle_echo(const Frame& f) {
 size_t DataPath::expire(uint64_t now_ms, size_t budget) {
   const uint32_t now_s = seconds(now_ms);
   const size_t n = conns_.expire(now_s, budget, [&](Conn& c) {
+    if (c.flags & Conn::kOffloaded) {
+      // Its packets went by the fast path: the timeout runs from the last of them.
+      uint64_t last = 0;
+      lbd_flow f;
+      if (flow_cache_->get(flow_key(c.key), f)) last = fold_entry(c, f, false);
+      if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->get(flow_key(ConnTable::reply_key(c)), f))
+        last = std::max(last, fold_entry(c, f, true));
+      const uint32_t until = seconds(last) + timeouts_.seconds(c.state);
+      if (last && int32_t(until - now_s) > 0) {
+        c.expires = until;
+        return false;
+      }
+      withdraw(c);
+    }
     if ((c.flags & Conn::kTemplate) && c.control) {
       // A template outlives the connections it controls (IPVS re-arms it in full).
       const Real& r = services_.real(c.real_id);

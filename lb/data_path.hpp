@@ -14,6 +14,7 @@
 #include "forwarding/icmp.hpp"
 #include "forwarding/packet.hpp"
 #include "lb/conn_table.hpp"
+#include "lb/flow_cache.hpp"
 #include "lb/service_table.hpp"
 #include "lb/tcp_state.hpp"
 
@@ -45,6 +46,11 @@ struct DataPathCounters {
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
   uint64_t conns_rescheduled = 0;  // a new SYN on a finished connection, or one to a down real
+  uint64_t offload_entered = 0;    // connections given to the fast path (established, UDP)
+  uint64_t offload_withdrawn = 0;  // ... taken back (state change, end, real gone)
+  uint64_t offload_full = 0;       // not given: the fast path's table was full
+  uint64_t offload_packets = 0;    // packets the fast path forwarded, folded into the stats
+  uint64_t offload_bytes = 0;
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
   uint64_t total_drops() const {
     uint64_t t = 0;
@@ -83,6 +89,18 @@ class DataPath {
   }
 
   void set_interfaces(std::vector<InterfaceInfo> ifs) { interfaces_ = std::move(ifs); }
+
+  // The fast path (nullptr: off). Connections enter it once established (UDP: at once) and
+  // leave it the moment their state does; what it forwarded is folded into the same
+  // counters, rates and timeouts the slow path keeps, so listings stay what they would be.
+  void set_flow_cache(FlowCache* cache);
+  FlowCache* flow_cache() const { return flow_cache_; }
+  // Folds every entry's packets and bytes into the real and service counters and its last
+  // packet into its connection's timeout (before listings and rate estimates).
+  void fold_offloaded();
+  // Writes each real's next hop where it changed (after next hops, configuration or health
+  // changed; cheap when nothing did).
+  void sync_real_hops(uint64_t now_ms);
 
   // Processes one frame in place. `now_ms` is a monotonic clock in milliseconds. The buffer
   // holds `capacity` bytes (at least frame.size()): an ICMP reply may be longer than the
@@ -167,9 +185,15 @@ class DataPath {
   void unbind(const Conn& c);  // its real's counts and its template's control count
   void release(Conn& c);       // unbind, then free it (counted as expired)
   // Per-real and per-service packets and bytes, in (client → real) or out (NAT replies).
-  void count(Real& real, uint16_t bytes, bool reply);
+  void count(Real& real, uint64_t bytes, bool reply, uint64_t packets = 1);
   bool reusable_for_new_syn(const Conn& c, const ParsedPacket& p);
   void update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags);
+  // The fast path: enter `c` if it qualifies; take it back (its use folded in first).
+  void maybe_offload(Conn& c);
+  void withdraw(Conn& c);
+  // Folds one entry's use since the last fold; returns its last packet's time (ms, 0: none).
+  uint64_t fold_entry(Conn& c, const lbd_flow& flow, bool reply);
+  lbd_real_hop real_hop(const Real& r, uint64_t now_ms) const;
   void refresh_config();
 
   ServiceTable& services_;
@@ -229,6 +253,12 @@ class DataPath {
   FragEntry& frag_slot(const ParsedPacket& p);
   void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
   uint16_t tunnel_ip_id_ = 0;
+  FlowCache* flow_cache_ = nullptr;
+  struct FoldMark {
+    uint64_t packets = 0, bytes = 0;
+  };
+  std::vector<FoldMark> folded_;  // per connection slot, 2 per slot (client side, reply side)
+  std::vector<lbd_real_hop> hops_written_;  // per real id: what the fast path has
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;
   DataPathCounters counters_;

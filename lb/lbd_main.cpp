@@ -30,6 +30,12 @@ int main(int argc, char** argv) {
       ("check-rules", po::value<std::string>(&check_path)->implicit_value(""),
        "check a rules file (default: the --rules file) as a start would apply it, print the "
        "verdict and exit (0: it would load; 1: it would not)")
+      ("offload", po::value<std::string>(&cfg.offload)->default_value(cfg.offload),
+       "xdp: the kernel forwards established connections from lbd's XDP flow cache (native "
+       "where the interfaces can transmit XDP frames, else generic); xdp-native, xdp-generic: "
+       "that mode only; off: lbd forwards every packet")
+      ("offload-flows", po::value<uint32_t>(&cfg.offload_flows),
+       "flow cache entries (a NAT connection takes 2; default 2 per connection, at most 1048576)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -51,6 +57,10 @@ int main(int argc, char** argv) {
   if (vm.count("check-rules"))
     return lbd::check_rules_file(check_path.empty() ? cfg.rules_path : check_path,
                                  !check_path.empty() || !vm["rules"].defaulted());
+  if (!lbd::valid_offload(cfg.offload)) {
+    std::cerr << "lbd: --offload " << cfg.offload << ": expected xdp, xdp-native, xdp-generic or off\n";
+    return 2;
+  }
   if (cfg.interfaces.empty()) {
     std::cerr << "lbd: at least one --interface is required\nTry 'lbd --help' for more information.\n";
     return 2;

@@ -59,6 +59,11 @@ lab_link() {
   in_ns "$ns" ip link set lo up
 }
 
+# lab_host_checksums NS IFNAME: the host computes its own TCP/UDP checksums, as a client or
+# server on another machine does (a local veth sender would leave them to "hardware":
+# partial checksums, which lbd completes on its slow path and the fast path leaves to it).
+lab_host_checksums() { in_ns "$1" ethtool -K "$2" tx off >/dev/null 2>&1 || true; }
+
 # lab_create N: client, director and N reals on one L2 segment.
 lab_create() {
   local n=$1 i ns
@@ -68,12 +73,14 @@ lab_create() {
   in_ns "$LAB_SW" ip link set lo up
   ip netns add "$LAB_CLIENT"
   lab_link "$LAB_CLIENT" eth0 "$LAB_CLIENT_IP/24"
+  lab_host_checksums "$LAB_CLIENT" eth0
   ip netns add "$LAB_DIRECTOR"
   lab_link "$LAB_DIRECTOR" eth0 "$LAB_DIRECTOR_IP/24"
   for i in $(seq 1 "$n"); do
     ns=$(lab_real_ns "$i")
     ip netns add "$ns"
     lab_link "$ns" eth0 "$(lab_real_ip "$i")/24"
+    lab_host_checksums "$ns" eth0
     LAB_REALS+=("$ns")
   done
 }
@@ -185,8 +192,11 @@ lab_lbd() {
   ready_before=$(grep -c "capturing on" "$LAB_DIR/lbd.log" 2>/dev/null || true)
   # A given rules file must exist (lbd refuses a missing one): start empty unless a test wrote one.
   [ -e "$LAB_DIR/rules" ] || : > "$LAB_DIR/rules"
+  # LBD_OFFLOAD (CI runs the suite with xdp and with off): lbd's --offload, unless the test sets it.
+  local offload=()
+  [[ " $* " == *" --offload "* ]] || offload=(--offload "${LBD_OFFLOAD:-xdp}")
   ip netns exec "$LAB_DIRECTOR" "$LBD_BIN" --interface eth0 --socket "$LAB_SOCKET" \
-    --rules "$LAB_DIR/rules" "$@" 2>>"$LAB_DIR/lbd.log" &
+    --rules "$LAB_DIR/rules" "${offload[@]}" "$@" 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!
   LAB_PIDS+=("$LAB_LBD_PID")
   local k

@@ -1,0 +1,70 @@
+/* The XDP flow cache's maps, shared by the program (flow_cache.bpf.c) and lbd (C++).
+ * Only lbd writes entries; the program writes only the use fields (packets, bytes, last_ns)
+ * and its per-CPU counters. Every multi-byte address and port is in network byte order. */
+#ifndef LBD_XDP_FLOW_ABI_H
+#define LBD_XDP_FLOW_ABI_H
+
+#include <linux/types.h>
+
+/* What a hit does. */
+#define LBD_FLOW_DR 1      /* the real's MAC, packet untouched */
+#define LBD_FLOW_NAT_IN 2  /* client -> real: destination becomes addr:port */
+#define LBD_FLOW_NAT_OUT 3 /* a NAT real's reply -> client: source becomes addr:port */
+#define LBD_FLOW_TUN 4     /* IPIP to the real */
+
+/* A packet's key as it arrives: a client's packet has its connection's key, a NAT reply
+ * its reply key. */
+struct lbd_flow_key {
+  __be32 saddr, daddr;
+  __be16 sport, dport;
+  __u8 protocol;
+  __u8 pad[3];
+};
+
+struct lbd_flow {
+  __u32 real_id;    /* lbd_reals index: whether the real takes fast-path packets, its next hop */
+  __u8 action;      /* LBD_FLOW_* */
+  __u8 pad0;
+  __be16 port;      /* NAT: the new port */
+  __be32 addr;      /* NAT: the new address */
+  /* NAT_OUT: where the client is (its L2 neighbour on this interface). */
+  __u32 ifindex;
+  __u16 mtu;
+  __u8 eth_dst[6];
+  __u8 eth_src[6];
+  __u8 pad1[6];
+  /* Written by the program. */
+  __u64 packets;
+  __u64 bytes;      /* IP lengths, as lbd counts them */
+  __u64 last_ns;    /* bpf_ktime_get_ns() of the last packet (CLOCK_MONOTONIC) */
+};
+
+/* A real's next hop, as lbd resolved it. ifindex 0: the real takes no fast-path packet
+ * (deleted, down with on-down=expire, next hop unresolved): they go to lbd. */
+struct lbd_real_hop {
+  __u32 ifindex;
+  __u16 mtu;        /* the largest IP packet the hop takes (TUN: outer, path MTU included) */
+  __u8 eth_dst[6];
+  __u8 eth_src[6];
+  __u16 pad;
+  __be32 tun_src, tun_dst;
+};
+
+/* The program's per-CPU counters (lbd_stats index). */
+enum lbd_xdp_stat {
+  LBD_XDP_FORWARDED,     /* rewritten and transmitted */
+  LBD_XDP_BYTES,         /* ... their IP bytes */
+  LBD_XDP_MISS,          /* IPv4 TCP/UDP without an entry: to lbd (or the kernel) */
+  LBD_XDP_STATE,         /* SYN, FIN or RST: lbd tracks the state */
+  LBD_XDP_REAL_OFF,      /* the entry's real takes no fast-path packet now */
+  LBD_XDP_TOO_BIG,       /* larger than the hop's MTU (lbd fragments or answers) */
+  LBD_XDP_PARTIAL_CSUM,  /* a local sender's unfinished checksum: lbd completes it */
+  LBD_XDP_NO_TX,         /* the out interface cannot take XDP frames: lbd sends it */
+  LBD_XDP_STAT_COUNT
+};
+
+#define LBD_XDP_MAX_REALS 65536
+#define LBD_XDP_MAX_IFACES 64
+#define LBD_XDP_PROG_NAME "lbd_flow_cache"
+
+#endif

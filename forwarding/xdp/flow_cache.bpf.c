@@ -1,0 +1,220 @@
+/* lbd's XDP flow cache: the packets of connections lbd has already decided, forwarded in
+ * the kernel exactly as lbd's slow path would (forwarding/dr, nat, ipip). Everything else
+ * goes on (XDP_PASS) to lbd's capture and the kernel: a miss, SYN/FIN/RST (they change the
+ * state lbd keeps), IP options and fragments, a packet too big for the hop, a checksum a
+ * local sender left unfinished, a real lbd no longer forwards to, an interface that cannot
+ * transmit XDP frames. The program never creates or removes an entry. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "flow_abi.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536); /* lbd sets it before loading */
+  __type(key, struct lbd_flow_key);
+  __type(value, struct lbd_flow);
+} lbd_flows SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, LBD_XDP_MAX_REALS);
+  __type(key, __u32);
+  __type(value, struct lbd_real_hop);
+} lbd_reals SEC(".maps");
+
+/* Interfaces the program may transmit on (ifindex -> 1): XDP_TX or a redirect into an
+ * interface that cannot take them loses the frame, so lbd lists only those that can. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, LBD_XDP_MAX_IFACES);
+  __type(key, __u32);
+  __type(value, __u32);
+} lbd_tx_ok SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, LBD_XDP_STAT_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} lbd_stats SEC(".maps");
+
+static __always_inline int count(__u32 stat, __u64 n, int verdict) {
+  __u64 *v = bpf_map_lookup_elem(&lbd_stats, &stat);
+  if (v) *v += n;
+  return verdict;
+}
+
+static __always_inline __u16 fold(__u32 sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return (__u16)sum;
+}
+
+/* RFC 1624 eqn 3: HC' = ~(~HC + ~m + m'), on host-order 16-bit words. */
+static __always_inline __u16 replace16(__u16 check, __u16 old, __u16 new) {
+  return (__u16)~fold((__u32)(__u16)~check + (__u16)~old + new);
+}
+static __always_inline __u16 replace32(__u16 check, __u32 old, __u32 new) {
+  check = replace16(check, (__u16)(old >> 16), (__u16)(new >> 16));
+  return replace16(check, (__u16)old, (__u16)new);
+}
+
+/* The address (at `addr`, in the IP header) and port (at `port`) become new_addr:new_port;
+ * the IP checksum and the L4 checksum (`l4check`, UDP's 0 = none) follow. */
+static __always_inline void rewrite_endpoint(struct iphdr *ip, __be32 *addr, __be16 *port,
+                                             __sum16 *l4check, __u8 protocol, __be32 new_addr,
+                                             __be16 new_port) {
+  const __u32 old_a = bpf_ntohl(*addr), new_a = bpf_ntohl(new_addr);
+  const __u16 old_p = bpf_ntohs(*port), new_p = bpf_ntohs(new_port);
+  ip->check = bpf_htons(replace32(bpf_ntohs(ip->check), old_a, new_a));
+  *addr = new_addr;
+  *port = new_port;
+  __u16 c = bpf_ntohs(*l4check);
+  if (protocol == IPPROTO_UDP && c == 0) return;
+  c = replace32(c, old_a, new_a);
+  c = replace16(c, old_p, new_p);
+  if (protocol == IPPROTO_UDP && c == 0) c = 0xffff;
+  *l4check = bpf_htons(c);
+}
+
+static __always_inline int transmit(struct xdp_md *ctx, __u32 ifindex) {
+  if (ifindex == ctx->ingress_ifindex) return XDP_TX;
+  return bpf_redirect(ifindex, 0);
+}
+
+SEC("xdp")
+int lbd_flow_cache(struct xdp_md *ctx) {
+  void *data = (void *)(long)ctx->data;
+  void *end = (void *)(long)ctx->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP)) return XDP_PASS;
+  struct iphdr *ip = (void *)(eth + 1);
+  if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl != 5) return XDP_PASS;
+  if (ip->frag_off & bpf_htons(0x3fff)) return XDP_PASS; /* MF or an offset: lbd's fragments */
+  const __u32 ip_len = bpf_ntohs(ip->tot_len);
+  if (ip_len < sizeof(*ip) || (void *)ip + ip_len > end) return XDP_PASS;
+
+  struct lbd_flow_key key = {.saddr = ip->saddr, .daddr = ip->daddr, .protocol = ip->protocol};
+  __sum16 *l4check;
+  __be16 *sport, *dport;
+  if (ip->protocol == IPPROTO_TCP) {
+    struct tcphdr *th = (void *)(ip + 1);
+    if ((void *)(th + 1) > end) return XDP_PASS;
+    if (th->syn | th->fin | th->rst) return count(LBD_XDP_STATE, 1, XDP_PASS);
+    sport = &th->source;
+    dport = &th->dest;
+    l4check = &th->check;
+  } else if (ip->protocol == IPPROTO_UDP) {
+    struct udphdr *uh = (void *)(ip + 1);
+    if ((void *)(uh + 1) > end) return XDP_PASS;
+    sport = &uh->source;
+    dport = &uh->dest;
+    l4check = &uh->check;
+  } else {
+    return XDP_PASS;
+  }
+  key.sport = *sport;
+  key.dport = *dport;
+  struct lbd_flow *f = bpf_map_lookup_elem(&lbd_flows, &key);
+  if (!f) return count(LBD_XDP_MISS, 1, XDP_PASS);
+
+  /* CHECKSUM_PARTIAL from a local sender (veth TX offload): the field holds the folded
+   * pseudo-header sum. lbd verifies and completes such a segment (1 in 65536 finished
+   * ones look alike and take the slow path, which forwards them unchanged). */
+  const __u16 field = bpf_ntohs(*l4check);
+  if (!(ip->protocol == IPPROTO_UDP && field == 0)) {
+    const __u32 s = bpf_ntohl(ip->saddr), d = bpf_ntohl(ip->daddr);
+    const __u16 pseudo = fold((s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + ip->protocol +
+                              (ip_len - sizeof(*ip)));
+    if (field == pseudo) return count(LBD_XDP_PARTIAL_CSUM, 1, XDP_PASS);
+  }
+
+  __u32 real_id = f->real_id;
+  struct lbd_real_hop *hop = bpf_map_lookup_elem(&lbd_reals, &real_id);
+  if (!hop || !hop->ifindex) return count(LBD_XDP_REAL_OFF, 1, XDP_PASS);
+  const __u8 action = f->action;
+  __u32 out;
+  __u32 mtu;
+  if (action == LBD_FLOW_NAT_OUT) {
+    out = f->ifindex;
+    mtu = f->mtu;
+  } else {
+    out = hop->ifindex;
+    mtu = hop->mtu;
+  }
+  if (ip_len + (action == LBD_FLOW_TUN ? sizeof(struct iphdr) : 0) > mtu)
+    return count(LBD_XDP_TOO_BIG, 1, XDP_PASS);
+  __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, &out);
+  if (!tx_ok || !*tx_ok) return count(LBD_XDP_NO_TX, 1, XDP_PASS);
+
+  switch (action) {
+    case LBD_FLOW_DR:
+      __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, hop->eth_src, ETH_ALEN);
+      break;
+    case LBD_FLOW_NAT_IN:
+      rewrite_endpoint(ip, &ip->daddr, dport, l4check, ip->protocol, f->addr, f->port);
+      __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, hop->eth_src, ETH_ALEN);
+      break;
+    case LBD_FLOW_NAT_OUT:
+      rewrite_endpoint(ip, &ip->saddr, sport, l4check, ip->protocol, f->addr, f->port);
+      __builtin_memcpy(eth->h_dest, f->eth_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, f->eth_src, ETH_ALEN);
+      break;
+    case LBD_FLOW_TUN: {
+      /* ipip_encapsulate(): outer TOS and TTL from the inner header, DF copied, proto 4. */
+      const __u8 tos = ip->tos, ttl = ip->ttl;
+      const __be16 df = ip->frag_off & bpf_htons(0x4000);
+      const __be16 id = ip->id;
+      const __be32 src = hop->tun_src, dst = hop->tun_dst;
+      __u8 mac_dst[ETH_ALEN], mac_src[ETH_ALEN];
+      __builtin_memcpy(mac_dst, hop->eth_dst, ETH_ALEN);
+      __builtin_memcpy(mac_src, hop->eth_src, ETH_ALEN);
+      if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr))) return XDP_PASS;
+      data = (void *)(long)ctx->data;
+      end = (void *)(long)ctx->data_end;
+      eth = data;
+      struct iphdr *outer = (void *)(eth + 1);
+      if ((void *)(outer + 1) > end) return XDP_DROP; /* cannot happen: the frame grew */
+      __builtin_memcpy(eth->h_dest, mac_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, mac_src, ETH_ALEN);
+      eth->h_proto = bpf_htons(ETH_P_IP);
+      outer->version = 4;
+      outer->ihl = 5;
+      outer->tos = tos;
+      outer->tot_len = bpf_htons(ip_len + sizeof(struct iphdr));
+      outer->id = id;
+      outer->frag_off = df;
+      outer->ttl = ttl;
+      outer->protocol = IPPROTO_IPIP;
+      outer->check = 0;
+      outer->saddr = src;
+      outer->daddr = dst;
+      __u32 sum = 0;
+      const __u16 *w = (const __u16 *)outer;
+#pragma unroll
+      for (int i = 0; i < 10; ++i) sum += bpf_ntohs(w[i]);
+      outer->check = bpf_htons((__u16)~fold(sum));
+      break;
+    }
+    default:
+      return XDP_PASS;
+  }
+  __sync_fetch_and_add(&f->packets, 1);
+  __sync_fetch_and_add(&f->bytes, ip_len);
+  f->last_ns = bpf_ktime_get_ns();
+  count(LBD_XDP_FORWARDED, 1, 0);
+  count(LBD_XDP_BYTES, ip_len, 0);
+  return transmit(ctx, out);
+}
+
+/* No GPL-only helper is called: the project's licence. */
+char LICENSE[] SEC("license") = "Apache-2.0";

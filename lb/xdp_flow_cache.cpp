@@ -1,0 +1,199 @@
+// The XDP program's loader and maps; see xdp_flow_cache.hpp.
+#include "lb/xdp_flow_cache.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <netlink/genl/ctrl.h>
+#include <netlink/genl/genl.h>
+#include <netlink/netlink.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <stdexcept>
+
+#include "lb/log.hpp"
+
+// The program's object file, built by CMake from forwarding/xdp/flow_cache.bpf.c.
+extern "C" const unsigned char lbd_flow_cache_object[];
+extern "C" const unsigned long lbd_flow_cache_object_size;
+
+namespace lbd {
+namespace {
+
+// Linux's netdev netlink family (include/uapi/linux/netdev.h, 6.3; Debian 12's headers are 6.1).
+constexpr int kNetdevCmdDevGet = 1;
+constexpr int kNetdevAttrIfindex = 1;
+constexpr int kNetdevAttrXdpFeatures = 3;
+
+int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char line[1024];
+  const int n = std::vsnprintf(line, sizeof line, format, args);
+  std::string text(line, n > 0 ? std::min<size_t>(size_t(n), sizeof line - 1) : 0);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty()) LBD_LOG(kInfo, "offload", "libbpf: {}", text);
+  return 0;
+}
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// The name of the program with this id, "" when it cannot be read.
+std::string program_name(uint32_t id) {
+  const int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return "";
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  std::string name;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) name = info.name;
+  close(fd);
+  return name;
+}
+
+}  // namespace
+
+const char* to_string(XdpMode m) { return m == XdpMode::kNative ? "native" : "generic"; }
+
+std::optional<uint64_t> xdp_features(int ifindex) {
+  nl_sock* sk = nl_socket_alloc();
+  if (!sk) return std::nullopt;
+  std::optional<uint64_t> result;
+  nl_msg* msg = nullptr;
+  if (genl_connect(sk) == 0) {
+    const int family = genl_ctrl_resolve(sk, "netdev");
+    msg = family >= 0 ? nlmsg_alloc() : nullptr;
+    if (msg && genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, kNetdevCmdDevGet, 1) &&
+        nla_put_u32(msg, kNetdevAttrIfindex, uint32_t(ifindex)) == 0 && nl_send_auto(sk, msg) >= 0) {
+      auto parse = [](nl_msg* m, void* arg) -> int {
+        nlattr* attrs[kNetdevAttrXdpFeatures + 1] = {};
+        if (genlmsg_parse(nlmsg_hdr(m), 0, attrs, kNetdevAttrXdpFeatures, nullptr) == 0 &&
+            attrs[kNetdevAttrXdpFeatures])
+          *static_cast<std::optional<uint64_t>*>(arg) = nla_get_u64(attrs[kNetdevAttrXdpFeatures]);
+        return NL_OK;
+      };
+      nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, parse, &result);
+      nl_recvmsgs_default(sk);
+    }
+  }
+  if (msg) nlmsg_free(msg);
+  nl_socket_free(sk);
+  return result;
+}
+
+XdpFlowCache::XdpFlowCache(uint32_t entries) : entries_(entries) {
+  libbpf_set_print(libbpf_log);
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "lbd_flow_cache");
+  obj_ = bpf_object__open_mem(lbd_flow_cache_object, lbd_flow_cache_object_size, &opts);
+  if (!obj_) throw std::runtime_error(fmt::format("cannot open the XDP program: {}", errno_text(errno)));
+  bpf_map* flows = bpf_object__find_map_by_name(obj_, "lbd_flows");
+  if (!flows || bpf_map__set_max_entries(flows, entries) ||
+      bpf_map__set_map_flags(flows, bpf_map__map_flags(flows) | BPF_F_NO_PREALLOC)) {
+    bpf_object__close(obj_);
+    throw std::runtime_error("the XDP program has no flow map");
+  }
+  if (const int err = bpf_object__load(obj_)) {
+    bpf_object__close(obj_);
+    throw std::runtime_error(fmt::format("cannot load the XDP program: {}", errno_text(err)));
+  }
+  prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, LBD_XDP_PROG_NAME));
+  flows_fd_ = bpf_map__fd(flows);
+  reals_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_reals"));
+  tx_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_tx_ok"));
+  stats_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_stats"));
+}
+
+XdpFlowCache::~XdpFlowCache() {
+  for (const Attached& a : attached_) {
+    // Only our program: if someone replaced it meanwhile, theirs stays.
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd_);
+    if (const int err = bpf_xdp_detach(a.ifindex, a.flags, &opts); err && err != -ENODEV)
+      LBD_LOG(kWarn, "offload", "{}: cannot detach the XDP program: {}", a.name, errno_text(err));
+  }
+  bpf_object__close(obj_);
+}
+
+std::string XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode mode) {
+  bpf_xdp_query_opts q{};
+  q.sz = sizeof q;
+  if (const int err = bpf_xdp_query(ifindex, 0, &q)) return fmt::format("cannot query XDP: {}", errno_text(err));
+  // A program a killed lbd left (by its name) is replaced; anybody else's is kept.
+  for (const auto& [id, flags] : {std::pair{q.drv_prog_id, uint32_t(XDP_FLAGS_DRV_MODE)},
+                                  std::pair{q.skb_prog_id, uint32_t(XDP_FLAGS_SKB_MODE)}}) {
+    if (!id) continue;
+    const std::string other = program_name(id);
+    if (other != LBD_XDP_PROG_NAME)
+      return fmt::format("another XDP program is attached ({} id {}): not replacing it",
+                         other.empty() ? "unnamed" : other, id);
+    const int old = bpf_prog_get_fd_by_id(id);
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = old);
+    const int err = old >= 0 ? bpf_xdp_detach(ifindex, flags, &opts) : -errno;
+    if (old >= 0) close(old);
+    if (err) return fmt::format("cannot remove the XDP program a previous lbd left: {}", errno_text(err));
+    LBD_LOG(kWarn, "offload", "{}: removed the XDP program a previous lbd left (id {})", name, id);
+  }
+  const uint32_t flags = (mode == XdpMode::kNative ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE) |
+                         XDP_FLAGS_UPDATE_IF_NOEXIST;
+  if (const int err = bpf_xdp_attach(ifindex, prog_fd_, flags, nullptr))
+    return fmt::format("cannot attach in {} mode: {}", to_string(mode), errno_text(err));
+  attached_.push_back({ifindex, flags & ~uint32_t(XDP_FLAGS_UPDATE_IF_NOEXIST), name});
+  return "";
+}
+
+void XdpFlowCache::allow_tx(int ifindex, bool allowed) {
+  const uint32_t key = uint32_t(ifindex), one = 1;
+  if (allowed)
+    bpf_map_update_elem(tx_fd_, &key, &one, BPF_ANY);
+  else
+    bpf_map_delete_elem(tx_fd_, &key);
+}
+
+std::array<uint64_t, LBD_XDP_STAT_COUNT> XdpFlowCache::stats() const {
+  std::array<uint64_t, LBD_XDP_STAT_COUNT> total{};
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return total;
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  for (uint32_t i = 0; i < LBD_XDP_STAT_COUNT; ++i) {
+    if (bpf_map_lookup_elem(stats_fd_, &i, per_cpu.data())) continue;
+    for (uint64_t v : per_cpu) total[i] += v;
+  }
+  return total;
+}
+
+bool XdpFlowCache::put(const lbd_flow_key& key, const lbd_flow& flow) {
+  return bpf_map_update_elem(flows_fd_, &key, &flow, BPF_ANY) == 0;
+}
+
+void XdpFlowCache::erase(const lbd_flow_key& key) { bpf_map_delete_elem(flows_fd_, &key); }
+
+bool XdpFlowCache::get(const lbd_flow_key& key, lbd_flow& flow) {
+  return bpf_map_lookup_elem(flows_fd_, &key, &flow) == 0;
+}
+
+bool XdpFlowCache::take(const lbd_flow_key& key, lbd_flow& flow) {
+  return bpf_map_lookup_and_delete_elem(flows_fd_, &key, &flow) == 0;
+}
+
+void XdpFlowCache::for_each(const std::function<void(const lbd_flow_key&, const lbd_flow&)>& f) {
+  constexpr uint32_t kBatch = 4096;
+  std::vector<lbd_flow_key> keys(kBatch);
+  std::vector<lbd_flow> values(kBatch);
+  lbd_flow_key token{};
+  bool first = true;
+  for (;;) {
+    uint32_t n = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int err = bpf_map_lookup_batch(flows_fd_, first ? nullptr : &token, &token, keys.data(),
+                                         values.data(), &n, &opts);
+    first = false;
+    for (uint32_t i = 0; i < n; ++i) f(keys[i], values[i]);
+    if (err) break;  // -ENOENT: the walk is done (n holds the last entries)
+  }
+}
+
+void XdpFlowCache::set_real(uint32_t real_id, const lbd_real_hop& hop) {
+  bpf_map_update_elem(reals_fd_, &real_id, &hop, BPF_ANY);
+}
+
+}  // namespace lbd

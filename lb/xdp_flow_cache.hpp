@@ -1,0 +1,69 @@
+// The fast path in the kernel: lbd's XDP program (forwarding/xdp/flow_cache.bpf.c, built
+// into lbd) attached to the capture interfaces, and its maps behind the FlowCache the data
+// path writes. Everything it attaches is detached when it is destroyed; a program a killed
+// lbd left on an interface is recognised by its name and replaced; another program there
+// is left alone (the interface then has no offload).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lb/flow_cache.hpp"
+
+struct bpf_object;
+
+namespace lbd {
+
+enum class XdpMode { kNative, kGeneric };
+const char* to_string(XdpMode m);
+
+// The interface's XDP features (NETDEV_XDP_ACT_*) from the kernel's netdev netlink family
+// (Linux 6.3+); nullopt when the kernel cannot tell.
+std::optional<uint64_t> xdp_features(int ifindex);
+inline constexpr uint64_t kXdpActBasic = 1, kXdpActNdoXmit = 4;
+
+class XdpFlowCache final : public FlowCache {
+ public:
+  // Loads the program with room for `entries` flows (allocated as they are used). Throws
+  // std::runtime_error with the reason (no BPF permission, a kernel without XDP, ...).
+  explicit XdpFlowCache(uint32_t entries);
+  ~XdpFlowCache() override;
+  XdpFlowCache(const XdpFlowCache&) = delete;
+  XdpFlowCache& operator=(const XdpFlowCache&) = delete;
+
+  // Attaches to the interface; an empty string, or why it could not.
+  std::string attach(int ifindex, const std::string& name, XdpMode mode);
+  // Whether the program may transmit on the interface (XDP_TX, or a redirect into it).
+  void allow_tx(int ifindex, bool allowed);
+  size_t attached() const { return attached_.size(); }
+
+  // The program's counters (lbd_xdp_stat), summed over the CPUs.
+  std::array<uint64_t, LBD_XDP_STAT_COUNT> stats() const;
+  uint32_t capacity() const { return entries_; }
+
+  bool put(const lbd_flow_key& key, const lbd_flow& flow) override;
+  void erase(const lbd_flow_key& key) override;
+  bool get(const lbd_flow_key& key, lbd_flow& flow) override;
+  bool take(const lbd_flow_key& key, lbd_flow& flow) override;
+  void for_each(const std::function<void(const lbd_flow_key&, const lbd_flow&)>& f) override;
+  void set_real(uint32_t real_id, const lbd_real_hop& hop) override;
+
+  // For tests: the program's fd (BPF_PROG_TEST_RUN).
+  int program_fd() const { return prog_fd_; }
+
+ private:
+  struct Attached {
+    int ifindex;
+    uint32_t flags;
+    std::string name;
+  };
+  bpf_object* obj_ = nullptr;
+  int prog_fd_ = -1, flows_fd_ = -1, reals_fd_ = -1, tx_fd_ = -1, stats_fd_ = -1;
+  uint32_t entries_ = 0;
+  std::vector<Attached> attached_;
+};
+
+}  // namespace lbd
