@@ -490,7 +490,11 @@ void Daemon::start_offload() {
     else if (!(*f & kXdpActBasic))
       why_not_native = c->name() + "'s driver has no native XDP";
     else if (!(*f & kXdpActNdoXmit))
-      why_not_native = c->name() + " cannot transmit XDP frames (a veth needs an XDP program or GRO on its peer)";
+      why_not_native = c->name() + " cannot transmit XDP frames";
+    else if (driver_name(c->name()) == "veth")
+      // Its peer may take XDP frames by GRO alone, where they wait in its ring (measured):
+      // native only when asked (--offload xdp-native, with an XDP program on the peer).
+      why_not_native = c->name() + " is a veth (native needs an XDP program on its peer: --offload xdp-native)";
   }
   xdp_mode_ = cfg_.offload == "xdp-native"    ? XdpMode::kNative
               : cfg_.offload == "xdp-generic" ? XdpMode::kGeneric

@@ -3,7 +3,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <netlink/netlink.h>
@@ -55,6 +60,19 @@ std::string program_name(uint32_t id) {
 }  // namespace
 
 const char* to_string(XdpMode m) { return m == XdpMode::kNative ? "native" : "generic"; }
+
+std::string driver_name(const std::string& ifname) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
+  ifr.ifr_data = reinterpret_cast<char*>(&info);
+  const bool ok = ioctl(fd, SIOCETHTOOL, &ifr) == 0;
+  close(fd);
+  return ok ? std::string(info.driver) : "";
+}
 
 std::optional<uint64_t> xdp_features(int ifindex) {
   nl_sock* sk = nl_socket_alloc();

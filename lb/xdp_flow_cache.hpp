@@ -24,6 +24,8 @@ const char* to_string(XdpMode m);
 // (Linux 6.3+); nullopt when the kernel cannot tell.
 std::optional<uint64_t> xdp_features(int ifindex);
 inline constexpr uint64_t kXdpActBasic = 1, kXdpActNdoXmit = 4;
+// The interface's driver ("veth", "mlx5_core", ...), "" when it cannot be read.
+std::string driver_name(const std::string& ifname);
 
 class XdpFlowCache final : public FlowCache {
  public:

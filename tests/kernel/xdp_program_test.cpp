@@ -1,0 +1,258 @@
+// lbd's XDP program in the running kernel (BPF_PROG_TEST_RUN, root): the slow path decides
+// a connection and enters it in the program's real maps, then the same established packet
+// goes once through the program and once through lbd's slow path, and the two frames must
+// be the same bytes (a tunnel's outer IP id aside: lbd counts, the program copies the
+// inner one). Everything the program must leave to lbd comes back untouched as XDP_PASS.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#define CATCH_CONFIG_MAIN
+#include <catch2/catch.hpp>
+
+#include "frames.hpp"
+#include "lb/data_path.hpp"
+#include "lb/xdp_flow_cache.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+
+// BPF_PROG_TEST_RUN runs XDP as if received on the namespace's loopback (ifindex 1).
+constexpr int kIf = 1;
+const Ipv4 kVip = ip("198.18.0.100");
+const Ipv4 kClient = ip("198.18.0.1");
+const Ipv4 kDirector = ip("198.18.0.2");
+const Ipv4 kRip = ip("198.18.0.11");
+
+struct Run {
+  uint32_t verdict = 0;
+  std::vector<uint8_t> frame;
+};
+
+struct Fixture {
+  ServiceTable services;
+  ConnTable conns{1024, 7};
+  Timeouts timeouts;
+  DataPath dp{services, conns, timeouts};
+  XdpFlowCache xdp{1024};
+  ServiceKey svc;
+  uint16_t vport;
+
+  explicit Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, uint16_t port = 80) : vport(port) {
+    svc = ServiceKey{protocol, kVip, vport};
+    REQUIRE(services.add_service(svc, {"rr"}).is_ok());
+    REQUIRE(services.add_real(svc, {kRip, 8080, method, 1}).is_ok());
+    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, kDirector};
+    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+    dp.set_flow_cache(&xdp);
+    xdp.allow_tx(kIf, true);
+    dp.sync_real_hops(1000);
+  }
+  Real& real() { return services.real(services.find(svc)->reals[0]); }
+  FrameSpec from_client(uint8_t flags, std::string payload = "") const {
+    FrameSpec s;
+    s.src = mac(0xc1);
+    s.dst = mac(0xd1);
+    s.saddr = kClient;
+    s.daddr = kVip;
+    s.dport = vport;
+    s.protocol = svc.protocol;
+    s.flags = flags;
+    s.payload = std::move(payload);
+    return s;
+  }
+  FrameSpec from_real(uint8_t flags, std::string payload = "") const {
+    FrameSpec s;
+    s.src = mac(0xa1);
+    s.dst = mac(0xd1);
+    s.saddr = kRip;
+    s.sport = 8080;
+    s.daddr = kClient;
+    s.dport = 40000;
+    s.protocol = svc.protocol;
+    s.flags = flags;
+    s.payload = std::move(payload);
+    return s;
+  }
+  // lbd's slow path on a copy: the frame it would send.
+  std::vector<uint8_t> slow(std::vector<uint8_t> f) {
+    const size_t len = f.size();
+    f.resize(len + 64);
+    const Verdict v = dp.process({f.data(), len}, kIf, 5000, f.size());
+    REQUIRE(v.transmit);
+    f.resize(v.length ? v.length : len);
+    return f;
+  }
+  Run kernel(const std::vector<uint8_t>& in) {
+    Run r;
+    r.frame.resize(in.size() + 64);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.frame.data(),
+                .data_size_in = uint32_t(in.size()), .data_size_out = uint32_t(r.frame.size()), .repeat = 1);
+    REQUIRE(bpf_prog_test_run_opts(xdp.program_fd(), &opts) == 0);
+    r.verdict = opts.retval;
+    r.frame.resize(opts.data_size_out);
+    return r;
+  }
+  void establish() {
+    slow(make_frame(from_client(tcp_flag::kSyn)));
+    if (real().fwd == FwdMethod::kMasq) slow(make_frame(from_real(tcp_flag::kSyn | tcp_flag::kAck)));
+    slow(make_frame(from_client(tcp_flag::kAck)));
+    REQUIRE(dp.counters().offload_entered == 1);
+  }
+  lbd_flow entry(const ConnKey& k) {
+    lbd_flow f{};
+    REQUIRE(xdp.get(flow_key(k), f));
+    return f;
+  }
+};
+
+const ConnKey kConn{kClient, kVip, 40000, 80, kProtoTcp};
+
+}  // namespace
+
+TEST_CASE("XDP: DR rewrites the MACs only, as lbd does, and counts the packet") {
+  Fixture fx(FwdMethod::kRoute);
+  fx.establish();
+  const auto in = make_frame(fx.from_client(tcp_flag::kAck | tcp_flag::kPsh, "GET / HTTP/1.1\r\n"));
+  const Run k = fx.kernel(in);
+  CHECK(k.verdict == XDP_TX);
+  CHECK(k.frame == fx.slow(in));
+  const lbd_flow f = fx.entry(kConn);
+  CHECK(f.packets == 1);
+  CHECK(f.bytes == in.size() - 14);
+  CHECK(f.last_ns > 0);
+  CHECK(fx.xdp.stats()[LBD_XDP_FORWARDED] == 1);
+}
+
+TEST_CASE("XDP: NAT both ways, addresses, ports and checksums as lbd writes them") {
+  for (uint8_t protocol : {kProtoTcp, kProtoUdp}) {
+    Fixture fx(FwdMethod::kMasq, protocol);
+    if (protocol == kProtoTcp) {
+      fx.establish();
+    } else {
+      fx.slow(make_frame(fx.from_client(0, "q1")));
+    }
+    const auto in = make_frame(fx.from_client(tcp_flag::kAck, "request bytes"));
+    const Run k = fx.kernel(in);
+    CHECK(k.verdict == XDP_TX);
+    const auto want = fx.slow(in);
+    CHECK(k.frame == want);
+    CHECK(l4_checksum_ok(k.frame));
+    CHECK(ref_checksum(std::vector<uint8_t>(k.frame.begin() + 14, k.frame.begin() + 34)) == 0);
+
+    const auto reply = make_frame(fx.from_real(tcp_flag::kAck, "response bytes, a few more"));
+    const Run kr = fx.kernel(reply);
+    CHECK(kr.verdict == XDP_TX);
+    CHECK(kr.frame == fx.slow(reply));
+    CHECK(l4_checksum_ok(kr.frame));
+    CHECK(fx.entry(ConnKey{kRip, kClient, 8080, 40000, protocol}).packets == 1);
+  }
+  SECTION("UDP without a checksum keeps none") {
+    Fixture fx(FwdMethod::kMasq, kProtoUdp);
+    fx.slow(make_frame(fx.from_client(0, "q1")));
+    auto in = make_frame(fx.from_client(0, "q2"));
+    in[34 + 6] = in[34 + 7] = 0;
+    const Run k = fx.kernel(in);
+    CHECK(k.verdict == XDP_TX);
+    CHECK(k.frame == fx.slow(in));
+    CHECK(k.frame[34 + 6] == 0);
+    CHECK(k.frame[34 + 7] == 0);
+  }
+}
+
+TEST_CASE("XDP: TUN wraps the packet in IPIP from the director to the real") {
+  Fixture fx(FwdMethod::kTunnel);
+  fx.establish();
+  const auto in = make_frame(fx.from_client(tcp_flag::kAck, "payload through the tunnel"));
+  const Run k = fx.kernel(in);
+  REQUIRE(k.verdict == XDP_TX);
+  auto want = fx.slow(in);
+  REQUIRE(k.frame.size() == want.size());
+  REQUIRE(k.frame.size() == in.size() + 20);
+  // The outer header's checksum holds on its own; then id and checksum aside, same bytes.
+  CHECK(ref_checksum(std::vector<uint8_t>(k.frame.begin() + 14, k.frame.begin() + 34)) == 0);
+  CHECK(k.frame[18] == in[18]);  // the outer id is the inner one
+  CHECK(k.frame[19] == in[19]);
+  auto got = k.frame;
+  for (size_t i : {18, 19, 24, 25}) got[i] = want[i] = 0;
+  CHECK(got == want);
+}
+
+TEST_CASE("XDP: what changes lbd's state, or needs lbd, passes untouched") {
+  Fixture fx(FwdMethod::kMasq);
+  fx.establish();
+  auto pass = [&](const std::vector<uint8_t>& in) {
+    const Run k = fx.kernel(in);
+    CHECK(k.verdict == XDP_PASS);
+    CHECK(k.frame == in);
+  };
+  const auto stats0 = fx.xdp.stats();
+  SECTION("SYN, FIN, RST") {
+    for (uint8_t flags : {tcp_flag::kSyn, uint8_t(tcp_flag::kFin | tcp_flag::kAck), tcp_flag::kRst})
+      pass(make_frame(fx.from_client(flags)));
+    CHECK(fx.xdp.stats()[LBD_XDP_STATE] == stats0[LBD_XDP_STATE] + 3);
+  }
+  SECTION("a connection lbd has not decided") {
+    auto s = fx.from_client(tcp_flag::kAck);
+    s.sport = 40001;
+    pass(make_frame(s));
+  }
+  SECTION("a fragment, IP options") {
+    auto frag = make_frame(fx.from_client(tcp_flag::kAck, "x"));
+    frag[20] = 0x20;  // MF
+    frag[21] = 0;
+    pass(frag);
+    auto f = make_frame(fx.from_client(tcp_flag::kAck, "x"));
+    std::vector<uint8_t> opt(f.begin(), f.begin() + 34);
+    opt.insert(opt.end(), {1, 1, 1, 0});  // NOP NOP NOP EOL
+    opt.insert(opt.end(), f.begin() + 34, f.end());
+    opt[14] = 0x46;
+    put16(opt, 16, uint16_t(opt.size() - 14));
+    put16(opt, 24, 0);
+    put16(opt, 24, ref_checksum(std::vector<uint8_t>(opt.begin() + 14, opt.begin() + 38)));
+    pass(opt);
+  }
+  SECTION("a checksum a local sender left to the hardware") {
+    auto f = make_frame(fx.from_client(tcp_flag::kAck, "partial"));
+    const uint32_t s = kClient.host(), d = kVip.host(), len = uint32_t(f.size() - 34);
+    uint32_t sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + kProtoTcp + len;
+    sum = (sum & 0xffff) + (sum >> 16);
+    put16(f, 34 + 16, uint16_t((sum & 0xffff) + (sum >> 16)));
+    pass(f);
+    CHECK(fx.xdp.stats()[LBD_XDP_PARTIAL_CSUM] == stats0[LBD_XDP_PARTIAL_CSUM] + 1);
+  }
+  SECTION("bigger than the real's next hop takes") {
+    fx.real().hop.mtu = 60;
+    fx.dp.sync_real_hops(5000);
+    pass(make_frame(fx.from_client(tcp_flag::kAck, std::string(40, 'x'))));
+    CHECK(fx.xdp.stats()[LBD_XDP_TOO_BIG] == stats0[LBD_XDP_TOO_BIG] + 1);
+  }
+  SECTION("a real lbd no longer forwards to") {
+    REQUIRE(fx.services.delete_real(fx.svc, kRip, 8080).is_ok());
+    fx.dp.sync_real_hops(5000);
+    pass(make_frame(fx.from_client(tcp_flag::kAck)));
+    CHECK(fx.xdp.stats()[LBD_XDP_REAL_OFF] == stats0[LBD_XDP_REAL_OFF] + 1);
+  }
+  SECTION("an interface the program may not transmit on") {
+    fx.xdp.allow_tx(kIf, false);
+    pass(make_frame(fx.from_client(tcp_flag::kAck)));
+    CHECK(fx.xdp.stats()[LBD_XDP_NO_TX] == stats0[LBD_XDP_NO_TX] + 1);
+  }
+  CHECK(fx.entry(kConn).packets == 0);
+}
+
+TEST_CASE("XDP: lbd takes an entry back with every packet it counted") {
+  Fixture fx(FwdMethod::kRoute);
+  fx.establish();
+  const auto in = make_frame(fx.from_client(tcp_flag::kAck, "data"));
+  for (int i = 0; i < 5; ++i) REQUIRE(fx.kernel(in).verdict == XDP_TX);
+  fx.dp.fold_offloaded();
+  CHECK(fx.real().stats.inpkts == 2 + 5);
+  fx.slow(make_frame(fx.from_client(tcp_flag::kFin | tcp_flag::kAck)));
+  lbd_flow f;
+  CHECK_FALSE(fx.xdp.get(flow_key(kConn), f));
+  CHECK(fx.real().stats.inpkts == 2 + 5 + 1);
+  CHECK(fx.kernel(in).verdict == XDP_PASS);  // no entry: lbd's again
+}
