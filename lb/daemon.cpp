@@ -957,7 +957,10 @@ int Daemon::run() {
       });
       flush_all();
     }
-    if (pfds[health_index].revents) on_health_events();
+    if (pfds[health_index].revents) {
+      on_health_events();
+      dp_->sync_real_hops(monotonic_ms());  // a real down with on-down=expire: off the fast path now
+    }
     if (pfds[reload_index].revents) finish_reload();
     for (size_t i = control_base; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;
