@@ -123,40 +123,30 @@ XdpFlowCache::XdpFlowCache(uint32_t entries) : entries_(entries) {
 }
 
 XdpFlowCache::~XdpFlowCache() {
-  for (const Attached& a : attached_) {
-    // Only our program: if someone replaced it meanwhile, theirs stays.
-    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd_);
-    if (const int err = bpf_xdp_detach(a.ifindex, a.flags, &opts); err && err != -ENODEV)
-      LBD_LOG(kWarn, "offload", "{}: cannot detach the XDP program: {}", a.name, errno_text(err));
-  }
+  for (const Attached& a : attached_) close(a.link_fd);  // closing the link detaches the program
   bpf_object__close(obj_);
 }
 
 std::string XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode mode) {
+  // A BPF link, not a netlink attachment: the kernel detaches the program when lbd's last
+  // descriptor of it closes, so even a killed lbd leaves nothing attached.
+  LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = mode == XdpMode::kNative ? uint32_t(XDP_FLAGS_DRV_MODE)
+                                                                                : uint32_t(XDP_FLAGS_SKB_MODE));
+  const int fd = bpf_link_create(prog_fd_, ifindex, BPF_XDP, &opts);
+  if (fd >= 0) {
+    attached_.push_back({ifindex, fd, name});
+    return "";
+  }
+  const int err = -fd;
   bpf_xdp_query_opts q{};
   q.sz = sizeof q;
-  if (const int err = bpf_xdp_query(ifindex, 0, &q)) return fmt::format("cannot query XDP: {}", errno_text(err));
-  // A program a killed lbd left (by its name) is replaced; anybody else's is kept.
-  for (const auto& [id, flags] : {std::pair{q.drv_prog_id, uint32_t(XDP_FLAGS_DRV_MODE)},
-                                  std::pair{q.skb_prog_id, uint32_t(XDP_FLAGS_SKB_MODE)}}) {
-    if (!id) continue;
-    const std::string other = program_name(id);
-    if (other != LBD_XDP_PROG_NAME)
-      return fmt::format("another XDP program is attached ({} id {}): not replacing it",
-                         other.empty() ? "unnamed" : other, id);
-    const int old = bpf_prog_get_fd_by_id(id);
-    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = old);
-    const int err = old >= 0 ? bpf_xdp_detach(ifindex, flags, &opts) : -errno;
-    if (old >= 0) close(old);
-    if (err) return fmt::format("cannot remove the XDP program a previous lbd left: {}", errno_text(err));
-    LBD_LOG(kWarn, "offload", "{}: removed the XDP program a previous lbd left (id {})", name, id);
+  if ((err == EBUSY || err == EEXIST) && bpf_xdp_query(ifindex, 0, &q) == 0 && q.prog_id) {
+    // Its name needs CAP_SYS_ADMIN (BPF_PROG_GET_FD_BY_ID), which the unit does not grant.
+    const std::string other = program_name(q.prog_id);
+    return fmt::format("another XDP program is attached ({}id {}): not replacing it",
+                       other.empty() ? "" : other + ", ", q.prog_id);
   }
-  const uint32_t flags = (mode == XdpMode::kNative ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE) |
-                         XDP_FLAGS_UPDATE_IF_NOEXIST;
-  if (const int err = bpf_xdp_attach(ifindex, prog_fd_, flags, nullptr))
-    return fmt::format("cannot attach in {} mode: {}", to_string(mode), errno_text(err));
-  attached_.push_back({ifindex, flags & ~uint32_t(XDP_FLAGS_UPDATE_IF_NOEXIST), name});
-  return "";
+  return fmt::format("cannot attach in {} mode: {}", to_string(mode), errno_text(err));
 }
 
 void XdpFlowCache::allow_tx(int ifindex, bool allowed) {

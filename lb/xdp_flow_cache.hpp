@@ -1,8 +1,8 @@
 // The fast path in the kernel: lbd's XDP program (forwarding/xdp/flow_cache.bpf.c, built
 // into lbd) attached to the capture interfaces, and its maps behind the FlowCache the data
-// path writes. Everything it attaches is detached when it is destroyed; a program a killed
-// lbd left on an interface is recognised by its name and replaced; another program there
-// is left alone (the interface then has no offload).
+// path writes. It attaches through BPF links, which the kernel releases with lbd's last
+// descriptor of them: whatever way lbd ends, even killed, nothing of it stays attached.
+// Another program already on an interface is left alone (that interface has no offload).
 #pragma once
 
 #include <array>
@@ -59,7 +59,7 @@ class XdpFlowCache final : public FlowCache {
  private:
   struct Attached {
     int ifindex;
-    uint32_t flags;
+    int link_fd;
     std::string name;
   };
   bpf_object* obj_ = nullptr;

@@ -99,7 +99,8 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl != 5) return XDP_PASS;
   if (ip->frag_off & bpf_htons(0x3fff)) return XDP_PASS; /* MF or an offset: lbd's fragments */
   const __u32 ip_len = bpf_ntohs(ip->tot_len);
-  if (ip_len < sizeof(*ip) || (void *)ip + ip_len > end) return XDP_PASS;
+  /* Compared as lengths: variable arithmetic on a packet pointer needs CAP_PERFMON. */
+  if (ip_len < sizeof(*ip) || sizeof(*eth) + ip_len > bpf_xdp_get_buff_len(ctx)) return XDP_PASS;
 
   struct lbd_flow_key key = {.saddr = ip->saddr, .daddr = ip->daddr, .protocol = ip->protocol};
   __sum16 *l4check;

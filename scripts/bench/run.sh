@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: one lab, one load, six directors side by side:
-#   lbd-DR        lbd on the director (DR), reals answer the client directly
-#   lbd-NAT       lbd on the director (NAT), replies back through lbd
-#   lbd-TUN       lbd on the director (IPIP to lbd-decap on the reals), replies direct
-#   kernel        the director forwards as a plain IP router (to real1; replies direct)
+# End-to-end benchmark: one lab, one load, the directors side by side:
+#   lbd-DR, lbd-NAT, lbd-TUN   lbd forwarding every packet itself (--offload off)
+#   lbd-DR-xdp, -NAT-xdp, -TUN-xdp  lbd with its XDP flow cache (generic mode, lbd's default
+#                 on a veth): lbd decides, the kernel forwards established connections
+#   lbd-DR-native lbd's XDP flow cache in native mode (an XDP program on the switch-side
+#                 veth peer, the director's NAPI threaded and pinned to the director core)
+#   kernel        the director forwards as a plain IP router (ECMP over the reals; replies direct)
+#   netdev-fwd    an in-kernel DR forwarder: nftables netdev ingress sets real1's MAC and
+#                 `fwd`s the frame out again (the kernel doing exactly lbd-DR's job)
 #   nft-dnat      nftables DNAT with numgen round robin (replies back through the director)
 #   haproxy       HAProxy mode tcp on the director (both directions proxied)
-# Loads: wrk with a new connection per request; iperf3 -R (download from a real); 64-byte
+# Loads: wrk with a new connection per request; wrk keep-alive (16 connections); wrk with
+# one keep-alive connection for latency (p50/p99); iperf3 -R (download from a real); 64-byte
 # UDP datagrams (frames of 60 bytes + FCS) from a bounded sender. Every load is bounded in
 # time. Director CPU: the director's receive processing is steered to core 0 (RPS on its
-# interface), lbd/haproxy are pinned there, the load generator and the servers to core 1,
-# and core 0's load is what an idle-priority spinner pinned to it loses.
+# interface; native XDP: its NAPI thread pinned there), lbd/haproxy are pinned there, the
+# load generator and the servers to core 1, and core 0's load is what an idle-priority
+# spinner pinned to it loses. Work moved to another core would show as load there, and the
+# client's core is saturated by the load generator in every mode, so it cannot hide any.
 # Usage: scripts/bench/run.sh [SECONDS per load]   (as root; installs its dependencies)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -72,6 +79,13 @@ run_loads() {  # run_loads MODE [udp]
   if [ -n "${BENCH_UDP_ONLY:-}" ]; then run_udp "$mode"; return; fi
   r=$(measure in_load "$LAB_CLIENT" sh -c "wrk -t1 -c16 -d${SECS}s -H 'Connection: close' http://$LAB_VIP/ | awk '/Requests\/sec/ {print \$2}'")
   echo "$mode conn/s $r" >> "$RESULTS"
+  r=$(measure in_load "$LAB_CLIENT" sh -c "wrk -t1 -c16 -d${SECS}s http://$LAB_VIP/ | awk '/Requests\/sec/ {print \$2}'")
+  echo "$mode keepalive_req/s $r" >> "$RESULTS"
+  # Latency at low load: one keep-alive connection, p50 and p99 in microseconds.
+  r=$(in_load "$LAB_CLIENT" wrk -t1 -c1 -d"$(( SECS / 2 + 1 ))"s --latency "http://$LAB_VIP/" |
+      awk 'function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; return v * 1e6 }
+           $1 == "50%" {p50 = us($2)} $1 == "99%" {p99 = us($2)} END {printf "%.0f %.0f", p50, p99}')
+  echo "$mode latency_p50_p99_us $r" >> "$RESULTS"
   r=$(measure in_load "$LAB_CLIENT" sh -c "iperf3 -c $LAB_VIP -p 5201 -R -t $SECS -f m | awk '/receiver/ {print \$7}'")
   echo "$mode iperf3-R_Mbit/s $r" >> "$RESULTS"
   [ "${2:-}" = udp ] && run_udp "$mode"
@@ -92,9 +106,9 @@ run_udp() {
   }
 }
 
-# mode_lbd_with METHOD LABEL LAB_ID: lbd with every real forwarded by METHOD.
+# mode_lbd_with METHOD LABEL LAB_ID OFFLOAD: lbd with every real forwarded by METHOD.
 mode_lbd_with() {
-  local method=$1 label=$2 flag
+  local method=$1 label=$2 offload=$4 flag
   flag=$(lab_method_flag "$method")
   setup_common "$3"
   for i in 1 2 3; do
@@ -102,26 +116,61 @@ mode_lbd_with() {
     # lbd-decap works on the reals' side: on the load core, with the servers.
     [ "$method" = tun ] && taskset -p -c "$LOAD_CPU" "${LAB_PIDS[-1]}" >/dev/null
   done
+  if [ "$offload" = xdp-native ]; then
+    # The switch-side peer takes XDP frames only with an XDP program of its own.
+    in_ns "$LAB_SW" ip link set dev "sw${LAB_ID}p2" xdp obj "$PWD/build/lbd_xdp_pass.o" sec xdp
+  fi
   : > "$LAB_DIR/rules"  # no rules at start: the services are added below
   ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
-    --socket "$LAB_SOCKET" --rules "$LAB_DIR/rules" ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
+    --socket "$LAB_SOCKET" --rules "$LAB_DIR/rules" --offload "$offload" ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!; LAB_PIDS+=("$LAB_LBD_PID")
   for k in $(seq 1 100); do [ -S "$LAB_SOCKET" ] && break; sleep 0.05; done
+  if [ "$offload" = xdp-native ]; then
+    # Native XDP on a veth runs in the *sender's* context unless the receiver's NAPI is a
+    # thread: make it one and pin it to the director core, or its work would not count.
+    in_ns "$LAB_DIRECTOR" sh -c 'echo 1 > /sys/class/net/eth0/threaded'
+    sleep 0.2
+    for pid in $(pgrep '^napi/eth0-'); do taskset -p -c "$DIRECTOR_CPU" "$pid" >/dev/null; done
+  fi
+  grep offload "$LAB_DIR/lbd.log" | sed "s/^/$label log /" >> "$RESULTS"
   lbadm_ -A -t "$LAB_VIP:80" -s rr
   for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")" "$flag"; done
   lbadm_ -A -t "$LAB_VIP:5201" -s rr
   lbadm_ -a -t "$LAB_VIP:5201" -r "$(lab_real_ip 1)" "$flag"
   lbadm_ -A -u "$LAB_VIP:9000" -s rr
   lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)" "$flag"
-  sleep 0.5
+  sleep 1.2
   in_ns "$LAB_CLIENT" curl -s -m 2 "http://$LAB_VIP/" >/dev/null
   run_loads "$label" udp
-  lbadm_ --lbd-counters | grep -E "drop_|kernel_drops" | grep -v " 0$" | sed "s/^/$label counter /" >> "$RESULTS" || true
+  lbadm_ --lbd-counters | grep -E "drop_|kernel_drops|^xdp_forwarded|^xdp_miss|^offload_" | grep -v " 0$" |
+    sed "s/^/$label counter /" >> "$RESULTS" || true
   lab_cleanup_keep
 }
-mode_lbd() { mode_lbd_with dr lbd-DR 901; }
-mode_lbd_nat() { mode_lbd_with nat lbd-NAT 905; }
-mode_lbd_tun() { mode_lbd_with tun lbd-TUN 906; }
+mode_lbd() { mode_lbd_with dr lbd-DR 901 off; }
+mode_lbd_nat() { mode_lbd_with nat lbd-NAT 905 off; }
+mode_lbd_tun() { mode_lbd_with tun lbd-TUN 906 off; }
+mode_lbd_xdp() { mode_lbd_with dr lbd-DR-xdp 907 xdp; }
+mode_lbd_nat_xdp() { mode_lbd_with nat lbd-NAT-xdp 908 xdp; }
+mode_lbd_tun_xdp() { mode_lbd_with tun lbd-TUN-xdp 909 xdp; }
+mode_lbd_native() { mode_lbd_with dr lbd-DR-native 910 xdp-native; }
+
+# The kernel doing lbd-DR's job at its earliest hook: frames to VIP:port get real1's MAC and
+# leave by the same interface (netdev ingress `fwd`), never reaching the IP stack.
+mode_netdev() {
+  setup_common 911
+  for i in 1 2 3; do lab_dr_real "$i"; done
+  local mac; mac=$(in_ns "$(lab_real_ns 1)" cat /sys/class/net/eth0/address)
+  in_ns "$LAB_DIRECTOR" nft -f - <<NFT
+table netdev bench {
+  chain in {
+    type filter hook ingress device eth0 priority 0;
+    ip daddr $LAB_VIP ether daddr set $mac fwd to eth0
+  }
+}
+NFT
+  run_loads netdev-fwd udp
+  lab_cleanup_keep
+}
 
 mode_kernel() {
   # The director routes the VIP over an ECMP route to the three reals, hashed on L4 ports
@@ -191,28 +240,36 @@ CFG
 # Ends one mode's lab without leaving the script.
 lab_cleanup_keep() { trap - EXIT; lab_teardown; }
 
-for mode in ${BENCH_MODES:-kernel lbd lbd_nat lbd_tun nft haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
+for mode in ${BENCH_MODES:-kernel netdev lbd lbd_xdp lbd_native lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
 
 echo
 echo "Raw results (value, director core load 0..1):"
 cat "$RESULTS"
 echo
 awk '
-  $2 == "conn/s" || $2 == "iperf3-R_Mbit/s" || $2 == "udp64_recv_pps" {
-    v[$1, $2] = $3; l[$1, $2] = $4; metrics[$2] = 1; modes[$1] = 1
+  $2 == "conn/s" || $2 == "keepalive_req/s" || $2 == "iperf3-R_Mbit/s" || $2 == "udp64_recv_pps" {
+    v[$1, $2] = $3; l[$1, $2] = $4; metrics[$2] = 1
   }
+  $2 == "latency_p50_p99_us" { p50[$1] = $3; p99[$1] = $4 }
+  function eff(d, m) { return (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0 }
   END {
-    n = split("kernel lbd-DR lbd-TUN lbd-NAT nft-dnat haproxy", order, " ")
-    printf "%-16s %-10s %12s %10s %14s %12s %12s\n", "load", "director", "value", "dir.load", "value/dir.CPU", "vs kernel", "per-CPU vs k"
-    for (m in metrics) {
-      kv = v["kernel", m]; kl = l["kernel", m]
+    n = split("kernel netdev-fwd lbd-DR lbd-DR-xdp lbd-DR-native lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
+    nm = split("udp64_recv_pps keepalive_req/s conn/s iperf3-R_Mbit/s", mlist, " ")
+    printf "%-16s %-14s %12s %9s %14s %10s %10s %10s\n", "load", "director", "value", "dir.load", "value/dir.CPU",
+           "vs kernel", "per-CPU/k", "per-CPU/nft"
+    for (j = 1; j <= nm; j++) {
+      m = mlist[j]
+      if (!(m in metrics)) continue
+      ke = eff("kernel", m); ne = eff("nft-dnat", m)
       for (i = 1; i <= n; i++) {
         d = order[i]
-        if (!((d, m) in v)) { printf "%-16s %-10s %12s\n", m, d, "n/a"; continue }
-        eff = (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0
-        keff = (kl > 0.005) ? kv / kl : 0
-        printf "%-16s %-10s %12.0f %10.3f %14.0f %12.2f %12.2f\n", m, d, v[d, m], l[d, m], eff,
-               (kv > 0 ? v[d, m] / kv : 0), (keff > 0 ? eff / keff : 0)
+        if (!((d, m) in v)) continue
+        e = eff(d, m)
+        printf "%-16s %-14s %12.0f %9.3f %14.0f %10.2f %10.2f %10s\n", m, d, v[d, m], l[d, m], e,
+               (v["kernel", m] > 0 ? v[d, m] / v["kernel", m] : 0), (ke > 0 ? e / ke : 0),
+               (d ~ /NAT|nft|haproxy/ && ne > 0) ? sprintf("%.2f", e / ne) : "-"
       }
     }
+    printf "\n%-14s %10s %10s   (one keep-alive connection, wrk --latency)\n", "director", "p50 us", "p99 us"
+    for (i = 1; i <= n; i++) if (order[i] in p50) printf "%-14s %10s %10s\n", order[i], p50[order[i]], p99[order[i]]
   }' "$RESULTS"

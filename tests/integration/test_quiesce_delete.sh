@@ -59,6 +59,7 @@ done
 assert_eq "$((r_before + 6))" "$(conns_of "$remaining")" "all new connections go to the one schedulable real"
 
 # A large upload with the client's offloads on: lbd segments its TSO super-frames.
+in_ns "$LAB_CLIENT" ethtool -K eth0 tx on tso on gso on >/dev/null
 head -c 3000000 /dev/urandom > "$LAB_DIR/payload"
 in_ns "$LAB_CLIENT" timeout 30 socat -t 5 -b 65536 - "TCP:$LAB_VIP:7" < "$LAB_DIR/payload" > "$LAB_DIR/echo" || true
 cmp -s "$LAB_DIR/payload" "$LAB_DIR/echo" || fail "3 MB upload with TSO on differs"

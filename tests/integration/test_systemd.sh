@@ -77,9 +77,9 @@ assert_eq active "$(sdctl is-active lbd)" "systemctl start lbd returns with lbd 
 pid=$(show MainPID)
 assert_eq off "$(gro)" "lbd turned GRO off"
 status=$(in_sd cat "/proc/$pid/status")
-assert_eq 00000000000030c0 "$(echo "$status" | awk '/^CapEff:/ {print $2}')" \
-  "CapEff: CAP_NET_ADMIN, CAP_NET_RAW, CAP_SETUID and CAP_SETGID only"
-assert_eq 00000000000030c0 "$(echo "$status" | awk '/^CapBnd:/ {print $2}')" "the bounding set holds nothing else"
+assert_eq 00000080000030c0 "$(echo "$status" | awk '/^CapEff:/ {print $2}')" \
+  "CapEff: CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_SETUID and CAP_SETGID only"
+assert_eq 00000080000030c0 "$(echo "$status" | awk '/^CapBnd:/ {print $2}')" "the bounding set holds nothing else"
 assert_eq 1 "$(echo "$status" | awk '/^NoNewPrivs:/ {print $2}')" "NoNewPrivs"
 assert_eq 2 "$(echo "$status" | awk '/^Seccomp:/ {print $2}')" "a seccomp filter (SystemCallFilter=)"
 if in_sd nsenter -t "$pid" -m sh -c 'touch /usr/lbd-probe' 2>/dev/null; then
@@ -90,6 +90,8 @@ echo "ok: /usr is read-only for lbd"
 assert_eq "$(cat /etc/lbd/rules)" "$(in_sd lbadm -S -n)" "lbd restored /etc/lbd/rules"
 assert_eq "real1 2
 real2 2" "$(count_answers 4)" "traffic through lbd under systemd, spread by rr"
+assert_eq xdp-generic "$(in_sd lbadm --lbd-counters | awk '$1 == "offload" {print $2}')" \
+  "the XDP flow cache runs under the unit's capabilities and seccomp filter ($(grep -a "offload" "$LAB_DIR/bg.log" | tail -3))"
 
 # systemctl reload: the difference of the edited file.
 sed -i "s|^-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 1$|-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 3|" /etc/lbd/rules
