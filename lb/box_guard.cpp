@@ -28,22 +28,6 @@
 namespace lbd {
 namespace {
 
-// Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer a
-// local VIP's ping a second time, or forward the rest); later fragments carry no ports and
-// lbd forwards them after their first one. A NAT real's replies and ICMP errors go to
-// clients through lbd only (with ip_forward=1 the kernel would otherwise forward them with
-// the real's address as source), but not what it sends to the director itself (@local).
-constexpr const char* kGuardRules =
-    "    ip daddr . meta l4proto . th dport @svc drop\n"
-    "    ip daddr . meta l4proto @svc_any drop\n"
-    "    ip daddr @vips icmp type { echo-request, destination-unreachable, source-quench, time-exceeded } drop\n"
-    "    ip daddr @vips ip frag-off & 0x1fff != 0 drop\n"
-    "    ip saddr . meta l4proto . th sport @nat ip daddr != @local drop\n"
-    "    ip saddr @nat_addrs ip daddr != @local icmp type { destination-unreachable, source-quench, "
-    "time-exceeded } drop\n"
-    "    ip saddr @nat_addrs ip daddr != @local ip frag-off & 0x1fff != 0 drop\n";
-
-
 bool ethtool_io(int fd, const std::string& ifname, uint32_t cmd, uint32_t& value) {
   struct ethtool_value ev{};
   ev.cmd = cmd;
@@ -210,28 +194,6 @@ BoxGuard::~BoxGuard() {
   close(fd);
 }
 
-// The guard's sets: what each holds, as nft writes elements. The chain's rules are fixed
-// (kGuardRules); a change of services only adds and deletes elements, so one `lbadm -A`
-// costs one element whatever the table holds, and a packet costs one hash lookup per rule
-// (a rule per service was a linear walk for every packet on the interface).
-BoxGuard::Elements BoxGuard::wanted(const ServiceTable& services) {
-  Elements e;
-  services.for_each_service([&](const Service& s) {
-    if (s.key.port == 0)  // a port-zero (persistent) service: every port
-      e.svc_any.insert(fmt::format("{} . {}", to_string(s.key.vip), protocol_token(s.key.protocol)));
-    else
-      e.svc.insert(fmt::format("{} . {} . {}", to_string(s.key.vip), protocol_token(s.key.protocol), s.key.port));
-  });
-  for (const Ipv4& vip : services.vips()) e.vips.insert(to_string(vip));
-  for (const auto& n : services.nat_endpoints()) {
-    e.nat.insert(fmt::format("{} . {} . {}", to_string(n.addr), protocol_token(n.protocol), n.port));
-    e.nat_addrs.insert(to_string(n.addr));
-  }
-  if (!e.nat.empty())
-    for (const Ipv4& a : local_ipv4_addresses()) e.local.insert(to_string(a));
-  return e;
-}
-
 namespace {
 
 
@@ -256,12 +218,12 @@ void element_changes(std::string& script, const char* verb, const char* set, con
 
 }  // namespace
 
-bool BoxGuard::apply(const ServiceTable& services, std::string& error) {
-  Elements want = wanted(services);
+bool BoxGuard::apply(const TrafficModel& model, std::string& error) {
+  GuardElements want = guard_elements(model);
   std::string script;
-  const std::pair<const char*, std::set<std::string> Elements::*> sets[] = {
-      {"svc", &Elements::svc},   {"svc_any", &Elements::svc_any},     {"vips", &Elements::vips},
-      {"nat", &Elements::nat},   {"nat_addrs", &Elements::nat_addrs}, {"local", &Elements::local}};
+  const std::pair<const char*, std::set<std::string> GuardElements::*> sets[] = {
+      {"svc", &GuardElements::svc},   {"svc_any", &GuardElements::svc_any},     {"vips", &GuardElements::vips},
+      {"nat", &GuardElements::nat},   {"nat_addrs", &GuardElements::nat_addrs}, {"local", &GuardElements::local}};
   for (const auto& [name, member] : sets) element_changes(script, "delete", name, have_.*member, want.*member);
   for (const auto& [name, member] : sets) element_changes(script, "add", name, want.*member, have_.*member);
   if (script.empty()) return true;

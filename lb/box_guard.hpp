@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "lb/service_table.hpp"
+#include "lb/traffic_model.hpp"
 
 namespace lbd {
 
@@ -23,17 +23,13 @@ class BoxGuard {
   BoxGuard(const BoxGuard&) = delete;
   BoxGuard& operator=(const BoxGuard&) = delete;
 
-  // Rewrites the drop rules for the current services. False with `error` on failure.
-  bool apply(const ServiceTable& services, std::string& error);
+  // Sets the chain's sets to what the model owns (guard_elements). False with `error` on
+  // failure, and nothing changed.
+  bool apply(const TrafficModel& model, std::string& error);
 
   static constexpr const char* kTable = "lbd";
 
  private:
-  // What the guard's sets hold (nft's element syntax), wanted or applied.
-  struct Elements {
-    std::set<std::string> svc, svc_any, vips, nat, nat_addrs, local;
-  };
-  static Elements wanted(const ServiceTable& services);
   std::string table_script() const;
   std::string offloads_comment() const;
   struct Offloads {
@@ -42,7 +38,7 @@ class BoxGuard {
   };
   std::vector<std::string> interfaces_;
   std::vector<Offloads> saved_;
-  Elements have_;
+  GuardElements have_;  // what the sets hold
 };
 
 // Runs `nft -f -` with `script` on stdin. Exit status 0 → true (and its output in

@@ -43,6 +43,7 @@
 #include "health/engine.hpp"
 #include "lb/log.hpp"
 #include "lb/names.hpp"
+#include "lb/traffic_model.hpp"
 #include "lb/xdp_flow_cache.hpp"
 
 namespace lbd {
@@ -133,73 +134,6 @@ uint64_t watchdog_interval_ms() {
   if (!usec) return 0;
   if (const char* pid = std::getenv("WATCHDOG_PID"); pid && std::atol(pid) != long(getpid())) return 0;
   return std::strtoull(usec, nullptr, 10) / 1000;
-}
-
-// The capture filter for the current services: ARP requests for a VIP, and frames sent to
-// this interface's MAC for a VIP:port, from a NAT real's RIP:rport (its replies), ICMP to a
-// VIP or from a NAT real, and ICMP errors quoting an IPIP packet (about our tunnels). Our
-// own frames never match (other destination MAC, and the socket ignores outgoing frames).
-//
-// libpcap's compiler is quadratic in the clauses (1,000 services: 0.4 s; 5,000: 31 s, all
-// of it stalling the loop) and the kernel takes at most 4096 instructions (about 2,000
-// services). Past kMaxFilterClauses the filter is the broad one instead: every ARP request
-// and every IPv4 frame to this interface's MAC, sorted out by the data path (which drops
-// and counts what is not lbd's; the kernel still gets its own copy of each frame). Never a
-// filter that misses a service.
-constexpr size_t kMaxFilterClauses = 512;
-
-struct CaptureFilter {
-  std::string text;
-  bool broad = false;
-};
-
-CaptureFilter broad_capture_filter(const MacAddr& mac) {
-  return {fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac)), true};
-}
-
-CaptureFilter capture_filter(const ServiceTable& services, const MacAddr& mac) {
-  if (services.service_count() > kMaxFilterClauses) return broad_capture_filter(mac);  // not built to be dropped
-  std::string arp, ip;
-  size_t clauses = 0;
-  auto add = [&ip, &clauses](const std::string& clause) {
-    ip += (ip.empty() ? "" : " or ") + clause;
-    ++clauses;
-  };
-  bool tunnels = false;
-  services.for_each_service([&](const Service& s) {
-    // A port-zero (persistent) service takes every port of its protocol on the VIP.
-    if (s.key.port == 0)
-      add(fmt::format("(dst host {} and {})", to_string(s.key.vip), protocol_token(s.key.protocol)));
-    else
-      add(fmt::format("(dst host {} and {} dst port {})", to_string(s.key.vip),
-                      protocol_token(s.key.protocol), s.key.port));
-    for (uint32_t id : s.reals) tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
-  });
-  // Not what NAT reals send to the director itself (health checks' replies).
-  std::string not_local;
-  for (const Ipv4& a : local_ipv4_addresses()) not_local += fmt::format(" and not dst host {}", to_string(a));
-  // Later IP fragments have no ports: matched by address (the first by its ports above).
-  const char* later_fragment = "ip[6:2] & 0x1fff != 0";
-  std::vector<Ipv4> nat_addrs;
-  for (const auto& e : services.nat_endpoints()) {
-    add(fmt::format("(src host {} and {} src port {}{})", to_string(e.addr),
-                    protocol_token(e.protocol), e.port, not_local));
-    if (std::find(nat_addrs.begin(), nat_addrs.end(), e.addr) != nat_addrs.end()) continue;
-    nat_addrs.push_back(e.addr);
-    add(fmt::format("(icmp and src host {}{})", to_string(e.addr), not_local));
-    add(fmt::format("(src host {} and {}{})", to_string(e.addr), later_fragment, not_local));
-  }
-  for (const Ipv4& vip : services.vips()) {
-    arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
-    add(fmt::format("(icmp and dst host {})", to_string(vip)));
-    add(fmt::format("(dst host {} and {})", to_string(vip), later_fragment));
-  }
-  // icmp[17]: the protocol of the datagram an ICMP error quotes (8 + 9 bytes in).
-  if (tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
-  if (ip.empty()) return {"less 1"};  // no service: match nothing (no frame is that short)
-  if (clauses + services.vips().size() > kMaxFilterClauses) return broad_capture_filter(mac);
-  return {fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp,
-                      to_string(mac), ip)};
 }
 
 class Daemon {
@@ -444,9 +378,10 @@ Reply Daemon::handle_request(const std::string& req) {
 void Daemon::configuration_changed() {
   if (services_.generation() == applied_generation_) return;
   applied_generation_ = services_.generation();
+  const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
   for (auto& cap : captures_) {
     std::string err;
-    CaptureFilter filter = capture_filter(services_, cap->mac());
+    CaptureFilter filter = capture_filter(model, cap->mac());
     if (!cap->set_filter(filter.text, err)) {
       // Never keep the old filter: it would not see a new service's traffic, which the
       // guard then drops. The broad filter cannot miss one.
@@ -466,7 +401,7 @@ void Daemon::configuration_changed() {
     cap->broad_filter = broad;
   }
   std::string err;
-  if (!guard_->apply(services_, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
+  if (!guard_->apply(model, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
   resolve_next_hops(true);
   dp_->sync_real_hops(monotonic_ms());
   configure_health();

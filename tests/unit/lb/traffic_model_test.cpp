@@ -1,0 +1,169 @@
+// One model of lbd's traffic, two renderings: on crafted frames, libpcap's own compiler and
+// matcher run the capture filter (lbd sees every frame the model claims, and no other), and
+// the guard's seven rules, read as nftables evaluates them over the rendered sets, drop
+// exactly the frames the model owns.
+#include <pcap/pcap.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "frames.hpp"
+#include "lb/traffic_model.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+
+const Ipv4 kVip = ip("198.18.0.100"), kVip2 = ip("198.18.0.101"), kVip3 = ip("198.18.0.102");
+const Ipv4 kClient = ip("198.18.0.1"), kDirector = ip("198.18.0.2");
+const Ipv4 kRealDr = ip("198.18.0.11"), kRealNat = ip("198.18.0.12"), kRealTun = ip("198.18.0.13");
+const MacAddr kMac = mac(0xd1);
+
+bool pcap_matches(const std::string& filter, const std::vector<uint8_t>& frame) {
+  pcap_t* p = pcap_open_dead(DLT_EN10MB, 65535);
+  bpf_program prog{};
+  REQUIRE(pcap_compile(p, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0);
+  pcap_pkthdr h{};
+  h.caplen = h.len = uint32_t(frame.size());
+  const bool m = pcap_offline_filter(&prog, &h, frame.data()) != 0;
+  pcap_freecode(&prog);
+  pcap_close(p);
+  return m;
+}
+
+// kGuardRules, rule by rule, over the rendered sets (nft's `th` reads no later fragment).
+bool guard_drops(const GuardElements& e, const std::vector<uint8_t>& f) {
+  if (f.size() < 34 || f[12] != 0x08 || f[13] != 0x00) return false;
+  const uint8_t proto = f[23];
+  const Ipv4 saddr{{f[26], f[27], f[28], f[29]}}, daddr{{f[30], f[31], f[32], f[33]}};
+  const bool later = (uint16_t(f[20] << 8 | f[21]) & 0x1fff) != 0;
+  const std::string s = to_string(saddr), d = to_string(daddr);
+  const bool ports = !later && (proto == kProtoTcp || proto == kProtoUdp);
+  const uint16_t sport = uint16_t(f[34] << 8 | f[35]), dport = uint16_t(f[36] << 8 | f[37]);
+  const bool icmp = proto == kProtoIcmp && !later;
+  const uint8_t type = f[34];
+  const bool error = type == 3 || type == 4 || type == 11;
+  const bool to_local = e.local.count(d);
+  if (ports && e.svc.count(fmt::format("{} . {} . {}", d, protocol_token(proto), dport))) return true;
+  if ((proto == kProtoTcp || proto == kProtoUdp) && e.svc_any.count(fmt::format("{} . {}", d, protocol_token(proto))))
+    return true;
+  if (e.vips.count(d) && icmp && (type == 8 || error)) return true;
+  if (e.vips.count(d) && later) return true;
+  if (ports && e.nat.count(fmt::format("{} . {} . {}", s, protocol_token(proto), sport)) && !to_local) return true;
+  if (e.nat_addrs.count(s) && !to_local && icmp && error) return true;
+  if (e.nat_addrs.count(s) && !to_local && later) return true;
+  return false;
+}
+
+FrameSpec packet(Ipv4 from, Ipv4 to, uint8_t protocol, uint16_t sport, uint16_t dport) {
+  FrameSpec s;
+  s.dst = kMac;
+  s.saddr = from;
+  s.daddr = to;
+  s.protocol = protocol;
+  s.sport = sport;
+  s.dport = dport;
+  s.flags = tcp_flag::kAck;
+  s.payload = "data";
+  return s;
+}
+std::vector<uint8_t> later_fragment(FrameSpec s) {
+  auto f = make_frame(s);
+  f[20] = 0x00;
+  f[21] = 0x02;  // offset 16 bytes, no DF
+  return f;
+}
+std::vector<uint8_t> icmp(Ipv4 from, Ipv4 to, uint8_t type, uint8_t quoted_protocol = kProtoUdp) {
+  IcmpSpec s;
+  s.dst = kMac;
+  s.saddr = from;
+  s.daddr = to;
+  s.type = type;
+  s.code = type == 3 ? 4 : 0;
+  std::vector<uint8_t> quote(28, 0);
+  quote[0] = 0x45;
+  quote[9] = quoted_protocol;
+  if (type == 3 || type == 11) s.payload = quote;
+  return make_icmp_frame(s);
+}
+std::vector<uint8_t> arp_request(Ipv4 target) {
+  std::vector<uint8_t> f(42, 0);
+  std::fill(f.begin(), f.begin() + 6, 0xff);
+  std::copy(mac(0xc1).b.begin(), mac(0xc1).b.end(), f.begin() + 6);
+  f[12] = 0x08, f[13] = 0x06, f[15] = 0x01, f[16] = 0x08, f[18] = 6, f[19] = 4, f[21] = 1;
+  std::copy(mac(0xc1).b.begin(), mac(0xc1).b.end(), f.begin() + 22);
+  std::copy(kClient.b.begin(), kClient.b.end(), f.begin() + 28);
+  std::copy(target.b.begin(), target.b.end(), f.begin() + 38);
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("traffic model: the capture filter and the guard agree with it on every frame") {
+  ServiceTable services;
+  REQUIRE(services.add_service({kProtoTcp, kVip, 80}, {"rr"}).is_ok());
+  REQUIRE(services.add_real({kProtoTcp, kVip, 80}, {kRealDr, 80, FwdMethod::kRoute, 1}).is_ok());
+  REQUIRE(services.add_service({kProtoUdp, kVip, 53}, {"rr"}).is_ok());
+  REQUIRE(services.add_real({kProtoUdp, kVip, 53}, {kRealNat, 5353, FwdMethod::kMasq, 1}).is_ok());
+  ServiceOptions persistent{"rr"};
+  persistent.persistent = 300;
+  REQUIRE(services.add_service({kProtoTcp, kVip2, 0}, persistent).is_ok());
+  REQUIRE(services.add_real({kProtoTcp, kVip2, 0}, {kRealDr, 0, FwdMethod::kRoute, 1}).is_ok());
+  REQUIRE(services.add_service({kProtoTcp, kVip3, 80}, {"rr"}).is_ok());
+  REQUIRE(services.add_real({kProtoTcp, kVip3, 80}, {kRealTun, 80, FwdMethod::kTunnel, 1}).is_ok());
+  const TrafficModel model = traffic_model(services, {kDirector});
+  const CaptureFilter filter = capture_filter(model, kMac);
+  REQUIRE_FALSE(filter.broad);
+  const GuardElements guard = guard_elements(model);
+  using C = TrafficModel::Claim;
+
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> frame;
+    C claim;
+  };
+  const std::vector<Case> cases = {
+      {"TCP to a service", make_frame(packet(kClient, kVip, kProtoTcp, 40000, 80)), C::kOwned},
+      {"TCP to another port of its VIP", make_frame(packet(kClient, kVip, kProtoTcp, 40000, 81)), C::kNone},
+      {"UDP to a service", make_frame(packet(kClient, kVip, kProtoUdp, 40000, 53)), C::kOwned},
+      {"TCP to a port-zero service, any port", make_frame(packet(kClient, kVip2, kProtoTcp, 40000, 1234)), C::kOwned},
+      {"UDP to a port-zero TCP service", make_frame(packet(kClient, kVip2, kProtoUdp, 40000, 1234)), C::kNone},
+      {"a NAT real's reply", make_frame(packet(kRealNat, kClient, kProtoUdp, 5353, 40000)), C::kOwned},
+      {"a NAT real to the director itself", make_frame(packet(kRealNat, kDirector, kProtoUdp, 5353, 40000)), C::kNone},
+      {"a NAT real from another port", make_frame(packet(kRealNat, kClient, kProtoUdp, 9999, 40000)), C::kNone},
+      {"a DR real's packet", make_frame(packet(kRealDr, kClient, kProtoTcp, 80, 40000)), C::kNone},
+      {"a ping to a VIP", icmp(kClient, kVip, 8), C::kOwned},
+      {"an echo reply to a VIP", icmp(kClient, kVip, 0), C::kSeen},
+      {"an ICMP error to a VIP", icmp(kClient, kVip, 3), C::kOwned},
+      {"an ICMP error from a NAT real", icmp(kRealNat, kClient, 3), C::kOwned},
+      {"a ping from a NAT real", icmp(kRealNat, kClient, 8), C::kSeen},
+      {"an ICMP error from a NAT real to the director", icmp(kRealNat, kDirector, 3), C::kNone},
+      {"a later fragment to a VIP", later_fragment(packet(kClient, kVip, kProtoUdp, 1, 2)), C::kOwned},
+      {"a later fragment from a NAT real", later_fragment(packet(kRealNat, kClient, kProtoUdp, 1, 2)), C::kOwned},
+      {"a later fragment from a NAT real to the director", later_fragment(packet(kRealNat, kDirector, kProtoUdp, 1, 2)),
+       C::kNone},
+      {"a router's error quoting our IPIP", icmp(ip("198.18.0.254"), kDirector, 3, kProtoIpip), C::kSeen},
+      {"a router's error quoting UDP", icmp(ip("198.18.0.254"), kDirector, 3, kProtoUdp), C::kNone},
+      {"ARP for a VIP", arp_request(kVip), C::kSeen},
+      {"ARP for the director", arp_request(kDirector), C::kNone},
+      {"the director's own traffic", make_frame(packet(kClient, kDirector, kProtoTcp, 40000, 22)), C::kNone},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    CHECK(model.classify(c.frame) == c.claim);
+    CHECK(pcap_matches(filter.text, c.frame) == (c.claim != C::kNone));
+    CHECK(guard_drops(guard, c.frame) == (c.claim == C::kOwned));
+  }
+  // The broad filter (many services) sees every claimed frame too.
+  const CaptureFilter broad = broad_capture_filter(kMac);
+  for (const Case& c : cases)
+    if (c.claim != C::kNone) CHECK(pcap_matches(broad.text, c.frame));
+}
+
+TEST_CASE("traffic model: no service, nothing captured or guarded") {
+  ServiceTable services;
+  const TrafficModel model = traffic_model(services, {kDirector});
+  CHECK_FALSE(pcap_matches(capture_filter(model, kMac).text, make_frame(packet(kClient, kVip, kProtoTcp, 1, 80))));
+  CHECK(guard_elements(model) == GuardElements{});
+}
