@@ -147,7 +147,8 @@ lab_bg() {  # lab_bg NS CMD...: run CMD in NS in the background; its PID is reme
   LAB_PIDS+=($!)
 }
 
-# lab_nginx I [PORT]: nginx in real I answering "real<I>" on PORT (80). Also serves /blob
+# lab_nginx I [PORT]: nginx in real I answering "real<I>" on PORT (80), closing each connection
+# after its request unless LAB_NGINX_KEEPALIVE (seconds) says otherwise. Also serves /blob
 # (1 MB) and, if $LAB_DIR/big exists, /big.
 lab_nginx() {
   local i=$1 port=${2:-80} ns d; ns=$(lab_real_ns "$i"); d=$LAB_DIR/nginx$i
@@ -168,7 +169,8 @@ http {
   fastcgi_temp_path $d/fastcgi;
   uwsgi_temp_path $d/uwsgi;
   scgi_temp_path $d/scgi;
-  keepalive_timeout 0;
+  keepalive_timeout ${LAB_NGINX_KEEPALIVE:-0};
+  keepalive_requests 1000000;
   server { listen $port; root $d/html; location / { } }
 }
 CONF

@@ -22,6 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-8}
+export LAB_NGINX_KEEPALIVE=65  # keep-alive loads keep their connections (wrk -H "Connection: close" does not)
 . scripts/deps.sh
 lbd_install_deps bench
 lbd_build >/dev/null
@@ -154,17 +155,21 @@ mode_lbd_nat_xdp() { mode_lbd_with nat lbd-NAT-xdp 908 xdp; }
 mode_lbd_tun_xdp() { mode_lbd_with tun lbd-TUN-xdp 909 xdp; }
 mode_lbd_native() { mode_lbd_with dr lbd-DR-native 910 xdp-native; }
 
-# The kernel doing lbd-DR's job at its earliest hook: frames to VIP:port get real1's MAC and
-# leave by the same interface (netdev ingress `fwd`), never reaching the IP stack.
+# The kernel doing lbd-DR's job at its earliest hook: frames to the VIP get real1's MAC
+# (and the director's as source, as lbd sets it: the switch must not learn the client's MAC
+# on the director's port) and leave by the same interface (netdev ingress `fwd`), never
+# reaching the IP stack.
 mode_netdev() {
   setup_common 911
   for i in 1 2 3; do lab_dr_real "$i"; done
-  local mac; mac=$(in_ns "$(lab_real_ns 1)" cat /sys/class/net/eth0/address)
+  local mac own
+  mac=$(in_ns "$(lab_real_ns 1)" cat /sys/class/net/eth0/address)
+  own=$(in_ns "$LAB_DIRECTOR" cat /sys/class/net/eth0/address)
   in_ns "$LAB_DIRECTOR" nft -f - <<NFT
 table netdev bench {
   chain in {
     type filter hook ingress device eth0 priority 0;
-    ip daddr $LAB_VIP ether daddr set $mac fwd to eth0
+    ip daddr $LAB_VIP ether saddr set $own ether daddr set $mac fwd to eth0
   }
 }
 NFT

@@ -138,6 +138,14 @@ for k in $(seq 1 50); do grep -q "rules: reloaded" "$LAB_DIR/lbd.log" && break; 
 grep -q "rules: reloaded" "$LAB_DIR/lbd.log" || fail "no reload"
 echoed after-reload || fail "the held connection broke across a reload"
 echo "ok: the held connection survives a reload"
+# A second one ends with a RST from the client (SO_LINGER 0): it leaves the fast path and
+# lists as IPVS lists it, CLOSE.
+w0=$(counter offload_withdrawn)
+ip netns exec "$LAB_CLIENT" socat -t 5 - "TCP:$LAB_VIP:7,so-linger=0" <<<"reset me" > "$LAB_DIR/rst_out" 2>/dev/null
+grep -qx "reset me" "$LAB_DIR/rst_out" || fail "the second connection did not echo"
+for k in $(seq 1 20); do [ "$(counter offload_withdrawn)" -gt "$w0" ] && break; sleep 0.05; done
+[ "$(counter offload_withdrawn)" -gt "$w0" ] || fail "the RST did not take the connection off the fast path"
+assert_eq 1 "$(lbadm_ -L -n -c | awk -v r="$R1:7" '$6 == r && $3 == "CLOSE"' | wc -l)" "after the client's RST the connection lists as CLOSE"
 # The director's checks fail on real 1 (its client traffic still passes).
 in_ns "$(lab_real_ns 1)" nft add table ip lbdtest
 in_ns "$(lab_real_ns 1)" nft add chain ip lbdtest in '{ type filter hook input priority 0; }'
@@ -145,7 +153,7 @@ in_ns "$(lab_real_ns 1)" nft add rule ip lbdtest in ip saddr "$LAB_DIRECTOR_IP" 
 for k in $(seq 1 50); do lbadm_ --lbd-health | grep -q -- "-> $R1:7 *DOWN" && break; sleep 0.1; done
 lbadm_ --lbd-health | grep -q -- "-> $R1:7 *DOWN" || fail "real 1 never went down: $(lbadm_ --lbd-health)"
 echoed after-down && fail "the down real's connection still echoes (on-down=expire)"
-lbadm_ -L -n -c | grep -q "$R1:7" && fail "the down real's connection is still listed: $(lbadm_ -L -n -c)"
+lbadm_ -L -n -c | grep -q "ESTABLISHED .*$R1:7" && fail "the down real's connection is still listed: $(lbadm_ -L -n -c)"
 [ "$(counter drop_real_down)" -ge 1 ] || fail "its packet was not dropped as real_down"
 echo "ok: on-down=expire ends the offloaded connection, as without the offload"
 exec 7>&-
