@@ -19,6 +19,8 @@
 # spinner pinned to it loses. Work moved to another core would show as load there, and the
 # client's core is saturated by the load generator in every mode, so it cannot hide any.
 # Usage: scripts/bench/run.sh [SECONDS per load]   (as root; installs its dependencies)
+# BENCH_MODES="kernel lbd_xdp ..." picks modes; BENCH_PERF=1 adds perf's top symbols on the
+# director core during each UDP flood (perf samples cost a little: not for the ratios).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-8}
@@ -109,7 +111,14 @@ run_udp() {
     lab_bg "$(lab_real_ns 1)" taskset -c "$LOAD_CPU" "$TOOLS/udpblast" recv 9000 "$((SECS + 2))"
     local rpid=${LAB_PIDS[-1]}
     sleep 0.3
+    if [ -n "${BENCH_PERF:-}" ]; then  # where the director core's time goes under the UDP flood
+      (sleep 3; perf record -q -C "$DIRECTOR_CPU" -o "$LAB_DIR/perf.data" -- sleep 2 >/dev/null 2>&1
+       perf report -q -i "$LAB_DIR/perf.data" --stdio --sort symbol --percent-limit 1.5 2>/dev/null |
+         sed "s/^/$mode perf /" >> "$RESULTS") &
+    fi
+    local perf_pid=$!
     r=$(measure in_load "$LAB_CLIENT" "$TOOLS/udpblast" send "$LAB_VIP" 9000 "$SECS" 18)
+    [ -n "${BENCH_PERF:-}" ] && wait "$perf_pid"
     wait "$rpid" 2>/dev/null || true
     local recv_pps; recv_pps=$(tail -1 "$LAB_DIR/bg.log")
     echo "$mode udp64_sent/s ${r%% *}" >> "$RESULTS"
@@ -135,13 +144,18 @@ mode_lbd_with() {
   ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
     --socket "$LAB_SOCKET" --rules "$LAB_DIR/rules" --offload "$offload" ${LBD_OPTS:-} 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!; LAB_PIDS+=("$LAB_LBD_PID")
-  for k in $(seq 1 100); do [ -S "$LAB_SOCKET" ] && break; sleep 0.05; done
+  for k in $(seq 1 100); do grep -q "capturing on" "$LAB_DIR/lbd.log" 2>/dev/null && break; sleep 0.05; done
   if [ "$offload" = xdp-native ]; then
     # Native XDP on a veth runs in the *sender's* context unless the receiver's NAPI is a
     # thread: make it one and pin it to the director core, or its work would not count.
-    in_ns "$LAB_DIRECTOR" sh -c 'echo 1 > /sys/class/net/eth0/threaded'
+    # (The knob exists once XDP has given the veth a NAPI instance.)
+    in_ns "$LAB_DIRECTOR" sh -c 'echo 1 > /sys/class/net/eth0/threaded' ||
+      { echo "lbd-DR-native: cannot thread eth0's NAPI: its figures would not count its work" >&2; lab_cleanup_keep; return 1; }
     sleep 0.2
-    for pid in $(pgrep '^napi/eth0-'); do taskset -p -c "$DIRECTOR_CPU" "$pid" >/dev/null; done
+    local napi; napi=$(pgrep '^napi/eth0-')
+    [ -n "$napi" ] || { echo "lbd-DR-native: no napi/eth0 thread" >&2; lab_cleanup_keep; return 1; }
+    for pid in $napi; do taskset -p -c "$DIRECTOR_CPU" "$pid" >/dev/null; done
+    echo "$label napi threads $napi pinned to core $DIRECTOR_CPU" >> "$RESULTS"
   fi
   grep offload "$LAB_DIR/lbd.log" | sed "s/^/$label log /" >> "$RESULTS"
   lbadm_ -A -t "$LAB_VIP:80" -s rr
