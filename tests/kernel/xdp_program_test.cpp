@@ -10,71 +10,40 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
+#include "data_path_fixture.hpp"
 #include "frames.hpp"
 #include "lb/data_path.hpp"
 #include "lb/xdp_flow_cache.hpp"
 
 using namespace lbd;
 using namespace lbd::test;
+using namespace lbd::test::lab;
 
 namespace {
 
 // BPF_PROG_TEST_RUN runs XDP as if received on the namespace's loopback (ifindex 1).
 constexpr int kIf = 1;
-const Ipv4 kVip = ip("198.18.0.100");
-const Ipv4 kClient = ip("198.18.0.1");
-const Ipv4 kDirector = ip("198.18.0.2");
-const Ipv4 kRip = ip("198.18.0.11");
 
 struct Run {
   uint32_t verdict = 0;
   std::vector<uint8_t> frame;
 };
 
-struct Fixture {
-  ServiceTable services;
-  ConnTable conns{1024, 7};
-  Timeouts timeouts;
-  DataPath dp{services, conns, timeouts};
+struct Fixture : OneRealPath {
   XdpFlowCache xdp{1024};
-  ServiceKey svc;
   uint16_t vport;
 
-  explicit Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, uint16_t port = 80) : vport(port) {
-    svc = ServiceKey{protocol, kVip, vport};
-    REQUIRE(services.add_service(svc, {"rr"}).is_ok());
-    REQUIRE(services.add_real(svc, {kRip, 8080, method, 1}).is_ok());
-    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, kDirector};
-    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+  explicit Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, uint16_t port = 80)
+      : OneRealPath(method, protocol, {"rr"}, port, 8080, kIf), vport(port) {
     dp.set_flow_cache(&xdp);
     xdp.allow_tx(kIf, true);
     dp.sync_real_hops(1000);
   }
-  Real& real() { return services.real(services.find(svc)->reals[0]); }
   FrameSpec from_client(uint8_t flags, std::string payload = "") const {
-    FrameSpec s;
-    s.src = mac(0xc1);
-    s.dst = mac(0xd1);
-    s.saddr = kClient;
-    s.daddr = kVip;
-    s.dport = vport;
-    s.protocol = svc.protocol;
-    s.flags = flags;
-    s.payload = std::move(payload);
-    return s;
+    return lab::from_client(flags, std::move(payload), svc.protocol, vport);
   }
   FrameSpec from_real(uint8_t flags, std::string payload = "") const {
-    FrameSpec s;
-    s.src = mac(0xa1);
-    s.dst = mac(0xd1);
-    s.saddr = kRip;
-    s.sport = 8080;
-    s.daddr = kClient;
-    s.dport = 40000;
-    s.protocol = svc.protocol;
-    s.flags = flags;
-    s.payload = std::move(payload);
-    return s;
+    return lab::from_real(flags, std::move(payload), svc.protocol);
   }
   // lbd's slow path on a copy: the frame it would send.
   std::vector<uint8_t> slow(std::vector<uint8_t> f) {

@@ -176,4 +176,43 @@ inline std::vector<uint8_t> make_arp_request(MacAddr sha, Ipv4 spa, Ipv4 tpa) {
   return f;
 }
 
+// The one-segment lab the data-path tests share: a client, the director, a VIP and a real
+// server, and the frames each side sends (the director's MAC 0xd1, the client's 0xc1, the
+// real's 0xa1).
+namespace lab {
+inline const Ipv4 kVip = ip("198.18.0.100");
+inline const Ipv4 kClient = ip("198.18.0.1");
+inline const Ipv4 kDirector = ip("198.18.0.2");
+inline const Ipv4 kRip = ip("198.18.0.11");
+
+inline FrameSpec from_client(uint8_t flags, std::string payload = "", uint8_t protocol = kProtoTcp,
+                             uint16_t vport = 80) {
+  FrameSpec s;
+  s.src = mac(0xc1);  // the client (or its router)
+  s.dst = mac(0xd1);  // the director
+  s.saddr = kClient;
+  s.daddr = kVip;
+  s.dport = vport;
+  s.protocol = protocol;
+  s.flags = flags;
+  s.payload = std::move(payload);
+  return s;
+}
+
+// A NAT real's reply from RIP:8080 to the client's 40000.
+inline FrameSpec from_real(uint8_t flags, std::string payload = "", uint8_t protocol = kProtoTcp) {
+  FrameSpec s;
+  s.src = mac(0xa1);
+  s.dst = mac(0xd1);
+  s.saddr = kRip;
+  s.sport = 8080;
+  s.daddr = kClient;
+  s.dport = 40000;
+  s.protocol = protocol;
+  s.flags = flags;
+  s.payload = std::move(payload);
+  return s;
+}
+}  // namespace lab
+
 }  // namespace lbd::test

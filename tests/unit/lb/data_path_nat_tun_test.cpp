@@ -4,35 +4,21 @@
 #include <catch2/catch.hpp>
 
 #include "forwarding/ipip.hpp"
+#include "data_path_fixture.hpp"
 #include "frames.hpp"
 #include "lb/data_path.hpp"
 
 using namespace lbd;
 using namespace lbd::test;
+using namespace lbd::test::lab;
 
 namespace {
 
 constexpr int kIf = 7;
-const Ipv4 kVip = ip("198.18.0.100");
-const Ipv4 kClient = ip("198.18.0.1");
-const Ipv4 kDirector = ip("198.18.0.2");
-const Ipv4 kRip = ip("198.18.0.11");
 
-struct Fixture {
-  ServiceTable services;
-  ConnTable conns{1024, 99};
-  Timeouts timeouts;
-  DataPath dp{services, conns, timeouts};
-  ServiceKey svc;
-
-  Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, uint16_t rport = 8080) {
-    svc = ServiceKey{protocol, kVip, 80};
-    REQUIRE(services.add_service(svc, {"rr"}).is_ok());
-    REQUIRE(services.add_real(svc, {kRip, rport, method, 1}).is_ok());
-    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, kDirector};
-    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
-  }
-  Real& real() { return services.real(services.find(svc)->reals[0]); }
+struct Fixture : OneRealPath {
+  explicit Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, uint16_t rport = 8080)
+      : OneRealPath(method, protocol, {"rr"}, 80, rport, kIf, 99) {}
   // Processes `f` in a buffer with room to grow; returns the verdict, `f` becomes the output.
   Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) {
     const size_t len = f.size();
@@ -43,30 +29,6 @@ struct Fixture {
   }
   uint64_t drops(DropReason r) const { return dp.counters().drops[size_t(r)]; }
 };
-
-FrameSpec from_client(uint8_t flags, std::string payload = "") {
-  FrameSpec s;
-  s.src = mac(0xc1);  // the client (or its router)
-  s.dst = mac(0xd1);  // the director
-  s.saddr = kClient;
-  s.daddr = kVip;
-  s.flags = flags;
-  s.payload = std::move(payload);
-  return s;
-}
-
-FrameSpec from_real(uint8_t flags, std::string payload = "") {
-  FrameSpec s;
-  s.src = mac(0xa1);
-  s.dst = mac(0xd1);
-  s.saddr = kRip;
-  s.sport = 8080;
-  s.daddr = kClient;
-  s.dport = 40000;
-  s.flags = flags;
-  s.payload = std::move(payload);
-  return s;
-}
 
 }  // namespace
 

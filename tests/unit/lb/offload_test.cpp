@@ -5,37 +5,25 @@
 
 #include <catch2/catch.hpp>
 
+#include "data_path_fixture.hpp"
 #include "frames.hpp"
 #include "lb/data_path.hpp"
 
 using namespace lbd;
 using namespace lbd::test;
+using namespace lbd::test::lab;
 
 namespace {
 
 constexpr int kIf = 7;
-const Ipv4 kVip = ip("198.18.0.100");
-const Ipv4 kClient = ip("198.18.0.1");
-const Ipv4 kDirector = ip("198.18.0.2");
-const Ipv4 kRip = ip("198.18.0.11");
 
-struct Fixture {
-  ServiceTable services;
-  ConnTable conns{1024, 7};
-  Timeouts timeouts;
-  DataPath dp{services, conns, timeouts};
+struct Fixture : OneRealPath {
   MemoryFlowCache cache;
-  ServiceKey svc;
 
-  explicit Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, ServiceOptions opt = {"rr"}) {
-    svc = ServiceKey{protocol, kVip, 80};
-    REQUIRE(services.add_service(svc, opt).is_ok());
-    REQUIRE(services.add_real(svc, {kRip, 8080, method, 1}).is_ok());
-    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, kDirector};
-    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+  explicit Fixture(FwdMethod method, uint8_t protocol = kProtoTcp, const ServiceOptions& opt = {"rr"})
+      : OneRealPath(method, protocol, opt, 80, 8080, kIf) {
     dp.set_flow_cache(&cache);
   }
-  Real& real() { return services.real(services.find(svc)->reals[0]); }
   Verdict run(FrameSpec s, uint64_t now_ms = 1000) {
     auto f = make_frame(s);
     const size_t len = f.size();
@@ -46,29 +34,6 @@ struct Fixture {
   Conn* conn() { return conns.find(key()); }
   bool offloaded() { return cache.flows.count(flow_key(key())) == 1; }
 };
-
-FrameSpec from_client(uint8_t flags, uint8_t protocol = kProtoTcp) {
-  FrameSpec s;
-  s.src = mac(0xc1);
-  s.dst = mac(0xd1);
-  s.saddr = kClient;
-  s.daddr = kVip;
-  s.protocol = protocol;
-  s.flags = flags;
-  return s;
-}
-
-FrameSpec from_real(uint8_t flags) {
-  FrameSpec s;
-  s.src = mac(0xa1);
-  s.dst = mac(0xd1);
-  s.saddr = kRip;
-  s.sport = 8080;
-  s.daddr = kClient;
-  s.dport = 40000;
-  s.flags = flags;
-  return s;
-}
 
 }  // namespace
 
@@ -156,14 +121,14 @@ TEST_CASE("offload: the timeout runs from the last packet the kernel forwarded")
 TEST_CASE("offload: UDP at its first datagram, never one-packet UDP nor a template") {
   SECTION("UDP") {
     Fixture fx(FwdMethod::kRoute, kProtoUdp);
-    REQUIRE(fx.run(from_client(0, kProtoUdp)).transmit);
+    REQUIRE(fx.run(from_client(0, "", kProtoUdp)).transmit);
     CHECK(fx.offloaded());
   }
   SECTION("one-packet scheduling") {
     ServiceOptions opt{"rr"};
     opt.ops = true;
     Fixture fx(FwdMethod::kMasq, kProtoUdp, opt);
-    REQUIRE(fx.run(from_client(0, kProtoUdp)).transmit);
+    REQUIRE(fx.run(from_client(0, "", kProtoUdp)).transmit);
     CHECK(fx.cache.flows.empty());
   }
   SECTION("persistence: the connection, not its template") {
