@@ -340,10 +340,11 @@ Reply Daemon::dump_with_conns() {
             *pos = conns_->for_each_from(*pos, 16384, [&](const Conn& c) {
               // A persistence template: client port 0, state NONE (IPVS's template entries).
               const bool templ = c.flags & Conn::kTemplate;
+              const uint32_t expires = dp_->expires_of(c);  // an offloaded one: from its last packet
               step.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr,
                                     c.key.vaddr, c.daddr, c.key.cport, c.key.vport, c.dport,
                                     templ ? "NONE" : state_name(c.state),
-                                    c.expires > now_s ? c.expires - now_s : 0});
+                                    expires > now_s ? expires - now_s : 0});
             });
             out += encode_conns(step);
             if (*pos < conns_->index_positions()) return false;
@@ -354,7 +355,7 @@ Reply Daemon::dump_with_conns() {
 
 Reply Daemon::handle_request(const std::string& req) {
   // What the fast path forwarded is in every listing and counter, as if lbd had.
-  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") dp_->fold_offloaded();
+  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") dp_->fold_offloaded();  // O(reals)
   if (req == "DUMP") return {encode_dump(make_dump()), {}};
   if (req == "DUMP CONNS") return dump_with_conns();
   if (req == "COUNTERS") return {counters_text() + "END\n", {}};

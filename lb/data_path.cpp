@@ -342,7 +342,7 @@ void DataPath::update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t fla
 
 void DataPath::set_flow_cache(FlowCache* cache) {
   flow_cache_ = cache;
-  folded_.assign(cache ? size_t(conns_.capacity()) * 2 : 0, FoldMark{});
+  real_folded_.clear();
   hops_written_.clear();
 }
 
@@ -386,56 +386,57 @@ void DataPath::maybe_offload(Conn& c) {
     }
   }
   c.flags |= Conn::kOffloaded;
-  const size_t at = 2 * size_t(conns_.slot_of(&c) - 1);
-  folded_[at] = folded_[at + 1] = FoldMark{};
   ++counters_.offload_entered;
 }
 
-uint64_t DataPath::fold_entry(Conn& c, const lbd_flow& flow, bool reply) {
-  FoldMark& m = folded_[2 * size_t(conns_.slot_of(&c) - 1) + reply];
-  if (flow.packets != m.packets) {
-    const uint64_t packets = flow.packets - m.packets, bytes = flow.bytes - m.bytes;
-    count(services_.real(c.real_id), bytes, reply, packets);
-    counters_.offload_packets += packets;
-    counters_.offload_bytes += bytes;
-    m = {flow.packets, flow.bytes};
-  }
-  return flow.last_ns / 1000000;
+uint64_t DataPath::last_use_ms(const Conn& c) {
+  lbd_flow f;
+  uint64_t last_ns = 0;
+  if (flow_cache_->get(flow_key(c.key), f)) last_ns = f.last_ns;
+  if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->get(flow_key(ConnTable::reply_key(c)), f))
+    last_ns = std::max<uint64_t>(last_ns, f.last_ns);
+  return last_ns / 1000000;
 }
 
-// The entry leaves the fast path with its use folded in; the timeout runs from the last
-// packet either path saw.
+uint32_t DataPath::expires_of(const Conn& c) {
+  if (!(c.flags & Conn::kOffloaded)) return c.expires;
+  const uint64_t last = last_use_ms(c);
+  const uint32_t until = last ? seconds(last) + timeouts_.seconds(c.state) : 0;
+  return int32_t(until - c.expires) > 0 ? until : c.expires;
+}
+
+// The entry leaves the fast path (both sides in one step each: nothing forwarded in
+// between is missed); the timeout runs from the last packet either path saw.
 void DataPath::withdraw(Conn& c) {
   if (!(c.flags & Conn::kOffloaded)) return;
-  uint64_t last = 0;
+  uint64_t last_ns = 0;
   lbd_flow f;
-  if (flow_cache_->take(flow_key(c.key), f)) last = fold_entry(c, f, false);
+  if (flow_cache_->take(flow_key(c.key), f)) last_ns = f.last_ns;
   if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->take(flow_key(ConnTable::reply_key(c)), f))
-    last = std::max(last, fold_entry(c, f, true));
+    last_ns = std::max<uint64_t>(last_ns, f.last_ns);
   c.flags &= uint8_t(~Conn::kOffloaded);
   ++counters_.offload_withdrawn;
-  if (last) {
-    const uint32_t until = seconds(last) + timeouts_.seconds(c.state);
+  if (last_ns) {
+    const uint32_t until = seconds(last_ns / 1000000) + timeouts_.seconds(c.state);
     if (int32_t(until - c.expires) > 0) conns_.set_expires(c, until);
   }
 }
 
 void DataPath::fold_offloaded() {
   if (!flow_cache_) return;
-  std::vector<lbd_flow_key> stale;
-  flow_cache_->for_each([&](const lbd_flow_key& k, const lbd_flow& f) {
-    const bool reply = f.action == LBD_FLOW_NAT_OUT;
-    Conn* c = reply ? conns_.find_reply(conn_key(k)) : conns_.find(conn_key(k));
-    if (!c || !(c->flags & Conn::kOffloaded)) {
-      stale.push_back(k);  // not lbd's any more (cannot happen: withdraw() takes both)
-      return;
-    }
-    if (const uint64_t last = fold_entry(*c, f, reply)) {
-      const uint32_t until = seconds(last) + timeouts_.seconds(c->state);
-      if (int32_t(until - c->expires) > 0) conns_.set_expires(*c, until);
+  services_.for_each_real([&](Real& r) {
+    if (r.id >= LBD_XDP_MAX_REALS) return;
+    if (real_folded_.size() <= 2 * size_t(r.id) + 1) real_folded_.resize(2 * size_t(r.id) + 2, lbd_real_use{});
+    for (const bool reply : {false, true}) {
+      const lbd_real_use now = flow_cache_->real_use(r.id, reply);
+      lbd_real_use& was = real_folded_[2 * size_t(r.id) + reply];
+      if (now.packets == was.packets) continue;
+      count(r, now.bytes - was.bytes, reply, now.packets - was.packets);
+      counters_.offload_packets += now.packets - was.packets;
+      counters_.offload_bytes += now.bytes - was.bytes;
+      was = now;
     }
   });
-  for (const auto& k : stale) flow_cache_->erase(k);
 }
 
 // What the fast path needs of a real: its next hop while the slow path would forward a
@@ -783,11 +784,7 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
   const size_t n = conns_.expire(now_s, budget, [&](Conn& c) {
     if (c.flags & Conn::kOffloaded) {
       // Its packets went by the fast path: the timeout runs from the last of them.
-      uint64_t last = 0;
-      lbd_flow f;
-      if (flow_cache_->get(flow_key(c.key), f)) last = fold_entry(c, f, false);
-      if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->get(flow_key(ConnTable::reply_key(c)), f))
-        last = std::max(last, fold_entry(c, f, true));
+      const uint64_t last = last_use_ms(c);
       const uint32_t until = seconds(last) + timeouts_.seconds(c.state);
       if (last && int32_t(until - now_s) > 0) {
         c.expires = until;

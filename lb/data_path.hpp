@@ -95,9 +95,11 @@ class DataPath {
   // counters, rates and timeouts the slow path keeps, so listings stay what they would be.
   void set_flow_cache(FlowCache* cache);
   FlowCache* flow_cache() const { return flow_cache_; }
-  // Folds every entry's packets and bytes into the real and service counters and its last
-  // packet into its connection's timeout (before listings and rate estimates).
+  // Folds what the fast path forwarded for each real into the real and service counters
+  // (before listings and rate estimates): O(reals), whatever the connections.
   void fold_offloaded();
+  // When `c` expires, counting the fast path's last packet of it (listings).
+  uint32_t expires_of(const Conn& c);
   // Writes each real's next hop where it changed (after next hops, configuration or health
   // changed; cheap when nothing did).
   void sync_real_hops(uint64_t now_ms);
@@ -191,8 +193,8 @@ class DataPath {
   // The fast path: enter `c` if it qualifies; take it back (its use folded in first).
   void maybe_offload(Conn& c);
   void withdraw(Conn& c);
-  // Folds one entry's use since the last fold; returns its last packet's time (ms, 0: none).
-  uint64_t fold_entry(Conn& c, const lbd_flow& flow, bool reply);
+  // The last packet the fast path forwarded for `c` (ms on the monotonic clock; 0: none).
+  uint64_t last_use_ms(const Conn& c);
   lbd_real_hop real_hop(const Real& r, uint64_t now_ms) const;
   void refresh_config();
 
@@ -254,10 +256,7 @@ class DataPath {
   void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
   uint16_t tunnel_ip_id_ = 0;
   FlowCache* flow_cache_ = nullptr;
-  struct FoldMark {
-    uint64_t packets = 0, bytes = 0;
-  };
-  std::vector<FoldMark> folded_;  // per connection slot, 2 per slot (client side, reply side)
+  std::vector<lbd_real_use> real_folded_;  // per real id, 2 each (client side, replies): folded so far
   std::vector<lbd_real_hop> hops_written_;  // per real id: what the fast path has
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;

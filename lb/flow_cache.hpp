@@ -1,5 +1,6 @@
 // The fast path's table, as the data path sees it: entries lbd writes for the connections
-// it has decided, each counting the packets the kernel forwarded for it (XdpFlowCache: the
+// it has decided, each keeping its last packet's time, and per real what the kernel
+// forwarded for it (XdpFlowCache: the
 // XDP program's maps; MemoryFlowCache: the same in memory, for unit tests on crafted
 // frames). Keys and entries are the program's own structures (forwarding/xdp/flow_abi.h).
 #pragma once
@@ -52,6 +53,9 @@ class FlowCache {
   virtual void for_each(const std::function<void(const lbd_flow_key&, const lbd_flow&)>& f) = 0;
   // A real's next hop (ifindex 0: its packets go to lbd).
   virtual void set_real(uint32_t real_id, const lbd_real_hop& hop) = 0;
+  // What was forwarded for a real since the cache began (client side; `reply`: a NAT
+  // real's replies), summed over the CPUs.
+  virtual lbd_real_use real_use(uint32_t real_id, bool reply) = 0;
 };
 
 struct FlowKeyLess {
@@ -85,19 +89,25 @@ class MemoryFlowCache final : public FlowCache {
     for (const auto& [k, v] : flows) f(k, v);
   }
   void set_real(uint32_t real_id, const lbd_real_hop& hop) override { reals[real_id] = hop; }
+  lbd_real_use real_use(uint32_t real_id, bool reply) override { return use[real_id * 2 + reply]; }
 
   bool forward(const lbd_flow_key& key, uint32_t bytes, uint64_t now_ms) {
     const auto it = flows.find(key);
     if (it == flows.end()) return false;
-    ++it->second.packets;
-    it->second.bytes += bytes;
-    it->second.last_ns = now_ms * 1000000;
+    lbd_flow& f = it->second;
+    ++f.packets;
+    f.bytes += bytes;
+    f.last_ns = now_ms * 1000000;
+    lbd_real_use& u = use[f.real_id * 2 + (f.action == LBD_FLOW_NAT_OUT)];
+    ++u.packets;
+    u.bytes += bytes;
     return true;
   }
 
   size_t capacity = 1 << 20;
   std::map<lbd_flow_key, lbd_flow, FlowKeyLess> flows;
   std::map<uint32_t, lbd_real_hop> reals;
+  std::map<uint32_t, lbd_real_use> use;
 };
 
 }  // namespace lbd

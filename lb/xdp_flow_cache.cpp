@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstdarg>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -119,7 +120,9 @@ XdpFlowCache::XdpFlowCache(uint32_t entries) : entries_(entries) {
   flows_fd_ = bpf_map__fd(flows);
   reals_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_reals"));
   tx_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_tx_ok"));
+  use_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_real_use"));
   stats_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_stats"));
+  cpus_ = std::max(libbpf_num_possible_cpus(), 1);
 }
 
 XdpFlowCache::~XdpFlowCache() {
@@ -159,9 +162,7 @@ void XdpFlowCache::allow_tx(int ifindex, bool allowed) {
 
 std::array<uint64_t, LBD_XDP_STAT_COUNT> XdpFlowCache::stats() const {
   std::array<uint64_t, LBD_XDP_STAT_COUNT> total{};
-  const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return total;
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus_));
   for (uint32_t i = 0; i < LBD_XDP_STAT_COUNT; ++i) {
     if (bpf_map_lookup_elem(stats_fd_, &i, per_cpu.data())) continue;
     for (uint64_t v : per_cpu) total[i] += v;
@@ -202,6 +203,18 @@ void XdpFlowCache::for_each(const std::function<void(const lbd_flow_key&, const 
 
 void XdpFlowCache::set_real(uint32_t real_id, const lbd_real_hop& hop) {
   bpf_map_update_elem(reals_fd_, &real_id, &hop, BPF_ANY);
+}
+
+lbd_real_use XdpFlowCache::real_use(uint32_t real_id, bool reply) {
+  lbd_real_use total{};
+  std::vector<lbd_real_use> per_cpu(static_cast<size_t>(cpus_));
+  const uint32_t key = real_id * 2 + reply;
+  if (real_id < LBD_XDP_MAX_REALS && bpf_map_lookup_elem(use_fd_, &key, per_cpu.data()) == 0)
+    for (const auto& u : per_cpu) {
+      total.packets += u.packets;
+      total.bytes += u.bytes;
+    }
+  return total;
 }
 
 }  // namespace lbd

@@ -52,6 +52,7 @@ class XdpFlowCache final : public FlowCache {
   bool take(const lbd_flow_key& key, lbd_flow& flow) override;
   void for_each(const std::function<void(const lbd_flow_key&, const lbd_flow&)>& f) override;
   void set_real(uint32_t real_id, const lbd_real_hop& hop) override;
+  lbd_real_use real_use(uint32_t real_id, bool reply) override;
 
   // For tests: the program's fd (BPF_PROG_TEST_RUN).
   int program_fd() const { return prog_fd_; }
@@ -63,7 +64,8 @@ class XdpFlowCache final : public FlowCache {
     std::string name;
   };
   bpf_object* obj_ = nullptr;
-  int prog_fd_ = -1, flows_fd_ = -1, reals_fd_ = -1, tx_fd_ = -1, stats_fd_ = -1;
+  int prog_fd_ = -1, flows_fd_ = -1, reals_fd_ = -1, use_fd_ = -1, tx_fd_ = -1, stats_fd_ = -1;
+  int cpus_ = 1;
   uint32_t entries_ = 0;
   std::vector<Attached> attached_;
 };

@@ -50,6 +50,13 @@ struct lbd_real_hop {
   __be32 tun_src, tun_dst;
 };
 
+/* What the program forwarded for a real (lbd_real_use, per CPU, index real_id * 2 + 0 for
+ * the client's packets, + 1 for a NAT real's replies): lbd folds these into its counters. */
+struct lbd_real_use {
+  __u64 packets;
+  __u64 bytes;
+};
+
 /* The program's per-CPU counters (lbd_stats index). */
 enum lbd_xdp_stat {
   LBD_XDP_FORWARDED,     /* rewritten and transmitted */

@@ -40,6 +40,13 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * LBD_XDP_MAX_REALS);
+  __type(key, __u32);
+  __type(value, struct lbd_real_use);
+} lbd_real_use SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, LBD_XDP_STAT_COUNT);
   __type(key, __u32);
   __type(value, __u64);
@@ -138,6 +145,7 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   }
 
   __u32 real_id = f->real_id;
+  if (real_id >= LBD_XDP_MAX_REALS) return XDP_PASS;
   struct lbd_real_hop *hop = bpf_map_lookup_elem(&lbd_reals, &real_id);
   if (!hop || !hop->ifindex) return count(LBD_XDP_REAL_OFF, 1, XDP_PASS);
   const __u8 action = f->action;
@@ -212,6 +220,12 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   __sync_fetch_and_add(&f->packets, 1);
   __sync_fetch_and_add(&f->bytes, ip_len);
   f->last_ns = bpf_ktime_get_ns();
+  __u32 use_key = real_id * 2 + (action == LBD_FLOW_NAT_OUT);
+  struct lbd_real_use *use = bpf_map_lookup_elem(&lbd_real_use, &use_key);
+  if (use) {
+    use->packets += 1;
+    use->bytes += ip_len;
+  }
   count(LBD_XDP_FORWARDED, 1, 0);
   count(LBD_XDP_BYTES, ip_len, 0);
   return transmit(ctx, out);

@@ -138,10 +138,16 @@ for k in $(seq 1 50); do grep -q "rules: reloaded" "$LAB_DIR/lbd.log" && break; 
 grep -q "rules: reloaded" "$LAB_DIR/lbd.log" || fail "no reload"
 echoed after-reload || fail "the held connection broke across a reload"
 echo "ok: the held connection survives a reload"
-# A second one ends with a RST from the client (SO_LINGER 0): it leaves the fast path and
-# lists as IPVS lists it, CLOSE.
+# A second one ends with a RST from the client (SO_LINGER 0, closed while established): it
+# leaves the fast path and lists as IPVS lists it, CLOSE.
 w0=$(counter offload_withdrawn)
-ip netns exec "$LAB_CLIENT" socat -t 5 - "TCP:$LAB_VIP:7,so-linger=0" <<<"reset me" > "$LAB_DIR/rst_out" 2>/dev/null
+ip netns exec "$LAB_CLIENT" /usr/bin/python3 -c "
+import socket, struct
+s = socket.create_connection(('$LAB_VIP', 7), timeout=5)
+s.sendall(b'reset me\n')
+print(s.recv(100).decode().strip())
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()" > "$LAB_DIR/rst_out"
 grep -qx "reset me" "$LAB_DIR/rst_out" || fail "the second connection did not echo"
 for k in $(seq 1 20); do [ "$(counter offload_withdrawn)" -gt "$w0" ] && break; sleep 0.05; done
 [ "$(counter offload_withdrawn)" -gt "$w0" ] || fail "the RST did not take the connection off the fast path"

@@ -212,7 +212,7 @@ TEST_CASE("XDP: what changes lbd's state, or needs lbd, passes untouched") {
   CHECK(fx.entry(kConn).packets == 0);
 }
 
-TEST_CASE("XDP: lbd takes an entry back with every packet it counted") {
+TEST_CASE("XDP: the real's counts hold every packet the program forwarded, entry gone or not") {
   Fixture fx(FwdMethod::kRoute);
   fx.establish();
   const auto in = make_frame(fx.from_client(tcp_flag::kAck, "data"));
@@ -222,6 +222,8 @@ TEST_CASE("XDP: lbd takes an entry back with every packet it counted") {
   fx.slow(make_frame(fx.from_client(tcp_flag::kFin | tcp_flag::kAck)));
   lbd_flow f;
   CHECK_FALSE(fx.xdp.get(flow_key(kConn), f));
+  fx.dp.fold_offloaded();
   CHECK(fx.real().stats.inpkts == 2 + 5 + 1);
+  CHECK(fx.xdp.real_use(fx.real().id, false).packets == 5);
   CHECK(fx.kernel(in).verdict == XDP_PASS);  // no entry: lbd's again
 }
