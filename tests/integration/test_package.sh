@@ -2,7 +2,7 @@
 # Packaging: `systemd-analyze verify` of both units, CPack's .deb installed with dpkg (files
 # where the units expect them, conffiles, man pages), then lbd started the way its unit
 # starts it: the unit's ExecStart with /etc/default/lbd, only the unit's capabilities
-# (setpriv: bounding and ambient sets CAP_NET_RAW CAP_NET_ADMIN, no new privileges), a
+# (setpriv: bounding and ambient sets as the unit's, CAP_BPF included, no new privileges), a
 # NOTIFY_SOCKET and WATCHDOG_USEC as systemd gives them. It must restore /etc/lbd/rules,
 # say READY=1, feed the watchdog, reload on the unit's ExecReload (RELOADING=1, READY=1)
 # and stop cleanly (STOPPING=1, its nftables table gone). The package is purged at exit.
@@ -35,8 +35,8 @@ grep -qx "Type=notify" "$unit" && grep -q "^WatchdogSec=" "$unit" && grep -qx "R
   grep -qx 'ExecReload=/usr/sbin/lbd --check-rules --rules /etc/lbd/rules' "$unit" &&
   grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || fail "unit lacks notify/watchdog/restart/reload"
 caps=$(awk -F= '/^CapabilityBoundingSet=/ {print $2}' "$unit")
-assert_eq "CAP_NET_RAW CAP_NET_ADMIN CAP_SETUID CAP_SETGID" "$caps" \
-  "the unit grants CAP_NET_RAW, CAP_NET_ADMIN and (to run checks as exec-user) CAP_SETUID/CAP_SETGID only"
+assert_eq "CAP_NET_RAW CAP_NET_ADMIN CAP_BPF CAP_SETUID CAP_SETGID" "$caps" \
+  "the unit grants CAP_NET_RAW, CAP_NET_ADMIN, CAP_BPF (the XDP flow cache) and (to run checks as exec-user) CAP_SETUID/CAP_SETGID only"
 assert_eq 600 "$(stat -c %a /etc/lbd/rules)" "/etc/lbd/rules is installed 0600 (it may hold passwords)"
 
 # A lab to run it in, rules and options written where the unit reads them.
@@ -60,15 +60,18 @@ lab_bg "$LAB_DIRECTOR" socat -u "UNIX-RECV:$LAB_DIR/notify.sock" "OPEN:$LAB_DIR/
 for k in $(seq 1 40); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
 NOTIFY_SOCKET=$LAB_DIR/notify.sock WATCHDOG_USEC=1000000 \
   ip netns exec "$LAB_DIRECTOR" setpriv --no-new-privs \
-    --bounding-set=-all,+net_raw,+net_admin,+setuid,+setgid --inh-caps=-all,+net_raw,+net_admin,+setuid,+setgid \
-    --ambient-caps=-all,+net_raw,+net_admin,+setuid,+setgid "$@" 2>>"$LAB_DIR/lbd.log" &
+    --bounding-set=-all,+net_raw,+net_admin,+bpf,+setuid,+setgid --inh-caps=-all,+net_raw,+net_admin,+bpf,+setuid,+setgid \
+    --ambient-caps=-all,+net_raw,+net_admin,+bpf,+setuid,+setgid "$@" 2>>"$LAB_DIR/lbd.log" &
 LAB_LBD_PID=$!
 LAB_PIDS+=("$LAB_LBD_PID")
 for k in $(seq 1 100); do grep -q "READY=1" "$LAB_DIR/notify.log" 2>/dev/null && break; sleep 0.05; done
 grep -q "READY=1" "$LAB_DIR/notify.log" || fail "no READY=1 from lbd: $(cat "$LAB_DIR/lbd.log")"
 echo "ok: READY=1 once capturing"
 capeff=$(awk '/^CapEff:/ {print $2}' /proc/"$LAB_LBD_PID"/status)
-assert_eq 00000000000030c0 "$capeff" "lbd runs with CAP_NET_ADMIN, CAP_NET_RAW, CAP_SETUID and CAP_SETGID only"
+assert_eq 00000080000030c0 "$capeff" "lbd runs with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_SETUID and CAP_SETGID only"
+grep -q "offload: XDP flow cache on eth0" "$LAB_DIR/lbd.log" ||
+  fail "the XDP flow cache does not run with the unit's capabilities: $(grep offload "$LAB_DIR/lbd.log")"
+echo "ok: the XDP flow cache runs with the unit's capabilities"
 lbadm() { in_ns "$LAB_DIRECTOR" /usr/sbin/lbadm "$@"; }  # the packaged lbadm, default socket
 assert_eq "$(grep -v '^#' /etc/lbd/rules)" "$(lbadm -S -n)" "the unit's lbd restored /etc/lbd/rules"
 assert_eq "$(lbadm -S -n)" "$(in_ns "$LAB_DIRECTOR" env PATH="/usr/lib/lbd/ipvsadm:$PATH" ipvsadm-save -n)" \
