@@ -344,6 +344,9 @@ void DataPath::set_flow_cache(FlowCache* cache) {
   flow_cache_ = cache;
   real_folded_.clear();
   hops_written_.clear();
+  offloaded_of_.clear();
+  fold_due_.clear();
+  fold_listed_.clear();
 }
 
 // A connection the slow path has decided and whose next packets change nothing but its
@@ -387,6 +390,15 @@ void DataPath::maybe_offload(Conn& c) {
   }
   c.flags |= Conn::kOffloaded;
   ++counters_.offload_entered;
+  if (offloaded_of_.size() <= c.real_id) {
+    offloaded_of_.resize(c.real_id + 1, 0);
+    fold_listed_.resize(c.real_id + 1, 0);
+  }
+  ++offloaded_of_[c.real_id];
+  if (!fold_listed_[c.real_id]) {
+    fold_listed_[c.real_id] = 1;
+    fold_due_.push_back(c.real_id);
+  }
 }
 
 uint64_t DataPath::last_use_ms(const Conn& c) {
@@ -399,7 +411,7 @@ uint64_t DataPath::last_use_ms(const Conn& c) {
 }
 
 uint32_t DataPath::expires_of(const Conn& c) {
-  if (!(c.flags & Conn::kOffloaded)) return c.expires;
+  if (!offloaded(c)) return c.expires;
   const uint64_t last = last_use_ms(c);
   const uint32_t until = last ? seconds(last) + timeouts_.seconds(c.state) : 0;
   return int32_t(until - c.expires) > 0 ? until : c.expires;
@@ -409,12 +421,14 @@ uint32_t DataPath::expires_of(const Conn& c) {
 // between is missed); the timeout runs from the last packet either path saw.
 void DataPath::withdraw(Conn& c) {
   if (!(c.flags & Conn::kOffloaded)) return;
+  c.flags &= uint8_t(~Conn::kOffloaded);
+  if (!flow_cache_) return;  // the fast path is gone (lbd stopping): nothing to take back
+  --offloaded_of_[c.real_id];  // its use stays due for the next fold
   uint64_t last_ns = 0;
   lbd_flow f;
   if (flow_cache_->take(flow_key(c.key), f)) last_ns = f.last_ns;
   if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->take(flow_key(ConnTable::reply_key(c)), f))
     last_ns = std::max<uint64_t>(last_ns, f.last_ns);
-  c.flags &= uint8_t(~Conn::kOffloaded);
   ++counters_.offload_withdrawn;
   if (last_ns) {
     const uint32_t until = seconds(last_ns / 1000000) + timeouts_.seconds(c.state);
@@ -424,19 +438,23 @@ void DataPath::withdraw(Conn& c) {
 
 void DataPath::fold_offloaded() {
   if (!flow_cache_) return;
-  services_.for_each_real([&](Real& r) {
-    if (r.id >= LBD_XDP_MAX_REALS) return;
-    if (real_folded_.size() <= 2 * size_t(r.id) + 1) real_folded_.resize(2 * size_t(r.id) + 2, lbd_real_use{});
+  size_t keep = 0;
+  for (const uint32_t id : fold_due_) {
+    if (real_folded_.size() <= 2 * size_t(id) + 1) real_folded_.resize(2 * size_t(id) + 2, lbd_real_use{});
+    Real& r = services_.real(id);
     for (const bool reply : {false, true}) {
-      const lbd_real_use now = flow_cache_->real_use(r.id, reply);
-      lbd_real_use& was = real_folded_[2 * size_t(r.id) + reply];
+      const lbd_real_use now = flow_cache_->real_use(id, reply);
+      lbd_real_use& was = real_folded_[2 * size_t(id) + reply];
       if (now.packets == was.packets) continue;
       count(r, now.bytes - was.bytes, reply, now.packets - was.packets);
       counters_.offload_packets += now.packets - was.packets;
       counters_.offload_bytes += now.bytes - was.bytes;
       was = now;
     }
-  });
+    if (offloaded_of_[id]) fold_due_[keep++] = id;  // still in the fast path: due again
+    else fold_listed_[id] = 0;
+  }
+  fold_due_.resize(keep);
 }
 
 // What the fast path needs of a real: its next hop while the slow path would forward a
@@ -782,7 +800,7 @@ Verdict DataPath::handle_echo(const Frame& f) {
 size_t DataPath::expire(uint64_t now_ms, size_t budget) {
   const uint32_t now_s = seconds(now_ms);
   const size_t n = conns_.expire(now_s, budget, [&](Conn& c) {
-    if (c.flags & Conn::kOffloaded) {
+    if (offloaded(c)) {
       // Its packets went by the fast path: the timeout runs from the last of them.
       const uint64_t last = last_use_ms(c);
       const uint32_t until = seconds(last) + timeouts_.seconds(c.state);

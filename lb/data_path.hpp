@@ -96,7 +96,8 @@ class DataPath {
   void set_flow_cache(FlowCache* cache);
   FlowCache* flow_cache() const { return flow_cache_; }
   // Folds what the fast path forwarded for each real into the real and service counters
-  // (before listings and rate estimates): O(reals), whatever the connections.
+  // (before listings and rate estimates): only reals that had connections in the fast path
+  // since the last fold, whatever their number of connections.
   void fold_offloaded();
   // When `c` expires, counting the fast path's last packet of it (listings).
   uint32_t expires_of(const Conn& c);
@@ -257,6 +258,10 @@ class DataPath {
   uint16_t tunnel_ip_id_ = 0;
   FlowCache* flow_cache_ = nullptr;
   std::vector<lbd_real_use> real_folded_;  // per real id, 2 each (client side, replies): folded so far
+  std::vector<uint32_t> offloaded_of_;     // per real id: its connections in the fast path
+  std::vector<uint32_t> fold_due_;         // real ids with fast-path use not folded yet (no repeats)
+  std::vector<uint8_t> fold_listed_;       // per real id: in fold_due_
+  bool offloaded(const Conn& c) const { return flow_cache_ && (c.flags & Conn::kOffloaded); }
   std::vector<lbd_real_hop> hops_written_;  // per real id: what the fast path has
   uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
   uint32_t icmp_in_window_ = 0;
