@@ -50,8 +50,9 @@ struct Conn {
   uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
   bool reply_indexed = false;
   uint8_t method = 0;        // the forwarding method at creation (FwdMethod), kept for life
-  static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4;
-  // kTemplate: a persistence template; kOnePacket: -o (UDP); kOffloaded: in the fast path
+  static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4, kOffloadRefused = 8;
+  // kTemplate: a persistence template; kOnePacket: -o (UDP); kOffloaded: in the fast path;
+  // kOffloadRefused: the fast path's table had no room for it (not asked again)
   uint8_t flags = 0;
   uint32_t real_id = 0;
   // A template: how many connections it controls (it outlives them, IPVS n_control). A

@@ -353,7 +353,8 @@ void DataPath::set_flow_cache(FlowCache* cache) {
 // counters and timeout: established TCP, or UDP (not one-packet: each datagram is
 // scheduled). A NAT connection gets a second entry for its real's replies.
 void DataPath::maybe_offload(Conn& c) {
-  if (!flow_cache_ || (c.flags & (Conn::kOffloaded | Conn::kTemplate | Conn::kOnePacket))) return;
+  if (!flow_cache_ || (c.flags & (Conn::kOffloaded | Conn::kOffloadRefused | Conn::kTemplate | Conn::kOnePacket)))
+    return;
   if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
     return;
   const FwdMethod method = FwdMethod(c.method);
@@ -367,6 +368,7 @@ void DataPath::maybe_offload(Conn& c) {
   const lbd_flow_key key = flow_key(c.key);
   if (!flow_cache_->put(key, f)) {
     ++counters_.offload_full;
+    c.flags |= Conn::kOffloadRefused;  // its next packets do not ask again (a system call each)
     return;
   }
   if (method == FwdMethod::kMasq) {
@@ -384,7 +386,10 @@ void DataPath::maybe_offload(Conn& c) {
     }
     if (!back || !flow_cache_->put(flow_key(ConnTable::reply_key(c)), r)) {
       flow_cache_->erase(key);
-      if (back) ++counters_.offload_full;
+      if (back) {
+        ++counters_.offload_full;
+        c.flags |= Conn::kOffloadRefused;
+      }
       return;
     }
   }

@@ -155,8 +155,11 @@ TEST_CASE("offload: a full table leaves the connection on the slow path, counted
   CHECK(fx.cache.flows.empty());
   CHECK(fx.dp.counters().offload_full == 1);
   CHECK_FALSE(fx.conn()->flags & Conn::kOffloaded);
+  fx.cache.capacity = 1 << 20;  // room again: the refused connection is not asked again
   REQUIRE(fx.run(from_client(tcp_flag::kAck)).transmit);  // forwarded by lbd as before
   CHECK(fx.real().stats.inpkts == 3);
+  CHECK(fx.cache.flows.empty());
+  CHECK(fx.dp.counters().offload_full == 1);
 }
 
 TEST_CASE("offload: a real's next hop, and none while lbd would not forward to it") {
