@@ -253,10 +253,8 @@ std::string Daemon::counters_text() {
                    xdp_ ? fmt::format("xdp-{}", to_string(xdp_mode_)) : "off", c.offload_entered,
                    c.offload_withdrawn, c.offload_full, c.offload_packets, c.offload_bytes, xdp_tx_lost_);
   if (xdp_) {
-    static constexpr const char* kNames[LBD_XDP_STAT_COUNT] = {
-        "forwarded", "bytes", "miss", "state", "real_off", "too_big", "partial_csum", "no_tx"};
     const auto x = xdp_->stats();
-    for (size_t i = 0; i < x.size(); ++i) s += fmt::format("xdp_{} {}\n", kNames[i], x[i]);
+    for (size_t i = 0; i < x.size(); ++i) s += fmt::format("xdp_{} {}\n", XdpFlowCache::kStatNames[i], x[i]);
   }
   if (health_) {
     const auto h = health_->stats();

@@ -358,6 +358,13 @@ void DataPath::maybe_offload(Conn& c) {
   if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
     return;
   const FwdMethod method = FwdMethod(c.method);
+  // NAT: where the replies go, known before anything is entered (a client interface lbd
+  // does not know: the connection stays on the slow path, not asked again).
+  const auto back = method == FwdMethod::kMasq ? back_to_client(c.if_slot, c.client_mac) : std::nullopt;
+  if (method == FwdMethod::kMasq && !back) {
+    c.flags |= Conn::kOffloadRefused;
+    return;
+  }
   lbd_flow f{};
   f.real_id = c.real_id;
   f.action = method == FwdMethod::kRoute ? LBD_FLOW_DR : method == FwdMethod::kMasq ? LBD_FLOW_NAT_IN : LBD_FLOW_TUN;
@@ -372,24 +379,19 @@ void DataPath::maybe_offload(Conn& c) {
     return;
   }
   if (method == FwdMethod::kMasq) {
-    const auto back = back_to_client(c.if_slot, c.client_mac);
     lbd_flow r{};
     r.real_id = c.real_id;
     r.action = LBD_FLOW_NAT_OUT;
     std::memcpy(&r.addr, c.key.vaddr.b.data(), 4);
     std::memcpy(&r.port, Be16::from_host(c.key.vport).b.data(), 2);
-    if (back) {
-      r.ifindex = uint32_t(back->ifindex);
-      r.mtu = back->mtu;
-      std::memcpy(r.eth_dst, back->dst.b.data(), 6);
-      std::memcpy(r.eth_src, back->src.b.data(), 6);
-    }
-    if (!back || !flow_cache_->put(flow_key(ConnTable::reply_key(c)), r)) {
+    r.ifindex = uint32_t(back->ifindex);
+    r.mtu = back->mtu;
+    std::memcpy(r.eth_dst, back->dst.b.data(), 6);
+    std::memcpy(r.eth_src, back->src.b.data(), 6);
+    if (!flow_cache_->put(flow_key(ConnTable::reply_key(c)), r)) {
       flow_cache_->erase(key);
-      if (back) {
-        ++counters_.offload_full;
-        c.flags |= Conn::kOffloadRefused;
-      }
+      ++counters_.offload_full;
+      c.flags |= Conn::kOffloadRefused;
       return;
     }
   }
@@ -415,12 +417,12 @@ uint64_t DataPath::last_use_ms(const Conn& c) {
   return last_ns / 1000000;
 }
 
-uint32_t DataPath::expires_of(const Conn& c) {
-  if (!offloaded(c)) return c.expires;
-  const uint64_t last = last_use_ms(c);
-  const uint32_t until = last ? seconds(last) + timeouts_.seconds(c.state) : 0;
+uint32_t DataPath::idle_until(const Conn& c, uint64_t last_ms) const {
+  const uint32_t until = last_ms ? seconds(last_ms) + timeouts_.seconds(c.state) : c.expires;
   return int32_t(until - c.expires) > 0 ? until : c.expires;
 }
+
+uint32_t DataPath::expires_of(const Conn& c) { return offloaded(c) ? idle_until(c, last_use_ms(c)) : c.expires; }
 
 // The entry leaves the fast path (both sides in one step each: nothing forwarded in
 // between is missed); the timeout runs from the last packet either path saw.
@@ -435,10 +437,8 @@ void DataPath::withdraw(Conn& c) {
   if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->take(flow_key(ConnTable::reply_key(c)), f))
     last_ns = std::max<uint64_t>(last_ns, f.last_ns);
   ++counters_.offload_withdrawn;
-  if (last_ns) {
-    const uint32_t until = seconds(last_ns / 1000000) + timeouts_.seconds(c.state);
-    if (int32_t(until - c.expires) > 0) conns_.set_expires(c, until);
-  }
+  // Only ever later (a number, no wheel move: this may run inside the wheel's own walk).
+  if (const uint32_t until = idle_until(c, last_ns / 1000000); until != c.expires) conns_.set_expires(c, until);
 }
 
 void DataPath::fold_offloaded() {
@@ -807,9 +807,8 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
   const size_t n = conns_.expire(now_s, budget, [&](Conn& c) {
     if (offloaded(c)) {
       // Its packets went by the fast path: the timeout runs from the last of them.
-      const uint64_t last = last_use_ms(c);
-      const uint32_t until = seconds(last) + timeouts_.seconds(c.state);
-      if (last && int32_t(until - now_s) > 0) {
+      const uint32_t until = idle_until(c, last_use_ms(c));
+      if (int32_t(until - now_s) > 0) {
         c.expires = until;
         return false;
       }

@@ -196,6 +196,8 @@ class DataPath {
   void withdraw(Conn& c);
   // The last packet the fast path forwarded for `c` (ms on the monotonic clock; 0: none).
   uint64_t last_use_ms(const Conn& c);
+  // When `c` expires if its last packet was at `last_ms` (0: none), never before c.expires.
+  uint32_t idle_until(const Conn& c, uint64_t last_ms) const;
   lbd_real_hop real_hop(const Real& r, uint64_t now_ms) const;
   void refresh_config();
 

@@ -42,7 +42,9 @@ class XdpFlowCache final : public FlowCache {
   void allow_tx(int ifindex, bool allowed);
   size_t attached() const { return attached_.size(); }
 
-  // The program's counters (lbd_xdp_stat), summed over the CPUs.
+  // The program's counters (lbd_xdp_stat), summed over the CPUs, and their names.
+  static constexpr const char* kStatNames[LBD_XDP_STAT_COUNT] = {
+      "forwarded", "bytes", "miss", "state", "real_off", "too_big", "partial_csum", "no_tx"};
   std::array<uint64_t, LBD_XDP_STAT_COUNT> stats() const;
   uint32_t capacity() const { return entries_; }
 
