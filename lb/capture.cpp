@@ -18,6 +18,9 @@
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
 #endif
+#ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000
+#endif
 
 namespace lbd {
 
@@ -65,6 +68,24 @@ Capture::Capture(const std::string& ifname, int timeout_ms) : name_(ifname) {
   const int one = 1;
   if (setsockopt(fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0)
     throw io_error(fmt::format("PACKET_IGNORE_OUTGOING on {}", ifname), errno);
+}
+
+void Capture::join_fanout(int& group, int program_fd) {
+  const bool create = group < 0;
+  // The group's own hook must ignore outgoing frames too (the member's
+  // PACKET_IGNORE_OUTGOING is its own hook's, which a member no longer has).
+  const int type = PACKET_FANOUT_EBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING | (create ? PACKET_FANOUT_FLAG_UNIQUEID : 0);
+  int arg = (create ? 0 : group) | type << 16;
+  if (setsockopt(fd_, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
+    throw io_error(fmt::format("packet fanout on {}", name_), errno);
+  if (create) {
+    socklen_t len = sizeof arg;
+    if (getsockopt(fd_, SOL_PACKET, PACKET_FANOUT, &arg, &len) < 0)
+      throw io_error(fmt::format("packet fanout id on {}", name_), errno);
+    group = arg & 0xffff;
+  }
+  if (program_fd >= 0 && setsockopt(fd_, SOL_PACKET, PACKET_FANOUT_DATA, &program_fd, sizeof program_fd) < 0)
+    throw io_error(fmt::format("fanout program on {}", name_), errno);
 }
 
 Capture::~Capture() {

@@ -44,6 +44,11 @@ class Capture {
   int dispatch(int budget, pcap_handler handler, u_char* user);
 
   uint64_t kernel_drops();
+
+  // Joins this interface's packet fanout group: `group` -1 creates one (its id, which may
+  // be 0, is written back), else joins that one. With `program_fd` >= 0 the group's program is set: it picks
+  // the member socket of each frame. Throws std::runtime_error naming the cause.
+  void join_fanout(int& group, int program_fd);
   std::string error() const { return pcap_geterr(pcap_); }
 
  private:

@@ -1,4 +1,5 @@
-// The daemon's event loop and control handling; see daemon.hpp.
+// The control thread: commands, reloads, health, next hops and listings, published to
+// the workers (worker.hpp), which forward; see daemon.hpp.
 #include "lb/daemon.hpp"
 
 #include <net/if.h>
@@ -23,6 +24,7 @@
 #include <ctime>
 #include <fstream>
 #include <chrono>
+#include <latch>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,43 +32,23 @@
 #include <thread>
 #include <utility>
 
-#include "forwarding/ipip.hpp"
-#include "forwarding/netlink_neighbours.hpp"
-#include "forwarding/segment.hpp"
+#include "health/engine.hpp"
 #include "lb/box_guard.hpp"
-#include "lb/capture.hpp"
 #include "lb/commands.hpp"
 #include "lb/control_protocol.hpp"
 #include "lb/control_server.hpp"
-#include "lb/data_path.hpp"
 #include "lb/host.hpp"
-#include "health/engine.hpp"
 #include "lb/log.hpp"
 #include "lb/names.hpp"
+#include "lb/next_hops.hpp"
+#include "lb/steering.hpp"
+#include "lb/systemd.hpp"
 #include "lb/traffic_model.hpp"
+#include "lb/worker.hpp"
 #include "lb/xdp_flow_cache.hpp"
 
 namespace lbd {
 namespace {
-
-// systemd's notification protocol (sd_notify(3)): one datagram of "KEY=VALUE" lines to the
-// socket in $NOTIFY_SOCKET (a path, or '@' for the abstract namespace). Nothing without it.
-void notify_systemd(const std::string& message) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (!path || !*path) return;
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  const size_t n = std::strlen(path);
-  if (n >= sizeof sa.sun_path) return;
-  std::memcpy(sa.sun_path, path, n);
-  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  if (sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
-             socklen_t(offsetof(sockaddr_un, sun_path) + n)) < 0)
-    LBD_LOG(kWarn, "main", "sd_notify to {}: {}", path, std::strerror(errno));
-  close(fd);
-}
 
 // The largest rules file lbd reads (about 600,000 rules).
 constexpr off_t kMaxRulesBytes = 64 << 20;
@@ -128,14 +110,6 @@ Status load_rules(const std::string& path, bool missing_ok, ServiceTable& servic
   return st;
 }
 
-// WatchdogSec=: systemd's interval in ms (for this process), or 0 when not watched.
-uint64_t watchdog_interval_ms() {
-  const char* usec = std::getenv("WATCHDOG_USEC");
-  if (!usec) return 0;
-  if (const char* pid = std::getenv("WATCHDOG_PID"); pid && std::atol(pid) != long(getpid())) return 0;
-  return std::strtoull(usec, nullptr, 10) / 1000;
-}
-
 class Daemon {
  public:
   explicit Daemon(const DaemonConfig& cfg) : cfg_(cfg) {}
@@ -148,72 +122,138 @@ class Daemon {
   // SIGHUP: the rules file again, applied as a difference (nothing changed on error).
   void start_reload();
   void finish_reload();
+  // A change the control thread's table took, now taken by every worker's, in the same
+  // order (so they keep the same real ids); then what follows from it on the box.
+  void apply_everywhere(const std::function<Status(ServiceTable&, Timeouts&)>& change);
   void configuration_changed();
   void configure_health();
   void on_health_events();
+  // Every worker's copy of the reals' health as the control thread's.
+  void publish_health();
   std::string health_text();
+  // Next hops resolved on the control thread, and given to every worker when they changed.
   void resolve_next_hops(bool refresh);
+  void on_worker_events();
+  // The workers' counts summed into the control thread's table (listings, rates, lc/wlc
+  // counts as IPVS shows them), and deleted reals no worker uses any more freed everywhere.
+  void gather();
+  void free_unused_reals(const std::vector<ShardCounts>& shards);
+  // f(worker) on every worker's thread; returns when each has run it.
+  template <class F>
+  void on_each_worker(F&& f);
   // The XDP flow cache on the capture interfaces, or a log line saying why not.
   void start_offload();
   // Native mode: an interface whose peer stops taking XDP frames (a veth peer's program
   // or GRO gone) is no longer transmitted on by the program; back when it takes them.
   void watch_offload_tx();
-  void refresh_local_addresses();
+  // Several workers: the fanout groups and their program.
+  void start_steering();
   // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
   int interface_index(const std::string& name) const;
-  int on_frames(Capture& cap);  // frames handled, or -1 when the capture failed
-  void send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
   Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::string counters_text();
-  // Sends what every injector has queued; frames the kernel refused are counted as drops.
-  void flush_all() {
-    for (auto& inj : injectors_) dp_->count_tx_failed(inj->flush());
-  }
-  Injector* injector_for(int ifindex) {
-    for (auto& i : injectors_)
-      if (i->ifindex() == ifindex) return i.get();
-    return nullptr;
-  }
 
   const DaemonConfig& cfg_;
-  ServiceTable services_;
+  ServiceTable services_;  // the control thread's: commands, listings, health, next hops
   Timeouts timeouts_;
-  std::unique_ptr<ConnTable> conns_;
-  std::unique_ptr<DataPath> dp_;
-  std::vector<std::unique_ptr<Capture>> captures_;
-  std::vector<std::unique_ptr<Injector>> injectors_;
-  std::unique_ptr<NetlinkNeighbours> nl_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<HopInterface> interfaces_;
+  std::unique_ptr<NextHops> hops_;
+  std::vector<NextHop> hops_published_;  // by real id: what the workers have
   std::unique_ptr<BoxGuard> guard_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<health::Engine> health_;
   std::unique_ptr<XdpFlowCache> xdp_;
+  std::unique_ptr<Steering> steering_;
+  Ipv4 steer_mask_{{255, 255, 255, 255}};
   XdpMode xdp_mode_ = XdpMode::kGeneric;
   std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
+  std::vector<ShardCounts> last_counts_;      // from the last gather()
+  std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame
   uint64_t applied_generation_ = 0;
   int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
+  int events_fd_ = -1;  // eventfd: a worker has events
   int namespace_lock_ = -1;
   int ifreq_fd_ = -1;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
-  uint32_t dr_not_on_link_ = 0;  // DR reals whose next hop is a gateway (warned)
   std::thread reload_thread_;
   Status reload_status_ = Status::ok();
   std::vector<CliCommand> reload_rules_;
   bool reload_again_ = false;
-  uint64_t now_ms_ = 0;
-  std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
-};
-
-struct DispatchCtx {
-  Daemon* self;
-  Capture* cap;
-  Injector* in;  // the capture interface's own injector
+  std::string fatal_;  // why lbd stops (a capture failed)
 };
 
 }  // namespace
 
+template <class F>
+void Daemon::on_each_worker(F&& f) {
+  std::latch done(std::ptrdiff_t(workers_.size()));
+  for (auto& w : workers_)
+    w->post([&](Worker& x) {
+      f(x);
+      done.count_down();
+    });
+  done.wait();
+}
+
+void Daemon::gather() {
+  std::vector<ShardCounts> shards(workers_.size());
+  on_each_worker([&](Worker& w) { shards[w.index()] = w.counts(); });
+  for (auto& sh : shards) sh.reals.resize(services_.real_slots()), sh.services.resize(services_.service_slots());
+  services_.for_each_real([&](Real& r) {
+    Counters st{};
+    uint32_t active = 0, inactive = 0, persist = 0;
+    for (const auto& sh : shards) {
+      const auto& x = sh.reals[r.id];
+      st.conns += x.stats.conns;
+      st.inpkts += x.stats.inpkts;
+      st.outpkts += x.stats.outpkts;
+      st.inbytes += x.stats.inbytes;
+      st.outbytes += x.stats.outbytes;
+      active += x.active;
+      inactive += x.inactive;
+      persist += x.persist;
+    }
+    r.stats = st;
+    r.dest.active_conns = active;
+    r.dest.inactive_conns = inactive;
+    r.persist_conns = persist;
+  });
+  for (size_t id = 0; id < services_.service_slots(); ++id) {
+    Service& s = services_.service(uint32_t(id));
+    if (!s.in_use) continue;
+    Counters st{};
+    for (const auto& sh : shards) {
+      const auto& x = sh.services[id];
+      st.conns += x.conns;
+      st.inpkts += x.inpkts;
+      st.outpkts += x.outpkts;
+      st.inbytes += x.inbytes;
+      st.outbytes += x.outbytes;
+    }
+    s.stats = st;
+  }
+  free_unused_reals(shards);
+  last_counts_ = std::move(shards);
+}
+
+void Daemon::free_unused_reals(const std::vector<ShardCounts>& shards) {
+  if (services_.trash() == 0) return;
+  std::vector<uint32_t> unused = services_.unreferenced_deleted();
+  for (const auto& sh : shards)
+    std::erase_if(unused, [&](uint32_t id) {
+      return std::find(sh.unreferenced.begin(), sh.unreferenced.end(), id) == sh.unreferenced.end();
+    });
+  if (unused.empty()) return;
+  for (uint32_t id : unused) services_.release_deleted(id);
+  on_each_worker([&](Worker& w) {
+    for (uint32_t id : unused) w.services().release_deleted(id);
+  });
+}
+
 Dump Daemon::make_dump() {
   Dump d;
-  d.table_size = conns_->capacity();
+  d.table_size = cfg_.max_connections;
   d.timeouts = timeouts_;
   services_.for_each_service([&](const Service& s) {
     DumpService ds{s.key, s.options.scheduler, s.stats, {},
@@ -236,7 +276,13 @@ Dump Daemon::make_dump() {
 }
 
 std::string Daemon::counters_text() {
-  const auto& c = dp_->counters();
+  DataPathCounters c;
+  uint64_t conns = 0, kdrops = 0;
+  for (const auto& sh : last_counts_) {
+    c += sh.dp;
+    conns += sh.conns;
+    kdrops += sh.kernel_drops;
+  }
   std::string s = fmt::format(
       "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
       "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_rescheduled {}\nconns_current {}\n"
@@ -244,7 +290,7 @@ std::string Daemon::counters_text() {
       "tunnelled {}\ntunnel_fragmented {}\nicmp_frag_needed_sent {}\n"
       "icmp_errors_forwarded {}\ntunnel_pmtu_updates {}\necho_forwarded {}\necho_replies {}\n",
       c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
-      c.conns_created, c.conns_expired, c.conns_rescheduled, conns_->size(), c.icmp_unreachable_sent,
+      c.conns_created, c.conns_expired, c.conns_rescheduled, conns, c.icmp_unreachable_sent,
       c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
       c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
       c.echo_forwarded, c.echo_replies);
@@ -262,17 +308,30 @@ std::string Daemon::counters_text() {
                      "health_late_p99_us {}\nhealth_late_max_us {}\n",
                      h.checks, h.failures, h.late_p50_us, h.late_p99_us, h.late_max_us);
   }
-  uint64_t kdrops = 0;
-  for (auto& cap : captures_) kdrops += cap->kernel_drops();
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
   size_t broad = 0;
-  for (auto& cap : captures_) broad += cap->broad_filter;
+  for (bool b : broad_filter_) broad += b;
   s += fmt::format("capture_broad_filters {}\n", broad);
-  s += fmt::format("dr_reals_not_on_link {}\n", dr_not_on_link_);
+  s += fmt::format("dr_reals_not_on_link {}\n", hops_->dr_not_on_link());
   s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
   for (size_t i = 0; i < c.drops.size(); ++i)
     s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
+  // Each worker's share: how evenly the fanout spreads the clients.
+  s += fmt::format("workers {}\n", workers_.size());
+  for (size_t i = 0; i < last_counts_.size(); ++i)
+    s += fmt::format("worker{}_conns_current {}\nworker{}_conns_created {}\nworker{}_rx_frames {}\n", i,
+                     last_counts_[i].conns, i, last_counts_[i].dp.conns_created, i, last_counts_[i].dp.rx_frames);
   return s;
+}
+
+void Daemon::apply_everywhere(const std::function<Status(ServiceTable&, Timeouts&)>& change) {
+  on_each_worker([&](Worker& w) {
+    // The same change to a table with the same configuration: it cannot fail.
+    if (const Status st = change(w.services(), w.timeouts()); !st.is_ok())
+      LBD_LOG(kError, "control", "worker {} refused a change the control thread took: {}", w.index(), st.message());
+  });
+  configuration_changed();
+  gather();  // listings right after the change; deleted reals nobody uses freed now
 }
 
 std::string Daemon::handle_restore(const std::string& req) {
@@ -286,12 +345,12 @@ std::string Daemon::handle_restore(const std::string& req) {
     return fmt::format("ERR {} {}\n", st.code(), st.message());
   }
   LBD_LOG(kInfo, "control", "restored {} rules", rules.size());
-  configuration_changed();
+  apply_everywhere([&](ServiceTable& t, Timeouts& to) { return apply_rules_atomically(rules, t, to); });
   return "OK\n";
 }
 
 // SIGHUP, first half: the file is read, parsed and its names resolved on a thread of its
-// own (a dead name server can take seconds), while the loop forwards. A SIGHUP during a
+// own (a dead name server can take seconds), while the workers forward. A SIGHUP during a
 // reload reloads again once it ends.
 void Daemon::start_reload() {
   if (reload_thread_.joinable()) {
@@ -306,7 +365,8 @@ void Daemon::start_reload() {
   });
 }
 
-// Second half, on the loop: the parsed rules applied as a difference (linear in the rules).
+// Second half, on the control thread: the parsed rules applied as a difference (linear in
+// the rules), to the control thread's table and then to each worker's.
 void Daemon::finish_reload() {
   uint64_t n;
   [[maybe_unused]] auto r = read(reload_fd_, &n, sizeof n);
@@ -319,41 +379,63 @@ void Daemon::finish_reload() {
     notify_systemd("READY=1\nSTATUS=reload failed, running rules kept (see the log)");
   } else {
     LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes", cfg_.rules_path, reload_rules_.size(), changes);
-    configuration_changed();
+    apply_everywhere([&](ServiceTable& t, Timeouts& to) {
+      size_t ignored = 0;
+      return reload_rules(reload_rules_, t, to, ignored);
+    });
     notify_systemd("READY=1\nSTATUS=rules reloaded");
   }
   reload_rules_.clear();
   if (std::exchange(reload_again_, false)) start_reload();
 }
 
-// The services at once, then the connections a step at a time as lbadm reads them: a
-// listing of a million connections never holds the data path for more than one step.
+// The services at once, then the connections a step at a time as lbadm reads them, worker
+// after worker: a listing of a million connections holds a worker for one step at a time
+// (a copy of 16384 entries), never the control thread's formatting.
 Reply Daemon::dump_with_conns() {
   std::string head = encode_dump(make_dump());
   head.resize(head.size() - 4);  // without its "END\n": the connections follow
-  auto pos = std::make_shared<size_t>(0);
-  return {std::move(head), [this, pos](std::string& out) {
-            const uint32_t now_s = DataPath::seconds(monotonic_ms());
+  struct Cursor {
+    size_t worker = 0, pos = 0;
+  };
+  auto at = std::make_shared<Cursor>();
+  return {std::move(head), [this, at](std::string& out) {
+            if (at->worker >= workers_.size()) {
+              out += "END\n";
+              return true;
+            }
             Dump step;
-            *pos = conns_->for_each_from(*pos, 16384, [&](const Conn& c) {
-              // A persistence template: client port 0, state NONE (IPVS's template entries).
-              const bool templ = c.flags & Conn::kTemplate;
-              const uint32_t expires = dp_->expires_of(c);  // an offloaded one: from its last packet
-              step.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr,
-                                    c.key.vaddr, c.daddr, c.key.cport, c.key.vport, c.dport,
-                                    templ ? "NONE" : state_name(c.state),
-                                    expires > now_s ? expires - now_s : 0});
+            bool done = false;
+            std::latch copied(1);
+            workers_[at->worker]->post([&](Worker& w) {
+              const uint32_t now_s = DataPath::seconds(monotonic_ms());
+              at->pos = w.conns().for_each_from(at->pos, 16384, [&](const Conn& c) {
+                // A persistence template: client port 0, state NONE (IPVS's template entries).
+                const bool templ = c.flags & Conn::kTemplate;
+                const uint32_t expires = w.data_path().expires_of(c);  // offloaded: from its last packet
+                step.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr,
+                                      c.key.vaddr, c.daddr, c.key.cport, c.key.vport, c.dport,
+                                      templ ? "NONE" : state_name(c.state),
+                                      expires > now_s ? expires - now_s : 0});
+              });
+              done = at->pos >= w.conns().index_positions();
+              copied.count_down();
             });
+            copied.wait();
             out += encode_conns(step);
-            if (*pos < conns_->index_positions()) return false;
+            if (done) {
+              ++at->worker;
+              at->pos = 0;
+            }
+            if (at->worker < workers_.size()) return false;
             out += "END\n";
             return true;
           }};
 }
 
 Reply Daemon::handle_request(const std::string& req) {
-  // What the fast path forwarded is in every listing and counter, as if lbd had.
-  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") dp_->fold_offloaded();  // O(reals)
+  // What the workers and the fast path forwarded is in every listing and counter.
+  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") gather();  // O(reals) per worker
   if (req == "DUMP") return {encode_dump(make_dump()), {}};
   if (req == "DUMP CONNS") return dump_with_conns();
   if (req == "COUNTERS") return {counters_text() + "END\n", {}};
@@ -370,40 +452,123 @@ Reply Daemon::handle_request(const std::string& req) {
     return {fmt::format("ERR {} {}\n", st.code(), st.message()), {}};
   }
   LBD_LOG(kInfo, "control", "applied: {}", health::redact_secrets(join_args(args)));
-  configuration_changed();
+  apply_everywhere([&](ServiceTable& t, Timeouts& to) { return execute(cmd, t, to); });
   return {"OK\n", {}};
+}
+
+// The widest persistence netmask of the services: a persistent client's connections (and
+// its template) must all be one worker's.
+static Ipv4 steering_mask(const ServiceTable& services) {
+  uint32_t mask = 0xffffffffu;
+  services.for_each_service([&](const Service& s) {
+    if (s.options.persistent) mask &= s.options.netmask.host();
+  });
+  return Ipv4::from_host(mask);
 }
 
 void Daemon::configuration_changed() {
   if (services_.generation() == applied_generation_) return;
   applied_generation_ = services_.generation();
   const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
-  for (auto& cap : captures_) {
+  if (steering_) {
+    const Ipv4 mask = steering_mask(services_);
+    if (!(mask == steer_mask_))
+      LBD_LOG(kWarn, "workers", "clients now go to workers by their address masked with {} (the widest "
+              "persistence netmask; it was {}): established connections of clients that move to another "
+              "worker are lost", to_string(mask), to_string(steer_mask_));
+    steer_mask_ = mask;
     std::string err;
-    CaptureFilter filter = capture_filter(model, cap->mac());
-    if (!cap->set_filter(filter.text, err)) {
-      // Never keep the old filter: it would not see a new service's traffic, which the
-      // guard then drops. The broad filter cannot miss one.
-      LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
-              "to {} instead", cap->name(), err, to_string(cap->mac()));
-      filter = broad_capture_filter(cap->mac());
-      if (!cap->set_filter(filter.text, err))
-        throw std::runtime_error(fmt::format("{}: cannot set even the broad capture filter: {}", cap->name(), err));
+    if (!steering_->configure(services_.vips(), mask, err))
+      LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", err);
+  }
+  std::vector<CaptureFilter> filters;
+  for (const auto& itf : interfaces_) filters.push_back(capture_filter(model, itf.mac));
+  std::vector<uint8_t> broad(interfaces_.size());
+  on_each_worker([&](Worker& w) {
+    for (size_t i = 0; i < w.captures().size(); ++i) {
+      Capture& cap = *w.captures()[i];
+      std::string err;
+      CaptureFilter filter = filters[i];
+      if (!cap.set_filter(filter.text, err)) {
+        // Never keep the old filter: it would not see a new service's traffic, which the
+        // guard then drops. The broad filter cannot miss one.
+        if (w.index() == 0)
+          LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
+                  "to {} instead", cap.name(), err, to_string(cap.mac()));
+        filter = broad_capture_filter(cap.mac());
+        if (!cap.set_filter(filter.text, err))
+          LBD_LOG(kError, "capture", "{}: cannot set even the broad capture filter: {}", cap.name(), err);
+      }
+      cap.broad_filter = filter.broad;
+      if (w.index() == 0) broad[i] = filter.broad;
     }
-    const bool broad = filter.broad;
-    if (broad != cap->broad_filter)
-      LBD_LOG(kInfo, "capture", "{}: {}", cap->name(),
-              broad ? fmt::format("{} services: capturing every IPv4 frame to {} and sorting in lbd "
-                                  "(a precise filter this large compiles too slowly)",
-                                  services_.service_count(), to_string(cap->mac()))
-                    : std::string("precise capture filter again"));
-    cap->broad_filter = broad;
+  });
+  for (size_t i = 0; i < interfaces_.size(); ++i) {
+    if (bool(broad[i]) != broad_filter_[i])
+      LBD_LOG(kInfo, "capture", "{}: {}", interfaces_[i].name,
+              broad[i] ? fmt::format("{} services: capturing every IPv4 frame to {} and sorting in lbd "
+                                     "(a precise filter this large compiles too slowly)",
+                                     services_.service_count(), to_string(interfaces_[i].mac))
+                       : std::string("precise capture filter again"));
+    broad_filter_[i] = broad[i];
   }
   std::string err;
   if (!guard_->apply(model, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
   resolve_next_hops(true);
-  dp_->sync_real_hops(monotonic_ms());
   configure_health();
+}
+
+void Daemon::resolve_next_hops(bool refresh) {
+  hops_->resolve(services_, refresh);
+  std::vector<NextHop> hops(services_.real_slots());
+  services_.for_each_real([&](const Real& r) { hops[r.id] = r.hop; });
+  if (hops == hops_published_) return;
+  hops_published_ = hops;
+  auto shared = std::make_shared<const std::vector<NextHop>>(std::move(hops));
+  for (auto& w : workers_)
+    w->post([shared](Worker& x) {
+      const auto& h = *shared;
+      x.services().for_each_real([&](Real& r) {
+        if (r.id < h.size()) r.hop = h[r.id];
+      });
+      const uint64_t now = monotonic_ms();
+      x.data_path().sync_real_hops(now);
+      x.data_path().release_held(now, [&x](std::span<const uint8_t> f, const Verdict& v) {
+        x.send(f.data(), f.size(), v, nullptr);
+      });
+      x.flush_all();
+    });
+}
+
+void Daemon::on_worker_events() {
+  uint64_t n;
+  [[maybe_unused]] auto r = read(events_fd_, &n, sizeof n);
+  bool resolve = false;
+  std::vector<Worker::Events::Pmtu> pmtu;
+  for (auto& w : workers_) {
+    Worker::Events e = w->take_events();
+    resolve |= !e.unresolved.empty();
+    pmtu.insert(pmtu.end(), e.pmtu.begin(), e.pmtu.end());
+    if (!e.capture_failed.empty() && fatal_.empty()) fatal_ = e.capture_failed;
+  }
+  if (resolve) resolve_next_hops(true);
+  if (pmtu.empty()) return;
+  // A tunnel's path MTU one worker learnt holds for every worker's connections to it.
+  for (const auto& p : pmtu) {
+    Real& real = services_.real(p.real_id);
+    real.tun_pmtu = p.pmtu;
+    real.tun_pmtu_until = p.until;
+  }
+  for (auto& w : workers_)
+    w->post([pmtu](Worker& x) {
+      for (const auto& p : pmtu) {
+        Real& real = x.services().real(p.real_id);
+        if (!real.in_use) continue;
+        real.tun_pmtu = p.pmtu;
+        real.tun_pmtu_until = p.until;
+      }
+      x.data_path().sync_real_hops(monotonic_ms());
+    });
 }
 
 void Daemon::start_offload() {
@@ -415,20 +580,20 @@ void Daemon::start_offload() {
   // (after the kernel has built the packet) elsewhere: it always can.
   std::string why_not_native;
   std::vector<uint64_t> features;
-  for (auto& c : captures_) {
-    const auto f = xdp_features(c->ifindex());
+  for (auto& c : interfaces_) {
+    const auto f = xdp_features(c.ifindex);
     features.push_back(f.value_or(0));
     if (!why_not_native.empty()) continue;
     if (!f)
       why_not_native = "the kernel does not report XDP features (Linux < 6.3)";
     else if (!(*f & kXdpActBasic))
-      why_not_native = c->name() + "'s driver has no native XDP";
+      why_not_native = c.name + "'s driver has no native XDP";
     else if (!(*f & kXdpActNdoXmit))
-      why_not_native = c->name() + " cannot transmit XDP frames";
-    else if (driver_name(c->name()) == "veth")
+      why_not_native = c.name + " cannot transmit XDP frames";
+    else if (driver_name(c.name) == "veth")
       // Its peer may take XDP frames by GRO alone, where they wait in its ring (measured):
       // native only when asked (--offload xdp-native, with an XDP program on the peer).
-      why_not_native = c->name() + " is a veth (native needs an XDP program on its peer: --offload xdp-native)";
+      why_not_native = c.name + " is a veth (native needs an XDP program on its peer: --offload xdp-native)";
   }
   xdp_mode_ = cfg_.offload == "xdp-native"    ? XdpMode::kNative
               : cfg_.offload == "xdp-generic" ? XdpMode::kGeneric
@@ -437,29 +602,29 @@ void Daemon::start_offload() {
   const uint32_t flows = cfg_.offload_flows ? cfg_.offload_flows
                                             : uint32_t(std::min<uint64_t>(2ull * cfg_.max_connections, 1u << 20));
   try {
-    xdp_ = std::make_unique<XdpFlowCache>(flows);
+    xdp_ = std::make_unique<XdpFlowCache>(flows, uint32_t(workers_.size()));
   } catch (const std::exception& e) {
     LBD_LOG(kWarn, "offload", "off: {}; lbd forwards every packet itself", e.what());
     return;
   }
   std::string names;
-  for (size_t i = 0; i < captures_.size(); ++i) {
-    Capture& c = *captures_[i];
-    if (std::string err = xdp_->attach(c.ifindex(), c.name(), xdp_mode_); !err.empty()) {
-      LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name(), err);
+  for (size_t i = 0; i < interfaces_.size(); ++i) {
+    const HopInterface& c = interfaces_[i];
+    if (std::string err = xdp_->attach(c.ifindex, c.name, xdp_mode_); !err.empty()) {
+      LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name, err);
       continue;
     }
     const bool tx = xdp_mode_ == XdpMode::kGeneric || (features[i] & kXdpActNdoXmit);
-    xdp_->allow_tx(c.ifindex(), tx);
-    xdp_tx_.push_back({c.ifindex(), tx});
-    names += (names.empty() ? "" : ", ") + c.name() + (tx ? "" : " (cannot transmit: its packets go to lbd)");
+    xdp_->allow_tx(c.ifindex, tx);
+    xdp_tx_.push_back({c.ifindex, tx});
+    names += (names.empty() ? "" : ", ") + c.name + (tx ? "" : " (cannot transmit: its packets go to lbd)");
   }
   if (!xdp_->attached()) {
     xdp_.reset();
     LBD_LOG(kWarn, "offload", "off: attached to no interface; lbd forwards every packet itself");
     return;
   }
-  dp_->set_flow_cache(xdp_.get());
+  for (auto& w : workers_) w->set_flow_cache(xdp_.get());
   LBD_LOG(kInfo, "offload", "XDP flow cache on {} in {} mode, {} flows at most{}", names, to_string(xdp_mode_),
           flows, xdp_mode_ == XdpMode::kGeneric && cfg_.offload == "xdp" ? " (not native: " + why_not_native + ")" : "");
 }
@@ -477,6 +642,15 @@ void Daemon::watch_offload_tx() {
     LBD_LOG(kWarn, "offload", "interface {} {}", ifindex,
             now ? "takes XDP frames again: the fast path sends on it"
                 : "no longer takes XDP frames (its veth peer lost its XDP program or GRO): lbd sends its packets");
+  }
+}
+
+void Daemon::start_steering() {
+  if (workers_.size() < 2) return;
+  steering_ = std::make_unique<Steering>(uint32_t(workers_.size()));
+  for (size_t i = 0; i < interfaces_.size(); ++i) {
+    int group = -1;  // a new group (the kernel's first id is 0)
+    for (auto& w : workers_) w->captures()[i]->join_fanout(group, w->index() == 0 ? steering_->program_fd() : -1);
   }
 }
 
@@ -506,6 +680,20 @@ void Daemon::configure_health() {
     }
   });
   health_->configure(std::move(targets));
+  publish_health();
+}
+
+void Daemon::publish_health() {
+  std::vector<std::pair<uint32_t, bool>> down;  // every real's, by id
+  services_.for_each_real([&](const Real& r) { down.push_back({r.id, r.health_down}); });
+  on_each_worker([&](Worker& w) {
+    for (const auto& [id, is_down] : down) {
+      Real& r = w.services().real(id);
+      if (r.in_use && r.health_down != is_down) w.services().set_health(r, !is_down);
+    }
+    // A real down with on-down=expire: off the fast path now.
+    w.data_path().sync_real_hops(monotonic_ms());
+  });
 }
 
 void Daemon::on_health_events() {
@@ -536,6 +724,7 @@ void Daemon::on_health_events() {
       health_->run_command(t.service + " sorry", s.options.health.notify, s.options.health.check.exec_user,
                            {s.sorry_active ? "sorry-on" : "sorry-off", t.service, sorry_name, e.reason});
   }
+  publish_health();
 }
 
 // lbadm --lbd-health: per service its check, per real its state and last result.
@@ -578,18 +767,6 @@ std::string Daemon::health_text() {
   return out;
 }
 
-// The address classifier learns the director's own addresses and its subnets' broadcast
-// (and network) addresses: refused as reals.
-void Daemon::refresh_local_addresses() {
-  set_address_classifier([local = local_ipv4()](Ipv4 a) {
-    for (const LocalAddress& l : local) {
-      if (l.addr == a) return AddrType::kLocal;
-      if (l.has_broadcast() && (l.broadcast() == a || l.network() == a)) return AddrType::kBroadcast;
-    }
-    return classify_address(a);
-  });
-}
-
 int Daemon::interface_index(const std::string& name) const {
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
@@ -597,155 +774,15 @@ int Daemon::interface_index(const std::string& name) const {
   return errno == ENODEV ? 0 : -1;
 }
 
-void Daemon::resolve_next_hops(bool refresh) {
-  if (refresh) {
-    nl_->refresh();
-    refresh_local_addresses();
-  }
-  uint32_t not_on_link = 0;
-  services_.for_each_real([&](Real& r) {
-    if (r.deleted) return;
-    NextHop hop;
-    const auto route = nl_->route(r.addr);
-    const Capture* out = nullptr;
-    if (route)
-      for (auto& c : captures_)
-        if (c->ifindex() == route->ifindex) out = c.get();
-    if (!route || !out) {
-      if (r.hop.resolved || r.hop.ifindex == 0) {
-        LBD_LOG(kWarn, "neighbour", "real server {} is not reachable through an lbd interface{}",
-                to_string(r.addr), route ? "" : " (no route)");
-        r.hop.ifindex = -1;  // warned
-      }
-      r.hop.resolved = false;
-      return;
-    }
-    // DR rewrites only the MAC: a real behind a router gets the router's MAC, and the router
-    // routes the VIP wherever it routes it. IPVS does the same; say so, and count it.
-    if (r.fwd == FwdMethod::kRoute && !(route->next_hop == r.addr)) {
-      ++not_on_link;
-      if (!r.dr_gateway_warned)
-        LBD_LOG(kWarn, "neighbour", "DR real server {} is not on-link: frames go to gateway {} (DR needs "
-                "the real on the director's segment)", to_string(r.addr), to_string(route->next_hop));
-      r.dr_gateway_warned = true;
-    } else {
-      r.dr_gateway_warned = false;
-    }
-    hop.ifindex = out->ifindex();
-    hop.src = out->mac();
-    hop.mtu = out->mtu();
-    hop.src_ip = nl_->source_address(route->ifindex, r.addr, route->next_hop);
-    if (r.fwd == FwdMethod::kTunnel && hop.src_ip == Ipv4{}) {
-      if (r.hop.resolved || r.hop.ifindex == 0)
-        LBD_LOG(kWarn, "neighbour", "real server {}: {} has no IPv4 address to tunnel from",
-                to_string(r.addr), out->name());
-      r.hop.ifindex = -1;
-      r.hop.resolved = false;
-      return;
-    }
-    // NTF_USE on every refresh: the kernel never sees lbd's traffic use this neighbour, so
-    // without it the entry would age to STALE (and be collected) with nobody confirming it.
-    std::string e;
-    if (!nl_->request_resolution(route->ifindex, route->next_hop, e))
-      LBD_LOG(kWarn, "neighbour", "cannot resolve {}: {}", to_string(route->next_hop), e);
-    if (auto mac = nl_->neighbour(route->ifindex, route->next_hop)) {
-      hop.dst = *mac;
-      hop.resolved = true;
-      if (!r.hop.resolved || !(r.hop.dst == hop.dst))
-        LBD_LOG(kInfo, "neighbour", "real server {} is at {} via {}", to_string(r.addr),
-                to_string(hop.dst), out->name());
-    } else if (r.hop.resolved && r.hop.ifindex == hop.ifindex) {
-      hop.dst = r.hop.dst;  // entry gone or being re-probed: keep the MAC we know meanwhile
-      hop.resolved = true;
-    }
-    r.hop = hop;
-  });
-  dr_not_on_link_ = not_on_link;
-}
-
-void Daemon::send_frame(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place) {
-  Injector* out = injector_for(v.ifindex);
-  if (!out) return;
-  if ((v.segment_mtu || v.fragment_mtu) && in_place && frame != scratch_.data()) {
-    // The pieces are written into the injector's buffers, where this frame may lie.
-    std::memcpy(scratch_.data(), frame, len);
-    frame = scratch_.data();
-  }
-  if (v.segment_mtu) {
-    ParsedPacket p;
-    DropReason why{};
-    if (!parse_frame({frame, len}, p, why)) return;
-    for (size_t i = 0;; ++i) {
-      uint8_t* buf = out->next_buffer();
-      size_t n = tcp_segment_one({frame, len}, p, v.segment_mtu, i, buf);
-      if (!n) break;
-      if (v.encapsulate) {  // TUN: each segment into the tunnel
-        ParsedPacket sp;
-        if (!parse_frame({buf, n}, sp, why)) break;
-        n = ipip_encapsulate({buf, Injector::kFrameMax}, sp, v.tun_src, v.tun_dst, sp.ip_len);
-        if (!n) break;
-      }
-      out->commit(n);
-    }
-    return;
-  }
-  if (v.fragment_mtu) {
-    for (size_t i = 0;; ++i) {
-      const size_t n = ipv4_fragment_one({frame, len}, v.fragment_mtu, i, out->next_buffer());
-      if (!n) break;
-      out->commit(n);
-    }
-    return;
-  }
-  if (out == in_place) {
-    out->commit(len);  // processed where it will be sent from: no copy
-  } else {
-    std::memcpy(out->next_buffer(), frame, len);
-    out->commit(len);
-  }
-}
-
-int Daemon::on_frames(Capture& cap) {
-  DispatchCtx ctx{this, &cap, injector_for(cap.ifindex())};
-  auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
-    auto* c = reinterpret_cast<DispatchCtx*>(user);
-    Daemon* d = c->self;
-    if (h->caplen != h->len || h->caplen > d->scratch_.size()) {
-      d->dp_->count_drop(DropReason::kFrameTooBig);  // truncated by the capture
-      return;
-    }
-    const int ifindex = c->cap->ifindex();
-    Injector* in = c->in;
-    // Frames that fit the interface are processed in the buffer they will most likely be
-    // sent from (DR is usually one-armed); super-frames in a scratch buffer, since their
-    // segments are written into the injector's buffers.
-    const bool fits = h->caplen <= size_t(c->cap->mtu()) + sizeof(EthHdr) &&
-                      h->caplen <= Injector::kFrameMax;
-    uint8_t* buf = fits ? in->next_buffer() : d->scratch_.data();
-    const size_t capacity = fits ? Injector::kFrameMax : d->scratch_.size();
-    std::memcpy(buf, bytes, h->caplen);
-    const Verdict v = d->dp_->process({buf, h->caplen}, ifindex, d->now_ms_, capacity);
-    if (v.transmit) d->send_frame(buf, v.length ? v.length : h->caplen, v, fits ? in : nullptr);
-  };
-  int total = 0;
-  for (int round = 0; round < 8; ++round) {  // bounded: let timers and commands run too
-    now_ms_ = monotonic_ms();
-    const int n = cap.dispatch(256, handler, reinterpret_cast<u_char*>(&ctx));
-    if (n < 0) {
-      LBD_LOG(kError, "capture", "{}: capture failed (interface gone or down?): {}", cap.name(),
-              cap.error());
-      total = -1;
-      break;
-    }
-    if (n == 0) break;
-    total += n;
-    flush_all();
-  }
-  flush_all();
-  return total;
-}
-
 int Daemon::run() {
+  // Signals are the control thread's (its signalfd): blocked before any thread starts, so
+  // every thread (workers, health, reloads) inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
   // Refuse a second lbd before touching anything on the box.
   control_ = std::make_unique<ControlServer>(
       cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
@@ -754,55 +791,66 @@ int Daemon::run() {
   namespace_lock_ = claim_in_namespace(
       "lbd-director", "another lbd is already running in this network namespace (with another control "
                       "socket): it owns the capture, the nftables guard and the offloads here; stop it first");
-  refresh_local_addresses();
+  learn_local_addresses();
   ifreq_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-  uint64_t seed = 0;
-  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
-  conns_ = std::make_unique<ConnTable>(cfg_.max_connections, seed);
-  dp_ = std::make_unique<DataPath>(services_, *conns_, timeouts_);
+  services_.defer_release();  // real ids stay those of the workers' tables
 
   // Rules first: a bad file stops lbd before it changes the box. Only the default path
   // may be absent; a given path that is missing, unreadable or not a file is an error.
-  size_t restored = 0;
-  if (Status st = load_rules(cfg_.rules_path, !cfg_.rules_path_given, services_, timeouts_, restored);
-      !st.is_ok()) {
+  std::vector<CliCommand> rules;
+  Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
+  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+  if (!st.is_ok()) {
     LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
     return 1;
   }
-  LBD_LOG(kInfo, "rules", "restored {} rules from {}", restored, cfg_.rules_path);
+  LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
   reload_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  events_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
-  nl_ = std::make_unique<NetlinkNeighbours>();
-  std::vector<InterfaceInfo> ifs;
-  for (const auto& name : cfg_.interfaces) {
-    captures_.push_back(std::make_unique<Capture>(name, cfg_.capture_timeout_ms));
-    injectors_.push_back(std::make_unique<Injector>(captures_.back()->ifindex(), name));
-    ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac(), captures_.back()->mtu()});
+  const uint32_t nworkers = cfg_.workers ? cfg_.workers : default_workers(cfg_.interfaces);
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    Worker::Config wc;
+    wc.index = i;
+    wc.interfaces = cfg_.interfaces;
+    wc.capture_timeout_ms = cfg_.capture_timeout_ms;
+    // The table is shared out: the shards together hold --max-connections.
+    wc.max_connections = std::max<uint32_t>(1, (cfg_.max_connections + nworkers - 1) / nworkers);
+    wc.seed = seed + i * 0x9e3779b97f4a7c15ULL;
+    workers_.push_back(std::make_unique<Worker>(wc));
+    workers_.back()->set_event_fd(events_fd_);
   }
-  dp_->set_interfaces(ifs);
+  for (auto& c : workers_[0]->captures())
+    interfaces_.push_back({c->ifindex(), c->name(), c->mac(), c->mtu()});
+  broad_filter_.assign(interfaces_.size(), false);
+  start_steering();
+  // Before their threads start: each worker's table takes the same rules.
+  on_each_worker([&](Worker& w) {
+    w.services().defer_release();
+    if (const Status s = apply_rules_atomically(rules, w.services(), w.timeouts()); !s.is_ok())
+      throw std::runtime_error(fmt::format("worker {}: rules: {}", w.index(), s.message()));
+  });
+  hops_ = std::make_unique<NextHops>(interfaces_);
   guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);
   start_offload();
+  for (auto& w : workers_) w->start();
+  LBD_LOG(kInfo, "workers", "{} worker{}{}", nworkers, nworkers == 1 ? "" : "s",
+          cfg_.workers ? "" : " (one per receive queue of the capture interfaces, at most the CPUs lbd may use)");
   configuration_changed();
 
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
   const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  // The health engine's thread inherits the signal mask set above: signals stay ours.
   health_ = std::make_unique<health::Engine>();
   configure_health();
   itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
   timerfd_settime(tfd, 0, &its, nullptr);
 
-  LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", captures_.size(),
+  LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", interfaces_.size(),
           cfg_.socket_path);
   notify_systemd(fmt::format("READY=1\nSTATUS=capturing on {} interface(s)\nMAINPID={}",
-                             captures_.size(), getpid()));
+                             interfaces_.size(), getpid()));
   const uint64_t watchdog_ms = watchdog_interval_ms();
   uint64_t last_watchdog = 0, last_estimate = monotonic_ms();
   uint64_t last_refresh = monotonic_ms();
@@ -810,17 +858,15 @@ int Daemon::run() {
   int exit_code = 0;
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
-  const size_t health_index = captures_.size() + 2;
-  const size_t reload_index = captures_.size() + 3;
-  const size_t control_base = captures_.size() + 4;
+  enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kControl };
   while (running) {
     if (pfds_version != control_->version()) {  // rebuilt only when control clients change
       pfds.clear();
-      for (auto& c : captures_) pfds.push_back({c->fd(), POLLIN, 0});
       pfds.push_back({sfd, POLLIN, 0});
       pfds.push_back({tfd, POLLIN, 0});
       pfds.push_back({health_->event_fd(), POLLIN, 0});
       pfds.push_back({reload_fd_, POLLIN, 0});
+      pfds.push_back({events_fd_, POLLIN, 0});
       for (const pollfd& p : control_->poll_fds()) pfds.push_back(p);
       pfds_version = control_->version();
     }
@@ -829,13 +875,7 @@ int Daemon::run() {
       LBD_LOG(kError, "main", "poll: {}", std::strerror(errno));
       break;
     }
-    for (size_t i = 0; i < captures_.size(); ++i) {
-      if (pfds[i].revents && on_frames(*captures_[i]) < 0) {
-        running = false;  // stop cleanly (box restored); systemd's Restart= takes it from here
-        exit_code = 1;
-      }
-    }
-    if (pfds[captures_.size()].revents) {
+    if (pfds[kSignal].revents) {
       signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
@@ -846,57 +886,51 @@ int Daemon::run() {
         }
       }
     }
-    if (pfds[captures_.size() + 1].revents) {
+    if (pfds[kEvents].revents) {
+      on_worker_events();
+      if (!fatal_.empty()) {
+        LBD_LOG(kError, "capture", "{}", fatal_);
+        running = false;  // stop cleanly (box restored); systemd's Restart= takes it from here
+        exit_code = 1;
+      }
+    }
+    if (pfds[kTimer].revents) {
       uint64_t ticks;
       while (read(tfd, &ticks, sizeof ticks) == sizeof ticks) {}
       const uint64_t now = monotonic_ms();
-      dp_->expire(now, 65536);
       control_->tick(now);
-      // The loop is alive: tell systemd's watchdog, twice per interval.
+      // The control thread is alive: tell systemd's watchdog, twice per interval.
       if (watchdog_ms && now - last_watchdog >= watchdog_ms / 2) {
         notify_systemd("WATCHDOG=1");
         last_watchdog = now;
       }
-      dp_->sync_real_hops(now);
       if (now - last_estimate >= kEstimatorSeconds * 1000) {
-        dp_->fold_offloaded();
+        gather();  // every worker answers: the watchdog hears of a stuck one too
         services_.estimate_rates();
         last_estimate += kEstimatorSeconds * 1000;
         if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
       }
-      auto& unresolved = dp_->unresolved_reals();
-      const bool refresh_due = now - last_refresh >= 1000;
-      if (refresh_due) {
+      if (now - last_refresh >= 1000) {
         // A deleted interface is not always reported on the capture socket (its DOWN event
         // comes first, which libpcap treats as survivable, and an unhooked socket gets no
         // UNREGISTER error), so look for it by name. Down and up again is fine: the kernel
         // re-hooks the socket.
-        for (auto& c : captures_) {
-          const int index = interface_index(c->name());
-          if (index >= 0 && index != c->ifindex()) {  // -1: cannot tell now (EMFILE...), not gone
-            LBD_LOG(kError, "capture", "{}: the interface disappeared", c->name());
+        for (auto& c : interfaces_) {
+          const int index = interface_index(c.name);
+          if (index >= 0 && index != c.ifindex) {  // -1: cannot tell now (EMFILE...), not gone
+            LBD_LOG(kError, "capture", "{}: the interface disappeared", c.name);
             running = false;
             exit_code = 1;
           }
         }
         watch_offload_tx();
-      }
-      if (!unresolved.empty() || refresh_due || dp_->held_count() > 0) {
         resolve_next_hops(true);
-        unresolved.clear();
-        if (refresh_due) last_refresh = now;
+        last_refresh = now;
       }
-      dp_->release_held(now, [this](std::span<const uint8_t> f, const Verdict& v) {
-        send_frame(f.data(), f.size(), v, nullptr);
-      });
-      flush_all();
     }
-    if (pfds[health_index].revents) {
-      on_health_events();
-      dp_->sync_real_hops(monotonic_ms());  // a real down with on-down=expire: off the fast path now
-    }
-    if (pfds[reload_index].revents) finish_reload();
-    for (size_t i = control_base; i < pfds.size(); ++i) {
+    if (pfds[kHealth].revents) on_health_events();
+    if (pfds[kReload].revents) finish_reload();
+    for (size_t i = kControl; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;
       const uint64_t v = control_->version();
       control_->on_event(pfds[i].fd, pfds[i].revents, monotonic_ms());
@@ -908,14 +942,15 @@ int Daemon::run() {
   if (reload_thread_.joinable()) reload_thread_.join();
   close(reload_fd_);
   notify_systemd("STOPPING=1");
-  // Undo in reverse: stop checking and capturing, remove the guard (table, offloads), the socket.
+  // Undo in reverse: stop checking and the workers (their captures), remove the fast path,
+  // the fanout program, the guard (table, offloads), the socket.
   health_.reset();
-  captures_.clear();
-  injectors_.clear();
-  dp_->set_flow_cache(nullptr);
+  workers_.clear();
   xdp_.reset();
+  steering_.reset();
   guard_.reset();
   control_.reset();
+  close(events_fd_);
   close(ifreq_fd_);
   close(namespace_lock_);
   LBD_LOG(kInfo, "main", "stopped; box restored");

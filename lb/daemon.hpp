@@ -1,6 +1,8 @@
-// lbd's event loop: one thread polls the capture sockets, the control socket, a timerfd
-// and a signalfd. Packets are processed in batches; commands run between batches, so the
-// data path never sees half a command and needs no lock.
+// lbd: a control thread (the control socket, signals, reloads, health, next hops) and
+// workers (worker.hpp), each polling its own capture sockets and owning a shard of the
+// connections. The control thread applies each change to its own table, then hands it to
+// every worker, which applies it between two batches of frames: the data path never sees
+// half a command and needs no lock.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,11 @@ struct DaemonConfig {
   // generic), "xdp-native", "xdp-generic", or "off".
   std::string offload = "xdp";
   uint32_t offload_flows = 0;  // flow table entries; 0: 2 per connection, at most 1M
+  uint32_t workers = 0;        // 0: one per receive queue of the interfaces, at most the CPUs
 };
+
+// The most workers lbd runs (one fanout group member each).
+constexpr uint32_t kMaxWorkers = 64;
 
 inline bool valid_offload(const std::string& s) {
   return s == "xdp" || s == "xdp-native" || s == "xdp-generic" || s == "off";

@@ -743,6 +743,9 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
       real->tun_pmtu = reported;
       real->tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
       ++counters_.tunnel_pmtu_updates;
+      if (pmtu_learnt_.size() < 64 && std::find(pmtu_learnt_.begin(), pmtu_learnt_.end(), real->id) ==
+                                          pmtu_learnt_.end())
+        pmtu_learnt_.push_back(real->id);  // capacity reserved at construction
     }
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
     if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <vector>
@@ -59,6 +60,18 @@ struct DataPathCounters {
   }
 };
 
+// Several workers' counters, summed (every field is a uint64_t count).
+inline DataPathCounters& operator+=(DataPathCounters& a, const DataPathCounters& b) {
+  static_assert(sizeof(DataPathCounters) % sizeof(uint64_t) == 0);
+  constexpr size_t n = sizeof(DataPathCounters) / sizeof(uint64_t);
+  std::array<uint64_t, n> x, y;
+  std::memcpy(x.data(), &a, sizeof a);
+  std::memcpy(y.data(), &b, sizeof b);
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+  std::memcpy(static_cast<void*>(&a), x.data(), sizeof a);  // every field a uint64_t
+  return a;
+}
+
 // What to do with a processed frame. Before sending, the I/O layer may have to cut it:
 // segment_mtu: a TCP super-frame, segmented to this IP MTU (then, with `encapsulate`, each
 // segment wrapped in IPIP from tun_src to tun_dst); fragment_mtu: an IPv4 packet without
@@ -86,6 +99,7 @@ class DataPath {
   DataPath(ServiceTable& services, ConnTable& conns, const Timeouts& timeouts)
       : services_(services), conns_(conns), timeouts_(timeouts) {
     unresolved_.reserve(64);
+    pmtu_learnt_.reserve(64);
   }
 
   void set_interfaces(std::vector<InterfaceInfo> ifs) { interfaces_ = std::move(ifs); }
@@ -119,6 +133,9 @@ class DataPath {
 
   // Real ids whose next hop a frame found unresolved since the last call (then cleared).
   std::vector<uint32_t>& unresolved_reals() { return unresolved_; }
+  // Real ids whose tunnel path MTU an ICMP report changed since the last call (then
+  // cleared by the caller): other workers learn it too.
+  std::vector<uint32_t>& pmtu_learnt() { return pmtu_learnt_; }
 
   // Frames for a real whose next hop is not resolved yet are held (a fixed pool of
   // kHeldFrames, no allocation) instead of dropped, so the first SYN after `lbadm -a` is
@@ -209,6 +226,7 @@ class DataPath {
   std::vector<ServiceTable::Endpoint> nat_endpoints_;
   uint64_t config_generation_ = 0;
   std::vector<uint32_t> unresolved_;
+  std::vector<uint32_t> pmtu_learnt_;
   struct Held {
     uint32_t real_id = 0;
     uint16_t len = 0;

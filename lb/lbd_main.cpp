@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
        "that mode only; off: lbd forwards every packet")
       ("offload-flows", po::value<uint32_t>(&cfg.offload_flows),
        "flow cache entries (a NAT connection takes 2; default 2 per connection, at most 1048576)")
+      ("workers", po::value<uint32_t>(&cfg.workers)->default_value(0),
+       "worker threads, each owning the connections of a share of the clients (1 to 64; 0: one "
+       "per receive queue of the interfaces, at most the CPUs lbd may use)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -59,6 +62,10 @@ int main(int argc, char** argv) {
                                  !check_path.empty() || !vm["rules"].defaulted());
   if (!lbd::valid_offload(cfg.offload)) {
     std::cerr << "lbd: --offload " << cfg.offload << ": expected xdp, xdp-native, xdp-generic or off\n";
+    return 2;
+  }
+  if (cfg.workers > lbd::kMaxWorkers) {
+    std::cerr << "lbd: --workers " << cfg.workers << ": expected 0 (automatic) or 1 to " << lbd::kMaxWorkers << "\n";
     return 2;
   }
   if (cfg.interfaces.empty()) {

@@ -422,10 +422,26 @@ void ServiceTable::remove_real_from_service(Service& s, size_t index) {
 void ServiceTable::retire(Real& r) {
   r.deleted = true;
   r.dest.available = false;
-  if (r.conn_refs == 0)
+  if (r.conn_refs == 0 && !deferred_release_)
     release_real(r);
   else
     ++trash_;
+}
+
+std::vector<uint32_t> ServiceTable::unreferenced_deleted() const {
+  std::vector<uint32_t> ids;
+  if (trash_ == 0) return ids;
+  for (const Real& r : reals_)
+    if (r.in_use && r.deleted && r.conn_refs == 0) ids.push_back(r.id);
+  return ids;
+}
+
+void ServiceTable::release_deleted(uint32_t id) {
+  if (id >= reals_.size()) return;
+  Real& r = reals_[id];
+  if (!r.in_use || !r.deleted || r.conn_refs != 0) return;
+  --trash_;
+  release_real(r);
 }
 
 void ServiceTable::release_real(Real& r) {
@@ -482,7 +498,7 @@ void ServiceTable::unbind_conn(Real& r, bool inactive, bool templ) {
   } else {
     r.dest.overloaded = false;
   }
-  if (--r.conn_refs == 0 && r.deleted) {
+  if (--r.conn_refs == 0 && r.deleted && !deferred_release_) {
     --trash_;
     release_real(r);
   }

@@ -211,6 +211,18 @@ class ServiceTable {
   bool set_health(Real& r, bool up);
 
   size_t service_count() const { return services_.size() - free_services_.size(); }
+  size_t service_slots() const { return services_.size(); }  // ids are below this
+  size_t real_slots() const { return reals_.size(); }
+
+  // Several tables that must keep the same real ids (the control thread's and each
+  // worker's, given the same changes in the same order): a deleted real is not freed when
+  // its last connection in this table goes, only by release_deleted(), once no table has
+  // a connection to it.
+  void defer_release() { deferred_release_ = true; }
+  // Deleted reals no connection of this table refers to.
+  std::vector<uint32_t> unreferenced_deleted() const;
+  void release_deleted(uint32_t id);
+  size_t trash() const { return trash_; }
 
   // Services in id order, and every real (including deleted ones still referenced).
   template <class F> void for_each_service(F&& f) const {
@@ -274,6 +286,7 @@ class ServiceTable {
   uint32_t port_zero_services_ = 0;  // how many services have port 0 (persistent, any port)
   uint32_t trash_ = 0;  // deleted reals that connections still use (from_trash scans only then)
   int batch_depth_ = 0;
+  bool deferred_release_ = false;
   std::vector<uint32_t> unsettled_;  // services with Service::unsettled
 };
 

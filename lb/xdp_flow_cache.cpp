@@ -101,7 +101,7 @@ std::optional<uint64_t> xdp_features(int ifindex) {
   return result;
 }
 
-XdpFlowCache::XdpFlowCache(uint32_t entries) : entries_(entries) {
+XdpFlowCache::XdpFlowCache(uint32_t entries, uint32_t workers) : entries_(entries), workers_(workers) {
   libbpf_set_print(libbpf_log);
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "lbd_flow_cache");
   obj_ = bpf_object__open_mem(lbd_flow_cache_object, lbd_flow_cache_object_size, &opts);
@@ -111,6 +111,11 @@ XdpFlowCache::XdpFlowCache(uint32_t entries) : entries_(entries) {
       bpf_map__set_map_flags(flows, bpf_map__map_flags(flows) | BPF_F_NO_PREALLOC)) {
     bpf_object__close(obj_);
     throw std::runtime_error("the XDP program has no flow map");
+  }
+  bpf_map* use = bpf_object__find_map_by_name(obj_, "lbd_real_use");
+  if (!use || bpf_map__set_max_entries(use, 2 * LBD_XDP_MAX_REALS * workers)) {
+    bpf_object__close(obj_);
+    throw std::runtime_error("the XDP program has no use map");
   }
   if (const int err = bpf_object__load(obj_)) {
     bpf_object__close(obj_);
@@ -205,11 +210,11 @@ void XdpFlowCache::set_real(uint32_t real_id, const lbd_real_hop& hop) {
   bpf_map_update_elem(reals_fd_, &real_id, &hop, BPF_ANY);
 }
 
-lbd_real_use XdpFlowCache::real_use(uint32_t real_id, bool reply) {
+lbd_real_use XdpFlowCache::real_use_of(uint32_t worker, uint32_t real_id, bool reply) {
   lbd_real_use total{};
   std::vector<lbd_real_use> per_cpu(static_cast<size_t>(cpus_));
-  const uint32_t key = real_id * 2 + reply;
-  if (real_id < LBD_XDP_MAX_REALS && bpf_map_lookup_elem(use_fd_, &key, per_cpu.data()) == 0)
+  const uint32_t key = (worker * LBD_XDP_MAX_REALS + real_id) * 2 + reply;
+  if (real_id < LBD_XDP_MAX_REALS && worker < workers_ && bpf_map_lookup_elem(use_fd_, &key, per_cpu.data()) == 0)
     for (const auto& u : per_cpu) {
       total.packets += u.packets;
       total.bytes += u.bytes;

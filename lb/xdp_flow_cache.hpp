@@ -29,9 +29,10 @@ std::string driver_name(const std::string& ifname);
 
 class XdpFlowCache final : public FlowCache {
  public:
-  // Loads the program with room for `entries` flows (allocated as they are used). Throws
-  // std::runtime_error with the reason (no BPF permission, a kernel without XDP, ...).
-  explicit XdpFlowCache(uint32_t entries);
+  // Loads the program with room for `entries` flows (allocated as they are used) and the
+  // use counters of `workers` workers. Throws std::runtime_error with the reason (no BPF
+  // permission, a kernel without XDP, ...).
+  explicit XdpFlowCache(uint32_t entries, uint32_t workers = 1);
   ~XdpFlowCache() override;
   XdpFlowCache(const XdpFlowCache&) = delete;
   XdpFlowCache& operator=(const XdpFlowCache&) = delete;
@@ -54,7 +55,10 @@ class XdpFlowCache final : public FlowCache {
   bool take(const lbd_flow_key& key, lbd_flow& flow) override;
   void for_each(const std::function<void(const lbd_flow_key&, const lbd_flow&)>& f) override;
   void set_real(uint32_t real_id, const lbd_real_hop& hop) override;
-  lbd_real_use real_use(uint32_t real_id, bool reply) override;
+  lbd_real_use real_use(uint32_t real_id, bool reply) override { return real_use_of(0, real_id, reply); }
+  // What the program forwarded for `real_id` on connections of this worker.
+  lbd_real_use real_use_of(uint32_t worker, uint32_t real_id, bool reply);
+  uint32_t workers() const { return workers_; }
 
   // For tests: the program's fd (BPF_PROG_TEST_RUN).
   int program_fd() const { return prog_fd_; }
@@ -69,6 +73,7 @@ class XdpFlowCache final : public FlowCache {
   int prog_fd_ = -1, flows_fd_ = -1, reals_fd_ = -1, use_fd_ = -1, tx_fd_ = -1, stats_fd_ = -1;
   int cpus_ = 1;
   uint32_t entries_ = 0;
+  uint32_t workers_ = 1;
   std::vector<Attached> attached_;
 };
 

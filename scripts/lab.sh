@@ -197,8 +197,11 @@ lab_lbd() {
   # LBD_OFFLOAD (CI runs the suite with xdp and with off): lbd's --offload, unless the test sets it.
   local offload=()
   [[ " $* " == *" --offload "* ]] || offload=(--offload "${LBD_OFFLOAD:-xdp}")
+  # LBD_WORKERS (CI runs the suite with 1 and 2 workers): lbd's --workers, unless the test sets it.
+  local workers=()
+  [[ " $* " == *" --workers "* ]] || [ -z "${LBD_WORKERS:-}" ] || workers=(--workers "$LBD_WORKERS")
   ip netns exec "$LAB_DIRECTOR" "$LBD_BIN" --interface eth0 --socket "$LAB_SOCKET" \
-    --rules "$LAB_DIR/rules" "${offload[@]}" "$@" 2>>"$LAB_DIR/lbd.log" &
+    --rules "$LAB_DIR/rules" "${offload[@]}" "${workers[@]}" "$@" 2>>"$LAB_DIR/lbd.log" &
   LAB_LBD_PID=$!
   LAB_PIDS+=("$LAB_LBD_PID")
   local k

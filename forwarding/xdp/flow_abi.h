@@ -24,7 +24,7 @@ struct lbd_flow_key {
 struct lbd_flow {
   __u32 real_id;    /* lbd_reals index: whether the real takes fast-path packets, its next hop */
   __u8 action;      /* LBD_FLOW_* */
-  __u8 pad0;
+  __u8 worker;      /* the lbd worker that owns the connection: its lbd_real_use slots */
   __be16 port;      /* NAT: the new port */
   __be32 addr;      /* NAT: the new address */
   /* NAT_OUT: where the client is (its L2 neighbour on this interface). */
@@ -50,8 +50,9 @@ struct lbd_real_hop {
   __be32 tun_src, tun_dst;
 };
 
-/* What the program forwarded for a real (lbd_real_use, per CPU, index real_id * 2 + 0 for
- * the client's packets, + 1 for a NAT real's replies): lbd folds these into its counters. */
+/* What the program forwarded for a real (lbd_real_use, per CPU, index (worker *
+ * LBD_XDP_MAX_REALS + real_id) * 2, + 0 for the client's packets, + 1 for a NAT real's
+ * replies): each lbd worker folds its own into its counters. */
 struct lbd_real_use {
   __u64 packets;
   __u64 bytes;

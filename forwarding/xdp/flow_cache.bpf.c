@@ -40,7 +40,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 2 * LBD_XDP_MAX_REALS);
+  __uint(max_entries, 2 * LBD_XDP_MAX_REALS); /* lbd sets it: that many per worker */
   __type(key, __u32);
   __type(value, struct lbd_real_use);
 } lbd_real_use SEC(".maps");
@@ -220,7 +220,7 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   __sync_fetch_and_add(&f->packets, 1);
   __sync_fetch_and_add(&f->bytes, ip_len);
   f->last_ns = bpf_ktime_get_ns();
-  __u32 use_key = real_id * 2 + (action == LBD_FLOW_NAT_OUT);
+  __u32 use_key = ((__u32)f->worker * LBD_XDP_MAX_REALS + real_id) * 2 + (action == LBD_FLOW_NAT_OUT);
   struct lbd_real_use *use = bpf_map_lookup_elem(&lbd_real_use, &use_key);
   if (use) {
     use->packets += 1;

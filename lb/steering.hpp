@@ -1,0 +1,42 @@
+// Several workers: one capture socket per worker on each interface, joined in one packet
+// fanout group per interface, and lbd's fanout program (forwarding/xdp/steer.bpf.c) choosing
+// the socket: the worker that owns the frame's client (see steer_abi.h for why the client's
+// address and not its port). lbd keeps the program's VIP set and mask in step with the
+// services.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+
+struct bpf_object;
+
+namespace lbd {
+
+class Steering {
+ public:
+  // Loads the program for `workers` workers. Throws std::runtime_error with the reason.
+  explicit Steering(uint32_t workers);
+  ~Steering();
+  Steering(const Steering&) = delete;
+  Steering& operator=(const Steering&) = delete;
+
+  int program_fd() const { return prog_fd_; }
+  uint32_t workers() const { return workers_; }
+  // The VIPs (a frame to one is a client's) and the client address bits that choose the
+  // worker. Only what changed is written. Returns false, with `error`, if the kernel refused.
+  bool configure(const std::vector<Ipv4>& vips, Ipv4 mask, std::string& error);
+
+ private:
+  bpf_object* obj_ = nullptr;
+  int prog_fd_ = -1, config_fd_ = -1, vips_fd_ = -1;
+  uint32_t workers_;
+  std::vector<Ipv4> vips_;  // what the map holds, sorted
+};
+
+// The worker owning frames of this client (the program's choice, for tests and benchmarks).
+uint32_t steer_worker(Ipv4 client, Ipv4 mask, uint32_t workers);
+
+}  // namespace lbd
