@@ -25,6 +25,7 @@
 #include <fstream>
 #include <chrono>
 #include <latch>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -138,6 +139,11 @@ class Daemon {
   // counts as IPVS shows them), and deleted reals no worker uses any more freed everywhere.
   void gather();
   void free_unused_reals(const std::vector<ShardCounts>& shards);
+  // Several workers: a zeroed shared count for each real new in the control thread's table
+  // (after a change), and each worker's copies of new reals linked to theirs (after it took
+  // the change, on its thread).
+  void prepare_shared_counts();
+  void share_counts(Worker& w);
   // f(worker) on every worker's thread; returns when each has run it.
   template <class F>
   void on_each_worker(F&& f);
@@ -170,6 +176,7 @@ class Daemon {
   std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
   std::vector<ShardCounts> last_counts_;      // from the last gather()
+  std::deque<sched::SharedDest> shared_counts_;  // by real id (a deque: never moved)
   std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame
   uint64_t applied_generation_ = 0;
   int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
@@ -324,11 +331,32 @@ std::string Daemon::counters_text() {
   return s;
 }
 
+void Daemon::prepare_shared_counts() {
+  if (workers_.size() < 2) return;
+  if (shared_counts_.size() < services_.real_slots()) shared_counts_.resize(services_.real_slots());
+  services_.for_each_real([&](Real& r) {
+    if (r.dest.shared) return;
+    sched::SharedDest& s = shared_counts_[r.id];  // its id's last real had no connection left
+    s.conns = 0;
+    s.overloaded = false;
+    services_.share_counts(r, &s);
+  });
+}
+
+void Daemon::share_counts(Worker& w) {
+  if (workers_.size() < 2) return;
+  w.services().for_each_real([&](Real& r) {
+    if (!r.dest.shared && r.id < shared_counts_.size()) w.services().share_counts(r, &shared_counts_[r.id]);
+  });
+}
+
 void Daemon::apply_everywhere(const std::function<Status(ServiceTable&, Timeouts&)>& change) {
+  prepare_shared_counts();
   on_each_worker([&](Worker& w) {
     // The same change to a table with the same configuration: it cannot fail.
     if (const Status st = change(w.services(), w.timeouts()); !st.is_ok())
       LBD_LOG(kError, "control", "worker {} refused a change the control thread took: {}", w.index(), st.message());
+    share_counts(w);
   });
   configuration_changed();
   gather();  // listings right after the change; deleted reals nobody uses freed now
@@ -827,10 +855,12 @@ int Daemon::run() {
   broad_filter_.assign(interfaces_.size(), false);
   start_steering();
   // Before their threads start: each worker's table takes the same rules.
+  prepare_shared_counts();
   on_each_worker([&](Worker& w) {
     w.services().defer_release();
     if (const Status s = apply_rules_atomically(rules, w.services(), w.timeouts()); !s.is_ok())
       throw std::runtime_error(fmt::format("worker {}: rules: {}", w.index(), s.message()));
+    share_counts(w);
   });
   hops_ = std::make_unique<NextHops>(interfaces_);
   guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);

@@ -9,6 +9,35 @@
 
 namespace lbd {
 
+static void set_overloaded(sched::DestView& d, bool v) {
+  d.overloaded = v;
+  // Written only when it changes: the workers' reads keep their copies of the line.
+  if (d.shared && d.shared->overloaded.load(std::memory_order_relaxed) != v)
+    d.shared->overloaded.store(v, std::memory_order_relaxed);
+}
+
+// Only a real with a threshold needs every worker's total: the others share nothing
+// (no cache line moves between workers for them).
+static bool has_threshold(const Real& r) { return r.u_threshold != 0 || r.l_threshold != 0; }
+
+// One more (+1) or one fewer (-1) connection in this copy's count, and in the shared one.
+static void count_conn(Real& r, bool inactive, int delta) {
+  (inactive ? r.dest.inactive_conns : r.dest.active_conns) += uint32_t(delta);
+  if (r.dest.shared && has_threshold(r)) r.dest.shared->conns.fetch_add(uint32_t(delta), std::memory_order_relaxed);
+}
+
+// The thresholds of `r` become (u, l): a copy that starts (or stops) counting its
+// connections in the shared total adds (or takes back) those it has.
+static void set_thresholds(Real& r, uint32_t u, uint32_t l) {
+  const bool had = has_threshold(r);
+  r.u_threshold = u;
+  r.l_threshold = l;
+  if (!r.dest.shared || had == has_threshold(r)) return;
+  const uint32_t mine = r.dest.active_conns + r.dest.inactive_conns;
+  r.dest.shared->conns.fetch_add(had ? uint32_t(-int64_t(mine)) : mine, std::memory_order_relaxed);
+}
+
+
 const char* fwd_name(FwdMethod m) {
   switch (m) {
     case FwdMethod::kRoute: return "Route";
@@ -268,9 +297,8 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r->service_id = s->id;
   r->fwd = spec.fwd;
   r->dest.weight = spec.weight;
-  r->u_threshold = spec.u_threshold;
-  r->l_threshold = spec.l_threshold;
-  r->dest.overloaded = false;
+  set_thresholds(*r, spec.u_threshold, spec.l_threshold);
+  set_overloaded(r->dest, false);
   s->reals.push_front(r->id);  // IPVS list_add: new reals go to the head
   s->real_ids[endpoint(r->addr, r->port)] = r->id;
   ++generation_;
@@ -323,9 +351,8 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
   // __ip_vs_update_dest(): no upper threshold, or a higher one, ends an overload at once.
-  if (spec.u_threshold == 0 || spec.u_threshold > r.u_threshold) r.dest.overloaded = false;
-  r.u_threshold = spec.u_threshold;
-  r.l_threshold = spec.l_threshold;
+  if (spec.u_threshold == 0 || spec.u_threshold > r.u_threshold) set_overloaded(r.dest, false);
+  set_thresholds(r, spec.u_threshold, spec.l_threshold);
   if (spec.health) r.health_override = *spec.health;
   ++generation_;
   if (batch_depth_ > 0) {
@@ -472,8 +499,17 @@ Status ServiceTable::zero(const std::optional<ServiceKey>& key) {
   return Status::ok();
 }
 
+// Every worker's connections to `r` (IPVS's thresholds count them all).
 static uint64_t total_conns(const Real& r) {
+  if (r.dest.shared && has_threshold(r)) return r.dest.shared->conns.load(std::memory_order_relaxed);
   return uint64_t(r.dest.active_conns) + r.dest.inactive_conns;
+}
+
+void ServiceTable::share_counts(Real& r, sched::SharedDest* shared) {
+  if (r.dest.shared == shared) return;
+  r.dest.shared = shared;
+  if (has_threshold(r)) shared->conns.fetch_add(r.dest.active_conns + r.dest.inactive_conns, std::memory_order_relaxed);
+  if (r.dest.overloaded) shared->overloaded.store(true, std::memory_order_relaxed);
 }
 
 void ServiceTable::bind_conn(Real& r, bool inactive, bool templ) {
@@ -481,22 +517,22 @@ void ServiceTable::bind_conn(Real& r, bool inactive, bool templ) {
   if (templ)
     ++r.persist_conns;
   else
-    ++(inactive ? r.dest.inactive_conns : r.dest.active_conns);
-  if (r.u_threshold != 0 && total_conns(r) >= r.u_threshold) r.dest.overloaded = true;
+    count_conn(r, inactive, 1);
+  if (r.u_threshold != 0 && total_conns(r) >= r.u_threshold) set_overloaded(r.dest, true);
 }
 
 void ServiceTable::unbind_conn(Real& r, bool inactive, bool templ) {
   if (templ)
     --r.persist_conns;
   else
-    --(inactive ? r.dest.inactive_conns : r.dest.active_conns);
+    count_conn(r, inactive, -1);
   // The overload ends below the lower threshold, else below 3/4 of the upper one.
   if (r.l_threshold != 0) {
-    if (total_conns(r) < r.l_threshold) r.dest.overloaded = false;
+    if (total_conns(r) < r.l_threshold) set_overloaded(r.dest, false);
   } else if (r.u_threshold != 0) {
-    if (total_conns(r) * 4 < uint64_t(r.u_threshold) * 3) r.dest.overloaded = false;
+    if (total_conns(r) * 4 < uint64_t(r.u_threshold) * 3) set_overloaded(r.dest, false);
   } else {
-    r.dest.overloaded = false;
+    set_overloaded(r.dest, false);
   }
   if (--r.conn_refs == 0 && r.deleted && !deferred_release_) {
     --trash_;
@@ -504,7 +540,7 @@ void ServiceTable::unbind_conn(Real& r, bool inactive, bool templ) {
   }
 }
 
-void ServiceTable::set_inactive(Real& r, bool inactive) {
+void ServiceTable::set_inactive(Real& r, bool inactive) {  // the total, shared or not, stays
   if (inactive) {
     --r.dest.active_conns;
     ++r.dest.inactive_conns;

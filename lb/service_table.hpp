@@ -205,6 +205,9 @@ class ServiceTable {
   void bind_conn(Real& r, bool inactive, bool templ = false);
   void unbind_conn(Real& r, bool inactive, bool templ = false);
   void set_inactive(Real& r, bool inactive);  // a connection moved between the two counts
+  // Several workers: `r`'s connections are also counted in `shared`, which every copy of
+  // the real shares (this copy's added to it now): its thresholds hold for all of them.
+  void share_counts(Real& r, sched::SharedDest* shared);
 
   // Health: a real goes down (no new connections; weight kept) or comes back. Returns
   // true if that switched its service's sorry server on or off.

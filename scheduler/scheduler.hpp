@@ -4,6 +4,7 @@
 // the scheduler object; reals_changed() rebuilds whatever is derived from the real set.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -14,17 +15,31 @@
 
 namespace lbd::sched {
 
-// What a scheduler may know of one real server. Owned by the service table.
+// What every copy of a real shares when several workers each schedule with their own copy
+// of the services: the connections of all of them and the overload flag, so that a real's
+// thresholds (-x/-y) hold for the director as a whole, as IPVS's one count per real does.
+// (lc and wlc compare each worker's own counts: see DestView.)
+struct alignas(64) SharedDest {  // a cache line each: two reals never share one
+  std::atomic<uint32_t> conns{0};  // ActiveConn + InActConn of every worker (reals with a threshold)
+  std::atomic<bool> overloaded{false};
+};
+
+// What a scheduler may know of one real server. Owned by the service table. The counts are
+// this copy's: with several workers, each schedules its share of the clients by its own
+// connections (as each of several IPVS directors behind ECMP would), and no worker's pick
+// reads what another writes.
 struct DestView {
   int32_t weight = 1;          // 0 = quiesced: no new connections
   uint32_t active_conns = 0;   // IPVS ActiveConn
   uint32_t inactive_conns = 0; // IPVS InActConn
   bool overloaded = false;     // above its upper threshold (IPVS IP_VS_DEST_F_OVERLOAD)
   bool available = true;       // false while health says down
+  SharedDest* shared = nullptr;  // several workers: what all copies share
 
+  bool is_overloaded() const { return shared ? shared->overloaded.load(std::memory_order_relaxed) : overloaded; }
   // IPVS ip_vs_dest_conn_overhead(): active connections weigh 256 inactive ones.
   uint64_t overhead() const { return (uint64_t(active_conns) << 8) + inactive_conns; }
-  bool schedulable() const { return weight > 0 && !overloaded && available; }
+  bool schedulable() const { return weight > 0 && !is_overloaded() && available; }
 };
 
 // The flow a hashing scheduler may look at (addresses and ports in host order).

@@ -5,14 +5,17 @@
 # download's sha256 matches, and no reply is dropped as belonging to no connection); a
 # persistent client's connections all meet its template (one real per client); listings
 # and --stats add up the two shards exactly: the same connection count, packets and bytes
-# the reals saw.
+# the reals saw; a real's threshold (-x 1) counts the connection of a client of the other
+# worker: no client of either worker gets a new connection to it.
 . "$(dirname "$0")/common.sh"
 lab_init
 lab_create 3
 VIP2=198.18.0.101
 for i in 1 2; do lab_nat_real "$i"; lab_nginx "$i" 8080; done
 lab_dr_real 3
+VIP3=198.18.0.102
 in_ns "$(lab_real_ns 3)" ip addr add "$VIP2/32" dev lo
+in_ns "$(lab_real_ns 3)" ip addr add "$VIP3/32" dev lo
 lab_nginx 3 80
 for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 8080; done
 lab_wait_port "$(lab_real_ns 3)" 80
@@ -84,3 +87,27 @@ rx=$(in_ns "$(lab_real_ns 3)" nstat -az IpInReceives | awk '/IpInReceives/ {prin
 inpkts=$(echo "$stats" | awk -v r="$(lab_real_ip 3):80" '$2 == r {print $4}')
 [ "$inpkts" -gt 0 ] && [ "$inpkts" -le "$rx" ] && [ $((rx - inpkts)) -le 3 ] || fail "--stats InPkts of the DR real ($inpkts) vs what it received ($rx)"
 echo "ok: --stats InPkts of the DR real ($inpkts) is what it received, within 3 ($rx)"
+
+# A threshold for the director as a whole: -x 1, one connection held open by the first
+# client; then every other client, whichever worker owns it, is refused (port unreachable).
+lbadm_ -A -t "$VIP3:80" -s rr
+lbadm_ -a -t "$VIP3:80" -r "$(lab_real_ip 3):80" -g -x 1
+lab_bg "$LAB_CLIENT" socat "TCP:$VIP3:80,bind=${CLIENTS[0]}" EXEC:"sleep 20"
+HOLD=${LAB_PIDS[-1]}
+for k in $(seq 1 40); do
+  [ "$(lbadm_ -L -n -t "$VIP3:80" | awk -v r="$(lab_real_ip 3):80" '$2 == r {print $5}')" = 1 ] && break
+  sleep 0.05
+done
+before=$(lbadm_ --lbd-counters)
+refused=0
+for c in "${CLIENTS[@]:1:12}"; do
+  rc=0; in_ns "$LAB_CLIENT" curl -s -m 3 --interface "$c" "http://$VIP3/" >/dev/null || rc=$?
+  [ "$rc" = 7 ] && refused=$((refused + 1))
+done
+after=$(lbadm_ --lbd-counters)
+assert_eq 12 "$refused" "-x 1 with one connection open: 12 other clients refused"
+grow() { echo "$(( $(echo "$after" | awk -v k="$1" '$1 == k {print $2}') - $(echo "$before" | awk -v k="$1" '$1 == k {print $2}') ))"; }
+[ "$(grow worker0_rx_frames)" -gt 0 ] && [ "$(grow worker1_rx_frames)" -gt 0 ] ||
+  fail "both workers should have refused some of those clients (rx: $(grow worker0_rx_frames), $(grow worker1_rx_frames))"
+echo "ok: ... clients of both workers among them"
+kill -TERM "$HOLD"; wait "$HOLD" 2>/dev/null || true

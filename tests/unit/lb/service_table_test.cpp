@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <deque>
 #include <optional>
 
 #include "frames.hpp"
@@ -131,4 +132,92 @@ TEST_CASE("a batch of adds and deletes ends with the same table as the changes o
   const auto one_by_one = run(false);
   CHECK(one_by_one == std::vector<std::string>{"198.18.0.12", "198.18.0.15", "198.18.0.13", "198.18.0.11"});
   CHECK(run(true) == one_by_one);
+}
+
+// Two workers' copies of the same services (same changes, same ids) sharing each real's
+// connection total, as lbd's workers do: a threshold holds for every worker's connections
+// (IPVS's one count per real), while lc compares each copy's own connections (its shard).
+TEST_CASE("workers' copies share each real's total: thresholds count every worker's connections") {
+  ServiceTable a, b;
+  for (ServiceTable* t : {&a, &b}) {
+    t->defer_release();
+    REQUIRE(t->add_service(kSvc, {"lc"}).is_ok());
+    RealSpec r1 = real("198.18.0.11"), r2 = real("198.18.0.12");
+    r1.u_threshold = 2;  // -x 2: overloaded at 2 connections, back below 3/4 of it
+    REQUIRE(t->add_real(kSvc, r1).is_ok());
+    REQUIRE(t->add_real(kSvc, r2).is_ok());
+  }
+  std::deque<sched::SharedDest> shared(a.real_slots());
+  for (ServiceTable* t : {&a, &b})
+    t->for_each_real([&](Real& r) { t->share_counts(r, &shared[r.id]); });
+  Real& a11 = *a.find_real(kSvc, ip("198.18.0.11"), 80);
+  Real& b11 = *b.find_real(kSvc, ip("198.18.0.11"), 80);
+  Real& b12 = *b.find_real(kSvc, ip("198.18.0.12"), 80);
+  REQUIRE(a11.id == b11.id);
+  const Service& sb = *b.find(kSvc);
+  auto pick_b = [&] { return sb.reals[*sb.scheduler->pick({}, sb.views)]; };
+  // Worker a has one connection to .11; b's own counts are still empty, and its lc
+  // picks by them: .12 is first in IPVS list order (newest first) on a tie.
+  a.bind_conn(a11, false);
+  CHECK(shared[a11.id].conns == 1);
+  CHECK((b11.dest.active_conns == 0 && b12.dest.active_conns == 0));
+  CHECK(pick_b() == b12.id);
+  CHECK_FALSE(b11.dest.is_overloaded());
+  // A second one, in worker b: .11 reaches its threshold for both copies.
+  b.bind_conn(b11, false);
+  CHECK(a11.dest.is_overloaded());
+  CHECK(b11.dest.is_overloaded());
+  CHECK_FALSE(a11.dest.schedulable());
+  CHECK(pick_b() == b12.id);
+  // Moving to InActConn changes no total; worker a's connection ending does: 1 < 3/4 of 2,
+  // the overload ends for both.
+  b.set_inactive(b11, true);
+  CHECK(shared[a11.id].conns == 2);
+  CHECK(b11.dest.is_overloaded());
+  a.unbind_conn(a11, false);
+  CHECK_FALSE(b11.dest.is_overloaded());
+  CHECK(b11.dest.schedulable());
+  b.unbind_conn(b11, true);
+  CHECK(shared[a11.id].conns == 0);
+  // A real without a threshold shares nothing: no cache line moves between workers.
+  b.bind_conn(b12, false);
+  CHECK(shared[b12.id].conns == 0);
+  // Given one (-e -x 5), each copy brings the connections it has to the total; without
+  // it again, takes them back.
+  RealSpec e = real("198.18.0.12");
+  e.u_threshold = 5;
+  for (ServiceTable* t : {&a, &b}) REQUIRE(t->edit_real(kSvc, e).is_ok());
+  CHECK(shared[b12.id].conns == 1);
+  a.bind_conn(*a.find_real(kSvc, ip("198.18.0.12"), 80), false);
+  CHECK(shared[b12.id].conns == 2);
+  e.u_threshold = 0;
+  REQUIRE(b.edit_real(kSvc, e).is_ok());
+  CHECK(shared[b12.id].conns == 1);  // a's, until a takes the edit too
+  REQUIRE(a.edit_real(kSvc, e).is_ok());
+  CHECK(shared[b12.id].conns == 0);
+}
+
+TEST_CASE("deferred release: a deleted real is freed only when asked, so copies keep the same ids") {
+  ServiceTable a, b;
+  for (ServiceTable* t : {&a, &b}) {
+    t->defer_release();
+    REQUIRE(t->add_service(kSvc, {"rr"}).is_ok());
+    REQUIRE(t->add_real(kSvc, real("198.18.0.11")).is_ok());
+  }
+  Real& ra = *a.find_real(kSvc, ip("198.18.0.11"), 80);
+  a.bind_conn(ra, false);  // worker a has a connection to it, worker b none
+  const uint32_t id = ra.id;
+  for (ServiceTable* t : {&a, &b}) REQUIRE(t->delete_real(kSvc, ip("198.18.0.11"), 80).is_ok());
+  CHECK(a.unreferenced_deleted().empty());
+  CHECK(b.unreferenced_deleted() == std::vector<uint32_t>{id});
+  // b must not reuse the id while a's connection lives: a new real gets another id in both.
+  for (ServiceTable* t : {&a, &b}) REQUIRE(t->add_real(kSvc, real("198.18.0.12")).is_ok());
+  CHECK(a.find_real(kSvc, ip("198.18.0.12"), 80)->id == b.find_real(kSvc, ip("198.18.0.12"), 80)->id);
+  CHECK(b.find_real(kSvc, ip("198.18.0.12"), 80)->id != id);
+  a.unbind_conn(a.real(id), false);
+  CHECK(a.unreferenced_deleted() == std::vector<uint32_t>{id});
+  for (ServiceTable* t : {&a, &b}) t->release_deleted(id);
+  CHECK((a.trash() == 0 && b.trash() == 0));
+  CHECK_FALSE(a.real(id).in_use);
+  CHECK_FALSE(b.real(id).in_use);
 }
