@@ -23,7 +23,9 @@ ConnTable::ConnTable(uint32_t capacity, uint64_t seed)
       slab_(capacity_),
       index_(size_t(mask_) + 1, Bucket{0, 0}),
       reply_index_(size_t(mask_) + 1, Bucket{0, 0}),
-      wheel_(kWheelSlots, 0) {
+      wheel_(kWheelSlots, 0),
+      embryos_(std::bit_ceil(capacity_)),
+      embryo_mask_(embryos_.size() - 1) {
   free_.reserve(capacity_);
   for (uint32_t i = capacity_; i > 0; --i) free_.push_back(i);
 }
@@ -87,7 +89,8 @@ void ConnTable::erase(Conn* c) {
 }
 
 void ConnTable::erase_detached(uint32_t slot1) {
-  const Conn& c = slab_[slot1 - 1];
+  Conn& c = slab_[slot1 - 1];
+  c.flags &= uint8_t(~Conn::kEmbryonic);  // its note in the embryo ring is stale now
   index_remove(index_, mask_, c.hash, slot1);
   if (c.reply_indexed) index_remove(reply_index_, mask_, hash(reply_key(c)), slot1);
   free_.push_back(slot1);

@@ -7,7 +7,7 @@
 // Full: insert() returns nullptr and nothing changes (the caller counts the drop).
 // The first index finds a connection by the client's packets (client → VIP:vport), the
 // second by the real server's replies (RIP:rport → client), for NAT connections only.
-// Memory: sizeof(Conn) + 4 * 8 bytes of index per connection of capacity.
+// Memory: sizeof(Conn) + 4 * 8 bytes of index + 8 of embryo ring per connection of capacity.
 #pragma once
 
 #include <algorithm>
@@ -50,9 +50,12 @@ struct Conn {
   uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
   bool reply_indexed = false;
   uint8_t method = 0;        // the forwarding method at creation (FwdMethod), kept for life
-  static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4, kOffloadRefused = 8;
+  static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4, kOffloadRefused = 8,
+                           kEmbryonic = 16;
   // kTemplate: a persistence template; kOnePacket: -o (UDP); kOffloaded: in the fast path;
-  // kOffloadRefused: the fast path's table had no room for it (not asked again)
+  // kOffloadRefused: the fast path's table had no room for it (not asked again);
+  // kEmbryonic: a TCP connection that has had nothing from its client but its SYN (the first
+  // evicted when the table is full: see ConnTable::oldest_embryonic)
   uint8_t flags = 0;
   uint32_t real_id = 0;
   // A template: how many connections it controls (it outlives them, IPVS n_control). A
@@ -121,9 +124,27 @@ class ConnTable {
   }
   size_t index_positions() const { return index_.size(); }
 
+  // Embryonic connections (Conn::kEmbryonic) in the order they were made: a SYN flood
+  // fills a table with entries no client will ever complete, and the oldest of them is
+  // what a new connection may take the place of. note_embryonic() when one is made (O(1));
+  // oldest_embryonic() skips entries that completed or went since (O(1) amortized).
+  void note_embryonic(const Conn& c) {
+    embryos_[embryo_tail_++ & embryo_mask_] = {slot_of(&c), c.hash};
+    if (embryo_tail_ - embryo_head_ > embryos_.size()) ++embryo_head_;  // the oldest note lost
+  }
+  Conn* oldest_embryonic() {
+    while (embryo_head_ != embryo_tail_) {
+      const Embryo e = embryos_[embryo_head_++ & embryo_mask_];
+      Conn& c = slab_[e.slot1 - 1];
+      if ((c.flags & Conn::kEmbryonic) && c.hash == e.hash) return &c;
+    }
+    return nullptr;
+  }
+
   uint32_t size() const { return size_; }
   uint32_t capacity() const { return capacity_; }
-  static constexpr size_t bytes_per_connection() { return sizeof(Conn) + 4 * sizeof(Bucket); }
+  bool full() const { return free_.empty(); }
+  static constexpr size_t bytes_per_connection() { return sizeof(Conn) + 4 * sizeof(Bucket) + 8; }
 
  private:
   struct Bucket {
@@ -152,6 +173,12 @@ class ConnTable {
   bool wheel_started_ = false;
   bool wheel_walked_ = false;      // expire() has run: wheel_now_ follows the clock
   uint32_t size_ = 0;
+  struct Embryo {
+    uint32_t slot1, hash;  // the connection's slot and hash when noted: a reused slot differs
+  };
+  std::vector<Embryo> embryos_;  // a ring, capacity rounded up to a power of two
+  uint64_t embryo_head_ = 0, embryo_tail_ = 0;
+  uint64_t embryo_mask_ = 0;
 };
 
 template <class F>

@@ -32,7 +32,7 @@ inline bool valid_offload(const std::string& s) {
   return s == "xdp" || s == "xdp-native" || s == "xdp-generic" || s == "off";
 }
 
-// The largest connection table (12 GiB at 92 bytes an entry).
+// The largest connection table (13 GiB at 100 bytes an entry).
 constexpr uint32_t kMaxConnections = 1u << 27;
 
 // lbd --check-rules: reads and checks `path` exactly as a start would (regular file,

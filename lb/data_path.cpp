@@ -125,7 +125,7 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   }
   Real& real = *chosen;
   const ConnState initial = p.protocol == kProtoTcp ? ConnState::kNone : ConnState::kUdp;
-  Conn* c = conns_.insert(packet_key(p), now_s + timeouts_.seconds(initial));
+  Conn* c = make_room() ? conns_.insert(packet_key(p), now_s + timeouts_.seconds(initial)) : nullptr;
   if (!c) {
     why = DropReason::kConnTableFull;
     return nullptr;
@@ -143,6 +143,10 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
     return nullptr;
   }
   if (svc->options.ops) c->flags |= Conn::kOnePacket;
+  if (p.protocol == kProtoTcp) {
+    c->flags |= Conn::kEmbryonic;  // until its client sends more than the SYN
+    conns_.note_embryonic(*c);
+  }
   if (templ) {
     c->control = conns_.slot_of(templ);
     ++templ->control;
@@ -153,6 +157,27 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   ++svc->stats.conns;
   ++counters_.conns_created;
   return c;
+}
+
+// A table three quarters full: a SYN nobody has followed up lives seconds, not a minute
+// (a flood's entries go by themselves; a real client's ACK comes one round trip later).
+uint32_t DataPath::conn_timeout(const Conn& c) const {
+  const uint32_t t = timeouts_.seconds(c.state);
+  if ((c.flags & Conn::kEmbryonic) && conns_.size() >= conns_.capacity() / 4 * 3)
+    return std::min(t, kEmbryonicPressureSeconds);
+  return t;
+}
+
+// A full table: the oldest embryonic connection (a TCP entry whose client never sent more
+// than its SYN — what a SYN flood fills the table with) gives its place to the new one.
+// False when there is none: every entry is a connection that has proved its client real.
+bool DataPath::make_room() {
+  if (!conns_.full()) return true;
+  Conn* victim = conns_.oldest_embryonic();
+  if (!victim) return false;
+  release(*victim);
+  ++counters_.embryonic_evicted;
+  return true;
 }
 
 // The scheduler's pick, or the sorry server while every real is down by its checks.
@@ -193,7 +218,7 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
     services_.unbind_conn(services_.real(t->real_id), false, true);
     t->expires = until;
   } else {
-    t = conns_.insert(tkey, until);
+    t = make_room() ? conns_.insert(tkey, until) : nullptr;
     if (!t) {
       why = DropReason::kConnTableFull;
       return nullptr;
@@ -514,10 +539,14 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
     c.client_mac = eth->src;
     c.if_slot = uint8_t(itf - interfaces_.data());
   }
-  if (f.p.protocol == kProtoTcp)
+  if (f.p.protocol == kProtoTcp) {
     update_tcp_state(c, real, method == FwdMethod::kMasq ? TcpTable::kInput : TcpTable::kInputOnly,
                      f.p.tcp_flags);
-  conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
+    if (!(f.p.tcp_flags & tcp_flag::kSyn)) c.flags &= uint8_t(~Conn::kEmbryonic);  // its client answered
+  }
+  const uint32_t timeout = conn_timeout(c);
+  if (timeout < timeouts_.seconds(c.state)) ++counters_.embryonic_short_timeouts;
+  conns_.set_expires(c, seconds(f.now_ms) + timeout);
   count(real, f.p.ip_len, false);
   maybe_offload(c);
   // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is
@@ -543,7 +572,7 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
     return drop(DropReason::kRealUnavailable);
   }
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
-  conns_.set_expires(c, seconds(f.now_ms) + timeouts_.seconds(c.state));
+  conns_.set_expires(c, seconds(f.now_ms) + conn_timeout(c));  // a real's SYN-ACK proves no client
   count(real, f.p.ip_len, true);
   maybe_offload(c);
   const auto back = back_to_client(c.if_slot, c.client_mac);

@@ -47,6 +47,8 @@ struct DataPathCounters {
   uint64_t conns_created = 0;
   uint64_t conns_expired = 0;
   uint64_t conns_rescheduled = 0;  // a new SYN on a finished connection, or one to a down real
+  uint64_t embryonic_evicted = 0;  // a full table: an entry with only a SYN made room for a new one
+  uint64_t embryonic_short_timeouts = 0;  // SYNs given kEmbryonicPressureSeconds (table 3/4 full)
   uint64_t offload_entered = 0;    // connections given to the fast path (established, UDP)
   uint64_t offload_withdrawn = 0;  // ... taken back (state change, end, real gone)
   uint64_t offload_full = 0;       // not given: the fast path's table was full
@@ -162,6 +164,9 @@ class DataPath {
   static constexpr uint32_t kPmtuSeconds = 600;
   // The lowest path MTU a report can set (the kernel's net.ipv4.route.min_pmtu).
   static constexpr uint16_t kMinPmtu = 552;
+  // How long a TCP entry that has seen only its SYN lives while the table is three quarters
+  // full (else SYN_RECV's 60 s).
+  static constexpr uint32_t kEmbryonicPressureSeconds = 5;
   // How long after its first fragment a later one is still forwarded.
   static constexpr uint64_t kFragmentMs = 5000;
 
@@ -200,6 +205,8 @@ class DataPath {
     return nullptr;
   }
   Conn* new_connection(const Frame& f, DropReason& why);
+  bool make_room();  // a full table: the oldest embryonic entry evicted; false if none
+  uint32_t conn_timeout(const Conn& c) const;  // its state's, shorter for an embryo under pressure
   Real* schedule(Service& svc, const ParsedPacket& p);
   Conn* persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s, DropReason& why);
   void unbind(const Conn& c);  // its real's counts and its template's control count

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       ("rules", po::value<std::string>(&cfg.rules_path)->default_value(cfg.rules_path),
        "rules file restored at start (ipvsadm -S format)")
       ("max-connections", po::value<std::string>(&max_conns)->default_value(max_conns),
-       "connection table capacity (92 bytes each), 1 to 134217728")
+       "connection table capacity (100 bytes each), 1 to 134217728")
       ("check-rules", po::value<std::string>(&check_path)->implicit_value(""),
        "check a rules file (default: the --rules file) as a start would apply it, print the "
        "verdict and exit (0: it would load; 1: it would not)")

@@ -255,7 +255,7 @@ TEST_CASE("when the hold pool is full, further frames are dropped and counted") 
   CHECK(fx.drops(DropReason::kNextHopUnresolved) == 3);
 }
 
-TEST_CASE("a full connection table refuses new connections") {
+TEST_CASE("a full connection table of answered connections refuses new ones") {
   ServiceTable services;
   ConnTable conns{2, 1};
   Timeouts timeouts;
@@ -263,11 +263,15 @@ TEST_CASE("a full connection table refuses new connections") {
   REQUIRE(services.add_service(kSvc, {"rr"}).is_ok());
   REQUIRE(services.add_real(kSvc, {ip("198.18.0.11"), 80, FwdMethod::kRoute, 1}).is_ok());
   services.real(services.find(kSvc)->reals[0]).hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, {}};
+  // (A table of SYNs nobody answered makes room instead: syn_flood_test.cpp.)
   for (uint16_t p = 1; p <= 3; ++p) {
     auto f = make_frame(tcp(p, tcp_flag::kSyn));
     dp.process(f, kIf, 0);
+    auto a = make_frame(tcp(p, tcp_flag::kAck));
+    dp.process(a, kIf, 0);
   }
   CHECK(dp.counters().drops[size_t(DropReason::kConnTableFull)] == 1);
+  CHECK(dp.counters().embryonic_evicted == 0);
   CHECK(conns.size() == 2);
 }
 
