@@ -5,6 +5,11 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <linux/ethtool.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -155,6 +160,80 @@ BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(
   if (!run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()),
                error))
     throw std::runtime_error("nftables guard: " + error);
+  // From now on, someone else's change that removes the guard is heard of at once.
+  events_fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = 1u << (NFNLGRP_NFTABLES - 1);
+  const int rcvbuf = 4 << 20;
+  if (events_fd_ >= 0) setsockopt(events_fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (events_fd_ < 0 || bind(events_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+    LBD_LOG(kWarn, "guard", "cannot listen to nftables events ({}): a flush of the ruleset would remove the "
+            "guard unnoticed", std::strerror(errno));
+    if (events_fd_ >= 0) close(events_fd_);
+    events_fd_ = -1;
+  }
+}
+
+void BoxGuard::drain_events() {
+  char buf[8192];
+  while (events_fd_ >= 0 && recv(events_fd_, buf, sizeof buf, MSG_DONTWAIT) > 0) {}
+}
+
+bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
+  // Does one of the events remove (a part of) table netdev lbd? Events lost to a full
+  // buffer (ENOBUFS) might have: then the table is looked for.
+  bool hit = false, lost = false;
+  alignas(nlmsghdr) char buf[65536];
+  for (;;) {
+    const ssize_t n = recv(events_fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == ENOBUFS) {
+        lost = true;
+        continue;
+      }
+      break;  // EAGAIN: all read
+    }
+    if (n == 0) break;
+    for (size_t off = 0; off + sizeof(nlmsghdr) <= size_t(n);) {
+      const auto* h = reinterpret_cast<const nlmsghdr*>(buf + off);
+      if (h->nlmsg_len < sizeof(nlmsghdr) || off + h->nlmsg_len > size_t(n)) break;
+      off += NLMSG_ALIGN(h->nlmsg_len);
+      if (NFNL_SUBSYS_ID(h->nlmsg_type) != NFNL_SUBSYS_NFTABLES) continue;
+      const int msg = NFNL_MSG_TYPE(h->nlmsg_type);
+      if (msg != NFT_MSG_DELTABLE && msg != NFT_MSG_DELCHAIN && msg != NFT_MSG_DELRULE && msg != NFT_MSG_DELSET)
+        continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) continue;
+      const auto* g = static_cast<const nfgenmsg*>(NLMSG_DATA(h));
+      if (g->nfgen_family != NFPROTO_NETDEV) continue;
+      // The table's name is attribute 1 of each of these (NFTA_{TABLE_NAME,CHAIN_TABLE,
+      // RULE_TABLE,SET_TABLE}).
+      const char* p = static_cast<const char*>(NLMSG_DATA(h)) + NLMSG_ALIGN(sizeof(nfgenmsg));
+      const char* end = reinterpret_cast<const char*>(h) + h->nlmsg_len;
+      while (p + sizeof(nlattr) <= end) {
+        const auto* a = reinterpret_cast<const nlattr*>(p);
+        if (a->nla_len < sizeof(nlattr) || p + a->nla_len > end) break;
+        if ((a->nla_type & NLA_TYPE_MASK) == 1) {
+          const std::string_view name(p + NLA_HDRLEN, strnlen(p + NLA_HDRLEN, a->nla_len - NLA_HDRLEN));
+          hit |= name == kTable;
+          break;
+        }
+        p += NLA_ALIGN(a->nla_len);
+      }
+    }
+  }
+  if (!hit && lost) {
+    std::string ignored;
+    hit = !run_nft(fmt::format("list table netdev {}\n", kTable), ignored);
+  }
+  if (!hit) return false;
+  // Whatever is left of it goes, and the whole table comes back with its sets.
+  const bool ok = run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()),
+                          error);
+  have_ = {};
+  const bool filled = ok && apply(model, error);
+  drain_events();  // our own deletion and creation, just reported
+  return ok && filled;
 }
 
 std::string BoxGuard::table_script() const {
@@ -174,6 +253,7 @@ std::string BoxGuard::table_script() const {
 }
 
 BoxGuard::~BoxGuard() {
+  if (events_fd_ >= 0) close(events_fd_);
   std::string error;
   if (!run_nft(fmt::format("delete table netdev {}\n", kTable), error))
     LBD_LOG(kError, "guard", "cannot remove nftables table netdev {}: {}", kTable, error);

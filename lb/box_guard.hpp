@@ -27,6 +27,15 @@ class BoxGuard {
   // failure, and nothing changed.
   bool apply(const TrafficModel& model, std::string& error);
 
+  // Someone else's nftables change can remove the guard (`nft flush ruleset`, which
+  // Debian's nftables.service runs on every start and reload): the director's kernel would
+  // then answer captured traffic with RSTs. The kernel's nftables events arrive on this
+  // descriptor (a netlink socket); on_events() reads them and, when one removed the guard's
+  // table, chain, rule or set, puts the whole table back at once, sets included. Returns
+  // true if it restored it (false with `error` if that failed).
+  int event_fd() const { return events_fd_; }
+  bool on_events(const TrafficModel& model, std::string& error);
+
   static constexpr const char* kTable = "lbd";
 
  private:
@@ -39,6 +48,8 @@ class BoxGuard {
   std::vector<std::string> interfaces_;
   std::vector<Offloads> saved_;
   GuardElements have_;  // what the sets hold
+  int events_fd_ = -1;
+  void drain_events();  // what our own nft run just caused
 };
 
 // Runs `nft -f -` with `script` on stdin. Exit status 0 → true (and its output in

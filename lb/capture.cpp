@@ -28,7 +28,7 @@ static std::runtime_error io_error(const std::string& what, int err) {
   return std::runtime_error(fmt::format("{}: {}", what, std::strerror(err)));
 }
 
-Capture::Capture(const std::string& ifname, int timeout_ms) : name_(ifname) {
+Capture::Capture(const std::string& ifname, int timeout_ms, int buffer_bytes) : name_(ifname) {
   ifindex_ = int(if_nametoindex(ifname.c_str()));
   if (!ifindex_) throw io_error(fmt::format("interface {}", ifname), errno);
   {
@@ -49,7 +49,7 @@ Capture::Capture(const std::string& ifname, int timeout_ms) : name_(ifname) {
   } else {
     pcap_set_timeout(pcap_, timeout_ms);
   }
-  pcap_set_buffer_size(pcap_, 32 << 20);
+  pcap_set_buffer_size(pcap_, buffer_bytes);
   if (int rc = pcap_activate(pcap_); rc < 0) {
     std::string msg = pcap_geterr(pcap_);
     pcap_close(pcap_);

@@ -25,7 +25,8 @@ class Capture {
   // timeout_ms 0: immediate mode (a frame is handed over at once: lowest latency, one
   // wake-up per frame when traffic is light). N > 0: buffered TPACKET_V3 blocks handed over
   // when full or after N ms (fewer wake-ups under load, up to N ms added when light).
-  Capture(const std::string& ifname, int timeout_ms);
+  // `buffer_bytes`: the kernel ring's size (frames wait there while lbd is busy).
+  Capture(const std::string& ifname, int timeout_ms, int buffer_bytes = 32 << 20);
   ~Capture();
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;

@@ -1,6 +1,8 @@
 // Command execution; see commands.hpp.
 #include "lb/commands.hpp"
 
+#include "lb/control_protocol.hpp"
+
 #include <cerrno>
 #include <map>
 #include <unordered_map>
@@ -98,6 +100,19 @@ Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) 
     case Command::kStopDaemon: return unsupported("the connection sync daemon");
     default: return Status::error(EINVAL, "not a command that changes the table");
   }
+}
+
+std::variant<CliCommand, Status> parse_request(const std::string& req, std::vector<std::string>& args) {
+  if (!decode_args(req, args)) return Status::error(EINVAL, "malformed request (bad escape)");
+  auto parsed = parse_command(args, "lbadm");
+  if (auto* e = std::get_if<CliError>(&parsed)) return Status::error(EINVAL, e->message);
+  return std::get<CliCommand>(std::move(parsed));
+}
+
+std::string restore_body(const std::string& req) {
+  const size_t end = req.rfind("\nEND\n");
+  if (req.rfind("RESTORE\n", 0) != 0 || end == std::string::npos || end < 7) return {};
+  return req.substr(8, end + 1 - 8);
 }
 
 Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const HostResolver& resolve) {

@@ -135,6 +135,7 @@ std::string Control::counters_text() {
   for (bool b : broad_filter_) broad += b;
   s += fmt::format("capture_broad_filters {}\n", broad);
   s += fmt::format("dr_reals_not_on_link {}\n", hops_->dr_not_on_link());
+  s += fmt::format("guard_restored {}\n", guard_restored_);
   s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
   for (size_t i = 0; i < c.drops.size(); ++i)
     s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
@@ -178,10 +179,8 @@ void Control::apply_everywhere(const std::function<Status(ServiceTable&, Timeout
 }
 
 std::string Control::handle_restore(const std::string& req) {
-  // "RESTORE\n<rules>\nEND\n"
-  const std::string body = req.substr(8, req.rfind("\nEND\n") - 8 + 1);
   std::vector<CliCommand> rules;
-  Status st = parse_rules(body, rules);
+  Status st = parse_rules(restore_body(req), rules);
   if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
   if (!st.is_ok()) {
     LBD_LOG(kWarn, "control", "restore refused, nothing changed: {}", st.message());
@@ -285,9 +284,8 @@ Reply Control::handle_request(const std::string& req) {
   if (req == "HEALTH") return {health_text() + "END\n", {}};
   if (req.rfind("RESTORE\n", 0) == 0) return {handle_restore(req), {}};
   std::vector<std::string> args;
-  if (!decode_args(req, args)) return {fmt::format("ERR {} malformed request (bad escape)\n", EINVAL), {}};
-  auto parsed = parse_command(args, "lbadm");
-  if (auto* e = std::get_if<CliError>(&parsed)) return {fmt::format("ERR {} {}\n", EINVAL, e->message), {}};
+  auto parsed = parse_request(req, args);
+  if (auto* e = std::get_if<Status>(&parsed)) return {fmt::format("ERR {} {}\n", e->code(), e->message()), {}};
   const CliCommand& cmd = std::get<CliCommand>(parsed);
   const Status st = execute(cmd, services_, timeouts_);
   if (!st.is_ok()) {
@@ -328,21 +326,24 @@ void Control::configuration_changed() {
   for (const auto& itf : interfaces_) filters.push_back(capture_filter(model, itf.mac));
   std::vector<uint8_t> broad(interfaces_.size());
   on_each_worker([&](Worker& w) {
-    for (size_t i = 0; i < w.captures().size(); ++i) {
-      Capture& cap = *w.captures()[i];
-      std::string err;
+    for (size_t i = 0; i < interfaces_.size(); ++i) {
       CaptureFilter filter = filters[i];
-      if (!cap.set_filter(filter.text, err)) {
+      for (const CaptureClass cls : kCaptureClasses) {
+        Capture& cap = *w.captures(cls)[i];
+        std::string err;
+        if (cap.set_filter(class_filter(filter, cls), err)) continue;
         // Never keep the old filter: it would not see a new service's traffic, which the
         // guard then drops. The broad filter cannot miss one.
         if (w.index() == 0)
           LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
                   "to {} instead", cap.name(), err, to_string(cap.mac()));
         filter = broad_capture_filter(cap.mac());
-        if (!cap.set_filter(filter.text, err))
-          LBD_LOG(kError, "capture", "{}: cannot set even the broad capture filter: {}", cap.name(), err);
+        for (const CaptureClass again : kCaptureClasses)
+          if (!w.captures(again)[i]->set_filter(class_filter(filter, again), err))
+            LBD_LOG(kError, "capture", "{}: cannot set even the broad capture filter: {}", cap.name(), err);
+        break;
       }
-      cap.broad_filter = filter.broad;
+      for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->broad_filter = filter.broad;
       if (w.index() == 0) broad[i] = filter.broad;
     }
   });

@@ -94,6 +94,7 @@ class Control {
   XdpMode xdp_mode_ = XdpMode::kGeneric;
   std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
+  uint64_t guard_restored_ = 0;               // times someone else's change removed the guard
   std::vector<ShardCounts> last_counts_;      // from the last gather()
   std::deque<sched::SharedDest> shared_counts_;  // by real id (a deque: never moved)
   std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame

@@ -85,10 +85,12 @@ void Control::watch_offload_tx() {
 void Control::start_steering() {
   if (workers_.size() < 2) return;
   steering_ = std::make_unique<Steering>(uint32_t(workers_.size()));
-  for (size_t i = 0; i < interfaces_.size(); ++i) {
-    int group = -1;  // a new group (the kernel's first id is 0)
-    for (auto& w : workers_) w->captures()[i]->join_fanout(group, w->index() == 0 ? steering_->program_fd() : -1);
-  }
+  for (size_t i = 0; i < interfaces_.size(); ++i)
+    for (const CaptureClass cls : kCaptureClasses) {  // a group per interface and class
+      int group = -1;  // a new group (the kernel's first id is 0)
+      for (auto& w : workers_)
+        w->captures(cls)[i]->join_fanout(group, w->index() == 0 ? steering_->program_fd() : -1);
+    }
 }
 
 }  // namespace lbd

@@ -29,12 +29,17 @@ sockaddr_un make_addr(const std::string& path) {
   return a;
 }
 
-bool complete_request(const std::string& in) {
-  if (in.rfind("RESTORE\n", 0) == 0) return in.find("\nEND\n") != std::string::npos;
-  return in.find('\n') != std::string::npos;
-}
-
 }  // namespace
+
+std::optional<std::string> framed_request(const std::string& in) {
+  if (in.rfind("RESTORE\n", 0) == 0) {
+    if (in.find("\nEND\n") == std::string::npos) return std::nullopt;
+    return in;
+  }
+  const size_t nl = in.find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  return in.substr(0, nl);
+}
 
 ControlServer::ControlServer(std::string path, Handler handler)
     : path_(std::move(path)), handler_(std::move(handler)) {
@@ -135,10 +140,9 @@ void ControlServer::read_request(Client& c, uint64_t now) {
       c.out = fmt::format("ERR {} request larger than {} MiB: refused\n", E2BIG, kMaxRequestBytes >> 20);
       break;
     }
-    if (complete_request(c.in)) {
-      std::string req = std::move(c.in);
-      if (req.rfind("RESTORE\n", 0) != 0) req.resize(req.find('\n'));
-      Reply r = handler_(req);
+    if (auto req = framed_request(c.in)) {
+      c.in.clear();
+      Reply r = handler_(*req);
       c.out = std::move(r.text);
       c.more = std::move(r.more);
       break;

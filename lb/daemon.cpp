@@ -119,7 +119,7 @@ int Control::run() {
   int exit_code = 0;
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
-  enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kControl };
+  enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kGuard, kControl };
   while (running) {
     if (pfds_version != control_->version()) {  // rebuilt only when control clients change
       pfds.clear();
@@ -128,6 +128,7 @@ int Control::run() {
       pfds.push_back({health_->event_fd(), POLLIN, 0});
       pfds.push_back({reload_fd_, POLLIN, 0});
       pfds.push_back({events_fd_, POLLIN, 0});
+      pfds.push_back({guard_->event_fd(), POLLIN, 0});  // -1 (ignored) if it could not listen
       for (const pollfd& p : control_->poll_fds()) pfds.push_back(p);
       pfds_version = control_->version();
     }
@@ -187,6 +188,16 @@ int Control::run() {
         watch_offload_tx();
         resolve_next_hops(true);
         last_refresh = now;
+      }
+    }
+    if (pfds[kGuard].revents) {
+      std::string err;
+      if (guard_->on_events(traffic_model(services_, local_ipv4_addresses()), err)) {
+        ++guard_restored_;
+        LBD_LOG(kWarn, "guard", "someone else's nftables change removed the guard (nft flush ruleset?): "
+                "table netdev {} restored", BoxGuard::kTable);
+      } else if (!err.empty()) {
+        LBD_LOG(kError, "guard", "the nftables guard was removed and cannot be restored: {}", err);
       }
     }
     if (pfds[kHealth].revents) on_health_events();

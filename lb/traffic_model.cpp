@@ -84,6 +84,12 @@ TrafficModel::Claim TrafficModel::classify(std::span<const uint8_t> f) const {
   return Claim::kNone;
 }
 
+std::string class_filter(const CaptureFilter& filter, CaptureClass c) {
+  // tcp[] matches only an IPv4 TCP first fragment: anything else is a connection's.
+  constexpr const char* kSyn = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn)";
+  return fmt::format("({}) and {}{}", filter.text, c == CaptureClass::kSyns ? "" : "not ", kSyn);
+}
+
 CaptureFilter broad_capture_filter(const MacAddr& mac) {
   return {fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac)), true};
 }

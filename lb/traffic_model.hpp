@@ -54,6 +54,15 @@ struct CaptureFilter {
 CaptureFilter capture_filter(const TrafficModel& model, const MacAddr& mac);
 CaptureFilter broad_capture_filter(const MacAddr& mac);
 
+// The capture is split in two classes, each its own socket per interface and worker: TCP
+// SYNs without ACK (what a SYN flood sends), and everything else, which a worker serves
+// first. At saturation a flood overflows only the SYN socket's ring: the packets of
+// connections already made are not lost to it. The two are disjoint, and together they
+// are the filter.
+enum class CaptureClass : uint8_t { kConnections, kSyns };
+inline constexpr CaptureClass kCaptureClasses[] = {CaptureClass::kConnections, CaptureClass::kSyns};
+std::string class_filter(const CaptureFilter& filter, CaptureClass c);
+
 // The guard's sets (nft's element syntax) for its fixed rules, kGuardRules.
 struct GuardElements {
   std::set<std::string> svc, svc_any, vips, nat, nat_addrs, local;

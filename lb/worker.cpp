@@ -69,10 +69,12 @@ Worker::Worker(const Config& cfg) : cfg_(cfg) {
   std::vector<InterfaceInfo> ifs;
   for (const auto& name : cfg.interfaces) {
     captures_.push_back(std::make_unique<Capture>(name, cfg.capture_timeout_ms));
+    // A SYN ring need not hold long: what waits there at saturation only waits longer.
+    syn_captures_.push_back(std::make_unique<Capture>(name, cfg.capture_timeout_ms, 4 << 20));
     injectors_.push_back(std::make_unique<Injector>(captures_.back()->ifindex(), name));
     ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac(), captures_.back()->mtu()});
   }
-  failed_.assign(captures_.size(), false);
+  failed_.assign(2 * captures_.size(), false);
   dp_->set_interfaces(ifs);
   mailbox_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -113,6 +115,7 @@ ShardCounts Worker::counts() {
   s.dp = dp_->counters();
   s.conns = conns_->size();
   for (auto& c : captures_) s.kernel_drops += c->kernel_drops();
+  for (auto& c : syn_captures_) s.kernel_drops += c->kernel_drops();
   s.unreferenced = services_.unreferenced_deleted();
   return s;
 }
@@ -179,7 +182,7 @@ void Worker::send(const uint8_t* frame, size_t len, const Verdict& v, Injector* 
   transmit(*out, frame, len, v, out == in_place, scratch_);
 }
 
-int Worker::on_frames(Capture& cap) {
+int Worker::on_frames(Capture& cap, int rounds) {
   DispatchCtx ctx{this, dp_.get(), &cap, injector_for(cap.ifindex()), &scratch_, 0};
   auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     auto* c = reinterpret_cast<DispatchCtx*>(user);
@@ -199,7 +202,7 @@ int Worker::on_frames(Capture& cap) {
     if (v.transmit) c->self->send(buf, v.length ? v.length : h->caplen, v, fits ? c->in : nullptr);
   };
   int total = 0;
-  for (int round = 0; round < 8; ++round) {  // bounded: let timers and the mailbox run too
+  for (int round = 0; round < rounds; ++round) {  // bounded: let the others run too
     ctx.now_ms = now_ms_ = monotonic_ms();
     const int n = cap.dispatch(256, handler, reinterpret_cast<u_char*>(&ctx));
     if (n < 0) {
@@ -225,8 +228,13 @@ void Worker::tick(uint64_t now_ms) {
 }
 
 void Worker::loop() {
+  // Connections' sockets first, then the SYNs': a worker at saturation reads at most two
+  // batches of SYNs between two looks at the packets of connections already made.
+  std::vector<Capture*> caps;
+  for (auto& c : captures_) caps.push_back(c.get());
+  for (auto& c : syn_captures_) caps.push_back(c.get());
   std::vector<pollfd> pfds;
-  for (auto& c : captures_) pfds.push_back({c->fd(), POLLIN, 0});
+  for (Capture* c : caps) pfds.push_back({c->fd(), POLLIN, 0});
   const size_t mailbox = pfds.size();
   pfds.push_back({mailbox_fd_, POLLIN, 0});
   pfds.push_back({timer_fd_, POLLIN, 0});
@@ -236,15 +244,15 @@ void Worker::loop() {
       LBD_LOG(kError, "worker", "worker {}: poll: {}", cfg_.index, std::strerror(errno));
       break;
     }
-    for (size_t i = 0; i < captures_.size(); ++i) {
+    for (size_t i = 0; i < caps.size(); ++i) {
       if (!pfds[i].revents || failed_[i]) continue;
-      if (on_frames(*captures_[i]) < 0) {
+      if (on_frames(*caps[i], i < captures_.size() ? 8 : 2) < 0) {
         failed_[i] = true;
         pfds[i].fd = -1;  // poll ignores it from now on; the mailbox still runs
         {
           std::lock_guard lock(mutex_);
           events_.capture_failed = fmt::format("{}: capture failed (interface gone or down?): {}",
-                                               captures_[i]->name(), captures_[i]->error());
+                                               caps[i]->name(), caps[i]->error());
         }
         const uint64_t one = 1;
         if (event_fd_ >= 0) [[maybe_unused]] auto n = write(event_fd_, &one, sizeof one);

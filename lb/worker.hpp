@@ -20,6 +20,7 @@
 #include "lb/conn_table.hpp"
 #include "lb/data_path.hpp"
 #include "lb/service_table.hpp"
+#include "lb/traffic_model.hpp"
 
 namespace lbd {
 
@@ -60,7 +61,10 @@ class Worker {
   Timeouts& timeouts() { return timeouts_; }
   DataPath& data_path() { return *dp_; }
   const ConnTable& conns() const { return *conns_; }
-  std::vector<std::unique_ptr<Capture>>& captures() { return captures_; }
+  // Per interface, in the order given: the socket of each capture class (traffic_model.hpp).
+  std::vector<std::unique_ptr<Capture>>& captures(CaptureClass c = CaptureClass::kConnections) {
+    return c == CaptureClass::kSyns ? syn_captures_ : captures_;
+  }
   // The fast path (nullptr: none), seen through this worker's use counters; only worker
   // 0 writes the reals' next hops (every copy has the same).
   void set_flow_cache(XdpFlowCache* cache);
@@ -95,7 +99,8 @@ class Worker {
 
  private:
   void loop();
-  int on_frames(Capture& cap);  // frames handled, or -1 when the capture failed
+  // Frames handled (at most `rounds` batches), or -1 when the capture failed.
+  int on_frames(Capture& cap, int rounds);
   void tick(uint64_t now_ms);
   void run_mailbox();
   void report();  // pending data path events to the control thread
@@ -111,9 +116,10 @@ class Worker {
   std::unique_ptr<ConnTable> conns_;
   std::unique_ptr<DataPath> dp_;
   std::unique_ptr<FlowCache> flow_view_;
-  std::vector<std::unique_ptr<Capture>> captures_;
+  std::vector<std::unique_ptr<Capture>> captures_;      // connections' packets: served first
+  std::vector<std::unique_ptr<Capture>> syn_captures_;  // SYNs: what a flood overflows
   std::vector<std::unique_ptr<Injector>> injectors_;
-  std::vector<bool> failed_;  // per capture: stopped (its interface gone)
+  std::vector<bool> failed_;  // per capture (connections', then SYNs'): stopped
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
   uint64_t now_ms_ = 0;
   int mailbox_fd_ = -1, timer_fd_ = -1, event_fd_ = -1;

@@ -154,7 +154,27 @@ TEST_CASE("traffic model: the capture filter and the guard agree with it on ever
     CHECK(model.classify(c.frame) == c.claim);
     CHECK(pcap_matches(filter.text, c.frame) == (c.claim != C::kNone));
     CHECK(guard_drops(guard, c.frame) == (c.claim == C::kOwned));
+    // The two capture classes split the filter: disjoint, and together all of it.
+    const bool conns = pcap_matches(class_filter(filter, CaptureClass::kConnections), c.frame);
+    const bool syns = pcap_matches(class_filter(filter, CaptureClass::kSyns), c.frame);
+    CHECK_FALSE((conns && syns));
+    CHECK((conns || syns) == (c.claim != C::kNone));
   }
+  // A client's SYN is in the SYN class; its ACK, its FIN, a NAT real's SYN-ACK are not.
+  auto tcp_with = [](Ipv4 s, Ipv4 d, uint16_t sp, uint16_t dp, uint8_t flags) {
+    FrameSpec f = packet(s, d, kProtoTcp, sp, dp);
+    f.flags = flags;
+    return make_frame(f);
+  };
+  const std::string syn_class = class_filter(filter, CaptureClass::kSyns);
+  const std::string conn_class = class_filter(filter, CaptureClass::kConnections);
+  CHECK(pcap_matches(syn_class, tcp_with(kClient, kVip, 40000, 80, tcp_flag::kSyn)));
+  CHECK(pcap_matches(conn_class, tcp_with(kClient, kVip, 40000, 80, tcp_flag::kAck)));
+  CHECK(pcap_matches(conn_class, tcp_with(kClient, kVip, 40000, 80, tcp_flag::kFin | tcp_flag::kAck)));
+  CHECK(pcap_matches(conn_class, make_frame(packet(kClient, kVip, kProtoUdp, 40000, 53))));
+  CHECK(pcap_matches(conn_class, later_fragment(packet(kClient, kVip, kProtoUdp, 1, 2))));
+  CHECK(pcap_matches(syn_class, tcp_with(kClient, kVip2, 40000, 1234, tcp_flag::kSyn)));
+  CHECK_FALSE(pcap_matches(syn_class, tcp_with(kClient, kVip, 40000, 81, tcp_flag::kSyn)));
   // The broad filter (many services) sees every claimed frame too.
   const CaptureFilter broad = broad_capture_filter(kMac);
   for (const Case& c : cases)
