@@ -36,6 +36,7 @@ class Capture {
   int ifindex() const { return ifindex_; }
   const MacAddr& mac() const { return mac_; }
   uint16_t mtu() const { return mtu_; }
+  void set_mtu(uint16_t mtu) { mtu_ = mtu; }  // the interface's changed (ip link set mtu)
 
   // Replaces the kernel filter; false (with `error`) if the expression does not compile.
   bool set_filter(const std::string& expr, std::string& error);

@@ -73,6 +73,10 @@ class Control {
   void watch_offload_tx();
   // Several workers: the fanout groups and their program.
   void start_steering();
+  // An interface's MTU changed (ip link set mtu): its hops, the workers' data paths and
+  // captures take it, so frames are cut to the new one (what was larger is no longer sent
+  // whole, what fits is no longer cut).
+  void refresh_mtus();
   // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
   int interface_index(const std::string& name) const;
   Dump make_dump();  // services and reals (connections: dump_with_conns)

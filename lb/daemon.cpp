@@ -26,6 +26,30 @@
 
 namespace lbd {
 
+void Control::refresh_mtus() {
+  bool changed = false;
+  for (auto& itf : interfaces_) {
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", itf.name.c_str());
+    if (ioctl(ifreq_fd_, SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0 || ifr.ifr_mtu > 65535 ||
+        uint16_t(ifr.ifr_mtu) == itf.mtu)
+      continue;
+    LBD_LOG(kWarn, "capture", "{}: MTU {} (was {}): frames are cut to it from now on", itf.name, ifr.ifr_mtu,
+            itf.mtu);
+    itf.mtu = uint16_t(ifr.ifr_mtu);
+    changed = true;
+  }
+  if (!changed) return;
+  hops_->set_interfaces(interfaces_);  // the reals' next hops take it at the resolve that follows
+  std::vector<InterfaceInfo> infos;
+  for (const auto& itf : interfaces_) infos.push_back({itf.ifindex, itf.mac, itf.mtu});
+  on_each_worker([&](Worker& w) {
+    w.data_path().set_interfaces(infos);
+    for (size_t i = 0; i < interfaces_.size(); ++i)
+      for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->set_mtu(interfaces_[i].mtu);
+  });
+}
+
 int Control::interface_index(const std::string& name) const {
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
@@ -186,6 +210,7 @@ int Control::run() {
           }
         }
         watch_offload_tx();
+        refresh_mtus();
         resolve_next_hops(true);
         last_refresh = now;
       }

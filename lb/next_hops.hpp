@@ -32,6 +32,7 @@ class NextHops {
   // Each real's next hop in `services`; `refresh`: the kernel's routes, neighbours and
   // addresses read again first.
   void resolve(ServiceTable& services, bool refresh);
+  void set_interfaces(std::vector<HopInterface> interfaces) { interfaces_ = std::move(interfaces); }
   // DR reals whose next hop is a gateway (warned once each).
   uint32_t dr_not_on_link() const { return dr_not_on_link_; }
 

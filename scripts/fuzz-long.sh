@@ -15,6 +15,6 @@ echo "coverage after $runs executions per harness:"
 for h in frame cli dump health control rules; do
   mkdir -p "$top/tests/fuzz/corpus/$h"
   (cd "$out" && ./"fuzz_$h" -merge=1 "$top/tests/fuzz/corpus/$h" "corpus_$h" >/dev/null 2>&1)
-  stats=$(grep -A3 "^fuzz_$h:" "$log" | grep -o "cov: [0-9]* ft: [0-9]*" | tail -n 1)
+  stats=$(cd "$out" && ./"fuzz_$h" -runs=0 "$top/tests/fuzz/corpus/$h" 2>&1 | grep -o "cov: [0-9]* ft: [0-9]*" | tail -n 1)
   echo "  fuzz_$h: ${stats:-?}, corpus $(ls "$top/tests/fuzz/corpus/$h" | wc -l) inputs"
 done

@@ -14,7 +14,7 @@ srcs=(forwarding/packet.cpp forwarding/checksum.cpp forwarding/dr.cpp forwarding
       forwarding/decap.cpp health/spec.cpp health/protocols.cpp scheduler/registry.cpp scheduler/rr.cpp
       scheduler/wrr.cpp scheduler/lc.cpp scheduler/wlc.cpp lb/tcp_state.cpp lb/conn_table.cpp
       lb/service_table.cpp lb/data_path.cpp lb/ipvsadm_cli.cpp lb/control_protocol.cpp
-      lb/listing.cpp lb/commands.cpp lb/control_server.cpp lb/log.cpp)
+      lb/listing.cpp lb/commands.cpp lb/control_server.cpp lb/log.cpp lb/host.cpp)
 flags=(-std=c++20 -O1 -g -fno-sanitize-recover=all -I"$top")
 san=address,undefined
 # The shared sources once (two at a time), then one link per harness.
