@@ -120,10 +120,12 @@ int Control::run() {
   hops_ = std::make_unique<NextHops>(interfaces_);
   guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);
   start_offload();
+  // Filters, guard and next hops before the workers run: what reached the sockets before
+  // their filter is sorted out by libpcap, never handled as lbd's.
+  configuration_changed();
   for (auto& w : workers_) w->start();
   LBD_LOG(kInfo, "workers", "{} worker{}{}", nworkers, nworkers == 1 ? "" : "s",
           cfg_.workers ? "" : " (one per receive queue of the capture interfaces, at most the CPUs lbd may use)");
-  configuration_changed();
 
   const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
