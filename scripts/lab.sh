@@ -85,6 +85,17 @@ lab_create() {
   done
 }
 
+# lab_mixed_reals: after lab_create 3, reals 1 and 2 DR with nginx on 80, real 3 NAT with
+# nginx on 8080 (the SYN-flood bench and the soak); returns once they listen.
+lab_mixed_reals() {
+  local i
+  for i in 1 2; do lab_dr_real "$i"; lab_nginx "$i"; done
+  lab_nat_real 3
+  lab_nginx 3 8080
+  for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 80; done
+  lab_wait_port "$(lab_real_ns 3)" 8080
+}
+
 # lab_dr_real I: real server I accepts the VIP (on lo) without answering ARP for it.
 lab_dr_real() {
   local ns; ns=$(lab_real_ns "$1")

@@ -20,12 +20,8 @@ export LBD_BIN LBADM_BIN
 lab_init
 lab_create 3
 VIP2=198.18.0.101
-for i in 1 2; do lab_dr_real "$i"; lab_nginx "$i"; done
-lab_nat_real 3
-LAB_NGINX_KEEPALIVE=65 lab_nginx 3 8080
+LAB_NGINX_KEEPALIVE=65 lab_mixed_reals  # keep-alive loads keep their connections
 lab_bg "$(lab_real_ns 3)" socat UDP-RECVFROM:5353,fork EXEC:cat
-for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 80; done
-lab_wait_port "$(lab_real_ns 3)" 8080
 cat > "$LAB_DIR/rules" <<RULES
 --set 30 5 10
 -A -t $LAB_VIP:80 -s wlc --health check=http,path=/,interval=0.5,timeout=0.4,fall=2,rise=2

@@ -25,11 +25,7 @@ export LBD_BIN LBADM_BIN
 lab_init
 lab_create 3
 VIP2=198.18.0.101
-for i in 1 2; do lab_dr_real "$i"; lab_nginx "$i"; done
-lab_nat_real 3
-lab_nginx 3 8080
-for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 80; done
-lab_wait_port "$(lab_real_ns 3)" 8080
+lab_mixed_reals
 ATTACKER=lbat$LAB_ID
 ip netns add "$ATTACKER"
 LAB_EXTRA_NS+=("$ATTACKER")
