@@ -4,7 +4,8 @@
 # connections through a DR service, keep-alive HTTP through a NAT service, UDP request/reply
 # through NAT, health flaps (a DR real's nginx stopped for 5 s every 20 s, checked every
 # 0.5 s), a reload every 5 s (SIGHUP, a weight changed each time), and every listing every
-# 3 s. At the end the loads stop and the table drains (timeouts shortened with --set); then
+# 3 s. At the end the loads stop and the table drains (--set shortens the timeouts it can;
+# SYN_RECV, CLOSE_WAIT and the rest keep IPVS's, up to 120 s); then
 # lbd's resident memory and open descriptors are what they were after the warm-up, the
 # table is empty, nothing is held, and every frame is accounted for: frames received by
 # lbd = frames it sent + drops by reason (no frame was cut into several: checked). Prints
@@ -39,9 +40,10 @@ fds() { ls "/proc/$LAB_LBD_PID/fd" | wc -l; }
 udp_round() {  # one datagram through VIP:53, its echo back
   echo ping | in_ns "$LAB_CLIENT" timeout 2 socat -t 1 - "UDP:$LAB_VIP:53" 2>/dev/null | grep -q ping
 }
-drain() {  # until the table is empty (shortened timeouts), at most 60 s
+drain() {  # until the table is empty, at most 150 s (the longest IPVS state timeout is 120 s)
   local k
-  for k in $(seq 1 120); do [ "$(counter conns_current)" = 0 ] && return 0; sleep 0.5; done
+  for k in $(seq 1 300); do [ "$(counter conns_current)" = 0 ] && return 0; sleep 0.5; done
+  lbadm_ -L -n -c >&2
   return 1
 }
 
