@@ -215,7 +215,10 @@ for vip in "$LAB_VIP" "$VIP2" "$VIP3"; do
   n=$([ "$vip" = "$LAB_VIP" ] && echo 1 || { [ "$vip" = "$VIP2" ] && echo 2 || echo 3; })
   download_matches "$LAB_DIR/nginx$n/html/blob" "http://$vip/blob" "native XDP: download from $vip"
 done
-[ "$(( $(counter xdp_forwarded) - f0 ))" -gt 1000 ] || fail "native mode forwarded $(( $(counter xdp_forwarded) - f0 )) packets"
+# Three 1 MB downloads are about a thousand packets through the director (969 to 1,045
+# seen: it varies with the segments' sizes), nearly all of them NAT's; without the native
+# path, none.
+[ "$(( $(counter xdp_forwarded) - f0 ))" -gt 600 ] || fail "native mode forwarded $(( $(counter xdp_forwarded) - f0 )) packets"
 echo "ok: native mode forwarded $(( $(counter xdp_forwarded) - f0 )) packets"
 lab_stop_lbd
 in_ns "$LAB_SW" ip link set dev "$peer" xdp off
