@@ -25,11 +25,7 @@ void Control::gather() {
     uint32_t active = 0, inactive = 0, persist = 0;
     for (const auto& sh : shards) {
       const auto& x = sh.reals[r.id];
-      st.conns += x.stats.conns;
-      st.inpkts += x.stats.inpkts;
-      st.outpkts += x.stats.outpkts;
-      st.inbytes += x.stats.inbytes;
-      st.outbytes += x.stats.outbytes;
+      st += x.stats;
       active += x.active;
       inactive += x.inactive;
       persist += x.persist;
@@ -44,12 +40,7 @@ void Control::gather() {
     if (!s.in_use) continue;
     Counters st{};
     for (const auto& sh : shards) {
-      const auto& x = sh.services[id];
-      st.conns += x.conns;
-      st.inpkts += x.inpkts;
-      st.outpkts += x.outpkts;
-      st.inbytes += x.inbytes;
-      st.outbytes += x.outbytes;
+      st += sh.services[id];
     }
     s.stats = st;
   }

@@ -161,10 +161,13 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
 
 // A table three quarters full: a SYN nobody has followed up lives seconds, not a minute
 // (a flood's entries go by themselves; a real client's ACK comes one round trip later).
-uint32_t DataPath::conn_timeout(const Conn& c) const {
+uint32_t DataPath::conn_timeout(const Conn& c, bool* shortened) const {
   const uint32_t t = timeouts_.seconds(c.state);
-  if ((c.flags & Conn::kEmbryonic) && conns_.size() >= conns_.capacity() / 4 * 3)
-    return std::min(t, kEmbryonicPressureSeconds);
+  if ((c.flags & Conn::kEmbryonic) && conns_.size() >= conns_.capacity() / 4 * 3 &&
+      t > kEmbryonicPressureSeconds) {
+    if (shortened) *shortened = true;
+    return kEmbryonicPressureSeconds;
+  }
   return t;
 }
 
@@ -544,9 +547,9 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
                      f.p.tcp_flags);
     if (!(f.p.tcp_flags & tcp_flag::kSyn)) c.flags &= uint8_t(~Conn::kEmbryonic);  // its client answered
   }
-  const uint32_t timeout = conn_timeout(c);
-  if (timeout < timeouts_.seconds(c.state)) ++counters_.embryonic_short_timeouts;
-  conns_.set_expires(c, seconds(f.now_ms) + timeout);
+  bool shortened = false;
+  conns_.set_expires(c, seconds(f.now_ms) + conn_timeout(c, &shortened));
+  counters_.embryonic_short_timeouts += shortened;
   count(real, f.p.ip_len, false);
   maybe_offload(c);
   // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is

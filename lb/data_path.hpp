@@ -206,7 +206,8 @@ class DataPath {
   }
   Conn* new_connection(const Frame& f, DropReason& why);
   bool make_room();  // a full table: the oldest embryonic entry evicted; false if none
-  uint32_t conn_timeout(const Conn& c) const;  // its state's, shorter for an embryo under pressure
+  // Its state's timeout, shorter for an embryo under pressure (then *shortened is set).
+  uint32_t conn_timeout(const Conn& c, bool* shortened = nullptr) const;
   Real* schedule(Service& svc, const ParsedPacket& p);
   Conn* persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s, DropReason& why);
   void unbind(const Conn& c);  // its real's counts and its template's control count

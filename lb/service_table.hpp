@@ -82,6 +82,14 @@ struct RealSpec {
 
 struct Counters {
   uint64_t conns = 0, inpkts = 0, outpkts = 0, inbytes = 0, outbytes = 0;
+  Counters& operator+=(const Counters& o) {  // several workers' shares, summed
+    conns += o.conns;
+    inpkts += o.inpkts;
+    outpkts += o.outpkts;
+    inbytes += o.inbytes;
+    outbytes += o.outbytes;
+    return *this;
+  }
 };
 
 // One estimator step (every kEstimatorSeconds), and the rates it reads as (per second).

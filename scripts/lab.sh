@@ -85,10 +85,14 @@ lab_create() {
   done
 }
 
-# lab_mixed_reals: after lab_create 3, reals 1 and 2 DR with nginx on 80, real 3 NAT with
-# nginx on 8080 (the SYN-flood bench and the soak); returns once they listen.
-lab_mixed_reals() {
+# lab_mixed: a lab of 3 reals for the SYN-flood bench and the soak: reals 1 and 2 DR with
+# nginx on 80, real 3 NAT with nginx on 8080, LAB_VIP2 a second VIP; returns once they
+# listen.
+LAB_VIP2=198.18.0.101
+lab_mixed() {
   local i
+  lab_init
+  lab_create 3
   for i in 1 2; do lab_dr_real "$i"; lab_nginx "$i"; done
   lab_nat_real 3
   lab_nginx 3 8080

@@ -18,18 +18,15 @@ SECS=$((MINUTES * 60))
 : "${LBD_BIN:=$PWD/build/lbd}" "${LBADM_BIN:=$PWD/build/lbadm}"
 export LBD_BIN LBADM_BIN
 . scripts/lab.sh
-lab_init
-lab_create 3
-VIP2=198.18.0.101
-LAB_NGINX_KEEPALIVE=65 lab_mixed_reals  # keep-alive loads keep their connections
+LAB_NGINX_KEEPALIVE=65 lab_mixed  # keep-alive loads keep their connections
 lab_bg "$(lab_real_ns 3)" socat UDP-RECVFROM:5353,fork EXEC:cat
 cat > "$LAB_DIR/rules" <<RULES
 --set 30 5 10
 -A -t $LAB_VIP:80 -s wlc --health check=http,path=/,interval=0.5,timeout=0.4,fall=2,rise=2
 -a -t $LAB_VIP:80 -r $(lab_real_ip 1):80 -g -w 1
 -a -t $LAB_VIP:80 -r $(lab_real_ip 2):80 -g -w 1
--A -t $VIP2:80 -s rr
--a -t $VIP2:80 -r $(lab_real_ip 3):8080 -m -w 1
+-A -t $LAB_VIP2:80 -s rr
+-a -t $LAB_VIP2:80 -r $(lab_real_ip 3):8080 -m -w 1
 -A -u $LAB_VIP:53 -s rr
 -a -u $LAB_VIP:53 -r $(lab_real_ip 3):5353 -m -w 1
 RULES
@@ -49,7 +46,7 @@ drain() {  # until the table is empty, at most 150 s (the longest IPVS state tim
 
 # Warm-up: every path once, then at rest: the baseline.
 in_ns "$LAB_CLIENT" timeout 20 wrk -t1 -c2 -d3s -H 'Connection: close' "http://$LAB_VIP/" >/dev/null
-in_ns "$LAB_CLIENT" timeout 20 wrk -t1 -c2 -d3s "http://$VIP2/" >/dev/null
+in_ns "$LAB_CLIENT" timeout 20 wrk -t1 -c2 -d3s "http://$LAB_VIP2/" >/dev/null
 for k in 1 2 3; do udp_round || true; done
 for c in "-L -n" "-L -n -c" "-L -n --stats" "-L -n --rate" "-S -n"; do lbadm_ $c >/dev/null; done  # word splitting intended
 drain || echo "warning: the table did not drain after the warm-up" >&2
@@ -59,7 +56,7 @@ end=$(( $(date +%s) + SECS ))
 in_ns "$LAB_CLIENT" timeout $((SECS + 30)) wrk -t1 -c4 -d"${SECS}s" -H 'Connection: close' "http://$LAB_VIP/" \
   > "$LAB_DIR/wrk_close" 2>&1 &
 W1=$!
-in_ns "$LAB_CLIENT" timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" "http://$VIP2/" > "$LAB_DIR/wrk_keep" 2>&1 &
+in_ns "$LAB_CLIENT" timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" "http://$LAB_VIP2/" > "$LAB_DIR/wrk_keep" 2>&1 &
 W2=$!
 LAB_PIDS+=("$W1" "$W2")
 udp_ok=0 udp_sent=0 reloads=0 flaps=0 listings=0 t=0

@@ -22,10 +22,7 @@ FLOOD_SECONDS=${FLOOD_SECONDS:-60}
 : "${LBD_BIN:=$PWD/build/lbd}" "${LBADM_BIN:=$PWD/build/lbadm}"
 export LBD_BIN LBADM_BIN
 . scripts/lab.sh
-lab_init
-lab_create 3
-VIP2=198.18.0.101
-lab_mixed_reals
+lab_mixed
 ATTACKER=lbat$LAB_ID
 ip netns add "$ATTACKER"
 LAB_EXTRA_NS+=("$ATTACKER")
@@ -34,19 +31,19 @@ cc -O2 -o "$LAB_DIR/synflood" scripts/synflood.c
 lab_lbd --max-connections "$MAXCONN"
 lbadm_ -A -t "$LAB_VIP:80" -s rr
 for i in 1 2; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")" -g; done
-lbadm_ -A -t "$VIP2:80" -s rr
-lbadm_ -a -t "$VIP2:80" -r "$(lab_real_ip 3):8080" -m
+lbadm_ -A -t "$LAB_VIP2:80" -s rr
+lbadm_ -a -t "$LAB_VIP2:80" -r "$(lab_real_ip 3):8080" -m
 DMAC=$(in_ns "$LAB_DIRECTOR" cat /sys/class/net/eth0/address)
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$LAB_LBD_PID/status"; }
 counter() { lbadm_ --lbd-counters | awk -v k="$1" '$1 == k {print $2}'; }
-for v in "$LAB_VIP" "$VIP2"; do in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null "http://$v/" || { echo "no service before the flood" >&2; exit 1; }; done
+for v in "$LAB_VIP" "$LAB_VIP2"; do in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null "http://$v/" || { echo "no service before the flood" >&2; exit 1; }; done
 rss_before=$(rss)
 
 # Calibration: one second at full speed; lbd's new connections in it are its SYN rate.
 c0=$(counter conns_created)
 in_ns "$ATTACKER" "$LAB_DIR/synflood" eth0 "$DMAC" "$LAB_VIP" 80 100000000 1 > /dev/null &
 C1=$!
-in_ns "$ATTACKER" "$LAB_DIR/synflood" eth0 "$DMAC" "$VIP2" 80 100000000 1 > /dev/null &
+in_ns "$ATTACKER" "$LAB_DIR/synflood" eth0 "$DMAC" "$LAB_VIP2" 80 100000000 1 > /dev/null &
 C2=$!
 LAB_PIDS+=("$C1" "$C2")
 wait "$C1" "$C2" 2>/dev/null || true
@@ -56,7 +53,7 @@ sleep 1
 half=$((SYNS / 2))
 in_ns "$ATTACKER" "$LAB_DIR/synflood" eth0 "$DMAC" "$LAB_VIP" 80 "$half" "$FLOOD_SECONDS" "$((rate / 2))" > "$LAB_DIR/flood1" &
 F1=$!
-in_ns "$ATTACKER" "$LAB_DIR/synflood" eth0 "$DMAC" "$VIP2" 80 "$((SYNS - half))" "$FLOOD_SECONDS" "$((rate / 2))" > "$LAB_DIR/flood2" &
+in_ns "$ATTACKER" "$LAB_DIR/synflood" eth0 "$DMAC" "$LAB_VIP2" 80 "$((SYNS - half))" "$FLOOD_SECONDS" "$((rate / 2))" > "$LAB_DIR/flood2" &
 F2=$!
 drops0=$(counter capture_kernel_drops)
 LAB_PIDS+=("$F1" "$F2")
@@ -65,7 +62,7 @@ full_during=$(counter conns_current)
 made=0 answered=0
 : > "$LAB_DIR/times"
 while kill -0 "$F1" 2>/dev/null || kill -0 "$F2" 2>/dev/null; do
-  for v in "$LAB_VIP" "$VIP2"; do
+  for v in "$LAB_VIP" "$LAB_VIP2"; do
     made=$((made + 1))
     if t=$(in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null -w '%{time_total}' "http://$v/"); then
       answered=$((answered + 1))
@@ -78,14 +75,14 @@ flood_end=$(date +%s.%N)
 recovered=none
 for k in $(seq 1 100); do
   if in_ns "$LAB_CLIENT" curl -s -m 1 -o /dev/null "http://$LAB_VIP/" &&
-     in_ns "$LAB_CLIENT" curl -s -m 1 -o /dev/null "http://$VIP2/"; then
+     in_ns "$LAB_CLIENT" curl -s -m 1 -o /dev/null "http://$LAB_VIP2/"; then
     recovered=$(awk -v a="$(date +%s.%N)" -v b="$flood_end" 'BEGIN {printf "%.3f", a - b}')
     break
   fi
 done
 after_ok=0
 for k in $(seq 1 10); do
-  for v in "$LAB_VIP" "$VIP2"; do in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null "http://$v/" && after_ok=$((after_ok + 1)); done
+  for v in "$LAB_VIP" "$LAB_VIP2"; do in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null "http://$v/" && after_ok=$((after_ok + 1)); done
 done
 sent=$(awk '{s += $2} END {print s}' "$LAB_DIR/flood1" "$LAB_DIR/flood2")
 p50=$(sort -n "$LAB_DIR/times" | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "-"}')
