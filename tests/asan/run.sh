@@ -14,7 +14,7 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 cmake --build "$out" --target lbd lbadm lbd-decap lbd_xdp_pass >/dev/null
-ldd "$out/lbd" | grep -q libasan || { echo "FAIL: $out/lbd is not built with ASan" >&2; exit 1; }
+[[ $(ldd "$out/lbd") == *libasan* ]] || { echo "FAIL: $out/lbd is not built with ASan" >&2; exit 1; }
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$top/tests/asan/lsan.supp"

@@ -13,7 +13,7 @@ trap 'rm -rf "$reports"' EXIT
 cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 cmake --build "$out" --target lbd lbd_xdp_pass >/dev/null
-ldd "$out/lbd" | grep -q libtsan || { echo "FAIL: $out/lbd is not built with TSan" >&2; exit 1; }
+[[ $(ldd "$out/lbd") == *libtsan* ]] || { echo "FAIL: $out/lbd is not built with TSan" >&2; exit 1; }
 for t in test_workers test_offload test_health_sorry_exec test_lbadm_daemon; do
   echo "tsan: $t with 2 workers"
   TSAN_OPTIONS="halt_on_error=0 log_path=$reports/report" LBD_WORKERS=2 LBD_BIN="$out/lbd" \
