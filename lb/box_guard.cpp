@@ -120,6 +120,29 @@ static std::map<std::string, std::string> inherited_offloads() {
   return left;
 }
 
+// GRO and LRO off on the interface (whether they were on is added to `o`); `left_*`: a
+// killed lbd's table says it had turned them off.
+static void quiet_offloads(int fd, BoxGuard::Offloads& o, bool left_gro, bool left_lro) {
+  const std::string& ifname = o.ifname;
+  uint32_t v = 0;
+  if (ethtool_io(fd, ifname, ETHTOOL_GGRO, v)) {
+    o.had_gro |= v != 0 || left_gro;
+    uint32_t off = 0;
+    if (v != 0 && !ethtool_io(fd, ifname, ETHTOOL_SGRO, off))
+      LBD_LOG(kWarn, "guard", "cannot turn GRO off on {}: {}", ifname, std::strerror(errno));
+  }
+  uint32_t flags = 0;
+  if (ethtool_io(fd, ifname, ETHTOOL_GFLAGS, flags)) {
+    o.had_lro |= (flags & ETH_FLAG_LRO) || left_lro;
+    uint32_t nf = flags & ~uint32_t(ETH_FLAG_LRO);
+    if ((flags & ETH_FLAG_LRO) && !ethtool_io(fd, ifname, ETHTOOL_SFLAGS, nf))
+      LBD_LOG(kWarn, "guard", "cannot turn LRO off on {}: {}", ifname, std::strerror(errno));
+  }
+  if (v != 0 || (flags & ETH_FLAG_LRO))
+    LBD_LOG(kInfo, "guard", "{}: turned off{}{} for capture (restored at exit)", ifname, v != 0 ? " GRO" : "",
+            flags & ETH_FLAG_LRO ? " LRO" : "");
+}
+
 BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(interfaces)) {
   const auto inherited = inherited_offloads();
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -133,23 +156,7 @@ BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(
     if (left_gro || left_lro)
       LBD_LOG(kWarn, "guard", "{}: a previous lbd left{}{} off; restored at exit", ifname,
               left_gro ? " GRO" : "", left_lro ? " LRO" : "");
-    uint32_t v = 0;
-    if (ethtool_io(fd, ifname, ETHTOOL_GGRO, v)) {
-      o.had_gro = v != 0 || left_gro;
-      uint32_t off = 0;
-      if (v != 0 && !ethtool_io(fd, ifname, ETHTOOL_SGRO, off))
-        LBD_LOG(kWarn, "guard", "cannot turn GRO off on {}: {}", ifname, std::strerror(errno));
-    }
-    uint32_t flags = 0;
-    if (ethtool_io(fd, ifname, ETHTOOL_GFLAGS, flags)) {
-      o.had_lro = (flags & ETH_FLAG_LRO) || left_lro;
-      uint32_t nf = flags & ~uint32_t(ETH_FLAG_LRO);
-      if ((flags & ETH_FLAG_LRO) && !ethtool_io(fd, ifname, ETHTOOL_SFLAGS, nf))
-        LBD_LOG(kWarn, "guard", "cannot turn LRO off on {}: {}", ifname, std::strerror(errno));
-    }
-    if (o.had_gro || o.had_lro)
-      LBD_LOG(kInfo, "guard", "{}: turned off{}{} for capture (restored at exit)", ifname,
-              o.had_gro ? " GRO" : "", o.had_lro ? " LRO" : "");
+    quiet_offloads(fd, o, left_gro, left_lro);
     saved_.push_back(o);
   }
   close(fd);
@@ -227,6 +234,10 @@ bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
     hit = !run_nft(fmt::format("list table netdev {}\n", kTable), ignored);
   }
   if (!hit) return false;
+  return rebuild(model, error);
+}
+
+bool BoxGuard::rebuild(const TrafficModel& model, std::string& error) {
   // Whatever is left of it goes, and the whole table comes back with its sets.
   const bool ok = run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()),
                           error);
@@ -236,9 +247,22 @@ bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
   return ok && filled;
 }
 
+bool BoxGuard::interface_back(const std::string& ifname, const TrafficModel& model, std::string& error) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (auto& o : saved_)
+    if (o.ifname == ifname) quiet_offloads(fd, o, false, false);  // a new device: GRO on again
+  if (fd >= 0) close(fd);
+  return rebuild(model, error);
+}
+
 std::string BoxGuard::table_script() const {
+  // The interfaces there now (nft refuses a device that does not exist; one that comes
+  // back is added by interface_back()). None: the chain is kept, hooked nowhere.
   std::string devs;
-  for (const auto& i : interfaces_) devs += fmt::format("{}\"{}\"", devs.empty() ? "" : ", ", i);
+  for (const auto& i : interfaces_)
+    if (if_nametoindex(i.c_str())) devs += fmt::format("{}\"{}\"", devs.empty() ? "" : ", ", i);
+  const std::string hook =
+      devs.empty() ? "" : fmt::format("    type filter hook ingress devices = {{ {} }} priority -500; policy accept;\n", devs);
   return fmt::format(
       "table netdev {0} {{\n  comment \"{3}\"\n"
       "  set svc {{ type ipv4_addr . inet_proto . inet_service; }}\n"
@@ -247,9 +271,9 @@ std::string BoxGuard::table_script() const {
       "  set nat {{ type ipv4_addr . inet_proto . inet_service; }}\n"
       "  set nat_addrs {{ type ipv4_addr; }}\n"
       "  set local {{ type ipv4_addr; }}\n"
-      "  chain guard {{\n    type filter hook ingress devices = {{ {1} }} priority -500; policy accept;\n{2}"
+      "  chain guard {{\n{1}{2}"
       "  }}\n}}\n",
-      kTable, devs, kGuardRules, offloads_comment());
+      kTable, hook, kGuardRules, offloads_comment());
 }
 
 BoxGuard::~BoxGuard() {

@@ -36,15 +36,20 @@ class BoxGuard {
   int event_fd() const { return events_fd_; }
   bool on_events(const TrafficModel& model, std::string& error);
 
+  // A capture interface re-created (deleted, then added again): GRO and LRO off on it
+  // again, and the table made anew with its chain on it. False with `error` on failure.
+  bool interface_back(const std::string& ifname, const TrafficModel& model, std::string& error);
+
   static constexpr const char* kTable = "lbd";
+  struct Offloads {
+    std::string ifname;
+    bool had_gro = false, had_lro = false;  // what exit restores
+  };
 
  private:
   std::string table_script() const;
   std::string offloads_comment() const;
-  struct Offloads {
-    std::string ifname;
-    bool had_gro = false, had_lro = false;
-  };
+  bool rebuild(const TrafficModel& model, std::string& error);  // the whole table, sets included
   std::vector<std::string> interfaces_;
   std::vector<Offloads> saved_;
   GuardElements have_;  // what the sets hold

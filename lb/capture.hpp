@@ -28,6 +28,13 @@ class Capture {
   // `buffer_bytes`: the kernel ring's size (frames wait there while lbd is busy).
   Capture(const std::string& ifname, int timeout_ms, int buffer_bytes = 32 << 20);
   ~Capture();
+  // The interface is gone (deleted, or its capture failed): the socket is closed, its
+  // drops kept; dispatch() reads nothing and set_filter() does nothing until open().
+  void close();
+  // It is back, perhaps under another index and MAC: the socket opened again, taking no
+  // frame until set_filter(). Throws std::runtime_error as the constructor does.
+  void open();
+  bool is_open() const { return pcap_ != nullptr; }
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
 
@@ -51,15 +58,17 @@ class Capture {
   // be 0, is written back), else joins that one. With `program_fd` >= 0 the group's program is set: it picks
   // the member socket of each frame. Throws std::runtime_error naming the cause.
   void join_fanout(int& group, int program_fd);
-  std::string error() const { return pcap_geterr(pcap_); }
+  std::string error() const { return pcap_ ? pcap_geterr(pcap_) : "closed"; }
 
  private:
   std::string name_;
+  int timeout_ms_, buffer_bytes_;
   int ifindex_ = 0;
   MacAddr mac_;
   uint16_t mtu_ = 1500;
   pcap_t* pcap_ = nullptr;
   int fd_ = -1;
+  uint64_t closed_drops_ = 0;  // the kernel's drops on sockets closed before this one
 };
 
 // Frames queued for one interface and sent with one sendmmsg() per flush.
@@ -74,6 +83,9 @@ class Injector {
   Injector& operator=(const Injector&) = delete;
 
   int ifindex() const { return ifindex_; }
+  // The interface came back under `ifindex`: the socket bound to it instead. Throws
+  // std::runtime_error naming the cause.
+  void rebind(int ifindex, const std::string& ifname);
   // A buffer for the next frame; commit(len) queues it. Flushes first when full.
   uint8_t* next_buffer();
   void commit(size_t len);

@@ -127,6 +127,7 @@ std::string Control::counters_text() {
   s += fmt::format("capture_broad_filters {}\n", broad);
   s += fmt::format("dr_reals_not_on_link {}\n", hops_->dr_not_on_link());
   s += fmt::format("guard_restored {}\n", guard_restored_);
+  s += fmt::format("interfaces_lost {}\ninterfaces_back {}\n", interfaces_lost_, interfaces_back_);
   s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
   for (size_t i = 0; i < c.drops.size(); ++i)
     s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
@@ -313,6 +314,14 @@ void Control::configuration_changed() {
     if (!steering_->configure(services_.vips(), mask, err))
       LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", err);
   }
+  set_capture_filters(model);
+  std::string err;
+  if (!guard_->apply(model, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
+  resolve_next_hops(true);
+  configure_health();
+}
+
+void Control::set_capture_filters(const TrafficModel& model) {
   std::vector<CaptureFilter> filters;
   for (const auto& itf : interfaces_) filters.push_back(capture_filter(model, itf.mac));
   std::vector<uint8_t> broad(interfaces_.size());
@@ -347,10 +356,6 @@ void Control::configuration_changed() {
                        : std::string("precise capture filter again"));
     broad_filter_[i] = broad[i];
   }
-  std::string err;
-  if (!guard_->apply(model, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
-  resolve_next_hops(true);
-  configure_health();
 }
 
 void Control::resolve_next_hops(bool refresh) {
@@ -384,7 +389,9 @@ void Control::on_worker_events() {
     Worker::Events e = w->take_events();
     resolve |= !e.unresolved.empty();
     pmtu.insert(pmtu.end(), e.pmtu.begin(), e.pmtu.end());
-    if (!e.capture_failed.empty() && fatal_.empty()) fatal_ = e.capture_failed;
+    // Its sockets closed everywhere; opened again at the next look (watch_interfaces).
+    for (const size_t slot : e.failed_slots)
+      if (interfaces_[slot].ifindex) interface_lost(slot, e.capture_failed);
   }
   if (resolve) resolve_next_hops(true);
   if (pmtu.empty()) return;

@@ -79,6 +79,19 @@ class Control {
   void refresh_mtus();
   // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
   int interface_index(const std::string& name) const;
+  // A capture interface deleted (or its capture failed) is let go: the others keep
+  // serving; one back (re-created, perhaps with another index and MAC) is taken again:
+  // its sockets, fanout groups, filters, guard, fast path and next hops.
+  void watch_interfaces();
+  void interface_lost(size_t slot, const std::string& why);
+  void interface_back(size_t slot);
+  // The interfaces' indexes, MACs and MTUs to the next hops and every worker.
+  void publish_interfaces();
+  // Each worker's capture filters for the services in `model`.
+  void set_capture_filters(const TrafficModel& model);
+  // The fast path on one interface (start_offload's, and again when it is back); false
+  // (logged) if it cannot be attached there.
+  bool attach_offload(const HopInterface& itf);
   Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::string counters_text();
 
@@ -99,6 +112,7 @@ class Control {
   std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
   uint64_t guard_restored_ = 0;               // times someone else's change removed the guard
+  uint64_t interfaces_lost_ = 0, interfaces_back_ = 0;  // capture interfaces let go, taken again
   std::vector<ShardCounts> last_counts_;      // from the last gather()
   std::deque<sched::SharedDest> shared_counts_;  // by real id (a deque: never moved)
   std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame
@@ -111,7 +125,6 @@ class Control {
   Status reload_status_ = Status::ok();
   std::vector<CliCommand> reload_rules_;
   bool reload_again_ = false;
-  std::string fatal_;  // why lbd stops (a capture failed)
 };
 
 template <class F>

@@ -16,10 +16,8 @@ void Control::start_offload() {
   // Native XDP where every interface can transmit XDP frames (XDP_TX, redirects); generic
   // (after the kernel has built the packet) elsewhere: it always can.
   std::string why_not_native;
-  std::vector<uint64_t> features;
   for (auto& c : interfaces_) {
     const auto f = xdp_features(c.ifindex);
-    features.push_back(f.value_or(0));
     if (!why_not_native.empty()) continue;
     if (!f)
       why_not_native = "the kernel does not report XDP features (Linux < 6.3)";
@@ -45,16 +43,9 @@ void Control::start_offload() {
     return;
   }
   std::string names;
-  for (size_t i = 0; i < interfaces_.size(); ++i) {
-    const HopInterface& c = interfaces_[i];
-    if (std::string err = xdp_->attach(c.ifindex, c.name, xdp_mode_); !err.empty()) {
-      LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name, err);
-      continue;
-    }
-    const bool tx = xdp_mode_ == XdpMode::kGeneric || (features[i] & kXdpActNdoXmit);
-    xdp_->allow_tx(c.ifindex, tx);
-    xdp_tx_.push_back({c.ifindex, tx});
-    names += (names.empty() ? "" : ", ") + c.name + (tx ? "" : " (cannot transmit: its packets go to lbd)");
+  for (const HopInterface& c : interfaces_) {
+    if (!attach_offload(c)) continue;
+    names += (names.empty() ? "" : ", ") + c.name + (xdp_tx_.back().second ? "" : " (cannot transmit: its packets go to lbd)");
   }
   if (!xdp_->attached()) {
     xdp_.reset();
@@ -64,6 +55,17 @@ void Control::start_offload() {
   for (auto& w : workers_) w->set_flow_cache(xdp_.get());
   LBD_LOG(kInfo, "offload", "XDP flow cache on {} in {} mode, {} flows at most{}", names, to_string(xdp_mode_),
           flows, xdp_mode_ == XdpMode::kGeneric && cfg_.offload == "xdp" ? " (not native: " + why_not_native + ")" : "");
+}
+
+bool Control::attach_offload(const HopInterface& c) {
+  if (std::string err = xdp_->attach(c.ifindex, c.name, xdp_mode_); !err.empty()) {
+    LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name, err);
+    return false;
+  }
+  const bool tx = xdp_mode_ == XdpMode::kGeneric || (xdp_features(c.ifindex).value_or(0) & kXdpActNdoXmit);
+  xdp_->allow_tx(c.ifindex, tx);
+  xdp_tx_.push_back({c.ifindex, tx});
+  return true;
 }
 
 void Control::watch_offload_tx() {

@@ -31,7 +31,7 @@ void Control::refresh_mtus() {
   for (auto& itf : interfaces_) {
     ifreq ifr{};
     std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", itf.name.c_str());
-    if (ioctl(ifreq_fd_, SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0 || ifr.ifr_mtu > 65535 ||
+    if (!itf.ifindex || ioctl(ifreq_fd_, SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0 || ifr.ifr_mtu > 65535 ||
         uint16_t(ifr.ifr_mtu) == itf.mtu)
       continue;
     LBD_LOG(kWarn, "capture", "{}: MTU {} (was {}): frames are cut to it from now on", itf.name, ifr.ifr_mtu,
@@ -39,8 +39,11 @@ void Control::refresh_mtus() {
     itf.mtu = uint16_t(ifr.ifr_mtu);
     changed = true;
   }
-  if (!changed) return;
-  hops_->set_interfaces(interfaces_);  // the reals' next hops take it at the resolve that follows
+  if (changed) publish_interfaces();  // the reals' next hops take it at the resolve that follows
+}
+
+void Control::publish_interfaces() {
+  hops_->set_interfaces(interfaces_);
   std::vector<InterfaceInfo> infos;
   for (const auto& itf : interfaces_) infos.push_back({itf.ifindex, itf.mac, itf.mtu});
   on_each_worker([&](Worker& w) {
@@ -48,6 +51,79 @@ void Control::refresh_mtus() {
     for (size_t i = 0; i < interfaces_.size(); ++i)
       for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->set_mtu(interfaces_[i].mtu);
   });
+}
+
+// A deleted interface is not always reported on the capture socket (its DOWN event comes
+// first, which libpcap treats as survivable, and an unhooked socket gets no UNREGISTER
+// error), so it is looked for by name. Down and up again needs nothing: the kernel hooks
+// the sockets again, and the index stays.
+void Control::watch_interfaces() {
+  for (size_t i = 0; i < interfaces_.size(); ++i) {
+    const int index = interface_index(interfaces_[i].name);
+    if (index < 0 || (interfaces_[i].ifindex && index == interfaces_[i].ifindex)) continue;  // -1: cannot tell now
+    if (interfaces_[i].ifindex) interface_lost(i, "the interface disappeared");
+    if (index > 0) interface_back(i);
+  }
+}
+
+void Control::interface_lost(size_t slot, const std::string& why) {
+  HopInterface& itf = interfaces_[slot];
+  LBD_LOG(kError, "capture", "{}: {}: its traffic stops, the other interfaces' goes on; lbd takes it again "
+          "when it is back", itf.name, why);
+  on_each_worker([&](Worker& w) { w.detach(slot); });
+  if (xdp_) {
+    xdp_->detach(itf.ifindex);
+    std::erase_if(xdp_tx_, [&](const auto& t) { return t.first == itf.ifindex; });
+  }
+  itf.ifindex = 0;  // no real's next hop is on it, no reply is sent on it
+  ++interfaces_lost_;
+  publish_interfaces();
+  resolve_next_hops(true);
+}
+
+void Control::interface_back(size_t slot) {
+  HopInterface& itf = interfaces_[slot];
+  // Each worker's sockets opened again (they take nothing yet), then joined in new fanout
+  // groups, and only then given their filter: no frame reaches a worker not its own.
+  std::vector<std::string> errors(workers_.size());
+  on_each_worker([&](Worker& w) {
+    try {
+      w.attach(slot);
+    } catch (const std::exception& e) {
+      errors[w.index()] = e.what();
+    }
+  });
+  std::string error;
+  for (const auto& e : errors)
+    if (error.empty()) error = e;
+  if (error.empty() && steering_) {
+    try {
+      for (const CaptureClass cls : kCaptureClasses) {
+        int group = -1;
+        for (auto& w : workers_)
+          w->captures(cls)[slot]->join_fanout(group, w->index() == 0 ? steering_->program_fd() : -1);
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (!error.empty()) {  // again at the next look (1 s), e.g. once it is up
+    on_each_worker([&](Worker& w) { w.detach(slot); });
+    LBD_LOG(kWarn, "capture", "{} is back but cannot be captured yet: {}", itf.name, error);
+    return;
+  }
+  const Capture& cap = *workers_[0]->captures()[slot];
+  itf = {cap.ifindex(), itf.name, cap.mac(), cap.mtu()};
+  ++interfaces_back_;
+  LBD_LOG(kInfo, "capture", "{} is back (index {}, MAC {}): capturing and forwarding on it again", itf.name,
+          itf.ifindex, to_string(itf.mac));
+  publish_interfaces();
+  const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
+  set_capture_filters(model);
+  if (!guard_->interface_back(itf.name, model, error))
+    LBD_LOG(kError, "guard", "{}: the nftables guard cannot take it again: {}", itf.name, error);
+  if (xdp_) attach_offload(itf);
+  resolve_next_hops(true);
 }
 
 int Control::interface_index(const std::string& name) const {
@@ -161,6 +237,7 @@ int Control::run() {
     if (poll(pfds.data(), pfds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       LBD_LOG(kError, "main", "poll: {}", std::strerror(errno));
+      exit_code = 1;
       break;
     }
     if (pfds[kSignal].revents) {
@@ -174,14 +251,7 @@ int Control::run() {
         }
       }
     }
-    if (pfds[kEvents].revents) {
-      on_worker_events();
-      if (!fatal_.empty()) {
-        LBD_LOG(kError, "capture", "{}", fatal_);
-        running = false;  // stop cleanly (box restored); systemd's Restart= takes it from here
-        exit_code = 1;
-      }
-    }
+    if (pfds[kEvents].revents) on_worker_events();
     if (pfds[kTimer].revents) {
       uint64_t ticks;
       while (read(tfd, &ticks, sizeof ticks) == sizeof ticks) {}
@@ -199,18 +269,7 @@ int Control::run() {
         if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
       }
       if (now - last_refresh >= 1000) {
-        // A deleted interface is not always reported on the capture socket (its DOWN event
-        // comes first, which libpcap treats as survivable, and an unhooked socket gets no
-        // UNREGISTER error), so look for it by name. Down and up again is fine: the kernel
-        // re-hooks the socket.
-        for (auto& c : interfaces_) {
-          const int index = interface_index(c.name);
-          if (index >= 0 && index != c.ifindex) {  // -1: cannot tell now (EMFILE...), not gone
-            LBD_LOG(kError, "capture", "{}: the interface disappeared", c.name);
-            running = false;
-            exit_code = 1;
-          }
-        }
+        watch_interfaces();
         watch_offload_tx();
         refresh_mtus();
         resolve_next_hops(true);

@@ -176,9 +176,26 @@ void Worker::run_mailbox() {
   for (auto& f : todo) f(*this);
 }
 
+void Worker::detach(size_t slot) {
+  captures_[slot]->close();
+  syn_captures_[slot]->close();
+  sockets_changed_ = true;
+}
+
+void Worker::attach(size_t slot) {
+  captures_[slot]->open();
+  syn_captures_[slot]->open();
+  injectors_[slot]->rebind(captures_[slot]->ifindex(), captures_[slot]->name());
+  failed_[slot] = failed_[captures_.size() + slot] = false;
+  sockets_changed_ = true;
+}
+
 void Worker::send(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place) {
   Injector* out = injector_for(v.ifindex);
-  if (!out) return;
+  if (!out) {  // its interface is gone
+    dp_->count_tx_failed(1);
+    return;
+  }
   transmit(*out, frame, len, v, out == in_place, scratch_);
 }
 
@@ -233,11 +250,14 @@ void Worker::loop() {
   std::vector<Capture*> caps;
   for (auto& c : captures_) caps.push_back(c.get());
   for (auto& c : syn_captures_) caps.push_back(c.get());
-  std::vector<pollfd> pfds;
-  for (Capture* c : caps) pfds.push_back({c->fd(), POLLIN, 0});
-  const size_t mailbox = pfds.size();
-  pfds.push_back({mailbox_fd_, POLLIN, 0});
-  pfds.push_back({timer_fd_, POLLIN, 0});
+  const size_t mailbox = caps.size();
+  std::vector<pollfd> pfds(caps.size() + 2);
+  auto sockets = [&] {  // a closed or failed capture's -1: poll ignores it
+    for (size_t i = 0; i < caps.size(); ++i) pfds[i] = {failed_[i] ? -1 : caps[i]->fd(), POLLIN, 0};
+    pfds[mailbox] = {mailbox_fd_, POLLIN, 0};
+    pfds[mailbox + 1] = {timer_fd_, POLLIN, 0};
+  };
+  sockets();
   while (!stop_) {
     if (poll(pfds.data(), pfds.size(), -1) < 0) {
       if (errno == EINTR) continue;
@@ -248,11 +268,11 @@ void Worker::loop() {
       if (!pfds[i].revents || failed_[i]) continue;
       if (on_frames(*caps[i], i < captures_.size() ? 8 : 2) < 0) {
         failed_[i] = true;
-        pfds[i].fd = -1;  // poll ignores it from now on; the mailbox still runs
+        pfds[i].fd = -1;  // poll ignores it until the control thread opens it again
         {
           std::lock_guard lock(mutex_);
-          events_.capture_failed = fmt::format("{}: capture failed (interface gone or down?): {}",
-                                               caps[i]->name(), caps[i]->error());
+          events_.capture_failed = fmt::format("capture failed: {}", caps[i]->error());
+          events_.failed_slots.push_back(i % captures_.size());
         }
         const uint64_t one = 1;
         if (event_fd_ >= 0) [[maybe_unused]] auto n = write(event_fd_, &one, sizeof one);
@@ -264,6 +284,7 @@ void Worker::loop() {
       while (read(timer_fd_, &ticks, sizeof ticks) == sizeof ticks) {}
       tick(monotonic_ms());
     }
+    if (std::exchange(sockets_changed_, false)) sockets();
   }
 }
 

@@ -70,6 +70,12 @@ class Worker {
   void set_flow_cache(XdpFlowCache* cache);
   ShardCounts counts();
 
+  // On its thread: the interface at `slot` is gone (its sockets closed, their drops kept),
+  // or back (its sockets opened again, taking nothing until their filter is set, and its
+  // injector bound to the new index; throws std::runtime_error naming the cause).
+  void detach(size_t slot);
+  void attach(size_t slot);
+
   // Starts the thread. Before it, post() runs at once on the caller's thread.
   void start();
   void post(std::function<void(Worker&)> f);
@@ -84,7 +90,8 @@ class Worker {
       uint32_t until;
     };
     std::vector<Pmtu> pmtu;     // tunnel path MTUs an ICMP report taught it
-    std::string capture_failed;  // why a capture stopped ("" : none)
+    std::string capture_failed;  // why a capture stopped (libpcap's words)
+    std::vector<size_t> failed_slots;  // the interfaces whose capture stopped
   };
   void set_event_fd(int fd) { event_fd_ = fd; }
   Events take_events();
@@ -120,6 +127,7 @@ class Worker {
   std::vector<std::unique_ptr<Capture>> syn_captures_;  // SYNs: what a flood overflows
   std::vector<std::unique_ptr<Injector>> injectors_;
   std::vector<bool> failed_;  // per capture (connections', then SYNs'): stopped
+  bool sockets_changed_ = false;  // detach()/attach(): the loop polls other descriptors
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
   uint64_t now_ms_ = 0;
   int mailbox_fd_ = -1, timer_fd_ = -1, event_fd_ = -1;

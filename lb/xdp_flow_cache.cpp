@@ -157,6 +157,15 @@ std::string XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode m
   return fmt::format("cannot attach in {} mode: {}", to_string(mode), errno_text(err));
 }
 
+void XdpFlowCache::detach(int ifindex) {
+  allow_tx(ifindex, false);
+  std::erase_if(attached_, [&](const Attached& a) {
+    if (a.ifindex != ifindex) return false;
+    close(a.link_fd);
+    return true;
+  });
+}
+
 void XdpFlowCache::allow_tx(int ifindex, bool allowed) {
   const uint32_t key = uint32_t(ifindex), one = 1;
   if (allowed)

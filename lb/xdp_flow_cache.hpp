@@ -39,6 +39,8 @@ class XdpFlowCache final : public FlowCache {
 
   // Attaches to the interface; an empty string, or why it could not.
   std::string attach(int ifindex, const std::string& name, XdpMode mode);
+  // The interface is gone: its link closed (the kernel has detached it), no transmit on it.
+  void detach(int ifindex);
   // Whether the program may transmit on the interface (XDP_TX, or a redirect into it).
   void allow_tx(int ifindex, bool allowed);
   size_t attached() const { return attached_.size(); }
