@@ -20,7 +20,10 @@
 #include <fstream>
 #include <deque>
 #include <map>
+#include <optional>
+#include <pthread.h>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -35,10 +38,9 @@ using boost::system::error_code;
 
 namespace {
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// Monotonic: a step of the wall clock (NTP, an operator's date -s) changes no "since".
+int64_t mono_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
 constexpr auto kUseAwaitable = asio::use_awaitable;
@@ -201,9 +203,13 @@ asio::awaitable<std::string> read_mysql_packet(tcp::socket& s, std::vector<uint8
 
 }  // namespace
 
+int64_t health_now_ms() { return mono_ms(); }
+
 std::string real_name(const Target& t) { return fmt::format("{}:{}", to_string(t.addr), t.port); }
 
 struct Engine::Impl {
+  static constexpr int kBeatMs = 250;
+  static constexpr uint32_t kNotifyId = 0xffffffff;  // on_thread: a notify command
   struct Check {
     Check(asio::io_context& io, Target t) : target(std::move(t)), timer(io) {}
     Target target;
@@ -227,6 +233,30 @@ struct Engine::Impl {
   uint64_t checks_run = 0, failures = 0;
 
   std::thread thread;
+  std::atomic<bool> ended{false};  // the loop returned (the thread is about to end)
+  // The watchdog's view (read by the daemon's thread): the loop's last heartbeat, and the
+  // check whose code runs on the thread now (0: none), named in `names` (under mu).
+  std::atomic<int64_t> beat_ms{mono_ms()};
+  std::atomic<uint32_t> on_thread{0};
+  std::atomic<int64_t> on_thread_since_ms{0};
+  std::map<uint32_t, std::string> names;
+  asio::steady_timer heart{io};
+
+  // Marks `real_id`'s check as the code the thread runs from now on (every resumption of
+  // a check's coroutine calls it): a stall is then this check's.
+  void running(uint32_t real_id) {
+    on_thread.store(real_id, std::memory_order_relaxed);
+    on_thread_since_ms.store(mono_ms(), std::memory_order_relaxed);
+  }
+
+  void heartbeat() {
+    beat_ms.store(mono_ms(), std::memory_order_relaxed);
+    on_thread.store(0, std::memory_order_relaxed);  // back in the loop: no check runs
+    heart.expires_after(std::chrono::milliseconds(kBeatMs));
+    heart.async_wait([this](error_code ec) {
+      if (!ec) heartbeat();
+    });
+  }
 
   void apply(std::vector<Target> targets) {
     std::map<uint32_t, std::shared_ptr<Check>> next;
@@ -246,11 +276,12 @@ struct Engine::Impl {
       next[t.real_id] = c;
       {
         std::lock_guard lock(mu);
+        names[t.real_id] = fmt::format("{} check of {} ({})", check_name(t.check.type), real_name(t), t.service);
         RealStatus& st = status[t.real_id];
         st = RealStatus{};
         st.real_id = t.real_id;
         st.state = c->state;
-        st.since_ms = wall_ms();
+        st.since_ms = mono_ms();
       }
       asio::co_spawn(io, run(c), asio::detached);
     }
@@ -258,7 +289,10 @@ struct Engine::Impl {
       c->stopped = true;
       c->timer.cancel();
       std::lock_guard lock(mu);
-      if (!next.count(id)) status.erase(id);
+      if (!next.count(id)) {
+        status.erase(id);
+        names.erase(id);
+      }
     }
     checks = std::move(next);
   }
@@ -270,6 +304,7 @@ struct Engine::Impl {
       error_code ec;
       co_await c->timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
       if (c->stopped) break;
+      running(c->target.real_id);
       const auto start = Clock::now();
       const auto late = std::chrono::duration_cast<std::chrono::microseconds>(start - c->due).count();
       std::string result;
@@ -278,6 +313,7 @@ struct Engine::Impl {
       } catch (const std::exception& e) {  // a check must never end the real's schedule
         result = fmt::format("check failed: {}", e.what());
       }
+      running(c->target.real_id);
       if (c->stopped) break;
       const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
       record(*c, result, uint32_t(std::max<int64_t>(late, 0)), uint32_t(took));
@@ -304,7 +340,7 @@ struct Engine::Impl {
     st.checked = true;
     st.last = ok ? "ok" : result;
     st.last_duration_us = took_us;
-    st.last_check_ms = wall_ms();
+    st.last_check_ms = mono_ms();
     if (change == Change::kNone) return;
     st.since_ms = st.last_check_ms;
     events.push_back({c.target, change == Change::kWentUp, st.last});
@@ -344,18 +380,21 @@ struct Engine::Impl {
     error_code ec;
     const tcp::endpoint ep(asio::ip::address_v4(t.addr.host()), port);
     co_await p.socket.async_connect(ep, asio::redirect_error(kUseAwaitable, ec));
+    running(t.real_id);
     if (ec) co_return io_error("connect", ec, p, cs.timeout_ms);
     if (cs.type == CheckType::kTcp) co_return "";
 
     if (cs.type == CheckType::kHttp) {
       const std::string req = http_request(cs, t.addr, port);
       co_await asio::async_write(p.socket, asio::buffer(req), asio::redirect_error(kUseAwaitable, ec));
+      running(t.real_id);
       if (ec) co_return io_error("send", ec, p, cs.timeout_ms);
       std::string resp;
       std::vector<char> buf(4096);
       while (resp.size() < 65536) {
         const size_t n = co_await p.socket.async_read_some(asio::buffer(buf),
                                                            asio::redirect_error(kUseAwaitable, ec));
+        running(t.real_id);
         resp.append(buf.data(), n);
         if (ec == asio::error::eof) break;
         if (ec) co_return io_error("read", ec, p, cs.timeout_ms);
@@ -367,6 +406,7 @@ struct Engine::Impl {
     std::vector<uint8_t> pkt;
     uint8_t seq = 0;
     std::string step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
+    running(t.real_id);
     if (!step.empty()) co_return ec ? io_error("greeting", ec, p, cs.timeout_ms) : step;
     Greeting g;
     std::string error;
@@ -383,11 +423,13 @@ struct Engine::Impl {
     auto send = [&](uint8_t s, const std::vector<uint8_t>& payload) -> asio::awaitable<bool> {
       const auto bytes = mysql_packet(s, payload);
       co_await asio::async_write(p.socket, asio::buffer(bytes), asio::redirect_error(kUseAwaitable, ec));
+      running(t.real_id);
       co_return !ec;
     };
     if (!co_await send(uint8_t(seq + 1), handshake_response(cs.user, password, g)))
       co_return io_error("login", ec, p, cs.timeout_ms);
     step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
+    running(t.real_id);
     if (!step.empty()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
     std::optional<std::string> switch_scramble;
     if (error = judge_login_reply(pkt, switch_scramble); !error.empty()) co_return "login: " + error;
@@ -396,6 +438,7 @@ struct Engine::Impl {
       if (!co_await send(uint8_t(seq + 1), std::vector<uint8_t>(auth.begin(), auth.end())))
         co_return io_error("login", ec, p, cs.timeout_ms);
       step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
+      running(t.real_id);
       if (!step.empty()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
       if (error = judge_login_reply(pkt, switch_scramble); !error.empty()) co_return "login: " + error;
     }
@@ -407,6 +450,7 @@ struct Engine::Impl {
       int eofs = 0;
       while (eofs < 2 && packets.size() < 10000) {
         step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
+        running(t.real_id);
         if (!step.empty()) co_return ec ? io_error("query", ec, p, cs.timeout_ms) : step;
         packets.push_back(pkt);
         if (packets.size() == 1 && !pkt.empty() && (pkt[0] == 0xff || pkt[0] == 0x00)) break;
@@ -436,6 +480,7 @@ struct Engine::Impl {
     if (p->pid < 0) co_return "exec " + error;
     arm_deadline(p, std::chrono::milliseconds(cs.timeout_ms));
     const int status = co_await wait_exit(p->pid);
+    running(t.real_id);
     p->deadline.cancel();
     p->pid = -1;
     if (p->timed_out) co_return fmt::format("{}: killed after the {} ms timeout", cs.cmd, cs.timeout_ms);
@@ -479,6 +524,7 @@ struct Engine::Impl {
     for (const auto& a : argv) what += (what.empty() ? "" : " ") + a;
     std::string error;
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
+    running(kNotifyId);
     p->pid = spawn(argv, {}, n.user, error);
     if (p->pid < 0) {
       LBD_LOG(kWarn, "health", "notify {}: {}", what, error);
@@ -486,6 +532,7 @@ struct Engine::Impl {
     }
     arm_deadline(p, std::chrono::seconds(30));
     const int status = co_await wait_exit(p->pid);
+    running(kNotifyId);
     p->deadline.cancel();
     p->pid = -1;
     if (p->timed_out)
@@ -498,7 +545,12 @@ struct Engine::Impl {
 Engine::Engine() : impl_(std::make_unique<Impl>()) {
   event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   impl_->event_fd = event_fd_;
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  asio::post(impl_->io, [this] { impl_->heartbeat(); });
+  impl_->thread = std::thread([this] {
+    impl_->io.run();
+    impl_->ended = true;
+  });
+  pthread_setname_np(impl_->thread.native_handle(), "lbd-health");
 }
 
 Engine::~Engine() {
@@ -507,11 +559,41 @@ Engine::~Engine() {
       c->stopped = true;
       c->timer.cancel();
     }
+    impl_->heart.cancel();
     impl_->work.reset();
     impl_->io.stop();
   });
+  // A thread stuck in a check (a lookup that never returns) must not keep lbd from
+  // stopping and restoring the box: after 2 s it is left behind, to end with the process.
+  for (int i = 0; i < 200 && !impl_->ended; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!impl_->ended) {
+    const auto s = stalled();
+    LBD_LOG(kError, "health", "the checks' thread does not stop ({}): lbd stops without it",
+            s && !s->check.empty() ? "stuck in the " + s->check : "stuck");
+    impl_->thread.detach();
+    [[maybe_unused]] Impl* left = impl_.release();  // still in use by that thread
+    return;
+  }
   impl_->thread.join();
   close(event_fd_);
+}
+
+std::optional<Stall> Engine::stalled() const {
+  const int64_t beat = impl_->beat_ms.load(std::memory_order_relaxed);
+  const int64_t late = mono_ms() - beat - Impl::kBeatMs;
+  if (late < kStallMs) return std::nullopt;
+  Stall s;
+  s.ms = uint64_t(late);
+  const uint32_t id = impl_->on_thread.load(std::memory_order_relaxed);
+  if (id == Impl::kNotifyId) {
+    s.check = "a notify command";
+  } else if (id) {
+    std::lock_guard lock(impl_->mu);
+    const auto it = impl_->names.find(id);
+    s.check = it == impl_->names.end() ? fmt::format("check of real #{}", id) : it->second;
+  }
+  if (id) s.ms = uint64_t(std::max<int64_t>(late, mono_ms() - impl_->on_thread_since_ms.load()));
+  return s;
 }
 
 void Engine::configure(std::vector<Target> targets) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +36,9 @@ struct Target {
   friend bool operator==(const Target&, const Target&) = default;
 };
 
+// The clock of RealStatus's times: monotonic (a step of the wall clock changes no "since").
+int64_t health_now_ms();
+
 // "198.18.0.11:80": the real a target checks, as logs and notify commands name it.
 std::string real_name(const Target& t);
 
@@ -51,8 +55,15 @@ struct RealStatus {
   bool checked = false;
   std::string last;            // "ok" or the failure
   uint32_t last_duration_us = 0;
-  int64_t last_check_ms = 0;   // wall clock (ms since the epoch)
+  int64_t last_check_ms = 0;   // steady clock (ms), as health_now_ms()
   int64_t since_ms = 0;        // when the state last changed (or checks began)
+};
+
+// The checks' thread has not come back to its loop for `ms`: a check's code blocks it (a
+// user or password lookup on a hung NFS or LDAP, say), named in `check` ("" if none ran).
+struct Stall {
+  uint64_t ms = 0;
+  std::string check;  // "exec check of 198.18.0.11:80 (TCP 198.18.0.100:80)"
 };
 
 struct EngineStats {
@@ -76,6 +87,11 @@ class Engine {
   std::vector<Event> take_events();
   std::vector<RealStatus> statuses() const;
   EngineStats stats() const;
+  // The watchdog's question, from any thread: is the checks' thread stalled (kStallMs or
+  // more since its loop last ran)? While it is, no check runs and no transition is made;
+  // forwarding goes on.
+  static constexpr int64_t kStallMs = 2000;
+  std::optional<Stall> stalled() const;
 
   // Runs `cmd arg...` as `user` (notify commands), after the commands queued under the
   // same `key` have ended, killed after 30 s; a failure is logged. From any thread.

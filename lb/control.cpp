@@ -118,8 +118,9 @@ std::string Control::counters_text() {
   if (health_) {
     const auto h = health_->stats();
     s += fmt::format("health_checks {}\nhealth_check_failures {}\nhealth_late_p50_us {}\n"
-                     "health_late_p99_us {}\nhealth_late_max_us {}\n",
-                     h.checks, h.failures, h.late_p50_us, h.late_p99_us, h.late_max_us);
+                     "health_late_p99_us {}\nhealth_late_max_us {}\nhealth_stalls {}\nhealth_stalled {}\n",
+                     h.checks, h.failures, h.late_p50_us, h.late_p99_us, h.late_max_us, health_stalls_,
+                     int(health_stalled_));
   }
   s += fmt::format("capture_kernel_drops {}\n", kdrops);
   size_t broad = 0;

@@ -51,6 +51,7 @@ class Control {
   // Every worker's copy of the reals' health as the control thread's.
   void publish_health();
   std::string health_text();
+  void watch_health();
   // Next hops resolved on the control thread, and given to every worker when they changed.
   void resolve_next_hops(bool refresh);
   void on_worker_events();
@@ -113,6 +114,8 @@ class Control {
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
   uint64_t guard_restored_ = 0;               // times someone else's change removed the guard
   uint64_t interfaces_lost_ = 0, interfaces_back_ = 0;  // capture interfaces let go, taken again
+  uint64_t health_stalls_ = 0;                // times the checks' thread was found stuck
+  bool health_stalled_ = false;
   std::vector<ShardCounts> last_counts_;      // from the last gather()
   std::deque<sched::SharedDest> shared_counts_;  // by real id (a deque: never moved)
   std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame

@@ -85,18 +85,36 @@ void Control::on_health_events() {
   publish_health();
 }
 
+// The watchdog of the checks' thread (every second): a stall is logged once with the
+// check that causes it, and counted; its end is logged too.
+void Control::watch_health() {
+  const auto stall = health_->stalled();
+  if (stall && !health_stalled_) {
+    ++health_stalls_;
+    LBD_LOG(kError, "health", "the checks' thread has been stuck for {:.1f} s{}: no check runs and no real changes "
+            "state until it is back; forwarding goes on", double(stall->ms) / 1000,
+            stall->check.empty() ? std::string() : " in the " + stall->check);
+  } else if (!stall && health_stalled_) {
+    LBD_LOG(kWarn, "health", "the checks' thread runs again");
+  }
+  health_stalled_ = bool(stall);
+}
+
 // lbadm --lbd-health: per service its check, per real its state and last result.
 std::string Control::health_text() {
   std::map<uint32_t, health::RealStatus> st;
   if (health_)
     for (auto& x : health_->statuses()) st[x.real_id] = x;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t now = health::health_now_ms();
   auto ago = [now](int64_t t) {
     const int64_t d = std::max<int64_t>(0, now - t);
     return d < 10000 ? fmt::format("{:.1f}s", double(d) / 1000) : fmt::format("{}s", d / 1000);
   };
-  std::string out = fmt::format("{:<33} {}\n{:<33} {:<6} {:<8} {:<8} {}\n", "Prot LocalAddress:Port",
+  std::string out;
+  if (const auto stall = health_ ? health_->stalled() : std::nullopt)
+    out = fmt::format("Checks stalled for {:.1f}s{}\n", double(stall->ms) / 1000,
+                      stall->check.empty() ? std::string() : " in the " + stall->check);
+  out += fmt::format("{:<33} {}\n{:<33} {:<6} {:<8} {:<8} {}\n", "Prot LocalAddress:Port",
                                 "Check", "  -> RemoteAddress:Port", "State", "Since", "Checked", "Result");
   services_.for_each_service([&](const Service& s) {
     const auto& h = s.options.health;

@@ -270,6 +270,7 @@ int Control::run() {
       }
       if (now - last_refresh >= 1000) {
         watch_interfaces();
+        watch_health();
         watch_offload_tx();
         refresh_mtus();
         resolve_next_hops(true);
