@@ -2,8 +2,9 @@
 # ThreadSanitizer on the multi-worker daemon: builds lbd with -fsanitize=thread in its own
 # build directory, then runs integration scenarios that exercise every path between the
 # control thread and two workers — commands, listings, gathers, reloads, health changes,
-# next hops, the fast path's folds — on real traffic. Any report fails the test.
-# Usage: tests/tsan/run.sh   (CTest runs it as `tsan`; root, as the integration tests)
+# next hops, the fast path's folds, an interface lost and taken again, the checks' thread
+# stalled — on real traffic. Any report fails the test.
+# Usage: tests/tsan/run.sh [TEST_NAME...]   (CTest runs it as `tsan`; root, as the integration tests)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${TSAN_BUILD_DIR:-$top/build/tsan}
@@ -14,7 +15,10 @@ cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 cmake --build "$out" --target lbd lbd_xdp_pass >/dev/null
 [[ $(ldd "$out/lbd") == *libtsan* ]] || { echo "FAIL: $out/lbd is not built with TSan" >&2; exit 1; }
-for t in test_workers test_offload test_health_sorry_exec test_lbadm_daemon; do
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] ||
+  tests=(test_workers test_offload test_health_sorry_exec test_lbadm_daemon test_interfaces test_health_watchdog)
+for t in "${tests[@]}"; do
   echo "tsan: $t with 2 workers"
   TSAN_OPTIONS="halt_on_error=0 log_path=$reports/report" LBD_WORKERS=2 LBD_BIN="$out/lbd" \
     bash "$top/tests/integration/$t.sh" > "$reports/$t.log" 2>&1 || {
@@ -28,4 +32,4 @@ if compgen -G "$reports/report*" > /dev/null; then
   echo "FAIL: ThreadSanitizer reported" >&2
   exit 1
 fi
-echo "ok: no ThreadSanitizer report in 4 scenarios with 2 workers"
+echo "ok: no ThreadSanitizer report in ${#tests[@]} scenarios with 2 workers"
