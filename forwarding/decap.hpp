@@ -1,5 +1,5 @@
 // The real server's side of LVS TUN: what lbd-decap does with each IPIP packet a raw
-// IPPROTO_IPIP socket hands it. Pure (the daemon in lb/lbd_decap_main.cpp does the I/O):
+// IPPROTO_IPIP socket hands it. Pure (the daemon in lb/main/lbd_decap_main.cpp does the I/O):
 // the outer packet must come from an allowed director and be sent to one of this host's
 // own unicast addresses (not a broadcast or group address), the inner one be whole, not
 // IPIP again, and be addressed to one of the VIPs this server serves; anything else is

@@ -28,7 +28,7 @@
 #include <fmt/format.h>
 
 #include "health/protocols.hpp"
-#include "lb/log.hpp"
+#include "lb/base/log.hpp"
 
 namespace lbd::health {
 namespace asio = boost::asio;

@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "lb/conn_table.hpp"
+#include "lb/core/conn_table.hpp"
 
 using namespace lbd;
 

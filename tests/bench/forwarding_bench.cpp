@@ -9,7 +9,7 @@
 #include "forwarding/ipip.hpp"
 #include "forwarding/nat.hpp"
 #include "forwarding/checksum.hpp"
-#include "lb/data_path.hpp"
+#include "lb/core/data_path.hpp"
 
 using namespace lbd;
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "lb/commands.hpp"
+#include "lb/ctl/commands.hpp"
 
 using namespace lbd;
 

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "forwarding/checksum.hpp"
-#include "lb/control_protocol.hpp"
-#include "lb/data_path.hpp"
-#include "lb/steering.hpp"
+#include "lb/ctl/control_protocol.hpp"
+#include "lb/core/data_path.hpp"
+#include "lb/io/steering.hpp"
 
 using namespace lbd;
 

@@ -3,8 +3,8 @@
 // (what lbadm sends is exactly what lbd executes).
 #include <string>
 
-#include "lb/commands.hpp"
-#include "lb/ipvsadm_cli.hpp"
+#include "lb/ctl/commands.hpp"
+#include "lb/ctl/ipvsadm_cli.hpp"
 
 using namespace lbd;
 

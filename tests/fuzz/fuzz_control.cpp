@@ -5,9 +5,9 @@
 // table's configuration, written out as rules, is what it was.
 #include <string>
 
-#include "lb/commands.hpp"
-#include "lb/control_server.hpp"
-#include "lb/ipvsadm_cli.hpp"
+#include "lb/ctl/commands.hpp"
+#include "lb/ctl/control_server.hpp"
+#include "lb/ctl/ipvsadm_cli.hpp"
 
 using namespace lbd;
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "lb/control_protocol.hpp"
+#include "lb/ctl/control_protocol.hpp"
 
 using namespace lbd;
 

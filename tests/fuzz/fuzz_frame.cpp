@@ -10,7 +10,7 @@
 #include "forwarding/decap.hpp"
 #include "forwarding/ipip.hpp"
 #include "forwarding/segment.hpp"
-#include "lb/data_path.hpp"
+#include "lb/core/data_path.hpp"
 
 using namespace lbd;
 

@@ -5,8 +5,8 @@
 // changes nothing.
 #include <string>
 
-#include "lb/commands.hpp"
-#include "lb/ipvsadm_cli.hpp"
+#include "lb/ctl/commands.hpp"
+#include "lb/ctl/ipvsadm_cli.hpp"
 
 using namespace lbd;
 

@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "frames.hpp"
-#include "lb/steering.hpp"
+#include "lb/io/steering.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

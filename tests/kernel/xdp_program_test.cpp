@@ -12,8 +12,8 @@
 
 #include "data_path_fixture.hpp"
 #include "frames.hpp"
-#include "lb/data_path.hpp"
-#include "lb/xdp_flow_cache.hpp"
+#include "lb/core/data_path.hpp"
+#include "lb/io/xdp_flow_cache.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "frames.hpp"
-#include "lb/data_path.hpp"
+#include "lb/core/data_path.hpp"
 
 namespace lbd::test {
 

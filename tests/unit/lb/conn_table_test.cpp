@@ -5,7 +5,7 @@
 #include <map>
 #include <random>
 
-#include "lb/conn_table.hpp"
+#include "lb/core/conn_table.hpp"
 
 using namespace lbd;
 

@@ -15,9 +15,9 @@
 #include <fstream>
 #include <string>
 
-#include "lb/control_protocol.hpp"
-#include "lb/control_server.hpp"
-#include "lb/log.hpp"
+#include "lb/ctl/control_protocol.hpp"
+#include "lb/ctl/control_server.hpp"
+#include "lb/base/log.hpp"
 
 using namespace lbd;
 

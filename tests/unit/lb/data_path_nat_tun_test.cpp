@@ -6,7 +6,7 @@
 #include "forwarding/ipip.hpp"
 #include "data_path_fixture.hpp"
 #include "frames.hpp"
-#include "lb/data_path.hpp"
+#include "lb/core/data_path.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

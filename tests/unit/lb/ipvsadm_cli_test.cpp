@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include "frames.hpp"
-#include "lb/commands.hpp"
-#include "lb/ipvsadm_cli.hpp"
+#include "lb/ctl/commands.hpp"
+#include "lb/ctl/ipvsadm_cli.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

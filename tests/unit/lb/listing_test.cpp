@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "frames.hpp"
-#include "lb/listing.hpp"
+#include "lb/ctl/listing.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "frames.hpp"
-#include "lb/data_path.hpp"
+#include "lb/core/data_path.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "frames.hpp"
-#include "lb/service_table.hpp"
+#include "lb/core/service_table.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "forwarding/packet.hpp"
-#include "lb/tcp_state.hpp"
+#include "lb/core/tcp_state.hpp"
 
 using namespace lbd;
 using namespace lbd::tcp_flag;

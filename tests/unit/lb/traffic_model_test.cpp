@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "frames.hpp"
-#include "lb/traffic_model.hpp"
+#include "lb/core/traffic_model.hpp"
 
 using namespace lbd;
 using namespace lbd::test;

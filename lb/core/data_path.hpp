@@ -1,0 +1,323 @@
+// The packet path on byte buffers: classify a captured frame, find or create its
+// connection, account it, and rewrite it for its real server. No syscall, no allocation in
+// steady state, no exception, no log: every frame not forwarded has a DropReason counted.
+// The caller does the I/O (capture before, injection after), so this runs unchanged on
+// crafted frames in unit tests and on live traffic in lbd.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "forwarding/icmp.hpp"
+#include "forwarding/packet.hpp"
+#include "lb/core/conn_table.hpp"
+#include "lb/core/flow_cache.hpp"
+#include "lb/core/service_table.hpp"
+#include "lb/core/tcp_state.hpp"
+
+namespace lbd {
+
+struct InterfaceInfo {
+  int ifindex = 0;
+  MacAddr mac;
+  uint16_t mtu = 1500;
+};
+
+struct DataPathCounters {
+  uint64_t rx_frames = 0;
+  uint64_t tx_frames = 0;
+  uint64_t arp_replies = 0;
+  uint64_t checksums_completed = 0;  // partial (offloaded) checksums finished before sending
+  uint64_t superframes_segmented = 0;  // TCP GSO frames cut to the MTU in software
+  uint64_t icmp_unreachable_sent = 0;  // port unreachable to clients: no real available
+  uint64_t icmp_rate_limited = 0;      // ... not sent, over the rate limit
+  uint64_t frames_held = 0;            // waited for a next hop (then sent or dropped)
+  uint64_t nat_replies = 0;            // NAT replies rewritten back to the VIP
+  uint64_t tunnelled = 0;              // packets sent in an IPIP tunnel
+  uint64_t tunnel_fragmented = 0;      // ... of which too big without DF: outer fragmented
+  uint64_t icmp_frag_needed_sent = 0;  // DF packets too big for a tunnel: told the client
+  uint64_t icmp_errors_forwarded = 0;  // ICMP errors about a connection, passed on
+  uint64_t tunnel_pmtu_updates = 0;    // frag-needed about our tunnel packets, applied
+  uint64_t echo_forwarded = 0;         // pings to a VIP sent to a DR/TUN real server
+  uint64_t echo_replies = 0;           // pings to a VIP answered by lbd (NAT-only VIPs)
+  uint64_t conns_created = 0;
+  uint64_t conns_expired = 0;
+  uint64_t conns_rescheduled = 0;  // a new SYN on a finished connection, or one to a down real
+  uint64_t embryonic_evicted = 0;  // a full table: an entry with only a SYN made room for a new one
+  uint64_t embryonic_short_timeouts = 0;  // SYNs given kEmbryonicPressureSeconds (table 3/4 full)
+  uint64_t offload_entered = 0;    // connections given to the fast path (established, UDP)
+  uint64_t offload_withdrawn = 0;  // ... taken back (state change, end, real gone)
+  uint64_t offload_full = 0;       // not given: the fast path's table was full
+  uint64_t offload_packets = 0;    // packets the fast path forwarded, folded into the stats
+  uint64_t offload_bytes = 0;
+  std::array<uint64_t, size_t(DropReason::kCount)> drops{};
+  uint64_t total_drops() const {
+    uint64_t t = 0;
+    for (auto d : drops) t += d;
+    return t;
+  }
+};
+
+// Several workers' counters, summed (every field is a uint64_t count).
+inline DataPathCounters& operator+=(DataPathCounters& a, const DataPathCounters& b) {
+  static_assert(sizeof(DataPathCounters) % sizeof(uint64_t) == 0);
+  constexpr size_t n = sizeof(DataPathCounters) / sizeof(uint64_t);
+  std::array<uint64_t, n> x, y;
+  std::memcpy(x.data(), &a, sizeof a);
+  std::memcpy(y.data(), &b, sizeof b);
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+  std::memcpy(static_cast<void*>(&a), x.data(), sizeof a);  // every field a uint64_t
+  return a;
+}
+
+// What to do with a processed frame. Before sending, the I/O layer may have to cut it:
+// segment_mtu: a TCP super-frame, segmented to this IP MTU (then, with `encapsulate`, each
+// segment wrapped in IPIP from tun_src to tun_dst); fragment_mtu: an IPv4 packet without
+// DF, fragmented to this MTU. Both are pure functions of forwarding/.
+struct Verdict {
+  bool transmit = false;
+  int ifindex = 0;            // where to send the (rewritten) frame when transmit
+  uint16_t segment_mtu = 0;
+  uint16_t fragment_mtu = 0;
+  size_t length = 0;          // non-zero: the frame was replaced by one of this length
+  bool encapsulate = false;
+  Ipv4 tun_src, tun_dst;
+
+  static Verdict send(int ifindex, size_t length = 0) {
+    Verdict v;
+    v.transmit = true;
+    v.ifindex = ifindex;
+    v.length = length;
+    return v;
+  }
+};
+
+class DataPath {
+ public:
+  DataPath(ServiceTable& services, ConnTable& conns, const Timeouts& timeouts)
+      : services_(services), conns_(conns), timeouts_(timeouts) {
+    unresolved_.reserve(64);
+    pmtu_learnt_.reserve(64);
+  }
+
+  void set_interfaces(std::vector<InterfaceInfo> ifs) { interfaces_ = std::move(ifs); }
+
+  // The fast path (nullptr: off). Connections enter it once established (UDP: at once) and
+  // leave it the moment their state does; what it forwarded is folded into the same
+  // counters, rates and timeouts the slow path keeps, so listings stay what they would be.
+  void set_flow_cache(FlowCache* cache);
+  FlowCache* flow_cache() const { return flow_cache_; }
+  // Folds what the fast path forwarded for each real into the real and service counters
+  // (before listings and rate estimates): only reals that had connections in the fast path
+  // since the last fold, whatever their number of connections.
+  void fold_offloaded();
+  // When `c` expires, counting the fast path's last packet of it (listings).
+  uint32_t expires_of(const Conn& c);
+  // Writes each real's next hop where it changed (after next hops, configuration or health
+  // changed; cheap when nothing did).
+  void sync_real_hops(uint64_t now_ms);
+
+  // Processes one frame in place. `now_ms` is a monotonic clock in milliseconds. The buffer
+  // holds `capacity` bytes (at least frame.size()): an ICMP reply may be longer than the
+  // frame it answers.
+  Verdict process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms,
+                  size_t capacity = 0);
+
+  // ICMP errors lbd sends, at most this many per second (the kernel's icmp_msgs_per_sec).
+  static constexpr uint32_t kIcmpPerSecond = 1000;
+
+  // Expires due connections, at most `budget` per call. Returns how many expired.
+  size_t expire(uint64_t now_ms, size_t budget);
+
+  // Real ids whose next hop a frame found unresolved since the last call (then cleared).
+  std::vector<uint32_t>& unresolved_reals() { return unresolved_; }
+  // Real ids whose tunnel path MTU an ICMP report changed since the last call (then
+  // cleared by the caller): other workers learn it too.
+  std::vector<uint32_t>& pmtu_learnt() { return pmtu_learnt_; }
+
+  // Frames for a real whose next hop is not resolved yet are held (a fixed pool of
+  // kHeldFrames, no allocation) instead of dropped, so the first SYN after `lbadm -a` is
+  // not lost to a 1 s retransmission. After next hops were refreshed, release_held() sends
+  // those whose real is now resolved, through send(frame, verdict), and drops (counted)
+  // those held longer than kHoldMs.
+  static constexpr size_t kHeldFrames = 64;
+  static constexpr uint64_t kHoldMs = 1000;
+  template <class Send>
+  void release_held(uint64_t now_ms, Send&& send);
+  size_t held_count() const { return held_used_; }
+
+  const DataPathCounters& counters() const { return counters_; }
+  // A received frame the I/O layer dropped before process() (too big to copy).
+  void count_drop(DropReason r) {
+    ++counters_.rx_frames;
+    ++counters_.drops[size_t(r)];
+  }
+  // Frames process() decided to send (counted in tx_frames) that the kernel refused.
+  void count_tx_failed(size_t n) { counters_.drops[size_t(DropReason::kInjectFailed)] += n; }
+  static uint32_t seconds(uint64_t now_ms) { return uint32_t(now_ms / 1000); }
+
+  // How long a tunnel path MTU learnt from ICMP stays (the kernel's ip_rt_mtu_expires).
+  static constexpr uint32_t kPmtuSeconds = 600;
+  // The lowest path MTU a report can set (the kernel's net.ipv4.route.min_pmtu).
+  static constexpr uint16_t kMinPmtu = 552;
+  // How long a TCP entry that has seen only its SYN lives while the table is three quarters
+  // full (else SYN_RECV's 60 s).
+  static constexpr uint32_t kEmbryonicPressureSeconds = 5;
+  // How long after its first fragment a later one is still forwarded.
+  static constexpr uint64_t kFragmentMs = 5000;
+
+ private:
+  Verdict drop(DropReason r) {
+    ++counters_.drops[size_t(r)];
+    return {};
+  }
+  // One frame's context through the helpers below.
+  struct Frame {
+    std::span<uint8_t> bytes;
+    size_t capacity;
+    const ParsedPacket& p;
+    int in_ifindex;
+    uint64_t now_ms;
+  };
+  Verdict handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex);
+  Verdict handle_icmp(const Frame& f);
+  Verdict handle_echo(const Frame& f);
+  Verdict icmp_about_tunnel(const Frame& f, const IcmpQuote& outer);
+  Verdict dispatch(const Frame& f);
+  Verdict handle_fragment(const Frame& f);
+  Verdict client_packet(const Frame& f, Conn& c);
+  Verdict reply_packet(const Frame& f, Conn& c);
+  Verdict icmp_error(const Frame& f, const IcmpError& e, size_t quote_off, size_t quote_len,
+                     int out_ifindex);
+  // Where a connection's replies and errors go back to: the client's L2 neighbour.
+  std::optional<NextHop> back_to_client(uint8_t if_slot, const MacAddr& client_mac) const;
+  // A tunnel real's path MTU: its interface's, or less while an ICMP report holds.
+  static uint16_t tunnel_mtu(const Real& real, uint64_t now_ms);
+  Verdict port_unreachable(const Frame& f);
+  bool icmp_allowed(uint64_t now_ms);
+  const InterfaceInfo* interface(int ifindex) const {
+    for (const auto& i : interfaces_)
+      if (i.ifindex == ifindex) return &i;
+    return nullptr;
+  }
+  Conn* new_connection(const Frame& f, DropReason& why);
+  bool make_room();  // a full table: the oldest embryonic entry evicted; false if none
+  // Its state's timeout, shorter for an embryo under pressure (then *shortened is set).
+  uint32_t conn_timeout(const Conn& c, bool* shortened = nullptr) const;
+  Real* schedule(Service& svc, const ParsedPacket& p);
+  Conn* persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s, DropReason& why);
+  void unbind(const Conn& c);  // its real's counts and its template's control count
+  void release(Conn& c);       // unbind, then free it (counted as expired)
+  // Per-real and per-service packets and bytes, in (client → real) or out (NAT replies).
+  void count(Real& real, uint64_t bytes, bool reply, uint64_t packets = 1);
+  bool reusable_for_new_syn(const Conn& c, const ParsedPacket& p);
+  void update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags);
+  // The fast path: enter `c` if it qualifies; take it back (its use folded in first).
+  void maybe_offload(Conn& c);
+  void withdraw(Conn& c);
+  // The last packet the fast path forwarded for `c` (ms on the monotonic clock; 0: none).
+  uint64_t last_use_ms(const Conn& c);
+  // When `c` expires if its last packet was at `last_ms` (0: none), never before c.expires.
+  uint32_t idle_until(const Conn& c, uint64_t last_ms) const;
+  lbd_real_hop real_hop(const Real& r, uint64_t now_ms) const;
+  void refresh_config();
+
+  ServiceTable& services_;
+  ConnTable& conns_;
+  const Timeouts& timeouts_;
+  std::vector<InterfaceInfo> interfaces_;
+  std::vector<Ipv4> vips_;
+  std::vector<ServiceTable::Endpoint> nat_endpoints_;
+  uint64_t config_generation_ = 0;
+  std::vector<uint32_t> unresolved_;
+  std::vector<uint32_t> pmtu_learnt_;
+  struct Held {
+    uint32_t real_id = 0;
+    uint16_t len = 0;
+    bool used = false;
+    FwdMethod method = FwdMethod::kRoute;
+    int in_ifindex = 0;
+    uint64_t since_ms = 0;
+    std::array<uint8_t, 1514 + 64> frame{};  // room for an IPIP header or an ICMP error
+  };
+  static constexpr size_t kHeldFrameMax = 1514;
+  bool hold(const Frame& f, uint32_t real_id, FwdMethod method);
+  // The method's rewrite towards `real`, the one place a client's packet leaves for a real.
+  Verdict forward(const Frame& f, FwdMethod method, Real& real);
+  Verdict tunnel(const Frame& f, Real& real);
+  Verdict finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu);
+  std::vector<Held> held_ = std::vector<Held>(kHeldFrames);
+  size_t held_used_ = 0;
+  // Where recent pings forwarded to a real came from (a ping is no connection): an ICMP
+  // error about one in a tunnel goes back there. Direct-mapped by client address.
+  struct EchoPeer {
+    Ipv4 client;
+    MacAddr mac;
+    uint8_t if_slot = 0;
+  };
+  std::array<EchoPeer, 256> echo_peers_{};
+  static size_t echo_slot(Ipv4 a) { return (a.host() * 0x9e3779b1u) >> 24; }
+  Real* tunnel_real(Ipv4 addr);
+
+  // IP fragments: the first carries the ports and is forwarded with its connection; the
+  // later ones (no ports) follow it through this table, keyed by (source, destination,
+  // protocol, IP id) as the receiver reassembles them. Direct-mapped, no allocation; an
+  // entry lives kFragmentMs.
+  struct FragEntry {
+    Ipv4 saddr, daddr;
+    uint16_t id = 0;
+    uint8_t protocol = 0;
+    bool used = false;
+    bool reply = false;     // a NAT real's reply: source rewritten, sent to the client
+    uint8_t method = 0;
+    uint8_t if_slot = 0;
+    MacAddr client_mac;
+    Ipv4 vaddr;
+    uint32_t real_id = 0;
+    uint64_t until_ms = 0;
+  };
+  std::vector<FragEntry> frags_ = std::vector<FragEntry>(1024);
+  FragEntry& frag_slot(const ParsedPacket& p);
+  void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
+  uint16_t tunnel_ip_id_ = 0;
+  FlowCache* flow_cache_ = nullptr;
+  std::vector<lbd_real_use> real_folded_;  // per real id, 2 each (client side, replies): folded so far
+  std::vector<uint32_t> offloaded_of_;     // per real id: its connections in the fast path
+  std::vector<uint32_t> fold_due_;         // real ids with fast-path use not folded yet (no repeats)
+  std::vector<uint8_t> fold_listed_;       // per real id: in fold_due_
+  bool offloaded(const Conn& c) const { return flow_cache_ && (c.flags & Conn::kOffloaded); }
+  std::vector<lbd_real_hop> hops_written_;  // per real id: what the fast path has
+  uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
+  uint32_t icmp_in_window_ = 0;
+  DataPathCounters counters_;
+};
+
+template <class Send>
+void DataPath::release_held(uint64_t now_ms, Send&& send) {
+  if (!held_used_) return;
+  for (auto& h : held_) {
+    if (!h.used) continue;
+    Real& real = services_.real(h.real_id);
+    const bool resolved = real.hop.resolved && !real.deleted;
+    if (!resolved && now_ms - h.since_ms < kHoldMs) continue;
+    h.used = false;
+    --held_used_;
+    ParsedPacket p;
+    DropReason why{};
+    std::span<uint8_t> bytes(h.frame.data(), h.len);
+    if (!resolved || !parse_frame(bytes, p, why)) {
+      drop(DropReason::kNextHopUnresolved);
+      continue;
+    }
+    const Frame f{bytes, h.frame.size(), p, h.in_ifindex, now_ms};
+    const Verdict v = forward(f, h.method, real);
+    if (v.transmit)
+      send(std::span<const uint8_t>(h.frame.data(), v.length ? v.length : h.len), v);
+  }
+}
+
+}  // namespace lbd

@@ -1,0 +1,156 @@
+// lbd's traffic, and its renderings; see traffic_model.hpp.
+#include "lb/core/traffic_model.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace lbd {
+namespace {
+
+bool has(const std::vector<Ipv4>& v, Ipv4 a) { return std::find(v.begin(), v.end(), a) != v.end(); }
+Ipv4 ipv4_at(const uint8_t* p) { return Ipv4{{p[0], p[1], p[2], p[3]}}; }
+uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+bool icmp_error_type(uint8_t type) { return type == 3 || type == 4 || type == 11; }
+
+}  // namespace
+
+// Pings and ICMP errors to a VIP are lbd's to answer or pass on (the kernel would answer a
+// local VIP's ping a second time, or forward the rest); later fragments carry no ports and
+// lbd forwards them after their first one. A NAT real's replies and ICMP errors go to
+// clients through lbd only (with ip_forward=1 the kernel would otherwise forward them with
+// the real's address as source), but not what it sends to the director itself (@local).
+const char* const kGuardRules =
+    "    ip daddr . meta l4proto . th dport @svc drop\n"
+    "    ip daddr . meta l4proto @svc_any drop\n"
+    "    ip daddr @vips icmp type { echo-request, destination-unreachable, source-quench, time-exceeded } drop\n"
+    "    ip daddr @vips ip frag-off & 0x1fff != 0 drop\n"
+    "    ip saddr . meta l4proto . th sport @nat ip daddr != @local drop\n"
+    "    ip saddr @nat_addrs ip daddr != @local icmp type { destination-unreachable, source-quench, "
+    "time-exceeded } drop\n"
+    "    ip saddr @nat_addrs ip daddr != @local ip frag-off & 0x1fff != 0 drop\n";
+
+TrafficModel traffic_model(const ServiceTable& services, std::vector<Ipv4> local) {
+  TrafficModel m;
+  services.for_each_service([&](const Service& s) {
+    m.services.push_back({s.key.protocol, s.key.vip, s.key.port});
+    for (uint32_t id : s.reals) m.tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
+  });
+  m.service_count = services.service_count();
+  m.vips = services.vips();
+  for (const auto& e : services.nat_endpoints()) {
+    m.nat.push_back({e.protocol, e.addr, e.port});
+    if (!has(m.nat_addrs, e.addr)) m.nat_addrs.push_back(e.addr);
+  }
+  m.local = std::move(local);
+  return m;
+}
+
+TrafficModel::Claim TrafficModel::classify(std::span<const uint8_t> f) const {
+  if (f.size() < sizeof(EthHdr)) return Claim::kNone;
+  const uint16_t ether_type = u16_at(f.data() + 12);
+  if (ether_type == kEtherTypeArp) {  // a request for a VIP: lbd answers, the kernel ignores it
+    if (f.size() < 42 || u16_at(f.data() + 20) != 1) return Claim::kNone;
+    return has(vips, ipv4_at(f.data() + 38)) ? Claim::kSeen : Claim::kNone;
+  }
+  if (ether_type != kEtherTypeIpv4 || f.size() < sizeof(EthHdr) + sizeof(Ipv4Hdr)) return Claim::kNone;
+  const uint8_t* ip = f.data() + sizeof(EthHdr);
+  const size_t ihl = (ip[0] & 0x0f) * 4u;
+  if ((ip[0] >> 4) != 4 || ihl < sizeof(Ipv4Hdr) || f.size() < sizeof(EthHdr) + ihl) return Claim::kNone;
+  const uint8_t protocol = ip[9];
+  const Ipv4 saddr = ipv4_at(ip + 12), daddr = ipv4_at(ip + 16);
+  const bool later_fragment = u16_at(ip + 6) & 0x1fff;
+  const uint8_t* l4 = ip + ihl;
+  const size_t l4_len = f.size() - sizeof(EthHdr) - ihl;
+  const bool to_local = has(local, daddr);
+  if ((protocol == kProtoTcp || protocol == kProtoUdp) && !later_fragment && l4_len >= 4) {
+    const uint16_t sport = u16_at(l4), dport = u16_at(l4 + 2);
+    for (const Endpoint& s : services)
+      if (s.protocol == protocol && s.addr == daddr && (s.port == 0 || s.port == dport)) return Claim::kOwned;
+    for (const Endpoint& n : nat)
+      if (n.protocol == protocol && n.addr == saddr && n.port == sport && !to_local) return Claim::kOwned;
+  }
+  if (later_fragment) {
+    if (has(vips, daddr) || (has(nat_addrs, saddr) && !to_local)) return Claim::kOwned;
+    return Claim::kNone;
+  }
+  if (protocol == kProtoIcmp && l4_len >= 1) {
+    const uint8_t type = l4[0];
+    if (has(vips, daddr)) return type == 8 || icmp_error_type(type) ? Claim::kOwned : Claim::kSeen;
+    if (has(nat_addrs, saddr) && !to_local) return icmp_error_type(type) ? Claim::kOwned : Claim::kSeen;
+    // icmp[17]: the protocol of the datagram an error quotes (8 + 9 bytes in).
+    if (tunnels && icmp_error_type(type) && l4_len >= 18 && l4[17] == kProtoIpip) return Claim::kSeen;
+  }
+  return Claim::kNone;
+}
+
+std::string class_filter(const CaptureFilter& filter, CaptureClass c) {
+  // tcp[] matches only an IPv4 TCP first fragment: anything else is a connection's.
+  constexpr const char* kSyn = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn)";
+  return fmt::format("({}) and {}{}", filter.text, c == CaptureClass::kSyns ? "" : "not ", kSyn);
+}
+
+CaptureFilter broad_capture_filter(const MacAddr& mac) {
+  return {fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac)), true};
+}
+
+// ARP requests for a VIP, and frames sent to this interface's MAC for a VIP:port, from a
+// NAT real's RIP:rport (its replies), ICMP to a VIP or from a NAT real, and ICMP errors
+// quoting an IPIP packet (about our tunnels). lbd's own frames never match (other
+// destination MAC, and the socket ignores outgoing frames).
+CaptureFilter capture_filter(const TrafficModel& m, const MacAddr& mac) {
+  if (m.service_count > kMaxFilterClauses) return broad_capture_filter(mac);  // not built to be dropped
+  std::string arp, ip;
+  size_t clauses = 0;
+  auto add = [&ip, &clauses](const std::string& clause) {
+    ip += (ip.empty() ? "" : " or ") + clause;
+    ++clauses;
+  };
+  for (const auto& s : m.services) {
+    if (s.port == 0)
+      add(fmt::format("(dst host {} and {})", to_string(s.addr), protocol_token(s.protocol)));
+    else
+      add(fmt::format("(dst host {} and {} dst port {})", to_string(s.addr), protocol_token(s.protocol), s.port));
+  }
+  std::string not_local;
+  for (const Ipv4& a : m.local) not_local += fmt::format(" and not dst host {}", to_string(a));
+  // Later IP fragments have no ports: matched by address (the first by its ports above).
+  const char* later_fragment = "ip[6:2] & 0x1fff != 0";
+  for (const auto& n : m.nat)
+    add(fmt::format("(src host {} and {} src port {}{})", to_string(n.addr), protocol_token(n.protocol), n.port,
+                    not_local));
+  for (const Ipv4& a : m.nat_addrs) {
+    add(fmt::format("(icmp and src host {}{})", to_string(a), not_local));
+    add(fmt::format("(src host {} and {}{})", to_string(a), later_fragment, not_local));
+  }
+  for (const Ipv4& vip : m.vips) {
+    arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
+    add(fmt::format("(icmp and dst host {})", to_string(vip)));
+    add(fmt::format("(dst host {} and {})", to_string(vip), later_fragment));
+  }
+  if (m.tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
+  if (ip.empty()) return {"less 1"};  // no service: match nothing (no frame is that short)
+  if (clauses + m.vips.size() > kMaxFilterClauses) return broad_capture_filter(mac);
+  return {fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp, to_string(mac), ip)};
+}
+
+// The chain's rules are fixed (kGuardRules); a change of services only adds and deletes
+// elements, so one `lbadm -A` costs one element whatever the table holds, and a packet
+// costs one hash lookup per rule (a rule per service was a linear walk for every packet).
+GuardElements guard_elements(const TrafficModel& m) {
+  GuardElements e;
+  for (const auto& s : m.services) {
+    if (s.port == 0)  // a port-zero (persistent) service: every port
+      e.svc_any.insert(fmt::format("{} . {}", to_string(s.addr), protocol_token(s.protocol)));
+    else
+      e.svc.insert(fmt::format("{} . {} . {}", to_string(s.addr), protocol_token(s.protocol), s.port));
+  }
+  for (const Ipv4& vip : m.vips) e.vips.insert(to_string(vip));
+  for (const auto& n : m.nat) e.nat.insert(fmt::format("{} . {} . {}", to_string(n.addr), protocol_token(n.protocol), n.port));
+  for (const Ipv4& a : m.nat_addrs) e.nat_addrs.insert(to_string(a));
+  if (!e.nat.empty())
+    for (const Ipv4& a : m.local) e.local.insert(to_string(a));
+  return e;
+}
+
+}  // namespace lbd

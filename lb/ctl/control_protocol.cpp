@@ -1,0 +1,162 @@
+// Dump encoding; see control_protocol.hpp.
+#include "lb/ctl/control_protocol.hpp"
+
+#include <fmt/format.h>
+
+#include <sstream>
+
+namespace lbd {
+
+std::string encode_args(const std::vector<std::string>& args) {
+  std::string s;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i) s += '\t';
+    for (unsigned char ch : args[i]) {
+      if (ch < 0x20 || ch == 0x7f || ch == '%')
+        s += fmt::format("%{:02X}", ch);
+      else
+        s += char(ch);
+    }
+  }
+  return s;
+}
+
+bool decode_args(std::string_view line, std::vector<std::string>& out) {
+  out.assign(1, "");
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (ch == '\t') {
+      out.emplace_back();
+    } else if (ch == '%') {
+      auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+      if (i + 2 >= line.size()) return false;
+      const int hi = hex(line[i + 1]), lo = hex(line[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out.back() += char(hi << 4 | lo);
+      i += 2;
+    } else if (uint8_t(ch) < 0x20) {
+      return false;  // never sent raw
+    } else {
+      out.back() += ch;
+    }
+  }
+  if (out.size() == 1 && out[0].empty()) out.clear();
+  return true;
+}
+
+// Health texts are percent-encoded (no blanks); "-" stands for none.
+static std::string token(const std::string& t) { return t.empty() ? "-" : t; }
+static std::string untoken(const std::string& t) { return t == "-" ? "" : t; }
+
+static void put_counters(std::string& s, const Counters& c) {
+  s += fmt::format(" {} {} {} {} {}", c.conns, c.inpkts, c.outpkts, c.inbytes, c.outbytes);
+}
+
+static void put_rates(std::string& s, const Rates& r) {
+  s += fmt::format(" {} {} {} {} {}", r.cps, r.inpps, r.outpps, r.inbps, r.outbps);
+}
+
+static bool get_rates(std::istringstream& in, Rates& r) {
+  return bool(in >> r.cps >> r.inpps >> r.outpps >> r.inbps >> r.outbps);
+}
+
+std::string encode_dump(const Dump& d) {
+  std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
+                              d.timeouts.udp);
+  for (const auto& sv : d.services) {
+    s += fmt::format("S {} {} {} {}", sv.key.protocol, to_string(sv.key.vip), sv.key.port,
+                     sv.scheduler);
+    put_counters(s, sv.stats);
+    s += fmt::format(" {} {} {} {} {}", token(sv.health), sv.persistent, to_string(sv.netmask),
+                     int(sv.ops), int(sv.sched_flags));
+    put_rates(s, sv.rates);
+    s += '\n';
+    for (const auto& r : sv.reals) {
+      s += fmt::format("R {} {} {} {} {} {}", to_string(r.addr), r.port, int(r.fwd), r.weight,
+                       r.active, r.inactive);
+      put_counters(s, r.stats);
+      s += fmt::format(" {} {} {} {} {}", r.flags, token(r.health), r.u_threshold, r.l_threshold,
+                       r.persist_conns);
+      put_rates(s, r.rates);
+      s += '\n';
+    }
+  }
+  s += encode_conns(d);
+  s += "END\n";
+  return s;
+}
+
+std::string encode_conns(const Dump& d) {
+  std::string s;
+  for (const auto& c : d.conns) {
+    s += fmt::format("C {} {} {} {} {} {} {} {} {}\n", c.protocol, to_string(c.caddr), c.cport,
+                     to_string(c.vaddr), c.vport, to_string(c.daddr), c.dport, c.state, c.expires);
+  }
+  return s;
+}
+
+static bool get_counters(std::istringstream& in, Counters& c) {
+  return bool(in >> c.conns >> c.inpkts >> c.outpkts >> c.inbytes >> c.outbytes);
+}
+
+static bool get_ip(std::istringstream& in, Ipv4& a) {
+  std::string t;
+  return (in >> t) && parse_ipv4(t, a);
+}
+
+bool decode_dump(const std::string& text, Dump& out) {
+  std::istringstream lines(text);
+  std::string line;
+  bool ended = false;
+  while (std::getline(lines, line)) {
+    std::istringstream in(line);
+    std::string tag;
+    in >> tag;
+    if (tag == "V") {
+      if (!(in >> out.table_size >> out.timeouts.tcp >> out.timeouts.tcpfin >> out.timeouts.udp))
+        return false;
+    } else if (tag == "S") {
+      DumpService s;
+      unsigned proto, ops, flags;
+      if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> s.scheduler) ||
+          !get_counters(in, s.stats) || !(in >> s.health >> s.persistent) ||
+          !get_ip(in, s.netmask) || !(in >> ops >> flags) || !get_rates(in, s.rates) || ops > 1 ||
+          flags > 7)
+        return false;
+      s.ops = ops;
+      s.sched_flags = uint8_t(flags);
+      s.health = untoken(s.health);
+      s.key.protocol = uint8_t(proto);
+      out.services.push_back(std::move(s));
+    } else if (tag == "R") {
+      if (out.services.empty()) return false;
+      DumpReal r;
+      int fwd;
+      unsigned flags;
+      if (!get_ip(in, r.addr) || !(in >> r.port >> fwd >> r.weight >> r.active >> r.inactive) ||
+          !get_counters(in, r.stats) || !(in >> flags >> r.health) || flags > 3 ||
+          !(in >> r.u_threshold >> r.l_threshold >> r.persist_conns) || !get_rates(in, r.rates))
+        return false;
+      r.flags = uint8_t(flags);
+      r.health = untoken(r.health);
+      r.fwd = FwdMethod(fwd);
+      out.services.back().reals.push_back(r);
+    } else if (tag == "C") {
+      DumpConn c;
+      unsigned proto;
+      if (!(in >> proto) || !get_ip(in, c.caddr) || !(in >> c.cport) || !get_ip(in, c.vaddr) ||
+          !(in >> c.vport) || !get_ip(in, c.daddr) || !(in >> c.dport >> c.state >> c.expires))
+        return false;
+      c.protocol = uint8_t(proto);
+      out.conns.push_back(std::move(c));
+    } else if (tag == "END") {
+      ended = true;
+      break;
+    } else {
+      return false;
+    }
+  }
+  return ended;
+}
+
+}  // namespace lbd

@@ -1,0 +1,74 @@
+// What lbd and lbadm say over the control socket. A request is one line: a command in its
+// canonical ipvsadm form (tab-separated arguments, each percent-escaped by encode_args so
+// that no byte of an argument can split it or end the line), or "DUMP" / "DUMP CONNS".
+// A reply is "OK", "ERR <errno> <message>", or a dump (one record per line) closed by "END".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+#include "lb/core/service_table.hpp"
+#include "lb/core/tcp_state.hpp"
+
+namespace lbd {
+
+struct DumpReal {
+  Ipv4 addr;
+  uint16_t port = 0;
+  FwdMethod fwd = FwdMethod::kRoute;
+  int32_t weight = 0;
+  uint32_t active = 0, inactive = 0;
+  Counters stats;
+  static constexpr uint8_t kDown = 1, kSorry = 2;
+  uint8_t flags = 0;   // kDown: failed its checks; kSorry: the active sorry server
+  std::string health;  // canonical check overrides (lbd's --health), may be empty
+  uint32_t u_threshold = 0, l_threshold = 0, persist_conns = 0;
+  Rates rates;
+};
+
+struct DumpService {
+  ServiceKey key;
+  std::string scheduler;
+  Counters stats;
+  std::vector<DumpReal> reals;  // IPVS list order (newest first)
+  std::string health;  // canonical --health of the service, may be empty
+  uint32_t persistent = 0;  // -p seconds, 0 = none
+  Ipv4 netmask = kHostNetmask;
+  bool ops = false;
+  uint8_t sched_flags = 0;
+  Rates rates;
+};
+
+struct DumpConn {
+  uint8_t protocol = 0;
+  Ipv4 caddr, vaddr, daddr;
+  uint16_t cport = 0, vport = 0, dport = 0;
+  std::string state;
+  uint32_t expires = 0;  // seconds left
+};
+
+struct Dump {
+  uint32_t table_size = 0;
+  Timeouts timeouts;
+  std::vector<DumpService> services;
+  std::vector<DumpConn> conns;
+};
+
+// One request line from arguments, and back: every argument arrives exactly as given
+// (a tab, a newline or a '%' inside one is escaped). decode_args is false on a bad escape.
+std::string encode_args(const std::vector<std::string>& args);
+bool decode_args(std::string_view line, std::vector<std::string>& out);
+
+// Largest request lbd reads (a RESTORE of about 200,000 rules); larger ones are refused.
+constexpr size_t kMaxRequestBytes = 16u << 20;
+
+std::string encode_dump(const Dump& d);
+// Only the "C" records of d.conns (a dump sent in steps: the services, records, "END").
+std::string encode_conns(const Dump& d);
+// False on a malformed dump (lbadm then reports a protocol error).
+bool decode_dump(const std::string& text, Dump& out);
+
+}  // namespace lbd

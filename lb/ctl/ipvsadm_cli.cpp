@@ -1,0 +1,648 @@
+// ipvsadm's command-line grammar and checks; see ipvsadm_cli.hpp.
+#include "lb/ctl/ipvsadm_cli.hpp"
+
+#include <algorithm>
+#include <netdb.h>
+
+#include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace lbd {
+namespace {
+
+const char* const kOptNames[kOptCount] = {
+    "numeric", "connection", "service-address", "scheduler", "persistent", "netmask",
+    "real-server", "forwarding-method", "weight", "u-threshold", "l-threshold",
+    "mcast-interface", "timeout", "daemon", "stats", "rate", "thresholds", "persistent-conn",
+    "nosort", "syncid", "exact", "ops", "pe", "sched-flags", "mcast-group", "mcast-port",
+    "mcast-ttl", "sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
+    "tun-remcsum", "health"};
+
+const char* const kCmdNames[] = {"",        "add-service",   "edit-service", "delete-service",
+                                 "flush",   "list",          "add-server",   "delete-server",
+                                 "edit-server", "set",       "start-daemon", "stop-daemon",
+                                 "restore", "save",          "zero"};
+
+// ipvsadm's commands_v_options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
+//                                   n c s s p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r h
+const char* const kMatrix[] = {
+    /*ADD*/     "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx ",
+    /*EDIT*/    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx ",
+    /*DEL*/     "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*FLUSH*/   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*LIST*/    " 11xxxxxxxxx11       xxxxxxx xxxxxx",
+    /*ADDSRV*/  "xx+xxx+    xxxxxxxxxxxxxxxxxx      ",
+    /*DELSRV*/  "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*EDITSRV*/ "xx+xxx+    xxxxxxxxxxxxxxxxxx      ",
+    /*TIMEOUT*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*STARTD*/  "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
+    /*STOPD*/   "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
+    /*RESTORE*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*SAVE*/    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*ZERO*/    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+};
+static_assert(sizeof(kMatrix) / sizeof(kMatrix[0]) == 14);
+
+enum class Arg { kNone, kRequired, kOptional };
+
+struct OptDef {
+  char short_name;  // 0 = long only
+  const char* long_name;
+  Arg arg;
+  Command cmd;      // kNone for options
+  int opt;          // Opt bit, or -1 (no bit: --sort, -6 handled apart)
+};
+
+constexpr OptDef kDefs[] = {
+    {'A', "add-service", Arg::kNone, Command::kAddService, -1},
+    {'E', "edit-service", Arg::kNone, Command::kEditService, -1},
+    {'D', "delete-service", Arg::kNone, Command::kDeleteService, -1},
+    {'C', "clear", Arg::kNone, Command::kFlush, -1},
+    {'L', "list", Arg::kNone, Command::kList, -1},
+    {'l', nullptr, Arg::kNone, Command::kList, -1},
+    {'a', "add-server", Arg::kNone, Command::kAddReal, -1},
+    {'e', "edit-server", Arg::kNone, Command::kEditReal, -1},
+    {'d', "delete-server", Arg::kNone, Command::kDeleteReal, -1},
+    {'R', "restore", Arg::kNone, Command::kRestore, -1},
+    {'S', "save", Arg::kNone, Command::kSave, -1},
+    {'Z', "zero", Arg::kNone, Command::kZero, -1},
+    {0, "set", Arg::kNone, Command::kSetTimeout, -1},
+    {0, "start-daemon", Arg::kRequired, Command::kStartDaemon, -1},
+    {0, "stop-daemon", Arg::kRequired, Command::kStopDaemon, -1},
+    {'h', "help", Arg::kNone, Command::kHelp, -1},
+    {'v', "version", Arg::kNone, Command::kVersion, -1},
+    {'t', "tcp-service", Arg::kRequired, Command::kNone, kOptService},
+    {'u', "udp-service", Arg::kRequired, Command::kNone, kOptService},
+    {0, "sctp-service", Arg::kRequired, Command::kNone, kOptService},
+    {'f', "fwmark-service", Arg::kRequired, Command::kNone, kOptService},
+    {'s', "scheduler", Arg::kRequired, Command::kNone, kOptScheduler},
+    {'p', "persistent", Arg::kOptional, Command::kNone, kOptPersistent},
+    {'M', "netmask", Arg::kRequired, Command::kNone, kOptNetmask},
+    {'r', "real-server", Arg::kRequired, Command::kNone, kOptReal},
+    {'g', "gatewaying", Arg::kNone, Command::kNone, kOptForward},
+    {'i', "ipip", Arg::kNone, Command::kNone, kOptForward},
+    {'m', "masquerading", Arg::kNone, Command::kNone, kOptForward},
+    {'w', "weight", Arg::kRequired, Command::kNone, kOptWeight},
+    {'x', "u-threshold", Arg::kRequired, Command::kNone, kOptUThreshold},
+    {'y', "l-threshold", Arg::kRequired, Command::kNone, kOptLThreshold},
+    {'n', "numeric", Arg::kNone, Command::kNone, kOptNumeric},
+    {'c', "connection", Arg::kNone, Command::kNone, kOptConnection},
+    {0, "mcast-interface", Arg::kRequired, Command::kNone, kOptMcastIfn},
+    {0, "timeout", Arg::kNone, Command::kNone, kOptTimeout},
+    {0, "daemon", Arg::kNone, Command::kNone, kOptDaemon},
+    {0, "stats", Arg::kNone, Command::kNone, kOptStats},
+    {0, "rate", Arg::kNone, Command::kNone, kOptRate},
+    {0, "thresholds", Arg::kNone, Command::kNone, kOptThresholds},
+    {0, "persistent-conn", Arg::kNone, Command::kNone, kOptPersistentConn},
+    {0, "sort", Arg::kNone, Command::kNone, -1},
+    {0, "nosort", Arg::kNone, Command::kNone, kOptNoSort},
+    {0, "syncid", Arg::kRequired, Command::kNone, kOptSyncId},
+    {'X', "exact", Arg::kNone, Command::kNone, kOptExact},
+    {'o', "ops", Arg::kNone, Command::kNone, kOptOps},
+    {0, "pe", Arg::kRequired, Command::kNone, kOptPe},
+    {'b', "sched-flags", Arg::kRequired, Command::kNone, kOptSchedFlags},
+    {0, "mcast-group", Arg::kRequired, Command::kNone, kOptMcastGroup},
+    {0, "mcast-port", Arg::kRequired, Command::kNone, kOptMcastPort},
+    {0, "mcast-ttl", Arg::kRequired, Command::kNone, kOptMcastTtl},
+    {0, "sync-maxlen", Arg::kRequired, Command::kNone, kOptSyncMaxlen},
+    {0, "tun-info", Arg::kNone, Command::kNone, kOptTunInfo},
+    {0, "tun-type", Arg::kRequired, Command::kNone, kOptTunType},
+    {0, "tun-port", Arg::kRequired, Command::kNone, kOptTunPort},
+    {0, "tun-nocsum", Arg::kNone, Command::kNone, kOptTunNoCsum},
+    {0, "tun-csum", Arg::kNone, Command::kNone, kOptTunCsum},
+    {0, "tun-remcsum", Arg::kNone, Command::kNone, kOptTunRemCsum},
+    {0, "health", Arg::kRequired, Command::kNone, kOptHealth},
+    {'6', "ipv6", Arg::kNone, Command::kNone, -1},
+};
+
+struct Failure {
+  CliError err;
+};
+[[noreturn]] void fail(int code, std::string msg) { throw Failure{{code, std::move(msg)}}; }
+
+bool parse_uint(const std::string& s, uint64_t max, uint64_t& out) {
+  if (s.empty()) return false;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size() || v > max) return false;
+  out = v;
+  return true;
+}
+
+// "host[:port]" as ipvsadm's parse_service(): an all-digit string is not a host.
+bool parse_addr_port(const std::string& s, const HostResolver& resolve, Ipv4& addr,
+                     uint16_t& port, bool& has_port) {
+  std::string host = s, portstr;
+  const auto colon = s.rfind(':');
+  has_port = colon != std::string::npos;
+  if (has_port) {
+    host = s.substr(0, colon);
+    portstr = s.substr(colon + 1);
+  }
+  if (host.empty() || host.find_first_not_of("0123456789") == std::string::npos) return false;
+  if (!parse_ipv4(host, addr) && !(resolve && resolve(host, addr))) return false;
+  port = 0;
+  if (has_port) {
+    uint64_t v;
+    if (parse_uint(portstr, 65535, v)) {
+      port = uint16_t(v);
+    } else {
+      const servent* se = getservbyname(portstr.c_str(), nullptr);
+      if (!se) return false;
+      port = ntohs(uint16_t(se->s_port));
+    }
+  }
+  return true;
+}
+
+struct Parser {
+  const std::string& prog;
+  const HostResolver& resolve;
+  CliCommand c;
+  std::vector<std::string> positional;
+  std::string svc_text, real_text;
+  uint8_t svc_proto = 0;
+  bool real_has_port = false;
+  std::string sched_flags_arg;
+  bool reading_stream = false;  // a rules stream: messages also name the token (no argv to look at)
+
+  // ipvsadm's message, and in a rules stream the token it is about.
+  [[noreturn]] void fail_at(int code, const char* msg, const std::string& token) {
+    fail(code, reading_stream ? fmt::format("{}: `{}'", msg, token) : std::string(msg));
+  }
+
+  // ipvsadm parse_sched_flags(): checked against -s (wlc when none) once all are read.
+  // sh-fallback and mh-fallback are flag-1, sh-port and mh-port flag-2.
+  void parse_sched_flags() {
+    const std::string& sched = c.svc_options.scheduler;
+    uint8_t flags = 0;
+    std::string_view rest = sched_flags_arg;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string f(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (f.empty()) continue;  // strtok skips empty fields
+      if (f == "flag-1") flags |= kSchedFlag1;
+      else if (f == "flag-2") flags |= kSchedFlag2;
+      else if (f == "flag-3") flags |= kSchedFlag3;
+      else if (f == "sh-fallback" || f == "sh-port" || f == "mh-fallback" || f == "mh-port") {
+        if (sched != f.substr(0, 2)) fail(2, fmt::format("incompatible scheduler flag `{}'", f));
+        flags |= f.ends_with("port") ? kSchedFlag2 : kSchedFlag1;
+      } else {
+        fail(2, fmt::format("invalid scheduler flag `{}'", f));
+      }
+    }
+    c.svc_options.sched_flags = flags;
+  }
+
+  void set_command(Command cmd) {
+    if (c.cmd != Command::kNone) fail(2, "multiple commands specified");
+    c.cmd = cmd;
+  }
+  void set_option(int opt) {
+    if (c.has(Opt(opt))) fail(2, fmt::format("multiple '{}' options specified", kOptNames[opt]));
+    c.options |= uint64_t(1) << opt;
+  }
+
+  // "[2001:db8::1]:80" or "2001:db8::1": not illegal, just not there yet.
+  void refuse_ipv6(const std::string& a) {
+    if (a.find('[') != std::string::npos || std::count(a.begin(), a.end(), ':') >= 2)
+      fail(2, fmt::format("`{}': IPv6 addresses are not supported by lbd yet (IPv4 only)", a));
+  }
+
+  void apply(const OptDef& d, const std::string& name, const std::optional<std::string>& arg) {
+    if (d.cmd != Command::kNone) {
+      if (d.cmd == Command::kHelp || d.cmd == Command::kVersion) {
+        c.cmd = d.cmd;
+        throw d.cmd;  // -h / -v act at once, as popt's callbacks do
+      }
+      set_command(d.cmd);
+      if (d.cmd == Command::kStartDaemon || d.cmd == Command::kStopDaemon) {
+        c.daemon_state = *arg;
+        if (*arg != "master" && *arg != "backup")
+          fail(2, d.cmd == Command::kStartDaemon ? "illegal start-daemon parameter specified"
+                                                 : "illegal start_daemon specified");
+      }
+      return;
+    }
+    if (d.opt < 0) {
+      if (std::strcmp(d.long_name, "ipv6") == 0)
+        fail(2, "lbd supports IPv4 services only: -6 is not available yet");
+      return;  // --sort: accepted and ignored, as ipvsadm does
+    }
+    set_option(d.opt);
+    uint64_t v = 0;
+    switch (d.opt) {
+      case kOptService:
+        if (name == "f" || name == "fwmark-service") {
+          if (!parse_uint(*arg, 0xffffffffULL, v) || v == 0)
+            fail(2, fmt::format("invalid fwmark value `{}' specified", *arg));
+          c.fwmark = uint32_t(v);
+        } else {
+          svc_proto = (name == "t" || name == "tcp-service") ? kProtoTcp
+                      : (name == "u" || name == "udp-service") ? kProtoUdp : 132;
+          svc_text = *arg;
+          refuse_ipv6(*arg);
+          bool has_port;
+          if (!parse_addr_port(*arg, resolve, c.service.vip, c.service.port, has_port))
+            fail_at(2, "illegal virtual server address[:port] specified", *arg);
+          c.service.protocol = svc_proto;
+        }
+        break;
+      case kOptScheduler: c.svc_options.scheduler = *arg; break;
+      case kOptPersistent:
+        c.svc_options.persistent = 360;  // IPVS_SVC_PERSISTENT_TIMEOUT
+        if (arg) {
+          if (!parse_uint(*arg, 2678400, v) || v == 0)
+            fail(2, fmt::format("invalid timeout value `{}' specified", *arg));
+          c.svc_options.persistent = uint32_t(v);
+        }
+        break;
+      case kOptNetmask: {
+        Ipv4 mask;
+        if (!parse_ipv4(*arg, mask) && !(resolve && resolve(*arg, mask)))
+          fail(2, "illegal virtual server persistent mask specified");
+        c.svc_options.netmask = mask;
+        break;
+      }
+      case kOptOps: c.svc_options.ops = true; break;
+      case kOptPe: c.pe = *arg; break;
+      case kOptSchedFlags: sched_flags_arg = *arg; break;
+      case kOptReal:
+        real_text = *arg;
+        refuse_ipv6(*arg);
+        if (!parse_addr_port(*arg, resolve, c.real.addr, c.real.port, real_has_port))
+          fail_at(2, "illegal real server address[:port] specified", *arg);
+        break;
+      case kOptForward:
+        c.real.fwd = (name == "g" || name == "gatewaying") ? FwdMethod::kRoute
+                     : (name == "i" || name == "ipip")     ? FwdMethod::kTunnel
+                                                           : FwdMethod::kMasq;
+        break;
+      case kOptWeight:
+        if (!parse_uint(*arg, 65535, v)) fail(2, "illegal weight specified");
+        c.real.weight = int32_t(v);
+        break;
+      case kOptUThreshold:
+        if (!parse_uint(*arg, 0x7fffffff, v)) fail(2, "illegal u_threshold specified");
+        c.real.u_threshold = uint32_t(v);
+        break;
+      case kOptLThreshold:
+        if (!parse_uint(*arg, 0x7fffffff, v)) fail(2, "illegal l_threshold specified");
+        c.real.l_threshold = uint32_t(v);
+        break;
+      case kOptTunType:
+        if (*arg != "ipip" && *arg != "gue" && *arg != "gre")
+          fail(2, "illegal tunnel type specified");
+        c.tun_type = *arg;
+        break;
+      case kOptHealth: c.health_text = *arg; break;
+      case kOptSyncId:
+        if (!parse_uint(*arg, 255, v)) fail(2, "illegal syncid specified");
+        break;
+      default: break;
+    }
+  }
+
+  const OptDef* find_short(char ch) {
+    for (const auto& d : kDefs)
+      if (d.short_name == ch) return &d;
+    return nullptr;
+  }
+  const OptDef* find_long(const std::string& n) {
+    for (const auto& d : kDefs)
+      if (d.long_name && n == d.long_name) return &d;
+    return nullptr;
+  }
+
+  void parse(const std::vector<std::string>& args) {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a.size() > 2 && a[0] == '-' && a[1] == '-') {
+        std::string name = a.substr(2);
+        std::optional<std::string> val;
+        if (auto eq = name.find('='); eq != std::string::npos) {
+          val = name.substr(eq + 1);
+          name = name.substr(0, eq);
+        }
+        const OptDef* d = find_long(name);
+        if (!d) fail(255, fmt::format("{}: unknown option", a));
+        if (d->arg == Arg::kRequired && !val) {
+          if (i + 1 >= args.size()) fail(255, fmt::format("{}: missing argument", a));
+          val = args[++i];
+        } else if (d->arg == Arg::kOptional && !val && i + 1 < args.size() &&
+                   !args[i + 1].empty() && args[i + 1][0] != '-') {
+          val = args[++i];
+        } else if (d->arg == Arg::kNone && val) {
+          fail(255, fmt::format("{}: option does not take an argument", a));
+        }
+        apply(*d, name, val);
+      } else if (a.size() > 1 && a[0] == '-') {
+        for (size_t k = 1; k < a.size(); ++k) {
+          const OptDef* d = find_short(a[k]);
+          if (!d) fail(255, fmt::format("-{}: unknown option", a[k]));
+          std::optional<std::string> val;
+          if (d->arg != Arg::kNone) {
+            if (k + 1 < a.size()) {
+              val = a.substr(k + 1);
+            } else if (i + 1 < args.size() &&
+                       (d->arg == Arg::kRequired || (!args[i + 1].empty() && args[i + 1][0] != '-'))) {
+              val = args[++i];
+            } else if (d->arg == Arg::kRequired) {
+              fail(255, fmt::format("-{}: missing argument", a[k]));
+            }
+            apply(*d, std::string(1, a[k]), val);
+            break;
+          }
+          apply(*d, std::string(1, a[k]), val);
+        }
+      } else {
+        positional.push_back(a);
+      }
+    }
+  }
+
+  void check() {
+    if (c.cmd == Command::kNone)
+      fail(255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog));
+    if (c.cmd == Command::kSetTimeout) {
+      if (positional.size() != 3) fail(2, "--set option requires 3 timeout values");
+      uint32_t* dst[] = {&c.timeouts.tcp, &c.timeouts.tcpfin, &c.timeouts.udp};
+      for (size_t k = 0; k < 3; ++k) {
+        uint64_t v;
+        if (!parse_uint(positional[k], 2678400, v))
+          fail(2, fmt::format("invalid timeout value `{}' specified", positional[k]));
+        *dst[k] = uint32_t(v);
+      }
+      positional.clear();
+    }
+    if (!positional.empty()) fail(2, fmt::format("unexpected argument {}", positional[0]));
+    if (!sched_flags_arg.empty()) parse_sched_flags();
+
+    // generic_opt_check()
+    const char* row = kMatrix[int(c.cmd) - 1];
+    const char* cmdname = kCmdNames[int(c.cmd)];
+    int last = -1;
+    for (int j = 0; j < kOptCount; ++j) {
+      if (!c.has(Opt(j))) {
+        if (row[j] == '+')
+          fail(2, fmt::format("You need to supply the '{}' option for the '{}' command",
+                              kOptNames[j], cmdname));
+      } else {
+        if (row[j] == 'x')
+          fail(2, fmt::format("Illegal '{}' option with the '{}' command", kOptNames[j], cmdname));
+        if (row[j] == '1') {
+          if (last < 0) {
+            last = j;
+            continue;
+          }
+          fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the '{}' command",
+                              kOptNames[j], kOptNames[last], cmdname));
+        }
+      }
+    }
+    const uint64_t kConnTimeoutDaemon =
+        1ULL << kOptConnection | 1ULL << kOptTimeout | 1ULL << kOptDaemon;
+    const uint64_t kStatsRateThr = 1ULL << kOptStats | 1ULL << kOptRate | 1ULL << kOptThresholds;
+    const uint64_t kTimeoutDaemon = 1ULL << kOptTimeout | 1ULL << kOptDaemon;
+    if (c.cmd == Command::kList &&
+        (((c.options & kConnTimeoutDaemon) && (c.options & kStatsRateThr)) ||
+         ((c.options & kTimeoutDaemon) && c.has(kOptPersistentConn))))
+      fail(2, "options conflicts in the list command");
+
+    if ((c.cmd == Command::kAddService || c.cmd == Command::kEditService) &&
+        c.service.port == 0 && c.fwmark == 0 && !c.has(kOptPersistent))
+      fail(2, "Zero port specified for non-persistent service");
+    if (c.has(kOptOps) && c.service.protocol != kProtoUdp && c.fwmark == 0)
+      fail(2, "One-Packet Scheduling is only for UDP virtual services");
+    if ((c.options >> kOptTunType & 0x1f) && c.real.fwd != FwdMethod::kTunnel)
+      fail(2, "Tunnel options conflict with forward method");
+    if (c.has(kOptHealth)) {
+      std::string error, canonical;
+      health::ServiceHealth probe;
+      const bool real = c.cmd == Command::kAddReal || c.cmd == Command::kEditReal;
+      const bool inherit = c.cmd == Command::kEditReal && c.health_text == "inherit";
+      if (!inherit && !(real ? health::parse_real_health(c.health_text, canonical, error)
+                             : health::parse_service_health(c.health_text, probe, error)))
+        fail(2, "illegal health specification: " + error);
+      if (real) c.real.health = inherit ? "" : canonical;
+    }
+
+    if (c.cmd == Command::kAddReal || c.cmd == Command::kEditReal ||
+        c.cmd == Command::kDeleteReal) {
+      // ipvsadm: port omitted = the service's; DR and TUN cannot map ports.
+      if (!real_has_port || (c.fwmark == 0 && c.real.fwd != FwdMethod::kMasq))
+        c.real.port = c.service.port;
+    }
+  }
+};
+
+}  // namespace
+
+std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>& in,
+                                                 const std::string& prog,
+                                                 const HostResolver& resolve,
+                                                 bool reading_stream) {
+  std::vector<std::string> args;
+  for (const auto& a : in)
+    if (!reading_stream || (a != "ipvsadm" && a != "lbadm")) args.push_back(a);
+  Parser p{prog, resolve, {}, {}, {}, {}, 0, false, {}, reading_stream};
+  try {
+    if (args.empty()) {  // ipvsadm alone lists the table
+      p.c.cmd = Command::kList;
+      return p.c;
+    }
+    p.parse(args);
+    if (reading_stream && p.c.cmd == Command::kRestore)
+      fail(255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog));
+    p.check();
+  } catch (const Failure& f) {
+    return f.err;
+  } catch (Command) {
+    return p.c;
+  }
+  return p.c;
+}
+
+void append_service_flags(std::vector<std::string>& a, const std::string& scheduler,
+                          uint32_t persistent, Ipv4 netmask, const std::string& pe, bool ops,
+                          uint8_t sched_flags) {
+  if (persistent) {
+    a.push_back("-p");
+    a.push_back(std::to_string(persistent));
+    if (netmask != kHostNetmask) {
+      a.push_back("-M");
+      a.push_back(to_string(netmask));
+    }
+  }
+  if (!pe.empty()) {
+    a.push_back("--pe");
+    a.push_back(pe);
+  }
+  if (ops) a.push_back("-o");
+  if (sched_flags) {
+    a.push_back("-b");
+    a.push_back(sched_flags_text(scheduler, sched_flags));
+  }
+}
+
+void append_threshold_flags(std::vector<std::string>& a, uint32_t u_threshold, uint32_t l_threshold) {
+  if (u_threshold) {
+    a.push_back("-x");
+    a.push_back(std::to_string(u_threshold));
+  }
+  if (l_threshold) {
+    a.push_back("-y");
+    a.push_back(std::to_string(l_threshold));
+  }
+}
+
+std::vector<std::string> canonical_args(const CliCommand& c) {
+  std::vector<std::string> a;
+  auto svc = [&] {
+    if (c.fwmark) {
+      a.push_back("-f");
+      a.push_back(std::to_string(c.fwmark));
+      return;
+    }
+    a.push_back(c.service.protocol == kProtoTcp ? "-t" : c.service.protocol == kProtoUdp ? "-u"
+                                                                                         : "--sctp-service");
+    a.push_back(fmt::format("{}:{}", to_string(c.service.vip), c.service.port));
+  };
+  auto real = [&] {
+    a.push_back("-r");
+    a.push_back(fmt::format("{}:{}", to_string(c.real.addr), c.real.port));
+  };
+  switch (c.cmd) {
+    case Command::kAddService:
+    case Command::kEditService:
+      a.push_back(c.cmd == Command::kAddService ? "-A" : "-E");
+      svc();
+      a.push_back("-s");
+      a.push_back(c.svc_options.scheduler);
+      append_service_flags(a, c.svc_options.scheduler, c.svc_options.persistent,
+                           c.svc_options.netmask, c.pe, c.svc_options.ops, c.svc_options.sched_flags);
+      if (c.has(kOptHealth)) {
+        a.push_back("--health");
+        a.push_back(c.health_text);
+      }
+      break;
+    case Command::kDeleteService: a.push_back("-D"); svc(); break;
+    case Command::kFlush: a.push_back("-C"); break;
+    case Command::kAddReal:
+    case Command::kEditReal:
+      a.push_back(c.cmd == Command::kAddReal ? "-a" : "-e");
+      svc();
+      real();
+      a.push_back(c.real.fwd == FwdMethod::kRoute ? "-g" : c.real.fwd == FwdMethod::kMasq ? "-m" : "-i");
+      a.push_back("-w");
+      a.push_back(std::to_string(c.real.weight));
+      append_threshold_flags(a, c.real.u_threshold, c.real.l_threshold);
+      if (c.real.fwd == FwdMethod::kTunnel) {
+        a.push_back("--tun-type");
+        a.push_back(c.tun_type.empty() ? "ipip" : c.tun_type);
+      }
+      if (c.has(kOptHealth) && c.real.health) {
+        a.push_back("--health");
+        a.push_back(c.real.health->empty() ? "inherit" : *c.real.health);
+      }
+      break;
+    case Command::kDeleteReal: a.push_back("-d"); svc(); real(); break;
+    case Command::kZero:
+      a.push_back("-Z");
+      if (c.has(kOptService)) svc();
+      break;
+    case Command::kSetTimeout:
+      a.push_back("--set");
+      a.push_back(std::to_string(c.timeouts.tcp));
+      a.push_back(std::to_string(c.timeouts.tcpfin));
+      a.push_back(std::to_string(c.timeouts.udp));
+      break;
+    default: break;
+  }
+  return a;
+}
+
+std::string join_args(const std::vector<std::string>& args, char sep) {
+  std::string s;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i) s += sep;
+    s += args[i];
+  }
+  return s;
+}
+
+std::vector<std::string> split_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : line) {
+    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::string usage_text(const std::string& prog) {
+  return fmt::format(
+      "lbadm v0.1.0 (ipvsadm v1.31 compatible, lbd userspace IPVS v1.2.1)\n"
+      "Usage:\n"
+      "  {0} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]\n"
+      "  {0} -D virtual-service\n"
+      "  {0} -C\n"
+      "  {0} -R\n"
+      "  {0} -S [-n]\n"
+      "  {0} -a|e virtual-service -r server-address [options]\n"
+      "  {0} -d virtual-service -r server-address\n"
+      "  {0} -L|l [virtual-service] [options]\n"
+      "  {0} -Z [virtual-service]\n"
+      "  {0} --set tcp tcpfin udp\n"
+      "  {0} --start-daemon {{master|backup}} [daemon-options]\n"
+      "  {0} --stop-daemon {{master|backup}}\n"
+      "  {0} -h\n"
+      "\n"
+      "Commands:\n"
+      "Either long or short options are allowed.\n"
+      "  --add-service     -A        add virtual service with options\n"
+      "  --edit-service    -E        edit virtual service with options\n"
+      "  --delete-service  -D        delete virtual service\n"
+      "  --clear           -C        clear the whole table\n"
+      "  --restore         -R        restore rules from stdin\n"
+      "  --save            -S        save rules to stdout\n"
+      "  --add-server      -a        add real server with options\n"
+      "  --edit-server     -e        edit real server with options\n"
+      "  --delete-server   -d        delete real server\n"
+      "  --list            -L|-l     list the table\n"
+      "  --zero            -Z        zero counters in a service or all services\n"
+      "  --set tcp tcpfin udp        set connection timeout values\n"
+      "  --help            -h        display this help message\n"
+      "\n"
+      "virtual-service:\n"
+      "  --tcp-service|-t  service-address   service-address is host[:port]\n"
+      "  --udp-service|-u  service-address   service-address is host[:port]\n"
+      "\n"
+      "Options:\n"
+      "  --scheduler    -s scheduler         one of {1},\n"
+      "                                      the default scheduler is wlc.\n"
+      "  --real-server  -r server-address    server-address is host (and port)\n"
+      "  --gatewaying   -g                   gatewaying (direct routing) (default)\n"
+      "  --weight       -w weight            capacity of real server\n"
+      "  --numeric      -n                   numeric output of addresses and ports\n"
+      "  --connection   -c                   output of current IPVS connections\n"
+      "  --timeout                           output of timeout (tcp tcpfin udp)\n"
+      "  --stats                             output of statistics information\n"
+      "  --exact        -X                   expand numbers (display exact values)\n"
+      "  --nosort                            disable sorting output of service/server entries\n"
+      "\n"
+      "Environment: LBD_SOCKET (or --socket PATH as the first argument) names lbd's control\n"
+      "socket, default /run/lbd/lbd.sock.\n",
+      prog, join_args(sched::scheduler_names(), '|'));
+}
+
+}  // namespace lbd

@@ -1,0 +1,88 @@
+// ipvsadm's command line, parsed into a plain struct: the same parser serves lbadm's argv,
+// each line of a rules file or `-R` input, and the daemon's control socket (which receives
+// the canonical form that format_command() writes). Messages and exit codes are ipvsadm's
+// (ipvsadm.c 1.31: popt table, commands_v_options, process_options). Pure: no I/O except
+// through the injected name resolver.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "lb/core/service_table.hpp"
+#include "lb/core/tcp_state.hpp"
+
+namespace lbd {
+
+enum class Command {
+  kNone, kAddService, kEditService, kDeleteService, kFlush, kList, kAddReal, kDeleteReal,
+  kEditReal, kSetTimeout, kStartDaemon, kStopDaemon, kRestore, kSave, kZero, kHelp, kVersion
+};
+
+// Options in ipvsadm's order (optnames[]); the legality matrix is indexed by these.
+enum Opt : int {
+  kOptNumeric, kOptConnection, kOptService, kOptScheduler, kOptPersistent, kOptNetmask,
+  kOptReal, kOptForward, kOptWeight, kOptUThreshold, kOptLThreshold, kOptMcastIfn,
+  kOptTimeout, kOptDaemon, kOptStats, kOptRate, kOptThresholds, kOptPersistentConn,
+  kOptNoSort, kOptSyncId, kOptExact, kOptOps, kOptPe, kOptSchedFlags, kOptMcastGroup,
+  kOptMcastPort, kOptMcastTtl, kOptSyncMaxlen, kOptTunInfo, kOptTunType, kOptTunPort,
+  kOptTunNoCsum, kOptTunCsum, kOptTunRemCsum,
+  kOptHealth,  // lbd's extension: --health KEY=VALUE,... on -A/-E/-a/-e
+  kOptCount
+};
+
+struct CliCommand {
+  Command cmd = Command::kNone;
+  uint64_t options = 0;  // bit per Opt given
+  bool has(Opt o) const { return options >> o & 1; }
+
+  ServiceKey service;
+  uint32_t fwmark = 0;   // -f (parsed; lbd refuses fwmark services)
+  ServiceOptions svc_options;  // -s -p -M -o -b (and --health)
+  std::string pe;              // --pe (parsed; lbd has no persistence engine)
+  RealSpec real;               // -r -g/-i/-m -w -x -y
+  Timeouts timeouts{0, 0, 0};  // --set; 0 = keep
+  std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
+  std::string health_text;     // --health, as given (validated for the command)
+  std::string daemon_state;    // --start-daemon/--stop-daemon argument
+  uint32_t line = 0;           // line number when read from a rules stream
+};
+
+struct CliError {
+  int exit_code;        // 2: fail(); 255: popt errors and try-help
+  std::string message;  // without the trailing newline
+};
+
+// Resolves a host name to IPv4 (lbadm uses the system resolver); may be empty.
+using HostResolver = std::function<bool(const std::string& name, Ipv4& out)>;
+
+// `args` excludes the program name; `prog` is used in messages ("Try `prog -h' ...").
+// Tokens equal to "ipvsadm" or "lbadm" are dropped when reading a rules stream, as ipvsadm
+// -R does.
+std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>& args,
+                                                 const std::string& prog,
+                                                 const HostResolver& resolve = {},
+                                                 bool reading_stream = false);
+
+// The canonical, numeric form of a command (ipvsadm -S lines for -A and -a), which
+// parse_command() reads back to the same command.
+std::vector<std::string> canonical_args(const CliCommand& c);
+std::string join_args(const std::vector<std::string>& args, char sep = ' ');
+
+// The flags ipvsadm -S writes after "-s SCHED" (-p T [-M MASK], --pe PE, -o, -b FLAGS, in
+// that order), and the thresholds lbd writes for a real (-x U, -y L; ipvsadm -S drops
+// them): shared by the canonical form and -S.
+void append_service_flags(std::vector<std::string>& a, const std::string& scheduler,
+                          uint32_t persistent, Ipv4 netmask, const std::string& pe, bool ops,
+                          uint8_t sched_flags);
+void append_threshold_flags(std::vector<std::string>& a, uint32_t u_threshold, uint32_t l_threshold);
+
+// Splits a rules-file / -R line into tokens on blanks, tabs and CR.
+std::vector<std::string> split_line(const std::string& line);
+
+std::string usage_text(const std::string& prog);
+
+}  // namespace lbd

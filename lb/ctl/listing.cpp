@@ -1,0 +1,252 @@
+// ipvsadm output formats (ipvsadm.c 1.31 print_title, print_service_entry, list_conn,
+// print_largenum, FMT_RULE); see listing.hpp.
+#include "lb/ctl/listing.hpp"
+
+#include <fmt/format.h>
+#include <fmt/printf.h>
+
+#include <algorithm>
+
+namespace lbd {
+namespace {
+
+const char* proto_name(uint8_t p) { return p == kProtoTcp ? "TCP" : p == kProtoUdp ? "UDP" : "SCTP"; }
+
+// libipvs compares addresses as `int r = ntohl(a) - ntohl(b)`: the unsigned difference cast
+// to int, so addresses more than 2^31 apart sort "backwards". Reproduced on purpose.
+int addr_cmp(Ipv4 a, Ipv4 b) { return int(uint32_t(a.host() - b.host())); }
+
+bool service_less(const DumpService& a, const DumpService& b) {
+  if (a.key.protocol != b.key.protocol) return a.key.protocol < b.key.protocol;
+  if (int r = addr_cmp(a.key.vip, b.key.vip)) return r < 0;
+  return a.key.port < b.key.port;
+}
+
+bool real_less(const DumpReal& a, const DumpReal& b) {
+  if (int r = addr_cmp(a.addr, b.addr)) return r < 0;
+  return a.port < b.port;
+}
+
+// " a b c" for tokens {a, b, c}; "" for none (options after a fixed prefix).
+std::string spaced(const std::vector<std::string>& tokens) {
+  return tokens.empty() ? std::string() : " " + join_args(tokens);
+}
+
+struct Renderer {
+  const CliCommand& cmd;
+  const NameResolver& names;
+  bool numeric;
+  std::string out;
+
+  std::string addrport(Ipv4 a, uint16_t port, uint8_t proto) {
+    std::string host, serv;
+    if (!numeric && names.host) host = names.host(a);
+    if (host.empty()) host = to_string(a);
+    if (!numeric && names.service) serv = names.service(port, protocol_token(proto));
+    if (serv.empty()) serv = std::to_string(port);
+    return host + ":" + serv;
+  }
+
+  void largenum(uint64_t i) {
+    if (cmd.has(kOptExact)) {
+      const size_t len = std::to_string(i).size();
+      out += fmt::sprintf("%*llu", int(len <= 8 ? 9 : len + 1), (unsigned long long)i);
+    } else if (i < 100000000ULL) {
+      out += fmt::sprintf("%9llu", (unsigned long long)i);
+    } else if (i < 1000000000ULL) {
+      out += fmt::sprintf("%8lluK", (unsigned long long)(i / 1000));
+    } else if (i < 100000000000ULL) {
+      out += fmt::sprintf("%8lluM", (unsigned long long)(i / 1000000));
+    } else if (i < 100000000000000ULL) {
+      out += fmt::sprintf("%8lluG", (unsigned long long)(i / 1000000000ULL));
+    } else {
+      out += fmt::sprintf("%8lluT", (unsigned long long)(i / 1000000000000ULL));
+    }
+  }
+
+  void counters(const Counters& c) {
+    largenum(c.conns);
+    largenum(c.inpkts);
+    largenum(c.outpkts);
+    largenum(c.inbytes);
+    largenum(c.outbytes);
+    out += '\n';
+  }
+
+  void rates(const Rates& r) {
+    largenum(r.cps);
+    largenum(r.inpps);
+    largenum(r.outpps);
+    largenum(r.inbps);
+    largenum(r.outbps);
+    out += '\n';
+  }
+
+  // print_title(): the first listing option wins, in this order.
+  void title() {
+    if (cmd.has(kOptStats)) {
+      out += fmt::sprintf("%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes",
+                          "OutBytes");
+    } else if (cmd.has(kOptRate)) {
+      out += fmt::sprintf("%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS");
+    } else if (cmd.has(kOptThresholds)) {
+      out += fmt::sprintf("%-33s %-10s %-10s %-10s %-10s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn",
+                          "InActConn");
+    } else if (cmd.has(kOptPersistentConn)) {
+      out += fmt::sprintf("%-33s %-9s %-11s %-10s %-10s\n  -> RemoteAddress:Port\n",
+                          "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn",
+                          "InActConn");
+    } else if (cmd.has(kOptTunInfo)) {
+      out += "Prot LocalAddress:Port Scheduler Flags\n"
+             "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
+    } else {
+      out += "Prot LocalAddress:Port Scheduler Flags\n"
+             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+    }
+  }
+
+  // The service line's flags: " (sched flags)", " persistent T", " mask M", " ops".
+  static std::string service_flags(const DumpService& s) {
+    std::string t;
+    if (s.sched_flags) t += " (" + sched_flags_text(s.scheduler, s.sched_flags) + ")";
+    if (s.persistent) {
+      t += fmt::format(" persistent {}", s.persistent);
+      if (s.netmask != kHostNetmask) t += " mask " + to_string(s.netmask);
+    }
+    if (s.ops) t += " ops";
+    return t;
+  }
+
+  void service(DumpService s) {
+    std::string svc_name =
+        fmt::sprintf("%-4s %s", proto_name(s.key.protocol),
+                     addrport(s.key.vip, s.key.port, s.key.protocol));
+    if (svc_name.size() > 33) svc_name.resize(33);
+    if (cmd.has(kOptStats)) {
+      out += fmt::sprintf("%-33s", svc_name);
+      counters(s.stats);
+    } else if (cmd.has(kOptRate)) {
+      out += fmt::sprintf("%-33s", svc_name);
+      rates(s.rates);
+    } else {
+      out += fmt::sprintf("%s %s%s\n", svc_name, s.scheduler, service_flags(s));
+    }
+    if (!cmd.has(kOptNoSort)) std::sort(s.reals.begin(), s.reals.end(), real_less);
+    for (const auto& r : s.reals) {
+      std::string dname = addrport(r.addr, r.port, s.key.protocol);
+      if (dname.size() > 28) dname.resize(28);
+      // A real down by its checks shows weight 0, as keepalived's inhibit_on_failure
+      // leaves it in IPVS: ipvsadm's format, and the configured weight is kept for -S.
+      const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.weight;
+      if (cmd.has(kOptStats)) {
+        out += fmt::sprintf("  -> %-28s", dname);
+        counters(r.stats);
+      } else if (cmd.has(kOptRate)) {
+        // ipvsadm prints a real's CPS and PPS in full, its BPS abbreviated.
+        out += fmt::sprintf("  -> %-28s %8llu %8llu %8llu", dname, (unsigned long long)r.rates.cps,
+                            (unsigned long long)r.rates.inpps, (unsigned long long)r.rates.outpps);
+        largenum(r.rates.inbps);
+        largenum(r.rates.outbps);
+        out += '\n';
+      } else if (cmd.has(kOptThresholds)) {
+        out += fmt::sprintf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname, r.u_threshold,
+                            r.l_threshold, r.active, r.inactive);
+      } else if (cmd.has(kOptPersistentConn)) {
+        out += fmt::sprintf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname, unsigned(weight),
+                            r.persist_conns, r.active, r.inactive);
+      } else if (cmd.has(kOptTunInfo)) {
+        out += fmt::sprintf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd),
+                            r.fwd == FwdMethod::kTunnel ? "ipip" : "n/a", weight, r.active,
+                            r.inactive);
+      } else {
+        out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd), weight,
+                            r.active, r.inactive);
+      }
+    }
+  }
+
+  void save_service(DumpService s) {
+    const char* flag = s.key.protocol == kProtoTcp ? "-t" : s.key.protocol == kProtoUdp ? "-u"
+                                                                                        : "--sctp-service";
+    const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
+    std::vector<std::string> opts;
+    append_service_flags(opts, s.scheduler, s.persistent, s.netmask, "", s.ops, s.sched_flags);
+    // lbd's extension, after everything ipvsadm prints.
+    if (!s.health.empty()) opts.insert(opts.end(), {"--health", s.health});
+    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler, spaced(opts));
+    std::sort(s.reals.begin(), s.reals.end(), real_less);
+    for (const auto& r : s.reals) {
+      if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
+      const char* fwd = r.fwd == FwdMethod::kRoute ? "-g" : r.fwd == FwdMethod::kMasq ? "-m" : "-i";
+      // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
+      std::vector<std::string> thr;
+      append_threshold_flags(thr, r.u_threshold, r.l_threshold);
+      out += fmt::format("-a {} {} -r {} {} -w {}{}{}{}\n", flag, vname,
+                         addrport(r.addr, r.port, s.key.protocol), fwd, r.weight,
+                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", spaced(thr),
+                         r.health.empty() ? "" : " --health " + r.health);
+    }
+  }
+
+  void conns(const Dump& d) {
+    out += "IPVS connection entries\n";
+    if (cmd.has(kOptPersistentConn))  // (lbd has no persistence engine: no pe rows)
+      out += fmt::sprintf("pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source",
+                          "virtual", "destination", "pe name", "pe_data");
+    else
+      out += fmt::sprintf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual",
+                          "destination");
+    for (const auto& c : d.conns) {
+      const std::string expire = fmt::sprintf("%02d:%02d", c.expires / 60, c.expires % 60);
+      out += fmt::sprintf("%-3s %-6s %-11s %-18s %-18s %s\n", proto_name(c.protocol), expire,
+                          c.state, addrport(c.caddr, c.cport, c.protocol),
+                          addrport(c.vaddr, c.vport, c.protocol),
+                          addrport(c.daddr, c.dport, c.protocol));
+    }
+  }
+};
+
+}  // namespace
+
+std::optional<std::string> render_listing(const CliCommand& cmd, const Dump& dump,
+                                          const NameResolver& names, std::string& error) {
+  Renderer r{cmd, names, cmd.has(kOptNumeric), {}};
+  std::vector<DumpService> services = dump.services;
+  if (cmd.cmd == Command::kSave || !cmd.has(kOptNoSort))
+    std::sort(services.begin(), services.end(), service_less);
+
+  if (cmd.cmd == Command::kSave) {
+    for (const auto& s : services) r.save_service(s);
+    return r.out;
+  }
+  if (cmd.has(kOptTimeout)) {
+    r.out = fmt::format("Timeout (tcp tcpfin udp): {} {} {}\n", dump.timeouts.tcp,
+                        dump.timeouts.tcpfin, dump.timeouts.udp);
+    return r.out;
+  }
+  if (cmd.has(kOptDaemon)) return std::string();  // lbd runs no sync daemon: nothing to print
+  if (cmd.has(kOptConnection)) {
+    r.conns(dump);
+    return r.out;
+  }
+  if (cmd.has(kOptService)) {
+    for (const auto& s : services) {
+      if (s.key == cmd.service) {
+        r.title();
+        r.service(s);
+        return r.out;
+      }
+    }
+    error = "No such service";
+    return std::nullopt;
+  }
+  r.out = fmt::format("IP Virtual Server version 1.2.1 (size={})\n", dump.table_size);
+  r.title();
+  for (const auto& s : services) r.service(s);
+  return r.out;
+}
+
+}  // namespace lbd

@@ -1,0 +1,417 @@
+// The control thread's commands, listings and publishing to the workers; see control.hpp.
+#include "lb/daemon/control.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "lb/ctl/commands.hpp"
+#include "lb/base/host.hpp"
+#include "lb/base/log.hpp"
+#include "lb/io/systemd.hpp"
+#include "lb/core/traffic_model.hpp"
+#include "lb/daemon/rules_file.hpp"
+
+namespace lbd {
+
+void Control::gather() {
+  std::vector<ShardCounts> shards(workers_.size());
+  on_each_worker([&](Worker& w) { shards[w.index()] = w.counts(); });
+  for (auto& sh : shards) sh.reals.resize(services_.real_slots()), sh.services.resize(services_.service_slots());
+  services_.for_each_real([&](Real& r) {
+    Counters st{};
+    uint32_t active = 0, inactive = 0, persist = 0;
+    for (const auto& sh : shards) {
+      const auto& x = sh.reals[r.id];
+      st += x.stats;
+      active += x.active;
+      inactive += x.inactive;
+      persist += x.persist;
+    }
+    r.stats = st;
+    r.dest.active_conns = active;
+    r.dest.inactive_conns = inactive;
+    r.persist_conns = persist;
+  });
+  for (size_t id = 0; id < services_.service_slots(); ++id) {
+    Service& s = services_.service(uint32_t(id));
+    if (!s.in_use) continue;
+    Counters st{};
+    for (const auto& sh : shards) {
+      st += sh.services[id];
+    }
+    s.stats = st;
+  }
+  free_unused_reals(shards);
+  last_counts_ = std::move(shards);
+}
+
+void Control::free_unused_reals(const std::vector<ShardCounts>& shards) {
+  if (services_.trash() == 0) return;
+  std::vector<uint32_t> unused = services_.unreferenced_deleted();
+  for (const auto& sh : shards)
+    std::erase_if(unused, [&](uint32_t id) {
+      return std::find(sh.unreferenced.begin(), sh.unreferenced.end(), id) == sh.unreferenced.end();
+    });
+  if (unused.empty()) return;
+  for (uint32_t id : unused) services_.release_deleted(id);
+  on_each_worker([&](Worker& w) {
+    for (uint32_t id : unused) w.services().release_deleted(id);
+  });
+}
+
+Dump Control::make_dump() {
+  Dump d;
+  d.table_size = cfg_.max_connections;
+  d.timeouts = timeouts_;
+  services_.for_each_service([&](const Service& s) {
+    DumpService ds{s.key, s.options.scheduler, s.stats, {},
+                   health::format_service_health(s.options.health), s.options.persistent,
+                   s.options.netmask, s.options.ops, s.options.sched_flags, read_rates(s.rate)};
+    auto add = [&](const Real& r, uint8_t flags) {
+      ds.reals.push_back({r.addr, r.port, r.fwd, r.dest.weight, r.dest.active_conns,
+                          r.dest.inactive_conns, r.stats, flags, r.health_override,
+                          r.u_threshold, r.l_threshold, r.persist_conns, read_rates(r.rate)});
+    };
+    for (uint32_t id : s.reals) {
+      const Real& r = services_.real(id);
+      add(r, r.health_down ? DumpReal::kDown : 0);
+    }
+    // The sorry server shows as a real while it stands in (as keepalived adds it to IPVS).
+    if (s.sorry_active) add(services_.real(s.sorry_id), DumpReal::kSorry);
+    d.services.push_back(std::move(ds));
+  });
+  return d;
+}
+
+std::string Control::counters_text() {
+  DataPathCounters c;
+  uint64_t conns = 0, kdrops = 0;
+  for (const auto& sh : last_counts_) {
+    c += sh.dp;
+    conns += sh.conns;
+    kdrops += sh.kernel_drops;
+  }
+  std::string s = fmt::format(
+      "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
+      "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_rescheduled {}\nconns_current {}\n"
+      "embryonic_evicted {}\nembryonic_short_timeouts {}\n"
+      "icmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\nnat_replies {}\n"
+      "tunnelled {}\ntunnel_fragmented {}\nicmp_frag_needed_sent {}\n"
+      "icmp_errors_forwarded {}\ntunnel_pmtu_updates {}\necho_forwarded {}\necho_replies {}\n",
+      c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
+      c.conns_created, c.conns_expired, c.conns_rescheduled, conns, c.embryonic_evicted,
+      c.embryonic_short_timeouts, c.icmp_unreachable_sent,
+      c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
+      c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
+      c.echo_forwarded, c.echo_replies);
+  s += fmt::format("offload {}\noffload_entered {}\noffload_withdrawn {}\noffload_full {}\n"
+                   "offload_packets {}\noffload_bytes {}\noffload_tx_lost {}\n",
+                   xdp_ ? fmt::format("xdp-{}", to_string(xdp_mode_)) : "off", c.offload_entered,
+                   c.offload_withdrawn, c.offload_full, c.offload_packets, c.offload_bytes, xdp_tx_lost_);
+  if (xdp_) {
+    const auto x = xdp_->stats();
+    for (size_t i = 0; i < x.size(); ++i) s += fmt::format("xdp_{} {}\n", XdpFlowCache::kStatNames[i], x[i]);
+  }
+  if (health_) {
+    const auto h = health_->stats();
+    s += fmt::format("health_checks {}\nhealth_check_failures {}\nhealth_late_p50_us {}\n"
+                     "health_late_p99_us {}\nhealth_late_max_us {}\nhealth_stalls {}\nhealth_stalled {}\n",
+                     h.checks, h.failures, h.late_p50_us, h.late_p99_us, h.late_max_us, health_stalls_,
+                     int(health_stalled_));
+  }
+  s += fmt::format("capture_kernel_drops {}\n", kdrops);
+  size_t broad = 0;
+  for (bool b : broad_filter_) broad += b;
+  s += fmt::format("capture_broad_filters {}\n", broad);
+  s += fmt::format("dr_reals_not_on_link {}\n", hops_->dr_not_on_link());
+  s += fmt::format("guard_restored {}\n", guard_restored_);
+  s += fmt::format("interfaces_lost {}\ninterfaces_back {}\n", interfaces_lost_, interfaces_back_);
+  s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
+  for (size_t i = 0; i < c.drops.size(); ++i)
+    s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
+  // Each worker's share: how evenly the fanout spreads the clients.
+  s += fmt::format("workers {}\n", workers_.size());
+  for (size_t i = 0; i < last_counts_.size(); ++i)
+    s += fmt::format("worker{}_conns_current {}\nworker{}_conns_created {}\nworker{}_rx_frames {}\n", i,
+                     last_counts_[i].conns, i, last_counts_[i].dp.conns_created, i, last_counts_[i].dp.rx_frames);
+  return s;
+}
+
+void Control::prepare_shared_counts() {
+  if (workers_.size() < 2) return;
+  if (shared_counts_.size() < services_.real_slots()) shared_counts_.resize(services_.real_slots());
+  services_.for_each_real([&](Real& r) {
+    if (r.dest.shared) return;
+    sched::SharedDest& s = shared_counts_[r.id];  // its id's last real had no connection left
+    s.conns = 0;
+    s.overloaded = false;
+    services_.share_counts(r, &s);
+  });
+}
+
+void Control::share_counts(Worker& w) {
+  if (workers_.size() < 2) return;
+  w.services().for_each_real([&](Real& r) {
+    if (!r.dest.shared && r.id < shared_counts_.size()) w.services().share_counts(r, &shared_counts_[r.id]);
+  });
+}
+
+void Control::apply_everywhere(const std::function<Status(ServiceTable&, Timeouts&)>& change) {
+  prepare_shared_counts();
+  on_each_worker([&](Worker& w) {
+    // The same change to a table with the same configuration: it cannot fail.
+    if (const Status st = change(w.services(), w.timeouts()); !st.is_ok())
+      LBD_LOG(kError, "control", "worker {} refused a change the control thread took: {}", w.index(), st.message());
+    share_counts(w);
+  });
+  configuration_changed();
+  gather();  // listings right after the change; deleted reals nobody uses freed now
+}
+
+std::string Control::handle_restore(const std::string& req) {
+  std::vector<CliCommand> rules;
+  Status st = parse_rules(restore_body(req), rules);
+  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+  if (!st.is_ok()) {
+    LBD_LOG(kWarn, "control", "restore refused, nothing changed: {}", st.message());
+    return fmt::format("ERR {} {}\n", st.code(), st.message());
+  }
+  LBD_LOG(kInfo, "control", "restored {} rules", rules.size());
+  apply_everywhere([&](ServiceTable& t, Timeouts& to) { return apply_rules_atomically(rules, t, to); });
+  return "OK\n";
+}
+
+// SIGHUP, first half: the file is read, parsed and its names resolved on a thread of its
+// own (a dead name server can take seconds), while the workers forward. A SIGHUP during a
+// reload reloads again once it ends.
+void Control::start_reload() {
+  if (reload_thread_.joinable()) {
+    reload_again_ = true;
+    return;
+  }
+  notify_systemd(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_ms() * 1000));
+  reload_thread_ = std::thread([this] {
+    reload_status_ = read_rules(cfg_.rules_path, !cfg_.rules_path_given, reload_rules_);
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = write(reload_fd_, &one, sizeof one);
+  });
+}
+
+// Second half, on the control thread: the parsed rules applied as a difference (linear in
+// the rules), to the control thread's table and then to each worker's.
+void Control::finish_reload() {
+  uint64_t n;
+  [[maybe_unused]] auto r = read(reload_fd_, &n, sizeof n);
+  reload_thread_.join();
+  size_t changes = 0;
+  Status st = reload_status_;
+  if (st.is_ok()) st = reload_rules(reload_rules_, services_, timeouts_, changes);
+  if (!st.is_ok()) {
+    LBD_LOG(kError, "rules", "reload: {}; running rules kept", st.message());
+    notify_systemd("READY=1\nSTATUS=reload failed, running rules kept (see the log)");
+  } else {
+    LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes", cfg_.rules_path, reload_rules_.size(), changes);
+    apply_everywhere([&](ServiceTable& t, Timeouts& to) {
+      size_t ignored = 0;
+      return reload_rules(reload_rules_, t, to, ignored);
+    });
+    notify_systemd("READY=1\nSTATUS=rules reloaded");
+  }
+  reload_rules_.clear();
+  if (std::exchange(reload_again_, false)) start_reload();
+}
+
+// The services at once, then the connections a step at a time as lbadm reads them, worker
+// after worker: a listing of a million connections holds a worker for one step at a time
+// (a copy of 16384 entries), never the control thread's formatting.
+Reply Control::dump_with_conns() {
+  std::string head = encode_dump(make_dump());
+  head.resize(head.size() - 4);  // without its "END\n": the connections follow
+  struct Cursor {
+    size_t worker = 0, pos = 0;
+  };
+  auto at = std::make_shared<Cursor>();
+  return {std::move(head), [this, at](std::string& out) {
+            if (at->worker >= workers_.size()) {
+              out += "END\n";
+              return true;
+            }
+            Dump step;
+            bool done = false;
+            std::latch copied(1);
+            workers_[at->worker]->post([&](Worker& w) {
+              const uint32_t now_s = DataPath::seconds(monotonic_ms());
+              at->pos = w.conns().for_each_from(at->pos, 16384, [&](const Conn& c) {
+                // A persistence template: client port 0, state NONE (IPVS's template entries).
+                const bool templ = c.flags & Conn::kTemplate;
+                const uint32_t expires = w.data_path().expires_of(c);  // offloaded: from its last packet
+                step.conns.push_back({uint8_t(c.key.protocol & ~kTemplateProtocolBit), c.key.caddr,
+                                      c.key.vaddr, c.daddr, c.key.cport, c.key.vport, c.dport,
+                                      templ ? "NONE" : state_name(c.state),
+                                      expires > now_s ? expires - now_s : 0});
+              });
+              done = at->pos >= w.conns().index_positions();
+              copied.count_down();
+            });
+            copied.wait();
+            out += encode_conns(step);
+            if (done) {
+              ++at->worker;
+              at->pos = 0;
+            }
+            if (at->worker < workers_.size()) return false;
+            out += "END\n";
+            return true;
+          }};
+}
+
+Reply Control::handle_request(const std::string& req) {
+  // What the workers and the fast path forwarded is in every listing and counter.
+  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") gather();  // O(reals) per worker
+  if (req == "DUMP") return {encode_dump(make_dump()), {}};
+  if (req == "DUMP CONNS") return dump_with_conns();
+  if (req == "COUNTERS") return {counters_text() + "END\n", {}};
+  if (req == "HEALTH") return {health_text() + "END\n", {}};
+  if (req.rfind("RESTORE\n", 0) == 0) return {handle_restore(req), {}};
+  std::vector<std::string> args;
+  auto parsed = parse_request(req, args);
+  if (auto* e = std::get_if<Status>(&parsed)) return {fmt::format("ERR {} {}\n", e->code(), e->message()), {}};
+  const CliCommand& cmd = std::get<CliCommand>(parsed);
+  const Status st = execute(cmd, services_, timeouts_);
+  if (!st.is_ok()) {
+    LBD_LOG(kInfo, "control", "refused: {}: {}", health::redact_secrets(join_args(args)), st.message());
+    return {fmt::format("ERR {} {}\n", st.code(), st.message()), {}};
+  }
+  LBD_LOG(kInfo, "control", "applied: {}", health::redact_secrets(join_args(args)));
+  apply_everywhere([&](ServiceTable& t, Timeouts& to) { return execute(cmd, t, to); });
+  return {"OK\n", {}};
+}
+
+// The widest persistence netmask of the services: a persistent client's connections (and
+// its template) must all be one worker's.
+static Ipv4 steering_mask(const ServiceTable& services) {
+  uint32_t mask = 0xffffffffu;
+  services.for_each_service([&](const Service& s) {
+    if (s.options.persistent) mask &= s.options.netmask.host();
+  });
+  return Ipv4::from_host(mask);
+}
+
+void Control::configuration_changed() {
+  if (services_.generation() == applied_generation_) return;
+  applied_generation_ = services_.generation();
+  const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
+  if (steering_) {
+    const Ipv4 mask = steering_mask(services_);
+    if (!(mask == steer_mask_))
+      LBD_LOG(kWarn, "workers", "clients now go to workers by their address masked with {} (the widest "
+              "persistence netmask; it was {}): established connections of clients that move to another "
+              "worker are lost", to_string(mask), to_string(steer_mask_));
+    steer_mask_ = mask;
+    std::string err;
+    if (!steering_->configure(services_.vips(), mask, err))
+      LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", err);
+  }
+  set_capture_filters(model);
+  std::string err;
+  if (!guard_->apply(model, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
+  resolve_next_hops(true);
+  configure_health();
+}
+
+void Control::set_capture_filters(const TrafficModel& model) {
+  std::vector<CaptureFilter> filters;
+  for (const auto& itf : interfaces_) filters.push_back(capture_filter(model, itf.mac));
+  std::vector<uint8_t> broad(interfaces_.size());
+  on_each_worker([&](Worker& w) {
+    for (size_t i = 0; i < interfaces_.size(); ++i) {
+      CaptureFilter filter = filters[i];
+      for (const CaptureClass cls : kCaptureClasses) {
+        Capture& cap = *w.captures(cls)[i];
+        std::string err;
+        if (cap.set_filter(class_filter(filter, cls), err)) continue;
+        // Never keep the old filter: it would not see a new service's traffic, which the
+        // guard then drops. The broad filter cannot miss one.
+        if (w.index() == 0)
+          LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
+                  "to {} instead", cap.name(), err, to_string(cap.mac()));
+        filter = broad_capture_filter(cap.mac());
+        for (const CaptureClass again : kCaptureClasses)
+          if (!w.captures(again)[i]->set_filter(class_filter(filter, again), err))
+            LBD_LOG(kError, "capture", "{}: cannot set even the broad capture filter: {}", cap.name(), err);
+        break;
+      }
+      for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->broad_filter = filter.broad;
+      if (w.index() == 0) broad[i] = filter.broad;
+    }
+  });
+  for (size_t i = 0; i < interfaces_.size(); ++i) {
+    if (bool(broad[i]) != broad_filter_[i])
+      LBD_LOG(kInfo, "capture", "{}: {}", interfaces_[i].name,
+              broad[i] ? fmt::format("{} services: capturing every IPv4 frame to {} and sorting in lbd "
+                                     "(a precise filter this large compiles too slowly)",
+                                     services_.service_count(), to_string(interfaces_[i].mac))
+                       : std::string("precise capture filter again"));
+    broad_filter_[i] = broad[i];
+  }
+}
+
+void Control::resolve_next_hops(bool refresh) {
+  hops_->resolve(services_, refresh);
+  std::vector<NextHop> hops(services_.real_slots());
+  services_.for_each_real([&](const Real& r) { hops[r.id] = r.hop; });
+  if (hops == hops_published_) return;
+  hops_published_ = hops;
+  auto shared = std::make_shared<const std::vector<NextHop>>(std::move(hops));
+  for (auto& w : workers_)
+    w->post([shared](Worker& x) {
+      const auto& h = *shared;
+      x.services().for_each_real([&](Real& r) {
+        if (r.id < h.size()) r.hop = h[r.id];
+      });
+      const uint64_t now = monotonic_ms();
+      x.data_path().sync_real_hops(now);
+      x.data_path().release_held(now, [&x](std::span<const uint8_t> f, const Verdict& v) {
+        x.send(f.data(), f.size(), v, nullptr);
+      });
+      x.flush_all();
+    });
+}
+
+void Control::on_worker_events() {
+  uint64_t n;
+  [[maybe_unused]] auto r = read(events_fd_, &n, sizeof n);
+  bool resolve = false;
+  std::vector<Worker::Events::Pmtu> pmtu;
+  for (auto& w : workers_) {
+    Worker::Events e = w->take_events();
+    resolve |= !e.unresolved.empty();
+    pmtu.insert(pmtu.end(), e.pmtu.begin(), e.pmtu.end());
+    // Its sockets closed everywhere; opened again at the next look (watch_interfaces).
+    for (const size_t slot : e.failed_slots)
+      if (interfaces_[slot].ifindex) interface_lost(slot, e.capture_failed);
+  }
+  if (resolve) resolve_next_hops(true);
+  if (pmtu.empty()) return;
+  // A tunnel's path MTU one worker learnt holds for every worker's connections to it.
+  for (const auto& p : pmtu) {
+    Real& real = services_.real(p.real_id);
+    real.tun_pmtu = p.pmtu;
+    real.tun_pmtu_until = p.until;
+  }
+  for (auto& w : workers_)
+    w->post([pmtu](Worker& x) {
+      for (const auto& p : pmtu) {
+        Real& real = x.services().real(p.real_id);
+        if (!real.in_use) continue;
+        real.tun_pmtu = p.pmtu;
+        real.tun_pmtu_until = p.until;
+      }
+      x.data_path().sync_real_hops(monotonic_ms());
+    });
+}
+
+}  // namespace lbd

@@ -1,0 +1,144 @@
+// lbd's control thread: the control socket, signals, reloads, health checks, next hops,
+// the fast path's and the fanout's setup, and the listings. It owns a table of its own
+// (commands are checked against it first) and publishes every change to the workers
+// (worker.hpp), which apply it between two batches of frames. Its parts: control.cpp
+// (commands, listings, publishing), control_health.cpp, control_offload.cpp (the XDP flow
+// cache and the fanout groups), daemon.cpp (its loop).
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "health/engine.hpp"
+#include "lb/io/box_guard.hpp"
+#include "lb/ctl/control_protocol.hpp"
+#include "lb/ctl/control_server.hpp"
+#include "lb/daemon/daemon.hpp"
+#include "lb/ctl/ipvsadm_cli.hpp"
+#include "lb/io/next_hops.hpp"
+#include "lb/io/steering.hpp"
+#include "lb/io/worker.hpp"
+#include "lb/io/xdp_flow_cache.hpp"
+
+namespace lbd {
+
+// One per lbd: run() is the control thread's loop until SIGTERM/SIGINT.
+class Control {
+ public:
+  explicit Control(const DaemonConfig& cfg) : cfg_(cfg) {}
+  int run();
+
+ private:
+  Reply handle_request(const std::string& req);
+  Reply dump_with_conns();
+  std::string handle_restore(const std::string& req);
+  // SIGHUP: the rules file again, applied as a difference (nothing changed on error).
+  void start_reload();
+  void finish_reload();
+  // A change the control thread's table took, now taken by every worker's, in the same
+  // order (so they keep the same real ids); then what follows from it on the box.
+  void apply_everywhere(const std::function<Status(ServiceTable&, Timeouts&)>& change);
+  void configuration_changed();
+  void configure_health();
+  void on_health_events();
+  // Every worker's copy of the reals' health as the control thread's.
+  void publish_health();
+  std::string health_text();
+  void watch_health();
+  // Next hops resolved on the control thread, and given to every worker when they changed.
+  void resolve_next_hops(bool refresh);
+  void on_worker_events();
+  // The workers' counts summed into the control thread's table (listings, rates, lc/wlc
+  // counts as IPVS shows them), and deleted reals no worker uses any more freed everywhere.
+  void gather();
+  void free_unused_reals(const std::vector<ShardCounts>& shards);
+  // Several workers: a zeroed shared count for each real new in the control thread's table
+  // (after a change), and each worker's copies of new reals linked to theirs (after it took
+  // the change, on its thread).
+  void prepare_shared_counts();
+  void share_counts(Worker& w);
+  // f(worker) on every worker's thread; returns when each has run it.
+  template <class F>
+  void on_each_worker(F&& f);
+  // The XDP flow cache on the capture interfaces, or a log line saying why not.
+  void start_offload();
+  // Native mode: an interface whose peer stops taking XDP frames (a veth peer's program
+  // or GRO gone) is no longer transmitted on by the program; back when it takes them.
+  void watch_offload_tx();
+  // Several workers: the fanout groups and their program.
+  void start_steering();
+  // An interface's MTU changed (ip link set mtu): its hops, the workers' data paths and
+  // captures take it, so frames are cut to the new one (what was larger is no longer sent
+  // whole, what fits is no longer cut).
+  void refresh_mtus();
+  // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
+  int interface_index(const std::string& name) const;
+  // A capture interface deleted (or its capture failed) is let go: the others keep
+  // serving; one back (re-created, perhaps with another index and MAC) is taken again:
+  // its sockets, fanout groups, filters, guard, fast path and next hops.
+  void watch_interfaces();
+  void interface_lost(size_t slot, const std::string& why);
+  void interface_back(size_t slot);
+  // The interfaces' indexes, MACs and MTUs to the next hops and every worker.
+  void publish_interfaces();
+  // Each worker's capture filters for the services in `model`.
+  void set_capture_filters(const TrafficModel& model);
+  // The fast path on one interface (start_offload's, and again when it is back); false
+  // (logged) if it cannot be attached there.
+  bool attach_offload(const HopInterface& itf);
+  Dump make_dump();  // services and reals (connections: dump_with_conns)
+  std::string counters_text();
+
+  const DaemonConfig& cfg_;
+  ServiceTable services_;  // the control thread's: commands, listings, health, next hops
+  Timeouts timeouts_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<HopInterface> interfaces_;
+  std::unique_ptr<NextHops> hops_;
+  std::vector<NextHop> hops_published_;  // by real id: what the workers have
+  std::unique_ptr<BoxGuard> guard_;
+  std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<health::Engine> health_;
+  std::unique_ptr<XdpFlowCache> xdp_;
+  std::unique_ptr<Steering> steering_;
+  Ipv4 steer_mask_{{255, 255, 255, 255}};
+  XdpMode xdp_mode_ = XdpMode::kGeneric;
+  std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
+  uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames
+  uint64_t guard_restored_ = 0;               // times someone else's change removed the guard
+  uint64_t interfaces_lost_ = 0, interfaces_back_ = 0;  // capture interfaces let go, taken again
+  uint64_t health_stalls_ = 0;                // times the checks' thread was found stuck
+  bool health_stalled_ = false;
+  std::vector<ShardCounts> last_counts_;      // from the last gather()
+  std::deque<sched::SharedDest> shared_counts_;  // by real id (a deque: never moved)
+  std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame
+  uint64_t applied_generation_ = 0;
+  int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
+  int events_fd_ = -1;  // eventfd: a worker has events
+  int namespace_lock_ = -1;
+  int ifreq_fd_ = -1;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
+  std::thread reload_thread_;
+  Status reload_status_ = Status::ok();
+  std::vector<CliCommand> reload_rules_;
+  bool reload_again_ = false;
+};
+
+template <class F>
+void Control::on_each_worker(F&& f) {
+  std::latch done(std::ptrdiff_t(workers_.size()));
+  for (auto& w : workers_)
+    w->post([&](Worker& x) {
+      f(x);
+      done.count_down();
+    });
+  done.wait();
+}
+
+}  // namespace lbd

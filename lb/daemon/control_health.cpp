@@ -1,0 +1,146 @@
+// The control thread's health checks: targets for the engine, its events, the workers'
+// copies of each real's state, and lbadm --lbd-health; see control.hpp.
+#include "lb/daemon/control.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "health/spec.hpp"
+#include "lb/base/host.hpp"
+#include "lb/base/log.hpp"
+
+namespace lbd {
+
+// The engine gets one target per real whose effective check is not "none"; a real that no
+// longer has a check is up again.
+void Control::configure_health() {
+  if (!health_) return;
+  std::vector<health::Target> targets;
+  services_.for_each_service([&](const Service& s) {
+    for (uint32_t id : s.reals) {
+      Real& r = services_.real(id);
+      health::Target t;
+      t.check = health::effective_check(s.options.health.check, r.health_override);
+      if (t.check.type == health::CheckType::kNone) {
+        if (r.health_down) services_.set_health(r, true);
+        continue;
+      }
+      t.real_id = r.id;
+      t.service = to_string(s.key);
+      t.addr = r.addr;
+      t.port = r.port;
+      t.vip = s.key.vip;
+      t.vport = s.key.port;
+      t.protocol = s.key.protocol;
+      t.notify = s.options.health.notify;
+      targets.push_back(std::move(t));
+    }
+  });
+  health_->configure(std::move(targets));
+  publish_health();
+}
+
+void Control::publish_health() {
+  std::vector<std::pair<uint32_t, bool>> down;  // every real's, by id
+  services_.for_each_real([&](const Real& r) { down.push_back({r.id, r.health_down}); });
+  on_each_worker([&](Worker& w) {
+    for (const auto& [id, is_down] : down) {
+      Real& r = w.services().real(id);
+      if (r.in_use && r.health_down != is_down) w.services().set_health(r, !is_down);
+    }
+    // A real down with on-down=expire: off the fast path now.
+    w.data_path().sync_real_hops(monotonic_ms());
+  });
+}
+
+void Control::on_health_events() {
+  for (const auto& e : health_->take_events()) {
+    const health::Target& t = e.target;
+    Real& r = services_.real(t.real_id);
+    if (!r.in_use || r.deleted || r.sorry || !(r.addr == t.addr) || r.port != t.port)
+      continue;  // the real changed since the check ran
+    Service& s = services_.service(r.service_id);
+    if (!(s.key == ServiceKey{t.protocol, t.vip, t.vport})) continue;
+    const std::string real = health::real_name(t);
+    const bool sorry_changed = services_.set_health(r, e.up);
+    if (e.up)
+      LBD_LOG(kWarn, "health", "{}: real {} is UP ({}): takes new connections again", t.service,
+              real, e.reason);
+    else
+      LBD_LOG(kWarn, "health", "{}: real {} is DOWN ({}): no new connections{}", t.service, real,
+              e.reason,
+              s.options.health.on_down == health::OnDown::kExpire ? ", its connections expire"
+                                                                   : ", its connections continue");
+    if (!sorry_changed) continue;
+    const Real& sorry = services_.real(s.sorry_id == Service::kNoSorry ? r.id : s.sorry_id);
+    const std::string sorry_name = fmt::format("{}:{}", to_string(sorry.addr), sorry.port);
+    LBD_LOG(kWarn, "health", "{}: {}", t.service,
+            s.sorry_active ? "every real is down: sorry server " + sorry_name + " takes new connections"
+                           : "a real is back: sorry server " + sorry_name + " stands down");
+    if (!s.options.health.notify.empty())
+      health_->run_command(t.service + " sorry", s.options.health.notify, s.options.health.check.exec_user,
+                           {s.sorry_active ? "sorry-on" : "sorry-off", t.service, sorry_name, e.reason});
+  }
+  publish_health();
+}
+
+// The watchdog of the checks' thread (every second): a stall is logged once with the
+// check that causes it, and counted; its end is logged too.
+void Control::watch_health() {
+  const auto stall = health_->stalled();
+  if (stall && !health_stalled_) {
+    ++health_stalls_;
+    LBD_LOG(kError, "health", "the checks' thread has been stuck for {:.1f} s{}: no check runs and no real changes "
+            "state until it is back; forwarding goes on", double(stall->ms) / 1000,
+            stall->check.empty() ? std::string() : " in the " + stall->check);
+  } else if (!stall && health_stalled_) {
+    LBD_LOG(kWarn, "health", "the checks' thread runs again");
+  }
+  health_stalled_ = bool(stall);
+}
+
+// lbadm --lbd-health: per service its check, per real its state and last result.
+std::string Control::health_text() {
+  std::map<uint32_t, health::RealStatus> st;
+  if (health_)
+    for (auto& x : health_->statuses()) st[x.real_id] = x;
+  const int64_t now = health::health_now_ms();
+  auto ago = [now](int64_t t) {
+    const int64_t d = std::max<int64_t>(0, now - t);
+    return d < 10000 ? fmt::format("{:.1f}s", double(d) / 1000) : fmt::format("{}s", d / 1000);
+  };
+  std::string out;
+  if (const auto stall = health_ ? health_->stalled() : std::nullopt)
+    out = fmt::format("Checks stalled for {:.1f}s{}\n", double(stall->ms) / 1000,
+                      stall->check.empty() ? std::string() : " in the " + stall->check);
+  out += fmt::format("{:<33} {}\n{:<33} {:<6} {:<8} {:<8} {}\n", "Prot LocalAddress:Port",
+                                "Check", "  -> RemoteAddress:Port", "State", "Since", "Checked", "Result");
+  services_.for_each_service([&](const Service& s) {
+    const auto& h = s.options.health;
+    const std::string spec = health::redact_secrets(health::format_service_health(h));
+    out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", s.key.protocol == kProtoTcp ? "TCP" : "UDP",
+                                                     to_string(s.key.vip), s.key.port),
+                       spec.empty() ? "check=none" : spec,
+                       s.sorry_active ? "  [sorry server active]" : "");
+    for (uint32_t id : s.reals) {
+      const Real& r = services_.real(id);
+      const std::string name = fmt::format("  -> {}:{}", to_string(r.addr), r.port);
+      auto it = st.find(id);
+      if (it == st.end()) {
+        out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, "-", "-", "-", "not checked");
+        continue;
+      }
+      const auto& x = it->second;
+      std::string result = x.checked ? fmt::format("{} ({:.1f} ms)", x.last, x.last_duration_us / 1000.0)
+                                     : "no result yet";
+      if (!x.state.up && x.state.ok_run) result += fmt::format(", {} ok in a row", x.state.ok_run);
+      if (x.state.up && x.state.fail_run) result += fmt::format(", {} failed in a row", x.state.fail_run);
+      out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, r.health_down ? "DOWN" : "UP",
+                         ago(x.since_ms), x.checked ? ago(x.last_check_ms) : "-", result);
+    }
+  });
+  return out;
+}
+
+}  // namespace lbd

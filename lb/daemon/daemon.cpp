@@ -1,0 +1,329 @@
+// lbd's main loop: the control thread's start, poll loop and orderly stop; see daemon.hpp
+// and control.hpp.
+#include <net/if.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cerrno>
+#include <cstring>
+
+#include "lb/ctl/commands.hpp"
+#include "lb/base/host.hpp"
+#include "lb/base/log.hpp"
+#include "lb/io/systemd.hpp"
+#include "lb/core/traffic_model.hpp"
+#include "lb/daemon/control.hpp"
+#include "lb/ctl/names.hpp"
+#include "lb/daemon/rules_file.hpp"
+
+namespace lbd {
+
+void Control::refresh_mtus() {
+  bool changed = false;
+  for (auto& itf : interfaces_) {
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", itf.name.c_str());
+    if (!itf.ifindex || ioctl(ifreq_fd_, SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0 || ifr.ifr_mtu > 65535 ||
+        uint16_t(ifr.ifr_mtu) == itf.mtu)
+      continue;
+    LBD_LOG(kWarn, "capture", "{}: MTU {} (was {}): frames are cut to it from now on", itf.name, ifr.ifr_mtu,
+            itf.mtu);
+    itf.mtu = uint16_t(ifr.ifr_mtu);
+    changed = true;
+  }
+  if (changed) publish_interfaces();  // the reals' next hops take it at the resolve that follows
+}
+
+void Control::publish_interfaces() {
+  hops_->set_interfaces(interfaces_);
+  std::vector<InterfaceInfo> infos;
+  for (const auto& itf : interfaces_) infos.push_back({itf.ifindex, itf.mac, itf.mtu});
+  on_each_worker([&](Worker& w) {
+    w.data_path().set_interfaces(infos);
+    for (size_t i = 0; i < interfaces_.size(); ++i)
+      for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->set_mtu(interfaces_[i].mtu);
+  });
+}
+
+// A deleted interface is not always reported on the capture socket (its DOWN event comes
+// first, which libpcap treats as survivable, and an unhooked socket gets no UNREGISTER
+// error), so it is looked for by name. Down and up again needs nothing: the kernel hooks
+// the sockets again, and the index stays.
+void Control::watch_interfaces() {
+  for (size_t i = 0; i < interfaces_.size(); ++i) {
+    const int index = interface_index(interfaces_[i].name);
+    if (index < 0 || (interfaces_[i].ifindex && index == interfaces_[i].ifindex)) continue;  // -1: cannot tell now
+    if (interfaces_[i].ifindex) interface_lost(i, "the interface disappeared");
+    if (index > 0) interface_back(i);
+  }
+}
+
+void Control::interface_lost(size_t slot, const std::string& why) {
+  HopInterface& itf = interfaces_[slot];
+  LBD_LOG(kError, "capture", "{}: {}: its traffic stops, the other interfaces' goes on; lbd takes it again "
+          "when it is back", itf.name, why);
+  on_each_worker([&](Worker& w) { w.detach(slot); });
+  if (xdp_) {
+    xdp_->detach(itf.ifindex);
+    std::erase_if(xdp_tx_, [&](const auto& t) { return t.first == itf.ifindex; });
+  }
+  itf.ifindex = 0;  // no real's next hop is on it, no reply is sent on it
+  ++interfaces_lost_;
+  publish_interfaces();
+  resolve_next_hops(true);
+}
+
+void Control::interface_back(size_t slot) {
+  HopInterface& itf = interfaces_[slot];
+  // Each worker's sockets opened again (they take nothing yet), then joined in new fanout
+  // groups, and only then given their filter: no frame reaches a worker not its own.
+  std::vector<std::string> errors(workers_.size());
+  on_each_worker([&](Worker& w) {
+    try {
+      w.attach(slot);
+    } catch (const std::exception& e) {
+      errors[w.index()] = e.what();
+    }
+  });
+  std::string error;
+  for (const auto& e : errors)
+    if (error.empty()) error = e;
+  if (error.empty() && steering_) {
+    try {
+      for (const CaptureClass cls : kCaptureClasses) {
+        int group = -1;
+        for (auto& w : workers_)
+          w->captures(cls)[slot]->join_fanout(group, w->index() == 0 ? steering_->program_fd() : -1);
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (!error.empty()) {  // again at the next look (1 s), e.g. once it is up
+    on_each_worker([&](Worker& w) { w.detach(slot); });
+    LBD_LOG(kWarn, "capture", "{} is back but cannot be captured yet: {}", itf.name, error);
+    return;
+  }
+  const Capture& cap = *workers_[0]->captures()[slot];
+  itf = {cap.ifindex(), itf.name, cap.mac(), cap.mtu()};
+  ++interfaces_back_;
+  LBD_LOG(kInfo, "capture", "{} is back (index {}, MAC {}): capturing and forwarding on it again", itf.name,
+          itf.ifindex, to_string(itf.mac));
+  publish_interfaces();
+  const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
+  set_capture_filters(model);
+  if (!guard_->interface_back(itf.name, model, error))
+    LBD_LOG(kError, "guard", "{}: the nftables guard cannot take it again: {}", itf.name, error);
+  if (xdp_) attach_offload(itf);
+  resolve_next_hops(true);
+}
+
+int Control::interface_index(const std::string& name) const {
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
+  if (ioctl(ifreq_fd_, SIOCGIFINDEX, &ifr) == 0) return ifr.ifr_ifindex;
+  return errno == ENODEV ? 0 : -1;
+}
+
+int Control::run() {
+  // Signals are the control thread's (its signalfd): blocked before any thread starts, so
+  // every thread (workers, health, reloads) inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  // Refuse a second lbd before touching anything on the box.
+  control_ = std::make_unique<ControlServer>(
+      cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
+  // One lbd per network namespace: the capture, the nftables table and the interfaces'
+  // offloads are the namespace's.
+  namespace_lock_ = claim_in_namespace(
+      "lbd-director", "another lbd is already running in this network namespace (with another control "
+                      "socket): it owns the capture, the nftables guard and the offloads here; stop it first");
+  learn_local_addresses();
+  ifreq_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  services_.defer_release();  // real ids stay those of the workers' tables
+
+  // Rules first: a bad file stops lbd before it changes the box. Only the default path
+  // may be absent; a given path that is missing, unreadable or not a file is an error.
+  std::vector<CliCommand> rules;
+  Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
+  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+  if (!st.is_ok()) {
+    LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
+    return 1;
+  }
+  LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
+  reload_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  events_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+  const uint32_t nworkers = cfg_.workers ? cfg_.workers : default_workers(cfg_.interfaces);
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    Worker::Config wc;
+    wc.index = i;
+    wc.interfaces = cfg_.interfaces;
+    wc.capture_timeout_ms = cfg_.capture_timeout_ms;
+    // The table is shared out: the shards together hold --max-connections.
+    wc.max_connections = std::max<uint32_t>(1, (cfg_.max_connections + nworkers - 1) / nworkers);
+    wc.seed = seed + i * 0x9e3779b97f4a7c15ULL;
+    workers_.push_back(std::make_unique<Worker>(wc));
+    workers_.back()->set_event_fd(events_fd_);
+  }
+  for (auto& c : workers_[0]->captures())
+    interfaces_.push_back({c->ifindex(), c->name(), c->mac(), c->mtu()});
+  broad_filter_.assign(interfaces_.size(), false);
+  start_steering();
+  // Before their threads start: each worker's table takes the same rules.
+  prepare_shared_counts();
+  on_each_worker([&](Worker& w) {
+    w.services().defer_release();
+    if (const Status s = apply_rules_atomically(rules, w.services(), w.timeouts()); !s.is_ok())
+      throw std::runtime_error(fmt::format("worker {}: rules: {}", w.index(), s.message()));
+    share_counts(w);
+  });
+  hops_ = std::make_unique<NextHops>(interfaces_);
+  guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);
+  start_offload();
+  // Filters, guard and next hops before the workers run: what reached the sockets before
+  // their filter is sorted out by libpcap, never handled as lbd's.
+  configuration_changed();
+  for (auto& w : workers_) w->start();
+  LBD_LOG(kInfo, "workers", "{} worker{}{}", nworkers, nworkers == 1 ? "" : "s",
+          cfg_.workers ? "" : " (one per receive queue of the capture interfaces, at most the CPUs lbd may use)");
+
+  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  health_ = std::make_unique<health::Engine>();
+  configure_health();
+  itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
+  timerfd_settime(tfd, 0, &its, nullptr);
+
+  LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", interfaces_.size(),
+          cfg_.socket_path);
+  notify_systemd(fmt::format("READY=1\nSTATUS=capturing on {} interface(s)\nMAINPID={}",
+                             interfaces_.size(), getpid()));
+  const uint64_t watchdog_ms = watchdog_interval_ms();
+  uint64_t last_watchdog = 0, last_estimate = monotonic_ms();
+  uint64_t last_refresh = monotonic_ms();
+  bool running = true;
+  int exit_code = 0;
+  std::vector<pollfd> pfds;
+  uint64_t pfds_version = ~0ull;
+  enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kGuard, kControl };
+  while (running) {
+    if (pfds_version != control_->version()) {  // rebuilt only when control clients change
+      pfds.clear();
+      pfds.push_back({sfd, POLLIN, 0});
+      pfds.push_back({tfd, POLLIN, 0});
+      pfds.push_back({health_->event_fd(), POLLIN, 0});
+      pfds.push_back({reload_fd_, POLLIN, 0});
+      pfds.push_back({events_fd_, POLLIN, 0});
+      pfds.push_back({guard_->event_fd(), POLLIN, 0});  // -1 (ignored) if it could not listen
+      for (const pollfd& p : control_->poll_fds()) pfds.push_back(p);
+      pfds_version = control_->version();
+    }
+    if (poll(pfds.data(), pfds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      LBD_LOG(kError, "main", "poll: {}", std::strerror(errno));
+      exit_code = 1;
+      break;
+    }
+    if (pfds[kSignal].revents) {
+      signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+          start_reload();
+        } else {
+          LBD_LOG(kInfo, "main", "signal {}: shutting down", int(si.ssi_signo));
+          running = false;
+        }
+      }
+    }
+    if (pfds[kEvents].revents) on_worker_events();
+    if (pfds[kTimer].revents) {
+      uint64_t ticks;
+      while (read(tfd, &ticks, sizeof ticks) == sizeof ticks) {}
+      const uint64_t now = monotonic_ms();
+      control_->tick(now);
+      // The control thread is alive: tell systemd's watchdog, twice per interval.
+      if (watchdog_ms && now - last_watchdog >= watchdog_ms / 2) {
+        notify_systemd("WATCHDOG=1");
+        last_watchdog = now;
+      }
+      if (now - last_estimate >= kEstimatorSeconds * 1000) {
+        gather();  // every worker answers: the watchdog hears of a stuck one too
+        services_.estimate_rates();
+        last_estimate += kEstimatorSeconds * 1000;
+        if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
+      }
+      if (now - last_refresh >= 1000) {
+        watch_interfaces();
+        watch_health();
+        watch_offload_tx();
+        refresh_mtus();
+        resolve_next_hops(true);
+        last_refresh = now;
+      }
+    }
+    if (pfds[kGuard].revents) {
+      std::string err;
+      if (guard_->on_events(traffic_model(services_, local_ipv4_addresses()), err)) {
+        ++guard_restored_;
+        LBD_LOG(kWarn, "guard", "someone else's nftables change removed the guard (nft flush ruleset?): "
+                "table netdev {} restored", BoxGuard::kTable);
+      } else if (!err.empty()) {
+        LBD_LOG(kError, "guard", "the nftables guard was removed and cannot be restored: {}", err);
+      }
+    }
+    if (pfds[kHealth].revents) on_health_events();
+    if (pfds[kReload].revents) finish_reload();
+    for (size_t i = kControl; i < pfds.size(); ++i) {
+      if (!pfds[i].revents) continue;
+      const uint64_t v = control_->version();
+      control_->on_event(pfds[i].fd, pfds[i].revents, monotonic_ms());
+      if (control_->version() != v) break;  // the fd list changed: poll again
+    }
+  }
+  close(tfd);
+  close(sfd);
+  if (reload_thread_.joinable()) reload_thread_.join();
+  close(reload_fd_);
+  notify_systemd("STOPPING=1");
+  // Undo in reverse: stop checking and the workers (their captures), remove the fast path,
+  // the fanout program, the guard (table, offloads), the socket.
+  health_.reset();
+  workers_.clear();
+  xdp_.reset();
+  steering_.reset();
+  guard_.reset();
+  control_.reset();
+  close(events_fd_);
+  close(ifreq_fd_);
+  close(namespace_lock_);
+  LBD_LOG(kInfo, "main", "stopped; box restored");
+  return exit_code;
+}
+
+int run_daemon(const DaemonConfig& config) {
+  try {
+    Control d(config);
+    return d.run();
+  } catch (const std::exception& e) {
+    LBD_LOG(kError, "main", "{}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace lbd

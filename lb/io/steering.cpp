@@ -1,0 +1,77 @@
+// The fanout program's loader and maps; see steering.hpp.
+#include "lb/io/steering.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "forwarding/xdp/steer_abi.h"
+
+// Built by CMake from forwarding/xdp/steer.bpf.c.
+extern "C" const unsigned char lbd_steer_object[];
+extern "C" const unsigned long lbd_steer_object_size;
+
+namespace lbd {
+
+uint32_t steer_worker(Ipv4 client, Ipv4 mask, uint32_t workers) {
+  return lbd_steer_worker(client.host() & mask.host(), workers);
+}
+
+Steering::Steering(uint32_t workers) : workers_(workers) {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "lbd_steer");
+  obj_ = bpf_object__open_mem(lbd_steer_object, lbd_steer_object_size, &opts);
+  if (!obj_) throw std::runtime_error(fmt::format("cannot open the fanout program: {}", std::strerror(errno)));
+  if (const int err = bpf_object__load(obj_)) {
+    bpf_object__close(obj_);
+    throw std::runtime_error(fmt::format("cannot load the fanout program: {}", std::strerror(-err)));
+  }
+  prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, LBD_STEER_PROG_NAME));
+  config_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_steer_config"));
+  vips_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_steer_vips"));
+  std::string error;
+  if (!configure({}, Ipv4{{255, 255, 255, 255}}, error)) {
+    bpf_object__close(obj_);
+    throw std::runtime_error(error);
+  }
+}
+
+Steering::~Steering() { bpf_object__close(obj_); }
+
+bool Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask, std::string& error) {
+  std::vector<Ipv4> want = vips;
+  auto less = [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); };
+  std::sort(want.begin(), want.end(), less);
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  if (want.size() > LBD_STEER_MAX_VIPS) {
+    error = fmt::format("{} VIPs: the fanout program steers {} at most", want.size(), LBD_STEER_MAX_VIPS);
+    return false;
+  }
+  // Additions first: a frame to a VIP is never steered as a reply meanwhile.
+  std::vector<Ipv4> gone;
+  std::set_difference(vips_.begin(), vips_.end(), want.begin(), want.end(), std::back_inserter(gone), less);
+  std::vector<Ipv4> added;
+  std::set_difference(want.begin(), want.end(), vips_.begin(), vips_.end(), std::back_inserter(added), less);
+  const uint32_t one = 1;
+  for (Ipv4 a : added)
+    if (bpf_map_update_elem(vips_fd_, a.b.data(), &one, BPF_ANY)) {
+      error = fmt::format("fanout VIP map: {}", std::strerror(errno));
+      return false;
+    }
+  for (Ipv4 a : gone) bpf_map_delete_elem(vips_fd_, a.b.data());
+  vips_ = std::move(want);
+  const uint32_t key = 0;
+  const lbd_steer_config cfg{workers_, mask.host()};
+  if (bpf_map_update_elem(config_fd_, &key, &cfg, BPF_ANY)) {
+    error = fmt::format("fanout configuration map: {}", std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace lbd

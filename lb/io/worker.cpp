@@ -1,0 +1,307 @@
+// A worker's loop; see worker.hpp.
+#include "lb/io/worker.hpp"
+
+#include <dirent.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "lb/base/log.hpp"
+#include "lb/base/host.hpp"
+#include "lb/io/transmit.hpp"
+#include "lb/io/xdp_flow_cache.hpp"
+
+namespace lbd {
+namespace {
+
+// The fast path as one worker sees it: its entries carry its index, so the program counts
+// their use in the worker's own slots, and only worker 0 writes the reals' next hops.
+class WorkerFlowCache final : public FlowCache {
+ public:
+  WorkerFlowCache(XdpFlowCache& x, uint32_t worker) : x_(x), worker_(worker) {}
+  bool put(const lbd_flow_key& key, const lbd_flow& flow) override {
+    lbd_flow f = flow;
+    f.worker = uint8_t(worker_);
+    return x_.put(key, f);
+  }
+  void erase(const lbd_flow_key& key) override { x_.erase(key); }
+  bool get(const lbd_flow_key& key, lbd_flow& flow) override { return x_.get(key, flow); }
+  bool take(const lbd_flow_key& key, lbd_flow& flow) override { return x_.take(key, flow); }
+  void for_each(const std::function<void(const lbd_flow_key&, const lbd_flow&)>& f) override {
+    x_.for_each([&](const lbd_flow_key& k, const lbd_flow& v) {
+      if (v.worker == worker_) f(k, v);
+    });
+  }
+  void set_real(uint32_t real_id, const lbd_real_hop& hop) override {
+    if (worker_ == 0) x_.set_real(real_id, hop);
+  }
+  lbd_real_use real_use(uint32_t real_id, bool reply) override { return x_.real_use_of(worker_, real_id, reply); }
+
+ private:
+  XdpFlowCache& x_;
+  uint32_t worker_;
+};
+
+struct DispatchCtx {
+  Worker* self;
+  DataPath* dp;
+  Capture* cap;
+  Injector* in;  // the capture interface's own injector
+  std::vector<uint8_t>* scratch;
+  uint64_t now_ms;
+};
+
+}  // namespace
+
+Worker::Worker(const Config& cfg) : cfg_(cfg) {
+  services_.defer_release();
+  conns_ = std::make_unique<ConnTable>(cfg.max_connections, cfg.seed);
+  dp_ = std::make_unique<DataPath>(services_, *conns_, timeouts_);
+  std::vector<InterfaceInfo> ifs;
+  for (const auto& name : cfg.interfaces) {
+    captures_.push_back(std::make_unique<Capture>(name, cfg.capture_timeout_ms));
+    // A SYN ring need not hold long: what waits there at saturation only waits longer.
+    syn_captures_.push_back(std::make_unique<Capture>(name, cfg.capture_timeout_ms, 4 << 20));
+    injectors_.push_back(std::make_unique<Injector>(captures_.back()->ifindex(), name));
+    ifs.push_back({captures_.back()->ifindex(), captures_.back()->mac(), captures_.back()->mtu()});
+  }
+  failed_.assign(2 * captures_.size(), false);
+  dp_->set_interfaces(ifs);
+  mailbox_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (mailbox_fd_ < 0 || timer_fd_ < 0) {
+    const int err = errno;
+    if (mailbox_fd_ >= 0) close(mailbox_fd_);
+    if (timer_fd_ >= 0) close(timer_fd_);
+    throw std::runtime_error(fmt::format("worker {}: {}", cfg.index, std::strerror(err)));
+  }
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    stop_ = true;
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = write(mailbox_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  dp_->set_flow_cache(nullptr);
+  close(mailbox_fd_);
+  close(timer_fd_);
+}
+
+void Worker::set_flow_cache(XdpFlowCache* cache) {
+  flow_view_ = cache ? std::make_unique<WorkerFlowCache>(*cache, cfg_.index) : nullptr;
+  dp_->set_flow_cache(flow_view_.get());
+}
+
+ShardCounts Worker::counts() {
+  dp_->fold_offloaded();  // what the fast path forwarded for this shard, as if lbd had
+  ShardCounts s;
+  s.reals.resize(services_.real_slots());
+  services_.for_each_real([&](Real& r) {
+    s.reals[r.id] = {r.stats, r.dest.active_conns, r.dest.inactive_conns, r.persist_conns};
+  });
+  s.services.resize(services_.service_slots());
+  services_.for_each_service([&](const Service& sv) { s.services[sv.id] = sv.stats; });
+  s.dp = dp_->counters();
+  s.conns = conns_->size();
+  for (auto& c : captures_) s.kernel_drops += c->kernel_drops();
+  for (auto& c : syn_captures_) s.kernel_drops += c->kernel_drops();
+  s.unreferenced = services_.unreferenced_deleted();
+  return s;
+}
+
+void Worker::start() {
+  const itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
+  timerfd_settime(timer_fd_, 0, &its, nullptr);
+  started_ = true;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Worker::post(std::function<void(Worker&)> f) {
+  if (!started_) {
+    f(*this);
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    mailbox_.push_back(std::move(f));
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] auto n = write(mailbox_fd_, &one, sizeof one);
+}
+
+Worker::Events Worker::take_events() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(events_, {});
+}
+
+void Worker::report() {
+  auto& unresolved = dp_->unresolved_reals();
+  auto& pmtu = dp_->pmtu_learnt();
+  if (unresolved.empty() && pmtu.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    for (uint32_t id : unresolved)
+      if (std::find(events_.unresolved.begin(), events_.unresolved.end(), id) == events_.unresolved.end())
+        events_.unresolved.push_back(id);
+    for (uint32_t id : pmtu) {
+      const Real& r = services_.real(id);
+      events_.pmtu.push_back({id, r.tun_pmtu, r.tun_pmtu_until});
+    }
+  }
+  unresolved.clear();
+  pmtu.clear();
+  const uint64_t one = 1;
+  if (event_fd_ >= 0) [[maybe_unused]] auto n = write(event_fd_, &one, sizeof one);
+}
+
+void Worker::run_mailbox() {
+  uint64_t n;
+  [[maybe_unused]] auto r = read(mailbox_fd_, &n, sizeof n);
+  std::vector<std::function<void(Worker&)>> todo;
+  {
+    std::lock_guard lock(mutex_);
+    todo.swap(mailbox_);
+  }
+  for (auto& f : todo) f(*this);
+}
+
+void Worker::detach(size_t slot) {
+  captures_[slot]->close();
+  syn_captures_[slot]->close();
+  sockets_changed_ = true;
+}
+
+void Worker::attach(size_t slot) {
+  captures_[slot]->open();
+  syn_captures_[slot]->open();
+  injectors_[slot]->rebind(captures_[slot]->ifindex(), captures_[slot]->name());
+  failed_[slot] = failed_[captures_.size() + slot] = false;
+  sockets_changed_ = true;
+}
+
+void Worker::send(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place) {
+  Injector* out = injector_for(v.ifindex);
+  if (!out) {  // its interface is gone
+    dp_->count_tx_failed(1);
+    return;
+  }
+  transmit(*out, frame, len, v, out == in_place, scratch_);
+}
+
+int Worker::on_frames(Capture& cap, int rounds) {
+  DispatchCtx ctx{this, dp_.get(), &cap, injector_for(cap.ifindex()), &scratch_, 0};
+  auto handler = [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
+    auto* c = reinterpret_cast<DispatchCtx*>(user);
+    auto& scratch = *c->scratch;
+    if (h->caplen != h->len || h->caplen > scratch.size()) {
+      c->dp->count_drop(DropReason::kFrameTooBig);  // truncated by the capture
+      return;
+    }
+    // Frames that fit the interface are processed in the buffer they will most likely be
+    // sent from (DR is usually one-armed); super-frames in a scratch buffer, since their
+    // segments are written into the injector's buffers.
+    const bool fits = h->caplen <= size_t(c->cap->mtu()) + sizeof(EthHdr) && h->caplen <= Injector::kFrameMax;
+    uint8_t* buf = fits ? c->in->next_buffer() : scratch.data();
+    const size_t capacity = fits ? Injector::kFrameMax : scratch.size();
+    std::memcpy(buf, bytes, h->caplen);
+    const Verdict v = c->dp->process({buf, h->caplen}, c->cap->ifindex(), c->now_ms, capacity);
+    if (v.transmit) c->self->send(buf, v.length ? v.length : h->caplen, v, fits ? c->in : nullptr);
+  };
+  int total = 0;
+  for (int round = 0; round < rounds; ++round) {  // bounded: let the others run too
+    ctx.now_ms = now_ms_ = monotonic_ms();
+    const int n = cap.dispatch(256, handler, reinterpret_cast<u_char*>(&ctx));
+    if (n < 0) {
+      total = -1;
+      break;
+    }
+    if (n == 0) break;
+    total += n;
+    flush_all();
+  }
+  flush_all();
+  return total;
+}
+
+void Worker::tick(uint64_t now_ms) {
+  dp_->expire(now_ms, 65536);
+  dp_->sync_real_hops(now_ms);
+  dp_->release_held(now_ms, [this](std::span<const uint8_t> f, const Verdict& v) {
+    send(f.data(), f.size(), v, nullptr);
+  });
+  flush_all();
+  report();
+}
+
+void Worker::loop() {
+  // Connections' sockets first, then the SYNs': a worker at saturation reads at most two
+  // batches of SYNs between two looks at the packets of connections already made.
+  std::vector<Capture*> caps;
+  for (auto& c : captures_) caps.push_back(c.get());
+  for (auto& c : syn_captures_) caps.push_back(c.get());
+  const size_t mailbox = caps.size();
+  std::vector<pollfd> pfds(caps.size() + 2);
+  auto sockets = [&] {  // a closed or failed capture's -1: poll ignores it
+    for (size_t i = 0; i < caps.size(); ++i) pfds[i] = {failed_[i] ? -1 : caps[i]->fd(), POLLIN, 0};
+    pfds[mailbox] = {mailbox_fd_, POLLIN, 0};
+    pfds[mailbox + 1] = {timer_fd_, POLLIN, 0};
+  };
+  sockets();
+  while (!stop_) {
+    if (poll(pfds.data(), pfds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      LBD_LOG(kError, "worker", "worker {}: poll: {}", cfg_.index, std::strerror(errno));
+      break;
+    }
+    for (size_t i = 0; i < caps.size(); ++i) {
+      if (!pfds[i].revents || failed_[i]) continue;
+      if (on_frames(*caps[i], i < captures_.size() ? 8 : 2) < 0) {
+        failed_[i] = true;
+        pfds[i].fd = -1;  // poll ignores it until the control thread opens it again
+        {
+          std::lock_guard lock(mutex_);
+          events_.capture_failed = fmt::format("capture failed: {}", caps[i]->error());
+          events_.failed_slots.push_back(i % captures_.size());
+        }
+        const uint64_t one = 1;
+        if (event_fd_ >= 0) [[maybe_unused]] auto n = write(event_fd_, &one, sizeof one);
+      }
+    }
+    if (pfds[mailbox].revents) run_mailbox();
+    if (pfds[mailbox + 1].revents) {
+      uint64_t ticks;
+      while (read(timer_fd_, &ticks, sizeof ticks) == sizeof ticks) {}
+      tick(monotonic_ms());
+    }
+    if (std::exchange(sockets_changed_, false)) sockets();
+  }
+}
+
+uint32_t default_workers(const std::vector<std::string>& interfaces) {
+  uint32_t queues = 1;
+  for (const auto& name : interfaces) {
+    uint32_t n = 0;
+    if (DIR* d = opendir(fmt::format("/sys/class/net/{}/queues", name).c_str())) {
+      while (const dirent* e = readdir(d)) n += std::strncmp(e->d_name, "rx-", 3) == 0;
+      closedir(d);
+    }
+    queues = std::max(queues, n);
+  }
+  cpu_set_t set;
+  uint32_t cpus = 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = uint32_t(std::max(CPU_COUNT(&set), 1));
+  return std::min(queues, cpus);
+}
+
+}  // namespace lbd

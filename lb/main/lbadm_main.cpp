@@ -1,0 +1,208 @@
+// lbadm: ipvsadm's command line for lbd. Parses and checks locally (ipvsadm's messages and
+// exit codes), sends the canonical command to lbd's control socket, prints ipvsadm's
+// formats. Extensions: `--socket PATH` as first argument (or LBD_SOCKET), and
+// `--lbd-counters` (lbd's data-path counters, drop reasons included), `--lbd-health` (each
+// real's health: state, since when, last check and its result), and `--health SPEC` on
+// -A/-E/-a/-e (see health/spec.hpp).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "health/spec.hpp"
+#include "lb/ctl/commands.hpp"
+#include "lb/ctl/control_protocol.hpp"
+#include "lb/ctl/control_server.hpp"
+#include "lb/ctl/ipvsadm_cli.hpp"
+#include "lb/ctl/listing.hpp"
+#include "lb/ctl/names.hpp"
+
+using namespace lbd;
+
+namespace {
+
+// libipvs ipvs_strerror(): the function-specific message, then the generic table.
+std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) {
+  const bool svc_op = cmd == Command::kAddService || cmd == Command::kEditService ||
+                      cmd == Command::kDeleteService || cmd == Command::kZero;
+  const bool dest_op = cmd == Command::kAddReal || cmd == Command::kEditReal ||
+                       cmd == Command::kDeleteReal;
+  if (cmd == Command::kAddService && code == EEXIST) return "Service already exists";
+  if ((cmd == Command::kAddService || cmd == Command::kEditService) && code == ENOENT)
+    return "Scheduler or persistence engine not found";
+  if (svc_op && code == ESRCH) return "No such service";
+  if (dest_op && code == ESRCH) return "Service not defined";
+  if (cmd == Command::kAddReal && code == EEXIST) return "Destination already exists";
+  if ((cmd == Command::kEditReal || cmd == Command::kDeleteReal) && code == ENOENT)
+    return "No such destination";
+  switch (code) {
+    case EPERM: return "Permission denied (you must be root)";
+    case EINVAL: return "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+    case kLbdInvalid: return lbd_message;  // lbd's own checks (health specs): their reason
+    case ENOPROTOOPT: return "Protocol not available";
+    case ENOMEM: return "Memory allocation problem";
+    case ERANGE: return std::strerror(ERANGE);
+    case ENOSYS: return lbd_message;
+    default: return lbd_message.empty() ? std::strerror(code) : lbd_message;
+  }
+}
+
+// lbd's "ERR <errno> <message>" reply, or nullopt for any other.
+struct Refusal {
+  int code = 0;
+  std::string message;
+};
+std::optional<Refusal> refusal(const std::string& reply) {
+  if (reply.rfind("ERR ", 0) != 0) return std::nullopt;
+  std::istringstream in(reply.substr(4));
+  Refusal r;
+  in >> r.code;
+  std::getline(in, r.message);
+  if (!r.message.empty() && r.message[0] == ' ') r.message.erase(0, 1);
+  return r;
+}
+
+// -R's exit status for a refusal: 2 for a syntax or check error, 255 for a failed or
+// unsupported operation (as ipvsadm's exit(-1)).
+int restore_exit_code(int code) { return code == EINVAL || code == kLbdInvalid ? 2 : 255; }
+
+std::string read_all(std::istream& in) {
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string prog = argv[0];
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string socket_path = "/run/lbd/lbd.sock";
+  if (const char* env = std::getenv("LBD_SOCKET"); env && *env) socket_path = env;
+  // How long lbd may take to answer (seconds): a stopped or wedged lbd is reported, not
+  // waited for forever.
+  uint64_t timeout_ms = 30000;
+  if (const char* env = std::getenv("LBADM_TIMEOUT"); env && std::atoi(env) > 0) timeout_ms = uint64_t(std::atoi(env)) * 1000;
+  if (args.size() >= 2 && args[0] == "--socket") {
+    socket_path = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  // -S writes passwords only when asked: a saved rules file is often world-readable.
+  const auto secrets = std::find(args.begin(), args.end(), "--lbd-secrets");
+  const bool show_secrets = secrets != args.end();
+  if (show_secrets) args.erase(secrets);
+  try {
+    if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
+      std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
+      if (auto why = refusal(reply)) {
+        std::cerr << prog << ": " << why->message << "\n";
+        return 255;
+      }
+      reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
+      std::cout << reply;
+      return 0;
+    }
+    auto parsed = parse_command(args, prog, resolve_host);
+    if (auto* e = std::get_if<CliError>(&parsed)) {
+      std::cerr << e->message << "\n";
+      return e->exit_code;
+    }
+    const CliCommand& cmd = std::get<CliCommand>(parsed);
+    switch (cmd.cmd) {
+      case Command::kHelp: std::cout << usage_text(prog); return 0;
+      case Command::kVersion:
+        std::cout << "lbadm v0.1.0 (ipvsadm v1.31 compatible, lbd userspace IPVS v1.2.1)\n";
+        return 0;
+      case Command::kStartDaemon:
+      case Command::kStopDaemon:
+        // Checked like ipvsadm (state, options) first; lbd has no connection sync yet.
+        std::cerr << "lbadm: the connection sync daemon (--"
+                  << (cmd.cmd == Command::kStartDaemon ? "start" : "stop")
+                  << "-daemon) is not supported by lbd\n";
+        return 2;
+      case Command::kList:
+      case Command::kSave: {
+        const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
+        const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
+        if (auto why = refusal(reply)) {
+          std::cerr << prog << ": " << why->message << "\n";
+          return 255;
+        }
+        Dump dump;
+        if (!decode_dump(reply, dump)) {
+          std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
+          return 255;
+        }
+        if (cmd.cmd == Command::kSave && !show_secrets) {
+          size_t redacted = 0;
+          auto redact = [&redacted](std::string& h) {
+            const std::string r = health::redact_secrets(h);
+            redacted += r != h;
+            h = r;
+          };
+          for (auto& s : dump.services) {
+            redact(s.health);
+            for (auto& r : s.reals) redact(r.health);
+          }
+          if (redacted)
+            std::cerr << prog << ": " << redacted << " password(s) written as password=" << health::kRedacted
+                      << " (which a restore refuses): use password-file=, or -S --lbd-secrets\n";
+        }
+        std::string error;
+        auto text = render_listing(cmd, dump, system_names(), error);
+        if (!text) {
+          std::cerr << error << "\n";
+          return 1;
+        }
+        std::cout << *text;
+        return 0;
+      }
+      case Command::kRestore: {
+        // Names are resolved here, as ipvsadm does (lbd's own parser is numeric-only for
+        // this stream): lbd receives each rule in canonical form on its original line.
+        const std::string input = read_all(std::cin);
+        if (input.size() + 16 > kMaxRequestBytes) {
+          std::cerr << prog << ": restore refused, no rule applied: the input is " << input.size()
+                    << " bytes, more than lbd takes in one restore (" << (kMaxRequestBytes >> 20)
+                    << " MiB): split it into several -R runs\n";
+          return 2;
+        }
+        std::vector<CliCommand> rules;
+        if (Status st = parse_rules(input, rules, resolve_host); !st.is_ok()) {
+          std::cerr << prog << ": restore refused, no rule applied: " << st.message() << "\n";
+          return restore_exit_code(st.code());  // as lbd's refusals below
+        }
+        std::vector<std::string> lines(size_t(std::count(input.begin(), input.end(), '\n') + 1));
+        for (const auto& r : rules) lines[r.line - 1] = join_args(canonical_args(r));
+        std::string canonical;
+        for (const auto& l : lines) canonical += l + "\n";
+        const std::string reply = control_request(socket_path, "RESTORE\n" + canonical + "END\n", timeout_ms);
+        if (reply.rfind("OK", 0) == 0) return 0;
+        const Refusal why = refusal(reply).value_or(Refusal{});
+        std::cerr << prog << ": restore refused, no rule applied: "
+                  << (why.message.empty() ? "lbd gave no reason (see its log)" : why.message) << "\n";
+        return restore_exit_code(why.code);
+      }
+      default: {
+        const std::string reply =
+            control_request(socket_path, encode_args(canonical_args(cmd)) + "\n", timeout_ms);
+        if (reply.rfind("OK", 0) == 0) return 0;
+        const auto why = refusal(reply);
+        if (!why) {
+          std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
+          return 255;
+        }
+        std::cerr << ipvs_message(cmd.cmd, why->code, why->message) << "\n";
+        return 255;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "lbadm: " << e.what() << "\n";
+    return 2;  // as ipvsadm's "Can't initialize ipvs"
+  }
+}

@@ -1,0 +1,395 @@
+// lbd-decap: the real-server half of LVS TUN for hosts without the ipip module (most
+// containers, this project's CI). It receives IPIP packets on a raw IPPROTO_IPIP socket,
+// keeps those from an allowed director addressed to a configured VIP (forwarding/decap.*)
+// and writes the inner datagrams to a TUN device, so the local stack receives them as if
+// they had arrived directly; replies leave by the normal route, straight to the client.
+//
+// What it changes on the host, all undone at exit: the TUN device (the VIPs are its
+// addresses, /32, so nothing else needs configuring), rp_filter 0 on that device, and
+// unless --keep-arp-sysctls, net.ipv4.conf.all.arp_ignore=1 / arp_announce=2 (so the real
+// server never answers ARP for a VIP). A strict net.ipv4.conf.all.rp_filter would drop
+// every client packet arriving on the TUN device (the kernel uses the larger of 'all' and
+// the device's value), so 'all' goes to 0 while every other interface, and 'default',
+// is set strict itself: only the TUN device is relaxed.
+//
+// Every original value is written to a state file before it is changed. A killed
+// lbd-decap cannot restore them; the next one finds the file and restores each value that
+// still holds what lbd-decap set, before it records the originals again.
+#include <boost/program_options.hpp>
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "forwarding/decap.hpp"
+#include "lb/base/host.hpp"
+#include "lb/base/log.hpp"
+
+namespace po = boost::program_options;
+using namespace lbd;
+
+namespace {
+
+std::optional<std::string> read_sysctl(const std::string& path) {
+  std::ifstream f(path);
+  std::string v;
+  if (!(f >> v)) return std::nullopt;
+  return v;
+}
+
+bool write_sysctl(const std::string& path, const std::string& value) {
+  std::ofstream f(path);
+  f << value << "\n";
+  f.flush();
+  return bool(f);
+}
+
+// The originals of the sysctls this run changed, kept where a later lbd-decap finds them
+// if this one is killed: "path original ours" lines, rewritten whole (rename) on change.
+class SysctlState {
+ public:
+  explicit SysctlState(std::string path) : path_(std::move(path)) {}
+  // A killed run's leftovers: each sysctl still holding the value it set gets its
+  // original back. The file is then empty until this run records its own changes.
+  void repair() {
+    std::ifstream f(path_);
+    std::string path, original, ours;
+    int repaired = 0;
+    while (f >> path >> original >> ours) {
+      if (read_sysctl(path).value_or("") != ours) continue;  // changed since: not ours now
+      if (write_sysctl(path, original)) ++repaired;
+    }
+    if (repaired)
+      LBD_LOG(kWarn, "decap", "{}: restored {} sysctl(s) a killed lbd-decap had changed", path_, repaired);
+    entries_.clear();
+    if (!save()) throw std::runtime_error(path_ + ": cannot write");
+  }
+  // Before a change: no original is changed that a later run could not restore.
+  void record(const std::string& path, const std::string& original, const std::string& ours) {
+    entries_[path] = {original, ours};
+    if (!save()) throw std::runtime_error(path_ + ": cannot write");
+  }
+  // After a restore (from a destructor: never throws).
+  void forget(const std::string& path) {
+    entries_.erase(path);
+    if (!save()) LBD_LOG(kWarn, "decap", "{}: cannot write; a later start may restore {} again", path_, path);
+  }
+  void remove() { std::filesystem::remove(path_); }
+
+ private:
+  // The whole file again (written aside, then renamed over it). False if it cannot be.
+  bool save() {
+    const std::string tmp = path_ + ".new";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      for (const auto& [path, v] : entries_) f << path << " " << v.first << " " << v.second << "\n";
+      if (!f) return false;
+    }
+    return rename(tmp.c_str(), path_.c_str()) == 0;
+  }
+  std::string path_;
+  std::map<std::string, std::pair<std::string, std::string>> entries_;
+};
+
+// A sysctl set for our run and put back at exit.
+class SysctlChange {
+ public:
+  SysctlChange(SysctlState& state, std::string path, std::string value)
+      : state_(state), path_(std::move(path)) {
+    old_ = read_sysctl(path_);
+    if (!old_) throw std::runtime_error(path_ + ": cannot read");
+    if (*old_ == value) return;
+    state_.record(path_, *old_, value);
+    if (!write_sysctl(path_, value)) throw std::runtime_error(path_ + ": cannot write");
+    changed_ = true;
+    LBD_LOG(kInfo, "decap", "{}: {} -> {} (restored at exit)", path_, *old_, value);
+  }
+  ~SysctlChange() {
+    if (!changed_) return;
+    if (!write_sysctl(path_, *old_))
+      LBD_LOG(kError, "decap", "{}: cannot restore {}", path_, *old_);
+    else
+      state_.forget(path_);
+  }
+  SysctlChange(const SysctlChange&) = delete;
+  SysctlChange& operator=(const SysctlChange&) = delete;
+
+ private:
+  SysctlState& state_;
+  std::string path_;
+  std::optional<std::string> old_;
+  bool changed_ = false;
+};
+
+// The state file of this network namespace (sysctls are per namespace).
+std::string state_path(const std::string& dir) {
+  struct stat st{};
+  if (stat("/proc/self/ns/net", &st) < 0) throw std::runtime_error("/proc/self/ns/net: cannot stat");
+  return fmt::format("{}/sysctls-{}", dir, uint64_t(st.st_ino));
+}
+
+// The TUN device: exists while the fd is open, so it (and its addresses) vanish with us.
+class TunDevice {
+ public:
+  explicit TunDevice(const std::string& name) {
+    fd_ = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error(std::string("/dev/net/tun: ") + std::strerror(errno));
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
+    if (ioctl(fd_, TUNSETIFF, &ifr) < 0)
+      throw std::runtime_error(name + ": cannot create TUN device: " + std::strerror(errno));
+    name_ = ifr.ifr_name;
+  }
+  ~TunDevice() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int fd() const { return fd_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  int fd_ = -1;
+  std::string name_;
+};
+
+// Brings `ifname` up and gives it each VIP as a /32 (libnl).
+void configure_device(const std::string& ifname, const std::vector<Ipv4>& vips) {
+  nl_sock* sock = nl_socket_alloc();
+  if (!sock || nl_connect(sock, NETLINK_ROUTE) < 0) throw std::runtime_error("netlink: cannot connect");
+  nl_cache* links = nullptr;
+  if (rtnl_link_alloc_cache(sock, AF_UNSPEC, &links) < 0) throw std::runtime_error("netlink: link dump");
+  const int ifindex = rtnl_link_name2i(links, ifname.c_str());
+  rtnl_link* link = rtnl_link_get(links, ifindex);
+  rtnl_link* change = rtnl_link_alloc();
+  rtnl_link_set_flags(change, IFF_UP);
+  int err = link ? rtnl_link_change(sock, link, change, 0) : -NLE_OBJ_NOTFOUND;
+  rtnl_link_put(change);
+  if (link) rtnl_link_put(link);
+  nl_cache_free(links);
+  if (err < 0) throw std::runtime_error(ifname + ": cannot bring up: " + nl_geterror(err));
+  for (const Ipv4& vip : vips) {
+    rtnl_addr* a = rtnl_addr_alloc();
+    nl_addr* local = nl_addr_build(AF_INET, vip.b.data(), 4);
+    nl_addr_set_prefixlen(local, 32);
+    rtnl_addr_set_ifindex(a, ifindex);
+    rtnl_addr_set_local(a, local);
+    err = rtnl_addr_add(sock, a, 0);
+    nl_addr_put(local);
+    rtnl_addr_put(a);
+    if (err < 0)
+      throw std::runtime_error(fmt::format("{}: cannot add {}: {}", ifname, to_string(vip), nl_geterror(err)));
+  }
+  nl_socket_free(sock);
+}
+
+std::string counters_line(const Decapsulator& d) {
+  std::string s;
+  for (int o = 0; o < Decapsulator::kOutcomeCount; ++o)
+    s += fmt::format("{}{} {}", s.empty() ? "" : ", ",
+                     Decapsulator::outcome_name(Decapsulator::Outcome(o)),
+                     d.count(Decapsulator::Outcome(o)));
+  return s;
+}
+
+int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool allow_any,
+        const std::string& tun_name, bool keep_arp, const std::string& state_dir) {
+  const int lock = claim_in_namespace("lbd-decap", "another lbd-decap is already running in this network namespace");
+  const int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_IPIP);
+  if (raw < 0) throw std::runtime_error(std::string("raw IPIP socket: ") + std::strerror(errno));
+  if (mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST)
+    throw std::runtime_error(state_dir + ": " + std::strerror(errno));
+  SysctlState state(state_path(state_dir));
+  state.repair();
+  TunDevice tun(tun_name);
+  std::vector<std::unique_ptr<SysctlChange>> sysctls;
+  const std::string conf = "/proc/sys/net/ipv4/conf/";
+  sysctls.push_back(std::make_unique<SysctlChange>(state, conf + tun.name() + "/rp_filter", "0"));
+  if (!keep_arp) {
+    const std::string all = conf + "all/";
+    if (read_sysctl(all + "arp_ignore").value_or("0") == "0")
+      sysctls.push_back(std::make_unique<SysctlChange>(state, all + "arp_ignore", "1"));
+    if (read_sysctl(all + "arp_announce").value_or("0") != "2")
+      sysctls.push_back(std::make_unique<SysctlChange>(state, all + "arp_announce", "2"));
+    if (read_sysctl(all + "rp_filter").value_or("0") == "1") {
+      // Strict everywhere but on the TUN device: each interface (and 'default', for those
+      // made later) strict by itself first, then 'all' no longer forces it.
+      for (const auto& e : std::filesystem::directory_iterator(conf)) {
+        const std::string name = e.path().filename();
+        if (name == "all" || name == "lo" || name == tun.name()) continue;
+        if (read_sysctl(e.path().string() + "/rp_filter").value_or("1") == "0")
+          sysctls.push_back(std::make_unique<SysctlChange>(state, e.path().string() + "/rp_filter", "1"));
+      }
+      sysctls.push_back(std::make_unique<SysctlChange>(state, all + "rp_filter", "0"));
+    }
+  }
+  configure_device(tun.name(), vips);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  std::string vip_list;
+  for (const Ipv4& v : vips) vip_list += (vip_list.empty() ? "" : " ") + to_string(v);
+  LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", vip_list, tun.name(),
+          allow_any ? " (from any source: --allow-any)" : "");
+
+  Decapsulator decap(vips, allowed, allow_any);
+  decap.set_local_addresses(local_ipv4_addresses());
+  auto addresses_at = std::chrono::steady_clock::now();
+  constexpr size_t kBatch = 64, kMax = 65536;
+  std::vector<uint8_t> bufs(kBatch * kMax);
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iov{};
+  for (size_t i = 0; i < kBatch; ++i) {
+    iov[i] = {bufs.data() + i * kMax, kMax};
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  uint64_t write_errors = 0;
+  pollfd pfds[2] = {{raw, POLLIN, 0}, {sfd, POLLIN, 0}};
+  for (bool running = true; running;) {
+    const int ready = poll(pfds, 2, 1000);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      LBD_LOG(kError, "decap", "poll: {}", std::strerror(errno));
+      break;
+    }
+    // Addresses come and go (DHCP, an operator's `ip addr`): looked up again every second,
+    // busy or idle.
+    if (const auto now = std::chrono::steady_clock::now(); now - addresses_at >= std::chrono::seconds(1)) {
+      decap.set_local_addresses(local_ipv4_addresses());
+      addresses_at = now;
+    }
+    if (ready == 0) continue;
+    if (pfds[0].revents) {
+      const int n = recvmmsg(raw, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      for (int i = 0; i < n; ++i) {
+        const auto inner = decap.handle({bufs.data() + size_t(i) * kMax, msgs[size_t(i)].msg_len});
+        if (!inner.empty() && write(tun.fd(), inner.data(), inner.size()) < 0) ++write_errors;
+      }
+    }
+    if (pfds[1].revents) {
+      signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGUSR1) {
+          LBD_LOG(kInfo, "decap", "{}, write_errors {}", counters_line(decap), write_errors);
+        } else {
+          running = false;
+        }
+      }
+    }
+  }
+  LBD_LOG(kInfo, "decap", "stopping: {}, write_errors {}", counters_line(decap), write_errors);
+  close(sfd);
+  close(raw);
+  sysctls.clear();  // each restored (distinct paths: order does not matter)
+  state.remove();
+  rmdir(state_dir.c_str());  // only once empty: other namespaces' instances may share it
+  close(lock);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> vip_args, allow_args;
+  std::string tun_name = "lbdtun0";
+  std::string state_dir = "/run/lbd-decap";
+  po::options_description desc(
+      "Usage: lbd-decap --vip VIP [--vip VIP ...] [options]\n\n"
+      "The real-server side of lbd's IPIP tunnelling (ipvsadm -i): delivers the packets a\n"
+      "director tunnels to this host for the given VIPs to the local stack.\nOptions");
+  desc.add_options()
+      ("help,h", "show this help and exit")
+      ("vip", po::value<std::vector<std::string>>(&vip_args)->composing(),
+       "a virtual IP this server serves (repeatable; required)")
+      ("allow-from", po::value<std::vector<std::string>>(&allow_args)->composing(),
+       "accept tunnelled packets only from this director address or CIDR (repeatable; "
+       "required unless --allow-any)")
+      ("allow-any", "accept tunnelled packets from any source (labs only: anyone who can reach "
+       "this host can then inject packets with any client address)")
+      ("state-dir", po::value<std::string>(&state_dir)->default_value(state_dir),
+       "where the original sysctl values are kept while they are changed")
+      ("device", po::value<std::string>(&tun_name)->default_value(tun_name),
+       "the TUN device to create (holds the VIPs)")
+      ("keep-arp-sysctls", "do not set arp_ignore=1/arp_announce=2 and do not relax a strict "
+       "rp_filter on 'all' (configure them yourself)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "lbd-decap: " << e.what() << "\nTry 'lbd-decap --help' for more information.\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  std::vector<Ipv4> vips;
+  for (const auto& v : vip_args) {
+    Ipv4 a;
+    if (!parse_ipv4(v, a)) {
+      std::cerr << "lbd-decap: --vip " << v << ": not an IPv4 address\n";
+      return 2;
+    }
+    vips.push_back(a);
+  }
+  std::vector<Cidr> allowed;
+  for (const auto& v : allow_args) {
+    Cidr c;
+    if (!parse_cidr(v, c)) {
+      std::cerr << "lbd-decap: --allow-from " << v << ": not an IPv4 address or CIDR\n";
+      return 2;
+    }
+    allowed.push_back(c);
+  }
+  if (vips.empty()) {
+    std::cerr << "lbd-decap: at least one --vip is required\nTry 'lbd-decap --help' for more information.\n";
+    return 2;
+  }
+  const bool allow_any = vm.count("allow-any") > 0;
+  if (allowed.empty() && !allow_any) {
+    std::cerr << "lbd-decap: --allow-from is required: name the directors that tunnel to this host "
+                 "(--allow-any accepts any source, for labs only)\n";
+    return 2;
+  }
+  if (!allowed.empty() && allow_any) {
+    std::cerr << "lbd-decap: --allow-from and --allow-any exclude each other\n";
+    return 2;
+  }
+  try {
+    return run(vips, allowed, allow_any, tun_name, vm.count("keep-arp-sysctls") > 0, state_dir);
+  } catch (const std::exception& e) {
+    LBD_LOG(kError, "decap", "{}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,88 @@
+// lbd: the director daemon. Options are parsed here (Boost.Program_options stays in this
+// file) into a DaemonConfig; everything else lives in daemon.cpp.
+#include <boost/program_options.hpp>
+
+#include <charconv>
+#include <iostream>
+
+#include "lb/daemon/daemon.hpp"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  lbd::DaemonConfig cfg;
+  std::string max_conns = std::to_string(cfg.max_connections);
+  std::string check_path;
+  po::options_description desc(
+      "Usage: lbd --interface IFACE [--interface IFACE ...] [options]\n\n"
+      "Userspace Layer-4 load balancer (LVS/IPVS model). Configure it with lbadm.\nOptions");
+  desc.add_options()
+      ("help,h", "show this help and exit")
+      ("version", "show the version and exit")
+      ("interface,i", po::value<std::vector<std::string>>(&cfg.interfaces)->composing(),
+       "capture and forward on IFACE (repeatable)")
+      ("socket", po::value<std::string>(&cfg.socket_path)->default_value(cfg.socket_path),
+       "control socket (root only, mode 0600)")
+      ("rules", po::value<std::string>(&cfg.rules_path)->default_value(cfg.rules_path),
+       "rules file restored at start (ipvsadm -S format)")
+      ("max-connections", po::value<std::string>(&max_conns)->default_value(max_conns),
+       "connection table capacity (100 bytes each), 1 to 134217728")
+      ("check-rules", po::value<std::string>(&check_path)->implicit_value(""),
+       "check a rules file (default: the --rules file) as a start would apply it, print the "
+       "verdict and exit (0: it would load; 1: it would not)")
+      ("offload", po::value<std::string>(&cfg.offload)->default_value(cfg.offload),
+       "xdp: the kernel forwards established connections from lbd's XDP flow cache (native "
+       "where the interfaces can transmit XDP frames, else generic); xdp-native, xdp-generic: "
+       "that mode only; off: lbd forwards every packet")
+      ("offload-flows", po::value<uint32_t>(&cfg.offload_flows),
+       "flow cache entries (a NAT connection takes 2; default 2 per connection, at most 1048576)")
+      ("workers", po::value<uint32_t>(&cfg.workers)->default_value(0),
+       "worker threads, each owning the connections of a share of the clients (1 to 64; 0: one "
+       "per receive queue of the interfaces, at most the CPUs lbd may use)")
+      ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
+       "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "lbd: " << e.what() << "\nTry 'lbd --help' for more information.\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "lbd " LBD_VERSION "\n";
+    return 0;
+  }
+  if (vm.count("check-rules"))
+    return lbd::check_rules_file(check_path.empty() ? cfg.rules_path : check_path,
+                                 !check_path.empty() || !vm["rules"].defaulted());
+  if (!lbd::valid_offload(cfg.offload)) {
+    std::cerr << "lbd: --offload " << cfg.offload << ": expected xdp, xdp-native, xdp-generic or off\n";
+    return 2;
+  }
+  if (cfg.workers > lbd::kMaxWorkers) {
+    std::cerr << "lbd: --workers " << cfg.workers << ": expected 0 (automatic) or 1 to " << lbd::kMaxWorkers << "\n";
+    return 2;
+  }
+  if (cfg.interfaces.empty()) {
+    std::cerr << "lbd: at least one --interface is required\nTry 'lbd --help' for more information.\n";
+    return 2;
+  }
+  {
+    uint64_t n = 0;
+    const auto [p, ec] = std::from_chars(max_conns.data(), max_conns.data() + max_conns.size(), n);
+    if (max_conns.empty() || ec != std::errc{} || p != max_conns.data() + max_conns.size() || n < 1 ||
+        n > lbd::kMaxConnections) {
+      std::cerr << "lbd: --max-connections " << max_conns << ": expected a number from 1 to "
+                << lbd::kMaxConnections << "\n";
+      return 2;
+    }
+    cfg.max_connections = uint32_t(n);
+  }
+  cfg.rules_path_given = !vm["rules"].defaulted();
+  return lbd::run_daemon(cfg);
+}
