@@ -6,18 +6,9 @@
 
 namespace lbd {
 
-std::string to_string(Ipv4 a) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", a.b[0], a.b[1], a.b[2], a.b[3]);
-  return buf;
-}
+std::string to_string(Ipv4 a) { return fmt::format("{}", a); }
 
-std::string to_string(const MacAddr& m) {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m.b[0], m.b[1], m.b[2], m.b[3],
-                m.b[4], m.b[5]);
-  return buf;
-}
+std::string to_string(const MacAddr& m) { return fmt::format("{}", m); }
 
 bool parse_ipv4(std::string_view s, Ipv4& out) {
   Ipv4 r;

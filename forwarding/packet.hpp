@@ -9,6 +9,9 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
+
+#include <fmt/format.h>
 
 namespace lbd {
 
@@ -218,3 +221,32 @@ inline const T* header_at(std::span<const uint8_t> frame, size_t off) {
 }
 
 }  // namespace lbd
+
+// fmt: "{}" of an address is its usual text (198.18.0.1, 02:00:00:00:00:01) and of a drop
+// reason its counter's name; width and alignment apply as to a string.
+template <>
+struct fmt::formatter<lbd::Be32> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(const lbd::Be32& a, Ctx& ctx) const {
+    char buf[16];
+    const auto r = fmt::format_to_n(buf, sizeof buf, "{}.{}.{}.{}", a.b[0], a.b[1], a.b[2], a.b[3]);
+    return fmt::formatter<std::string_view>::format(std::string_view(buf, r.size), ctx);
+  }
+};
+template <>
+struct fmt::formatter<lbd::MacAddr> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(const lbd::MacAddr& m, Ctx& ctx) const {
+    char buf[18];
+    const auto r = fmt::format_to_n(buf, sizeof buf, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m.b[0], m.b[1],
+                                    m.b[2], m.b[3], m.b[4], m.b[5]);
+    return fmt::formatter<std::string_view>::format(std::string_view(buf, r.size), ctx);
+  }
+};
+template <>
+struct fmt::formatter<lbd::DropReason> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(lbd::DropReason r, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(lbd::to_string(r), ctx);
+  }
+};

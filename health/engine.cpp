@@ -205,7 +205,7 @@ asio::awaitable<std::string> read_mysql_packet(tcp::socket& s, std::vector<uint8
 
 int64_t health_now_ms() { return mono_ms(); }
 
-std::string real_name(const Target& t) { return fmt::format("{}:{}", to_string(t.addr), t.port); }
+std::string real_name(const Target& t) { return fmt::format("{}:{}", t.addr, t.port); }
 
 struct Engine::Impl {
   static constexpr int kBeatMs = 250;
@@ -469,10 +469,10 @@ struct Engine::Impl {
     const CheckSpec& cs = t.check;
     std::string error;
     const std::vector<std::string> env = {
-        fmt::format("LBD_REAL_ADDR={}", to_string(t.addr)),
+        fmt::format("LBD_REAL_ADDR={}", t.addr),
         fmt::format("LBD_REAL_PORT={}", t.port),
         fmt::format("LBD_CHECK_PORT={}", cs.port ? cs.port : t.port),
-        fmt::format("LBD_VIP={}", to_string(t.vip)),
+        fmt::format("LBD_VIP={}", t.vip),
         fmt::format("LBD_VPORT={}", t.vport),
         fmt::format("LBD_PROTOCOL={}", t.protocol == kProtoUdp ? "udp" : "tcp")};
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);

@@ -278,11 +278,12 @@ bool parse_service_health(std::string_view text, ServiceHealth& out, std::string
       return true;
     }
     if (key == "sorry-fwd") {
-      if (v != "g" && v != "m" && v != "i") {
+      const auto m = v.size() == 1 ? fwd_from_name(v) : std::nullopt;  // the flag only
+      if (!m) {
         error = fmt::format("sorry-fwd={}: expected g (DR), m (NAT) or i (IPIP)", v);
         return false;
       }
-      h.sorry_fwd = v[0];
+      h.sorry_fwd = *m;
       return true;
     }
     if (key == "notify") {
@@ -372,9 +373,9 @@ std::string format_service_health(const ServiceHealth& h) {
   if (c.exec_user != d.exec_user) add("exec-user", c.exec_user);
   if (h.on_down != OnDown::kKeep) add("on-down", "expire");
   if (h.sorry_addr)
-    add("sorry", h.sorry_port ? fmt::format("{}:{}", to_string(*h.sorry_addr), h.sorry_port)
+    add("sorry", h.sorry_port ? fmt::format("{}:{}", *h.sorry_addr, h.sorry_port)
                               : to_string(*h.sorry_addr));
-  if (h.sorry_fwd != 'g') add("sorry-fwd", std::string(1, h.sorry_fwd));
+  if (h.sorry_fwd != FwdMethod::kRoute) add("sorry-fwd", std::string(1, fwd_info(h.sorry_fwd).flag));
   if (!h.notify.empty()) add("notify", h.notify);
   return s;
 }

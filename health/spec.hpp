@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "forwarding/method.hpp"
 #include "forwarding/packet.hpp"
 
 namespace lbd::health {
@@ -55,7 +56,7 @@ struct ServiceHealth {
   OnDown on_down = OnDown::kKeep;   // existing connections of a down real: kept or expired
   std::optional<Ipv4> sorry_addr;   // takes new connections while every real is down
   uint16_t sorry_port = 0;          // 0: the service's port
-  char sorry_fwd = 'g';             // 'g' DR, 'm' NAT, 'i' IPIP
+  FwdMethod sorry_fwd = FwdMethod::kRoute;  // sorry-fwd=g (DR), m (NAT), i (IPIP)
   std::string notify;               // run on each transition: CMD up|down|sorry-on|sorry-off ...
   friend bool operator==(const ServiceHealth&, const ServiceHealth&) = default;
 };

@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+
+#include "forwarding/method.hpp"
 #include <vector>
 
 #include "forwarding/packet.hpp"
@@ -49,7 +51,7 @@ struct Conn {
   MacAddr client_mac;        // where the client's packets came from: replies go back there
   uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
   bool reply_indexed = false;
-  uint8_t method = 0;        // the forwarding method at creation (FwdMethod), kept for life
+  FwdMethod method{};        // the forwarding method at creation, kept for life
   static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4, kOffloadRefused = 8,
                            kEmbryonic = 16;
   // kTemplate: a persistence template; kOnePacket: -o (UDP); kOffloaded: in the fast path;

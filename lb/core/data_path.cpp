@@ -133,7 +133,7 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   c->real_id = real.id;
   c->daddr = real.addr;
   c->dport = real.port ? real.port : p.dport;  // a port-zero service's real keeps the port
-  c->method = uint8_t(real.fwd);
+  c->method = real.fwd;
   c->state = initial;
   if (real.fwd == FwdMethod::kMasq && !conns_.index_reply(c)) {
     // The real would see two connections with one 4-tuple (the same client port to two
@@ -232,7 +232,7 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
   t->real_id = real->id;
   t->daddr = real->addr;
   t->dport = real->port;
-  t->method = uint8_t(real->fwd);
+  t->method = real->fwd;
   services_.bind_conn(*real, false, true);
   return t;
 }
@@ -337,7 +337,7 @@ Verdict DataPath::handle_fragment(const Frame& f) {
   }
   count(real, p.ip_len, false);
   if (!real.hop.resolved) return drop(DropReason::kNextHopUnresolved);
-  switch (FwdMethod(e.method)) {
+  switch (e.method) {
     case FwdMethod::kMasq:
       nat_rewrite_address(f.bytes, p, NatSide::kDestination, real.addr);
       return finish_l2(f, real.hop, real.hop.mtu);
@@ -385,7 +385,7 @@ void DataPath::maybe_offload(Conn& c) {
     return;
   if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
     return;
-  const FwdMethod method = FwdMethod(c.method);
+  const FwdMethod method = c.method;
   // NAT: where the replies go, known before anything is entered (a client interface lbd
   // does not know: the connection stays on the slow path, not asked again).
   const auto back = method == FwdMethod::kMasq ? back_to_client(c.if_slot, c.client_mac) : std::nullopt;
@@ -440,7 +440,7 @@ uint64_t DataPath::last_use_ms(const Conn& c) {
   lbd_flow f;
   uint64_t last_ns = 0;
   if (flow_cache_->get(flow_key(c.key), f)) last_ns = f.last_ns;
-  if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->get(flow_key(ConnTable::reply_key(c)), f))
+  if (c.method == FwdMethod::kMasq && flow_cache_->get(flow_key(ConnTable::reply_key(c)), f))
     last_ns = std::max<uint64_t>(last_ns, f.last_ns);
   return last_ns / 1000000;
 }
@@ -462,7 +462,7 @@ void DataPath::withdraw(Conn& c) {
   uint64_t last_ns = 0;
   lbd_flow f;
   if (flow_cache_->take(flow_key(c.key), f)) last_ns = f.last_ns;
-  if (FwdMethod(c.method) == FwdMethod::kMasq && flow_cache_->take(flow_key(ConnTable::reply_key(c)), f))
+  if (c.method == FwdMethod::kMasq && flow_cache_->take(flow_key(ConnTable::reply_key(c)), f))
     last_ns = std::max<uint64_t>(last_ns, f.last_ns);
   ++counters_.offload_withdrawn;
   // Only ever later (a number, no wheel move: this may run inside the wheel's own walk).
@@ -535,7 +535,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
     release(c);
     return drop(DropReason::kRealDown);
   }
-  const FwdMethod method = FwdMethod(c.method);
+  const FwdMethod method = c.method;
   // Replies (NAT) and errors (TUN) go back to where the client's packets come from.
   const auto* eth = reinterpret_cast<const EthHdr*>(f.bytes.data());
   if (const InterfaceInfo* itf = interface(f.in_ifindex)) {
@@ -708,7 +708,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     if (real.deleted || !real.hop.resolved) return drop(DropReason::kRealUnavailable);
     ++counters_.icmp_errors_forwarded;
     count(real, p.ip_len, false);
-    const FwdMethod method = FwdMethod(c->method);
+    const FwdMethod method = c->method;
     if (method == FwdMethod::kMasq)
       nat_rewrite_icmp(f.bytes, p, q, NatSide::kDestination, real.addr, real.port);
     return forward(f, method, real);
@@ -746,7 +746,7 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
     if_slot = peer.if_slot;
   } else {
     Conn* c = conns_.find(ConnKey{inner.saddr, inner.daddr, inner.sport, inner.dport, inner.protocol});
-    if (c && FwdMethod(c->method) == FwdMethod::kTunnel) {
+    if (c && c->method == FwdMethod::kTunnel) {
       real = &services_.real(c->real_id);
       client_mac = c->client_mac;
       if_slot = c->if_slot;

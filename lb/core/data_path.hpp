@@ -273,7 +273,7 @@ class DataPath {
     uint8_t protocol = 0;
     bool used = false;
     bool reply = false;     // a NAT real's reply: source rewritten, sent to the client
-    uint8_t method = 0;
+    FwdMethod method{};
     uint8_t if_slot = 0;
     MacAddr client_mac;
     Ipv4 vaddr;

@@ -38,15 +38,6 @@ static void set_thresholds(Real& r, uint32_t u, uint32_t l) {
 }
 
 
-const char* fwd_name(FwdMethod m) {
-  switch (m) {
-    case FwdMethod::kRoute: return "Route";
-    case FwdMethod::kMasq: return "Masq";
-    case FwdMethod::kTunnel: return "Tunnel";
-  }
-  return "?";
-}
-
 const char* protocol_token(uint8_t protocol) {
   return protocol == kProtoTcp ? "tcp" : protocol == kProtoUdp ? "udp" : "sctp";
 }
@@ -123,7 +114,7 @@ void ServiceTable::estimate_rates() {
 }
 
 std::string to_string(const ServiceKey& k) {
-  return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", to_string(k.vip),
+  return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", k.vip,
                      k.port);
 }
 
@@ -150,19 +141,19 @@ Status check_real_address(Ipv4 a) {
     case AddrType::kUnicast: return Status::ok();
     case AddrType::kLocal:
       return Status::error(ENOSYS, fmt::format("real server {} is an address of this director: lbd "
-                                               "forwards only (a local real is not supported)", to_string(a)));
+                                               "forwards only (a local real is not supported)", a));
     case AddrType::kBroadcast:
     case AddrType::kMulticast: break;
   }
-  return Status::error(EINVAL, fmt::format("real server {} is not a unicast address", to_string(a)));
+  return Status::error(EINVAL, fmt::format("real server {} is not a unicast address", a));
 }
 
 static std::string real_name(Ipv4 a, uint16_t port) {
-  return fmt::format("{}:{}", to_string(a), port);
+  return fmt::format("{}:{}", a, port);
 }
 
 Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& opt) {
-  if (find(key)) return Status::error(EEXIST, fmt::format("service {} already exists", to_string(key)));
+  if (find(key)) return Status::error(EEXIST, fmt::format("service {} already exists", key));
   auto sched = sched::make_scheduler(opt.scheduler);
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
@@ -197,7 +188,7 @@ Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& op
 
 Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& opt) {
   Service* s = find(key);
-  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
   auto sched = sched::make_scheduler(opt.scheduler);
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
@@ -214,7 +205,7 @@ Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& o
 
 Status ServiceTable::delete_service(const ServiceKey& key) {
   Service* s = find(key);
-  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
   // Every real at once (one by one would rebuild the views per real: O(reals^2)).
   settle(*s);
   for (uint32_t id : s->reals) retire(reals_[id]);
@@ -277,10 +268,10 @@ static Status check_range(const RealSpec& spec) {
 
 Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   Service* s = find(key);
-  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
   if (real_id(*s, spec.addr, spec.port))
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
-                                             real_name(spec.addr, spec.port), to_string(key)));
+                                             real_name(spec.addr, spec.port), key));
   if (Status st = check_range(spec); !st.is_ok()) return st;
   if (Status st = check_real_address(spec.addr); !st.is_ok()) return st;
   Real* r = from_trash(key, spec.addr, spec.port);
@@ -341,11 +332,11 @@ Real& ServiceTable::allocate_real() {
 
 Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   Service* s = find(key);
-  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
   const auto id = real_id(*s, spec.addr, spec.port);
   if (!id)
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
-                                             real_name(spec.addr, spec.port), to_string(key)));
+                                             real_name(spec.addr, spec.port), key));
   if (Status st = check_range(spec); !st.is_ok()) return st;
   Real& r = reals_[*id];
   r.fwd = spec.fwd;
@@ -365,11 +356,11 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
 
 Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
   Service* s = find(key);
-  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(key)));
+  if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
   const auto id = real_id(*s, addr, port);
   if (!id)
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
-                                             real_name(addr, port), to_string(key)));
+                                             real_name(addr, port), key));
   remove_real_from_service(*s, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
   if (batch_depth_ == 0) refresh_sorry(*s);
   ++generation_;
@@ -394,8 +385,7 @@ bool ServiceTable::set_health(Real& r, bool up) {
 void ServiceTable::sync_sorry(Service& s) {
   const auto& h = s.options.health;
   const uint16_t port = h.sorry_port ? h.sorry_port : s.key.port;
-  const FwdMethod fwd = h.sorry_fwd == 'm' ? FwdMethod::kMasq
-                        : h.sorry_fwd == 'i' ? FwdMethod::kTunnel : FwdMethod::kRoute;
+  const FwdMethod fwd = h.sorry_fwd;
   if (s.sorry_id != Service::kNoSorry) {
     Real& old = reals_[s.sorry_id];
     if (h.sorry_addr && old.addr == *h.sorry_addr && old.port == port && old.fwd == fwd) {
@@ -479,7 +469,7 @@ void ServiceTable::release_real(Real& r) {
 Status ServiceTable::zero(const std::optional<ServiceKey>& key) {
   if (key) {
     Service* s = find(*key);
-    if (!s) return Status::error(ESRCH, fmt::format("service {} not found", to_string(*key)));
+    if (!s) return Status::error(ESRCH, fmt::format("service {} not found", *key));
     s->stats = {};
     s->rate = {};
     for (uint32_t id : s->reals) {

@@ -29,8 +29,6 @@
 
 namespace lbd {
 
-enum class FwdMethod : uint8_t { kRoute, kMasq, kTunnel };
-const char* fwd_name(FwdMethod m);  // ipvsadm's Forward column: Route, Masq, Tunnel
 const char* protocol_token(uint8_t protocol);  // "tcp", "udp", "sctp" (nft, pcap, services)
 
 struct ServiceKey {
@@ -302,3 +300,12 @@ class ServiceTable {
 };
 
 }  // namespace lbd
+
+// fmt: "{}" of a service key is to_string's "TCP 198.18.0.100:80".
+template <>
+struct fmt::formatter<lbd::ServiceKey> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(const lbd::ServiceKey& k, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(lbd::to_string(k), ctx);
+  }
+};

@@ -91,7 +91,7 @@ std::string class_filter(const CaptureFilter& filter, CaptureClass c) {
 }
 
 CaptureFilter broad_capture_filter(const MacAddr& mac) {
-  return {fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", to_string(mac)), true};
+  return {fmt::format("(arp and arp[6:2] = 1) or (ether dst {} and ip)", mac), true};
 }
 
 // ARP requests for a VIP, and frames sent to this interface's MAC for a VIP:port, from a
@@ -108,30 +108,30 @@ CaptureFilter capture_filter(const TrafficModel& m, const MacAddr& mac) {
   };
   for (const auto& s : m.services) {
     if (s.port == 0)
-      add(fmt::format("(dst host {} and {})", to_string(s.addr), protocol_token(s.protocol)));
+      add(fmt::format("(dst host {} and {})", s.addr, protocol_token(s.protocol)));
     else
-      add(fmt::format("(dst host {} and {} dst port {})", to_string(s.addr), protocol_token(s.protocol), s.port));
+      add(fmt::format("(dst host {} and {} dst port {})", s.addr, protocol_token(s.protocol), s.port));
   }
   std::string not_local;
-  for (const Ipv4& a : m.local) not_local += fmt::format(" and not dst host {}", to_string(a));
+  for (const Ipv4& a : m.local) not_local += fmt::format(" and not dst host {}", a);
   // Later IP fragments have no ports: matched by address (the first by its ports above).
   const char* later_fragment = "ip[6:2] & 0x1fff != 0";
   for (const auto& n : m.nat)
-    add(fmt::format("(src host {} and {} src port {}{})", to_string(n.addr), protocol_token(n.protocol), n.port,
+    add(fmt::format("(src host {} and {} src port {}{})", n.addr, protocol_token(n.protocol), n.port,
                     not_local));
   for (const Ipv4& a : m.nat_addrs) {
-    add(fmt::format("(icmp and src host {}{})", to_string(a), not_local));
-    add(fmt::format("(src host {} and {}{})", to_string(a), later_fragment, not_local));
+    add(fmt::format("(icmp and src host {}{})", a, not_local));
+    add(fmt::format("(src host {} and {}{})", a, later_fragment, not_local));
   }
   for (const Ipv4& vip : m.vips) {
     arp += fmt::format("{}arp[24:4] = 0x{:08x}", arp.empty() ? "" : " or ", vip.host());
-    add(fmt::format("(icmp and dst host {})", to_string(vip)));
-    add(fmt::format("(dst host {} and {})", to_string(vip), later_fragment));
+    add(fmt::format("(icmp and dst host {})", vip));
+    add(fmt::format("(dst host {} and {})", vip, later_fragment));
   }
   if (m.tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
   if (ip.empty()) return {"less 1"};  // no service: match nothing (no frame is that short)
   if (clauses + m.vips.size() > kMaxFilterClauses) return broad_capture_filter(mac);
-  return {fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp, to_string(mac), ip)};
+  return {fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp, mac, ip)};
 }
 
 // The chain's rules are fixed (kGuardRules); a change of services only adds and deletes
@@ -141,12 +141,12 @@ GuardElements guard_elements(const TrafficModel& m) {
   GuardElements e;
   for (const auto& s : m.services) {
     if (s.port == 0)  // a port-zero (persistent) service: every port
-      e.svc_any.insert(fmt::format("{} . {}", to_string(s.addr), protocol_token(s.protocol)));
+      e.svc_any.insert(fmt::format("{} . {}", s.addr, protocol_token(s.protocol)));
     else
-      e.svc.insert(fmt::format("{} . {} . {}", to_string(s.addr), protocol_token(s.protocol), s.port));
+      e.svc.insert(fmt::format("{} . {} . {}", s.addr, protocol_token(s.protocol), s.port));
   }
   for (const Ipv4& vip : m.vips) e.vips.insert(to_string(vip));
-  for (const auto& n : m.nat) e.nat.insert(fmt::format("{} . {} . {}", to_string(n.addr), protocol_token(n.protocol), n.port));
+  for (const auto& n : m.nat) e.nat.insert(fmt::format("{} . {} . {}", n.addr, protocol_token(n.protocol), n.port));
   for (const Ipv4& a : m.nat_addrs) e.nat_addrs.insert(to_string(a));
   if (!e.nat.empty())
     for (const Ipv4& a : m.local) e.local.insert(to_string(a));

@@ -64,15 +64,15 @@ std::string encode_dump(const Dump& d) {
   std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
                               d.timeouts.udp);
   for (const auto& sv : d.services) {
-    s += fmt::format("S {} {} {} {}", sv.key.protocol, to_string(sv.key.vip), sv.key.port,
+    s += fmt::format("S {} {} {} {}", sv.key.protocol, sv.key.vip, sv.key.port,
                      sv.scheduler);
     put_counters(s, sv.stats);
-    s += fmt::format(" {} {} {} {} {}", token(sv.health), sv.persistent, to_string(sv.netmask),
+    s += fmt::format(" {} {} {} {} {}", token(sv.health), sv.persistent, sv.netmask,
                      int(sv.ops), int(sv.sched_flags));
     put_rates(s, sv.rates);
     s += '\n';
     for (const auto& r : sv.reals) {
-      s += fmt::format("R {} {} {} {} {} {}", to_string(r.addr), r.port, int(r.fwd), r.weight,
+      s += fmt::format("R {} {} {} {} {} {}", r.addr, r.port, int(r.fwd), r.weight,
                        r.active, r.inactive);
       put_counters(s, r.stats);
       s += fmt::format(" {} {} {} {} {}", r.flags, token(r.health), r.u_threshold, r.l_threshold,
@@ -89,8 +89,8 @@ std::string encode_dump(const Dump& d) {
 std::string encode_conns(const Dump& d) {
   std::string s;
   for (const auto& c : d.conns) {
-    s += fmt::format("C {} {} {} {} {} {} {} {} {}\n", c.protocol, to_string(c.caddr), c.cport,
-                     to_string(c.vaddr), c.vport, to_string(c.daddr), c.dport, c.state, c.expires);
+    s += fmt::format("C {} {} {} {} {} {} {} {} {}\n", c.protocol, c.caddr, c.cport,
+                     c.vaddr, c.vport, c.daddr, c.dport, c.state, c.expires);
   }
   return s;
 }
@@ -131,15 +131,16 @@ bool decode_dump(const std::string& text, Dump& out) {
     } else if (tag == "R") {
       if (out.services.empty()) return false;
       DumpReal r;
-      int fwd;
+      unsigned fwd;
       unsigned flags;
       if (!get_ip(in, r.addr) || !(in >> r.port >> fwd >> r.weight >> r.active >> r.inactive) ||
           !get_counters(in, r.stats) || !(in >> flags >> r.health) || flags > 3 ||
-          !(in >> r.u_threshold >> r.l_threshold >> r.persist_conns) || !get_rates(in, r.rates))
+          !(in >> r.u_threshold >> r.l_threshold >> r.persist_conns) || !get_rates(in, r.rates) ||
+          !fwd_from_number(fwd))
         return false;
       r.flags = uint8_t(flags);
       r.health = untoken(r.health);
-      r.fwd = FwdMethod(fwd);
+      r.fwd = *fwd_from_number(fwd);
       out.services.back().reals.push_back(r);
     } else if (tag == "C") {
       DumpConn c;

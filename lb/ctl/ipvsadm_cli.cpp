@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace lbd {
 namespace {
@@ -277,9 +278,7 @@ struct Parser {
           fail_at(2, "illegal real server address[:port] specified", *arg);
         break;
       case kOptForward:
-        c.real.fwd = (name == "g" || name == "gatewaying") ? FwdMethod::kRoute
-                     : (name == "i" || name == "ipip")     ? FwdMethod::kTunnel
-                                                           : FwdMethod::kMasq;
+        c.real.fwd = *fwd_from_name(name);  // the table's -g/-i/-m rows are kFwdMethods
         break;
       case kOptWeight:
         if (!parse_uint(*arg, 65535, v)) fail(2, "illegal weight specified");
@@ -509,11 +508,11 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
     }
     a.push_back(c.service.protocol == kProtoTcp ? "-t" : c.service.protocol == kProtoUdp ? "-u"
                                                                                          : "--sctp-service");
-    a.push_back(fmt::format("{}:{}", to_string(c.service.vip), c.service.port));
+    a.push_back(fmt::format("{}:{}", c.service.vip, c.service.port));
   };
   auto real = [&] {
     a.push_back("-r");
-    a.push_back(fmt::format("{}:{}", to_string(c.real.addr), c.real.port));
+    a.push_back(fmt::format("{}:{}", c.real.addr, c.real.port));
   };
   switch (c.cmd) {
     case Command::kAddService:
@@ -536,7 +535,7 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(c.cmd == Command::kAddReal ? "-a" : "-e");
       svc();
       real();
-      a.push_back(c.real.fwd == FwdMethod::kRoute ? "-g" : c.real.fwd == FwdMethod::kMasq ? "-m" : "-i");
+      a.push_back(std::string("-") + fwd_info(c.real.fwd).flag);
       a.push_back("-w");
       a.push_back(std::to_string(c.real.weight));
       append_threshold_flags(a, c.real.u_threshold, c.real.l_threshold);
@@ -566,12 +565,7 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
 }
 
 std::string join_args(const std::vector<std::string>& args, char sep) {
-  std::string s;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (i) s += sep;
-    s += args[i];
-  }
-  return s;
+  return fmt::format("{}", fmt::join(args, std::string_view(&sep, 1)));
 }
 
 std::vector<std::string> split_line(const std::string& line) {

@@ -180,7 +180,7 @@ struct Renderer {
     std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
-      const char* fwd = r.fwd == FwdMethod::kRoute ? "-g" : r.fwd == FwdMethod::kMasq ? "-m" : "-i";
+      const char fwd[] = {'-', fwd_info(r.fwd).flag, 0};
       // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
       std::vector<std::string> thr;
       append_threshold_flags(thr, r.u_threshold, r.l_threshold);

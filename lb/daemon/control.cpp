@@ -109,7 +109,7 @@ std::string Control::counters_text() {
       c.echo_forwarded, c.echo_replies);
   s += fmt::format("offload {}\noffload_entered {}\noffload_withdrawn {}\noffload_full {}\n"
                    "offload_packets {}\noffload_bytes {}\noffload_tx_lost {}\n",
-                   xdp_ ? fmt::format("xdp-{}", to_string(xdp_mode_)) : "off", c.offload_entered,
+                   xdp_ ? fmt::format("xdp-{}", xdp_mode_) : "off", c.offload_entered,
                    c.offload_withdrawn, c.offload_full, c.offload_packets, c.offload_bytes, xdp_tx_lost_);
   if (xdp_) {
     const auto x = xdp_->stats();
@@ -131,7 +131,7 @@ std::string Control::counters_text() {
   s += fmt::format("interfaces_lost {}\ninterfaces_back {}\n", interfaces_lost_, interfaces_back_);
   s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
   for (size_t i = 0; i < c.drops.size(); ++i)
-    s += fmt::format("drop_{} {}\n", to_string(DropReason(i)), c.drops[i]);
+    s += fmt::format("drop_{} {}\n", DropReason(i), c.drops[i]);
   // Each worker's share: how evenly the fanout spreads the clients.
   s += fmt::format("workers {}\n", workers_.size());
   for (size_t i = 0; i < last_counts_.size(); ++i)
@@ -309,7 +309,7 @@ void Control::configuration_changed() {
     if (!(mask == steer_mask_))
       LBD_LOG(kWarn, "workers", "clients now go to workers by their address masked with {} (the widest "
               "persistence netmask; it was {}): established connections of clients that move to another "
-              "worker are lost", to_string(mask), to_string(steer_mask_));
+              "worker are lost", mask, steer_mask_);
     steer_mask_ = mask;
     std::string err;
     if (!steering_->configure(services_.vips(), mask, err))
@@ -337,7 +337,7 @@ void Control::set_capture_filters(const TrafficModel& model) {
         // guard then drops. The broad filter cannot miss one.
         if (w.index() == 0)
           LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
-                  "to {} instead", cap.name(), err, to_string(cap.mac()));
+                  "to {} instead", cap.name(), err, cap.mac());
         filter = broad_capture_filter(cap.mac());
         for (const CaptureClass again : kCaptureClasses)
           if (!w.captures(again)[i]->set_filter(class_filter(filter, again), err))
@@ -353,7 +353,7 @@ void Control::set_capture_filters(const TrafficModel& model) {
       LBD_LOG(kInfo, "capture", "{}: {}", interfaces_[i].name,
               broad[i] ? fmt::format("{} services: capturing every IPv4 frame to {} and sorting in lbd "
                                      "(a precise filter this large compiles too slowly)",
-                                     services_.service_count(), to_string(interfaces_[i].mac))
+                                     services_.service_count(), interfaces_[i].mac)
                        : std::string("precise capture filter again"));
     broad_filter_[i] = broad[i];
   }

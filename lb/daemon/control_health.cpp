@@ -74,7 +74,7 @@ void Control::on_health_events() {
                                                                    : ", its connections continue");
     if (!sorry_changed) continue;
     const Real& sorry = services_.real(s.sorry_id == Service::kNoSorry ? r.id : s.sorry_id);
-    const std::string sorry_name = fmt::format("{}:{}", to_string(sorry.addr), sorry.port);
+    const std::string sorry_name = fmt::format("{}:{}", sorry.addr, sorry.port);
     LBD_LOG(kWarn, "health", "{}: {}", t.service,
             s.sorry_active ? "every real is down: sorry server " + sorry_name + " takes new connections"
                            : "a real is back: sorry server " + sorry_name + " stands down");
@@ -120,12 +120,12 @@ std::string Control::health_text() {
     const auto& h = s.options.health;
     const std::string spec = health::redact_secrets(health::format_service_health(h));
     out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", s.key.protocol == kProtoTcp ? "TCP" : "UDP",
-                                                     to_string(s.key.vip), s.key.port),
+                                                     s.key.vip, s.key.port),
                        spec.empty() ? "check=none" : spec,
                        s.sorry_active ? "  [sorry server active]" : "");
     for (uint32_t id : s.reals) {
       const Real& r = services_.real(id);
-      const std::string name = fmt::format("  -> {}:{}", to_string(r.addr), r.port);
+      const std::string name = fmt::format("  -> {}:{}", r.addr, r.port);
       auto it = st.find(id);
       if (it == st.end()) {
         out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, "-", "-", "-", "not checked");

@@ -53,7 +53,7 @@ void Control::start_offload() {
     return;
   }
   for (auto& w : workers_) w->set_flow_cache(xdp_.get());
-  LBD_LOG(kInfo, "offload", "XDP flow cache on {} in {} mode, {} flows at most{}", names, to_string(xdp_mode_),
+  LBD_LOG(kInfo, "offload", "XDP flow cache on {} in {} mode, {} flows at most{}", names, xdp_mode_,
           flows, xdp_mode_ == XdpMode::kGeneric && cfg_.offload == "xdp" ? " (not native: " + why_not_native + ")" : "");
 }
 

@@ -116,7 +116,7 @@ void Control::interface_back(size_t slot) {
   itf = {cap.ifindex(), itf.name, cap.mac(), cap.mtu()};
   ++interfaces_back_;
   LBD_LOG(kInfo, "capture", "{} is back (index {}, MAC {}): capturing and forwarding on it again", itf.name,
-          itf.ifindex, to_string(itf.mac));
+          itf.ifindex, itf.mac);
   publish_interfaces();
   const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
   set_capture_filters(model);

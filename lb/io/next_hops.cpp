@@ -33,7 +33,7 @@ void NextHops::resolve(ServiceTable& services, bool refresh) {
     if (!route || !out) {
       if (r.hop.resolved || r.hop.ifindex == 0) {
         LBD_LOG(kWarn, "neighbour", "real server {} is not reachable through an lbd interface{}",
-                to_string(r.addr), route ? "" : " (no route)");
+                r.addr, route ? "" : " (no route)");
         r.hop.ifindex = -1;  // warned
       }
       r.hop.resolved = false;
@@ -45,7 +45,7 @@ void NextHops::resolve(ServiceTable& services, bool refresh) {
       ++not_on_link;
       if (!r.dr_gateway_warned)
         LBD_LOG(kWarn, "neighbour", "DR real server {} is not on-link: frames go to gateway {} (DR needs "
-                "the real on the director's segment)", to_string(r.addr), to_string(route->next_hop));
+                "the real on the director's segment)", r.addr, route->next_hop);
       r.dr_gateway_warned = true;
     } else {
       r.dr_gateway_warned = false;
@@ -57,7 +57,7 @@ void NextHops::resolve(ServiceTable& services, bool refresh) {
     if (r.fwd == FwdMethod::kTunnel && hop.src_ip == Ipv4{}) {
       if (r.hop.resolved || r.hop.ifindex == 0)
         LBD_LOG(kWarn, "neighbour", "real server {}: {} has no IPv4 address to tunnel from",
-                to_string(r.addr), out->name);
+                r.addr, out->name);
       r.hop.ifindex = -1;
       r.hop.resolved = false;
       return;
@@ -66,13 +66,13 @@ void NextHops::resolve(ServiceTable& services, bool refresh) {
     // without it the entry would age to STALE (and be collected) with nobody confirming it.
     std::string e;
     if (!nl_.request_resolution(route->ifindex, route->next_hop, e))
-      LBD_LOG(kWarn, "neighbour", "cannot resolve {}: {}", to_string(route->next_hop), e);
+      LBD_LOG(kWarn, "neighbour", "cannot resolve {}: {}", route->next_hop, e);
     if (auto mac = nl_.neighbour(route->ifindex, route->next_hop)) {
       hop.dst = *mac;
       hop.resolved = true;
       if (!r.hop.resolved || !(r.hop.dst == hop.dst))
-        LBD_LOG(kInfo, "neighbour", "real server {} is at {} via {}", to_string(r.addr),
-                to_string(hop.dst), out->name);
+        LBD_LOG(kInfo, "neighbour", "real server {} is at {} via {}", r.addr,
+                hop.dst, out->name);
     } else if (r.hop.resolved && r.hop.ifindex == hop.ifindex) {
       hop.dst = r.hop.dst;  // entry gone or being re-probed: keep the MAC we know meanwhile
       hop.resolved = true;

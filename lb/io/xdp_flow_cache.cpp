@@ -154,7 +154,7 @@ std::string XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode m
     return fmt::format("another XDP program is attached ({}id {}): not replacing it",
                        other.empty() ? "" : other + ", ", q.prog_id);
   }
-  return fmt::format("cannot attach in {} mode: {}", to_string(mode), errno_text(err));
+  return fmt::format("cannot attach in {} mode: {}", mode, errno_text(err));
 }
 
 void XdpFlowCache::detach(int ifindex) {

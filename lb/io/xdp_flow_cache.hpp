@@ -80,3 +80,11 @@ class XdpFlowCache final : public FlowCache {
 };
 
 }  // namespace lbd
+
+template <>
+struct fmt::formatter<lbd::XdpMode> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(lbd::XdpMode m, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(lbd::to_string(m), ctx);
+  }
+};

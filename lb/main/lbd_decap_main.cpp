@@ -45,6 +45,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "forwarding/decap.hpp"
 #include "lb/base/host.hpp"
 #include "lb/base/log.hpp"
@@ -201,7 +203,7 @@ void configure_device(const std::string& ifname, const std::vector<Ipv4>& vips) 
     nl_addr_put(local);
     rtnl_addr_put(a);
     if (err < 0)
-      throw std::runtime_error(fmt::format("{}: cannot add {}: {}", ifname, to_string(vip), nl_geterror(err)));
+      throw std::runtime_error(fmt::format("{}: cannot add {}: {}", ifname, vip, nl_geterror(err)));
   }
   nl_socket_free(sock);
 }
@@ -256,9 +258,7 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-  std::string vip_list;
-  for (const Ipv4& v : vips) vip_list += (vip_list.empty() ? "" : " ") + to_string(v);
-  LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", vip_list, tun.name(),
+  LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", fmt::join(vips, " "), tun.name(),
           allow_any ? " (from any source: --allow-any)" : "");
 
   Decapsulator decap(vips, allowed, allow_any);

@@ -26,7 +26,7 @@ TEST_CASE("health spec: defaults, keys, canonical form that reads back") {
   CHECK(h.on_down == OnDown::kExpire);
   CHECK(h.sorry_addr == ip("198.18.0.50"));
   CHECK(h.sorry_port == 8080);
-  CHECK(h.sorry_fwd == 'm');
+  CHECK(h.sorry_fwd == FwdMethod::kMasq);
   const std::string text = format_service_health(h);
   CHECK(text == "check=http,interval=0.5,timeout=0.25,rise=3,fall=4,path=/healthz,"
                 "status=200-299/302,body=all%20good,on-down=expire,sorry=198.18.0.50:8080,"
