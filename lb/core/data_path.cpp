@@ -19,6 +19,13 @@ void DataPath::refresh_config() {
   config_generation_ = services_.generation();
 }
 
+std::vector<Counter> named_counters(const DataPathCounters& c) {
+  std::vector<Counter> v;
+  for (const auto& f : kDataPathCounterFields) v.push_back({f.name, c.*f.member});
+  for (size_t i = 0; i < c.drops.size(); ++i) v.push_back({fmt::format("drop_{}", DropReason(i)), c.drops[i]});
+  return v;
+}
+
 Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex) {
   for (const Ipv4& vip : vips_) {
     if (!is_arp_request_for(frame, p, vip)) continue;

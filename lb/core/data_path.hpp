@@ -74,6 +74,53 @@ inline DataPathCounters& operator+=(DataPathCounters& a, const DataPathCounters&
   return a;
 }
 
+// A count and its name: --lbd-counters lists them in this order (and what reads counters,
+// metrics or JSON, reads the same list).
+struct Counter {
+  std::string name;
+  uint64_t value = 0;
+};
+
+// Every DataPathCounters field by name, in --lbd-counters' order (drops follow, by reason).
+struct DataPathCounterField {
+  const char* name;
+  uint64_t DataPathCounters::*member;
+};
+inline constexpr DataPathCounterField kDataPathCounterFields[] = {
+    {"rx_frames", &DataPathCounters::rx_frames},
+    {"tx_frames", &DataPathCounters::tx_frames},
+    {"arp_replies", &DataPathCounters::arp_replies},
+    {"checksums_completed", &DataPathCounters::checksums_completed},
+    {"superframes_segmented", &DataPathCounters::superframes_segmented},
+    {"conns_created", &DataPathCounters::conns_created},
+    {"conns_expired", &DataPathCounters::conns_expired},
+    {"conns_rescheduled", &DataPathCounters::conns_rescheduled},
+    {"embryonic_evicted", &DataPathCounters::embryonic_evicted},
+    {"embryonic_short_timeouts", &DataPathCounters::embryonic_short_timeouts},
+    {"icmp_unreachable_sent", &DataPathCounters::icmp_unreachable_sent},
+    {"icmp_rate_limited", &DataPathCounters::icmp_rate_limited},
+    {"frames_held", &DataPathCounters::frames_held},
+    {"nat_replies", &DataPathCounters::nat_replies},
+    {"tunnelled", &DataPathCounters::tunnelled},
+    {"tunnel_fragmented", &DataPathCounters::tunnel_fragmented},
+    {"icmp_frag_needed_sent", &DataPathCounters::icmp_frag_needed_sent},
+    {"icmp_errors_forwarded", &DataPathCounters::icmp_errors_forwarded},
+    {"tunnel_pmtu_updates", &DataPathCounters::tunnel_pmtu_updates},
+    {"echo_forwarded", &DataPathCounters::echo_forwarded},
+    {"echo_replies", &DataPathCounters::echo_replies},
+    {"offload_entered", &DataPathCounters::offload_entered},
+    {"offload_withdrawn", &DataPathCounters::offload_withdrawn},
+    {"offload_full", &DataPathCounters::offload_full},
+    {"offload_packets", &DataPathCounters::offload_packets},
+    {"offload_bytes", &DataPathCounters::offload_bytes},
+};
+// Every field is listed (drops aside): a new counter without a name does not compile.
+static_assert(std::size(kDataPathCounterFields) * sizeof(uint64_t) + sizeof(DataPathCounters::drops) ==
+              sizeof(DataPathCounters));
+
+// The data path's counters as named counts: the fields, then drop_<reason> for each reason.
+std::vector<Counter> named_counters(const DataPathCounters& c);
+
 // What to do with a processed frame. Before sending, the I/O layer may have to cut it:
 // segment_mtu: a TCP super-frame, segmented to this IP MTU (then, with `encapsulate`, each
 // segment wrapped in IPIP from tun_src to tun_dst); fragment_mtu: an IPv4 packet without

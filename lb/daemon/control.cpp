@@ -86,7 +86,7 @@ Dump Control::make_dump() {
   return d;
 }
 
-std::string Control::counters_text() {
+std::vector<Counter> Control::counters() {
   DataPathCounters c;
   uint64_t conns = 0, kdrops = 0;
   for (const auto& sh : last_counts_) {
@@ -94,49 +94,43 @@ std::string Control::counters_text() {
     conns += sh.conns;
     kdrops += sh.kernel_drops;
   }
-  std::string s = fmt::format(
-      "rx_frames {}\ntx_frames {}\narp_replies {}\nchecksums_completed {}\n"
-      "superframes_segmented {}\nconns_created {}\nconns_expired {}\nconns_rescheduled {}\nconns_current {}\n"
-      "embryonic_evicted {}\nembryonic_short_timeouts {}\n"
-      "icmp_unreachable_sent {}\nicmp_rate_limited {}\nframes_held {}\nnat_replies {}\n"
-      "tunnelled {}\ntunnel_fragmented {}\nicmp_frag_needed_sent {}\n"
-      "icmp_errors_forwarded {}\ntunnel_pmtu_updates {}\necho_forwarded {}\necho_replies {}\n",
-      c.rx_frames, c.tx_frames, c.arp_replies, c.checksums_completed, c.superframes_segmented,
-      c.conns_created, c.conns_expired, c.conns_rescheduled, conns, c.embryonic_evicted,
-      c.embryonic_short_timeouts, c.icmp_unreachable_sent,
-      c.icmp_rate_limited, c.frames_held, c.nat_replies, c.tunnelled, c.tunnel_fragmented,
-      c.icmp_frag_needed_sent, c.icmp_errors_forwarded, c.tunnel_pmtu_updates,
-      c.echo_forwarded, c.echo_replies);
-  s += fmt::format("offload {}\noffload_entered {}\noffload_withdrawn {}\noffload_full {}\n"
-                   "offload_packets {}\noffload_bytes {}\noffload_tx_lost {}\n",
-                   xdp_ ? fmt::format("xdp-{}", xdp_mode_) : "off", c.offload_entered,
-                   c.offload_withdrawn, c.offload_full, c.offload_packets, c.offload_bytes, xdp_tx_lost_);
+  std::vector<Counter> v = named_counters(c);
+  v.push_back({"conns_current", conns});
+  v.push_back({"offload_tx_lost", xdp_tx_lost_});
   if (xdp_) {
     const auto x = xdp_->stats();
-    for (size_t i = 0; i < x.size(); ++i) s += fmt::format("xdp_{} {}\n", XdpFlowCache::kStatNames[i], x[i]);
+    for (size_t i = 0; i < x.size(); ++i) v.push_back({fmt::format("xdp_{}", XdpFlowCache::kStatNames[i]), x[i]});
   }
   if (health_) {
     const auto h = health_->stats();
-    s += fmt::format("health_checks {}\nhealth_check_failures {}\nhealth_late_p50_us {}\n"
-                     "health_late_p99_us {}\nhealth_late_max_us {}\nhealth_stalls {}\nhealth_stalled {}\n",
-                     h.checks, h.failures, h.late_p50_us, h.late_p99_us, h.late_max_us, health_stalls_,
-                     int(health_stalled_));
+    v.insert(v.end(), {{"health_checks", h.checks},
+                       {"health_check_failures", h.failures},
+                       {"health_late_p50_us", h.late_p50_us},
+                       {"health_late_p99_us", h.late_p99_us},
+                       {"health_late_max_us", h.late_max_us},
+                       {"health_stalls", health_stalls_},
+                       {"health_stalled", health_stalled_}});
   }
-  s += fmt::format("capture_kernel_drops {}\n", kdrops);
-  size_t broad = 0;
-  for (bool b : broad_filter_) broad += b;
-  s += fmt::format("capture_broad_filters {}\n", broad);
-  s += fmt::format("dr_reals_not_on_link {}\n", hops_->dr_not_on_link());
-  s += fmt::format("guard_restored {}\n", guard_restored_);
-  s += fmt::format("interfaces_lost {}\ninterfaces_back {}\n", interfaces_lost_, interfaces_back_);
-  s += fmt::format("control_clients_dropped {}\n", control_->dropped_clients());
-  for (size_t i = 0; i < c.drops.size(); ++i)
-    s += fmt::format("drop_{} {}\n", DropReason(i), c.drops[i]);
+  v.insert(v.end(), {{"capture_kernel_drops", kdrops},
+                     {"capture_broad_filters", uint64_t(std::count(broad_filter_.begin(), broad_filter_.end(), true))},
+                     {"dr_reals_not_on_link", hops_->dr_not_on_link()},
+                     {"guard_restored", guard_restored_},
+                     {"interfaces_lost", interfaces_lost_},
+                     {"interfaces_back", interfaces_back_},
+                     {"control_clients_dropped", control_->dropped_clients()},
+                     {"workers", workers_.size()}});
   // Each worker's share: how evenly the fanout spreads the clients.
-  s += fmt::format("workers {}\n", workers_.size());
   for (size_t i = 0; i < last_counts_.size(); ++i)
-    s += fmt::format("worker{}_conns_current {}\nworker{}_conns_created {}\nworker{}_rx_frames {}\n", i,
-                     last_counts_[i].conns, i, last_counts_[i].dp.conns_created, i, last_counts_[i].dp.rx_frames);
+    v.insert(v.end(), {{fmt::format("worker{}_conns_current", i), last_counts_[i].conns},
+                       {fmt::format("worker{}_conns_created", i), last_counts_[i].dp.conns_created},
+                       {fmt::format("worker{}_rx_frames", i), last_counts_[i].dp.rx_frames}});
+  return v;
+}
+
+// --lbd-counters: the fast path's mode, then every count as "name value".
+std::string Control::counters_text() {
+  std::string s = fmt::format("offload {}\n", xdp_ ? fmt::format("xdp-{}", xdp_mode_) : "off");
+  for (const Counter& c : counters()) s += fmt::format("{} {}\n", c.name, c.value);
   return s;
 }
 

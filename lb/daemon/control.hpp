@@ -94,6 +94,7 @@ class Control {
   // (logged) if it cannot be attached there.
   bool attach_offload(const HopInterface& itf);
   Dump make_dump();  // services and reals (connections: dump_with_conns)
+  std::vector<Counter> counters();  // every count lbd keeps, by name
   std::string counters_text();
 
   const DaemonConfig& cfg_;
