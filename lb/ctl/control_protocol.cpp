@@ -64,18 +64,18 @@ std::string encode_dump(const Dump& d) {
   std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
                               d.timeouts.udp);
   for (const auto& sv : d.services) {
-    s += fmt::format("S {} {} {} {}", sv.key.protocol, sv.key.vip, sv.key.port,
-                     sv.scheduler);
+    const ServiceOptions& o = sv.options;
+    s += fmt::format("S {} {} {} {}", sv.key.protocol, sv.key.vip, sv.key.port, o.scheduler);
     put_counters(s, sv.stats);
-    s += fmt::format(" {} {} {} {} {}", token(sv.health), sv.persistent, sv.netmask,
-                     int(sv.ops), int(sv.sched_flags));
+    s += fmt::format(" {} {} {} {} {}", token(health::format_service_health(o.health)), o.persistent, o.netmask,
+                     int(o.ops), int(o.sched_flags));
     put_rates(s, sv.rates);
     s += '\n';
     for (const auto& r : sv.reals) {
-      s += fmt::format("R {} {} {} {} {} {}", r.addr, r.port, int(r.fwd), r.weight,
-                       r.active, r.inactive);
+      const RealSpec& rs = r.spec;
+      s += fmt::format("R {} {} {} {} {} {}", rs.addr, rs.port, int(rs.fwd), rs.weight, r.active, r.inactive);
       put_counters(s, r.stats);
-      s += fmt::format(" {} {} {} {} {}", r.flags, token(r.health), r.u_threshold, r.l_threshold,
+      s += fmt::format(" {} {} {} {} {}", r.flags, token(r.health()), rs.u_threshold, rs.l_threshold,
                        r.persist_conns);
       put_rates(s, r.rates);
       s += '\n';
@@ -117,30 +117,36 @@ bool decode_dump(const std::string& text, Dump& out) {
         return false;
     } else if (tag == "S") {
       DumpService s;
+      ServiceOptions& o = s.options;
       unsigned proto, ops, flags;
-      if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> s.scheduler) ||
-          !get_counters(in, s.stats) || !(in >> s.health >> s.persistent) ||
-          !get_ip(in, s.netmask) || !(in >> ops >> flags) || !get_rates(in, s.rates) || ops > 1 ||
+      std::string health, error;
+      if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> o.scheduler) ||
+          !get_counters(in, s.stats) || !(in >> health >> o.persistent) ||
+          !get_ip(in, o.netmask) || !(in >> ops >> flags) || !get_rates(in, s.rates) || ops > 1 ||
           flags > 7)
         return false;
-      s.ops = ops;
-      s.sched_flags = uint8_t(flags);
-      s.health = untoken(s.health);
+      // "" (no --health) is the defaults; anything else the canonical text lbd wrote.
+      if (const std::string h = untoken(health); !h.empty() && !health::parse_service_health(h, o.health, error))
+        return false;
+      o.ops = ops;
+      o.sched_flags = uint8_t(flags);
       s.key.protocol = uint8_t(proto);
       out.services.push_back(std::move(s));
     } else if (tag == "R") {
       if (out.services.empty()) return false;
       DumpReal r;
+      RealSpec& rs = r.spec;
       unsigned fwd;
       unsigned flags;
-      if (!get_ip(in, r.addr) || !(in >> r.port >> fwd >> r.weight >> r.active >> r.inactive) ||
-          !get_counters(in, r.stats) || !(in >> flags >> r.health) || flags > 3 ||
-          !(in >> r.u_threshold >> r.l_threshold >> r.persist_conns) || !get_rates(in, r.rates) ||
+      std::string health;
+      if (!get_ip(in, rs.addr) || !(in >> rs.port >> fwd >> rs.weight >> r.active >> r.inactive) ||
+          !get_counters(in, r.stats) || !(in >> flags >> health) || flags > 3 ||
+          !(in >> rs.u_threshold >> rs.l_threshold >> r.persist_conns) || !get_rates(in, r.rates) ||
           !fwd_from_number(fwd))
         return false;
       r.flags = uint8_t(flags);
-      r.health = untoken(r.health);
-      r.fwd = *fwd_from_number(fwd);
+      rs.health = untoken(health);
+      rs.fwd = *fwd_from_number(fwd);
       out.services.back().reals.push_back(r);
     } else if (tag == "C") {
       DumpConn c;

@@ -15,30 +15,25 @@
 
 namespace lbd {
 
+// A real as configured (its RealSpec, what -a/-e gave: a new real-server option is a
+// RealSpec field and travels here with it) and as it runs.
 struct DumpReal {
-  Ipv4 addr;
-  uint16_t port = 0;
-  FwdMethod fwd = FwdMethod::kRoute;
-  int32_t weight = 0;
-  uint32_t active = 0, inactive = 0;
+  RealSpec spec;  // health: the canonical check overrides (lbd's --health), maybe ""
+  uint32_t active = 0, inactive = 0, persist_conns = 0;
   Counters stats;
   static constexpr uint8_t kDown = 1, kSorry = 2;
   uint8_t flags = 0;   // kDown: failed its checks; kSorry: the active sorry server
-  std::string health;  // canonical check overrides (lbd's --health), may be empty
-  uint32_t u_threshold = 0, l_threshold = 0, persist_conns = 0;
   Rates rates;
+  const std::string& health() const { return spec.health ? *spec.health : kNoHealth; }
+  static inline const std::string kNoHealth;
 };
 
+// A service as configured (its ServiceOptions, what -A/-E gave) and as it runs.
 struct DumpService {
   ServiceKey key;
-  std::string scheduler;
+  ServiceOptions options;
   Counters stats;
   std::vector<DumpReal> reals;  // IPVS list order (newest first)
-  std::string health;  // canonical --health of the service, may be empty
-  uint32_t persistent = 0;  // -p seconds, 0 = none
-  Ipv4 netmask = kHostNetmask;
-  bool ops = false;
-  uint8_t sched_flags = 0;
   Rates rates;
 };
 

@@ -23,8 +23,8 @@ bool service_less(const DumpService& a, const DumpService& b) {
 }
 
 bool real_less(const DumpReal& a, const DumpReal& b) {
-  if (int r = addr_cmp(a.addr, b.addr)) return r < 0;
-  return a.port < b.port;
+  if (int r = addr_cmp(a.spec.addr, b.spec.addr)) return r < 0;
+  return a.spec.port < b.spec.port;
 }
 
 // " a b c" for tokens {a, b, c}; "" for none (options after a fixed prefix).
@@ -111,12 +111,12 @@ struct Renderer {
   // The service line's flags: " (sched flags)", " persistent T", " mask M", " ops".
   static std::string service_flags(const DumpService& s) {
     std::string t;
-    if (s.sched_flags) t += " (" + sched_flags_text(s.scheduler, s.sched_flags) + ")";
-    if (s.persistent) {
-      t += fmt::format(" persistent {}", s.persistent);
-      if (s.netmask != kHostNetmask) t += " mask " + to_string(s.netmask);
+    if (s.options.sched_flags) t += " (" + sched_flags_text(s.options.scheduler, s.options.sched_flags) + ")";
+    if (s.options.persistent) {
+      t += fmt::format(" persistent {}", s.options.persistent);
+      if (s.options.netmask != kHostNetmask) t += " mask " + to_string(s.options.netmask);
     }
-    if (s.ops) t += " ops";
+    if (s.options.ops) t += " ops";
     return t;
   }
 
@@ -132,15 +132,15 @@ struct Renderer {
       out += fmt::sprintf("%-33s", svc_name);
       rates(s.rates);
     } else {
-      out += fmt::sprintf("%s %s%s\n", svc_name, s.scheduler, service_flags(s));
+      out += fmt::sprintf("%s %s%s\n", svc_name, s.options.scheduler, service_flags(s));
     }
     if (!cmd.has(kOptNoSort)) std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
-      std::string dname = addrport(r.addr, r.port, s.key.protocol);
+      std::string dname = addrport(r.spec.addr, r.spec.port, s.key.protocol);
       if (dname.size() > 28) dname.resize(28);
       // A real down by its checks shows weight 0, as keepalived's inhibit_on_failure
       // leaves it in IPVS: ipvsadm's format, and the configured weight is kept for -S.
-      const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.weight;
+      const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.spec.weight;
       if (cmd.has(kOptStats)) {
         out += fmt::sprintf("  -> %-28s", dname);
         counters(r.stats);
@@ -152,17 +152,17 @@ struct Renderer {
         largenum(r.rates.outbps);
         out += '\n';
       } else if (cmd.has(kOptThresholds)) {
-        out += fmt::sprintf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname, r.u_threshold,
-                            r.l_threshold, r.active, r.inactive);
+        out += fmt::sprintf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname, r.spec.u_threshold,
+                            r.spec.l_threshold, r.active, r.inactive);
       } else if (cmd.has(kOptPersistentConn)) {
         out += fmt::sprintf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname, unsigned(weight),
                             r.persist_conns, r.active, r.inactive);
       } else if (cmd.has(kOptTunInfo)) {
-        out += fmt::sprintf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd),
-                            r.fwd == FwdMethod::kTunnel ? "ipip" : "n/a", weight, r.active,
+        out += fmt::sprintf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd_name(r.spec.fwd),
+                            r.spec.fwd == FwdMethod::kTunnel ? "ipip" : "n/a", weight, r.active,
                             r.inactive);
       } else {
-        out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.fwd), weight,
+        out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.spec.fwd), weight,
                             r.active, r.inactive);
       }
     }
@@ -173,21 +173,22 @@ struct Renderer {
                                                                                         : "--sctp-service";
     const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
     std::vector<std::string> opts;
-    append_service_flags(opts, s.scheduler, s.persistent, s.netmask, "", s.ops, s.sched_flags);
+    append_service_flags(opts, s.options.scheduler, s.options.persistent, s.options.netmask, "", s.options.ops, s.options.sched_flags);
     // lbd's extension, after everything ipvsadm prints.
-    if (!s.health.empty()) opts.insert(opts.end(), {"--health", s.health});
-    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.scheduler, spaced(opts));
+    if (const std::string h = health::format_service_health(s.options.health); !h.empty())
+      opts.insert(opts.end(), {"--health", h});
+    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.options.scheduler, spaced(opts));
     std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
-      const char fwd[] = {'-', fwd_info(r.fwd).flag, 0};
+      const char fwd[] = {'-', fwd_info(r.spec.fwd).flag, 0};
       // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
       std::vector<std::string> thr;
-      append_threshold_flags(thr, r.u_threshold, r.l_threshold);
+      append_threshold_flags(thr, r.spec.u_threshold, r.spec.l_threshold);
       out += fmt::format("-a {} {} -r {} {} -w {}{}{}{}\n", flag, vname,
-                         addrport(r.addr, r.port, s.key.protocol), fwd, r.weight,
-                         r.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", spaced(thr),
-                         r.health.empty() ? "" : " --health " + r.health);
+                         addrport(r.spec.addr, r.spec.port, s.key.protocol), fwd, r.spec.weight,
+                         r.spec.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", spaced(thr),
+                         r.health().empty() ? "" : " --health " + r.health());
     }
   }
 

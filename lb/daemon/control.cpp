@@ -67,13 +67,14 @@ Dump Control::make_dump() {
   d.table_size = cfg_.max_connections;
   d.timeouts = timeouts_;
   services_.for_each_service([&](const Service& s) {
-    DumpService ds{s.key, s.options.scheduler, s.stats, {},
-                   health::format_service_health(s.options.health), s.options.persistent,
-                   s.options.netmask, s.options.ops, s.options.sched_flags, read_rates(s.rate)};
+    DumpService ds{.key = s.key, .options = s.options, .stats = s.stats, .rates = read_rates(s.rate)};
     auto add = [&](const Real& r, uint8_t flags) {
-      ds.reals.push_back({r.addr, r.port, r.fwd, r.dest.weight, r.dest.active_conns,
-                          r.dest.inactive_conns, r.stats, flags, r.health_override,
-                          r.u_threshold, r.l_threshold, r.persist_conns, read_rates(r.rate)});
+      RealSpec spec(r.addr, r.port, r.fwd, r.dest.weight, r.health_override);
+      spec.u_threshold = r.u_threshold;
+      spec.l_threshold = r.l_threshold;
+      ds.reals.push_back({.spec = spec, .active = r.dest.active_conns, .inactive = r.dest.inactive_conns,
+                          .persist_conns = r.persist_conns, .stats = r.stats, .flags = flags,
+                          .rates = read_rates(r.rate)});
     };
     for (uint32_t id : s.reals) {
       const Real& r = services_.real(id);

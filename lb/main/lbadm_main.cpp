@@ -146,8 +146,12 @@ int main(int argc, char** argv) {
             h = r;
           };
           for (auto& s : dump.services) {
-            redact(s.health);
-            for (auto& r : s.reals) redact(r.health);
+            if (std::string& pw = s.options.health.check.password; !pw.empty()) {
+              pw = health::kRedacted;
+              ++redacted;
+            }
+            for (auto& r : s.reals)
+              if (r.spec.health) redact(*r.spec.health);
           }
           if (redacted)
             std::cerr << prog << ": " << redacted << " password(s) written as password=" << health::kRedacted

@@ -17,6 +17,7 @@
 
 #include "lb/ctl/control_protocol.hpp"
 #include "lb/ctl/control_server.hpp"
+#include "frames.hpp"
 #include "lb/base/log.hpp"
 
 using namespace lbd;
@@ -173,4 +174,68 @@ TEST_CASE("a log message is one line: control bytes are written as \\xNN") {
   CHECK(log::one_line("applied: -A -t 198.18.0.100:81 -s rr\t-p\nlbd: info: forged") ==
         "applied: -A -t 198.18.0.100:81 -s rr\\x09-p\\x0albd: info: forged");
   CHECK(log::one_line("\x1b[2Kcaf\xc3\xa9") == "\\x1b[2Kcaf\xc3\xa9");  // UTF-8 stays readable
+}
+
+TEST_CASE("the control dump carries each service's options and each real's spec through its text") {
+  Dump d;
+  d.table_size = 4096;
+  DumpService plain{{kProtoTcp, test::ip("198.18.0.100"), 80}, std::string("wlc"), {1, 2, 3, 4, 5}, {}};
+  DumpReal r;
+  r.spec = RealSpec(test::ip("198.18.0.11"), 80, FwdMethod::kTunnel, 3, std::string("interval=0.5,port=8080"));
+  r.spec.u_threshold = 100;
+  r.spec.l_threshold = 50;
+  r.active = 7;
+  r.persist_conns = 2;
+  r.flags = DumpReal::kDown;
+  plain.reals.push_back(r);
+  DumpService checked{{kProtoUdp, test::ip("198.18.0.100"), 53}, std::string("rr"), {}, {}};
+  checked.options.persistent = 120;
+  checked.options.netmask = test::ip("255.255.255.0");
+  checked.options.ops = true;
+  checked.options.sched_flags = kSchedFlag1;
+  std::string error;
+  REQUIRE(health::parse_service_health("check=mysql,user=u,password=secret,sorry=198.18.0.50,sorry-fwd=m",
+                                       checked.options.health, error));
+  DumpReal masq;
+  masq.spec = RealSpec(test::ip("198.18.0.12"), 5353, FwdMethod::kMasq, 1, std::string());
+  checked.reals.push_back(masq);
+  d.services = {plain, checked};
+  const std::string text = encode_dump(d);
+  Dump back;
+  REQUIRE(decode_dump(text, back));
+  REQUIRE(back.services.size() == 2);
+  CHECK(encode_dump(back) == text);
+  CHECK(back.services[0].options.health == health::ServiceHealth{});  // none given: the defaults
+  const DumpReal& br = back.services[0].reals.at(0);
+  CHECK(br.spec.addr == r.spec.addr);
+  CHECK(br.spec.fwd == FwdMethod::kTunnel);
+  CHECK(br.spec.weight == 3);
+  CHECK(br.health() == "interval=0.5,port=8080");
+  CHECK(br.spec.u_threshold == 100);
+  CHECK(br.spec.l_threshold == 50);
+  CHECK(br.active == 7);
+  CHECK(br.persist_conns == 2);
+  CHECK(br.flags == DumpReal::kDown);
+  const ServiceOptions& o = back.services[1].options;
+  CHECK(o.scheduler == "rr");
+  CHECK(o.persistent == 120);
+  CHECK(o.netmask == test::ip("255.255.255.0"));
+  CHECK(o.ops);
+  CHECK(o.sched_flags == kSchedFlag1);
+  CHECK(o.health == checked.options.health);  // the password too: lbadm redacts, not the dump
+  CHECK(o.health.sorry_fwd == FwdMethod::kMasq);
+  CHECK(back.services[1].reals.at(0).health().empty());
+}
+
+TEST_CASE("a dump with an unknown forwarding method or a bad --health is refused") {
+  const std::string head = "V 4096 900 120 300\n";
+  const std::string svc = "S 6 198.18.0.100 80 wlc 0 0 0 0 0 - 0 255.255.255.255 0 0 0 0 0 0 0\n";
+  Dump d;
+  CHECK(decode_dump(head + svc + "END\n", d));
+  Dump bad_fwd;
+  CHECK_FALSE(decode_dump(head + svc + "R 198.18.0.11 80 3 1 0 0 0 0 0 0 0 0 - 0 0 0 0 0 0 0 0\nEND\n", bad_fwd));
+  Dump bad_health;
+  CHECK_FALSE(decode_dump(head + "S 6 198.18.0.100 80 wlc 0 0 0 0 0 check=nope 0 255.255.255.255 0 0 0 0 0 0 0\n"
+                                 "END\n",
+                          bad_health));
 }

@@ -20,15 +20,24 @@ std::string render(const std::string& line, const Dump& d, const NameResolver& n
   REQUIRE(out);
   return *out;
 }
+DumpReal dreal(Ipv4 addr, uint16_t port, FwdMethod fwd, int32_t weight, uint32_t active, uint32_t inactive,
+               Counters stats = {}) {
+  DumpReal r;
+  r.spec = RealSpec(addr, port, fwd, weight);
+  r.active = active;
+  r.inactive = inactive;
+  r.stats = stats;
+  return r;
+}
 Dump sample() {
   Dump d;
   d.table_size = 4096;
-  DumpService tcp{{kProtoTcp, ip("198.18.0.100"), 80}, "wlc", {105116, 827026, 774414, 55260589, 151457957}, {}};
-  tcp.reals.push_back({ip("198.18.0.12"), 80, FwdMethod::kRoute, 2, 0, 0, {}});
-  tcp.reals.push_back({ip("198.18.0.11"), 80, FwdMethod::kRoute, 1, 3, 12,
-                       {92972, 729968, 711766, 49472933, 1047000000}});
-  DumpService udp{{kProtoUdp, ip("198.18.0.100"), 53}, "rr", {}, {}};
-  udp.reals.push_back({ip("198.18.0.13"), 53, FwdMethod::kRoute, 0, 0, 5, {}});
+  DumpService tcp{{kProtoTcp, ip("198.18.0.100"), 80}, std::string("wlc"), {105116, 827026, 774414, 55260589, 151457957}, {}};
+  tcp.reals.push_back(dreal(ip("198.18.0.12"), 80, FwdMethod::kRoute, 2, 0, 0, {}));
+  tcp.reals.push_back(dreal(ip("198.18.0.11"), 80, FwdMethod::kRoute, 1, 3, 12,
+                            {92972, 729968, 711766, 49472933, 1047000000}));
+  DumpService udp{{kProtoUdp, ip("198.18.0.100"), 53}, std::string("rr"), {}, {}};
+  udp.reals.push_back(dreal(ip("198.18.0.13"), 53, FwdMethod::kRoute, 0, 0, 5, {}));
   d.services = {udp, tcp};  // sorted on output: TCP before UDP
   d.conns.push_back({kProtoTcp, ip("198.18.0.5"), ip("198.18.0.100"), ip("198.18.0.11"), 51234, 80, 80, "ESTABLISHED", 897});
   d.conns.push_back({kProtoUdp, ip("198.18.0.5"), ip("198.18.0.100"), ip("198.18.0.13"), 40000, 53, 53, "UDP", 287});
@@ -116,7 +125,7 @@ TEST_CASE("address sorting reproduces libipvs's signed-difference quirk") {
   // More than 2^31 apart: int(ntohl(a) - ntohl(b)) has the "wrong" sign, so the lower
   // address sorts last, exactly as ipvsadm's listing does.
   for (const char* a : {"64.0.0.1", "198.18.0.1"})
-    d.services.push_back({{kProtoTcp, ip(a), 80}, "rr", {}, {}});
+    d.services.push_back({{kProtoTcp, ip(a), 80}, std::string("rr"), {}, {}});
   const std::string out = render("-L -n", d);
   CHECK(out.find("198.18.0.1") < out.find("64.0.0.1"));
 }
@@ -126,24 +135,24 @@ namespace {
 Dump flagged() {
   Dump d;
   d.table_size = 4096;
-  DumpService web{{kProtoTcp, ip("198.18.0.100"), 443}, "wlc", {}, {}};
-  web.persistent = 360;
-  web.netmask = ip("255.255.255.0");
-  web.sched_flags = kSchedFlag2;
+  DumpService web{{kProtoTcp, ip("198.18.0.100"), 443}, std::string("wlc"), {}, {}};
+  web.options.persistent = 360;
+  web.options.netmask = ip("255.255.255.0");
+  web.options.sched_flags = kSchedFlag2;
   web.rates = {12, 340, 310, 25000, 180000000};
-  DumpReal a{ip("198.18.0.11"), 443, FwdMethod::kRoute, 1, 3, 12, {}};
-  a.u_threshold = 100;
+  DumpReal a = dreal(ip("198.18.0.11"), 443, FwdMethod::kRoute, 1, 3, 12, {});
+  a.spec.u_threshold = 100;
   a.persist_conns = 7;
   a.rates = {12, 340, 310, 25000, 180000000};
-  DumpReal b{ip("198.18.0.12"), 443, FwdMethod::kTunnel, 2, 0, 1, {}};
-  b.u_threshold = 50;
-  b.l_threshold = 20;
+  DumpReal b = dreal(ip("198.18.0.12"), 443, FwdMethod::kTunnel, 2, 0, 1, {});
+  b.spec.u_threshold = 50;
+  b.spec.l_threshold = 20;
   web.reals = {b, a};
-  DumpService dns{{kProtoUdp, ip("198.18.0.100"), 53}, "rr", {}, {}};
-  dns.ops = true;
-  dns.reals.push_back({ip("198.18.0.13"), 5353, FwdMethod::kMasq, 1, 0, 0, {}});
-  DumpService any{{kProtoTcp, ip("198.18.0.101"), 0}, "lc", {}, {}};
-  any.persistent = 60;
+  DumpService dns{{kProtoUdp, ip("198.18.0.100"), 53}, std::string("rr"), {}, {}};
+  dns.options.ops = true;
+  dns.reals.push_back(dreal(ip("198.18.0.13"), 5353, FwdMethod::kMasq, 1, 0, 0, {}));
+  DumpService any{{kProtoTcp, ip("198.18.0.101"), 0}, std::string("lc"), {}, {}};
+  any.options.persistent = 60;
   d.services = {dns, any, web};
   d.conns.push_back({kProtoTcp, ip("198.18.1.0"), ip("198.18.0.100"), ip("198.18.0.11"), 0, 443, 443, "NONE", 1765});
   d.conns.push_back({kProtoTcp, ip("198.18.1.5"), ip("198.18.0.100"), ip("198.18.0.11"), 51234, 443, 443, "ESTABLISHED", 897});
