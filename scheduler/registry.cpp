@@ -1,7 +1,14 @@
-// The list of schedulers `-s NAME` can name. Adding an algorithm: one file + one line here.
+// The list of schedulers `-s NAME` can name. Adding an algorithm: its file (which defines
+// its make_ function) and one line here.
 #include "scheduler/scheduler.hpp"
 
 namespace lbd::sched {
+
+// Each defined in its own file.
+std::unique_ptr<Scheduler> make_rr();
+std::unique_ptr<Scheduler> make_wrr();
+std::unique_ptr<Scheduler> make_lc();
+std::unique_ptr<Scheduler> make_wlc();
 
 namespace {
 struct Entry {
@@ -16,9 +23,13 @@ constexpr Entry kSchedulers[] = {
 };
 }  // namespace
 
-std::unique_ptr<Scheduler> make_scheduler(std::string_view name) {
+std::unique_ptr<Scheduler> make_scheduler(std::string_view name, const SchedulerOptions& options) {
   for (const auto& e : kSchedulers)
-    if (e.name == name) return e.make();
+    if (e.name == name) {
+      auto s = e.make();
+      s->set_options(options);
+      return s;
+    }
   return nullptr;
 }
 

@@ -51,9 +51,20 @@ struct Flow {
 
 using Dests = std::span<const DestView* const>;
 
+// What a service gives its scheduler besides the reals: -b's flags, IPVS's
+// IP_VS_SVC_F_SCHED1..3 (sh-fallback and sh-port, mh-fallback and mh-port; the others
+// ignore them). IPVS reads them at each pick, so an -E that changes only them changes them
+// in place (set_options) and keeps the scheduler's state.
+struct SchedulerOptions {
+  uint8_t flags = 0;
+  friend bool operator==(const SchedulerOptions&, const SchedulerOptions&) = default;
+};
+
 class Scheduler {
  public:
   virtual ~Scheduler() = default;
+  const SchedulerOptions& options() const { return options_; }
+  virtual void set_options(const SchedulerOptions& o) { options_ = o; }
   virtual std::string_view name() const = 0;
   // Index into `dests` of the chosen real, or nullopt when none is schedulable.
   virtual std::optional<size_t> pick(const Flow& flow, Dests dests) = 0;
@@ -67,16 +78,14 @@ class Scheduler {
   }
   virtual void real_edited(Dests dests, size_t index) { (void)index; reals_changed(dests); }
   virtual void reals_changed(Dests dests) { (void)dests; }
+
+ private:
+  SchedulerOptions options_;
 };
 
-// The registry: the explicit list of algorithms lives in registry.cpp.
-std::unique_ptr<Scheduler> make_scheduler(std::string_view name);
+// The registry (registry.cpp: the explicit list of algorithms, each a file of its own):
+// the scheduler `-s NAME` names, with its options, or nullptr if there is none.
+std::unique_ptr<Scheduler> make_scheduler(std::string_view name, const SchedulerOptions& options = {});
 std::vector<std::string> scheduler_names();
-
-// Constructors, one per file.
-std::unique_ptr<Scheduler> make_rr();
-std::unique_ptr<Scheduler> make_wrr();
-std::unique_ptr<Scheduler> make_lc();
-std::unique_ptr<Scheduler> make_wlc();
 
 }  // namespace lbd::sched

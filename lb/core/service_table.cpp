@@ -148,13 +148,15 @@ Status check_real_address(Ipv4 a) {
   return Status::error(EINVAL, fmt::format("real server {} is not a unicast address", a));
 }
 
+static sched::SchedulerOptions scheduler_options(const ServiceOptions& opt) { return {opt.sched_flags}; }
+
 static std::string real_name(Ipv4 a, uint16_t port) {
   return fmt::format("{}:{}", a, port);
 }
 
 Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& opt) {
   if (find(key)) return Status::error(EEXIST, fmt::format("service {} already exists", key));
-  auto sched = sched::make_scheduler(opt.scheduler);
+  auto sched = sched::make_scheduler(opt.scheduler, scheduler_options(opt));
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
   uint32_t id;
@@ -189,13 +191,15 @@ Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& op
 Status ServiceTable::edit_service(const ServiceKey& key, const ServiceOptions& opt) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
-  auto sched = sched::make_scheduler(opt.scheduler);
+  auto sched = sched::make_scheduler(opt.scheduler, scheduler_options(opt));
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
   settle(*s);
   if (opt.scheduler != s->options.scheduler) {
     s->scheduler = std::move(sched);
     s->scheduler->reals_changed(s->views);
+  } else {
+    s->scheduler->set_options(scheduler_options(opt));  // its state kept, as IPVS's -E
   }
   s->options = opt;
   sync_sorry(*s);

@@ -221,3 +221,20 @@ TEST_CASE("deferred release: a deleted real is freed only when asked, so copies 
   CHECK_FALSE(a.real(id).in_use);
   CHECK_FALSE(b.real(id).in_use);
 }
+
+TEST_CASE("-b reaches the scheduler; an -E that changes only -b keeps its state (IPVS reads the flags per pick)") {
+  ServiceTable t;
+  ServiceOptions opt{"rr"};
+  opt.sched_flags = kSchedFlag1;
+  REQUIRE(t.add_service(kSvc, opt).is_ok());
+  const sched::Scheduler* before = t.find(kSvc)->scheduler.get();
+  CHECK(before->options().flags == kSchedFlag1);
+  opt.sched_flags = kSchedFlag2;
+  REQUIRE(t.edit_service(kSvc, opt).is_ok());
+  CHECK(t.find(kSvc)->scheduler.get() == before);  // the same scheduler: rr's cursor kept
+  CHECK(before->options().flags == kSchedFlag2);
+  opt.scheduler = "wrr";
+  REQUIRE(t.edit_service(kSvc, opt).is_ok());
+  CHECK(t.find(kSvc)->scheduler->name() == "wrr");  // another scheduler: a new one, with the flags
+  CHECK(t.find(kSvc)->scheduler->options().flags == kSchedFlag2);
+}
