@@ -9,17 +9,8 @@
 namespace lbd::health {
 namespace {
 
-constexpr const char* kCheckKeys[] = {"check", "port",     "interval", "timeout",       "rise",
-                                      "fall",  "path",     "host",     "status",        "body",
-                                      "user",  "password", "password-file", "max-lag", "cmd",
-                                      "exec-user"};
 constexpr const char* kServiceKeys[] = {"on-down", "sorry", "sorry-fwd", "notify"};
 
-bool is_check_key(std::string_view k) {
-  for (const char* c : kCheckKeys)
-    if (k == c) return true;
-  return false;
-}
 bool is_service_key(std::string_view k) {
   for (const char* c : kServiceKeys)
     if (k == c) return true;
@@ -105,68 +96,158 @@ bool parse_status(std::string_view s, std::vector<StatusRange>& out) {
   return true;
 }
 
+// Every check key, once: its name (the canonical order is this table's), how a value sets
+// it (false with the reason), and its value as text. A key equal to the default's text is
+// left out of the canonical form. A new key is a CheckSpec field and a row here.
+struct CheckKey {
+  const char* name;
+  bool (*apply)(CheckSpec& c, const std::string& v, const char*& why);
+  std::string (*text)(const CheckSpec& c);
+};
+
+bool set_user_name(std::string& field, const std::string& v, const char*& why) {
+  if (v.empty() || v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                       std::string::npos) {
+    why = "expected a user name";
+    return false;
+  }
+  field = v;
+  return true;
+}
+bool set_absolute(std::string& field, const std::string& v, const char*& why) {
+  if (v.empty() || v[0] != '/') {
+    why = "expected an absolute path";
+    return false;
+  }
+  field = v;
+  return true;
+}
+
+constexpr CheckKey kCheckKeys[] = {
+    {"check",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       for (const CheckType t : {CheckType::kTcp, CheckType::kHttp, CheckType::kMysql, CheckType::kExec,
+                                 CheckType::kNone})
+         if (v == check_name(t)) {
+           c.type = t;
+           return true;
+         }
+       why = "expected tcp, http, mysql, exec or none";
+       return false;
+     },
+     [](const CheckSpec& c) { return std::string(check_name(c.type)); }},
+    {"port",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       uint32_t n = 0;
+       why = "expected a port number (0: the real's)";
+       if (!parse_u32(v, 0, 65535, n)) return false;
+       c.port = uint16_t(n);
+       return true;
+     },
+     [](const CheckSpec& c) { return std::to_string(c.port); }},
+    {"interval",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected 0.1 to 3600 seconds";
+       return parse_seconds(v, 100, 3600000, c.interval_ms);
+     },
+     [](const CheckSpec& c) { return format_seconds(c.interval_ms); }},
+    {"timeout",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected 0.01 to 3600 seconds";
+       return parse_seconds(v, 10, 3600000, c.timeout_ms);
+     },
+     [](const CheckSpec& c) { return format_seconds(c.timeout_ms); }},
+    {"rise",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected 1 to 1000";
+       return parse_u32(v, 1, 1000, c.rise);
+     },
+     [](const CheckSpec& c) { return std::to_string(c.rise); }},
+    {"fall",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected 1 to 1000";
+       return parse_u32(v, 1, 1000, c.fall);
+     },
+     [](const CheckSpec& c) { return std::to_string(c.fall); }},
+    {"path",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = v.empty() || v[0] != '/'                ? "expected a path starting with /"
+             : v.find(' ') != std::string::npos ? "a path has no blanks (write %20 as %2520)"
+                                                : nullptr;
+       if (why) return false;
+       c.path = v;
+       return true;
+     },
+     [](const CheckSpec& c) { return c.path; }},
+    {"host",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "a host name has no blanks";
+       if (v.find(' ') != std::string::npos) return false;
+       c.host = v;
+       return true;
+     },
+     [](const CheckSpec& c) { return c.host; }},
+    {"status",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected codes or ranges such as 200-299/302";
+       return parse_status(v, c.status);
+     },
+     [](const CheckSpec& c) { return format_status(c.status); }},
+    {"body",
+     [](CheckSpec& c, const std::string& v, const char*&) {
+       c.body = v;
+       return true;
+     },
+     [](const CheckSpec& c) { return c.body; }},
+    {"user",
+     [](CheckSpec& c, const std::string& v, const char*&) {
+       c.user = v;
+       return true;
+     },
+     [](const CheckSpec& c) { return c.user; }},
+    {"password",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "this password was redacted by lbadm -S: give it again, or use password-file=";
+       if (v == kRedacted) return false;
+       c.password = v;
+       return true;
+     },
+     [](const CheckSpec& c) { return c.password; }},
+    {"password-file",
+     [](CheckSpec& c, const std::string& v, const char*& why) { return set_absolute(c.password_file, v, why); },
+     [](const CheckSpec& c) { return c.password_file; }},
+    {"max-lag",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       uint32_t n = 0;
+       why = "expected seconds, or none";
+       if (v == "none") n = uint32_t(-1);
+       else if (!parse_u32(v, 0, 1u << 30, n)) return false;
+       c.max_lag = int32_t(n);
+       return true;
+     },
+     [](const CheckSpec& c) { return std::to_string(c.max_lag); }},
+    {"cmd",
+     [](CheckSpec& c, const std::string& v, const char*& why) { return set_absolute(c.cmd, v, why); },
+     [](const CheckSpec& c) { return c.cmd; }},
+    {"exec-user",
+     [](CheckSpec& c, const std::string& v, const char*& why) { return set_user_name(c.exec_user, v, why); },
+     [](const CheckSpec& c) { return c.exec_user; }},
+};
+
+const CheckKey* check_key(std::string_view k) {
+  for (const CheckKey& c : kCheckKeys)
+    if (k == c.name) return &c;
+  return nullptr;
+}
+bool is_check_key(std::string_view k) { return check_key(k) != nullptr; }
+
 // Applies one key to a check; error text on a bad value.
 bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, std::string& error) {
-  uint32_t n = 0;
-  auto bad = [&](const char* what) {
-    error = fmt::format("{}={}: {}", key, v, what);
-    return false;
-  };
-  if (key == "check") {
-    if (v == "tcp") c.type = CheckType::kTcp;
-    else if (v == "http") c.type = CheckType::kHttp;
-    else if (v == "mysql") c.type = CheckType::kMysql;
-    else if (v == "exec") c.type = CheckType::kExec;
-    else if (v == "none") c.type = CheckType::kNone;
-    else return bad("expected tcp, http, mysql, exec or none");
-  } else if (key == "port") {
-    if (!parse_u32(v, 0, 65535, n)) return bad("expected a port number (0: the real's)");
-    c.port = uint16_t(n);
-  } else if (key == "interval") {
-    if (!parse_seconds(v, 100, 3600000, c.interval_ms)) return bad("expected 0.1 to 3600 seconds");
-  } else if (key == "timeout") {
-    if (!parse_seconds(v, 10, 3600000, c.timeout_ms)) return bad("expected 0.01 to 3600 seconds");
-  } else if (key == "rise") {
-    if (!parse_u32(v, 1, 1000, c.rise)) return bad("expected 1 to 1000");
-  } else if (key == "fall") {
-    if (!parse_u32(v, 1, 1000, c.fall)) return bad("expected 1 to 1000");
-  } else if (key == "path") {
-    if (v.empty() || v[0] != '/') return bad("expected a path starting with /");
-    if (v.find(' ') != std::string::npos) return bad("a path has no blanks (write %20 as %2520)");
-    c.path = v;
-  } else if (key == "host") {
-    if (v.find(' ') != std::string::npos) return bad("a host name has no blanks");
-    c.host = v;
-  } else if (key == "status") {
-    if (!parse_status(v, c.status)) return bad("expected codes or ranges such as 200-299/302");
-  } else if (key == "body") {
-    c.body = v;
-  } else if (key == "user") {
-    c.user = v;
-  } else if (key == "password") {
-    if (v == kRedacted)
-      return bad("this password was redacted by lbadm -S: give it again, or use password-file=");
-    c.password = v;
-  } else if (key == "password-file") {
-    if (v.empty() || v[0] != '/') return bad("expected an absolute path");
-    c.password_file = v;
-  } else if (key == "max-lag") {
-    if (v == "none") {
-      c.max_lag = -1;
-    } else {
-      if (!parse_u32(v, 0, 1u << 30, n)) return bad("expected seconds, or none");
-      c.max_lag = int32_t(n);
-    }
-  } else if (key == "cmd") {
-    if (v.empty() || v[0] != '/') return bad("expected an absolute path");
-    c.cmd = v;
-  } else if (key == "exec-user") {
-    if (v.empty() || v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-                         std::string::npos)
-      return bad("expected a user name");
-    c.exec_user = v;
-  }
-  return true;
+  const CheckKey* k = check_key(key);
+  const char* why = "";
+  if (!k || k->apply(c, v, why)) return true;
+  error = fmt::format("{}={}: {}", key, v, why);
+  return false;
 }
 
 // Splits "k=v,k=v" and calls f(key, decoded value) for each; false with `error` if the
@@ -332,9 +413,10 @@ bool parse_real_health(std::string_view text, std::string& canonical, std::strin
   });
   if (!ok) return false;
   canonical.clear();
-  for (const char* k : kCheckKeys)
+  for (const CheckKey& k : kCheckKeys)
     for (const auto& p : kv)
-      if (p.first == k) canonical += fmt::format("{}{}={}", canonical.empty() ? "" : ",", k, encode(p.second));
+      if (p.first == k.name)
+        canonical += fmt::format("{}{}={}", canonical.empty() ? "" : ",", k.name, encode(p.second));
   return true;
 }
 
@@ -355,22 +437,8 @@ std::string format_service_health(const ServiceHealth& h) {
   auto add = [&s](const char* k, const std::string& v) {
     s += fmt::format("{}{}={}", s.empty() ? "" : ",", k, encode(v));
   };
-  if (c.type != d.type) add("check", check_name(c.type));
-  if (c.port != d.port) add("port", std::to_string(c.port));
-  if (c.interval_ms != d.interval_ms) add("interval", format_seconds(c.interval_ms));
-  if (c.timeout_ms != d.timeout_ms) add("timeout", format_seconds(c.timeout_ms));
-  if (c.rise != d.rise) add("rise", std::to_string(c.rise));
-  if (c.fall != d.fall) add("fall", std::to_string(c.fall));
-  if (c.path != d.path) add("path", c.path);
-  if (c.host != d.host) add("host", c.host);
-  if (c.status != d.status) add("status", format_status(c.status));
-  if (c.body != d.body) add("body", c.body);
-  if (c.user != d.user) add("user", c.user);
-  if (c.password != d.password) add("password", c.password);
-  if (c.password_file != d.password_file) add("password-file", c.password_file);
-  if (c.max_lag != d.max_lag) add("max-lag", std::to_string(c.max_lag));
-  if (c.cmd != d.cmd) add("cmd", c.cmd);
-  if (c.exec_user != d.exec_user) add("exec-user", c.exec_user);
+  for (const CheckKey& k : kCheckKeys)
+    if (std::string v = k.text(c); v != k.text(d)) add(k.name, v);
   if (h.on_down != OnDown::kKeep) add("on-down", "expire");
   if (h.sorry_addr)
     add("sorry", h.sorry_port ? fmt::format("{}:{}", *h.sorry_addr, h.sorry_port)
