@@ -1,15 +1,20 @@
-// DR rewrite; see dr.hpp.
+// Layer-2 transmission and its MTU policy; see dr.hpp.
 #include "forwarding/dr.hpp"
 
 namespace lbd {
 
-RewriteStatus rewrite_dr(std::span<uint8_t> frame, const ParsedPacket& p, const NextHop& hop) {
-  const bool too_big = p.ip_len > hop.mtu;
-  if (too_big && p.protocol != kProtoTcp) return RewriteStatus::kFrameTooBig;
+XmitStatus xmit_l2(std::span<uint8_t> frame, const ParsedPacket& p, const NextHop& hop, uint16_t mtu) {
+  XmitStatus status = XmitStatus::kSend;
+  if (p.ip_len > mtu) {
+    status = p.protocol == kProtoTcp ? XmitStatus::kSegment  // segmentation computes full checksums
+             : !p.dont_fragment      ? XmitStatus::kFragment
+                                     : XmitStatus::kTooBig;
+    if (status == XmitStatus::kTooBig) return status;
+  }
   auto* eth = reinterpret_cast<EthHdr*>(frame.data());
   eth->dst = hop.dst;
   eth->src = hop.src;
-  return too_big ? RewriteStatus::kNeedsSegmentation : RewriteStatus::kOk;
+  return status;
 }
 
 }  // namespace lbd

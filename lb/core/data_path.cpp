@@ -594,22 +594,17 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   return finish_l2(f, *back, back->mtu);
 }
 
-// Sets the MACs for `hop` and sends: as it is, or marked for segmentation (a TCP
-// super-frame) or fragmentation (no DF) when larger than `mtu`.
+// Sends at layer 2 (DR, and NAT after its rewrite) with forwarding/'s MTU policy.
 Verdict DataPath::finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu) {
-  auto* eth = reinterpret_cast<EthHdr*>(f.bytes.data());
-  eth->dst = hop.dst;
-  eth->src = hop.src;
   Verdict v = Verdict::send(hop.ifindex);
-  if (f.p.ip_len > mtu) {
-    if (f.p.protocol == kProtoTcp) {
-      v.segment_mtu = mtu;  // segmentation computes full checksums
+  switch (xmit_l2(f.bytes, f.p, hop, mtu)) {
+    case XmitStatus::kTooBig: return drop(DropReason::kFrameTooBig);
+    case XmitStatus::kSegment:
+      v.segment_mtu = mtu;
       ++counters_.superframes_segmented;
-    } else if (!f.p.dont_fragment) {
-      v.fragment_mtu = mtu;
-    } else {
-      return drop(DropReason::kFrameTooBig);
-    }
+      break;
+    case XmitStatus::kFragment: v.fragment_mtu = mtu; break;
+    case XmitStatus::kSend: break;
   }
   ++counters_.tx_frames;
   return v;

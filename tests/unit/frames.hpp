@@ -41,6 +41,7 @@ struct FrameSpec {
   uint8_t flags = tcp_flag::kSyn;
   std::string payload;
   uint8_t ttl = 64;
+  bool dont_fragment = true;
 };
 
 inline void put16(std::vector<uint8_t>& v, size_t off, uint16_t x) {
@@ -59,7 +60,7 @@ inline std::vector<uint8_t> make_frame(const FrameSpec& s) {
   f[14] = 0x45;
   put16(f, 16, uint16_t(20 + l4len));
   put16(f, 18, 0x1234);
-  put16(f, 20, 0x4000);  // DF
+  put16(f, 20, s.dont_fragment ? 0x4000 : 0);  // DF
   f[22] = s.ttl;
   f[23] = s.protocol;
   std::copy(s.saddr.b.begin(), s.saddr.b.end(), f.begin() + 26);

@@ -1,4 +1,6 @@
-// DR rewrite fixtures {description, input, expected}: only the two MACs change.
+// Layer-2 transmission (DR; NAT after its rewrite), the path the data path sends by:
+// fixtures {description, input, expected} where only the two MACs change, and the MTU
+// policy for packets larger than the next hop takes.
 #include <catch2/catch.hpp>
 
 #include "forwarding/arp.hpp"
@@ -30,30 +32,45 @@ TEST_CASE("DR rewrites destination MAC to the real's and source MAC to the direc
       out_spec.dst = hop.dst;
       const auto expected = make_frame(out_spec);
       const ParsedPacket p = parse_ok(frame);
-      REQUIRE(rewrite_dr(frame, p, hop) == RewriteStatus::kOk);
+      REQUIRE(xmit_l2(frame, p, hop, hop.mtu) == XmitStatus::kSend);
       CHECK(frame == expected);
     }
   }
 }
 
-TEST_CASE("DR asks for segmentation of a TCP super-frame, refuses any other") {
+TEST_CASE("too big for the MTU: a TCP super-frame is segmented, DF clear fragmented, DF set refused untouched") {
+  NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true, {}};
   FrameSpec t;
   t.payload = std::string(2000, 'x');
   auto tf = make_frame(t);
   const ParsedPacket tp = parse_ok(tf);
-  NextHop thop{3, mac(0xd1), mac(0xa1), 1500, true, {}};
-  CHECK(rewrite_dr(tf, tp, thop) == RewriteStatus::kNeedsSegmentation);
-  CHECK(tf[5] == 0xa1);
+  CHECK(xmit_l2(tf, tp, hop, 1500) == XmitStatus::kSegment);
+  CHECK(tf[5] == 0xa1);  // its MACs set: segments are cut from it
+
+  FrameSpec u;
+  u.protocol = kProtoUdp;
+  u.payload = std::string(2000, 'x');
+  u.dont_fragment = false;
+  auto uf = make_frame(u);
+  const ParsedPacket up = parse_ok(uf);
+  CHECK(xmit_l2(uf, up, hop, 1500) == XmitStatus::kFragment);
+  CHECK(uf[5] == 0xa1);
 
   FrameSpec s;
   s.protocol = kProtoUdp;
   s.payload = std::string(2000, 'x');
+  s.dont_fragment = true;
   auto f = make_frame(s);
   const auto before = f;
   const ParsedPacket p = parse_ok(f);
-  NextHop hop{3, mac(0xd1), mac(0xa1), 1500, true, {}};
-  CHECK(rewrite_dr(f, p, hop) == RewriteStatus::kFrameTooBig);
+  CHECK(xmit_l2(f, p, hop, 1500) == XmitStatus::kTooBig);
   CHECK(f == before);
+
+  // Under the MTU nothing but the MACs: a smaller next hop (a tunnel's, a path MTU) decides.
+  auto small = make_frame(FrameSpec{});
+  const ParsedPacket sp = parse_ok(small);
+  CHECK(xmit_l2(small, sp, hop, uint16_t(sp.ip_len)) == XmitStatus::kSend);
+  CHECK(xmit_l2(small, sp, hop, uint16_t(sp.ip_len - 1)) == XmitStatus::kSegment);
 }
 
 TEST_CASE("an ARP request for the VIP becomes the reply 'VIP is-at director MAC'") {
