@@ -3,6 +3,15 @@
 // steady state, no exception, no log: every frame not forwarded has a DropReason counted.
 // The caller does the I/O (capture before, injection after), so this runs unchanged on
 // crafted frames in unit tests and on live traffic in lbd.
+//
+// DataPath dispatches (data_path.cpp: process, dispatch, a client's and a NAT reply's
+// packet, new connections, expiry) over named parts, each in a file of its own:
+//   forward.cpp      how a packet leaves for its real, one function per method
+//   icmp_path.cpp    ICMP errors sent, relayed and learnt from; pings to a VIP
+//   persistence.cpp  persistence templates (-p, -M)
+//   offload.cpp      the fast path's entries, folds and next hops
+// and three classes testable alone: FragmentTable (fragments.hpp), HeldFrames
+// (held_frames.hpp) and IcmpLimiter (icmp_limiter.hpp).
 #pragma once
 
 #include <array>
@@ -16,6 +25,9 @@
 #include "forwarding/packet.hpp"
 #include "lb/core/conn_table.hpp"
 #include "lb/core/flow_cache.hpp"
+#include "lb/core/fragments.hpp"
+#include "lb/core/held_frames.hpp"
+#include "lb/core/icmp_limiter.hpp"
 #include "lb/core/service_table.hpp"
 #include "lb/core/tcp_state.hpp"
 
@@ -175,7 +187,7 @@ class DataPath {
                   size_t capacity = 0);
 
   // ICMP errors lbd sends, at most this many per second (the kernel's icmp_msgs_per_sec).
-  static constexpr uint32_t kIcmpPerSecond = 1000;
+  static constexpr uint32_t kIcmpPerSecond = IcmpLimiter::kPerSecond;
 
   // Expires due connections, at most `budget` per call. Returns how many expired.
   size_t expire(uint64_t now_ms, size_t budget);
@@ -186,16 +198,15 @@ class DataPath {
   // cleared by the caller): other workers learn it too.
   std::vector<uint32_t>& pmtu_learnt() { return pmtu_learnt_; }
 
-  // Frames for a real whose next hop is not resolved yet are held (a fixed pool of
-  // kHeldFrames, no allocation) instead of dropped, so the first SYN after `lbadm -a` is
-  // not lost to a 1 s retransmission. After next hops were refreshed, release_held() sends
-  // those whose real is now resolved, through send(frame, verdict), and drops (counted)
-  // those held longer than kHoldMs.
-  static constexpr size_t kHeldFrames = 64;
-  static constexpr uint64_t kHoldMs = 1000;
+  // Frames for a real whose next hop is not resolved yet are held (held_frames.hpp)
+  // instead of dropped. After next hops were refreshed, release_held() sends those whose
+  // real is now resolved, through send(frame, verdict), and drops (counted) those held
+  // longer than kHoldMs.
+  static constexpr size_t kHeldFrames = HeldFrames::kFrames;
+  static constexpr uint64_t kHoldMs = HeldFrames::kHoldMs;
   template <class Send>
   void release_held(uint64_t now_ms, Send&& send);
-  size_t held_count() const { return held_used_; }
+  size_t held_count() const { return held_.count(); }
 
   const DataPathCounters& counters() const { return counters_; }
   // A received frame the I/O layer dropped before process() (too big to copy).
@@ -215,7 +226,7 @@ class DataPath {
   // full (else SYN_RECV's 60 s).
   static constexpr uint32_t kEmbryonicPressureSeconds = 5;
   // How long after its first fragment a later one is still forwarded.
-  static constexpr uint64_t kFragmentMs = 5000;
+  static constexpr uint64_t kFragmentMs = FragmentTable::kFragmentMs;
 
  private:
   Verdict drop(DropReason r) {
@@ -245,7 +256,6 @@ class DataPath {
   // A tunnel real's path MTU: its interface's, or less while an ICMP report holds.
   static uint16_t tunnel_mtu(const Real& real, uint64_t now_ms);
   Verdict port_unreachable(const Frame& f);
-  bool icmp_allowed(uint64_t now_ms);
   const InterfaceInfo* interface(int ifindex) const {
     for (const auto& i : interfaces_)
       if (i.ifindex == ifindex) return &i;
@@ -282,23 +292,12 @@ class DataPath {
   uint64_t config_generation_ = 0;
   std::vector<uint32_t> unresolved_;
   std::vector<uint32_t> pmtu_learnt_;
-  struct Held {
-    uint32_t real_id = 0;
-    uint16_t len = 0;
-    bool used = false;
-    FwdMethod method = FwdMethod::kRoute;
-    int in_ifindex = 0;
-    uint64_t since_ms = 0;
-    std::array<uint8_t, 1514 + 64> frame{};  // room for an IPIP header or an ICMP error
-  };
-  static constexpr size_t kHeldFrameMax = 1514;
   bool hold(const Frame& f, uint32_t real_id, FwdMethod method);
   // The method's rewrite towards `real`, the one place a client's packet leaves for a real.
   Verdict forward(const Frame& f, FwdMethod method, Real& real);
   Verdict tunnel(const Frame& f, Real& real);
   Verdict finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu);
-  std::vector<Held> held_ = std::vector<Held>(kHeldFrames);
-  size_t held_used_ = 0;
+  HeldFrames held_;
   // Where recent pings forwarded to a real came from (a ping is no connection): an ICMP
   // error about one in a tunnel goes back there. Direct-mapped by client address.
   struct EchoPeer {
@@ -310,25 +309,7 @@ class DataPath {
   static size_t echo_slot(Ipv4 a) { return (a.host() * 0x9e3779b1u) >> 24; }
   Real* tunnel_real(Ipv4 addr);
 
-  // IP fragments: the first carries the ports and is forwarded with its connection; the
-  // later ones (no ports) follow it through this table, keyed by (source, destination,
-  // protocol, IP id) as the receiver reassembles them. Direct-mapped, no allocation; an
-  // entry lives kFragmentMs.
-  struct FragEntry {
-    Ipv4 saddr, daddr;
-    uint16_t id = 0;
-    uint8_t protocol = 0;
-    bool used = false;
-    bool reply = false;     // a NAT real's reply: source rewritten, sent to the client
-    FwdMethod method{};
-    uint8_t if_slot = 0;
-    MacAddr client_mac;
-    Ipv4 vaddr;
-    uint32_t real_id = 0;
-    uint64_t until_ms = 0;
-  };
-  std::vector<FragEntry> frags_ = std::vector<FragEntry>(1024);
-  FragEntry& frag_slot(const ParsedPacket& p);
+  FragmentTable fragments_;
   void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
   uint16_t tunnel_ip_id_ = 0;
   FlowCache* flow_cache_ = nullptr;
@@ -338,33 +319,28 @@ class DataPath {
   std::vector<uint8_t> fold_listed_;       // per real id: in fold_due_
   bool offloaded(const Conn& c) const { return flow_cache_ && (c.flags & Conn::kOffloaded); }
   std::vector<lbd_real_hop> hops_written_;  // per real id: what the fast path has
-  uint64_t icmp_window_ = 0;  // the second icmp_in_window_ counts in
-  uint32_t icmp_in_window_ = 0;
+  IcmpLimiter icmp_limit_;
   DataPathCounters counters_;
 };
 
 template <class Send>
 void DataPath::release_held(uint64_t now_ms, Send&& send) {
-  if (!held_used_) return;
-  for (auto& h : held_) {
-    if (!h.used) continue;
-    Real& real = services_.real(h.real_id);
-    const bool resolved = real.hop.resolved && !real.deleted;
-    if (!resolved && now_ms - h.since_ms < kHoldMs) continue;
-    h.used = false;
-    --held_used_;
+  auto resolved = [this](uint32_t id) {
+    const Real& r = services_.real(id);
+    return r.hop.resolved && !r.deleted;
+  };
+  held_.release(now_ms, resolved, [&](HeldFrames::Held& h, bool ready) {
     ParsedPacket p;
     DropReason why{};
     std::span<uint8_t> bytes(h.frame.data(), h.len);
-    if (!resolved || !parse_frame(bytes, p, why)) {
+    if (!ready || !parse_frame(bytes, p, why)) {
       drop(DropReason::kNextHopUnresolved);
-      continue;
+      return;
     }
     const Frame f{bytes, h.frame.size(), p, h.in_ifindex, now_ms};
-    const Verdict v = forward(f, h.method, real);
-    if (v.transmit)
-      send(std::span<const uint8_t>(h.frame.data(), v.length ? v.length : h.len), v);
-  }
+    const Verdict v = forward(f, h.method, services_.real(h.real_id));
+    if (v.transmit) send(std::span<const uint8_t>(h.frame.data(), v.length ? v.length : h.len), v);
+  });
 }
 
 }  // namespace lbd

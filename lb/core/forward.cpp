@@ -1,0 +1,102 @@
+// How a packet leaves for its real, one function per method (IPVS ip_vs_xmit.c): DR and NAT by
+// forwarding/dr's layer-2 send, TUN in IPIP with the tunnel's MTU policy; frames held for an
+// unresolved next hop; see data_path.hpp.
+#include "lb/core/data_path.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "forwarding/checksum.hpp"
+#include "forwarding/dr.hpp"
+#include "forwarding/ipip.hpp"
+#include "forwarding/nat.hpp"
+
+namespace lbd {
+
+// Sends at layer 2 (DR, and NAT after its rewrite) with forwarding/'s MTU policy.
+Verdict DataPath::finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu) {
+  Verdict v = Verdict::send(hop.ifindex);
+  switch (xmit_l2(f.bytes, f.p, hop, mtu)) {
+    case XmitStatus::kTooBig: return drop(DropReason::kFrameTooBig);
+    case XmitStatus::kSegment:
+      v.segment_mtu = mtu;
+      ++counters_.superframes_segmented;
+      break;
+    case XmitStatus::kFragment: v.fragment_mtu = mtu; break;
+    case XmitStatus::kSend: break;
+  }
+  ++counters_.tx_frames;
+  return v;
+}
+
+bool DataPath::hold(const Frame& f, uint32_t real_id, FwdMethod method) {
+  if (!held_.hold(f.bytes, real_id, method, f.in_ifindex, f.now_ms)) return false;
+  ++counters_.frames_held;
+  return true;
+}
+
+Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
+  if (method == FwdMethod::kTunnel) return tunnel(f, real);
+  // Complete an offloaded checksum (NAT: while it still matches the original addresses);
+  // a super-frame's are computed in full when it is segmented.
+  if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
+    ++counters_.checksums_completed;
+  if (method == FwdMethod::kMasq && f.p.protocol != kProtoIcmp)
+    nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, real.port);
+  return finish_l2(f, real.hop, real.hop.mtu);
+}
+
+// IPVS ip_vs_tunnel_xmit(): IPIP to the real server, with its ensure_mtu_is_adequate().
+Verdict DataPath::tunnel(const Frame& f, Real& real) {
+  const ParsedPacket& p = f.p;
+  const uint16_t mtu = tunnel_mtu(real, f.now_ms);
+  if (mtu < 68 + kIpipOverhead) return drop(DropReason::kTunnelMtuTooSmall);
+  const InterfaceInfo* in = interface(f.in_ifindex);
+  const bool superframe = in && p.ip_len > in->mtu && p.protocol == kProtoTcp;
+  const bool relaying_error = p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
+  if (!superframe && p.ip_len + kIpipOverhead > mtu && p.dont_fragment && !relaying_error) {
+    // The client does path MTU discovery: tell it the tunnel's MTU, drop the packet.
+    if (!in) return drop(DropReason::kFragNeeded);
+    drop(DropReason::kFragNeeded);
+    const Verdict v = icmp_error(
+        f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, uint16_t(mtu - kIpipOverhead), in->mac),
+        p.l3_off, p.ip_len, f.in_ifindex);
+    if (v.transmit) ++counters_.icmp_frag_needed_sent;
+    return v;
+  }
+  auto* eth = reinterpret_cast<EthHdr*>(f.bytes.data());
+  eth->dst = real.hop.dst;
+  eth->src = real.hop.src;
+  if (superframe) {
+    ++counters_.tunnelled;
+    ++counters_.tx_frames;
+    // A local sender's GSO frame: segments sized for the tunnel, each then encapsulated.
+    ++counters_.superframes_segmented;
+    Verdict v = Verdict::send(real.hop.ifindex);
+    v.segment_mtu = uint16_t(mtu - kIpipOverhead);
+    v.encapsulate = true;
+    v.tun_src = real.hop.src_ip;
+    v.tun_dst = real.addr;
+    return v;
+  }
+  if (csum::complete_partial(f.bytes, p)) ++counters_.checksums_completed;
+  const size_t len = ipip_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip,
+                                      real.addr, tunnel_ip_id_++);
+  if (!len) return drop(DropReason::kFrameTooBig);
+  ++counters_.tunnelled;
+  ++counters_.tx_frames;
+  Verdict v = Verdict::send(real.hop.ifindex, len);
+  if (p.ip_len + kIpipOverhead > mtu) {
+    if (relaying_error) {  // an ICMP error keeps its DF; the outer packet may be cut
+      auto* outer = reinterpret_cast<Ipv4Hdr*>(f.bytes.data() + p.l3_off);
+      outer->frag_off = Be16{};
+      outer->check = Be16{};
+      outer->check = Be16::from_host(csum::ipv4_header({f.bytes.data() + p.l3_off, sizeof(Ipv4Hdr)}));
+    }
+    v.fragment_mtu = mtu;
+    ++counters_.tunnel_fragmented;
+  }
+  return v;
+}
+
+}  // namespace lbd

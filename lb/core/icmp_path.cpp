@@ -1,0 +1,189 @@
+// ICMP: the errors lbd sends (port unreachable, fragmentation needed; rate-limited), errors about
+// a connection relayed to its real or client (IPVS ip_vs_in_icmp/ip_vs_out_icmp), errors
+// about lbd's own tunnel packets (path MTU), and pings to a VIP; see data_path.hpp.
+#include "lb/core/data_path.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "forwarding/ipip.hpp"
+#include "forwarding/nat.hpp"
+
+namespace lbd {
+
+// Replaces the frame by the ICMP error `e` quoting [quote_off, +quote_len) of it: the
+// verdict that sends it, or an empty one when the rate limit or the buffer says no. Callers
+// count what happened to the frame that caused it.
+Verdict DataPath::icmp_error(const Frame& f, const IcmpError& e, size_t quote_off,
+                             size_t quote_len, int out_ifindex) {
+  if (!icmp_limit_.allow(f.now_ms)) {
+    ++counters_.icmp_rate_limited;
+    return {};
+  }
+  const size_t len = write_icmp_error({f.bytes.data(), f.capacity}, quote_off, quote_len, e);
+  if (!len) return {};
+  ++counters_.tx_frames;
+  return Verdict::send(out_ifindex, len);
+}
+
+// IPVS ip_vs_leave(): no real server for a new connection → ICMP port unreachable to the
+// client (TCP and UDP alike), so it fails at once instead of retrying into silence.
+Verdict DataPath::port_unreachable(const Frame& f) {
+  const InterfaceInfo* itf = interface(f.in_ifindex);
+  if (!itf) return drop(DropReason::kNoRealServer);
+  drop(DropReason::kNoRealServer);
+  const Verdict v = icmp_error(
+      f, error_to_sender(f.bytes, f.p, icmp_code::kPortUnreachable, 0, itf->mac), f.p.l3_off,
+      f.p.ip_len, f.in_ifindex);
+  if (v.transmit) ++counters_.icmp_unreachable_sent;
+  return v;
+}
+
+// ICMP: echo to a VIP, and errors about a connection (IPVS ip_vs_in_icmp / ip_vs_out_icmp).
+Verdict DataPath::handle_icmp(const Frame& f) {
+  const ParsedPacket& p = f.p;
+  if (p.icmp_type == icmp_type::kEchoRequest) return handle_echo(f);
+  if (!is_icmp_error(p.icmp_type)) return drop(DropReason::kUnhandledIcmp);
+  IcmpQuote q;
+  if (!parse_quote(f.bytes, p.l4_off + sizeof(IcmpHdr), p.l3_off + p.ip_len, q))
+    return drop(DropReason::kTruncatedIcmpQuote);
+  if (q.protocol == kProtoIpip) return icmp_about_tunnel(f, q);
+  if (q.protocol != kProtoTcp && q.protocol != kProtoUdp) return drop(DropReason::kUnhandledIcmp);
+
+  // From a client, about a packet it got from VIP:vport: to the connection's real server.
+  const ConnKey conn_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
+  if (Conn* c = conns_.find(conn_key)) {
+    Real& real = services_.real(c->real_id);
+    if (real.deleted || !real.hop.resolved) return drop(DropReason::kRealUnavailable);
+    ++counters_.icmp_errors_forwarded;
+    count(real, p.ip_len, false);
+    const FwdMethod method = c->method;
+    if (method == FwdMethod::kMasq)
+      nat_rewrite_icmp(f.bytes, p, q, NatSide::kDestination, real.addr, real.port);
+    return forward(f, method, real);
+  }
+  // From a NAT real server, about a packet from the client: to the client, as the VIP.
+  const ConnKey reply_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
+  if (Conn* c = conns_.find_reply(reply_key)) {
+    const auto back = back_to_client(c->if_slot, c->client_mac);
+    if (!back) return drop(DropReason::kNextHopUnresolved);
+    ++counters_.icmp_errors_forwarded;
+    count(services_.real(c->real_id), p.ip_len, true);
+    nat_rewrite_icmp(f.bytes, p, q, NatSide::kSource, c->key.vaddr, c->key.vport);
+    return finish_l2(f, *back, back->mtu);
+  }
+  return drop(DropReason::kIcmpNoConnection);
+}
+
+// An ICMP error about one of our IPIP packets (a router on the way to a TUN real server):
+// as IPVS does, the client hears of it. Frag-needed lowers the tunnel's path MTU and, if
+// the client set DF, gets it a frag-needed with room for the IPIP header; other errors are
+// relayed with their type and code. The quote is the client's own packet.
+Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
+  IcmpQuote inner;
+  if (!parse_quote(f.bytes, outer.l4_off, outer.end, inner))
+    return drop(DropReason::kTruncatedIcmpQuote);
+  Real* real = nullptr;
+  MacAddr client_mac;
+  uint8_t if_slot = 0;
+  bool about_connection = false;
+  if (inner.protocol == kProtoIcmp) {  // about a ping we passed on
+    const EchoPeer& peer = echo_peers_[echo_slot(inner.saddr)];
+    if (!(peer.client == inner.saddr)) return drop(DropReason::kIcmpNoConnection);
+    real = tunnel_real(outer.daddr);
+    client_mac = peer.mac;
+    if_slot = peer.if_slot;
+  } else {
+    Conn* c = conns_.find(ConnKey{inner.saddr, inner.daddr, inner.sport, inner.dport, inner.protocol});
+    if (c && c->method == FwdMethod::kTunnel) {
+      real = &services_.real(c->real_id);
+      client_mac = c->client_mac;
+      if_slot = c->if_slot;
+      about_connection = true;
+    }
+  }
+  if (!real || !(real->addr == outer.daddr) || if_slot >= interfaces_.size())
+    return drop(DropReason::kIcmpNoConnection);
+  // The quote must be a packet lbd sent: from the address lbd tunnels from, to that real.
+  // Anyone on the client side can quote a made-up IPIP header.
+  if (!(outer.saddr == real->hop.src_ip)) return drop(DropReason::kPmtuNotOurs);
+  const InterfaceInfo& out = interfaces_[if_slot];
+  IcmpError e;
+  e.type = f.p.icmp_type;
+  e.code = f.p.icmp_code;
+  e.src = inner.daddr;  // the VIP
+  e.dst = inner.saddr;  // the client
+  e.eth_src = out.mac;
+  e.eth_dst = client_mac;
+  if (e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kFragNeeded) {
+    const auto* icmp = reinterpret_cast<const IcmpHdr*>(f.bytes.data() + f.p.l4_off);
+    // As the kernel's __ip_rt_update_pmtu(): never below min_pmtu. Only a report about a
+    // live connection changes the real's path MTU (a ping is no connection).
+    const uint16_t reported = std::max(icmp->seq.host(), kMinPmtu);
+    if (about_connection && reported <= tunnel_mtu(*real, f.now_ms)) {
+      real->tun_pmtu = reported;
+      real->tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
+      ++counters_.tunnel_pmtu_updates;
+      if (pmtu_learnt_.size() < 64 && std::find(pmtu_learnt_.begin(), pmtu_learnt_.end(), real->id) ==
+                                          pmtu_learnt_.end())
+        pmtu_learnt_.push_back(real->id);  // capacity reserved at construction
+    }
+    // Client does not do PMTU discovery: its packets are fragmented from now on; done.
+    if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
+    const uint16_t mtu = std::min(reported, tunnel_mtu(*real, f.now_ms));
+    e.mtu = mtu > 68 + kIpipOverhead ? uint16_t(mtu - kIpipOverhead) : mtu;
+  }
+  const Verdict v = icmp_error(f, e, inner.ip_off, inner.end - inner.ip_off, out.ifindex);
+  if (!v.transmit) return drop(DropReason::kIcmpNotSent);
+  ++counters_.icmp_errors_forwarded;
+  return v;
+}
+
+// A tunnel real server with this address (slow path: ICMP errors only).
+Real* DataPath::tunnel_real(Ipv4 addr) {
+  Real* found = nullptr;
+  services_.for_each_real([&](Real& r) {
+    if (!found && !r.deleted && r.fwd == FwdMethod::kTunnel && r.addr == addr) found = &r;
+  });
+  return found;
+}
+
+// A ping to a VIP. A VIP with DR or TUN real servers passes it to one of them (the real
+// owns the VIP and answers; the ping then measures the whole path, tunnel MTU included),
+// chosen by a hash of the client and the echo id so one ping run sticks to one real. A VIP
+// with only NAT real servers is answered by lbd itself.
+Verdict DataPath::handle_echo(const Frame& f) {
+  const ParsedPacket& p = f.p;
+  if (std::find(vips_.begin(), vips_.end(), p.daddr) == vips_.end())
+    return drop(DropReason::kUnhandledIcmp);
+  uint32_t candidates = 0;
+  const uint32_t h = (p.saddr.host() * 0x9e3779b1u) ^ (uint32_t(p.sport) * 0x85ebca6bu);
+  Real* chosen = nullptr;
+  services_.for_each_service([&](const Service& s) {
+    if (!(s.key.vip == p.daddr)) return;
+    for (uint32_t id : s.reals) {
+      Real& r = services_.real(id);
+      if (r.fwd == FwdMethod::kMasq || !r.dest.schedulable() || !r.hop.resolved) continue;
+      // Reservoir choice over the candidates, driven by the hash: uniform and stable.
+      ++candidates;
+      if ((h ^ (candidates * 0x27d4eb2fu)) % candidates == 0) chosen = &r;
+    }
+  });
+  if (chosen) {
+    if (const InterfaceInfo* itf = interface(f.in_ifindex)) {
+      EchoPeer& peer = echo_peers_[echo_slot(p.saddr)];
+      peer.client = p.saddr;
+      peer.mac = reinterpret_cast<const EthHdr*>(f.bytes.data())->src;
+      peer.if_slot = uint8_t(itf - interfaces_.data());
+    }
+    ++counters_.echo_forwarded;
+    return forward(f, chosen->fwd, *chosen);
+  }
+  if (!interface(f.in_ifindex)) return drop(DropReason::kUnhandledIcmp);
+  echo_request_to_reply(f.bytes, p);
+  ++counters_.echo_replies;
+  ++counters_.tx_frames;
+  return Verdict::send(f.in_ifindex);
+}
+
+}  // namespace lbd

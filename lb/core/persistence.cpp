@@ -1,0 +1,55 @@
+// Persistence (-p, -M): the template that keeps a client on its real; see data_path.hpp.
+#include "lb/core/data_path.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace lbd {
+
+// IPVS ip_vs_sched_persist(): the client network's template says which real; a missing or
+// no longer valid one (ip_vs_check_template: the real gone, down by its checks, or a sorry
+// server no longer standing in) is (re)made from a fresh schedule. A quiesced (weight 0)
+// real keeps its clients, as with expire_quiescent_template=0. Each use restarts the
+// template's timeout.
+Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s,
+                                     DropReason& why) {
+  const Ipv4 snet = Ipv4::from_host(p.saddr.host() & svc.options.netmask.host());
+  const ConnKey tkey{snet, svc.key.vip, 0, svc.key.port,
+                     uint8_t(p.protocol | kTemplateProtocolBit)};
+  const uint32_t until = now_s + svc.options.persistent;
+  Conn* t = conns_.find(tkey);
+  if (t) {
+    const Real& r = services_.real(t->real_id);
+    const bool valid = !r.deleted && !r.health_down &&
+                       !(r.sorry && !services_.service(r.service_id).sorry_active);
+    if (valid) {
+      t->expires = until;
+      return t;
+    }
+  }
+  Real* real = schedule(svc, p);
+  if (!real) {
+    why = DropReason::kNoRealServer;
+    return nullptr;
+  }
+  if (t) {
+    services_.unbind_conn(services_.real(t->real_id), false, true);
+    t->expires = until;
+  } else {
+    t = make_room() ? conns_.insert(tkey, until) : nullptr;
+    if (!t) {
+      why = DropReason::kConnTableFull;
+      return nullptr;
+    }
+    t->flags = Conn::kTemplate;
+    t->state = ConnState::kNone;
+  }
+  t->real_id = real->id;
+  t->daddr = real->addr;
+  t->dport = real->port;
+  t->method = real->fwd;
+  services_.bind_conn(*real, false, true);
+  return t;
+}
+
+}  // namespace lbd
