@@ -118,11 +118,6 @@ constexpr OptDef kDefs[] = {
     {'6', "ipv6", Arg::kNone, Command::kNone, -1},
 };
 
-struct Failure {
-  CliError err;
-};
-[[noreturn]] void fail(int code, std::string msg) { throw Failure{{code, std::move(msg)}}; }
-
 bool parse_uint(const std::string& s, uint64_t max, uint64_t& out) {
   if (s.empty()) return false;
   uint64_t v = 0;
@@ -168,15 +163,23 @@ struct Parser {
   bool real_has_port = false;
   std::string sched_flags_arg;
   bool reading_stream = false;  // a rules stream: messages also name the token (no argv to look at)
+  // Every step returns false to stop: with `error` set (ipvsadm's message and exit code),
+  // or with `done` (-h and -v act at once, as popt's callbacks do).
+  std::optional<CliError> error;
+  bool done = false;
 
+  [[nodiscard]] bool fail(int code, std::string msg) {
+    error = CliError{code, std::move(msg)};
+    return false;
+  }
   // ipvsadm's message, and in a rules stream the token it is about.
-  [[noreturn]] void fail_at(int code, const char* msg, const std::string& token) {
-    fail(code, reading_stream ? fmt::format("{}: `{}'", msg, token) : std::string(msg));
+  [[nodiscard]] bool fail_at(int code, const char* msg, const std::string& token) {
+    return fail(code, reading_stream ? fmt::format("{}: `{}'", msg, token) : std::string(msg));
   }
 
   // ipvsadm parse_sched_flags(): checked against -s (wlc when none) once all are read.
   // sh-fallback and mh-fallback are flag-1, sh-port and mh-port flag-2.
-  void parse_sched_flags() {
+  [[nodiscard]] bool parse_sched_flags() {
     const std::string& sched = c.svc_options.scheduler;
     uint8_t flags = 0;
     std::string_view rest = sched_flags_arg;
@@ -189,66 +192,71 @@ struct Parser {
       else if (f == "flag-2") flags |= kSchedFlag2;
       else if (f == "flag-3") flags |= kSchedFlag3;
       else if (f == "sh-fallback" || f == "sh-port" || f == "mh-fallback" || f == "mh-port") {
-        if (sched != f.substr(0, 2)) fail(2, fmt::format("incompatible scheduler flag `{}'", f));
+        if (sched != f.substr(0, 2)) return fail(2, fmt::format("incompatible scheduler flag `{}'", f));
         flags |= f.ends_with("port") ? kSchedFlag2 : kSchedFlag1;
       } else {
-        fail(2, fmt::format("invalid scheduler flag `{}'", f));
+        return fail(2, fmt::format("invalid scheduler flag `{}'", f));
       }
     }
     c.svc_options.sched_flags = flags;
+    return true;
   }
 
-  void set_command(Command cmd) {
-    if (c.cmd != Command::kNone) fail(2, "multiple commands specified");
+  [[nodiscard]] bool set_command(Command cmd) {
+    if (c.cmd != Command::kNone) return fail(2, "multiple commands specified");
     c.cmd = cmd;
+    return true;
   }
-  void set_option(int opt) {
-    if (c.has(Opt(opt))) fail(2, fmt::format("multiple '{}' options specified", kOptNames[opt]));
+  [[nodiscard]] bool set_option(int opt) {
+    if (c.has(Opt(opt))) return fail(2, fmt::format("multiple '{}' options specified", kOptNames[opt]));
     c.options |= uint64_t(1) << opt;
+    return true;
   }
 
   // "[2001:db8::1]:80" or "2001:db8::1": not illegal, just not there yet.
-  void refuse_ipv6(const std::string& a) {
+  [[nodiscard]] bool refuse_ipv6(const std::string& a) {
     if (a.find('[') != std::string::npos || std::count(a.begin(), a.end(), ':') >= 2)
-      fail(2, fmt::format("`{}': IPv6 addresses are not supported by lbd yet (IPv4 only)", a));
+      return fail(2, fmt::format("`{}': IPv6 addresses are not supported by lbd yet (IPv4 only)", a));
+    return true;
   }
 
-  void apply(const OptDef& d, const std::string& name, const std::optional<std::string>& arg) {
+  [[nodiscard]] bool apply(const OptDef& d, const std::string& name, const std::optional<std::string>& arg) {
     if (d.cmd != Command::kNone) {
       if (d.cmd == Command::kHelp || d.cmd == Command::kVersion) {
         c.cmd = d.cmd;
-        throw d.cmd;  // -h / -v act at once, as popt's callbacks do
+        done = true;  // -h / -v act at once, as popt's callbacks do
+        return false;
       }
-      set_command(d.cmd);
+      if (!set_command(d.cmd)) return false;
       if (d.cmd == Command::kStartDaemon || d.cmd == Command::kStopDaemon) {
         c.daemon_state = *arg;
         if (*arg != "master" && *arg != "backup")
-          fail(2, d.cmd == Command::kStartDaemon ? "illegal start-daemon parameter specified"
-                                                 : "illegal start_daemon specified");
+          return fail(2, d.cmd == Command::kStartDaemon ? "illegal start-daemon parameter specified"
+                                                        : "illegal start_daemon specified");
       }
-      return;
+      return true;
     }
     if (d.opt < 0) {
       if (std::strcmp(d.long_name, "ipv6") == 0)
-        fail(2, "lbd supports IPv4 services only: -6 is not available yet");
-      return;  // --sort: accepted and ignored, as ipvsadm does
+        return fail(2, "lbd supports IPv4 services only: -6 is not available yet");
+      return true;  // --sort: accepted and ignored, as ipvsadm does
     }
-    set_option(d.opt);
+    if (!set_option(d.opt)) return false;
     uint64_t v = 0;
     switch (d.opt) {
       case kOptService:
         if (name == "f" || name == "fwmark-service") {
           if (!parse_uint(*arg, 0xffffffffULL, v) || v == 0)
-            fail(2, fmt::format("invalid fwmark value `{}' specified", *arg));
+            return fail(2, fmt::format("invalid fwmark value `{}' specified", *arg));
           c.fwmark = uint32_t(v);
         } else {
           svc_proto = (name == "t" || name == "tcp-service") ? kProtoTcp
                       : (name == "u" || name == "udp-service") ? kProtoUdp : 132;
           svc_text = *arg;
-          refuse_ipv6(*arg);
+          if (!refuse_ipv6(*arg)) return false;
           bool has_port;
           if (!parse_addr_port(*arg, resolve, c.service.vip, c.service.port, has_port))
-            fail_at(2, "illegal virtual server address[:port] specified", *arg);
+            return fail_at(2, "illegal virtual server address[:port] specified", *arg);
           c.service.protocol = svc_proto;
         }
         break;
@@ -257,14 +265,14 @@ struct Parser {
         c.svc_options.persistent = 360;  // IPVS_SVC_PERSISTENT_TIMEOUT
         if (arg) {
           if (!parse_uint(*arg, 2678400, v) || v == 0)
-            fail(2, fmt::format("invalid timeout value `{}' specified", *arg));
+            return fail(2, fmt::format("invalid timeout value `{}' specified", *arg));
           c.svc_options.persistent = uint32_t(v);
         }
         break;
       case kOptNetmask: {
         Ipv4 mask;
         if (!parse_ipv4(*arg, mask) && !(resolve && resolve(*arg, mask)))
-          fail(2, "illegal virtual server persistent mask specified");
+          return fail(2, "illegal virtual server persistent mask specified");
         c.svc_options.netmask = mask;
         break;
       }
@@ -273,36 +281,37 @@ struct Parser {
       case kOptSchedFlags: sched_flags_arg = *arg; break;
       case kOptReal:
         real_text = *arg;
-        refuse_ipv6(*arg);
+        if (!refuse_ipv6(*arg)) return false;
         if (!parse_addr_port(*arg, resolve, c.real.addr, c.real.port, real_has_port))
-          fail_at(2, "illegal real server address[:port] specified", *arg);
+          return fail_at(2, "illegal real server address[:port] specified", *arg);
         break;
       case kOptForward:
         c.real.fwd = *fwd_from_name(name);  // the table's -g/-i/-m rows are kFwdMethods
         break;
       case kOptWeight:
-        if (!parse_uint(*arg, 65535, v)) fail(2, "illegal weight specified");
+        if (!parse_uint(*arg, 65535, v)) return fail(2, "illegal weight specified");
         c.real.weight = int32_t(v);
         break;
       case kOptUThreshold:
-        if (!parse_uint(*arg, 0x7fffffff, v)) fail(2, "illegal u_threshold specified");
+        if (!parse_uint(*arg, 0x7fffffff, v)) return fail(2, "illegal u_threshold specified");
         c.real.u_threshold = uint32_t(v);
         break;
       case kOptLThreshold:
-        if (!parse_uint(*arg, 0x7fffffff, v)) fail(2, "illegal l_threshold specified");
+        if (!parse_uint(*arg, 0x7fffffff, v)) return fail(2, "illegal l_threshold specified");
         c.real.l_threshold = uint32_t(v);
         break;
       case kOptTunType:
         if (*arg != "ipip" && *arg != "gue" && *arg != "gre")
-          fail(2, "illegal tunnel type specified");
+          return fail(2, "illegal tunnel type specified");
         c.tun_type = *arg;
         break;
       case kOptHealth: c.health_text = *arg; break;
       case kOptSyncId:
-        if (!parse_uint(*arg, 255, v)) fail(2, "illegal syncid specified");
+        if (!parse_uint(*arg, 255, v)) return fail(2, "illegal syncid specified");
         break;
       default: break;
     }
+    return true;
   }
 
   const OptDef* find_short(char ch) {
@@ -316,7 +325,7 @@ struct Parser {
     return nullptr;
   }
 
-  void parse(const std::vector<std::string>& args) {
+  [[nodiscard]] bool parse(const std::vector<std::string>& args) {
     for (size_t i = 0; i < args.size(); ++i) {
       const std::string& a = args[i];
       if (a.size() > 2 && a[0] == '-' && a[1] == '-') {
@@ -327,21 +336,21 @@ struct Parser {
           name = name.substr(0, eq);
         }
         const OptDef* d = find_long(name);
-        if (!d) fail(255, fmt::format("{}: unknown option", a));
+        if (!d) return fail(255, fmt::format("{}: unknown option", a));
         if (d->arg == Arg::kRequired && !val) {
-          if (i + 1 >= args.size()) fail(255, fmt::format("{}: missing argument", a));
+          if (i + 1 >= args.size()) return fail(255, fmt::format("{}: missing argument", a));
           val = args[++i];
         } else if (d->arg == Arg::kOptional && !val && i + 1 < args.size() &&
                    !args[i + 1].empty() && args[i + 1][0] != '-') {
           val = args[++i];
         } else if (d->arg == Arg::kNone && val) {
-          fail(255, fmt::format("{}: option does not take an argument", a));
+          return fail(255, fmt::format("{}: option does not take an argument", a));
         }
-        apply(*d, name, val);
+        if (!apply(*d, name, val)) return false;
       } else if (a.size() > 1 && a[0] == '-') {
         for (size_t k = 1; k < a.size(); ++k) {
           const OptDef* d = find_short(a[k]);
-          if (!d) fail(255, fmt::format("-{}: unknown option", a[k]));
+          if (!d) return fail(255, fmt::format("-{}: unknown option", a[k]));
           std::optional<std::string> val;
           if (d->arg != Arg::kNone) {
             if (k + 1 < a.size()) {
@@ -350,35 +359,36 @@ struct Parser {
                        (d->arg == Arg::kRequired || (!args[i + 1].empty() && args[i + 1][0] != '-'))) {
               val = args[++i];
             } else if (d->arg == Arg::kRequired) {
-              fail(255, fmt::format("-{}: missing argument", a[k]));
+              return fail(255, fmt::format("-{}: missing argument", a[k]));
             }
-            apply(*d, std::string(1, a[k]), val);
+            if (!apply(*d, std::string(1, a[k]), val)) return false;
             break;
           }
-          apply(*d, std::string(1, a[k]), val);
+          if (!apply(*d, std::string(1, a[k]), val)) return false;
         }
       } else {
         positional.push_back(a);
       }
     }
+    return true;
   }
 
-  void check() {
+  [[nodiscard]] bool check() {
     if (c.cmd == Command::kNone)
-      fail(255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog));
+      return fail(255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog));
     if (c.cmd == Command::kSetTimeout) {
-      if (positional.size() != 3) fail(2, "--set option requires 3 timeout values");
+      if (positional.size() != 3) return fail(2, "--set option requires 3 timeout values");
       uint32_t* dst[] = {&c.timeouts.tcp, &c.timeouts.tcpfin, &c.timeouts.udp};
       for (size_t k = 0; k < 3; ++k) {
         uint64_t v;
         if (!parse_uint(positional[k], 2678400, v))
-          fail(2, fmt::format("invalid timeout value `{}' specified", positional[k]));
+          return fail(2, fmt::format("invalid timeout value `{}' specified", positional[k]));
         *dst[k] = uint32_t(v);
       }
       positional.clear();
     }
-    if (!positional.empty()) fail(2, fmt::format("unexpected argument {}", positional[0]));
-    if (!sched_flags_arg.empty()) parse_sched_flags();
+    if (!positional.empty()) return fail(2, fmt::format("unexpected argument {}", positional[0]));
+    if (!sched_flags_arg.empty() && !parse_sched_flags()) return false;
 
     // generic_opt_check()
     const char* row = kMatrix[int(c.cmd) - 1];
@@ -387,17 +397,17 @@ struct Parser {
     for (int j = 0; j < kOptCount; ++j) {
       if (!c.has(Opt(j))) {
         if (row[j] == '+')
-          fail(2, fmt::format("You need to supply the '{}' option for the '{}' command",
+          return fail(2, fmt::format("You need to supply the '{}' option for the '{}' command",
                               kOptNames[j], cmdname));
       } else {
         if (row[j] == 'x')
-          fail(2, fmt::format("Illegal '{}' option with the '{}' command", kOptNames[j], cmdname));
+          return fail(2, fmt::format("Illegal '{}' option with the '{}' command", kOptNames[j], cmdname));
         if (row[j] == '1') {
           if (last < 0) {
             last = j;
             continue;
           }
-          fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the '{}' command",
+          return fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the '{}' command",
                               kOptNames[j], kOptNames[last], cmdname));
         }
       }
@@ -409,15 +419,15 @@ struct Parser {
     if (c.cmd == Command::kList &&
         (((c.options & kConnTimeoutDaemon) && (c.options & kStatsRateThr)) ||
          ((c.options & kTimeoutDaemon) && c.has(kOptPersistentConn))))
-      fail(2, "options conflicts in the list command");
+      return fail(2, "options conflicts in the list command");
 
     if ((c.cmd == Command::kAddService || c.cmd == Command::kEditService) &&
         c.service.port == 0 && c.fwmark == 0 && !c.has(kOptPersistent))
-      fail(2, "Zero port specified for non-persistent service");
+      return fail(2, "Zero port specified for non-persistent service");
     if (c.has(kOptOps) && c.service.protocol != kProtoUdp && c.fwmark == 0)
-      fail(2, "One-Packet Scheduling is only for UDP virtual services");
+      return fail(2, "One-Packet Scheduling is only for UDP virtual services");
     if ((c.options >> kOptTunType & 0x1f) && c.real.fwd != FwdMethod::kTunnel)
-      fail(2, "Tunnel options conflict with forward method");
+      return fail(2, "Tunnel options conflict with forward method");
     if (c.has(kOptHealth)) {
       std::string error, canonical;
       health::ServiceHealth probe;
@@ -425,7 +435,7 @@ struct Parser {
       const bool inherit = c.cmd == Command::kEditReal && c.health_text == "inherit";
       if (!inherit && !(real ? health::parse_real_health(c.health_text, canonical, error)
                              : health::parse_service_health(c.health_text, probe, error)))
-        fail(2, "illegal health specification: " + error);
+        return fail(2, "illegal health specification: " + error);
       if (real) c.real.health = inherit ? "" : canonical;
     }
 
@@ -435,6 +445,7 @@ struct Parser {
       if (!real_has_port || (c.fwmark == 0 && c.real.fwd != FwdMethod::kMasq))
         c.real.port = c.service.port;
     }
+    return true;
   }
 };
 
@@ -447,21 +458,15 @@ std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>&
   std::vector<std::string> args;
   for (const auto& a : in)
     if (!reading_stream || (a != "ipvsadm" && a != "lbadm")) args.push_back(a);
-  Parser p{prog, resolve, {}, {}, {}, {}, 0, false, {}, reading_stream};
-  try {
-    if (args.empty()) {  // ipvsadm alone lists the table
-      p.c.cmd = Command::kList;
-      return p.c;
-    }
-    p.parse(args);
-    if (reading_stream && p.c.cmd == Command::kRestore)
-      fail(255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog));
-    p.check();
-  } catch (const Failure& f) {
-    return f.err;
-  } catch (Command) {
+  Parser p{.prog = prog, .resolve = resolve, .reading_stream = reading_stream};
+  if (args.empty()) {  // ipvsadm alone lists the table
+    p.c.cmd = Command::kList;
     return p.c;
   }
+  if (!p.parse(args)) return p.done ? std::variant<CliCommand, CliError>(p.c) : *p.error;
+  if (reading_stream && p.c.cmd == Command::kRestore)
+    return CliError{255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog)};
+  if (!p.check()) return *p.error;
   return p.c;
 }
 
