@@ -66,9 +66,9 @@ void arm_deadline(const std::shared_ptr<Probe>& p, std::chrono::milliseconds tim
   });
 }
 
-std::string io_error(const char* step, const error_code& ec, const Probe& p, uint32_t timeout_ms) {
-  if (p.timed_out) return fmt::format("{}: timed out after {} ms", step, timeout_ms);
-  return fmt::format("{}: {}", step, ec.message());
+CheckResult io_error(const char* step, const error_code& ec, const Probe& p, uint32_t timeout_ms) {
+  if (p.timed_out) return CheckResult::fail(fmt::format("{}: timed out after {} ms", step, timeout_ms));
+  return CheckResult::fail(fmt::format("{}: {}", step, ec.message()));
 }
 
 // Who a command runs as: looked up before the fork (getpwnam is not async-signal-safe).
@@ -181,24 +181,30 @@ asio::awaitable<int> wait_exit(pid_t pid) {
   co_return status;
 }
 
-std::string describe_exit(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status) == 0 ? "" : fmt::format("exit status {}", WEXITSTATUS(status));
+// How a command ended that did not exit 0 ("exit status 2", "killed by signal 9"); nullopt
+// when it did.
+std::optional<std::string> exit_failure(int status) {
+  if (WIFEXITED(status)) {
+    if (WEXITSTATUS(status) == 0) return std::nullopt;
+    return fmt::format("exit status {}", WEXITSTATUS(status));
+  }
   if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
   return "ended oddly";
 }
 
-asio::awaitable<std::string> read_mysql_packet(tcp::socket& s, std::vector<uint8_t>& payload,
-                                               uint8_t& seq, error_code& ec) {
+// One MySQL packet: passed, or failed with the step's trouble (ec set: an I/O error).
+asio::awaitable<CheckResult> read_mysql_packet(tcp::socket& s, std::vector<uint8_t>& payload, uint8_t& seq,
+                                               error_code& ec) {
   std::array<uint8_t, 4> hdr{};
   co_await asio::async_read(s, asio::buffer(hdr), asio::redirect_error(kUseAwaitable, ec));
-  if (ec) co_return "read";
+  if (ec) co_return CheckResult::fail("read");
   const size_t len = size_t(hdr[0]) | size_t(hdr[1]) << 8 | size_t(hdr[2]) << 16;
-  if (len > (1u << 20)) co_return "oversized packet";
+  if (len > (1u << 20)) co_return CheckResult::fail("oversized packet");
   seq = hdr[3];
   payload.resize(len);
   co_await asio::async_read(s, asio::buffer(payload), asio::redirect_error(kUseAwaitable, ec));
-  if (ec) co_return "read";
-  co_return "";
+  if (ec) co_return CheckResult::fail("read");
+  co_return CheckResult::pass();
 }
 
 }  // namespace
@@ -307,11 +313,11 @@ struct Engine::Impl {
       running(c->target.real_id);
       const auto start = Clock::now();
       const auto late = std::chrono::duration_cast<std::chrono::microseconds>(start - c->due).count();
-      std::string result;
+      CheckResult result;
       try {
         result = co_await probe(c->target);
       } catch (const std::exception& e) {  // a check must never end the real's schedule
-        result = fmt::format("check failed: {}", e.what());
+        result = CheckResult::fail(fmt::format("check failed: {}", e.what()));
       }
       running(c->target.real_id);
       if (c->stopped) break;
@@ -324,11 +330,11 @@ struct Engine::Impl {
     }
   }
 
-  void record(Check& c, const std::string& raw_result, uint32_t late_us, uint32_t took_us) {
-    const bool ok = raw_result.empty();
+  void record(Check& c, const CheckResult& outcome, uint32_t late_us, uint32_t took_us) {
+    const bool ok = outcome.passed();
     // The one place a check's result enters logs, --lbd-health and notify arguments: what
     // a server sent (a MySQL error text, say) may hold newlines and terminal escapes.
-    const std::string result = printable(raw_result);
+    const std::string result = printable(outcome.why());
     const Change change = lbd::health::record(c.state, ok, c.target.check.rise, c.target.check.fall);
     std::lock_guard lock(mu);
     ++checks_run;
@@ -352,7 +358,7 @@ struct Engine::Impl {
                                             real_name(c.target), st.last}});
   }
 
-  asio::awaitable<std::string> probe(const Target& t) {
+  asio::awaitable<CheckResult> probe(const Target& t) {
     switch (t.check.type) {
       case CheckType::kTcp:
       case CheckType::kHttp:
@@ -360,29 +366,29 @@ struct Engine::Impl {
       case CheckType::kExec: co_return co_await probe_exec(t);
       case CheckType::kNone: break;
     }
-    co_return "";
+    co_return CheckResult::pass();
   }
 
-  asio::awaitable<std::string> probe_socket(const Target& t) {
+  asio::awaitable<CheckResult> probe_socket(const Target& t) {
     const CheckSpec& cs = t.check;
     const uint16_t port = cs.port ? cs.port : t.port;
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
     arm_deadline(p, std::chrono::milliseconds(cs.timeout_ms));
-    std::string result = co_await converse(*p, t, port);
+    CheckResult result = co_await converse(*p, t, port);
     p->deadline.cancel();
     error_code ignored;
     p->socket.close(ignored);
     co_return result;
   }
 
-  asio::awaitable<std::string> converse(Probe& p, const Target& t, uint16_t port) {
+  asio::awaitable<CheckResult> converse(Probe& p, const Target& t, uint16_t port) {
     const CheckSpec& cs = t.check;
     error_code ec;
     const tcp::endpoint ep(asio::ip::address_v4(t.addr.host()), port);
     co_await p.socket.async_connect(ep, asio::redirect_error(kUseAwaitable, ec));
     running(t.real_id);
     if (ec) co_return io_error("connect", ec, p, cs.timeout_ms);
-    if (cs.type == CheckType::kTcp) co_return "";
+    if (cs.type == CheckType::kTcp) co_return CheckResult::pass();
 
     if (cs.type == CheckType::kHttp) {
       const std::string req = http_request(cs, t.addr, port);
@@ -405,19 +411,20 @@ struct Engine::Impl {
     // MySQL / MariaDB.
     std::vector<uint8_t> pkt;
     uint8_t seq = 0;
-    std::string step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
+    CheckResult step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
     running(t.real_id);
-    if (!step.empty()) co_return ec ? io_error("greeting", ec, p, cs.timeout_ms) : step;
+    if (!step.passed()) co_return ec ? io_error("greeting", ec, p, cs.timeout_ms) : step;
     Greeting g;
     std::string error;
-    if (!parse_greeting(pkt, g, error)) co_return "greeting: " + error;
-    if (cs.user.empty()) co_return "";  // the server answers with a sane greeting: up
+    if (!parse_greeting(pkt, g, error)) co_return CheckResult::fail("greeting: " + error);
+    if (cs.user.empty()) co_return CheckResult::pass();  // the server answers with a sane greeting: up
     std::string password = cs.password;
     if (!cs.password_file.empty()) {
       // Read at each check: a rotated password is used from the next check on.
       std::ifstream f(cs.password_file);
       if (!f || !std::getline(f, password))
-        co_return fmt::format("password-file {}: {}", cs.password_file, f ? "empty" : std::strerror(errno));
+        co_return CheckResult::fail(
+            fmt::format("password-file {}: {}", cs.password_file, f ? "empty" : std::strerror(errno)));
       if (!password.empty() && password.back() == '\r') password.pop_back();
     }
     auto send = [&](uint8_t s, const std::vector<uint8_t>& payload) -> asio::awaitable<bool> {
@@ -430,19 +437,19 @@ struct Engine::Impl {
       co_return io_error("login", ec, p, cs.timeout_ms);
     step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
     running(t.real_id);
-    if (!step.empty()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
+    if (!step.passed()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
     std::optional<std::string> switch_scramble;
-    if (error = judge_login_reply(pkt, switch_scramble); !error.empty()) co_return "login: " + error;
+    if (const CheckResult r = judge_login_reply(pkt, switch_scramble); !r.passed()) co_return r.in_step("login: ");
     if (switch_scramble) {
       const std::string auth = native_password_scramble(password, *switch_scramble);
       if (!co_await send(uint8_t(seq + 1), std::vector<uint8_t>(auth.begin(), auth.end())))
         co_return io_error("login", ec, p, cs.timeout_ms);
       step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
       running(t.real_id);
-      if (!step.empty()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
-      if (error = judge_login_reply(pkt, switch_scramble); !error.empty()) co_return "login: " + error;
+      if (!step.passed()) co_return ec ? io_error("login", ec, p, cs.timeout_ms) : step;
+      if (const CheckResult r = judge_login_reply(pkt, switch_scramble); !r.passed()) co_return r.in_step("login: ");
     }
-    std::string verdict;
+    CheckResult verdict;
     if (cs.max_lag >= 0) {
       if (!co_await send(0, query_packet("SHOW SLAVE STATUS")))
         co_return io_error("query", ec, p, cs.timeout_ms);
@@ -451,13 +458,13 @@ struct Engine::Impl {
       while (eofs < 2 && packets.size() < 10000) {
         step = co_await read_mysql_packet(p.socket, pkt, seq, ec);
         running(t.real_id);
-        if (!step.empty()) co_return ec ? io_error("query", ec, p, cs.timeout_ms) : step;
+        if (!step.passed()) co_return ec ? io_error("query", ec, p, cs.timeout_ms) : step;
         packets.push_back(pkt);
         if (packets.size() == 1 && !pkt.empty() && (pkt[0] == 0xff || pkt[0] == 0x00)) break;
         if (is_eof_packet(pkt)) ++eofs;
       }
       ResultSet rs;
-      if (!parse_result_set(packets, rs, error)) co_return "SHOW SLAVE STATUS: " + error;
+      if (!parse_result_set(packets, rs, error)) co_return CheckResult::fail("SHOW SLAVE STATUS: " + error);
       verdict = judge_replica(rs, cs.max_lag);
     }
     const std::vector<uint8_t> quit(1, 0x01);  // COM_QUIT: a clean goodbye, no "aborted connection"
@@ -465,7 +472,7 @@ struct Engine::Impl {
     co_return verdict;
   }
 
-  asio::awaitable<std::string> probe_exec(const Target& t) {
+  asio::awaitable<CheckResult> probe_exec(const Target& t) {
     const CheckSpec& cs = t.check;
     std::string error;
     const std::vector<std::string> env = {
@@ -477,15 +484,15 @@ struct Engine::Impl {
         fmt::format("LBD_PROTOCOL={}", t.protocol == kProtoUdp ? "udp" : "tcp")};
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
     p->pid = spawn({cs.cmd}, env, cs.exec_user, error);
-    if (p->pid < 0) co_return "exec " + error;
+    if (p->pid < 0) co_return CheckResult::fail("exec " + error);
     arm_deadline(p, std::chrono::milliseconds(cs.timeout_ms));
     const int status = co_await wait_exit(p->pid);
     running(t.real_id);
     p->deadline.cancel();
     p->pid = -1;
-    if (p->timed_out) co_return fmt::format("{}: killed after the {} ms timeout", cs.cmd, cs.timeout_ms);
-    const std::string d = describe_exit(status);
-    co_return d.empty() ? "" : fmt::format("{}: {}", cs.cmd, d);
+    if (p->timed_out) co_return CheckResult::fail(fmt::format("{}: killed after the {} ms timeout", cs.cmd, cs.timeout_ms));
+    if (const auto failure = exit_failure(status)) co_return CheckResult::fail(fmt::format("{}: {}", cs.cmd, *failure));
+    co_return CheckResult::pass();
   }
 
   // Notify commands, in order per key (a real, or a service's sorry server): a transition
@@ -537,8 +544,8 @@ struct Engine::Impl {
     p->pid = -1;
     if (p->timed_out)
       LBD_LOG(kWarn, "health", "notify {}: killed after 30 s", what);
-    else if (const std::string d = describe_exit(status); !d.empty())
-      LBD_LOG(kWarn, "health", "notify {}: {}", what, d);
+    else if (const auto failure = exit_failure(status))
+      LBD_LOG(kWarn, "health", "notify {}: {}", what, *failure);
   }
 };
 

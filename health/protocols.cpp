@@ -84,24 +84,24 @@ std::string http_request(const CheckSpec& c, Ipv4 addr, uint16_t port) {
       host);
 }
 
-std::string judge_http(std::string_view r, const CheckSpec& c) {
+CheckResult judge_http(std::string_view r, const CheckSpec& c) {
   // "HTTP/1.x NNN ..." on the first line.
-  if (r.size() < 12 || r.substr(0, 5) != "HTTP/") return "no HTTP status line";
+  if (r.size() < 12 || r.substr(0, 5) != "HTTP/") return CheckResult::fail("no HTTP status line");
   const auto sp = r.find(' ');
-  if (sp == std::string_view::npos || sp + 4 > r.size()) return "no HTTP status line";
+  if (sp == std::string_view::npos || sp + 4 > r.size()) return CheckResult::fail("no HTTP status line");
   unsigned code = 0;
   auto [p, ec] = std::from_chars(r.data() + sp + 1, r.data() + sp + 4, code);
-  if (ec != std::errc{} || p != r.data() + sp + 4) return "no HTTP status code";
+  if (ec != std::errc{} || p != r.data() + sp + 4) return CheckResult::fail("no HTTP status code");
   bool ok = false;
   for (const auto& range : c.status) ok |= code >= range.lo && code <= range.hi;
-  if (!ok) return fmt::format("status {} not in {}", code, format_status(c.status));
+  if (!ok) return CheckResult::fail(fmt::format("status {} not in {}", code, format_status(c.status)));
   if (!c.body.empty()) {
     const auto hdr_end = r.find("\r\n\r\n");
     const std::string_view body = hdr_end == std::string_view::npos ? std::string_view{} : r.substr(hdr_end + 4);
     if (body.find(c.body) == std::string_view::npos)
-      return fmt::format("status {} but the body lacks \"{}\"", code, c.body);
+      return CheckResult::fail(fmt::format("status {} but the body lacks \"{}\"", code, c.body));
   }
-  return "";
+  return CheckResult::pass();
 }
 
 std::vector<uint8_t> mysql_packet(uint8_t seq, const std::vector<uint8_t>& payload) {
@@ -200,24 +200,24 @@ std::vector<uint8_t> handshake_response(const std::string& user, const std::stri
   return p;
 }
 
-std::string judge_login_reply(const std::vector<uint8_t>& p,
+CheckResult judge_login_reply(const std::vector<uint8_t>& p,
                               std::optional<std::string>& switch_scramble) {
   switch_scramble.reset();
-  if (p.empty()) return "empty reply to login";
-  if (p[0] == 0x00) return "";
-  if (p[0] == 0xff) return err_packet_text(p);
+  if (p.empty()) return CheckResult::fail("empty reply to login");
+  if (p[0] == 0x00) return CheckResult::pass();
+  if (p[0] == 0xff) return CheckResult::fail(err_packet_text(p));
   if (p[0] == 0xfe) {
     size_t end = 1;
     while (end < p.size() && p[end]) ++end;
     const std::string plugin(p.begin() + 1, p.begin() + long(end));
     if (plugin != "mysql_native_password")
-      return fmt::format("the server wants auth plugin {} (lbd speaks mysql_native_password)", plugin);
+      return CheckResult::fail(fmt::format("the server wants auth plugin {} (lbd speaks mysql_native_password)", plugin));
     std::string data(p.begin() + long(std::min(end + 1, p.size())), p.end());
     while (!data.empty() && data.back() == '\0') data.pop_back();
     switch_scramble = data;
-    return "";
+    return CheckResult::pass();
   }
-  return fmt::format("unexpected reply 0x{:02x} to login", p[0]);
+  return CheckResult::fail(fmt::format("unexpected reply 0x{:02x} to login", p[0]));
 }
 
 std::vector<uint8_t> query_packet(const std::string& sql) {
@@ -289,21 +289,21 @@ bool parse_result_set(const std::vector<std::vector<uint8_t>>& packets, ResultSe
   return false;
 }
 
-std::string judge_replica(const ResultSet& rs, int32_t max_lag) {
-  if (rs.rows.empty()) return "not a replica (SHOW SLAVE STATUS is empty)";
+CheckResult judge_replica(const ResultSet& rs, int32_t max_lag) {
+  if (rs.rows.empty()) return CheckResult::fail("not a replica (SHOW SLAVE STATUS is empty)");
   for (size_t r = 0; r < rs.rows.size(); ++r) {
     const auto io = rs.get(r, "Slave_IO_Running");
     const auto sql = rs.get(r, "Slave_SQL_Running");
     const auto lag = rs.get(r, "Seconds_Behind_Master");
-    if (!io || *io != "Yes") return fmt::format("Slave_IO_Running={}", io.value_or("NULL"));
-    if (!sql || *sql != "Yes") return fmt::format("Slave_SQL_Running={}", sql.value_or("NULL"));
-    if (!lag) return "Seconds_Behind_Master=NULL";
+    if (!io || *io != "Yes") return CheckResult::fail(fmt::format("Slave_IO_Running={}", io.value_or("NULL")));
+    if (!sql || *sql != "Yes") return CheckResult::fail(fmt::format("Slave_SQL_Running={}", sql.value_or("NULL")));
+    if (!lag) return CheckResult::fail("Seconds_Behind_Master=NULL");
     long long seconds = 0;
     std::from_chars(lag->data(), lag->data() + lag->size(), seconds);
     if (max_lag >= 0 && seconds > max_lag)
-      return fmt::format("replication lag {} s > max-lag {} s", seconds, max_lag);
+      return CheckResult::fail(fmt::format("replication lag {} s > max-lag {} s", seconds, max_lag));
   }
-  return "";
+  return CheckResult::pass();
 }
 
 }  // namespace lbd::health

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "health/result.hpp"
 #include "health/spec.hpp"
 
 namespace lbd::health {
@@ -22,9 +23,9 @@ std::string printable(std::string_view text, size_t max = 256);
 // --- HTTP -------------------------------------------------------------------------------
 // GET path HTTP/1.0 with Host (the spec's, else addr:port), Connection: close.
 std::string http_request(const CheckSpec& c, Ipv4 addr, uint16_t port);
-// Judges a complete response (read to EOF, possibly cut at the read limit): "" if up, else
+// Judges a complete response (read to EOF, possibly cut at the read limit): passed, or
 // why not ("status 503 not in 200-299", "body lacks \"ok\"", "no HTTP status line").
-std::string judge_http(std::string_view response, const CheckSpec& c);
+CheckResult judge_http(std::string_view response, const CheckSpec& c);
 
 // --- MySQL / MariaDB (client/server protocol 10) ------------------------------------------
 // Packets: 3-byte little-endian length, 1-byte sequence, payload.
@@ -47,11 +48,10 @@ std::string native_password_scramble(const std::string& password, const std::str
 std::vector<uint8_t> handshake_response(const std::string& user, const std::string& password,
                                         const Greeting& g);
 
-// An OK, ERR or auth-switch reply to the login. "" = logged in; `switch_scramble` set when
+// An OK, ERR or auth-switch reply to the login. Passed = logged in; `switch_scramble` set when
 // the server asks to switch plugins (to mysql_native_password: answer with the new
 // scramble; to anything else: the error says which plugin lbd cannot speak).
-std::string judge_login_reply(const std::vector<uint8_t>& payload,
-                              std::optional<std::string>& switch_scramble);
+CheckResult judge_login_reply(const std::vector<uint8_t>& payload, std::optional<std::string>& switch_scramble);
 
 // COM_QUERY.
 std::vector<uint8_t> query_packet(const std::string& sql);
@@ -70,8 +70,8 @@ bool parse_result_set(const std::vector<std::vector<uint8_t>>& packets, ResultSe
 // when to stop: the second such packet after the column definitions.
 bool is_eof_packet(const std::vector<uint8_t>& payload);
 
-// SHOW SLAVE STATUS judged as a replica check: "" if every replication channel has both
+// SHOW SLAVE STATUS judged as a replica check: passed if every replication channel has both
 // threads running and a lag within `max_lag` seconds; else why not. No row: not a replica.
-std::string judge_replica(const ResultSet& rs, int32_t max_lag);
+CheckResult judge_replica(const ResultSet& rs, int32_t max_lag);
 
 }  // namespace lbd::health

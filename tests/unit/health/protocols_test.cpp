@@ -67,18 +67,18 @@ TEST_CASE("HTTP check: request, and responses judged by status and body") {
         "Connection: close\r\n\r\n");
   c.host = "shop.example";
   CHECK(http_request(c, ip("198.18.0.11"), 80).find("Host: shop.example\r\n") != std::string::npos);
-  CHECK(judge_http("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", c) == "");
-  CHECK(judge_http("HTTP/1.1 404 Not Found\r\n\r\n", c) == "status 404 not in 200-299");
-  CHECK(judge_http("SSH-2.0-OpenSSH_9.2\r\n", c) == "no HTTP status line");
-  CHECK(judge_http("", c) == "no HTTP status line");
+  CHECK(judge_http("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", c).passed());
+  CHECK(judge_http("HTTP/1.1 404 Not Found\r\n\r\n", c).why() == "status 404 not in 200-299");
+  CHECK(judge_http("SSH-2.0-OpenSSH_9.2\r\n", c).why() == "no HTTP status line");
+  CHECK(judge_http("", c).why() == "no HTTP status line");
   c.status = {{200, 200}, {301, 302}};
-  CHECK(judge_http("HTTP/1.0 302 Found\r\n\r\n", c) == "");
-  CHECK(judge_http("HTTP/1.0 204 No Content\r\n\r\n", c) == "status 204 not in 200/301-302");
+  CHECK(judge_http("HTTP/1.0 302 Found\r\n\r\n", c).passed());
+  CHECK(judge_http("HTTP/1.0 204 No Content\r\n\r\n", c).why() == "status 204 not in 200/301-302");
   c.body = "\"status\":\"ok\"";
-  CHECK(judge_http("HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}", c) == "");
-  CHECK(judge_http("HTTP/1.0 200 OK\r\n\r\n{\"status\":\"degraded\"}", c) ==
+  CHECK(judge_http("HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}", c).passed());
+  CHECK(judge_http("HTTP/1.0 200 OK\r\n\r\n{\"status\":\"degraded\"}", c).why() ==
         "status 200 but the body lacks \"\"status\":\"ok\"\"");
-  CHECK(judge_http("HTTP/1.0 200 OK\r\nX: \"status\":\"ok\"\r\n\r\n", c) != "");  // headers do not count
+  CHECK(!judge_http("HTTP/1.0 200 OK\r\nX: \"status\":\"ok\"\r\n\r\n", c).passed());  // headers do not count
 }
 
 TEST_CASE("MySQL greeting (MariaDB 10.11) parsed; an ERR greeting says why") {
@@ -132,23 +132,23 @@ TEST_CASE("mysql_native_password: the scramble of a reference computation") {
 
 TEST_CASE("login replies: OK, ERR, switch to native password, refuse other plugins") {
   std::optional<std::string> sw;
-  CHECK(judge_login_reply({0x00, 0, 0, 2, 0, 0, 0}, sw) == "");
+  CHECK(judge_login_reply({0x00, 0, 0, 2, 0, 0, 0}, sw).passed());
   std::vector<uint8_t> denied{0xff, 0x15, 0x04, '#', '2', '8', '0', '0', '0'};
   const auto msg = bytes("Access denied for user 'lbdcheck'@'198.18.0.2'");
   denied.insert(denied.end(), msg.begin(), msg.end());
-  CHECK(judge_login_reply(denied, sw) == "error 1045: Access denied for user 'lbdcheck'@'198.18.0.2'");
+  CHECK(judge_login_reply(denied, sw).why() == "error 1045: Access denied for user 'lbdcheck'@'198.18.0.2'");
   std::vector<uint8_t> sw_native{0xfe};
   const auto name = bytes("mysql_native_password");
   sw_native.insert(sw_native.end(), name.begin(), name.end());
   sw_native.push_back(0);
   sw_native.insert(sw_native.end(), {'a', 'b', 'c', 0});
-  CHECK(judge_login_reply(sw_native, sw) == "");
+  CHECK(judge_login_reply(sw_native, sw).passed());
   CHECK(sw == std::string("abc"));
   std::vector<uint8_t> sw_sha{0xfe};
   const auto sha = bytes("caching_sha2_password");
   sw_sha.insert(sw_sha.end(), sha.begin(), sha.end());
   sw_sha.push_back(0);
-  CHECK(judge_login_reply(sw_sha, sw) ==
+  CHECK(judge_login_reply(sw_sha, sw).why() ==
         "the server wants auth plugin caching_sha2_password (lbd speaks mysql_native_password)");
 }
 
@@ -157,21 +157,21 @@ TEST_CASE("SHOW SLAVE STATUS judged as a replica check") {
   std::string err;
   REQUIRE(parse_result_set(slave_status({{"Yes", "Yes", "0"}}), rs, err));
   CHECK(rs.columns.size() == 3);
-  CHECK(judge_replica(rs, 5) == "");
+  CHECK(judge_replica(rs, 5).passed());
   REQUIRE(parse_result_set(slave_status({{"No", "Yes", nullptr}}), rs, err));
-  CHECK(judge_replica(rs, 5) == "Slave_IO_Running=No");
+  CHECK(judge_replica(rs, 5).why() == "Slave_IO_Running=No");
   REQUIRE(parse_result_set(slave_status({{"Yes", "No", nullptr}}), rs, err));
-  CHECK(judge_replica(rs, 5) == "Slave_SQL_Running=No");
+  CHECK(judge_replica(rs, 5).why() == "Slave_SQL_Running=No");
   REQUIRE(parse_result_set(slave_status({{"Yes", "Yes", nullptr}}), rs, err));
-  CHECK(judge_replica(rs, 5) == "Seconds_Behind_Master=NULL");
+  CHECK(judge_replica(rs, 5).why() == "Seconds_Behind_Master=NULL");
   REQUIRE(parse_result_set(slave_status({{"Yes", "Yes", "12"}}), rs, err));
-  CHECK(judge_replica(rs, 5) == "replication lag 12 s > max-lag 5 s");
-  CHECK(judge_replica(rs, 12) == "");
+  CHECK(judge_replica(rs, 5).why() == "replication lag 12 s > max-lag 5 s");
+  CHECK(judge_replica(rs, 12).passed());
   REQUIRE(parse_result_set(slave_status({}), rs, err));
-  CHECK(judge_replica(rs, 5) == "not a replica (SHOW SLAVE STATUS is empty)");
+  CHECK(judge_replica(rs, 5).why() == "not a replica (SHOW SLAVE STATUS is empty)");
   // Two replication channels: both must be healthy.
   REQUIRE(parse_result_set(slave_status({{"Yes", "Yes", "0"}, {"Connecting", "Yes", nullptr}}), rs, err));
-  CHECK(judge_replica(rs, 5) == "Slave_IO_Running=Connecting");
+  CHECK(judge_replica(rs, 5).why() == "Slave_IO_Running=Connecting");
 
   std::vector<uint8_t> denied{0xff, 0x4a, 0x04, '#', '4', '2', '0', '0', '0'};
   const auto msg = bytes("Access denied; you need (at least one of) the SLAVE MONITOR privilege(s)");
