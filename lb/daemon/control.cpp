@@ -191,7 +191,7 @@ void Control::start_reload() {
   reload_thread_ = std::thread([this] {
     reload_status_ = read_rules(cfg_.rules_path, !cfg_.rules_path_given, reload_rules_);
     const uint64_t one = 1;
-    [[maybe_unused]] auto n = write(reload_fd_, &one, sizeof one);
+    [[maybe_unused]] auto n = write(reload_fd_.get(), &one, sizeof one);
   });
 }
 
@@ -199,7 +199,7 @@ void Control::start_reload() {
 // the rules), to the control thread's table and then to each worker's.
 void Control::finish_reload() {
   uint64_t n;
-  [[maybe_unused]] auto r = read(reload_fd_, &n, sizeof n);
+  [[maybe_unused]] auto r = read(reload_fd_.get(), &n, sizeof n);
   reload_thread_.join();
   size_t changes = 0;
   Status st = reload_status_;
@@ -378,7 +378,7 @@ void Control::resolve_next_hops(bool refresh) {
 
 void Control::on_worker_events() {
   uint64_t n;
-  [[maybe_unused]] auto r = read(events_fd_, &n, sizeof n);
+  [[maybe_unused]] auto r = read(events_fd_.get(), &n, sizeof n);
   bool resolve = false;
   std::vector<Worker::Events::Pmtu> pmtu;
   for (auto& w : workers_) {

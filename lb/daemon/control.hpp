@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "health/engine.hpp"
+#include "lb/base/unique_fd.hpp"
 #include "lb/io/box_guard.hpp"
 #include "lb/ctl/control_protocol.hpp"
 #include "lb/ctl/control_server.hpp"
@@ -121,10 +122,10 @@ class Control {
   std::deque<sched::SharedDest> shared_counts_;  // by real id (a deque: never moved)
   std::vector<bool> broad_filter_;            // per interface: capturing every IPv4 frame
   uint64_t applied_generation_ = 0;
-  int reload_fd_ = -1;  // eventfd: the reload thread has parsed the file
-  int events_fd_ = -1;  // eventfd: a worker has events
-  int namespace_lock_ = -1;
-  int ifreq_fd_ = -1;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
+  UniqueFd reload_fd_;  // eventfd: the reload thread has parsed the file
+  UniqueFd events_fd_;  // eventfd: a worker has events
+  UniqueFd namespace_lock_;
+  UniqueFd ifreq_fd_;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
   std::thread reload_thread_;
   Status reload_status_ = Status::ok();
   std::vector<CliCommand> reload_rules_;

@@ -31,7 +31,7 @@ void Control::refresh_mtus() {
   for (auto& itf : interfaces_) {
     ifreq ifr{};
     std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", itf.name.c_str());
-    if (!itf.ifindex || ioctl(ifreq_fd_, SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0 || ifr.ifr_mtu > 65535 ||
+    if (!itf.ifindex || ioctl(ifreq_fd_.get(), SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0 || ifr.ifr_mtu > 65535 ||
         uint16_t(ifr.ifr_mtu) == itf.mtu)
       continue;
     LBD_LOG(kWarn, "capture", "{}: MTU {} (was {}): frames are cut to it from now on", itf.name, ifr.ifr_mtu,
@@ -126,10 +126,16 @@ void Control::interface_back(size_t slot) {
   resolve_next_hops(true);
 }
 
+// `fd`, owned, or std::runtime_error naming the call that failed (lbd does not start).
+static UniqueFd checked(int fd, const char* call) {
+  if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", call, std::strerror(errno)));
+  return UniqueFd(fd);
+}
+
 int Control::interface_index(const std::string& name) const {
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
-  if (ioctl(ifreq_fd_, SIOCGIFINDEX, &ifr) == 0) return ifr.ifr_ifindex;
+  if (ioctl(ifreq_fd_.get(), SIOCGIFINDEX, &ifr) == 0) return ifr.ifr_ifindex;
   return errno == ENODEV ? 0 : -1;
 }
 
@@ -147,11 +153,11 @@ int Control::run() {
       cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
   // One lbd per network namespace: the capture, the nftables table and the interfaces'
   // offloads are the namespace's.
-  namespace_lock_ = claim_in_namespace(
+  namespace_lock_.reset(claim_in_namespace(
       "lbd-director", "another lbd is already running in this network namespace (with another control "
-                      "socket): it owns the capture, the nftables guard and the offloads here; stop it first");
+                      "socket): it owns the capture, the nftables guard and the offloads here; stop it first"));
   learn_local_addresses();
-  ifreq_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq_fd_ = checked(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket");
   services_.defer_release();  // real ids stay those of the workers' tables
 
   // Rules first: a bad file stops lbd before it changes the box. Only the default path
@@ -164,8 +170,8 @@ int Control::run() {
     return 1;
   }
   LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
-  reload_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  events_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  reload_fd_ = checked(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
+  events_fd_ = checked(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
 
   const uint32_t nworkers = cfg_.workers ? cfg_.workers : default_workers(cfg_.interfaces);
   uint64_t seed = 0;
@@ -179,7 +185,7 @@ int Control::run() {
     wc.max_connections = std::max<uint32_t>(1, (cfg_.max_connections + nworkers - 1) / nworkers);
     wc.seed = seed + i * 0x9e3779b97f4a7c15ULL;
     workers_.push_back(std::make_unique<Worker>(wc));
-    workers_.back()->set_event_fd(events_fd_);
+    workers_.back()->set_event_fd(events_fd_.get());
   }
   for (auto& c : workers_[0]->captures())
     interfaces_.push_back({c->ifindex(), c->name(), c->mac(), c->mtu()});
@@ -203,12 +209,15 @@ int Control::run() {
   LBD_LOG(kInfo, "workers", "{} worker{}{}", nworkers, nworkers == 1 ? "" : "s",
           cfg_.workers ? "" : " (one per receive queue of the capture interfaces, at most the CPUs lbd may use)");
 
-  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  // Without these lbd would be deaf to SIGTERM or never tick: refuse to run instead.
+  const UniqueFd signals = checked(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd");
+  const UniqueFd timer = checked(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK), "timerfd_create");
+  const int sfd = signals.get(), tfd = timer.get();
   health_ = std::make_unique<health::Engine>();
   configure_health();
   itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
-  timerfd_settime(tfd, 0, &its, nullptr);
+  if (timerfd_settime(tfd, 0, &its, nullptr) < 0)
+    throw std::runtime_error(fmt::format("timerfd_settime: {}", std::strerror(errno)));
 
   LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", interfaces_.size(),
           cfg_.socket_path);
@@ -228,8 +237,8 @@ int Control::run() {
       pfds.push_back({sfd, POLLIN, 0});
       pfds.push_back({tfd, POLLIN, 0});
       pfds.push_back({health_->event_fd(), POLLIN, 0});
-      pfds.push_back({reload_fd_, POLLIN, 0});
-      pfds.push_back({events_fd_, POLLIN, 0});
+      pfds.push_back({reload_fd_.get(), POLLIN, 0});
+      pfds.push_back({events_fd_.get(), POLLIN, 0});
       pfds.push_back({guard_->event_fd(), POLLIN, 0});  // -1 (ignored) if it could not listen
       for (const pollfd& p : control_->poll_fds()) pfds.push_back(p);
       pfds_version = control_->version();
@@ -296,10 +305,8 @@ int Control::run() {
       if (control_->version() != v) break;  // the fd list changed: poll again
     }
   }
-  close(tfd);
-  close(sfd);
   if (reload_thread_.joinable()) reload_thread_.join();
-  close(reload_fd_);
+  reload_fd_.reset();
   notify_systemd("STOPPING=1");
   // Undo in reverse: stop checking and the workers (their captures), remove the fast path,
   // the fanout program, the guard (table, offloads), the socket.
@@ -309,9 +316,9 @@ int Control::run() {
   steering_.reset();
   guard_.reset();
   control_.reset();
-  close(events_fd_);
-  close(ifreq_fd_);
-  close(namespace_lock_);
+  events_fd_.reset();  // after the workers, which write it
+  ifreq_fd_.reset();
+  namespace_lock_.reset();
   LBD_LOG(kInfo, "main", "stopped; box restored");
   return exit_code;
 }

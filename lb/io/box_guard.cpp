@@ -168,23 +168,22 @@ BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(
                error))
     throw std::runtime_error("nftables guard: " + error);
   // From now on, someone else's change that removes the guard is heard of at once.
-  events_fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+  events_fd_.reset(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER));
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = 1u << (NFNLGRP_NFTABLES - 1);
   const int rcvbuf = 4 << 20;
-  if (events_fd_ >= 0) setsockopt(events_fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  if (events_fd_ < 0 || bind(events_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+  if (events_fd_) setsockopt(events_fd_.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (!events_fd_ || bind(events_fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
     LBD_LOG(kWarn, "guard", "cannot listen to nftables events ({}): a flush of the ruleset would remove the "
             "guard unnoticed", std::strerror(errno));
-    if (events_fd_ >= 0) close(events_fd_);
-    events_fd_ = -1;
+    events_fd_.reset();
   }
 }
 
 void BoxGuard::drain_events() {
   char buf[8192];
-  while (events_fd_ >= 0 && recv(events_fd_, buf, sizeof buf, MSG_DONTWAIT) > 0) {}
+  while (events_fd_ && recv(events_fd_.get(), buf, sizeof buf, MSG_DONTWAIT) > 0) {}
 }
 
 bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
@@ -193,7 +192,7 @@ bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
   bool hit = false, lost = false;
   alignas(nlmsghdr) char buf[65536];
   for (;;) {
-    const ssize_t n = recv(events_fd_, buf, sizeof buf, MSG_DONTWAIT);
+    const ssize_t n = recv(events_fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == ENOBUFS) {
         lost = true;
@@ -277,7 +276,7 @@ std::string BoxGuard::table_script() const {
 }
 
 BoxGuard::~BoxGuard() {
-  if (events_fd_ >= 0) close(events_fd_);
+  events_fd_.reset();
   std::string error;
   if (!run_nft(fmt::format("delete table netdev {}\n", kTable), error))
     LBD_LOG(kError, "guard", "cannot remove nftables table netdev {}: {}", kTable, error);

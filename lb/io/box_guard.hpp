@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lb/base/unique_fd.hpp"
 #include "lb/core/traffic_model.hpp"
 
 namespace lbd {
@@ -33,7 +34,7 @@ class BoxGuard {
   // descriptor (a netlink socket); on_events() reads them and, when one removed the guard's
   // table, chain, rule or set, puts the whole table back at once, sets included. Returns
   // true if it restored it (false with `error` if that failed).
-  int event_fd() const { return events_fd_; }
+  int event_fd() const { return events_fd_.get(); }
   bool on_events(const TrafficModel& model, std::string& error);
 
   // A capture interface re-created (deleted, then added again): GRO and LRO off on it
@@ -53,7 +54,7 @@ class BoxGuard {
   std::vector<std::string> interfaces_;
   std::vector<Offloads> saved_;
   GuardElements have_;  // what the sets hold
-  int events_fd_ = -1;
+  UniqueFd events_fd_;
   void drain_events();  // what our own nft run just caused
 };
 

@@ -47,27 +47,26 @@ void Capture::open() {
     ::close(s);
   }
   char errbuf[PCAP_ERRBUF_SIZE] = {};
-  pcap_ = pcap_create(ifname.c_str(), errbuf);
+  pcap_.reset(pcap_create(ifname.c_str(), errbuf));
   if (!pcap_) throw std::runtime_error(fmt::format("capture on {}: {}", ifname, errbuf));
-  pcap_set_snaplen(pcap_, 65535);
-  pcap_set_promisc(pcap_, 0);
+  pcap_set_snaplen(pcap_.get(), 65535);
+  pcap_set_promisc(pcap_.get(), 0);
   if (timeout_ms_ <= 0) {
-    pcap_set_immediate_mode(pcap_, 1);  // no buffer timeout: no latency when traffic is light
+    pcap_set_immediate_mode(pcap_.get(), 1);  // no buffer timeout: no latency when traffic is light
   } else {
-    pcap_set_timeout(pcap_, timeout_ms_);
+    pcap_set_timeout(pcap_.get(), timeout_ms_);
   }
-  pcap_set_buffer_size(pcap_, buffer_bytes_);
-  if (int rc = pcap_activate(pcap_); rc < 0) {
-    std::string msg = pcap_geterr(pcap_);
-    pcap_close(pcap_);
-    pcap_ = nullptr;
+  pcap_set_buffer_size(pcap_.get(), buffer_bytes_);
+  if (int rc = pcap_activate(pcap_.get()); rc < 0) {
+    std::string msg = pcap_geterr(pcap_.get());
+    pcap_.reset();
     throw std::runtime_error(fmt::format("capture on {}: {} ({})", ifname, msg, pcap_statustostr(rc)));
   }
-  fd_ = pcap_get_selectable_fd(pcap_);
+  fd_ = pcap_get_selectable_fd(pcap_.get());
   // libpcap opens its socket without SOCK_CLOEXEC: a command lbd runs (nft, a check)
   // must not inherit a capture socket on the director's interface.
   if (fd_ >= 0) fcntl(fd_, F_SETFD, fcntl(fd_, F_GETFD) | FD_CLOEXEC);
-  pcap_setdirection(pcap_, PCAP_D_IN);
+  pcap_setdirection(pcap_.get(), PCAP_D_IN);
   // Nothing until the caller's filter: a socket opened again must not take frames before
   // it has joined its fanout group (another worker's clients).
   std::string error;
@@ -75,7 +74,7 @@ void Capture::open() {
     close();
     throw std::runtime_error(fmt::format("capture on {}: {}", ifname, error));
   }
-  if (pcap_setnonblock(pcap_, 1, errbuf) < 0) {
+  if (pcap_setnonblock(pcap_.get(), 1, errbuf) < 0) {
     close();
     throw std::runtime_error(fmt::format("capture on {}: {}", ifname, errbuf));
   }
@@ -92,8 +91,7 @@ void Capture::open() {
 void Capture::close() {
   if (!pcap_) return;
   closed_drops_ = kernel_drops();
-  pcap_close(pcap_);
-  pcap_ = nullptr;
+  pcap_.reset();
   fd_ = -1;
 }
 
@@ -115,31 +113,31 @@ void Capture::join_fanout(int& group, int program_fd) {
     throw io_error(fmt::format("fanout program on {}", name_), errno);
 }
 
-Capture::~Capture() { close(); }
+Capture::~Capture() = default;
 
 bool Capture::set_filter(const std::string& expr, std::string& error) {
   if (!pcap_) return true;  // closed: open() starts with its own
   bpf_program prog{};
-  if (pcap_compile(pcap_, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
-    error = pcap_geterr(pcap_);
+  if (pcap_compile(pcap_.get(), &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
+    error = pcap_geterr(pcap_.get());
     return false;
   }
-  const int rc = pcap_setfilter(pcap_, &prog);
+  const int rc = pcap_setfilter(pcap_.get(), &prog);
   pcap_freecode(&prog);
   if (rc < 0) {
-    error = pcap_geterr(pcap_);
+    error = pcap_geterr(pcap_.get());
     return false;
   }
   return true;
 }
 
 int Capture::dispatch(int budget, pcap_handler handler, u_char* user) {
-  return pcap_ ? pcap_dispatch(pcap_, budget, handler, user) : 0;
+  return pcap_ ? pcap_dispatch(pcap_.get(), budget, handler, user) : 0;
 }
 
 uint64_t Capture::kernel_drops() {
   pcap_stat st{};
-  if (!pcap_ || pcap_stats(pcap_, &st) < 0) return closed_drops_;
+  if (!pcap_ || pcap_stats(pcap_.get(), &st) < 0) return closed_drops_;
   return closed_drops_ + st.ps_drop;
 }
 
@@ -155,32 +153,29 @@ Injector::Injector(int ifindex, const std::string& ifname) : buffers_(kBatch * k
 }
 
 void Injector::rebind(int ifindex, const std::string& ifname) {
-  if (fd_ >= 0) close(fd_);
+  fd_.reset();
   queued_ = 0;  // what was queued for the old interface is not sent to the new one
   ifindex_ = ifindex;
   // Protocol 0: this socket receives nothing, it only sends.
-  fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw io_error(fmt::format("packet socket for {}", ifname), errno);
+  fd_.reset(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+  if (!fd_) throw io_error(fmt::format("packet socket for {}", ifname), errno);
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
   sll.sll_ifindex = ifindex;
   sll.sll_protocol = 0;
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) {
+  if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) {
     const int err = errno;
-    close(fd_);
-    fd_ = -1;
+    fd_.reset();
     throw io_error(fmt::format("bind packet socket to {}", ifname), err);
   }
   const int sndbuf = 8 << 20;
-  setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   dst_.sll_family = AF_PACKET;
   dst_.sll_ifindex = ifindex;
   dst_.sll_halen = 6;
 }
 
-Injector::~Injector() {
-  if (fd_ >= 0) close(fd_);
-}
+Injector::~Injector() = default;
 
 uint8_t* Injector::next_buffer() {
   if (queued_ == kBatch) flush();
@@ -194,7 +189,7 @@ size_t Injector::flush() {
   auto& msgs = msgs_;
   size_t sent = 0, failed = 0;
   while (sent < queued_) {
-    const int n = sendmmsg(fd_, msgs.data() + sent, unsigned(queued_ - sent), 0);
+    const int n = sendmmsg(fd_.get(), msgs.data() + sent, unsigned(queued_ - sent), 0);
     if (n > 0) {
       sent += size_t(n);
     } else {

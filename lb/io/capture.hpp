@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "forwarding/packet.hpp"
+#include "lb/base/unique_fd.hpp"
 
 namespace lbd {
 
@@ -34,7 +35,7 @@ class Capture {
   // It is back, perhaps under another index and MAC: the socket opened again, taking no
   // frame until set_filter(). Throws std::runtime_error as the constructor does.
   void open();
-  bool is_open() const { return pcap_ != nullptr; }
+  bool is_open() const { return bool(pcap_); }
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
 
@@ -58,7 +59,7 @@ class Capture {
   // be 0, is written back), else joins that one. With `program_fd` >= 0 the group's program is set: it picks
   // the member socket of each frame. Throws std::runtime_error naming the cause.
   void join_fanout(int& group, int program_fd);
-  std::string error() const { return pcap_ ? pcap_geterr(pcap_) : "closed"; }
+  std::string error() const { return pcap_ ? pcap_geterr(pcap_.get()) : "closed"; }
 
  private:
   std::string name_;
@@ -66,8 +67,8 @@ class Capture {
   int ifindex_ = 0;
   MacAddr mac_;
   uint16_t mtu_ = 1500;
-  pcap_t* pcap_ = nullptr;
-  int fd_ = -1;
+  std::unique_ptr<pcap_t, void (*)(pcap_t*)> pcap_{nullptr, pcap_close};
+  int fd_ = -1;  // pcap_'s own
   uint64_t closed_drops_ = 0;  // the kernel's drops on sockets closed before this one
 };
 
@@ -94,7 +95,7 @@ class Injector {
 
  private:
   int ifindex_;
-  int fd_ = -1;
+  UniqueFd fd_;
   size_t queued_ = 0;
   std::vector<uint8_t> buffers_;
   // Prepared once: per flush only the lengths change (no per-batch zeroing of 20 KB).

@@ -21,35 +21,32 @@ nl_addr* make_addr(Ipv4 a) { return nl_addr_build(AF_INET, a.b.data(), 4); }
 }  // namespace
 
 NetlinkNeighbours::NetlinkNeighbours() {
-  sock_ = nl_socket_alloc();
+  sock_.reset(nl_socket_alloc());
   if (!sock_) throw std::runtime_error("netlink: cannot allocate socket");
-  if (int err = nl_connect(sock_, NETLINK_ROUTE); err < 0)
+  if (int err = nl_connect(sock_.get(), NETLINK_ROUTE); err < 0)
     throw std::runtime_error(fmt::format("netlink: connect: {}", nl_geterror(err)));
-  if (int err = rtnl_route_alloc_cache(sock_, AF_INET, 0, &routes_); err < 0)
+  nl_cache* c = nullptr;
+  if (int err = rtnl_route_alloc_cache(sock_.get(), AF_INET, 0, &c); err < 0)
     throw std::runtime_error(fmt::format("netlink: route dump: {}", nl_geterror(err)));
-  if (int err = rtnl_neigh_alloc_cache(sock_, &neighbours_); err < 0)
+  routes_.reset(c);
+  if (int err = rtnl_neigh_alloc_cache(sock_.get(), &c); err < 0)
     throw std::runtime_error(fmt::format("netlink: neighbour dump: {}", nl_geterror(err)));
-  if (int err = rtnl_addr_alloc_cache(sock_, &addresses_); err < 0)
+  neighbours_.reset(c);
+  if (int err = rtnl_addr_alloc_cache(sock_.get(), &c); err < 0)
     throw std::runtime_error(fmt::format("netlink: address dump: {}", nl_geterror(err)));
-}
-
-NetlinkNeighbours::~NetlinkNeighbours() {
-  if (addresses_) nl_cache_free(addresses_);
-  if (neighbours_) nl_cache_free(neighbours_);
-  if (routes_) nl_cache_free(routes_);
-  if (sock_) nl_socket_free(sock_);
+  addresses_.reset(c);
 }
 
 void NetlinkNeighbours::refresh() {
-  nl_cache_refill(sock_, routes_);
-  nl_cache_refill(sock_, neighbours_);
-  nl_cache_refill(sock_, addresses_);
+  nl_cache_refill(sock_.get(), routes_.get());
+  nl_cache_refill(sock_.get(), neighbours_.get());
+  nl_cache_refill(sock_.get(), addresses_.get());
 }
 
 Ipv4 NetlinkNeighbours::source_address(int ifindex, Ipv4 dst, Ipv4 next_hop) const {
   if (auto r = route(dst); r && !(r->pref_src == Ipv4{})) return r->pref_src;
   Ipv4 first, on_subnet;
-  for (nl_object* o = nl_cache_get_first(addresses_); o; o = nl_cache_get_next(o)) {
+  for (nl_object* o = nl_cache_get_first(addresses_.get()); o; o = nl_cache_get_next(o)) {
     auto* a = reinterpret_cast<rtnl_addr*>(o);
     if (rtnl_addr_get_family(a) != AF_INET || rtnl_addr_get_ifindex(a) != ifindex) continue;
     nl_addr* local = rtnl_addr_get_local(a);
@@ -67,7 +64,7 @@ Ipv4 NetlinkNeighbours::source_address(int ifindex, Ipv4 dst, Ipv4 next_hop) con
 std::optional<NetlinkNeighbours::Route> NetlinkNeighbours::route(Ipv4 dst) const {
   std::optional<Route> best;
   int best_len = -1;
-  for (nl_object* o = nl_cache_get_first(routes_); o; o = nl_cache_get_next(o)) {
+  for (nl_object* o = nl_cache_get_first(routes_.get()); o; o = nl_cache_get_next(o)) {
     auto* r = reinterpret_cast<rtnl_route*>(o);
     if (rtnl_route_get_table(r) != RT_TABLE_MAIN || rtnl_route_get_type(r) != RTN_UNICAST)
       continue;
@@ -98,7 +95,7 @@ std::optional<NetlinkNeighbours::Route> NetlinkNeighbours::route(Ipv4 dst) const
 
 std::optional<MacAddr> NetlinkNeighbours::neighbour(int ifindex, Ipv4 addr) const {
   nl_addr* a = make_addr(addr);
-  rtnl_neigh* n = rtnl_neigh_get(neighbours_, ifindex, a);
+  rtnl_neigh* n = rtnl_neigh_get(neighbours_.get(), ifindex, a);
   nl_addr_put(a);
   if (!n) return std::nullopt;
   std::optional<MacAddr> mac;
@@ -120,7 +117,7 @@ bool NetlinkNeighbours::request_resolution(int ifindex, Ipv4 addr, std::string& 
   rtnl_neigh_set_dst(n, a);
   rtnl_neigh_set_family(n, AF_INET);
   rtnl_neigh_set_flags(n, NTF_USE);
-  const int err = rtnl_neigh_add(sock_, n, NLM_F_CREATE | NLM_F_REPLACE);
+  const int err = rtnl_neigh_add(sock_.get(), n, NLM_F_CREATE | NLM_F_REPLACE);
   nl_addr_put(a);
   rtnl_neigh_put(n);
   if (err < 0) {

@@ -4,6 +4,7 @@
 // data path never waits on it.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,13 +12,15 @@
 
 struct nl_sock;
 struct nl_cache;
+extern "C" void nl_socket_free(nl_sock*);
+extern "C" void nl_cache_free(nl_cache*);
 
 namespace lbd {
 
 class NetlinkNeighbours {
  public:
   NetlinkNeighbours();  // throws std::runtime_error naming the failed step
-  ~NetlinkNeighbours();
+  ~NetlinkNeighbours() = default;
   NetlinkNeighbours(const NetlinkNeighbours&) = delete;
   NetlinkNeighbours& operator=(const NetlinkNeighbours&) = delete;
 
@@ -42,10 +45,11 @@ class NetlinkNeighbours {
   Ipv4 source_address(int ifindex, Ipv4 dst, Ipv4 next_hop) const;
 
  private:
-  nl_sock* sock_ = nullptr;
-  nl_cache* routes_ = nullptr;
-  nl_cache* neighbours_ = nullptr;
-  nl_cache* addresses_ = nullptr;
+  // Owned: freed in reverse (the caches, then the socket), also when the constructor throws.
+  std::unique_ptr<nl_sock, void (*)(nl_sock*)> sock_{nullptr, nl_socket_free};
+  std::unique_ptr<nl_cache, void (*)(nl_cache*)> routes_{nullptr, nl_cache_free};
+  std::unique_ptr<nl_cache, void (*)(nl_cache*)> neighbours_{nullptr, nl_cache_free};
+  std::unique_ptr<nl_cache, void (*)(nl_cache*)> addresses_{nullptr, nl_cache_free};
 };
 
 }  // namespace lbd

@@ -76,12 +76,10 @@ Worker::Worker(const Config& cfg) : cfg_(cfg) {
   }
   failed_.assign(2 * captures_.size(), false);
   dp_->set_interfaces(ifs);
-  mailbox_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (mailbox_fd_ < 0 || timer_fd_ < 0) {
+  mailbox_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  timer_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!mailbox_fd_ || !timer_fd_) {
     const int err = errno;
-    if (mailbox_fd_ >= 0) close(mailbox_fd_);
-    if (timer_fd_ >= 0) close(timer_fd_);
     throw std::runtime_error(fmt::format("worker {}: {}", cfg.index, std::strerror(err)));
   }
 }
@@ -90,12 +88,10 @@ Worker::~Worker() {
   if (thread_.joinable()) {
     stop_ = true;
     const uint64_t one = 1;
-    [[maybe_unused]] auto n = write(mailbox_fd_, &one, sizeof one);
+    [[maybe_unused]] auto n = write(mailbox_fd_.get(), &one, sizeof one);
     thread_.join();
   }
   dp_->set_flow_cache(nullptr);
-  close(mailbox_fd_);
-  close(timer_fd_);
 }
 
 void Worker::set_flow_cache(XdpFlowCache* cache) {
@@ -122,7 +118,7 @@ ShardCounts Worker::counts() {
 
 void Worker::start() {
   const itimerspec its{{0, 100 * 1000000}, {0, 100 * 1000000}};
-  timerfd_settime(timer_fd_, 0, &its, nullptr);
+  timerfd_settime(timer_fd_.get(), 0, &its, nullptr);
   started_ = true;
   thread_ = std::thread([this] { loop(); });
 }
@@ -137,7 +133,7 @@ void Worker::post(std::function<void(Worker&)> f) {
     mailbox_.push_back(std::move(f));
   }
   const uint64_t one = 1;
-  [[maybe_unused]] auto n = write(mailbox_fd_, &one, sizeof one);
+  [[maybe_unused]] auto n = write(mailbox_fd_.get(), &one, sizeof one);
 }
 
 Worker::Events Worker::take_events() {
@@ -167,7 +163,7 @@ void Worker::report() {
 
 void Worker::run_mailbox() {
   uint64_t n;
-  [[maybe_unused]] auto r = read(mailbox_fd_, &n, sizeof n);
+  [[maybe_unused]] auto r = read(mailbox_fd_.get(), &n, sizeof n);
   std::vector<std::function<void(Worker&)>> todo;
   {
     std::lock_guard lock(mutex_);
@@ -254,8 +250,8 @@ void Worker::loop() {
   std::vector<pollfd> pfds(caps.size() + 2);
   auto sockets = [&] {  // a closed or failed capture's -1: poll ignores it
     for (size_t i = 0; i < caps.size(); ++i) pfds[i] = {failed_[i] ? -1 : caps[i]->fd(), POLLIN, 0};
-    pfds[mailbox] = {mailbox_fd_, POLLIN, 0};
-    pfds[mailbox + 1] = {timer_fd_, POLLIN, 0};
+    pfds[mailbox] = {mailbox_fd_.get(), POLLIN, 0};
+    pfds[mailbox + 1] = {timer_fd_.get(), POLLIN, 0};
   };
   sockets();
   while (!stop_) {
@@ -281,7 +277,7 @@ void Worker::loop() {
     if (pfds[mailbox].revents) run_mailbox();
     if (pfds[mailbox + 1].revents) {
       uint64_t ticks;
-      while (read(timer_fd_, &ticks, sizeof ticks) == sizeof ticks) {}
+      while (read(timer_fd_.get(), &ticks, sizeof ticks) == sizeof ticks) {}
       tick(monotonic_ms());
     }
     if (std::exchange(sockets_changed_, false)) sockets();

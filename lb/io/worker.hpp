@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "lb/base/unique_fd.hpp"
 #include "lb/io/capture.hpp"
 #include "lb/core/conn_table.hpp"
 #include "lb/core/data_path.hpp"
@@ -130,7 +131,8 @@ class Worker {
   bool sockets_changed_ = false;  // detach()/attach(): the loop polls other descriptors
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
   uint64_t now_ms_ = 0;
-  int mailbox_fd_ = -1, timer_fd_ = -1, event_fd_ = -1;
+  UniqueFd mailbox_fd_, timer_fd_;
+  int event_fd_ = -1;  // the control thread's
   std::atomic<bool> stop_{false};
   bool started_ = false;
   std::thread thread_;
