@@ -27,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include "forwarding/protocol.hpp"
 #include "health/protocols.hpp"
 #include "lb/base/log.hpp"
 
@@ -481,7 +482,7 @@ struct Engine::Impl {
         fmt::format("LBD_CHECK_PORT={}", cs.port ? cs.port : t.port),
         fmt::format("LBD_VIP={}", t.vip),
         fmt::format("LBD_VPORT={}", t.vport),
-        fmt::format("LBD_PROTOCOL={}", t.protocol == kProtoUdp ? "udp" : "tcp")};
+        fmt::format("LBD_PROTOCOL={}", protocol_info(t.protocol).token)};
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
     p->pid = spawn({cs.cmd}, env, cs.exec_user, error);
     if (p->pid < 0) co_return CheckResult::fail("exec " + error);

@@ -39,7 +39,7 @@ static void set_thresholds(Real& r, uint32_t u, uint32_t l) {
 
 
 const char* protocol_token(uint8_t protocol) {
-  return protocol == kProtoTcp ? "tcp" : protocol == kProtoUdp ? "udp" : "sctp";
+  return protocol_info(protocol).token;
 }
 
 std::vector<Ipv4> ServiceTable::vips() const {
@@ -114,7 +114,7 @@ void ServiceTable::estimate_rates() {
 }
 
 std::string to_string(const ServiceKey& k) {
-  return fmt::format("{} {}:{}", k.protocol == kProtoTcp ? "TCP" : "UDP", k.vip,
+  return fmt::format("{} {}:{}", protocol_info(k.protocol).name, k.vip,
                      k.port);
 }
 

@@ -23,6 +23,7 @@
 
 #include "forwarding/next_hop.hpp"
 #include "forwarding/packet.hpp"
+#include "forwarding/protocol.hpp"
 #include "health/spec.hpp"
 #include "lb/base/status.hpp"
 #include "scheduler/scheduler.hpp"

@@ -251,7 +251,7 @@ struct Parser {
           c.fwmark = uint32_t(v);
         } else {
           svc_proto = (name == "t" || name == "tcp-service") ? kProtoTcp
-                      : (name == "u" || name == "udp-service") ? kProtoUdp : 132;
+                      : (name == "u" || name == "udp-service") ? kProtoUdp : kProtoSctp;
           svc_text = *arg;
           if (!refuse_ipv6(*arg)) return false;
           bool has_port;
@@ -511,8 +511,7 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(std::to_string(c.fwmark));
       return;
     }
-    a.push_back(c.service.protocol == kProtoTcp ? "-t" : c.service.protocol == kProtoUdp ? "-u"
-                                                                                         : "--sctp-service");
+    a.push_back(protocol_info(c.service.protocol).flag);
     a.push_back(fmt::format("{}:{}", c.service.vip, c.service.port));
   };
   auto real = [&] {

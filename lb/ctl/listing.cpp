@@ -10,7 +10,7 @@
 namespace lbd {
 namespace {
 
-const char* proto_name(uint8_t p) { return p == kProtoTcp ? "TCP" : p == kProtoUdp ? "UDP" : "SCTP"; }
+const char* proto_name(uint8_t p) { return protocol_info(p).name; }
 
 // libipvs compares addresses as `int r = ntohl(a) - ntohl(b)`: the unsigned difference cast
 // to int, so addresses more than 2^31 apart sort "backwards". Reproduced on purpose.
@@ -169,8 +169,7 @@ struct Renderer {
   }
 
   void save_service(DumpService s) {
-    const char* flag = s.key.protocol == kProtoTcp ? "-t" : s.key.protocol == kProtoUdp ? "-u"
-                                                                                        : "--sctp-service";
+    const char* flag = protocol_info(s.key.protocol).flag;
     const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
     std::vector<std::string> opts;
     append_service_flags(opts, s.options.scheduler, s.options.persistent, s.options.netmask, "", s.options.ops, s.options.sched_flags);

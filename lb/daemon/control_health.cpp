@@ -119,7 +119,7 @@ std::string Control::health_text() {
   services_.for_each_service([&](const Service& s) {
     const auto& h = s.options.health;
     const std::string spec = health::redact_secrets(health::format_service_health(h));
-    out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", s.key.protocol == kProtoTcp ? "TCP" : "UDP",
+    out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", protocol_info(s.key.protocol).name,
                                                      s.key.vip, s.key.port),
                        spec.empty() ? "check=none" : spec,
                        s.sorry_active ? "  [sorry server active]" : "");
