@@ -11,7 +11,7 @@ out=${ASAN_BUILD_DIR:-$top/build/asan}
 reports=$(mktemp -d /tmp/lbd-asan.XXXXXX)
 trap 'rm -rf "$reports"' EXIT
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$flags" \
+cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLBD_LTO=OFF -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 cmake --build "$out" --target lbd lbadm lbd-decap lbd_xdp_pass >/dev/null
 [[ $(ldd "$out/lbd") == *libasan* ]] || { echo "FAIL: $out/lbd is not built with ASan" >&2; exit 1; }

@@ -11,7 +11,7 @@ out=${TSAN_BUILD_DIR:-$top/build/tsan}
 reports=$(mktemp -d /tmp/lbd-tsan.XXXXXX)
 trap 'rm -rf "$reports"' EXIT
 # Boost.Asio's fences are unknown to TSan (GCC warns; the health engine is one thread).
-cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLBD_LTO=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 cmake --build "$out" --target lbd lbd_xdp_pass >/dev/null
 [[ $(ldd "$out/lbd") == *libtsan* ]] || { echo "FAIL: $out/lbd is not built with TSan" >&2; exit 1; }
