@@ -105,20 +105,41 @@ struct CheckKey {
   std::string (*text)(const CheckSpec& c);
 };
 
-bool set_user_name(std::string& field, const std::string& v, const char*& why) {
-  if (v.empty() || v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-                       std::string::npos) {
-    why = "expected a user name";
-    return false;
-  }
-  field = v;
+// The kinds of key, for the table: a field of milliseconds given in seconds, a count, a
+// string (as it is, an absolute path, or a user name).
+template <uint32_t CheckSpec::*F, uint32_t Lo, uint32_t Hi>
+bool set_seconds(CheckSpec& c, const std::string& v, const char*& why) {
+  static const std::string expected = fmt::format("expected {} to {} seconds", format_seconds(Lo), format_seconds(Hi));
+  why = expected.c_str();
+  return parse_seconds(v, Lo, Hi, c.*F);
+}
+template <uint32_t CheckSpec::*F>
+std::string seconds_text(const CheckSpec& c) { return format_seconds(c.*F); }
+template <uint32_t CheckSpec::*F, uint32_t Lo, uint32_t Hi>
+bool set_count(CheckSpec& c, const std::string& v, const char*& why) {
+  static const std::string expected = fmt::format("expected {} to {}", Lo, Hi);
+  why = expected.c_str();
+  return parse_u32(v, Lo, Hi, c.*F);
+}
+template <uint32_t CheckSpec::*F>
+std::string count_text(const CheckSpec& c) { return std::to_string(c.*F); }
+template <std::string CheckSpec::*F>
+bool set_string(CheckSpec& c, const std::string& v, const char*&) {
+  c.*F = v;
   return true;
 }
-bool set_absolute(std::string& field, const std::string& v, const char*& why) {
-  if (v.empty() || v[0] != '/') {
-    why = "expected an absolute path";
-    return false;
-  }
+template <std::string CheckSpec::*F>
+bool set_absolute(CheckSpec& c, const std::string& v, const char*& why) {
+  why = "expected an absolute path";
+  if (v.empty() || v[0] != '/') return false;
+  c.*F = v;
+  return true;
+}
+template <std::string CheckSpec::*F>
+std::string string_text(const CheckSpec& c) { return c.*F; }
+// Words of an HTTP request line (its host, its path): no blank in them.
+bool set_without_blanks(std::string& field, const std::string& v, const char* blank, const char*& why) {
+  if (v.find(' ') != std::string::npos) return (why = blank, false);
   field = v;
   return true;
 }
@@ -145,66 +166,29 @@ constexpr CheckKey kCheckKeys[] = {
        return true;
      },
      [](const CheckSpec& c) { return std::to_string(c.port); }},
-    {"interval",
-     [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = "expected 0.1 to 3600 seconds";
-       return parse_seconds(v, 100, 3600000, c.interval_ms);
-     },
-     [](const CheckSpec& c) { return format_seconds(c.interval_ms); }},
-    {"timeout",
-     [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = "expected 0.01 to 3600 seconds";
-       return parse_seconds(v, 10, 3600000, c.timeout_ms);
-     },
-     [](const CheckSpec& c) { return format_seconds(c.timeout_ms); }},
-    {"rise",
-     [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = "expected 1 to 1000";
-       return parse_u32(v, 1, 1000, c.rise);
-     },
-     [](const CheckSpec& c) { return std::to_string(c.rise); }},
-    {"fall",
-     [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = "expected 1 to 1000";
-       return parse_u32(v, 1, 1000, c.fall);
-     },
-     [](const CheckSpec& c) { return std::to_string(c.fall); }},
+    {"interval", set_seconds<&CheckSpec::interval_ms, 100, 3600000>, seconds_text<&CheckSpec::interval_ms>},
+    {"timeout", set_seconds<&CheckSpec::timeout_ms, 10, 3600000>, seconds_text<&CheckSpec::timeout_ms>},
+    {"rise", set_count<&CheckSpec::rise, 1, 1000>, count_text<&CheckSpec::rise>},
+    {"fall", set_count<&CheckSpec::fall, 1, 1000>, count_text<&CheckSpec::fall>},
     {"path",
      [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = v.empty() || v[0] != '/'                ? "expected a path starting with /"
-             : v.find(' ') != std::string::npos ? "a path has no blanks (write %20 as %2520)"
-                                                : nullptr;
-       if (why) return false;
-       c.path = v;
-       return true;
+       if (v.empty() || v[0] != '/') return (why = "expected a path starting with /", false);
+       return set_without_blanks(c.path, v, "a path has no blanks (write %20 as %2520)", why);
      },
-     [](const CheckSpec& c) { return c.path; }},
+     string_text<&CheckSpec::path>},
     {"host",
      [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = "a host name has no blanks";
-       if (v.find(' ') != std::string::npos) return false;
-       c.host = v;
-       return true;
+       return set_without_blanks(c.host, v, "a host name has no blanks", why);
      },
-     [](const CheckSpec& c) { return c.host; }},
+     string_text<&CheckSpec::host>},
     {"status",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        why = "expected codes or ranges such as 200-299/302";
        return parse_status(v, c.status);
      },
      [](const CheckSpec& c) { return format_status(c.status); }},
-    {"body",
-     [](CheckSpec& c, const std::string& v, const char*&) {
-       c.body = v;
-       return true;
-     },
-     [](const CheckSpec& c) { return c.body; }},
-    {"user",
-     [](CheckSpec& c, const std::string& v, const char*&) {
-       c.user = v;
-       return true;
-     },
-     [](const CheckSpec& c) { return c.user; }},
+    {"body", set_string<&CheckSpec::body>, string_text<&CheckSpec::body>},
+    {"user", set_string<&CheckSpec::user>, string_text<&CheckSpec::user>},
     {"password",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        why = "this password was redacted by lbadm -S: give it again, or use password-file=";
@@ -212,10 +196,8 @@ constexpr CheckKey kCheckKeys[] = {
        c.password = v;
        return true;
      },
-     [](const CheckSpec& c) { return c.password; }},
-    {"password-file",
-     [](CheckSpec& c, const std::string& v, const char*& why) { return set_absolute(c.password_file, v, why); },
-     [](const CheckSpec& c) { return c.password_file; }},
+     string_text<&CheckSpec::password>},
+    {"password-file", set_absolute<&CheckSpec::password_file>, string_text<&CheckSpec::password_file>},
     {"max-lag",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        uint32_t n = 0;
@@ -226,12 +208,17 @@ constexpr CheckKey kCheckKeys[] = {
        return true;
      },
      [](const CheckSpec& c) { return std::to_string(c.max_lag); }},
-    {"cmd",
-     [](CheckSpec& c, const std::string& v, const char*& why) { return set_absolute(c.cmd, v, why); },
-     [](const CheckSpec& c) { return c.cmd; }},
+    {"cmd", set_absolute<&CheckSpec::cmd>, string_text<&CheckSpec::cmd>},
     {"exec-user",
-     [](CheckSpec& c, const std::string& v, const char*& why) { return set_user_name(c.exec_user, v, why); },
-     [](const CheckSpec& c) { return c.exec_user; }},
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected a user name";
+       if (v.empty() || v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                            std::string::npos)
+         return false;
+       c.exec_user = v;
+       return true;
+     },
+     string_text<&CheckSpec::exec_user>},
 };
 
 const CheckKey* check_key(std::string_view k) {

@@ -3,7 +3,10 @@
 // network namespace.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,10 @@ namespace lbd {
 
 // Milliseconds on CLOCK_MONOTONIC: every timeout and expiry (never the wall clock).
 uint64_t monotonic_ms();
+
+// Blocks `signals` in the calling thread (and the threads it starts after) and returns
+// their set, for a signalfd: a daemon's signals are read by its loop, never delivered.
+sigset_t block_signals(std::initializer_list<int> signals);
 
 struct LocalAddress {
   Ipv4 addr;

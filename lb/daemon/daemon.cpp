@@ -142,12 +142,7 @@ int Control::interface_index(const std::string& name) const {
 int Control::run() {
   // Signals are the control thread's (its signalfd): blocked before any thread starts, so
   // every thread (workers, health, reloads) inherits the mask.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const sigset_t mask = block_signals({SIGTERM, SIGINT, SIGHUP});
   // Refuse a second lbd before touching anything on the box.
   control_ = std::make_unique<ControlServer>(
       cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });

@@ -253,12 +253,7 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
   }
   configure_device(tun.name(), vips);
 
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const sigset_t mask = block_signals({SIGTERM, SIGINT, SIGUSR1});
   const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
   LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", fmt::join(vips, " "), tun.name(),
