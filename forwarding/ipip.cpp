@@ -78,4 +78,14 @@ DecapStatus ipip_decapsulate(std::span<const uint8_t> packet, std::span<const ui
   return DecapStatus::kOk;
 }
 
+TunnelXmit tunnel_xmit(const ParsedPacket& p, uint16_t mtu, bool superframe) {
+  if (mtu < kMinTunnelMtu) return TunnelXmit::kMtuTooSmall;
+  if (superframe) return TunnelXmit::kSegmentEncapsulate;
+  if (p.ip_len + kIpipOverhead <= mtu) return TunnelXmit::kEncapsulate;
+  // An ICMP error keeps its DF inside; it is never answered with another error, so the
+  // outer packet is cut instead.
+  const bool relaying_error = p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
+  return p.dont_fragment && !relaying_error ? TunnelXmit::kFragNeeded : TunnelXmit::kEncapsulateFragment;
+}
+
 }  // namespace lbd

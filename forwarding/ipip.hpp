@@ -21,6 +21,19 @@ inline constexpr size_t kIpipOverhead = sizeof(Ipv4Hdr);
 size_t ipip_encapsulate(std::span<uint8_t> buf, const ParsedPacket& p, Ipv4 src, Ipv4 dst,
                         uint16_t id);
 
+// How a packet goes into a tunnel whose path MTU (outer IP) is `mtu`: IPVS's
+// ip_vs_tunnel_xmit() and its ensure_mtu_is_adequate(), with GSO. `superframe`: a TCP
+// super-frame from a local sender (larger than its interface), which is segmented first.
+enum class TunnelXmit {
+  kMtuTooSmall,          // below 68 + the outer header: nothing can go
+  kSegmentEncapsulate,   // a super-frame: segments of mtu - overhead, each encapsulated
+  kFragNeeded,           // too big with DF: the client is told mtu - overhead, the packet dropped
+  kEncapsulate,          // fits
+  kEncapsulateFragment,  // too big without DF, or an ICMP error relayed: the outer packet fragmented
+};
+constexpr uint16_t kMinTunnelMtu = 68 + kIpipOverhead;
+TunnelXmit tunnel_xmit(const ParsedPacket& p, uint16_t mtu, bool superframe);
+
 // Writes fragment `index` of the Ethernet/IPv4 frame `frame` (header without options;
 // DF clear) into `dst`, which must hold 14 + mtu bytes; returns its length, or 0 past the
 // last fragment. Every fragment's IP length is at most `mtu`; payload offsets are multiples

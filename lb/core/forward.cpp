@@ -50,14 +50,13 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
 Verdict DataPath::tunnel(const Frame& f, Real& real) {
   const ParsedPacket& p = f.p;
   const uint16_t mtu = tunnel_mtu(real, f.now_ms);
-  if (mtu < 68 + kIpipOverhead) return drop(DropReason::kTunnelMtuTooSmall);
   const InterfaceInfo* in = interface(f.in_ifindex);
-  const bool superframe = in && p.ip_len > in->mtu && p.protocol == kProtoTcp;
-  const bool relaying_error = p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
-  if (!superframe && p.ip_len + kIpipOverhead > mtu && p.dont_fragment && !relaying_error) {
+  const TunnelXmit how = tunnel_xmit(p, mtu, in && p.ip_len > in->mtu && p.protocol == kProtoTcp);
+  if (how == TunnelXmit::kMtuTooSmall) return drop(DropReason::kTunnelMtuTooSmall);
+  if (how == TunnelXmit::kFragNeeded) {
     // The client does path MTU discovery: tell it the tunnel's MTU, drop the packet.
-    if (!in) return drop(DropReason::kFragNeeded);
     drop(DropReason::kFragNeeded);
+    if (!in) return {};
     const Verdict v = icmp_error(
         f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, uint16_t(mtu - kIpipOverhead), in->mac),
         p.l3_off, p.ip_len, f.in_ifindex);
@@ -67,10 +66,9 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
   auto* eth = reinterpret_cast<EthHdr*>(f.bytes.data());
   eth->dst = real.hop.dst;
   eth->src = real.hop.src;
-  if (superframe) {
+  if (how == TunnelXmit::kSegmentEncapsulate) {
     ++counters_.tunnelled;
     ++counters_.tx_frames;
-    // A local sender's GSO frame: segments sized for the tunnel, each then encapsulated.
     ++counters_.superframes_segmented;
     Verdict v = Verdict::send(real.hop.ifindex);
     v.segment_mtu = uint16_t(mtu - kIpipOverhead);
@@ -86,8 +84,8 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
   ++counters_.tunnelled;
   ++counters_.tx_frames;
   Verdict v = Verdict::send(real.hop.ifindex, len);
-  if (p.ip_len + kIpipOverhead > mtu) {
-    if (relaying_error) {  // an ICMP error keeps its DF; the outer packet may be cut
+  if (how == TunnelXmit::kEncapsulateFragment) {
+    if (p.dont_fragment) {  // a relayed ICMP error keeps its DF inside; the outer packet may be cut
       auto* outer = reinterpret_cast<Ipv4Hdr*>(f.bytes.data() + p.l3_off);
       outer->frag_off = Be16{};
       outer->check = Be16{};

@@ -206,3 +206,25 @@ TEST_CASE("IPIP checksum property: random packets, the outer header verifies, th
     REQUIRE(ipip_decapsulate({buf.data() + 14, n - 14}, inner) == DecapStatus::kOk);
   }
 }
+
+TEST_CASE("the tunnel's MTU policy: too small, segmented, frag-needed, as is, or the outer packet fragmented") {
+  auto packet = [](uint16_t ip_len, bool df, uint8_t protocol = kProtoUdp, uint8_t icmp_type = 0) {
+    ParsedPacket p;
+    p.ip_len = ip_len;
+    p.dont_fragment = df;
+    p.protocol = protocol;
+    p.icmp_type = icmp_type;
+    return p;
+  };
+  CHECK(tunnel_xmit(packet(100, true), kMinTunnelMtu - 1, false) == TunnelXmit::kMtuTooSmall);
+  CHECK(tunnel_xmit(packet(68, true), kMinTunnelMtu, false) == TunnelXmit::kEncapsulate);  // 68 + 20 fits 88
+  CHECK(tunnel_xmit(packet(1480, true), 1500, false) == TunnelXmit::kEncapsulate);  // 1480 + 20 fits
+  CHECK(tunnel_xmit(packet(1481, true), 1500, false) == TunnelXmit::kFragNeeded);
+  CHECK(tunnel_xmit(packet(1481, false), 1500, false) == TunnelXmit::kEncapsulateFragment);
+  // An ICMP error with DF is relayed, its outer packet cut: never an error about an error.
+  CHECK(tunnel_xmit(packet(1481, true, kProtoIcmp, 3), 1500, false) == TunnelXmit::kEncapsulateFragment);
+  CHECK(tunnel_xmit(packet(1481, true, kProtoIcmp, 8), 1500, false) == TunnelXmit::kFragNeeded);  // a ping
+  // A local sender's super-frame: segmented for the tunnel whatever its DF.
+  CHECK(tunnel_xmit(packet(9000, true, kProtoTcp), 1500, true) == TunnelXmit::kSegmentEncapsulate);
+  CHECK(tunnel_xmit(packet(9000, true, kProtoTcp), kMinTunnelMtu - 1, true) == TunnelXmit::kMtuTooSmall);
+}
