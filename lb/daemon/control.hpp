@@ -81,9 +81,10 @@ class Control {
   void refresh_mtus();
   // The interface's index now, 0 if it is gone (-1: cannot tell, e.g. out of descriptors).
   int interface_index(const std::string& name) const;
-  // A capture interface deleted (or its capture failed) is let go: the others keep
-  // serving; one back (re-created, perhaps with another index and MAC) is taken again:
-  // its sockets, fanout groups, filters, guard, fast path and next hops.
+  bool interface_up(const std::string& name) const;  // IFF_UP
+  // A capture interface deleted, down, or whose capture failed is let go: the others keep
+  // serving; one back (up again, or re-created with another index and MAC) is taken
+  // again: its sockets, fanout groups, filters, guard, fast path and next hops.
   void watch_interfaces();
   void interface_lost(size_t slot, const std::string& why);
   void interface_back(size_t slot);

@@ -55,15 +55,26 @@ void Control::publish_interfaces() {
 
 // A deleted interface is not always reported on the capture socket (its DOWN event comes
 // first, which libpcap treats as survivable, and an unhooked socket gets no UNREGISTER
-// error), so it is looked for by name. Down and up again needs nothing: the kernel hooks
-// the sockets again, and the index stays.
+// error), so it is looked for by name. One that goes down is let go too, and taken again
+// once up: the kernel hooks its sockets again by itself, but puts the members of a fanout
+// group back in the order they come up, and the fanout program's choice is an index into
+// that order (with two workers, replies would reach the wrong one).
 void Control::watch_interfaces() {
   for (size_t i = 0; i < interfaces_.size(); ++i) {
-    const int index = interface_index(interfaces_[i].name);
-    if (index < 0 || (interfaces_[i].ifindex && index == interfaces_[i].ifindex)) continue;  // -1: cannot tell now
-    if (interfaces_[i].ifindex) interface_lost(i, "the interface disappeared");
-    if (index > 0) interface_back(i);
+    HopInterface& itf = interfaces_[i];
+    const int index = interface_index(itf.name);
+    if (index < 0) continue;  // cannot tell now (out of descriptors...)
+    const bool up = index > 0 && interface_up(itf.name);
+    if (itf.ifindex && index == itf.ifindex && up) continue;
+    if (itf.ifindex) interface_lost(i, index == itf.ifindex ? "the interface is down" : "the interface disappeared");
+    if (up) interface_back(i);
   }
+}
+
+bool Control::interface_up(const std::string& name) const {
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
+  return ioctl(ifreq_fd_.get(), SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
 }
 
 void Control::interface_lost(size_t slot, const std::string& why) {

@@ -6,7 +6,8 @@
 #   connection held through A stays; when eth1 is created again (a new index, the same
 #   MAC, as a re-probed NIC has) lbd takes it again within its 1 s look: capture sockets,
 #   filters, the nftables guard's chain, GRO off, the fast path; B answers again.
-# - eth1 down and up: B answers again once it is up, A throughout.
+# - eth1 down and up: let go while down, taken again once up (with two workers the kernel
+#   would put the fanout members back in another order); B answers again, A throughout.
 # - the kernel refusing lbd's frames (ENOBUFS: eth0's qdisc full): counted as
 #   drop_inject_failed, nothing stalls, a download completes through it, and every frame
 #   lbd took is accounted for (rx = tx + drops - inject failures).
@@ -105,8 +106,14 @@ kill -0 "$HOLD" || fail "the held connection's client ended"
 in_ns "$LAB_DIRECTOR" ip link set eth1 down
 sleep 1.2
 assert_eq "real4 2 " "$(answers "$LAB_VIP" 2)" "eth1 down: service A answers"
+lost=$(counter interfaces_lost)
+[ "$lost" = 2 ] || fail "eth1 down: lbd should let it go (interfaces_lost $lost)"
 in_ns "$LAB_DIRECTOR" ip link set eth1 up
 answers_within "$VIP2" "real1 1 real2 1 " 5 "eth1 down and up: service B answers again"
+assert_eq 2 "$(counter interfaces_back)" "eth1 up: lbd took it again (its fanout groups made anew: members in worker order)"
+# Every reply reaches its connection's worker (a NAT reply at the wrong one is an orphan).
+for k in 1 2 3; do answers "$VIP2" 2 > /dev/null; done
+assert_eq 0 "$(counter drop_orphan_reply)" "eth1 down and up: no NAT reply reached the wrong worker"
 kill -0 "$LAB_LBD_PID" || fail "lbd stopped after eth1 went down and up"
 kill -TERM "$HOLD"; wait "$HOLD" 2>/dev/null || true
 
