@@ -20,27 +20,12 @@
 #include "forwarding/packet.hpp"
 #include "health/spec.hpp"
 #include "health/state.hpp"
+#include "health/target.hpp"
 
 namespace lbd::health {
 
-struct Target {
-  uint32_t real_id = 0;
-  std::string service;  // "TCP 198.18.0.100:80", for logs and the notify command
-  Ipv4 addr;            // the real server
-  uint16_t port = 0;    // its port (the check's unless check.port)
-  Ipv4 vip;
-  uint16_t vport = 0;
-  uint8_t protocol = 0;
-  CheckSpec check;
-  std::string notify;   // command run on this real's transitions
-  friend bool operator==(const Target&, const Target&) = default;
-};
-
 // The clock of RealStatus's times: monotonic (a step of the wall clock changes no "since").
 int64_t health_now_ms();
-
-// "198.18.0.11:80": the real a target checks, as logs and notify commands name it.
-std::string real_name(const Target& t);
 
 // A real went down or came back.
 struct Event {

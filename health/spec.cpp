@@ -147,16 +147,18 @@ bool set_without_blanks(std::string& field, const std::string& v, const char* bl
 constexpr CheckKey kCheckKeys[] = {
     {"check",
      [](CheckSpec& c, const std::string& v, const char*& why) {
-       for (const CheckType t : {CheckType::kTcp, CheckType::kHttp, CheckType::kMysql, CheckType::kExec,
-                                 CheckType::kNone})
-         if (v == check_name(t)) {
-           c.type = t;
-           return true;
-         }
-       why = "expected tcp, http, mysql, exec or none";
-       return false;
+       static const std::string expected = [] {
+         std::string s = "expected";
+         for (const CheckKind* k : check_kinds()) s += fmt::format(" {},", k->name);
+         s.back() = ' ';
+         return s + "or none";
+       }();
+       why = expected.c_str();
+       if (v == "none") return (c.kind = nullptr, true);
+       const CheckKind* k = find_check(v);
+       return k && (c.kind = k);
      },
-     [](const CheckSpec& c) { return std::string(check_name(c.type)); }},
+     [](const CheckSpec& c) { return std::string(check_name(c.kind)); }},
     {"port",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        uint32_t n = 0;
@@ -299,23 +301,14 @@ bool validate_check(const CheckSpec& c, std::string& error) {
     error = "max-lag needs user= (the replica check logs in)";
     return false;
   }
-  if (c.type == CheckType::kExec && c.cmd.empty()) {
-    error = "check=exec needs cmd=";
+  if (const char* why = c.kind && c.kind->invalid ? c.kind->invalid(c) : nullptr) {
+    error = why;
     return false;
   }
   return true;
 }
 
-const char* check_name(CheckType t) {
-  switch (t) {
-    case CheckType::kNone: return "none";
-    case CheckType::kTcp: return "tcp";
-    case CheckType::kHttp: return "http";
-    case CheckType::kMysql: return "mysql";
-    case CheckType::kExec: return "exec";
-  }
-  return "none";
-}
+const char* check_name(const CheckKind* kind) { return kind ? kind->name : "none"; }
 
 bool parse_service_health(std::string_view text, ServiceHealth& out, std::string& error) {
   ServiceHealth h = out;
@@ -366,12 +359,9 @@ bool parse_service_health(std::string_view text, ServiceHealth& out, std::string
     return false;
   });
   if (!ok) return false;
-  if (CheckSpec c = h.check; c.type == CheckType::kExec && c.cmd.empty()) {
-    c.cmd = "/";  // reals may each give cmd=; checked per real
-    if (!validate_check(c, error)) return false;
-  } else if (!validate_check(c, error)) {
-    return false;
-  }
+  CheckSpec common = h.check;
+  common.kind = nullptr;  // what the kind needs (exec's cmd=) each real may give: checked per real
+  if (!validate_check(common, error)) return false;
   out = std::move(h);
   return true;
 }

@@ -12,11 +12,12 @@
 
 #include "forwarding/method.hpp"
 #include "forwarding/packet.hpp"
+#include "health/check.hpp"
 
 namespace lbd::health {
 
-enum class CheckType : uint8_t { kNone, kTcp, kHttp, kMysql, kExec };
-const char* check_name(CheckType t);
+// "tcp", "none" for no check.
+const char* check_name(const CheckKind* kind);
 
 struct StatusRange {
   uint16_t lo = 200, hi = 299;
@@ -31,7 +32,7 @@ inline std::vector<StatusRange> default_status() {
 // One real's check. Defaults (HAProxy's, not keepalived's 60 s delay_loop): a check every
 // 2 s, 1 s to answer, down after 3 consecutive failures, up again after 2 successes.
 struct CheckSpec {
-  CheckType type = CheckType::kNone;
+  const CheckKind* kind = nullptr;  // check=: what runs (health/checks/); nullptr: none
   uint16_t port = 0;                // 0: the real's port
   uint32_t interval_ms = 2000;
   uint32_t timeout_ms = 1000;
@@ -69,7 +70,8 @@ bool parse_real_health(std::string_view text, std::string& canonical, std::strin
 // The effective check for a real: the service's with the real's canonical overrides.
 CheckSpec effective_check(const CheckSpec& service, const std::string& real_overrides);
 
-// A check that can run: timeout within the interval, exec has cmd=, max-lag has user=.
+// A check that can run: timeout within the interval, max-lag has user=, and what its kind
+// needs (exec: cmd=).
 bool validate_check(const CheckSpec& c, std::string& error);
 
 // What stands for a password lbd does not show (logs, --lbd-health, lbadm -S).

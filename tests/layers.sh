@@ -5,12 +5,13 @@
 # Usage: tests/layers.sh [TREE]   (CTest runs it as `layers`; no root)
 set -euo pipefail
 top=${1:-$(cd "$(dirname "$0")/.." && pwd)}
-pure_health='health/(spec|state|protocols)\.hpp'
+pure_health='health/(spec|state|protocols|check)\.hpp'
 declare -A allowed=(
   [forwarding]='forwarding/'
   [scheduler]='scheduler/'
   [lb/base]='lb/base/|forwarding/'
   [health]='health/|lb/base/|forwarding/'
+  [health/checks]='health/|lb/base/|forwarding/'
   [lb/core]="lb/core/|lb/base/|forwarding/|scheduler/|$pure_health"
   [lb/ctl]="lb/ctl/|lb/core/|lb/base/|forwarding/|scheduler/|$pure_health"
   [lb/io]="lb/io/|lb/core/|lb/base/|forwarding/|scheduler/|$pure_health"

@@ -37,7 +37,7 @@ Status check_real_health(const health::ServiceHealth& svc, const std::string& ov
                          Ipv4 addr, uint16_t port) {
   const health::CheckSpec eff = health::effective_check(svc.check, overrides);
   std::string error;
-  if (eff.type != health::CheckType::kNone && !health::validate_check(eff, error))
+  if (eff.kind && !health::validate_check(eff, error))
     return Status::error(kLbdInvalid, fmt::format("health check of {}:{}: {}", addr, port, error));
   return Status::ok();
 }

@@ -22,7 +22,7 @@ void Control::configure_health() {
       Real& r = services_.real(id);
       health::Target t;
       t.check = health::effective_check(s.options.health.check, r.health_override);
-      if (t.check.type == health::CheckType::kNone) {
+      if (!t.check.kind) {
         if (r.health_down) services_.set_health(r, true);
         continue;
       }

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     t.service = "TCP 198.18.0.100:80";
     t.addr = Be32::from_host(0x7f000001);
     t.port = ntohs(a.sin_port);
-    t.check.type = health::CheckType::kTcp;
+    t.check.kind = health::find_check("tcp");
     t.check.interval_ms = interval_ms;
     t.check.timeout_ms = std::min<uint32_t>(interval_ms, 1000);
     targets.push_back(t);

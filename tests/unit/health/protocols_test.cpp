@@ -60,7 +60,7 @@ std::vector<std::vector<uint8_t>> slave_status(std::vector<std::vector<const cha
 
 TEST_CASE("HTTP check: request, and responses judged by status and body") {
   CheckSpec c;
-  c.type = CheckType::kHttp;
+  c.kind = find_check("http");
   c.path = "/healthz";
   CHECK(http_request(c, ip("198.18.0.11"), 80) ==
         "GET /healthz HTTP/1.0\r\nHost: 198.18.0.11:80\r\nUser-Agent: lbd-health\r\n"

@@ -18,7 +18,7 @@ TEST_CASE("health spec: defaults, keys, canonical form that reads back") {
                                "status=200-299/302,body=all%20good,on-down=expire,"
                                "sorry=198.18.0.50:8080,sorry-fwd=m,notify=/usr/local/bin/tell",
                                h, err));
-  CHECK(h.check.type == CheckType::kHttp);
+  CHECK(h.check.kind == find_check("http"));
   CHECK(h.check.interval_ms == 500);
   CHECK(h.check.timeout_ms == 250);
   CHECK(h.check.status == std::vector<StatusRange>{{200, 299}, {302, 302}});
@@ -81,11 +81,11 @@ TEST_CASE("a real's overrides: check keys only, canonical, applied over the serv
   ServiceHealth svc;
   REQUIRE(parse_service_health("check=http,fall=5", svc, err));
   const CheckSpec eff = effective_check(svc.check, "check=tcp,port=8082");
-  CHECK(eff.type == CheckType::kTcp);
+  CHECK(eff.kind == find_check("tcp"));
   CHECK(eff.port == 8082);
   CHECK(eff.fall == 5);
   CheckSpec exec;
-  exec.type = CheckType::kExec;
+  exec.kind = find_check("exec");
   CHECK_FALSE(validate_check(exec, err));
   CHECK(err == "check=exec needs cmd=");
 }

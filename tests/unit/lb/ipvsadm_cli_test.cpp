@@ -196,7 +196,7 @@ TEST_CASE("--health on -A/-E/-a/-e: validated, merged on -E, saved and restored"
   REQUIRE(run("-a -t 198.18.0.100:80 -r 198.18.0.12").is_ok());
   REQUIRE(run("-E -t 198.18.0.100:80 -s rr --health fall=5").is_ok());
   const Service& s = *services.find(ServiceKey{kProtoTcp, ip("198.18.0.100"), 80});
-  CHECK(s.options.health.check.type == health::CheckType::kHttp);  // kept by -E
+  CHECK(s.options.health.check.kind == health::find_check("http"));  // kept by -E
   CHECK(s.options.health.check.fall == 5);
   REQUIRE(run("-E -t 198.18.0.100:80 -s wrr").is_ok());              // -E without --health
   CHECK(s.options.health.check.fall == 5);

@@ -1,0 +1,70 @@
+// What a check kind (health/checks/) is built from: the context the engine runs it in, a
+// deadline that ends its I/O (and kills its process group), a TCP conversation with the
+// real, and the spawning of a command as an unprivileged user. Boost.Asio; the engine's
+// thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "health/result.hpp"
+#include "health/target.hpp"
+
+namespace lbd::health {
+
+// The real a check runs against, and the engine's marker: a check calls resumed() each
+// time its coroutine resumes, so that a stall of the thread is named after it.
+struct ProbeContext {
+  const Target& target;
+  std::function<void()> resumed;
+  const CheckSpec& spec() const { return target.check; }
+};
+
+struct CheckTask {
+  boost::asio::awaitable<CheckResult> body;
+};
+
+// One check's I/O objects, shared with its deadline's handler (which may run after the
+// check's coroutine has finished: it then only sees an aborted wait).
+struct Probe {
+  explicit Probe(boost::asio::any_io_executor ex) : socket(ex), deadline(ex) {}
+  boost::asio::ip::tcp::socket socket;
+  boost::asio::steady_timer deadline;
+  bool timed_out = false;
+  pid_t pid = -1;
+};
+
+// At `timeout` the probe's socket closes and its process group (pid) is killed.
+void arm_deadline(const std::shared_ptr<Probe>& p, std::chrono::milliseconds timeout);
+
+// A failed step: "connect: Connection refused", or "read: timed out after 1000 ms" when
+// the deadline ended it.
+CheckResult io_error(const char* step, const boost::system::error_code& ec, const Probe& p,
+                     uint32_t timeout_ms);
+
+// What a TCP check says once connected; it calls ctx.resumed() after each co_await.
+using Talk = boost::asio::awaitable<CheckResult> (*)(ProbeContext& ctx, Probe& p);
+// Connects to the real's check port and runs `talk`, the whole within the check's timeout;
+// the socket is closed after.
+boost::asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk);
+
+// Spawns argv[0] as `user`: a clean environment (PATH and `env`), stdin/stdout on
+// /dev/null, stderr lbd's, no other descriptor, its own process group, default signals,
+// no capability and no_new_privs. If the switch to the user fails nothing runs. -1 and
+// `error` on failure.
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+            const std::string& user, std::string& error);
+// Waits for `pid` without blocking the loop; its wait status.
+boost::asio::awaitable<int> wait_exit(pid_t pid);
+// How a command ended that did not exit 0 ("exit status 2", "killed by signal 9");
+// nullopt when it did.
+std::optional<std::string> exit_failure(int status);
+
+}  // namespace lbd::health
