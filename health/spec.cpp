@@ -230,50 +230,35 @@ const CheckKey* check_key(std::string_view k) {
 }
 bool is_check_key(std::string_view k) { return check_key(k) != nullptr; }
 
-// Applies one key to a check; error text on a bad value.
-bool apply_check_key(CheckSpec& c, std::string_view key, const std::string& v, std::string& error) {
+// Applies one key to a check; why not on a bad value.
+Status apply_check_key(CheckSpec& c, std::string_view key, const std::string& v) {
   const CheckKey* k = check_key(key);
   const char* why = "";
-  if (!k || k->apply(c, v, why)) return true;
-  error = fmt::format("{}={}: {}", key, v, why);
-  return false;
+  if (!k || k->apply(c, v, why)) return Status::ok();
+  return Status::invalid(fmt::format("{}={}: {}", key, v, why));
 }
 
-// Splits "k=v,k=v" and calls f(key, decoded value) for each; false with `error` if the
-// syntax is wrong or f refuses.
+// Splits "k=v,k=v" and calls f(key, decoded value) for each: why not, if the syntax is
+// wrong or f refuses.
 template <class F>
-bool for_each_pair(std::string_view text, std::string& error, F&& f) {
-  if (text.empty()) {
-    error = "empty health specification";
-    return false;
-  }
+Status for_each_pair(std::string_view text, F&& f) {
+  if (text.empty()) return Status::invalid("empty health specification");
   while (!text.empty()) {
     const auto comma = text.find(',');
     const std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     const auto eq = item.find('=');
-    if (eq == std::string_view::npos || eq == 0) {
-      error = fmt::format("'{}': expected KEY=VALUE", item);
-      return false;
-    }
+    if (eq == std::string_view::npos || eq == 0) return Status::invalid(fmt::format("'{}': expected KEY=VALUE", item));
     std::string value;
-    if (!decode(item.substr(eq + 1), value)) {
-      error = fmt::format("'{}': bad %-escape", item);
-      return false;
-    }
+    if (!decode(item.substr(eq + 1), value)) return Status::invalid(fmt::format("'{}': bad %-escape", item));
     // Values reach request lines, headers, logs and commands: no control characters (a
     // CR/LF in a path or host would inject headers into the HTTP check).
-    if (std::any_of(value.begin(), value.end(), [](char ch) { return uint8_t(ch) < 0x20 || ch == 0x7f; })) {
-      error = fmt::format("{}=: control characters are not allowed", item.substr(0, eq));
-      return false;
-    }
-    if (!f(item.substr(0, eq), value)) return false;
-    if (comma != std::string_view::npos && text.empty()) {
-      error = "trailing ','";
-      return false;
-    }
+    if (std::any_of(value.begin(), value.end(), [](char ch) { return uint8_t(ch) < 0x20 || ch == 0x7f; }))
+      return Status::invalid(fmt::format("{}=: control characters are not allowed", item.substr(0, eq)));
+    if (Status st = f(item.substr(0, eq), value); !st.is_ok()) return st;
+    if (comma != std::string_view::npos && text.empty()) return Status::invalid("trailing ','");
   }
-  return true;
+  return Status::ok();
 }
 
 }  // namespace
@@ -287,122 +272,97 @@ std::string format_status(const std::vector<StatusRange>& v) {
   return s;
 }
 
-bool validate_check(const CheckSpec& c, std::string& error) {
-  if (c.timeout_ms > c.interval_ms) {
-    error = fmt::format("timeout={} is longer than interval={}", format_seconds(c.timeout_ms),
-                        format_seconds(c.interval_ms));
-    return false;
-  }
-  if (!c.password.empty() && !c.password_file.empty()) {
-    error = "give password= or password-file=, not both";
-    return false;
-  }
-  if (c.max_lag >= 0 && c.user.empty()) {
-    error = "max-lag needs user= (the replica check logs in)";
-    return false;
-  }
-  if (const char* why = c.kind && c.kind->invalid ? c.kind->invalid(c) : nullptr) {
-    error = why;
-    return false;
-  }
-  return true;
+Status validate_check(const CheckSpec& c) {
+  if (c.timeout_ms > c.interval_ms)
+    return Status::invalid(fmt::format("timeout={} is longer than interval={}", format_seconds(c.timeout_ms),
+                                       format_seconds(c.interval_ms)));
+  if (!c.password.empty() && !c.password_file.empty())
+    return Status::invalid("give password= or password-file=, not both");
+  if (c.max_lag >= 0 && c.user.empty()) return Status::invalid("max-lag needs user= (the replica check logs in)");
+  if (const char* why = c.kind && c.kind->invalid ? c.kind->invalid(c) : nullptr) return Status::invalid(why);
+  return Status::ok();
 }
 
 const char* check_name(const CheckKind* kind) { return kind ? kind->name : "none"; }
 
-bool parse_service_health(std::string_view text, ServiceHealth& out, std::string& error) {
-  ServiceHealth h = out;
-  const bool ok = for_each_pair(text, error, [&](std::string_view key, const std::string& v) {
-    if (is_check_key(key)) return apply_check_key(h.check, key, v, error);
+Result<ServiceHealth> parse_service_health(std::string_view text, const ServiceHealth& base) {
+  ServiceHealth h = base;
+  const Status parsed = for_each_pair(text, [&](std::string_view key, const std::string& v) -> Status {
+    if (is_check_key(key)) return apply_check_key(h.check, key, v);
     if (key == "on-down") {
       if (v == "keep") h.on_down = OnDown::kKeep;
       else if (v == "expire") h.on_down = OnDown::kExpire;
-      else { error = fmt::format("on-down={}: expected keep or expire", v); return false; }
-      return true;
+      else return Status::invalid(fmt::format("on-down={}: expected keep or expire", v));
+      return Status::ok();
     }
     if (key == "sorry") {
       if (v == "none") {
         h.sorry_addr.reset();
         h.sorry_port = 0;
-        return true;
+        return Status::ok();
       }
       const auto colon = v.find(':');
       Ipv4 a;
       uint32_t port = 0;
       if (!parse_ipv4(v.substr(0, colon), a) ||
-          (colon != std::string::npos && !parse_u32(v.substr(colon + 1), 1, 65535, port))) {
-        error = fmt::format("sorry={}: expected ADDRESS[:PORT] or none", v);
-        return false;
-      }
+          (colon != std::string::npos && !parse_u32(v.substr(colon + 1), 1, 65535, port)))
+        return Status::invalid(fmt::format("sorry={}: expected ADDRESS[:PORT] or none", v));
       h.sorry_addr = a;
       h.sorry_port = uint16_t(port);
-      return true;
+      return Status::ok();
     }
     if (key == "sorry-fwd") {
       const auto m = v.size() == 1 ? fwd_from_name(v) : std::nullopt;  // the flag only
-      if (!m) {
-        error = fmt::format("sorry-fwd={}: expected g (DR), m (NAT) or i (IPIP)", v);
-        return false;
-      }
+      if (!m) return Status::invalid(fmt::format("sorry-fwd={}: expected g (DR), m (NAT) or i (IPIP)", v));
       h.sorry_fwd = *m;
-      return true;
+      return Status::ok();
     }
     if (key == "notify") {
-      if (!v.empty() && v != "none" && v[0] != '/') {
-        error = fmt::format("notify={}: expected an absolute path or none", v);
-        return false;
-      }
+      if (!v.empty() && v != "none" && v[0] != '/')
+        return Status::invalid(fmt::format("notify={}: expected an absolute path or none", v));
       h.notify = v == "none" ? "" : v;
-      return true;
+      return Status::ok();
     }
-    error = fmt::format("unknown key '{}'", key);
-    return false;
+    return Status::invalid(fmt::format("unknown key '{}'", key));
   });
-  if (!ok) return false;
+  if (!parsed.is_ok()) return parsed;
   CheckSpec common = h.check;
   common.kind = nullptr;  // what the kind needs (exec's cmd=) each real may give: checked per real
-  if (!validate_check(common, error)) return false;
-  out = std::move(h);
-  return true;
+  if (Status st = validate_check(common); !st.is_ok()) return st;
+  return h;
 }
 
-bool parse_real_health(std::string_view text, std::string& canonical, std::string& error) {
+Result<std::string> parse_real_health(std::string_view text) {
   // Later keys win, like the service's; kept in the canonical key order.
   std::vector<std::pair<std::string, std::string>> kv;
   CheckSpec probe;
-  const bool ok = for_each_pair(text, error, [&](std::string_view key, const std::string& v) {
-    if (is_service_key(key)) {
-      error = fmt::format("'{}' is a service setting (give it with -A/-E)", key);
-      return false;
-    }
-    if (!is_check_key(key)) {
-      error = fmt::format("unknown key '{}'", key);
-      return false;
-    }
-    if (!apply_check_key(probe, key, v, error)) return false;
+  const Status parsed = for_each_pair(text, [&](std::string_view key, const std::string& v) -> Status {
+    if (is_service_key(key)) return Status::invalid(fmt::format("'{}' is a service setting (give it with -A/-E)", key));
+    if (!is_check_key(key)) return Status::invalid(fmt::format("unknown key '{}'", key));
+    if (Status st = apply_check_key(probe, key, v); !st.is_ok()) return st;
     for (auto& p : kv)
       if (p.first == key) {
         p.second = v;
-        return true;
+        return Status::ok();
       }
     kv.emplace_back(std::string(key), v);
-    return true;
+    return Status::ok();
   });
-  if (!ok) return false;
-  canonical.clear();
+  if (!parsed.is_ok()) return parsed;
+  std::string canonical;
   for (const CheckKey& k : kCheckKeys)
     for (const auto& p : kv)
       if (p.first == k.name)
         canonical += fmt::format("{}{}={}", canonical.empty() ? "" : ",", k.name, encode(p.second));
-  return true;
+  return canonical;
 }
 
 CheckSpec effective_check(const CheckSpec& service, const std::string& real_overrides) {
   CheckSpec c = service;
   if (real_overrides.empty()) return c;
-  std::string error;
-  for_each_pair(real_overrides, error, [&](std::string_view key, const std::string& v) {
-    return apply_check_key(c, key, v, error);
+  // Canonical overrides (parse_real_health's) apply without fault.
+  (void)for_each_pair(real_overrides, [&](std::string_view key, const std::string& v) {
+    return apply_check_key(c, key, v);
   });
   return c;
 }

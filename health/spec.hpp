@@ -13,6 +13,7 @@
 #include "forwarding/method.hpp"
 #include "forwarding/packet.hpp"
 #include "health/check.hpp"
+#include "lb/base/status.hpp"
 
 namespace lbd::health {
 
@@ -62,17 +63,17 @@ struct ServiceHealth {
   friend bool operator==(const ServiceHealth&, const ServiceHealth&) = default;
 };
 
-// Parses a service's spec onto `out` (starting from its current value); false with a
-// one-line `error` and `out` unchanged on any bad key or value.
-bool parse_service_health(std::string_view text, ServiceHealth& out, std::string& error);
-// A real's overrides: check keys only. `canonical` receives them in canonical form.
-bool parse_real_health(std::string_view text, std::string& canonical, std::string& error);
+// A service's spec applied over `base` (its current value, for -E); or why not, in one
+// line, for any bad key or value.
+Result<ServiceHealth> parse_service_health(std::string_view text, const ServiceHealth& base = {});
+// A real's overrides: check keys only, in canonical form.
+Result<std::string> parse_real_health(std::string_view text);
 // The effective check for a real: the service's with the real's canonical overrides.
 CheckSpec effective_check(const CheckSpec& service, const std::string& real_overrides);
 
 // A check that can run: timeout within the interval, max-lag has user=, and what its kind
 // needs (exec: cmd=).
-bool validate_check(const CheckSpec& c, std::string& error);
+Status validate_check(const CheckSpec& c);
 
 // What stands for a password lbd does not show (logs, --lbd-health, lbadm -S).
 inline constexpr const char* kRedacted = "<redacted>";

@@ -36,9 +36,9 @@ Status check_supported(const CliCommand& c) {
 Status check_real_health(const health::ServiceHealth& svc, const std::string& overrides,
                          Ipv4 addr, uint16_t port) {
   const health::CheckSpec eff = health::effective_check(svc.check, overrides);
-  std::string error;
-  if (eff.kind && !health::validate_check(eff, error))
-    return Status::error(kLbdInvalid, fmt::format("health check of {}:{}: {}", addr, port, error));
+  if (!eff.kind) return Status::ok();
+  if (const Status st = health::validate_check(eff); !st.is_ok())
+    return Status::error(kLbdInvalid, fmt::format("health check of {}:{}: {}", addr, port, st.message()));
   return Status::ok();
 }
 
@@ -48,9 +48,9 @@ Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
   // -A starts from the defaults; -E changes only the keys it gives (health kept without it).
   opt.health = c.cmd == Command::kEditService && cur ? cur->options.health : health::ServiceHealth{};
   if (c.has(kOptHealth)) {
-    std::string error;
-    if (!health::parse_service_health(c.health_text, opt.health, error))
-      return Status::error(kLbdInvalid, "illegal health specification: " + error);
+    auto parsed = health::parse_service_health(c.health_text, opt.health);
+    if (!parsed) return Status::error(kLbdInvalid, "illegal health specification: " + parsed.message());
+    opt.health = std::move(parsed).value();
   }
   if (opt.health.sorry_addr)
     if (Status s = check_real_address(*opt.health.sorry_addr); !s.is_ok()) return s;

@@ -119,15 +119,18 @@ bool decode_dump(const std::string& text, Dump& out) {
       DumpService s;
       ServiceOptions& o = s.options;
       unsigned proto, ops, flags;
-      std::string health, error;
+      std::string health;
       if (!(in >> proto) || !get_ip(in, s.key.vip) || !(in >> s.key.port >> o.scheduler) ||
           !get_counters(in, s.stats) || !(in >> health >> o.persistent) ||
           !get_ip(in, o.netmask) || !(in >> ops >> flags) || !get_rates(in, s.rates) || ops > 1 ||
           flags > 7)
         return false;
       // "" (no --health) is the defaults; anything else the canonical text lbd wrote.
-      if (const std::string h = untoken(health); !h.empty() && !health::parse_service_health(h, o.health, error))
-        return false;
+      if (const std::string h = untoken(health); !h.empty()) {
+        auto parsed = health::parse_service_health(h);
+        if (!parsed) return false;
+        o.health = std::move(parsed).value();
+      }
       o.ops = ops;
       o.sched_flags = uint8_t(flags);
       s.key.protocol = uint8_t(proto);

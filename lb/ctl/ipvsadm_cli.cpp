@@ -429,14 +429,17 @@ struct Parser {
     if ((c.options >> kOptTunType & 0x1f) && c.real.fwd != FwdMethod::kTunnel)
       return fail(2, "Tunnel options conflict with forward method");
     if (c.has(kOptHealth)) {
-      std::string error, canonical;
-      health::ServiceHealth probe;
       const bool real = c.cmd == Command::kAddReal || c.cmd == Command::kEditReal;
       const bool inherit = c.cmd == Command::kEditReal && c.health_text == "inherit";
-      if (!inherit && !(real ? health::parse_real_health(c.health_text, canonical, error)
-                             : health::parse_service_health(c.health_text, probe, error)))
-        return fail(2, "illegal health specification: " + error);
-      if (real) c.real.health = inherit ? "" : canonical;
+      if (inherit) {
+        c.real.health = std::string();  // given, and empty: no override
+      } else if (real) {
+        auto canonical = health::parse_real_health(c.health_text);
+        if (!canonical) return fail(2, "illegal health specification: " + canonical.message());
+        c.real.health = std::move(canonical).value();
+      } else if (const auto parsed = health::parse_service_health(c.health_text); !parsed) {
+        return fail(2, "illegal health specification: " + parsed.message());
+      }
     }
 
     if (c.cmd == Command::kAddReal || c.cmd == Command::kEditReal ||

@@ -306,13 +306,11 @@ void Control::configuration_changed() {
               "persistence netmask; it was {}): established connections of clients that move to another "
               "worker are lost", mask, steer_mask_);
     steer_mask_ = mask;
-    std::string err;
-    if (!steering_->configure(services_.vips(), mask, err))
-      LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", err);
+    if (const Status st = steering_->configure(services_.vips(), mask); !st.is_ok())
+      LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", st.message());
   }
   set_capture_filters(model);
-  std::string err;
-  if (!guard_->apply(model, err)) LBD_LOG(kError, "guard", "nftables update failed: {}", err);
+  if (const Status st = guard_->apply(model); !st.is_ok()) LBD_LOG(kError, "guard", "nftables update failed: {}", st.message());
   resolve_next_hops(true);
   configure_health();
 }
@@ -326,17 +324,18 @@ void Control::set_capture_filters(const TrafficModel& model) {
       CaptureFilter filter = filters[i];
       for (const CaptureClass cls : kCaptureClasses) {
         Capture& cap = *w.captures(cls)[i];
-        std::string err;
-        if (cap.set_filter(class_filter(filter, cls), err)) continue;
+        const Status st = cap.set_filter(class_filter(filter, cls));
+        if (st.is_ok()) continue;
         // Never keep the old filter: it would not see a new service's traffic, which the
         // guard then drops. The broad filter cannot miss one.
         if (w.index() == 0)
           LBD_LOG(kError, "capture", "{}: cannot set the capture filter ({}): capturing every IPv4 frame "
-                  "to {} instead", cap.name(), err, cap.mac());
+                  "to {} instead", cap.name(), st.message(), cap.mac());
         filter = broad_capture_filter(cap.mac());
         for (const CaptureClass again : kCaptureClasses)
-          if (!w.captures(again)[i]->set_filter(class_filter(filter, again), err))
-            LBD_LOG(kError, "capture", "{}: cannot set even the broad capture filter: {}", cap.name(), err);
+          if (const Status broad_st = w.captures(again)[i]->set_filter(class_filter(filter, again)); !broad_st.is_ok())
+            LBD_LOG(kError, "capture", "{}: cannot set even the broad capture filter: {}", cap.name(),
+                    broad_st.message());
         break;
       }
       for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->broad_filter = filter.broad;

@@ -58,8 +58,8 @@ void Control::start_offload() {
 }
 
 bool Control::attach_offload(const HopInterface& c) {
-  if (std::string err = xdp_->attach(c.ifindex, c.name, xdp_mode_); !err.empty()) {
-    LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name, err);
+  if (const Status st = xdp_->attach(c.ifindex, c.name, xdp_mode_); !st.is_ok()) {
+    LBD_LOG(kWarn, "offload", "{}: no offload on this interface: {}", c.name, st.message());
     return false;
   }
   const bool tx = xdp_mode_ == XdpMode::kGeneric || (xdp_features(c.ifindex).value_or(0) & kXdpActNdoXmit);

@@ -131,8 +131,8 @@ void Control::interface_back(size_t slot) {
   publish_interfaces();
   const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
   set_capture_filters(model);
-  if (!guard_->interface_back(itf.name, model, error))
-    LBD_LOG(kError, "guard", "{}: the nftables guard cannot take it again: {}", itf.name, error);
+  if (const Status st = guard_->interface_back(itf.name, model); !st.is_ok())
+    LBD_LOG(kError, "guard", "{}: the nftables guard cannot take it again: {}", itf.name, st.message());
   if (xdp_) attach_offload(itf);
   resolve_next_hops(true);
 }
@@ -293,13 +293,13 @@ int Control::run() {
       }
     }
     if (pfds[kGuard].revents) {
-      std::string err;
-      if (guard_->on_events(traffic_model(services_, local_ipv4_addresses()), err)) {
+      const auto restored = guard_->on_events(traffic_model(services_, local_ipv4_addresses()));
+      if (!restored) {
+        LBD_LOG(kError, "guard", "the nftables guard was removed and cannot be restored: {}", restored.message());
+      } else if (*restored) {
         ++guard_restored_;
         LBD_LOG(kWarn, "guard", "someone else's nftables change removed the guard (nft flush ruleset?): "
                 "table netdev {} restored", BoxGuard::kTable);
-      } else if (!err.empty()) {
-        LBD_LOG(kError, "guard", "the nftables guard was removed and cannot be restored: {}", err);
       }
     }
     if (pfds[kHealth].revents) on_health_events();

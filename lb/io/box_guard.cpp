@@ -13,7 +13,6 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include <string_view>
 
 #include <fmt/format.h>
+#include <nftables/libnftables.h>
 
 #include "lb/base/host.hpp"
 #include "lb/base/log.hpp"
@@ -47,48 +47,15 @@ bool ethtool_io(int fd, const std::string& ifname, uint32_t cmd, uint32_t& value
 
 }  // namespace
 
-bool run_nft(const std::string& script, std::string& error, std::string* output_out) {
-  int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-    error = std::strerror(errno);
-    return false;
-  }
-  const pid_t pid = fork();
-  if (pid < 0) {
-    error = std::strerror(errno);
-    return false;
-  }
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(out[1], 2);
-    execlp("nft", "nft", "-f", "-", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  size_t off = 0;
-  while (off < script.size()) {
-    const ssize_t n = write(in[1], script.data() + off, script.size() - off);
-    if (n <= 0) break;
-    off += size_t(n);
-  }
-  close(in[1]);
-  std::string output;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0) output.append(buf, size_t(n));
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    if (output_out) *output_out = std::move(output);
-    return true;
-  }
-  error = WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "nft not found (install nftables)"
-                                                           : "nft: " + output;
-  while (!error.empty() && error.back() == '\n') error.pop_back();
-  return false;
+Result<std::string> run_nft(const std::string& script) {
+  const std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> ctx(nft_ctx_new(NFT_CTX_DEFAULT), nft_ctx_free);
+  if (!ctx) return Status::error(ENOMEM, "nft: cannot make a libnftables context");
+  nft_ctx_buffer_output(ctx.get());
+  nft_ctx_buffer_error(ctx.get());
+  if (nft_run_cmd_from_buffer(ctx.get(), script.c_str()) == 0) return std::string(nft_ctx_get_output_buffer(ctx.get()));
+  std::string error = nft_ctx_get_error_buffer(ctx.get());
+  while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+  return Status::error(EIO, "nft: " + (error.empty() ? std::string("failed") : error));
 }
 
 // The offloads an lbd turned off are written in its table's comment ("lbd-offloads
@@ -108,8 +75,9 @@ std::string BoxGuard::offloads_comment() const {
 // interface → "gro", "lro" or "gro,lro", from the comment of a table a killed lbd left.
 static std::map<std::string, std::string> inherited_offloads() {
   std::map<std::string, std::string> left;
-  std::string listing, error;
-  if (!run_nft(fmt::format("list table netdev {}\n", BoxGuard::kTable), error, &listing)) return left;
+  const auto found = run_nft(fmt::format("list table netdev {}\n", BoxGuard::kTable));
+  if (!found) return left;
+  const std::string& listing = *found;
   const auto at = listing.find(fmt::format("comment \"{}", kOffloadsTag));
   if (at == std::string::npos) return left;
   const auto end = listing.find('"', listing.find('"', at) + 1);
@@ -145,7 +113,7 @@ static void quiet_offloads(int fd, BoxGuard::Offloads& o, bool left_gro, bool le
 
 BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(interfaces)) {
   const auto inherited = inherited_offloads();
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   for (const auto& ifname : interfaces_) {
     Offloads o{ifname};
     // Left off by a previous lbd that did not exit cleanly: originally on.
@@ -156,17 +124,15 @@ BoxGuard::BoxGuard(std::vector<std::string> interfaces) : interfaces_(std::move(
     if (left_gro || left_lro)
       LBD_LOG(kWarn, "guard", "{}: a previous lbd left{}{} off; restored at exit", ifname,
               left_gro ? " GRO" : "", left_lro ? " LRO" : "");
-    quiet_offloads(fd, o, left_gro, left_lro);
+    quiet_offloads(fd.get(), o, left_gro, left_lro);
     saved_.push_back(o);
   }
-  close(fd);
   // A table left by an lbd that was killed is replaced, not stacked. The guard is a netdev
   // ingress chain on the capture interfaces: it runs after AF_PACKET taps (lbd still sees
   // every frame) but before the IP stack, so dropped traffic costs the kernel nothing more.
-  std::string error;
-  if (!run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()),
-               error))
-    throw std::runtime_error("nftables guard: " + error);
+  if (const auto made = run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()));
+      !made)
+    throw std::runtime_error("nftables guard: " + made.message());
   // From now on, someone else's change that removes the guard is heard of at once.
   events_fd_.reset(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER));
   sockaddr_nl sa{};
@@ -186,7 +152,7 @@ void BoxGuard::drain_events() {
   while (events_fd_ && recv(events_fd_.get(), buf, sizeof buf, MSG_DONTWAIT) > 0) {}
 }
 
-bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
+Result<bool> BoxGuard::on_events(const TrafficModel& model) {
   // Does one of the events remove (a part of) table netdev lbd? Events lost to a full
   // buffer (ENOBUFS) might have: then the table is looked for.
   bool hit = false, lost = false;
@@ -228,30 +194,26 @@ bool BoxGuard::on_events(const TrafficModel& model, std::string& error) {
       }
     }
   }
-  if (!hit && lost) {
-    std::string ignored;
-    hit = !run_nft(fmt::format("list table netdev {}\n", kTable), ignored);
-  }
+  if (!hit && lost) hit = !run_nft(fmt::format("list table netdev {}\n", kTable));
   if (!hit) return false;
-  return rebuild(model, error);
+  if (Status st = rebuild(model); !st.is_ok()) return st;
+  return true;
 }
 
-bool BoxGuard::rebuild(const TrafficModel& model, std::string& error) {
+Status BoxGuard::rebuild(const TrafficModel& model) {
   // Whatever is left of it goes, and the whole table comes back with its sets.
-  const bool ok = run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script()),
-                          error);
+  Status st = run_nft(fmt::format("table netdev {0}\ndelete table netdev {0}\n{1}", kTable, table_script())).status();
   have_ = {};
-  const bool filled = ok && apply(model, error);
+  if (st.is_ok()) st = apply(model);
   drain_events();  // our own deletion and creation, just reported
-  return ok && filled;
+  return st;
 }
 
-bool BoxGuard::interface_back(const std::string& ifname, const TrafficModel& model, std::string& error) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+Status BoxGuard::interface_back(const std::string& ifname, const TrafficModel& model) {
+  const UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   for (auto& o : saved_)
-    if (o.ifname == ifname) quiet_offloads(fd, o, false, false);  // a new device: GRO on again
-  if (fd >= 0) close(fd);
-  return rebuild(model, error);
+    if (o.ifname == ifname) quiet_offloads(fd.get(), o, false, false);  // a new device: GRO on again
+  return rebuild(model);
 }
 
 std::string BoxGuard::table_script() const {
@@ -277,24 +239,22 @@ std::string BoxGuard::table_script() const {
 
 BoxGuard::~BoxGuard() {
   events_fd_.reset();
-  std::string error;
-  if (!run_nft(fmt::format("delete table netdev {}\n", kTable), error))
-    LBD_LOG(kError, "guard", "cannot remove nftables table netdev {}: {}", kTable, error);
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (const auto gone = run_nft(fmt::format("delete table netdev {}\n", kTable)); !gone)
+    LBD_LOG(kError, "guard", "cannot remove nftables table netdev {}: {}", kTable, gone.message());
+  const UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   for (const auto& o : saved_) {
     if (o.had_gro) {
       uint32_t on = 1;
-      ethtool_io(fd, o.ifname, ETHTOOL_SGRO, on);
+      ethtool_io(fd.get(), o.ifname, ETHTOOL_SGRO, on);
     }
     if (o.had_lro) {
       uint32_t flags = 0;
-      if (ethtool_io(fd, o.ifname, ETHTOOL_GFLAGS, flags)) {
+      if (ethtool_io(fd.get(), o.ifname, ETHTOOL_GFLAGS, flags)) {
         flags |= ETH_FLAG_LRO;
-        ethtool_io(fd, o.ifname, ETHTOOL_SFLAGS, flags);
+        ethtool_io(fd.get(), o.ifname, ETHTOOL_SFLAGS, flags);
       }
     }
   }
-  close(fd);
 }
 
 namespace {
@@ -321,7 +281,7 @@ void element_changes(std::string& script, const char* verb, const char* set, con
 
 }  // namespace
 
-bool BoxGuard::apply(const TrafficModel& model, std::string& error) {
+Status BoxGuard::apply(const TrafficModel& model) {
   GuardElements want = guard_elements(model);
   std::string script;
   const std::pair<const char*, std::set<std::string> GuardElements::*> sets[] = {
@@ -329,10 +289,10 @@ bool BoxGuard::apply(const TrafficModel& model, std::string& error) {
       {"nat", &GuardElements::nat},   {"nat_addrs", &GuardElements::nat_addrs}, {"local", &GuardElements::local}};
   for (const auto& [name, member] : sets) element_changes(script, "delete", name, have_.*member, want.*member);
   for (const auto& [name, member] : sets) element_changes(script, "add", name, want.*member, have_.*member);
-  if (script.empty()) return true;
-  if (!run_nft(script, error)) return false;  // one transaction: all of it or none
+  if (script.empty()) return Status::ok();
+  if (const auto done = run_nft(script); !done) return done.status();  // one transaction: all of it or none
   have_ = std::move(want);
-  return true;
+  return Status::ok();
 }
 
 }  // namespace lbd

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lb/base/status.hpp"
 #include "lb/base/unique_fd.hpp"
 #include "lb/core/traffic_model.hpp"
 
@@ -24,22 +25,22 @@ class BoxGuard {
   BoxGuard(const BoxGuard&) = delete;
   BoxGuard& operator=(const BoxGuard&) = delete;
 
-  // Sets the chain's sets to what the model owns (guard_elements). False with `error` on
-  // failure, and nothing changed.
-  bool apply(const TrafficModel& model, std::string& error);
+  // Sets the chain's sets to what the model owns (guard_elements); on failure nothing
+  // changed.
+  Status apply(const TrafficModel& model);
 
   // Someone else's nftables change can remove the guard (`nft flush ruleset`, which
   // Debian's nftables.service runs on every start and reload): the director's kernel would
   // then answer captured traffic with RSTs. The kernel's nftables events arrive on this
   // descriptor (a netlink socket); on_events() reads them and, when one removed the guard's
-  // table, chain, rule or set, puts the whole table back at once, sets included. Returns
-  // true if it restored it (false with `error` if that failed).
+  // table, chain, rule or set, puts the whole table back at once, sets included. Whether
+  // it had to restore it, or why that failed.
   int event_fd() const { return events_fd_.get(); }
-  bool on_events(const TrafficModel& model, std::string& error);
+  Result<bool> on_events(const TrafficModel& model);
 
   // A capture interface re-created (deleted, then added again): GRO and LRO off on it
-  // again, and the table made anew with its chain on it. False with `error` on failure.
-  bool interface_back(const std::string& ifname, const TrafficModel& model, std::string& error);
+  // again, and the table made anew with its chain on it.
+  Status interface_back(const std::string& ifname, const TrafficModel& model);
 
   static constexpr const char* kTable = "lbd";
   struct Offloads {
@@ -50,7 +51,7 @@ class BoxGuard {
  private:
   std::string table_script() const;
   std::string offloads_comment() const;
-  bool rebuild(const TrafficModel& model, std::string& error);  // the whole table, sets included
+  Status rebuild(const TrafficModel& model);  // the whole table, sets included
   std::vector<std::string> interfaces_;
   std::vector<Offloads> saved_;
   GuardElements have_;  // what the sets hold
@@ -58,8 +59,8 @@ class BoxGuard {
   void drain_events();  // what our own nft run just caused
 };
 
-// Runs `nft -f -` with `script` on stdin. Exit status 0 → true (and its output in
-// `output`, if given); otherwise `error`.
-bool run_nft(const std::string& script, std::string& error, std::string* output = nullptr);
+// Runs an nft script in one transaction (libnftables, as `nft -f` would): its output, or
+// nft's error ("nft: Error: ...").
+Result<std::string> run_nft(const std::string& script);
 
 }  // namespace lbd

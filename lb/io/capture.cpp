@@ -69,10 +69,9 @@ void Capture::open() {
   pcap_setdirection(pcap_.get(), PCAP_D_IN);
   // Nothing until the caller's filter: a socket opened again must not take frames before
   // it has joined its fanout group (another worker's clients).
-  std::string error;
-  if (!set_filter("less 1", error)) {
+  if (const Status st = set_filter("less 1"); !st.is_ok()) {
     close();
-    throw std::runtime_error(fmt::format("capture on {}: {}", ifname, error));
+    throw std::runtime_error(fmt::format("capture on {}: {}", ifname, st.message()));
   }
   if (pcap_setnonblock(pcap_.get(), 1, errbuf) < 0) {
     close();
@@ -115,20 +114,15 @@ void Capture::join_fanout(int& group, int program_fd) {
 
 Capture::~Capture() = default;
 
-bool Capture::set_filter(const std::string& expr, std::string& error) {
-  if (!pcap_) return true;  // closed: open() starts with its own
+Status Capture::set_filter(const std::string& expr) {
+  if (!pcap_) return Status::ok();  // closed: open() starts with its own
   bpf_program prog{};
-  if (pcap_compile(pcap_.get(), &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
-    error = pcap_geterr(pcap_.get());
-    return false;
-  }
+  if (pcap_compile(pcap_.get(), &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0)
+    return Status::invalid(pcap_geterr(pcap_.get()));
   const int rc = pcap_setfilter(pcap_.get(), &prog);
   pcap_freecode(&prog);
-  if (rc < 0) {
-    error = pcap_geterr(pcap_.get());
-    return false;
-  }
-  return true;
+  if (rc < 0) return Status::error(EIO, pcap_geterr(pcap_.get()));
+  return Status::ok();
 }
 
 int Capture::dispatch(int budget, pcap_handler handler, u_char* user) {

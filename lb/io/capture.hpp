@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "forwarding/packet.hpp"
+#include "lb/base/status.hpp"
 #include "lb/base/unique_fd.hpp"
 
 namespace lbd {
@@ -46,8 +47,8 @@ class Capture {
   uint16_t mtu() const { return mtu_; }
   void set_mtu(uint16_t mtu) { mtu_ = mtu; }  // the interface's changed (ip link set mtu)
 
-  // Replaces the kernel filter; false (with `error`) if the expression does not compile.
-  bool set_filter(const std::string& expr, std::string& error);
+  // Replaces the kernel filter, or why not (an expression that does not compile).
+  Status set_filter(const std::string& expr);
   bool broad_filter = false;  // capturing every IPv4 frame to this MAC (too many services)
 
   // Calls handler(u_char* user, const pcap_pkthdr*, const u_char*) for up to `budget` frames.

@@ -110,7 +110,7 @@ std::optional<MacAddr> NetlinkNeighbours::neighbour(int ifindex, Ipv4 addr) cons
   return mac;
 }
 
-bool NetlinkNeighbours::request_resolution(int ifindex, Ipv4 addr, std::string& error) {
+Status NetlinkNeighbours::request_resolution(int ifindex, Ipv4 addr) {
   rtnl_neigh* n = rtnl_neigh_alloc();
   nl_addr* a = make_addr(addr);
   rtnl_neigh_set_ifindex(n, ifindex);
@@ -120,11 +120,8 @@ bool NetlinkNeighbours::request_resolution(int ifindex, Ipv4 addr, std::string& 
   const int err = rtnl_neigh_add(sock_.get(), n, NLM_F_CREATE | NLM_F_REPLACE);
   nl_addr_put(a);
   rtnl_neigh_put(n);
-  if (err < 0) {
-    error = nl_geterror(err);
-    return false;
-  }
-  return true;
+  if (err < 0) return Status::error(EIO, nl_geterror(err));
+  return Status::ok();
 }
 
 }  // namespace lbd

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "forwarding/packet.hpp"
+#include "lb/base/status.hpp"
 
 struct nl_sock;
 struct nl_cache;
@@ -38,7 +39,7 @@ class NetlinkNeighbours {
   std::optional<MacAddr> neighbour(int ifindex, Ipv4 addr) const;
   // Asks the kernel to resolve `addr` on `ifindex` (or to confirm a known entry: NTF_USE
   // marks it used, so STALE entries are re-probed). False with `error` on failure.
-  bool request_resolution(int ifindex, Ipv4 addr, std::string& error);
+  Status request_resolution(int ifindex, Ipv4 addr);
   // The address the director sends from on `ifindex` towards `dst` (the route's preferred
   // source, else an address of the interface whose subnet holds `next_hop`, else its
   // first); zero if the interface has none.

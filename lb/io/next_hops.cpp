@@ -64,9 +64,8 @@ void NextHops::resolve(ServiceTable& services, bool refresh) {
     }
     // NTF_USE on every refresh: the kernel never sees lbd's traffic use this neighbour, so
     // without it the entry would age to STALE (and be collected) with nobody confirming it.
-    std::string e;
-    if (!nl_.request_resolution(route->ifindex, route->next_hop, e))
-      LBD_LOG(kWarn, "neighbour", "cannot resolve {}: {}", route->next_hop, e);
+    if (const Status st = nl_.request_resolution(route->ifindex, route->next_hop); !st.is_ok())
+      LBD_LOG(kWarn, "neighbour", "cannot resolve {}: {}", route->next_hop, st.message());
     if (auto mac = nl_.neighbour(route->ifindex, route->next_hop)) {
       hop.dst = *mac;
       hop.resolved = true;

@@ -25,33 +25,26 @@ uint32_t steer_worker(Ipv4 client, Ipv4 mask, uint32_t workers) {
 
 Steering::Steering(uint32_t workers) : workers_(workers) {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "lbd_steer");
-  obj_ = bpf_object__open_mem(lbd_steer_object, lbd_steer_object_size, &opts);
+  obj_.reset(bpf_object__open_mem(lbd_steer_object, lbd_steer_object_size, &opts));
   if (!obj_) throw std::runtime_error(fmt::format("cannot open the fanout program: {}", std::strerror(errno)));
-  if (const int err = bpf_object__load(obj_)) {
-    bpf_object__close(obj_);
+  if (const int err = bpf_object__load(obj_.get()))
     throw std::runtime_error(fmt::format("cannot load the fanout program: {}", std::strerror(-err)));
-  }
-  prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, LBD_STEER_PROG_NAME));
-  config_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_steer_config"));
-  vips_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_steer_vips"));
-  std::string error;
-  if (!configure({}, Ipv4{{255, 255, 255, 255}}, error)) {
-    bpf_object__close(obj_);
-    throw std::runtime_error(error);
-  }
+  prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_.get(), LBD_STEER_PROG_NAME));
+  config_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_.get(), "lbd_steer_config"));
+  vips_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_.get(), "lbd_steer_vips"));
+  if (const Status st = configure({}, Ipv4{{255, 255, 255, 255}}); !st.is_ok()) throw std::runtime_error(st.message());
 }
 
-Steering::~Steering() { bpf_object__close(obj_); }
+Steering::~Steering() = default;
 
-bool Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask, std::string& error) {
+Status Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask) {
   std::vector<Ipv4> want = vips;
   auto less = [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); };
   std::sort(want.begin(), want.end(), less);
   want.erase(std::unique(want.begin(), want.end()), want.end());
-  if (want.size() > LBD_STEER_MAX_VIPS) {
-    error = fmt::format("{} VIPs: the fanout program steers {} at most", want.size(), LBD_STEER_MAX_VIPS);
-    return false;
-  }
+  if (want.size() > LBD_STEER_MAX_VIPS)
+    return Status::error(E2BIG, fmt::format("{} VIPs: the fanout program steers {} at most", want.size(),
+                                            LBD_STEER_MAX_VIPS));
   // Additions first: a frame to a VIP is never steered as a reply meanwhile.
   std::vector<Ipv4> gone;
   std::set_difference(vips_.begin(), vips_.end(), want.begin(), want.end(), std::back_inserter(gone), less);
@@ -59,19 +52,15 @@ bool Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask, std::string& 
   std::set_difference(want.begin(), want.end(), vips_.begin(), vips_.end(), std::back_inserter(added), less);
   const uint32_t one = 1;
   for (Ipv4 a : added)
-    if (bpf_map_update_elem(vips_fd_, a.b.data(), &one, BPF_ANY)) {
-      error = fmt::format("fanout VIP map: {}", std::strerror(errno));
-      return false;
-    }
+    if (bpf_map_update_elem(vips_fd_, a.b.data(), &one, BPF_ANY))
+      return Status::error(errno, fmt::format("fanout VIP map: {}", std::strerror(errno)));
   for (Ipv4 a : gone) bpf_map_delete_elem(vips_fd_, a.b.data());
   vips_ = std::move(want);
   const uint32_t key = 0;
   const lbd_steer_config cfg{workers_, mask.host()};
-  if (bpf_map_update_elem(config_fd_, &key, &cfg, BPF_ANY)) {
-    error = fmt::format("fanout configuration map: {}", std::strerror(errno));
-    return false;
-  }
-  return true;
+  if (bpf_map_update_elem(config_fd_, &key, &cfg, BPF_ANY))
+    return Status::error(errno, fmt::format("fanout configuration map: {}", std::strerror(errno)));
+  return Status::ok();
 }
 
 }  // namespace lbd

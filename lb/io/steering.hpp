@@ -10,8 +10,11 @@
 #include <vector>
 
 #include "forwarding/packet.hpp"
+#include "lb/base/owned.hpp"
+#include "lb/base/status.hpp"
 
 struct bpf_object;
+extern "C" void bpf_object__close(bpf_object* object);
 
 namespace lbd {
 
@@ -26,11 +29,11 @@ class Steering {
   int program_fd() const { return prog_fd_; }
   uint32_t workers() const { return workers_; }
   // The VIPs (a frame to one is a client's) and the client address bits that choose the
-  // worker. Only what changed is written. Returns false, with `error`, if the kernel refused.
-  bool configure(const std::vector<Ipv4>& vips, Ipv4 mask, std::string& error);
+  // worker. Only what changed is written; why not if the kernel refused.
+  Status configure(const std::vector<Ipv4>& vips, Ipv4 mask);
 
  private:
-  bpf_object* obj_ = nullptr;
+  Owned<bpf_object, bpf_object__close> obj_;
   int prog_fd_ = -1, config_fd_ = -1, vips_fd_ = -1;
   uint32_t workers_;
   std::vector<Ipv4> vips_;  // what the map holds, sorted

@@ -48,14 +48,11 @@ std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 // The name of the program with this id, "" when it cannot be read.
 std::string program_name(uint32_t id) {
-  const int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return "";
+  const UniqueFd fd(bpf_prog_get_fd_by_id(id));
+  if (!fd) return "";
   bpf_prog_info info{};
   uint32_t len = sizeof info;
-  std::string name;
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) name = info.name;
-  close(fd);
-  return name;
+  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? std::string(info.name) : "";
 }
 
 }  // namespace
@@ -63,26 +60,26 @@ std::string program_name(uint32_t id) {
 const char* to_string(XdpMode m) { return m == XdpMode::kNative ? "native" : "generic"; }
 
 std::string driver_name(const std::string& ifname) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
+  const UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return "";
   ethtool_drvinfo info{};
   info.cmd = ETHTOOL_GDRVINFO;
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
   ifr.ifr_data = reinterpret_cast<char*>(&info);
-  const bool ok = ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  close(fd);
-  return ok ? std::string(info.driver) : "";
+  return ioctl(fd.get(), SIOCETHTOOL, &ifr) == 0 ? std::string(info.driver) : "";
 }
 
 std::optional<uint64_t> xdp_features(int ifindex) {
-  nl_sock* sk = nl_socket_alloc();
+  const Owned<nl_sock, nl_socket_free> sock(nl_socket_alloc());
+  nl_sock* sk = sock.get();
   if (!sk) return std::nullopt;
   std::optional<uint64_t> result;
-  nl_msg* msg = nullptr;
+  Owned<nl_msg, nlmsg_free> message;
   if (genl_connect(sk) == 0) {
     const int family = genl_ctrl_resolve(sk, "netdev");
-    msg = family >= 0 ? nlmsg_alloc() : nullptr;
+    if (family >= 0) message.reset(nlmsg_alloc());
+    nl_msg* msg = message.get();
     if (msg && genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, kNetdevCmdDevGet, 1) &&
         nla_put_u32(msg, kNetdevAttrIfindex, uint32_t(ifindex)) == 0 && nl_send_auto(sk, msg) >= 0) {
       auto parse = [](nl_msg* m, void* arg) -> int {
@@ -96,54 +93,47 @@ std::optional<uint64_t> xdp_features(int ifindex) {
       nl_recvmsgs_default(sk);
     }
   }
-  if (msg) nlmsg_free(msg);
-  nl_socket_free(sk);
   return result;
 }
 
 XdpFlowCache::XdpFlowCache(uint32_t entries, uint32_t workers) : entries_(entries), workers_(workers) {
   libbpf_set_print(libbpf_log);
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "lbd_flow_cache");
-  obj_ = bpf_object__open_mem(lbd_flow_cache_object, lbd_flow_cache_object_size, &opts);
+  obj_.reset(bpf_object__open_mem(lbd_flow_cache_object, lbd_flow_cache_object_size, &opts));
   if (!obj_) throw std::runtime_error(fmt::format("cannot open the XDP program: {}", errno_text(errno)));
-  bpf_map* flows = bpf_object__find_map_by_name(obj_, "lbd_flows");
+  bpf_object* obj = obj_.get();
+  bpf_map* flows = bpf_object__find_map_by_name(obj, "lbd_flows");
   if (!flows || bpf_map__set_max_entries(flows, entries) ||
-      bpf_map__set_map_flags(flows, bpf_map__map_flags(flows) | BPF_F_NO_PREALLOC)) {
-    bpf_object__close(obj_);
+      bpf_map__set_map_flags(flows, bpf_map__map_flags(flows) | BPF_F_NO_PREALLOC))
     throw std::runtime_error("the XDP program has no flow map");
-  }
-  bpf_map* use = bpf_object__find_map_by_name(obj_, "lbd_real_use");
-  if (!use || bpf_map__set_max_entries(use, 2 * LBD_XDP_MAX_REALS * workers)) {
-    bpf_object__close(obj_);
+  bpf_map* use = bpf_object__find_map_by_name(obj, "lbd_real_use");
+  if (!use || bpf_map__set_max_entries(use, 2 * LBD_XDP_MAX_REALS * workers))
     throw std::runtime_error("the XDP program has no use map");
-  }
-  if (const int err = bpf_object__load(obj_)) {
-    bpf_object__close(obj_);
+  if (const int err = bpf_object__load(obj))
     throw std::runtime_error(fmt::format("cannot load the XDP program: {}", errno_text(err)));
-  }
-  prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, LBD_XDP_PROG_NAME));
+  prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj, LBD_XDP_PROG_NAME));
   flows_fd_ = bpf_map__fd(flows);
-  reals_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_reals"));
-  tx_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_tx_ok"));
-  use_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_real_use"));
-  stats_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lbd_stats"));
+  reals_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj, "lbd_reals"));
+  tx_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj, "lbd_tx_ok"));
+  use_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj, "lbd_real_use"));
+  stats_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj, "lbd_stats"));
   cpus_ = std::max(libbpf_num_possible_cpus(), 1);
 }
 
 XdpFlowCache::~XdpFlowCache() {
-  for (const Attached& a : attached_) close(a.link_fd);  // closing the link detaches the program
-  bpf_object__close(obj_);
+  attached_.clear();  // the links first (each detaches its program), then the object
+  obj_.reset();
 }
 
-std::string XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode mode) {
+Status XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode mode) {
   // A BPF link, not a netlink attachment: the kernel detaches the program when lbd's last
   // descriptor of it closes, so even a killed lbd leaves nothing attached.
   LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = mode == XdpMode::kNative ? uint32_t(XDP_FLAGS_DRV_MODE)
                                                                                 : uint32_t(XDP_FLAGS_SKB_MODE));
   const int fd = bpf_link_create(prog_fd_, ifindex, BPF_XDP, &opts);
   if (fd >= 0) {
-    attached_.push_back({ifindex, fd, name});
-    return "";
+    attached_.push_back({ifindex, UniqueFd(fd), name});
+    return Status::ok();
   }
   const int err = -fd;
   bpf_xdp_query_opts q{};
@@ -151,19 +141,15 @@ std::string XdpFlowCache::attach(int ifindex, const std::string& name, XdpMode m
   if ((err == EBUSY || err == EEXIST) && bpf_xdp_query(ifindex, 0, &q) == 0 && q.prog_id) {
     // Its name needs CAP_SYS_ADMIN (BPF_PROG_GET_FD_BY_ID), which the unit does not grant.
     const std::string other = program_name(q.prog_id);
-    return fmt::format("another XDP program is attached ({}id {}): not replacing it",
-                       other.empty() ? "" : other + ", ", q.prog_id);
+    return Status::error(EBUSY, fmt::format("another XDP program is attached ({}id {}): not replacing it",
+                                            other.empty() ? "" : other + ", ", q.prog_id));
   }
-  return fmt::format("cannot attach in {} mode: {}", mode, errno_text(err));
+  return Status::error(err, fmt::format("cannot attach in {} mode: {}", mode, errno_text(err)));
 }
 
 void XdpFlowCache::detach(int ifindex) {
   allow_tx(ifindex, false);
-  std::erase_if(attached_, [&](const Attached& a) {
-    if (a.ifindex != ifindex) return false;
-    close(a.link_fd);
-    return true;
-  });
+  std::erase_if(attached_, [&](const Attached& a) { return a.ifindex == ifindex; });  // closes its link
 }
 
 void XdpFlowCache::allow_tx(int ifindex, bool allowed) {

@@ -11,9 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "lb/base/owned.hpp"
+#include "lb/base/status.hpp"
+#include "lb/base/unique_fd.hpp"
 #include "lb/core/flow_cache.hpp"
 
 struct bpf_object;
+extern "C" void bpf_object__close(bpf_object* object);
 
 namespace lbd {
 
@@ -37,8 +41,8 @@ class XdpFlowCache final : public FlowCache {
   XdpFlowCache(const XdpFlowCache&) = delete;
   XdpFlowCache& operator=(const XdpFlowCache&) = delete;
 
-  // Attaches to the interface; an empty string, or why it could not.
-  std::string attach(int ifindex, const std::string& name, XdpMode mode);
+  // Attaches to the interface, or why it could not.
+  Status attach(int ifindex, const std::string& name, XdpMode mode);
   // The interface is gone: its link closed (the kernel has detached it), no transmit on it.
   void detach(int ifindex);
   // Whether the program may transmit on the interface (XDP_TX, or a redirect into it).
@@ -68,10 +72,10 @@ class XdpFlowCache final : public FlowCache {
  private:
   struct Attached {
     int ifindex;
-    int link_fd;
+    UniqueFd link;  // closing it detaches the program
     std::string name;
   };
-  bpf_object* obj_ = nullptr;
+  Owned<bpf_object, bpf_object__close> obj_;
   int prog_fd_ = -1, flows_fd_ = -1, reals_fd_ = -1, use_fd_ = -1, tx_fd_ = -1, stats_fd_ = -1;
   int cpus_ = 1;
   uint32_t entries_ = 0;

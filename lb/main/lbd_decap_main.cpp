@@ -52,6 +52,7 @@
 #include "forwarding/decap.hpp"
 #include "lb/base/host.hpp"
 #include "lb/base/log.hpp"
+#include "lb/base/owned.hpp"
 
 namespace po = boost::program_options;
 using namespace lbd;
@@ -180,27 +181,23 @@ class TunDevice {
   std::string name_;
 };
 
-// libnl's objects, owned: freed whatever way configure_device() leaves.
-template <class T, void (*Free)(T*)>
-using NlPtr = std::unique_ptr<T, std::integral_constant<decltype(Free), Free>>;
-
 // Brings `ifname` up and gives it each VIP as a /32 (libnl).
 void configure_device(const std::string& ifname, const std::vector<Ipv4>& vips) {
-  const NlPtr<nl_sock, nl_socket_free> sock(nl_socket_alloc());
+  const Owned<nl_sock, nl_socket_free> sock(nl_socket_alloc());
   if (!sock || nl_connect(sock.get(), NETLINK_ROUTE) < 0) throw std::runtime_error("netlink: cannot connect");
   nl_cache* dump = nullptr;
   if (rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, &dump) < 0) throw std::runtime_error("netlink: link dump");
-  const NlPtr<nl_cache, nl_cache_free> links(dump);
+  const Owned<nl_cache, nl_cache_free> links(dump);
   const int ifindex = rtnl_link_name2i(links.get(), ifname.c_str());
-  const NlPtr<rtnl_link, rtnl_link_put> link(rtnl_link_get(links.get(), ifindex));
-  const NlPtr<rtnl_link, rtnl_link_put> change(rtnl_link_alloc());
+  const Owned<rtnl_link, rtnl_link_put> link(rtnl_link_get(links.get(), ifindex));
+  const Owned<rtnl_link, rtnl_link_put> change(rtnl_link_alloc());
   if (!change) throw std::runtime_error("netlink: out of memory");
   rtnl_link_set_flags(change.get(), IFF_UP);
   int err = link ? rtnl_link_change(sock.get(), link.get(), change.get(), 0) : -NLE_OBJ_NOTFOUND;
   if (err < 0) throw std::runtime_error(ifname + ": cannot bring up: " + nl_geterror(err));
   for (const Ipv4& vip : vips) {
-    const NlPtr<rtnl_addr, rtnl_addr_put> a(rtnl_addr_alloc());
-    const NlPtr<nl_addr, nl_addr_put> local(nl_addr_build(AF_INET, vip.b.data(), 4));
+    const Owned<rtnl_addr, rtnl_addr_put> a(rtnl_addr_alloc());
+    const Owned<nl_addr, nl_addr_put> local(nl_addr_build(AF_INET, vip.b.data(), 4));
     if (!a || !local) throw std::runtime_error("netlink: out of memory");
     nl_addr_set_prefixlen(local.get(), 32);
     rtnl_addr_set_ifindex(a.get(), ifindex);

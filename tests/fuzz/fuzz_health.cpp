@@ -12,18 +12,20 @@ using namespace lbd::health;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  std::string error, canonical;
-  ServiceHealth h;
-  if (parse_service_health(text, h, error)) {
-    ServiceHealth again;
-    const std::string c = format_service_health(h);
-    if (!c.empty() && (!parse_service_health(c, again, error) || !(again == h))) __builtin_trap();
+  std::string error;
+  if (const auto h = parse_service_health(text)) {
+    const std::string c = format_service_health(*h);
+    if (!c.empty()) {
+      const auto again = parse_service_health(c);
+      if (!again || !(*again == *h)) __builtin_trap();
+    }
   }
-  if (parse_real_health(text, canonical, error)) {
-    std::string twice;
-    if (!canonical.empty() && (!parse_real_health(canonical, twice, error) || twice != canonical))
-      __builtin_trap();
-    (void)effective_check(CheckSpec{}, canonical);
+  if (const auto canonical = parse_real_health(text)) {
+    if (!canonical->empty()) {
+      const auto twice = parse_real_health(*canonical);
+      if (!twice || *twice != *canonical) __builtin_trap();
+    }
+    (void)effective_check(CheckSpec{}, *canonical);
   }
   CheckSpec c;
   c.body = "ok";

@@ -2,6 +2,8 @@
 // state machine as sequences of results.
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "frames.hpp"
 #include "health/spec.hpp"
 #include "health/state.hpp"
@@ -11,13 +13,12 @@ using namespace lbd::health;
 using lbd::test::ip;
 
 TEST_CASE("health spec: defaults, keys, canonical form that reads back") {
-  ServiceHealth h;
-  std::string err;
-  CHECK(format_service_health(h).empty());
-  REQUIRE(parse_service_health("check=http,path=/healthz,interval=0.5,timeout=0.25,rise=3,fall=4,"
-                               "status=200-299/302,body=all%20good,on-down=expire,"
-                               "sorry=198.18.0.50:8080,sorry-fwd=m,notify=/usr/local/bin/tell",
-                               h, err));
+  CHECK(format_service_health(ServiceHealth{}).empty());
+  const auto parsed = parse_service_health("check=http,path=/healthz,interval=0.5,timeout=0.25,rise=3,fall=4,"
+                                           "status=200-299/302,body=all%20good,on-down=expire,"
+                                           "sorry=198.18.0.50:8080,sorry-fwd=m,notify=/usr/local/bin/tell");
+  REQUIRE(parsed);
+  const ServiceHealth& h = *parsed;
   CHECK(h.check.kind == find_check("http"));
   CHECK(h.check.interval_ms == 500);
   CHECK(h.check.timeout_ms == 250);
@@ -31,14 +32,15 @@ TEST_CASE("health spec: defaults, keys, canonical form that reads back") {
   CHECK(text == "check=http,interval=0.5,timeout=0.25,rise=3,fall=4,path=/healthz,"
                 "status=200-299/302,body=all%20good,on-down=expire,sorry=198.18.0.50:8080,"
                 "sorry-fwd=m,notify=/usr/local/bin/tell");
-  ServiceHealth again;
-  REQUIRE(parse_service_health(text, again, err));
-  CHECK(again == h);
+  const auto again = parse_service_health(text);
+  REQUIRE(again);
+  CHECK(*again == h);
   // -E semantics: keys given change, the rest stays.
-  REQUIRE(parse_service_health("fall=2,sorry=none", again, err));
-  CHECK(again.check.fall == 2);
-  CHECK(again.check.rise == 3);
-  CHECK_FALSE(again.sorry_addr);
+  const auto edited = parse_service_health("fall=2,sorry=none", *again);
+  REQUIRE(edited);
+  CHECK(edited->check.fall == 2);
+  CHECK(edited->check.rise == 3);
+  CHECK_FALSE(edited->sorry_addr);
 }
 
 TEST_CASE("health spec: bad input is refused with the reason and changes nothing") {
@@ -65,29 +67,29 @@ TEST_CASE("health spec: bad input is refused with the reason and changes nothing
     INFO(c.text);
     ServiceHealth h;
     h.check.fall = 7;
-    std::string err;
-    CHECK_FALSE(parse_service_health(c.text, h, err));
-    CHECK(err == c.error);
-    CHECK(h.check.fall == 7);
+    const auto r = parse_service_health(c.text, h);
+    CHECK_FALSE(r);
+    CHECK(r.message() == c.error);
+    CHECK(r.status().code() == EINVAL);
   }
 }
 
 TEST_CASE("a real's overrides: check keys only, canonical, applied over the service's") {
-  std::string canon, err;
-  REQUIRE(parse_real_health("port=8081,check=tcp,port=8082", canon, err));
-  CHECK(canon == "check=tcp,port=8082");
-  CHECK_FALSE(parse_real_health("sorry=198.18.0.9", canon, err));
-  CHECK(err == "'sorry' is a service setting (give it with -A/-E)");
-  ServiceHealth svc;
-  REQUIRE(parse_service_health("check=http,fall=5", svc, err));
-  const CheckSpec eff = effective_check(svc.check, "check=tcp,port=8082");
+  const auto canon = parse_real_health("port=8081,check=tcp,port=8082");
+  REQUIRE(canon);
+  CHECK(*canon == "check=tcp,port=8082");
+  CHECK(parse_real_health("sorry=198.18.0.9").message() == "'sorry' is a service setting (give it with -A/-E)");
+  const auto svc = parse_service_health("check=http,fall=5");
+  REQUIRE(svc);
+  const CheckSpec eff = effective_check(svc->check, "check=tcp,port=8082");
   CHECK(eff.kind == find_check("tcp"));
   CHECK(eff.port == 8082);
   CHECK(eff.fall == 5);
   CheckSpec exec;
   exec.kind = find_check("exec");
-  CHECK_FALSE(validate_check(exec, err));
-  CHECK(err == "check=exec needs cmd=");
+  CHECK(validate_check(exec).message() == "check=exec needs cmd=");
+  exec.cmd = "/bin/true";
+  CHECK(validate_check(exec).is_ok());
 }
 
 TEST_CASE("rise/fall: fall failures in a row take it down, rise successes bring it back") {
@@ -120,32 +122,40 @@ TEST_CASE("rise/fall: fall failures in a row take it down, rise successes bring 
 TEST_CASE("health spec: no control characters in any value; no header injection through path") {
   for (const char* text : {"check=http,host=a%0Ab", "check=http,path=/%0d%0aX-Evil:%201", "check=http,body=a%1bb",
                            "check=exec,cmd=/bin/true%0a"}) {
-    ServiceHealth h;
-    std::string error;
     INFO(text);
-    CHECK_FALSE(parse_service_health(text, h, error));
-    CHECK(error.find("control characters are not allowed") != std::string::npos);
-    CHECK(h == ServiceHealth{});
+    const auto r = parse_service_health(text);
+    CHECK_FALSE(r);
+    CHECK(r.message().find("control characters are not allowed") != std::string::npos);
   }
-  ServiceHealth h;
-  std::string error;
-  CHECK_FALSE(parse_service_health("check=http,path=/a%20b", h, error));
-  CHECK(error == "path=/a b: a path has no blanks (write %20 as %2520)");
+  CHECK(parse_service_health("check=http,path=/a%20b").message() == "path=/a b: a path has no blanks (write %20 as %2520)");
 }
 
 TEST_CASE("secrets: password-file=, redaction, and a redacted password is refused on restore") {
-  ServiceHealth h;
-  std::string error;
-  REQUIRE(parse_service_health("check=mysql,user=lbd,password-file=/etc/lbd/mysql.pw", h, error));
-  CHECK(h.check.password_file == "/etc/lbd/mysql.pw");
-  CHECK(format_service_health(h) == "check=mysql,user=lbd,password-file=/etc/lbd/mysql.pw");
-  CHECK_FALSE(parse_service_health("password=x,password-file=/p", h, error));
-  CHECK(error == "give password= or password-file=, not both");
+  const auto h = parse_service_health("check=mysql,user=lbd,password-file=/etc/lbd/mysql.pw");
+  REQUIRE(h);
+  CHECK(h->check.password_file == "/etc/lbd/mysql.pw");
+  CHECK(format_service_health(*h) == "check=mysql,user=lbd,password-file=/etc/lbd/mysql.pw");
+  CHECK(parse_service_health("password=x,password-file=/p", *h).message() == "give password= or password-file=, not both");
   CHECK(redact_secrets("-A -t 198.18.0.100:3306 --health check=mysql,user=u,password=s3cr%2Ct,rise=1") ==
         "-A -t 198.18.0.100:3306 --health check=mysql,user=u,password=<redacted>,rise=1");
   CHECK(redact_secrets("password=abc") == "password=<redacted>");
   CHECK(redact_secrets("user=u,password-file=/p") == "user=u,password-file=/p");
-  ServiceHealth g;
-  CHECK_FALSE(parse_service_health("check=mysql,user=u,password=<redacted>", g, error));
-  CHECK(error.find("redacted by lbadm -S") != std::string::npos);
+  CHECK(parse_service_health("check=mysql,user=u,password=<redacted>").message().find("redacted by lbadm -S") !=
+        std::string::npos);
+}
+
+TEST_CASE("check kinds: each named once, found by its name, listed in check='s error") {
+  std::set<std::string> names;
+  for (const CheckKind* k : check_kinds()) {
+    CHECK(names.insert(k->name).second);
+    CHECK(find_check(k->name) == k);
+    CHECK(k->start != nullptr);
+  }
+  CHECK(names == std::set<std::string>{"tcp", "http", "mysql", "exec"});
+  CHECK(find_check("none") == nullptr);
+  CHECK(find_check("ping") == nullptr);
+  CHECK(std::string(check_name(nullptr)) == "none");
+  // A service may leave what its kind needs to each real (exec's cmd=); a real may not.
+  REQUIRE(parse_service_health("check=exec"));
+  CHECK(parse_service_health("check=exec,timeout=3").message() == "timeout=3 is longer than interval=2");
 }

@@ -193,9 +193,9 @@ TEST_CASE("the control dump carries each service's options and each real's spec 
   checked.options.netmask = test::ip("255.255.255.0");
   checked.options.ops = true;
   checked.options.sched_flags = kSchedFlag1;
-  std::string error;
-  REQUIRE(health::parse_service_health("check=mysql,user=u,password=secret,sorry=198.18.0.50,sorry-fwd=m",
-                                       checked.options.health, error));
+  auto h = health::parse_service_health("check=mysql,user=u,password=secret,sorry=198.18.0.50,sorry-fwd=m");
+  REQUIRE(h);
+  checked.options.health = *h;
   DumpReal masq;
   masq.spec = RealSpec(test::ip("198.18.0.12"), 5353, FwdMethod::kMasq, 1, std::string());
   checked.reals.push_back(masq);

@@ -328,9 +328,10 @@ TEST_CASE("health: a down real gets no new connections; its weight stays; on-dow
 
 TEST_CASE("health: every real down sends new connections to the sorry server, and back") {
   Fixture fx;
-  std::string err;
   ServiceOptions opt("rr");
-  REQUIRE(health::parse_service_health("check=tcp,sorry=198.18.0.50:8080,sorry-fwd=m", opt.health, err));
+  auto with_sorry = health::parse_service_health("check=tcp,sorry=198.18.0.50:8080,sorry-fwd=m");
+  REQUIRE(with_sorry);
+  opt.health = *with_sorry;
   REQUIRE(fx.services.edit_service(kSvc, opt).is_ok());
   Service& svc = *fx.services.find(kSvc);
   REQUIRE(svc.sorry_id != Service::kNoSorry);
@@ -351,7 +352,9 @@ TEST_CASE("health: every real down sends new connections to the sorry server, an
   CHECK_FALSE(svc.sorry_active);
   CHECK(fx.send(make_frame(tcp(42001, tcp_flag::kSyn))) == 2);
   // Without a sorry server, all down means port unreachable (IPVS ip_vs_leave).
-  REQUIRE(health::parse_service_health("sorry=none", opt.health, err));
+  auto without = health::parse_service_health("sorry=none", opt.health);
+  REQUIRE(without);
+  opt.health = *without;
   REQUIRE(fx.services.edit_service(kSvc, opt).is_ok());
   fx.services.set_health(fx.real_at(ip("198.18.0.12")), false);
   auto g = make_frame(tcp(42002, tcp_flag::kSyn));
