@@ -46,10 +46,9 @@ ControlServer::ControlServer(std::string path, Handler handler)
   const sockaddr_un addr = make_addr(path_);
   // A live lbd answers connect(); a stale socket file from a crash does not.
   {
-    const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool live = connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-    close(probe);
-    if (live)
+    const UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) throw std::runtime_error(fmt::format("control socket: {}", std::strerror(errno)));
+    if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
       throw std::runtime_error(fmt::format(
           "another lbd is already running on control socket {} (stop it first)", path_));
   }
@@ -66,41 +65,45 @@ ControlServer::ControlServer(std::string path, Handler handler)
       throw std::runtime_error(fmt::format("control socket {}: exists and is not a socket (not removed)", path_));
     unlink(path_.c_str());
   }
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listener) throw std::runtime_error(fmt::format("control socket {}: {}", path_, std::strerror(errno)));
   const mode_t old = umask(0177);  // the socket is born 0600: no window where others connect
-  const int rc = bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int rc = bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   umask(old);
-  if (rc < 0 || chmod(path_.c_str(), 0600) < 0 || listen(listen_fd_, 64) < 0)
-    throw std::runtime_error(
-        fmt::format("control socket {}: {}", path_, std::strerror(errno)));
+  if (rc < 0) throw std::runtime_error(fmt::format("control socket {}: {}", path_, std::strerror(errno)));
+  if (chmod(path_.c_str(), 0600) < 0 || listen(listener.get(), 64) < 0) {
+    const int err = errno;
+    unlink(path_.c_str());  // ours, just bound
+    throw std::runtime_error(fmt::format("control socket {}: {}", path_, std::strerror(err)));
+  }
+  listen_ = std::move(listener);
   refresh_fds();
 }
 
 ControlServer::~ControlServer() {
-  for (auto& c : clients_) close(c.fd);
-  if (listen_fd_ >= 0) {
-    close(listen_fd_);
+  clients_.clear();
+  if (listen_) {
+    listen_.reset();
     unlink(path_.c_str());
   }
 }
 
 void ControlServer::refresh_fds() {
   fds_.clear();
-  if (accept_paused_until_ == 0) fds_.push_back({listen_fd_, POLLIN, 0});
-  for (const auto& c : clients_) fds_.push_back({c.fd, short(c.replying ? POLLOUT : POLLIN), 0});
+  if (accept_paused_until_ == 0) fds_.push_back({listen_.get(), POLLIN, 0});
+  for (const auto& c : clients_) fds_.push_back({c.fd(), short(c.replying ? POLLOUT : POLLIN), 0});
   ++version_;
 }
 
 void ControlServer::close_client(int fd) {
-  close(fd);
-  clients_.erase(std::find_if(clients_.begin(), clients_.end(), [fd](const Client& c) { return c.fd == fd; }));
+  clients_.erase(std::find_if(clients_.begin(), clients_.end(), [fd](const Client& c) { return c.fd() == fd; }));
   refresh_fds();
 }
 
 void ControlServer::accept_all(uint64_t now) {
   for (;;) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) {
+    UniqueFd fd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: the pending client waits in the backlog; the listener rests
         // a second instead of waking the loop for nothing.
@@ -115,12 +118,11 @@ void ControlServer::accept_all(uint64_t now) {
     if (clients_.size() >= kMaxClients) {
       const std::string busy = fmt::format("ERR {} lbd is serving {} control clients already; try again\n",
                                            EBUSY, kMaxClients);
-      [[maybe_unused]] auto n = send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      close(fd);
+      [[maybe_unused]] auto n = send(fd.get(), busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ++dropped_;
       continue;
     }
-    clients_.push_back({fd, {}, {}, 0, {}, false, now + kRequestTimeoutMs});
+    clients_.push_back({std::move(fd), {}, {}, 0, {}, false, now + kRequestTimeoutMs});
   }
   refresh_fds();
 }
@@ -128,10 +130,10 @@ void ControlServer::accept_all(uint64_t now) {
 void ControlServer::read_request(Client& c, uint64_t now) {
   char buf[65536];
   for (;;) {
-    const ssize_t n = read(c.fd, buf, sizeof buf);
+    const ssize_t n = read(c.fd(), buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
-      close_client(c.fd);
+      close_client(c.fd());
       return;
     }
     c.in.append(buf, size_t(n));
@@ -168,28 +170,28 @@ void ControlServer::write_reply(Client& c, uint64_t now) {
     }
     if (c.out_off == c.out.size()) {
       if (c.more) return;  // the next step at the next POLLOUT
-      close_client(c.fd);  // all sent
+      close_client(c.fd());  // all sent
       return;
     }
-    const ssize_t w = send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t w = send(c.fd(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) {
       c.out_off += size_t(w);
       c.deadline_ms = now + kReplyTimeoutMs;  // it reads: give it time for the rest
       continue;
     }
     if (w < 0 && (errno == EAGAIN || errno == EINTR)) return;  // POLLOUT brings us back
-    close_client(c.fd);
+    close_client(c.fd());
     return;
   }
 }
 
 void ControlServer::on_event(int fd, short revents, uint64_t now) {
-  if (fd == listen_fd_) {
+  if (fd == listen_.get()) {
     accept_all(now);
     return;
   }
   for (auto& c : clients_) {
-    if (c.fd != fd) continue;
+    if (c.fd() != fd) continue;
     if (c.replying && (revents & (POLLOUT | POLLERR | POLLHUP)))
       write_reply(c, now);
     else if (!c.replying && (revents & (POLLIN | POLLERR | POLLHUP)))
@@ -209,8 +211,7 @@ void ControlServer::tick(uint64_t now) {
       ++i;
       continue;
     }
-    close(clients_[i].fd);  // stalled: sent no whole request, or read nothing for too long
-    clients_.erase(clients_.begin() + long(i));
+    clients_.erase(clients_.begin() + long(i));  // stalled: sent no whole request, or read nothing for too long
     ++dropped_;
     changed = true;
   }
@@ -219,10 +220,10 @@ void ControlServer::tick(uint64_t now) {
 
 std::string control_request(const std::string& path, const std::string& request, uint64_t timeout_ms) {
   const sockaddr_un addr = make_addr(path);
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
+  const UniqueFd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int fd = sock.get();
+  if (!sock || connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
     const int err = errno;
-    close(fd);
     throw std::runtime_error(fmt::format("cannot reach lbd on {}: {}{}", path, std::strerror(err),
                                          err == ENOENT || err == ECONNREFUSED ? " (is lbd running?)"
                                          : err == EACCES ? " (you must be root)" : ""));
@@ -239,7 +240,6 @@ std::string control_request(const std::string& path, const std::string& request,
     }
   };
   auto timed_out = [&] {
-    close(fd);
     return std::runtime_error(fmt::format(
         "lbd on {} did not answer within {} s (stopped, or busy with a long operation?)", path,
         timeout_ms / 1000));
@@ -261,7 +261,6 @@ std::string control_request(const std::string& path, const std::string& request,
     if (n <= 0) break;
     reply.append(buf, size_t(n));
   }
-  close(fd);
   return reply;
 }
 

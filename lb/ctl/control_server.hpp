@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "lb/base/unique_fd.hpp"
+
 namespace lbd {
 
 // The request a client's bytes hold, as the server frames it: its first line, or a whole
@@ -54,7 +56,8 @@ class ControlServer {
 
  private:
   struct Client {
-    int fd;
+    UniqueFd sock;
+    int fd() const { return sock.get(); }
     std::string in;
     std::string out;
     size_t out_off = 0;
@@ -70,7 +73,7 @@ class ControlServer {
 
   std::string path_;
   Handler handler_;
-  int listen_fd_ = -1;
+  UniqueFd listen_;
   uint64_t accept_paused_until_ = 0;  // EMFILE/ENFILE: the listener rests a moment
   uint64_t last_emfile_log_ = 0;
   uint64_t dropped_ = 0;

@@ -53,6 +53,7 @@
 #include "lb/base/host.hpp"
 #include "lb/base/log.hpp"
 #include "lb/base/owned.hpp"
+#include "lb/base/unique_fd.hpp"
 
 namespace po = boost::program_options;
 using namespace lbd;
@@ -160,24 +161,20 @@ std::string state_path(const std::string& dir) {
 // The TUN device: exists while the fd is open, so it (and its addresses) vanish with us.
 class TunDevice {
  public:
-  explicit TunDevice(const std::string& name) {
-    fd_ = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd_ < 0) throw std::runtime_error(std::string("/dev/net/tun: ") + std::strerror(errno));
+  explicit TunDevice(const std::string& name) : fd_(open("/dev/net/tun", O_RDWR | O_CLOEXEC)) {
+    if (!fd_) throw std::runtime_error(std::string("/dev/net/tun: ") + std::strerror(errno));
     ifreq ifr{};
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
     std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
-    if (ioctl(fd_, TUNSETIFF, &ifr) < 0)
+    if (ioctl(fd_.get(), TUNSETIFF, &ifr) < 0)
       throw std::runtime_error(name + ": cannot create TUN device: " + std::strerror(errno));
     name_ = ifr.ifr_name;
   }
-  ~TunDevice() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   const std::string& name() const { return name_; }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
   std::string name_;
 };
 
@@ -219,9 +216,10 @@ std::string counters_line(const Decapsulator& d) {
 
 int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool allow_any,
         const std::string& tun_name, bool keep_arp, const std::string& state_dir) {
-  const int lock = claim_in_namespace("lbd-decap", "another lbd-decap is already running in this network namespace");
-  const int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_IPIP);
-  if (raw < 0) throw std::runtime_error(std::string("raw IPIP socket: ") + std::strerror(errno));
+  const UniqueFd lock(claim_in_namespace("lbd-decap", "another lbd-decap is already running in this network namespace"));
+  const UniqueFd raw_sock(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_IPIP));
+  const int raw = raw_sock.get();
+  if (!raw_sock) throw std::runtime_error(std::string("raw IPIP socket: ") + std::strerror(errno));
   if (mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST)
     throw std::runtime_error(state_dir + ": " + std::strerror(errno));
   SysctlState state(state_path(state_dir));
@@ -251,7 +249,9 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
   configure_device(tun.name(), vips);
 
   const sigset_t mask = block_signals({SIGTERM, SIGINT, SIGUSR1});
-  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  const UniqueFd signals(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+  const int sfd = signals.get();
 
   LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", fmt::join(vips, " "), tun.name(),
           allow_any ? " (from any source: --allow-any)" : "");
@@ -303,12 +303,9 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
     }
   }
   LBD_LOG(kInfo, "decap", "stopping: {}, write_errors {}", counters_line(decap), write_errors);
-  close(sfd);
-  close(raw);
   sysctls.clear();  // each restored (distinct paths: order does not matter)
   state.remove();
   rmdir(state_dir.c_str());  // only once empty: other namespaces' instances may share it
-  close(lock);
   return 0;
 }
 
