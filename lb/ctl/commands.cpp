@@ -109,12 +109,6 @@ std::variant<CliCommand, Status> parse_request(const std::string& req, std::vect
   return std::get<CliCommand>(std::move(parsed));
 }
 
-std::string restore_body(const std::string& req) {
-  const size_t end = req.rfind("\nEND\n");
-  if (req.rfind("RESTORE\n", 0) != 0 || end == std::string::npos || end < 7) return {};
-  return req.substr(8, end + 1 - 8);
-}
-
 Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const HostResolver& resolve) {
   out.clear();
   std::istringstream in(text);

@@ -25,8 +25,6 @@ Status execute(const CliCommand& cmd, ServiceTable& services, Timeouts& timeouts
 // encodes them): the command, or why not (EINVAL: a bad escape, or ipvsadm's message).
 // `args` receives the decoded arguments (for the log).
 std::variant<CliCommand, Status> parse_request(const std::string& req, std::vector<std::string>& args);
-// The rules a RESTORE request ("RESTORE\n<rules>\nEND\n") carries.
-std::string restore_body(const std::string& req);
 
 // Parses and checks a whole rules stream (ipvsadm -S format, blank lines and # comments
 // allowed). All or nothing: on the first bad line returns an error naming its number, and

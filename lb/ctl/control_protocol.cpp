@@ -7,6 +7,45 @@
 
 namespace lbd {
 
+std::optional<std::string> framed_request(const std::string& in) {
+  if (in.rfind("RESTORE\n", 0) == 0) {
+    if (in.find("\nEND\n") == std::string::npos) return std::nullopt;
+    return in;
+  }
+  const size_t nl = in.find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  return in.substr(0, nl);
+}
+
+std::string restore_request(const std::string& rules) { return fmt::format("RESTORE\n{}{}", rules, kEnd); }
+
+std::string restore_rules(const std::string& req) {
+  const size_t end = req.rfind("\nEND\n");
+  if (req.rfind("RESTORE\n", 0) != 0 || end == std::string::npos || end < 7) return {};
+  return req.substr(8, end + 1 - 8);
+}
+
+std::string status_reply(const Status& st) {
+  return st.is_ok() ? "OK\n" : fmt::format("ERR {} {}\n", st.code(), st.message());
+}
+
+std::optional<Status> reply_status(const std::string& reply) {
+  if (reply.rfind("OK", 0) == 0) return Status::ok();
+  if (reply.rfind("ERR ", 0) != 0) return std::nullopt;
+  std::istringstream in(reply.substr(4));
+  int code = 0;
+  std::string message;
+  if (!(in >> code) || code == 0) return std::nullopt;
+  std::getline(in, message);
+  if (!message.empty() && message[0] == ' ') message.erase(0, 1);
+  return Status::error(code, message);
+}
+
+std::string reply_text(std::string reply) {
+  if (const size_t end = reply.rfind(kEnd); end != std::string::npos) reply.resize(end);
+  return reply;
+}
+
 std::string encode_args(const std::vector<std::string>& args) {
   std::string s;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -82,7 +121,7 @@ std::string encode_dump(const Dump& d) {
     }
   }
   s += encode_conns(d);
-  s += "END\n";
+  s += kEnd;
   return s;
 }
 

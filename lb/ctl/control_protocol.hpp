@@ -1,15 +1,19 @@
-// What lbd and lbadm say over the control socket. A request is one line: a command in its
-// canonical ipvsadm form (tab-separated arguments, each percent-escaped by encode_args so
-// that no byte of an argument can split it or end the line), or "DUMP" / "DUMP CONNS".
-// A reply is "OK", "ERR <errno> <message>", or a dump (one record per line) closed by "END".
+// What lbd and lbadm say over the control socket, framed here and nowhere else. A request
+// is one line: a command in its canonical ipvsadm form (tab-separated arguments, each
+// percent-escaped by encode_args so that no byte of an argument can split it or end the
+// line), or "DUMP" / "DUMP CONNS" / "COUNTERS" / "HEALTH"; or a block, "RESTORE", the
+// rules, "END". A reply is "OK", "ERR <errno> <message>", or text (a dump, one record per
+// line) closed by "END".
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "forwarding/packet.hpp"
+#include "lb/base/status.hpp"
 #include "lb/core/service_table.hpp"
 #include "lb/core/tcp_state.hpp"
 
@@ -51,6 +55,23 @@ struct Dump {
   std::vector<DumpService> services;
   std::vector<DumpConn> conns;
 };
+
+// --- Framing ---------------------------------------------------------------------------
+// The request a client's bytes hold: its first line, or a whole RESTORE block (up to and
+// including its "\nEND\n"); nullopt while incomplete.
+std::optional<std::string> framed_request(const std::string& in);
+// "RESTORE\n<rules>END\n" (each rule a line), and the rules of such a block ("" if it is none).
+std::string restore_request(const std::string& rules);
+std::string restore_rules(const std::string& request);
+
+inline constexpr std::string_view kEnd = "END\n";  // closes a text reply
+// "OK\n" for an ok Status, else "ERR <code> <message>\n".
+std::string status_reply(const Status& st);
+// A reply's status: ok for "OK", the refusal for "ERR ..."; nullopt for any other reply
+// (text, or a reply lbadm does not understand).
+std::optional<Status> reply_status(const std::string& reply);
+// A text reply without its closing "END\n".
+std::string reply_text(std::string reply);
 
 // One request line from arguments, and back: every argument arrives exactly as given
 // (a tab, a newline or a '%' inside one is escaped). decode_args is false on a bad escape.

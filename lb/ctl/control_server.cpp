@@ -31,16 +31,6 @@ sockaddr_un make_addr(const std::string& path) {
 
 }  // namespace
 
-std::optional<std::string> framed_request(const std::string& in) {
-  if (in.rfind("RESTORE\n", 0) == 0) {
-    if (in.find("\nEND\n") == std::string::npos) return std::nullopt;
-    return in;
-  }
-  const size_t nl = in.find('\n');
-  if (nl == std::string::npos) return std::nullopt;
-  return in.substr(0, nl);
-}
-
 ControlServer::ControlServer(std::string path, Handler handler)
     : path_(std::move(path)), handler_(std::move(handler)) {
   const sockaddr_un addr = make_addr(path_);
@@ -116,8 +106,8 @@ void ControlServer::accept_all(uint64_t now) {
       break;
     }
     if (clients_.size() >= kMaxClients) {
-      const std::string busy = fmt::format("ERR {} lbd is serving {} control clients already; try again\n",
-                                           EBUSY, kMaxClients);
+      const std::string busy = status_reply(
+          Status::error(EBUSY, fmt::format("lbd is serving {} control clients already; try again", kMaxClients)));
       [[maybe_unused]] auto n = send(fd.get(), busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ++dropped_;
       continue;
@@ -139,7 +129,7 @@ void ControlServer::read_request(Client& c, uint64_t now) {
     c.in.append(buf, size_t(n));
     if (c.in.size() > kMaxRequestBytes) {  // a runaway client: refuse, do not grow
       c.in.clear();
-      c.out = fmt::format("ERR {} request larger than {} MiB: refused\n", E2BIG, kMaxRequestBytes >> 20);
+      c.out = status_reply(Status::error(E2BIG, fmt::format("request larger than {} MiB: refused", kMaxRequestBytes >> 20)));
       break;
     }
     if (auto req = framed_request(c.in)) {

@@ -17,10 +17,6 @@
 
 namespace lbd {
 
-// The request a client's bytes hold, as the server frames it: its first line, or a whole
-// RESTORE block (up to and including its "\nEND\n"); nullopt while incomplete.
-std::optional<std::string> framed_request(const std::string& in);
-
 // What a request is answered with: `text`, then, if set, what `more` appends at each call
 // (called while the client's pending output is small) until it returns true (done).
 struct Reply {

@@ -168,15 +168,15 @@ void Control::apply_everywhere(const std::function<Status(ServiceTable&, Timeout
 
 std::string Control::handle_restore(const std::string& req) {
   std::vector<CliCommand> rules;
-  Status st = parse_rules(restore_body(req), rules);
+  Status st = parse_rules(restore_rules(req), rules);
   if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
   if (!st.is_ok()) {
     LBD_LOG(kWarn, "control", "restore refused, nothing changed: {}", st.message());
-    return fmt::format("ERR {} {}\n", st.code(), st.message());
+    return status_reply(st);
   }
   LBD_LOG(kInfo, "control", "restored {} rules", rules.size());
   apply_everywhere([&](ServiceTable& t, Timeouts& to) { return apply_rules_atomically(rules, t, to); });
-  return "OK\n";
+  return status_reply(Status::ok());
 }
 
 // SIGHUP, first half: the file is read, parsed and its names resolved on a thread of its
@@ -224,14 +224,14 @@ void Control::finish_reload() {
 // (a copy of 16384 entries), never the control thread's formatting.
 Reply Control::dump_with_conns() {
   std::string head = encode_dump(make_dump());
-  head.resize(head.size() - 4);  // without its "END\n": the connections follow
+  head.resize(head.size() - kEnd.size());  // without its "END\n": the connections follow
   struct Cursor {
     size_t worker = 0, pos = 0;
   };
   auto at = std::make_shared<Cursor>();
   return {std::move(head), [this, at](std::string& out) {
             if (at->worker >= workers_.size()) {
-              out += "END\n";
+              out += kEnd;
               return true;
             }
             Dump step;
@@ -258,7 +258,7 @@ Reply Control::dump_with_conns() {
               at->pos = 0;
             }
             if (at->worker < workers_.size()) return false;
-            out += "END\n";
+            out += kEnd;
             return true;
           }};
 }
@@ -268,12 +268,12 @@ Reply Control::handle_request(const std::string& req) {
   if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") gather();  // O(reals) per worker
   if (req == "DUMP") return {encode_dump(make_dump()), {}};
   if (req == "DUMP CONNS") return dump_with_conns();
-  if (req == "COUNTERS") return {counters_text() + "END\n", {}};
-  if (req == "HEALTH") return {health_text() + "END\n", {}};
+  if (req == "COUNTERS") return {counters_text() + std::string(kEnd), {}};
+  if (req == "HEALTH") return {health_text() + std::string(kEnd), {}};
   if (req.rfind("RESTORE\n", 0) == 0) return {handle_restore(req), {}};
   std::vector<std::string> args;
   auto parsed = parse_request(req, args);
-  if (auto* e = std::get_if<Status>(&parsed)) return {fmt::format("ERR {} {}\n", e->code(), e->message()), {}};
+  if (auto* e = std::get_if<Status>(&parsed)) return {status_reply(*e), {}};
   const CliCommand& cmd = std::get<CliCommand>(parsed);
   const Status st = execute(cmd, services_, timeouts_);
   if (!st.is_ok()) {

@@ -53,18 +53,9 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
 }
 
 // lbd's "ERR <errno> <message>" reply, or nullopt for any other.
-struct Refusal {
-  int code = 0;
-  std::string message;
-};
-std::optional<Refusal> refusal(const std::string& reply) {
-  if (reply.rfind("ERR ", 0) != 0) return std::nullopt;
-  std::istringstream in(reply.substr(4));
-  Refusal r;
-  in >> r.code;
-  std::getline(in, r.message);
-  if (!r.message.empty() && r.message[0] == ' ') r.message.erase(0, 1);
-  return r;
+std::optional<Status> refusal(const std::string& reply) {
+  auto st = reply_status(reply);
+  return st && !st->is_ok() ? st : std::nullopt;
 }
 
 // -R's exit status for a refusal: 2 for a syntax or check error, 255 for a failed or
@@ -98,13 +89,13 @@ int main(int argc, char** argv) {
   if (show_secrets) args.erase(secrets);
   try {
     if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
-      std::string reply = control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
+      const std::string reply =
+          control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
       if (auto why = refusal(reply)) {
-        std::cerr << prog << ": " << why->message << "\n";
+        std::cerr << prog << ": " << why->message() << "\n";
         return 255;
       }
-      reply.resize(reply.rfind("END\n") == std::string::npos ? reply.size() : reply.rfind("END\n"));
-      std::cout << reply;
+      std::cout << reply_text(reply);
       return 0;
     }
     auto parsed = parse_command(args, prog, resolve_host);
@@ -130,7 +121,7 @@ int main(int argc, char** argv) {
         const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
         const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
         if (auto why = refusal(reply)) {
-          std::cerr << prog << ": " << why->message << "\n";
+          std::cerr << prog << ": " << why->message() << "\n";
           return 255;
         }
         Dump dump;
@@ -185,23 +176,20 @@ int main(int argc, char** argv) {
         for (const auto& r : rules) lines[r.line - 1] = join_args(canonical_args(r));
         std::string canonical;
         for (const auto& l : lines) canonical += l + "\n";
-        const std::string reply = control_request(socket_path, "RESTORE\n" + canonical + "END\n", timeout_ms);
-        if (reply.rfind("OK", 0) == 0) return 0;
-        const Refusal why = refusal(reply).value_or(Refusal{});
+        const auto st = reply_status(control_request(socket_path, restore_request(canonical), timeout_ms));
+        if (st && st->is_ok()) return 0;
         std::cerr << prog << ": restore refused, no rule applied: "
-                  << (why.message.empty() ? "lbd gave no reason (see its log)" : why.message) << "\n";
-        return restore_exit_code(why.code);
+                  << (!st || st->message().empty() ? "lbd gave no reason (see its log)" : st->message()) << "\n";
+        return restore_exit_code(st ? st->code() : 0);
       }
       default: {
-        const std::string reply =
-            control_request(socket_path, encode_args(canonical_args(cmd)) + "\n", timeout_ms);
-        if (reply.rfind("OK", 0) == 0) return 0;
-        const auto why = refusal(reply);
-        if (!why) {
+        const auto st = reply_status(control_request(socket_path, encode_args(canonical_args(cmd)) + "\n", timeout_ms));
+        if (!st) {
           std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
           return 255;
         }
-        std::cerr << ipvs_message(cmd.cmd, why->code, why->message) << "\n";
+        if (st->is_ok()) return 0;
+        std::cerr << ipvs_message(cmd.cmd, st->code(), st->message()) << "\n";
         return 255;
       }
     }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "lb/ctl/commands.hpp"
+#include "lb/ctl/control_protocol.hpp"
 #include "lb/ctl/control_server.hpp"
 #include "lb/ctl/ipvsadm_cli.hpp"
 
@@ -39,7 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string before = configuration(t, to);
   if (req->rfind("RESTORE\n", 0) == 0) {
     std::vector<CliCommand> rules;
-    Status st = parse_rules(restore_body(*req), rules);
+    Status st = parse_rules(restore_rules(*req), rules);
     if (st.is_ok()) st = apply_rules_atomically(rules, t, to);
     if (!st.is_ok() && configuration(t, to) != before) __builtin_trap();  // all or nothing
     return 0;

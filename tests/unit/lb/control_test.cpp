@@ -239,3 +239,25 @@ TEST_CASE("a dump with an unknown forwarding method or a bad --health is refused
                                  "END\n",
                           bad_health));
 }
+
+TEST_CASE("control framing: a request line, a RESTORE block, OK/ERR replies, text closed by END") {
+  CHECK_FALSE(framed_request("-A\t-t"));  // no newline yet
+  CHECK(framed_request("DUMP\nextra") == "DUMP");
+  const std::string block = restore_request("-A -t 198.18.0.100:80 -s rr\n-C\n");
+  CHECK(block == "RESTORE\n-A -t 198.18.0.100:80 -s rr\n-C\nEND\n");
+  CHECK_FALSE(framed_request(block.substr(0, block.size() - 2)));  // "END" not whole yet
+  CHECK(framed_request(block) == block);
+  CHECK(restore_rules(block) == "-A -t 198.18.0.100:80 -s rr\n-C\n");
+  CHECK(restore_rules("DUMP\n").empty());
+  CHECK(status_reply(Status::ok()) == "OK\n");
+  const std::string refused = status_reply(Status::error(EEXIST, "Service already exists"));
+  CHECK(refused == "ERR 17 Service already exists\n");
+  const auto back = reply_status(refused);
+  REQUIRE(back);
+  CHECK(back->code() == EEXIST);
+  CHECK(back->message() == "Service already exists");
+  CHECK(reply_status("OK\n")->is_ok());
+  CHECK_FALSE(reply_status("V 4096 900 120 300\n"));  // a dump is no status
+  CHECK_FALSE(reply_status("ERR x y\n"));
+  CHECK(reply_text("a 1\nb 2\nEND\n") == "a 1\nb 2\n");
+}
