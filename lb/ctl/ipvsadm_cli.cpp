@@ -473,37 +473,26 @@ std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>&
   return p.c;
 }
 
-void append_service_flags(std::vector<std::string>& a, const std::string& scheduler,
-                          uint32_t persistent, Ipv4 netmask, const std::string& pe, bool ops,
-                          uint8_t sched_flags) {
-  if (persistent) {
-    a.push_back("-p");
-    a.push_back(std::to_string(persistent));
-    if (netmask != kHostNetmask) {
-      a.push_back("-M");
-      a.push_back(to_string(netmask));
-    }
+void append_service_flags(std::vector<std::string>& a, const ServiceOptions& o, const std::string& pe,
+                          const std::optional<std::string>& health) {
+  a.insert(a.end(), {"-s", o.scheduler});
+  if (o.persistent) {
+    a.insert(a.end(), {"-p", std::to_string(o.persistent)});
+    if (o.netmask != kHostNetmask) a.insert(a.end(), {"-M", to_string(o.netmask)});
   }
-  if (!pe.empty()) {
-    a.push_back("--pe");
-    a.push_back(pe);
-  }
-  if (ops) a.push_back("-o");
-  if (sched_flags) {
-    a.push_back("-b");
-    a.push_back(sched_flags_text(scheduler, sched_flags));
-  }
+  if (!pe.empty()) a.insert(a.end(), {"--pe", pe});
+  if (o.ops) a.push_back("-o");
+  if (o.sched_flags) a.insert(a.end(), {"-b", sched_flags_text(o.scheduler, o.sched_flags)});
+  if (health) a.insert(a.end(), {"--health", *health});
 }
 
-void append_threshold_flags(std::vector<std::string>& a, uint32_t u_threshold, uint32_t l_threshold) {
-  if (u_threshold) {
-    a.push_back("-x");
-    a.push_back(std::to_string(u_threshold));
-  }
-  if (l_threshold) {
-    a.push_back("-y");
-    a.push_back(std::to_string(l_threshold));
-  }
+void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std::string& tun_type,
+                       const std::optional<std::string>& health) {
+  a.insert(a.end(), {std::string("-") + fwd_info(r.fwd).flag, "-w", std::to_string(r.weight)});
+  if (r.fwd == FwdMethod::kTunnel) a.insert(a.end(), {"--tun-type", tun_type.empty() ? "ipip" : tun_type});
+  if (r.u_threshold) a.insert(a.end(), {"-x", std::to_string(r.u_threshold)});
+  if (r.l_threshold) a.insert(a.end(), {"-y", std::to_string(r.l_threshold)});
+  if (health) a.insert(a.end(), {"--health", *health});
 }
 
 std::vector<std::string> canonical_args(const CliCommand& c) {
@@ -526,14 +515,8 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
     case Command::kEditService:
       a.push_back(c.cmd == Command::kAddService ? "-A" : "-E");
       svc();
-      a.push_back("-s");
-      a.push_back(c.svc_options.scheduler);
-      append_service_flags(a, c.svc_options.scheduler, c.svc_options.persistent,
-                           c.svc_options.netmask, c.pe, c.svc_options.ops, c.svc_options.sched_flags);
-      if (c.has(kOptHealth)) {
-        a.push_back("--health");
-        a.push_back(c.health_text);
-      }
+      // --health as given: -E changes only the keys it names.
+      append_service_flags(a, c.svc_options, c.pe, c.has(kOptHealth) ? std::optional(c.health_text) : std::nullopt);
       break;
     case Command::kDeleteService: a.push_back("-D"); svc(); break;
     case Command::kFlush: a.push_back("-C"); break;
@@ -542,18 +525,10 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(c.cmd == Command::kAddReal ? "-a" : "-e");
       svc();
       real();
-      a.push_back(std::string("-") + fwd_info(c.real.fwd).flag);
-      a.push_back("-w");
-      a.push_back(std::to_string(c.real.weight));
-      append_threshold_flags(a, c.real.u_threshold, c.real.l_threshold);
-      if (c.real.fwd == FwdMethod::kTunnel) {
-        a.push_back("--tun-type");
-        a.push_back(c.tun_type.empty() ? "ipip" : c.tun_type);
-      }
-      if (c.has(kOptHealth) && c.real.health) {
-        a.push_back("--health");
-        a.push_back(c.real.health->empty() ? "inherit" : *c.real.health);
-      }
+      append_real_flags(a, c.real, c.tun_type,
+                        c.has(kOptHealth) && c.real.health
+                            ? std::optional(c.real.health->empty() ? std::string("inherit") : *c.real.health)
+                            : std::nullopt);
       break;
     case Command::kDeleteReal: a.push_back("-d"); svc(); real(); break;
     case Command::kZero:

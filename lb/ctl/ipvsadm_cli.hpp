@@ -72,13 +72,17 @@ std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>&
 std::vector<std::string> canonical_args(const CliCommand& c);
 std::string join_args(const std::vector<std::string>& args, char sep = ' ');
 
-// The flags ipvsadm -S writes after "-s SCHED" (-p T [-M MASK], --pe PE, -o, -b FLAGS, in
-// that order), and the thresholds lbd writes for a real (-x U, -y L; ipvsadm -S drops
-// them): shared by the canonical form and -S.
-void append_service_flags(std::vector<std::string>& a, const std::string& scheduler,
-                          uint32_t persistent, Ipv4 netmask, const std::string& pe, bool ops,
-                          uint8_t sched_flags);
-void append_threshold_flags(std::vector<std::string>& a, uint32_t u_threshold, uint32_t l_threshold);
+// The words of an -A/-E line after the service, and of an -a/-e line after "-r REAL", in
+// the order ipvsadm -S writes them: the one place that order is written, for the
+// canonical form lbadm sends and for -S.
+//   service: -s SCHED [-p T [-M MASK]] [--pe PE] [-o] [-b FLAGS], then lbd's --health H
+//   real:    -g|-m|-i -w W [--tun-type T], then lbd's -x U -y L (ipvsadm -S drops them) and
+//            --health H
+// `health` is the text to write, or nothing.
+void append_service_flags(std::vector<std::string>& a, const ServiceOptions& o, const std::string& pe,
+                          const std::optional<std::string>& health);
+void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std::string& tun_type,
+                       const std::optional<std::string>& health);
 
 // Splits a rules-file / -R line into tokens on blanks, tabs and CR.
 std::vector<std::string> split_line(const std::string& line);

@@ -172,22 +172,17 @@ struct Renderer {
     const char* flag = protocol_info(s.key.protocol).flag;
     const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
     std::vector<std::string> opts;
-    append_service_flags(opts, s.options.scheduler, s.options.persistent, s.options.netmask, "", s.options.ops, s.options.sched_flags);
-    // lbd's extension, after everything ipvsadm prints.
-    if (const std::string h = health::format_service_health(s.options.health); !h.empty())
-      opts.insert(opts.end(), {"--health", h});
-    out += fmt::format("-A {} {} -s {}{}\n", flag, vname, s.options.scheduler, spaced(opts));
+    const std::string h = health::format_service_health(s.options.health);
+    append_service_flags(opts, s.options, "", h.empty() ? std::nullopt : std::optional(h));
+    out += fmt::format("-A {} {}{}\n", flag, vname, spaced(opts));
     std::sort(s.reals.begin(), s.reals.end(), real_less);
     for (const auto& r : s.reals) {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
-      const char fwd[] = {'-', fwd_info(r.spec.fwd).flag, 0};
       // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
-      std::vector<std::string> thr;
-      append_threshold_flags(thr, r.spec.u_threshold, r.spec.l_threshold);
-      out += fmt::format("-a {} {} -r {} {} -w {}{}{}{}\n", flag, vname,
-                         addrport(r.spec.addr, r.spec.port, s.key.protocol), fwd, r.spec.weight,
-                         r.spec.fwd == FwdMethod::kTunnel ? " --tun-type ipip" : "", spaced(thr),
-                         r.health().empty() ? "" : " --health " + r.health());
+      std::vector<std::string> flags;
+      append_real_flags(flags, r.spec, "ipip", r.health().empty() ? std::nullopt : std::optional(r.health()));
+      out += fmt::format("-a {} {} -r {}{}\n", flag, vname, addrport(r.spec.addr, r.spec.port, s.key.protocol),
+                         spaced(flags));
     }
   }
 
