@@ -109,7 +109,7 @@ std::variant<CliCommand, Status> parse_request(const std::string& req, std::vect
   return std::get<CliCommand>(std::move(parsed));
 }
 
-Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const HostResolver& resolve) {
+Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const NameLookup& names) {
   out.clear();
   std::istringstream in(text);
   std::string line;
@@ -119,7 +119,7 @@ Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const 
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
     const std::vector<std::string> tokens = split_line(line);
-    auto r = parse_command(tokens, "lbadm", resolve, true);
+    auto r = parse_command(tokens, "lbadm", names, true);
     if (auto* e = std::get_if<CliError>(&r)) {
       // ipvsadm's "Try `ipvsadm -h'" names nothing: say which line and what it starts with.
       if (e->message.rfind("Try `", 0) == 0)

@@ -31,7 +31,7 @@ std::variant<CliCommand, Status> parse_request(const std::string& req, std::vect
 // `out` is unusable. Applying it to a table with the same configuration as the one it was
 // checked against cannot fail. Host names resolve through `resolve` (none: numeric only).
 Status parse_rules(const std::string& text, std::vector<CliCommand>& out,
-                   const HostResolver& resolve = {});
+                   const NameLookup& names = {});
 
 // Checks `rules` by applying them to a copy of `current`'s configuration (the dry run),
 // then applies them to `current`. Either every line takes effect or none does.

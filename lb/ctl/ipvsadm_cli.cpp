@@ -2,7 +2,6 @@
 #include "lb/ctl/ipvsadm_cli.hpp"
 
 #include <algorithm>
-#include <netdb.h>
 
 #include <charconv>
 #include <cstring>
@@ -128,7 +127,7 @@ bool parse_uint(const std::string& s, uint64_t max, uint64_t& out) {
 }
 
 // "host[:port]" as ipvsadm's parse_service(): an all-digit string is not a host.
-bool parse_addr_port(const std::string& s, const HostResolver& resolve, Ipv4& addr,
+bool parse_addr_port(const std::string& s, const NameLookup& names, Ipv4& addr,
                      uint16_t& port, bool& has_port) {
   std::string host = s, portstr;
   const auto colon = s.rfind(':');
@@ -138,16 +137,16 @@ bool parse_addr_port(const std::string& s, const HostResolver& resolve, Ipv4& ad
     portstr = s.substr(colon + 1);
   }
   if (host.empty() || host.find_first_not_of("0123456789") == std::string::npos) return false;
-  if (!parse_ipv4(host, addr) && !(resolve && resolve(host, addr))) return false;
+  if (!parse_ipv4(host, addr) && !(names.host && names.host(host, addr))) return false;
   port = 0;
   if (has_port) {
     uint64_t v;
     if (parse_uint(portstr, 65535, v)) {
       port = uint16_t(v);
     } else {
-      const servent* se = getservbyname(portstr.c_str(), nullptr);
-      if (!se) return false;
-      port = ntohs(uint16_t(se->s_port));
+      const auto named = names.service ? names.service(portstr) : std::nullopt;
+      if (!named) return false;
+      port = *named;
     }
   }
   return true;
@@ -155,7 +154,7 @@ bool parse_addr_port(const std::string& s, const HostResolver& resolve, Ipv4& ad
 
 struct Parser {
   const std::string& prog;
-  const HostResolver& resolve;
+  const NameLookup& names;
   CliCommand c;
   std::vector<std::string> positional;
   std::string svc_text, real_text;
@@ -255,7 +254,7 @@ struct Parser {
           svc_text = *arg;
           if (!refuse_ipv6(*arg)) return false;
           bool has_port;
-          if (!parse_addr_port(*arg, resolve, c.service.vip, c.service.port, has_port))
+          if (!parse_addr_port(*arg, names, c.service.vip, c.service.port, has_port))
             return fail_at(2, "illegal virtual server address[:port] specified", *arg);
           c.service.protocol = svc_proto;
         }
@@ -271,7 +270,7 @@ struct Parser {
         break;
       case kOptNetmask: {
         Ipv4 mask;
-        if (!parse_ipv4(*arg, mask) && !(resolve && resolve(*arg, mask)))
+        if (!parse_ipv4(*arg, mask) && !(names.host && names.host(*arg, mask)))
           return fail(2, "illegal virtual server persistent mask specified");
         c.svc_options.netmask = mask;
         break;
@@ -282,7 +281,7 @@ struct Parser {
       case kOptReal:
         real_text = *arg;
         if (!refuse_ipv6(*arg)) return false;
-        if (!parse_addr_port(*arg, resolve, c.real.addr, c.real.port, real_has_port))
+        if (!parse_addr_port(*arg, names, c.real.addr, c.real.port, real_has_port))
           return fail_at(2, "illegal real server address[:port] specified", *arg);
         break;
       case kOptForward:
@@ -456,12 +455,12 @@ struct Parser {
 
 std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>& in,
                                                  const std::string& prog,
-                                                 const HostResolver& resolve,
+                                                 const NameLookup& names,
                                                  bool reading_stream) {
   std::vector<std::string> args;
   for (const auto& a : in)
     if (!reading_stream || (a != "ipvsadm" && a != "lbadm")) args.push_back(a);
-  Parser p{.prog = prog, .resolve = resolve, .reading_stream = reading_stream};
+  Parser p{.prog = prog, .names = names, .reading_stream = reading_stream};
   if (args.empty()) {  // ipvsadm alone lists the table
     p.c.cmd = Command::kList;
     return p.c;

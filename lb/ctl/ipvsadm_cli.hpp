@@ -56,15 +56,21 @@ struct CliError {
   std::string message;  // without the trailing newline
 };
 
-// Resolves a host name to IPv4 (lbadm uses the system resolver); may be empty.
+// The names a command may hold, resolved by the caller (lbadm and the rules file: the
+// system's resolver, lb/ctl/names.hpp); either may be empty (numbers only).
 using HostResolver = std::function<bool(const std::string& name, Ipv4& out)>;
+using ServiceResolver = std::function<std::optional<uint16_t>(const std::string& name)>;
+struct NameLookup {
+  HostResolver host;        // "web-1" → an IPv4 address
+  ServiceResolver service;  // "http" → 80 (ipvsadm: getservbyname)
+};
 
 // `args` excludes the program name; `prog` is used in messages ("Try `prog -h' ...").
 // Tokens equal to "ipvsadm" or "lbadm" are dropped when reading a rules stream, as ipvsadm
 // -R does.
 std::variant<CliCommand, CliError> parse_command(const std::vector<std::string>& args,
                                                  const std::string& prog,
-                                                 const HostResolver& resolve = {},
+                                                 const NameLookup& names = {},
                                                  bool reading_stream = false);
 
 // The canonical, numeric form of a command (ipvsadm -S lines for -A and -a), which

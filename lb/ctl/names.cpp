@@ -20,6 +20,14 @@ bool resolve_host(const std::string& name, Ipv4& out) {
   return true;
 }
 
+std::optional<uint16_t> resolve_service(const std::string& name) {
+  const servent* se = getservbyname(name.c_str(), nullptr);
+  if (!se) return std::nullopt;
+  return ntohs(uint16_t(se->s_port));
+}
+
+NameLookup system_lookup() { return {resolve_host, resolve_service}; }
+
 NameResolver system_names() {
   NameResolver n;
   n.host = [](Ipv4 a) -> std::string {

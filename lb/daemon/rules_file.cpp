@@ -65,7 +65,7 @@ Status read_rules(const std::string& path, bool missing_ok, std::vector<CliComma
     if (missing_ok && access(path.c_str(), F_OK) < 0 && errno == ENOENT) return Status::ok();
     return Status::error(EINVAL, error);
   }
-  const Status st = parse_rules(*text, rules, resolve_host);
+  const Status st = parse_rules(*text, rules, system_lookup());
   return st.is_ok() ? st : Status::error(st.code(), fmt::format("{}: {}", path, st.message()));
 }
 

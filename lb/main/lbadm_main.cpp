@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       std::cout << reply_text(reply);
       return 0;
     }
-    auto parsed = parse_command(args, prog, resolve_host);
+    auto parsed = parse_command(args, prog, system_lookup());
     if (auto* e = std::get_if<CliError>(&parsed)) {
       std::cerr << e->message << "\n";
       return e->exit_code;
@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
           return 2;
         }
         std::vector<CliCommand> rules;
-        if (Status st = parse_rules(input, rules, resolve_host); !st.is_ok()) {
+        if (Status st = parse_rules(input, rules, system_lookup()); !st.is_ok()) {
           std::cerr << prog << ": restore refused, no rule applied: " << st.message() << "\n";
           return restore_exit_code(st.code());  // as lbd's refusals below
         }

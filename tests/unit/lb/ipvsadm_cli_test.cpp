@@ -49,7 +49,13 @@ TEST_CASE("bundled short options and --long=value forms") {
   auto a = ok("-at 198.18.0.100:80 -r 198.18.0.11 -w3");
   CHECK(a.real.weight == 3);
   CHECK(ok("-A -u 198.18.0.100:53 --scheduler=rr").svc_options.scheduler == "rr");
-  CHECK(ok("-A -t 198.18.0.100:http").service.port == 80);
+  // A port name, through the injected lookup (lbadm's is /etc/services).
+  const NameLookup services{{}, [](const std::string& name) -> std::optional<uint16_t> {
+                              return name == "http" ? std::optional<uint16_t>(80) : std::nullopt;
+                            }};
+  auto named = parse_command(split_line("-A -t 198.18.0.100:http"), "ipvsadm", services);
+  REQUIRE(std::holds_alternative<CliCommand>(named));
+  CHECK(std::get<CliCommand>(named).service.port == 80);
 }
 
 TEST_CASE("ipvsadm's messages and exit codes for bad input") {
@@ -345,18 +351,26 @@ TEST_CASE("every illegal command x option pair gives ipvsadm's message") {
   CHECK(checked > 350);
 }
 
-TEST_CASE("rules streams resolve host names through the injected resolver, as ipvsadm -R") {
+TEST_CASE("rules streams resolve host and port names through the injected lookup, as ipvsadm -R") {
   std::vector<CliCommand> rules;
-  const HostResolver hosts = [](const std::string& name, Ipv4& out) {
-    if (name != "web-1") return false;
-    out = ip("198.18.0.11");
-    return true;
-  };
+  const NameLookup hosts{[](const std::string& name, Ipv4& out) {
+                           if (name != "web-1") return false;
+                           out = ip("198.18.0.11");
+                           return true;
+                         },
+                         [](const std::string& name) -> std::optional<uint16_t> {
+                           if (name == "www") return 80;
+                           return std::nullopt;
+                         }};
   REQUIRE(parse_rules("-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r web-1:80 -g\n", rules, hosts).is_ok());
   CHECK(rules[1].real.addr == ip("198.18.0.11"));
   CHECK(parse_rules("-a -t 198.18.0.100:80 -r web-2:80 -g\n", rules, hosts).message() ==
         "line 1: illegal real server address[:port] specified: `web-2:80'");
   CHECK_FALSE(parse_rules("-a -t 198.18.0.100:80 -r web-1:80 -g\n", rules).is_ok());  // numeric only
+  // Port names too, through the same lookup (ipvsadm: getservbyname); none without it.
+  REQUIRE(parse_rules("-A -t 198.18.0.100:www -s rr\n", rules, hosts).is_ok());
+  CHECK(rules[0].service.port == 80);
+  CHECK_FALSE(parse_rules("-A -t 198.18.0.100:www -s rr\n", rules).is_ok());
 }
 
 TEST_CASE("messages: a garbage rules line names its line and token; IPv6 is unsupported, not illegal") {
