@@ -232,14 +232,14 @@ struct Engine::Impl {
     argv.insert(argv.end(), n.args.begin(), n.args.end());
     std::string what;
     for (const auto& a : argv) what += (what.empty() ? "" : " ") + a;
-    std::string error;
     auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
     running(kNotifyId);
-    p->pid = spawn(argv, {}, n.user, error);
-    if (p->pid < 0) {
-      LBD_LOG(kWarn, "health", "notify {}: {}", what, error);
+    const auto pid = spawn(argv, {}, n.user);
+    if (!pid) {
+      LBD_LOG(kWarn, "health", "notify {}: {}", what, pid.message());
       co_return;
     }
+    p->pid = *pid;
     arm_deadline(p, std::chrono::seconds(30));
     const int status = co_await wait_exit(p->pid);
     running(kNotifyId);

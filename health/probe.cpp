@@ -30,17 +30,13 @@ struct RunAs {
   uid_t uid = 0;
   gid_t gid = 0;
 };
-bool lookup_user(const std::string& name, RunAs& as, std::string& error) {
-  as = RunAs{};
-  if (geteuid() != 0) return true;  // already unprivileged (tests): nothing to drop
+Result<RunAs> lookup_user(const std::string& name) {
+  if (geteuid() != 0) return RunAs{};  // already unprivileged (tests): nothing to drop
   std::vector<char> buf(16384);
   passwd pw{}, *found = nullptr;
-  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
-    error = fmt::format("exec-user {}: no such user", name);
-    return false;
-  }
-  as = {found->pw_uid != 0, found->pw_uid, found->pw_gid};
-  return true;
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+    return Status::invalid(fmt::format("exec-user {}: no such user", name));
+  return RunAs{found->pw_uid != 0, found->pw_uid, found->pw_gid};
 }
 
 }  // namespace
@@ -77,10 +73,11 @@ asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk) {
   co_return result;
 }
 
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-            const std::string& user, std::string& error) {
-  RunAs as;
-  if (!lookup_user(user, as, error)) return -1;
+Result<pid_t> spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    const std::string& user) {
+  const auto who = lookup_user(user);
+  if (!who) return who.status();
+  const RunAs as = *who;
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -89,16 +86,13 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   int report[2];  // the child's errno if it cannot exec; closed (EOF) by a successful exec
-  if (pipe2(report, O_CLOEXEC) < 0) {
-    error = fmt::format("{}: pipe: {}", argv[0], std::strerror(errno));
-    return -1;
-  }
+  if (pipe2(report, O_CLOEXEC) < 0) return Status::error(errno, fmt::format("{}: pipe: {}", argv[0], std::strerror(errno)));
   const pid_t pid = fork();
   if (pid < 0) {
-    error = fmt::format("{}: fork: {}", argv[0], std::strerror(errno));
+    const int err = errno;
     close(report[0]);
     close(report[1]);
-    return -1;
+    return Status::error(err, fmt::format("{}: fork: {}", argv[0], std::strerror(err)));
   }
   if (pid == 0) {  // async-signal-safe calls only from here on
     int step = 0;
@@ -141,10 +135,9 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   if (n == ssize_t(sizeof v)) {
     waitpid(pid, nullptr, 0);
     static const char* const kStep[] = {"/dev/null", "descriptors", "switching to the exec-user", "exec"};
-    error = v[0] == 2 ? fmt::format("{}: cannot run as {}: {}", argv[0], user, std::strerror(v[1]))
-                      : v[0] == 3 ? fmt::format("{}: {}", argv[0], std::strerror(v[1]))
-                                  : fmt::format("{}: {}: {}", argv[0], kStep[v[0]], std::strerror(v[1]));
-    return -1;
+    return Status::error(v[1], v[0] == 2   ? fmt::format("{}: cannot run as {}: {}", argv[0], user, std::strerror(v[1]))
+                               : v[0] == 3 ? fmt::format("{}: {}", argv[0], std::strerror(v[1]))
+                                           : fmt::format("{}: {}: {}", argv[0], kStep[v[0]], std::strerror(v[1])));
   }
   return pid;
 }

@@ -16,6 +16,7 @@
 
 #include "health/result.hpp"
 #include "health/target.hpp"
+#include "lb/base/status.hpp"
 
 namespace lbd::health {
 
@@ -57,10 +58,10 @@ boost::asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk);
 
 // Spawns argv[0] as `user`: a clean environment (PATH and `env`), stdin/stdout on
 // /dev/null, stderr lbd's, no other descriptor, its own process group, default signals,
-// no capability and no_new_privs. If the switch to the user fails nothing runs. -1 and
-// `error` on failure.
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-            const std::string& user, std::string& error);
+// no capability and no_new_privs. If the switch to the user fails nothing runs. Its pid,
+// or why it could not run.
+Result<pid_t> spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    const std::string& user);
 // Waits for `pid` without blocking the loop; its wait status.
 boost::asio::awaitable<int> wait_exit(pid_t pid);
 // How a command ended that did not exit 0 ("exit status 2", "killed by signal 9");

@@ -114,33 +114,19 @@ std::vector<uint8_t> mysql_packet(uint8_t seq, const std::vector<uint8_t>& paylo
   return p;
 }
 
-bool parse_greeting(const std::vector<uint8_t>& p, Greeting& g, std::string& error) {
-  if (p.empty()) {
-    error = "empty greeting";
-    return false;
-  }
-  if (p[0] == 0xff) {
-    error = err_packet_text(p);
-    return false;
-  }
-  if (p[0] != 10) {
-    error = fmt::format("unsupported protocol version {}", p[0]);
-    return false;
-  }
+Result<Greeting> parse_greeting(const std::vector<uint8_t>& p) {
+  Greeting g;
+  if (p.empty()) return Status::invalid("empty greeting");
+  if (p[0] == 0xff) return Status::invalid(err_packet_text(p));
+  if (p[0] != 10) return Status::invalid(fmt::format("unsupported protocol version {}", p[0]));
   g.protocol = p[0];
   size_t pos = 1;
   while (pos < p.size() && p[pos]) ++pos;
-  if (pos >= p.size()) {
-    error = "malformed greeting";
-    return false;
-  }
+  if (pos >= p.size()) return Status::invalid("malformed greeting");
   g.server_version.assign(p.begin() + 1, p.begin() + long(pos));
   ++pos;
   // connection id (4), scramble part 1 (8), filler (1), capabilities low (2)
-  if (pos + 4 + 8 + 1 + 2 > p.size()) {
-    error = "malformed greeting";
-    return false;
-  }
+  if (pos + 4 + 8 + 1 + 2 > p.size()) return Status::invalid("malformed greeting");
   pos += 4;
   g.scramble.assign(p.begin() + long(pos), p.begin() + long(pos + 8));
   pos += 9;
@@ -148,15 +134,12 @@ bool parse_greeting(const std::vector<uint8_t>& p, Greeting& g, std::string& err
   pos += 2;
   g.auth_plugin = "mysql_native_password";
   // charset (1), status (2), capabilities high (2), auth data length (1), reserved (10)
-  if (pos + 1 + 2 + 2 + 1 + 10 > p.size()) return true;  // pre-4.1 style: 8-byte scramble only
+  if (pos + 1 + 2 + 2 + 1 + 10 > p.size()) return g;  // pre-4.1 style: 8-byte scramble only
   g.capabilities |= (uint32_t(p[pos + 3]) | uint32_t(p[pos + 4]) << 8) << 16;
   const size_t auth_len = p[pos + 5];
   pos += 16;
   const size_t part2 = auth_len > 8 ? std::max<size_t>(13, auth_len - 8) : 13;
-  if (pos + part2 > p.size()) {
-    error = "malformed greeting";
-    return false;
-  }
+  if (pos + part2 > p.size()) return Status::invalid("malformed greeting");
   std::string rest(p.begin() + long(pos), p.begin() + long(pos + part2));
   while (!rest.empty() && rest.back() == '\0') rest.pop_back();  // NUL-terminated part 2
   g.scramble += rest;
@@ -166,7 +149,7 @@ bool parse_greeting(const std::vector<uint8_t>& p, Greeting& g, std::string& err
     while (end < p.size() && p[end]) ++end;
     g.auth_plugin.assign(p.begin() + long(pos), p.begin() + long(end));
   }
-  return true;
+  return g;
 }
 
 std::string native_password_scramble(const std::string& password, const std::string& scramble) {
@@ -234,59 +217,39 @@ std::optional<std::string> ResultSet::get(size_t row, const std::string& column)
   return std::nullopt;
 }
 
-bool parse_result_set(const std::vector<std::vector<uint8_t>>& packets, ResultSet& rs,
-                      std::string& error) {
-  rs = ResultSet{};
-  if (packets.empty()) {
-    error = "no result";
-    return false;
-  }
-  if (packets[0].size() && packets[0][0] == 0xff) {
-    error = err_packet_text(packets[0]);
-    return false;
-  }
+Result<ResultSet> parse_result_set(const std::vector<std::vector<uint8_t>>& packets) {
+  ResultSet rs;
+  if (packets.empty()) return Status::invalid("no result");
+  if (packets[0].size() && packets[0][0] == 0xff) return Status::invalid(err_packet_text(packets[0]));
   size_t pos = 0;
   uint64_t ncol = 0;
-  if (!lenenc_int(packets[0], pos, ncol) || ncol == 0 || ncol > 4096 || packets.size() < ncol + 2) {
-    error = "malformed result set";
-    return false;
-  }
+  if (!lenenc_int(packets[0], pos, ncol) || ncol == 0 || ncol > 4096 || packets.size() < ncol + 2)
+    return Status::invalid("malformed result set");
   for (size_t i = 1; i <= ncol; ++i) {
     // catalog, schema, table, org_table, name, ...
     size_t at = 0;
     std::optional<std::string> field;
     for (int k = 0; k < 5; ++k)
-      if (!lenenc_str(packets[i], at, field) || !field) {
-        error = "malformed column definition";
-        return false;
-      }
+      if (!lenenc_str(packets[i], at, field) || !field)
+        return Status::invalid("malformed column definition");
     rs.columns.push_back(*field);
   }
-  if (!is_eof_packet(packets[ncol + 1])) {
-    error = "malformed result set (no EOF after the columns)";
-    return false;
-  }
+  if (!is_eof_packet(packets[ncol + 1]))
+    return Status::invalid("malformed result set (no EOF after the columns)");
   for (size_t i = ncol + 2; i < packets.size(); ++i) {
     const auto& p = packets[i];
-    if (is_eof_packet(p)) return true;
-    if (!p.empty() && p[0] == 0xff) {
-      error = err_packet_text(p);
-      return false;
-    }
+    if (is_eof_packet(p)) return rs;
+    if (!p.empty() && p[0] == 0xff) return Status::invalid(err_packet_text(p));
     std::vector<std::optional<std::string>> row;
     size_t at = 0;
     for (size_t c = 0; c < ncol; ++c) {
       std::optional<std::string> v;
-      if (!lenenc_str(p, at, v)) {
-        error = "malformed row";
-        return false;
-      }
+      if (!lenenc_str(p, at, v)) return Status::invalid("malformed row");
       row.push_back(std::move(v));
     }
     rs.rows.push_back(std::move(row));
   }
-  error = "result set without its final EOF";
-  return false;
+  return Status::invalid("result set without its final EOF");
 }
 
 CheckResult judge_replica(const ResultSet& rs, int32_t max_lag) {

@@ -11,6 +11,7 @@
 
 #include "health/result.hpp"
 #include "health/spec.hpp"
+#include "lb/base/status.hpp"
 
 namespace lbd::health {
 
@@ -38,9 +39,9 @@ struct Greeting {
   std::string scramble;     // auth-plugin-data, 20 bytes for mysql_native_password
   std::string auth_plugin;  // "mysql_native_password" unless the server says otherwise
 };
-// The server's first packet. An ERR packet ("Host ... is blocked", "Too many
-// connections") or anything malformed gives false and the reason in `error`.
-bool parse_greeting(const std::vector<uint8_t>& payload, Greeting& g, std::string& error);
+// The server's first packet; or, for an ERR packet ("Host ... is blocked", "Too many
+// connections") or anything malformed, the reason.
+Result<Greeting> parse_greeting(const std::vector<uint8_t>& payload);
 
 // SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password))); empty for an empty password.
 std::string native_password_scramble(const std::string& password, const std::string& scramble);
@@ -57,15 +58,14 @@ CheckResult judge_login_reply(const std::vector<uint8_t>& payload, std::optional
 std::vector<uint8_t> query_packet(const std::string& sql);
 
 // A text-protocol result set from its packets (column count, definitions, EOF, rows,
-// EOF). Rows map column name → value (nullopt = SQL NULL). False with `error` for an ERR
+// EOF). Rows map column name → value (nullopt = SQL NULL). Why not for an ERR
 // packet or malformed input.
 struct ResultSet {
   std::vector<std::string> columns;
   std::vector<std::vector<std::optional<std::string>>> rows;
   std::optional<std::string> get(size_t row, const std::string& column) const;
 };
-bool parse_result_set(const std::vector<std::vector<uint8_t>>& packets, ResultSet& rs,
-                      std::string& error);
+Result<ResultSet> parse_result_set(const std::vector<std::vector<uint8_t>>& packets);
 // True when `payload` ends a result set (EOF, or OK with 0xfe header), so a reader knows
 // when to stop: the second such packet after the column definitions.
 bool is_eof_packet(const std::vector<uint8_t>& payload);

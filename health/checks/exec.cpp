@@ -15,7 +15,6 @@ namespace asio = boost::asio;
 asio::awaitable<CheckResult> run(ProbeContext& ctx) {
   const Target& t = ctx.target;
   const CheckSpec& cs = ctx.spec();
-  std::string error;
   const std::vector<std::string> env = {
       fmt::format("LBD_REAL_ADDR={}", t.addr),
       fmt::format("LBD_REAL_PORT={}", t.port),
@@ -24,8 +23,9 @@ asio::awaitable<CheckResult> run(ProbeContext& ctx) {
       fmt::format("LBD_VPORT={}", t.vport),
       fmt::format("LBD_PROTOCOL={}", protocol_info(t.protocol).token)};
   auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
-  p->pid = spawn({cs.cmd}, env, cs.exec_user, error);
-  if (p->pid < 0) co_return CheckResult::fail("exec " + error);
+  const auto pid = spawn({cs.cmd}, env, cs.exec_user);
+  if (!pid) co_return CheckResult::fail("exec " + pid.message());
+  p->pid = *pid;
   arm_deadline(p, std::chrono::milliseconds(cs.timeout_ms));
   const int status = co_await wait_exit(p->pid);
   ctx.resumed();

@@ -54,9 +54,9 @@ asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
   };
 
   if (CheckResult r = co_await next("greeting"); !r.passed()) co_return r;
-  Greeting g;
-  std::string error;
-  if (!parse_greeting(pkt, g, error)) co_return CheckResult::fail("greeting: " + error);
+  const auto greeting = parse_greeting(pkt);
+  if (!greeting) co_return CheckResult::fail("greeting: " + greeting.message());
+  const Greeting& g = *greeting;
   if (cs.user.empty()) co_return CheckResult::pass();  // the server answers with a sane greeting: up
   std::string password = cs.password;
   if (!cs.password_file.empty()) {
@@ -90,9 +90,9 @@ asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
       if (packets.size() == 1 && !pkt.empty() && (pkt[0] == 0xff || pkt[0] == 0x00)) break;
       if (is_eof_packet(pkt)) ++eofs;
     }
-    ResultSet rs;
-    if (!parse_result_set(packets, rs, error)) co_return CheckResult::fail("SHOW SLAVE STATUS: " + error);
-    verdict = judge_replica(rs, cs.max_lag);
+    const auto rs = parse_result_set(packets);
+    if (!rs) co_return CheckResult::fail("SHOW SLAVE STATUS: " + rs.message());
+    verdict = judge_replica(*rs, cs.max_lag);
   }
   const std::vector<uint8_t> quit(1, 0x01);  // COM_QUIT: a clean goodbye, no "aborted connection"
   co_await send(0, quit);

@@ -38,7 +38,8 @@ template <class T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}
-  Result(Status error) : v_(std::move(error)) {}  // a failed Status (an ok one has no value)
+  // A failure. (An ok Status carries no value: taken as a failure without a code, EIO.)
+  Result(Status error) : v_(error.is_ok() ? Status::error(EIO, error.message()) : std::move(error)) {}
   bool is_ok() const { return v_.index() == 0; }
   explicit operator bool() const { return is_ok(); }
   const T& value() const& { return std::get<0>(v_); }

@@ -206,8 +206,7 @@ struct Renderer {
 
 }  // namespace
 
-std::optional<std::string> render_listing(const CliCommand& cmd, const Dump& dump,
-                                          const NameResolver& names, std::string& error) {
+Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, const NameResolver& names) {
   Renderer r{cmd, names, cmd.has(kOptNumeric), {}};
   std::vector<DumpService> services = dump.services;
   if (cmd.cmd == Command::kSave || !cmd.has(kOptNoSort))
@@ -235,8 +234,7 @@ std::optional<std::string> render_listing(const CliCommand& cmd, const Dump& dum
         return r.out;
       }
     }
-    error = "No such service";
-    return std::nullopt;
+    return Status::error(ESRCH, "No such service");
   }
   r.out = fmt::format("IP Virtual Server version 1.2.1 (size={})\n", dump.table_size);
   r.title();

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "lb/base/status.hpp"
 #include "lb/ctl/control_protocol.hpp"
 #include "lb/ctl/ipvsadm_cli.hpp"
 
@@ -19,9 +20,8 @@ struct NameResolver {
   std::function<std::string(uint16_t, const char*)> service;
 };
 
-// The text lbadm prints for a list or save command, or nullopt + `error` ("No such
-// service") when a named service does not exist.
-std::optional<std::string> render_listing(const CliCommand& cmd, const Dump& dump,
-                                          const NameResolver& names, std::string& error);
+// The text lbadm prints for a list or save command, or why not ("No such service": a
+// named service does not exist).
+Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, const NameResolver& names);
 
 }  // namespace lbd

@@ -15,6 +15,7 @@
 #include "lb/ctl/commands.hpp"
 #include "lb/daemon/daemon.hpp"
 #include "lb/base/log.hpp"
+#include "lb/base/unique_fd.hpp"
 #include "lb/ctl/names.hpp"
 
 namespace lbd {
@@ -24,34 +25,25 @@ namespace {
 constexpr off_t kMaxRulesBytes = 64 << 20;
 
 // The rules file's text: a regular file (a FIFO or a device would hang or never end),
-// at most kMaxRulesBytes. On error, a message naming the file and why, and nullopt.
-std::optional<std::string> read_rules_text(const std::string& path, std::string& error) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
-    error = fmt::format("{}: {}", path, std::strerror(errno));
-    return std::nullopt;
-  }
+// at most kMaxRulesBytes; or why not, naming the file.
+Result<std::string> read_rules_text(const std::string& path) {
+  const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) return Status::error(errno, fmt::format("{}: {}", path, std::strerror(errno)));
   struct stat st{};
-  std::string text;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    error = fmt::format("{}: not a regular file", path);
-  } else if (st.st_size > kMaxRulesBytes) {
-    error = fmt::format("{}: {} bytes, more than the {} MiB lbd reads", path, st.st_size, kMaxRulesBytes >> 20);
-  } else {
-    text.resize(size_t(st.st_size));
-    size_t got = 0;
-    while (got < text.size()) {
-      const ssize_t n = read(fd, text.data() + got, text.size() - got);
-      if (n <= 0) break;
-      got += size_t(n);
-    }
-    if (got != text.size()) error = fmt::format("{}: short read", path);
-    if (error.empty() && (st.st_mode & 044) && text.find("password=") != std::string::npos)
-      LBD_LOG(kWarn, "rules", "{} holds a password= and others can read it: chmod 600 it, or use password-file=",
-              path);
+  if (fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode)) return Status::invalid(fmt::format("{}: not a regular file", path));
+  if (st.st_size > kMaxRulesBytes)
+    return Status::error(EFBIG, fmt::format("{}: {} bytes, more than the {} MiB lbd reads", path, st.st_size,
+                                            kMaxRulesBytes >> 20));
+  std::string text(size_t(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = read(fd.get(), text.data() + got, text.size() - got);
+    if (n <= 0) break;
+    got += size_t(n);
   }
-  close(fd);
-  if (!error.empty()) return std::nullopt;
+  if (got != text.size()) return Status::error(EIO, fmt::format("{}: short read", path));
+  if ((st.st_mode & 044) && text.find("password=") != std::string::npos)
+    LBD_LOG(kWarn, "rules", "{} holds a password= and others can read it: chmod 600 it, or use password-file=", path);
   return text;
 }
 
@@ -59,11 +51,10 @@ std::optional<std::string> read_rules_text(const std::string& path, std::string&
 
 Status read_rules(const std::string& path, bool missing_ok, std::vector<CliCommand>& rules) {
   rules.clear();
-  std::string error;
-  const auto text = read_rules_text(path, error);
+  const auto text = read_rules_text(path);
   if (!text) {
-    if (missing_ok && access(path.c_str(), F_OK) < 0 && errno == ENOENT) return Status::ok();
-    return Status::error(EINVAL, error);
+    if (missing_ok && text.status().code() == ENOENT) return Status::ok();
+    return Status::error(EINVAL, text.message());
   }
   const Status st = parse_rules(*text, rules, system_lookup());
   return st.is_ok() ? st : Status::error(st.code(), fmt::format("{}: {}", path, st.message()));

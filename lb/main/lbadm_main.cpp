@@ -148,10 +148,9 @@ int main(int argc, char** argv) {
             std::cerr << prog << ": " << redacted << " password(s) written as password=" << health::kRedacted
                       << " (which a restore refuses): use password-file=, or -S --lbd-secrets\n";
         }
-        std::string error;
-        auto text = render_listing(cmd, dump, system_names(), error);
+        const auto text = render_listing(cmd, dump, system_names());
         if (!text) {
-          std::cerr << error << "\n";
+          std::cerr << text.message() << "\n";
           return 1;
         }
         std::cout << *text;

@@ -12,7 +12,6 @@ using namespace lbd::health;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  std::string error;
   if (const auto h = parse_service_health(text)) {
     const std::string c = format_service_health(*h);
     if (!c.empty()) {
@@ -31,8 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.body = "ok";
   (void)judge_http(text, c);
   const std::vector<uint8_t> bytes(data, data + size);
-  Greeting g;
-  (void)parse_greeting(bytes, g, error);
+  (void)parse_greeting(bytes);
   std::optional<std::string> sw;
   (void)judge_login_reply(bytes, sw);
   // Result-set packets: the input cut at every 0x00 0x00 pair.
@@ -45,7 +43,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     packets.back().push_back(data[i]);
   }
-  ResultSet rs;
-  if (parse_result_set(packets, rs, error)) (void)judge_replica(rs, 5);
+  if (const auto rs = parse_result_set(packets)) (void)judge_replica(*rs, 5);
   return 0;
 }

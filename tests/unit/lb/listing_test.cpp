@@ -15,8 +15,7 @@ CliCommand cmd(const std::string& line) {
   return std::get<CliCommand>(r);
 }
 std::string render(const std::string& line, const Dump& d, const NameResolver& names = {}) {
-  std::string error;
-  auto out = render_listing(cmd(line), d, names, error);
+  auto out = render_listing(cmd(line), d, names);
   REQUIRE(out);
   return *out;
 }
@@ -63,9 +62,7 @@ TEST_CASE("-L -n -t lists one service without the version line; unknown → No s
         "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
         "UDP  198.18.0.100:53 rr\n"
         "  -> 198.18.0.13:53               Route   0      0          5         \n");
-  std::string error;
-  CHECK_FALSE(render_listing(cmd("-L -n -t 198.18.0.100:54"), sample(), {}, error));
-  CHECK(error == "No such service");
+  CHECK(render_listing(cmd("-L -n -t 198.18.0.100:54"), sample(), {}).message() == "No such service");
 }
 
 TEST_CASE("--nosort keeps list order") {
