@@ -9,6 +9,10 @@ std::unique_ptr<Scheduler> make_rr();
 std::unique_ptr<Scheduler> make_wrr();
 std::unique_ptr<Scheduler> make_lc();
 std::unique_ptr<Scheduler> make_wlc();
+std::unique_ptr<Scheduler> make_sed();
+std::unique_ptr<Scheduler> make_nq();
+std::unique_ptr<Scheduler> make_fo();
+std::unique_ptr<Scheduler> make_ovf();
 
 namespace {
 struct Entry {
@@ -20,6 +24,10 @@ constexpr Entry kSchedulers[] = {
     {"wrr", make_wrr},
     {"lc", make_lc},
     {"wlc", make_wlc},
+    {"sed", make_sed},
+    {"nq", make_nq},
+    {"fo", make_fo},
+    {"ovf", make_ovf},
 };
 }  // namespace
 
