@@ -6,26 +6,19 @@
 namespace lbd::sched {
 namespace {
 
-class Fo final : public Scheduler {
- public:
-  std::string_view name() const override { return "fo"; }
-
-  std::optional<size_t> pick(const Flow&, Dests dests) override {
-    std::optional<size_t> highest;
-    int32_t hw = 0;
-    for (size_t i = 0; i < dests.size(); ++i) {
-      const auto* d = dests[i];
-      if (d->schedulable() && d->weight > hw) {
-        highest = i;
-        hw = d->weight;
-      }
+std::optional<size_t> pick(Dests dests) {
+  std::optional<size_t> highest;
+  int32_t hw = 0;
+  for (size_t i = 0; i < dests.size(); ++i)
+    if (dests[i]->schedulable() && dests[i]->weight > hw) {
+      highest = i;
+      hw = dests[i]->weight;
     }
-    return highest;
-  }
-};
+  return highest;
+}
 
 }  // namespace
 
-std::unique_ptr<Scheduler> make_fo() { return std::make_unique<Fo>(); }
+std::unique_ptr<Scheduler> make_fo() { return make_stateless("fo", pick); }
 
 }  // namespace lbd::sched

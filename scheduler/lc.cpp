@@ -6,28 +6,23 @@
 namespace lbd::sched {
 namespace {
 
-class Lc final : public Scheduler {
- public:
-  std::string_view name() const override { return "lc"; }
-
-  std::optional<size_t> pick(const Flow&, Dests dests) override {
-    std::optional<size_t> least;
-    uint64_t loh = 0;
-    for (size_t i = 0; i < dests.size(); ++i) {
-      const auto* d = dests[i];
-      if (!d->schedulable()) continue;
-      const uint64_t doh = d->overhead();
-      if (!least || doh < loh) {
-        least = i;
-        loh = doh;
-      }
+std::optional<size_t> pick(Dests dests) {
+  std::optional<size_t> least;
+  uint64_t loh = 0;
+  for (size_t i = 0; i < dests.size(); ++i) {
+    const auto* d = dests[i];
+    if (!d->schedulable()) continue;
+    const uint64_t doh = d->overhead();
+    if (!least || doh < loh) {
+      least = i;
+      loh = doh;
     }
-    return least;
   }
-};
+  return least;
+}
 
 }  // namespace
 
-std::unique_ptr<Scheduler> make_lc() { return std::make_unique<Lc>(); }
+std::unique_ptr<Scheduler> make_lc() { return make_stateless("lc", pick); }
 
 }  // namespace lbd::sched

@@ -6,27 +6,18 @@
 namespace lbd::sched {
 namespace {
 
-class Ovf final : public Scheduler {
- public:
-  std::string_view name() const override { return "ovf"; }
-
-  std::optional<size_t> pick(const Flow&, Dests dests) override {
-    std::optional<size_t> highest;
-    int32_t hw = 0;
-    for (size_t i = 0; i < dests.size(); ++i) {
-      const auto* d = dests[i];
-      if (!d->schedulable() || int64_t(d->active_conns) > d->weight) continue;
-      if (!highest || d->weight > hw) {
-        highest = i;
-        hw = d->weight;
-      }
-    }
-    return highest;
+std::optional<size_t> pick(Dests dests) {
+  std::optional<size_t> highest;
+  for (size_t i = 0; i < dests.size(); ++i) {
+    const auto* d = dests[i];
+    if (!d->schedulable() || int64_t(d->active_conns) > d->weight) continue;
+    if (!highest || d->weight > dests[*highest]->weight) highest = i;
   }
-};
+  return highest;
+}
 
 }  // namespace
 
-std::unique_ptr<Scheduler> make_ovf() { return std::make_unique<Ovf>(); }
+std::unique_ptr<Scheduler> make_ovf() { return make_stateless("ovf", pick); }
 
 }  // namespace lbd::sched

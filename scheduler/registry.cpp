@@ -31,6 +31,23 @@ constexpr Entry kSchedulers[] = {
 };
 }  // namespace
 
+namespace {
+class Stateless final : public Scheduler {
+ public:
+  Stateless(std::string_view name, PickFn pick) : name_(name), pick_(pick) {}
+  std::string_view name() const override { return name_; }
+  std::optional<size_t> pick(const Flow&, Dests dests) override { return pick_(dests); }
+
+ private:
+  std::string_view name_;
+  PickFn pick_;
+};
+}  // namespace
+
+std::unique_ptr<Scheduler> make_stateless(std::string_view name, PickFn pick) {
+  return std::make_unique<Stateless>(name, pick);
+}
+
 std::unique_ptr<Scheduler> make_scheduler(std::string_view name, const SchedulerOptions& options) {
   for (const auto& e : kSchedulers)
     if (e.name == name) {

@@ -83,6 +83,16 @@ class Scheduler {
   SchedulerOptions options_;
 };
 
+// A scheduler with no state of its own (lc, wlc, sed, nq, fo, ovf): its name and its pick,
+// a pure function of the reals.
+using PickFn = std::optional<size_t> (*)(Dests dests);
+std::unique_ptr<Scheduler> make_stateless(std::string_view name, PickFn pick);
+
+// IPVS's shortest expected delay walk (ip_vs_sed.c): the schedulable real minimising
+// (active + 1) / weight, ties to the earlier one; with `idle_first` (ip_vs_nq.c), the first
+// real without an active connection at once. sed.cpp and nq.cpp are this walk.
+std::optional<size_t> least_expected_delay(Dests dests, bool idle_first);
+
 // The registry (registry.cpp: the explicit list of algorithms, each a file of its own):
 // the scheduler `-s NAME` names, with its options, or nullptr if there is none.
 std::unique_ptr<Scheduler> make_scheduler(std::string_view name, const SchedulerOptions& options = {});

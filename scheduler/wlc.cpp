@@ -7,28 +7,23 @@
 namespace lbd::sched {
 namespace {
 
-class Wlc final : public Scheduler {
- public:
-  std::string_view name() const override { return "wlc"; }
-
-  std::optional<size_t> pick(const Flow&, Dests dests) override {
-    std::optional<size_t> least;
-    uint64_t loh = 0;
-    for (size_t i = 0; i < dests.size(); ++i) {
-      const auto* d = dests[i];
-      if (!d->schedulable()) continue;
-      const uint64_t doh = d->overhead();
-      if (!least || loh * uint64_t(d->weight) > doh * uint64_t(dests[*least]->weight)) {
-        least = i;
-        loh = doh;
-      }
+std::optional<size_t> pick(Dests dests) {
+  std::optional<size_t> least;
+  uint64_t loh = 0;
+  for (size_t i = 0; i < dests.size(); ++i) {
+    const auto* d = dests[i];
+    if (!d->schedulable()) continue;
+    const uint64_t doh = d->overhead();
+    if (!least || loh * uint64_t(d->weight) > doh * uint64_t(dests[*least]->weight)) {
+      least = i;
+      loh = doh;
     }
-    return least;
   }
-};
+  return least;
+}
 
 }  // namespace
 
-std::unique_ptr<Scheduler> make_wlc() { return std::make_unique<Wlc>(); }
+std::unique_ptr<Scheduler> make_wlc() { return make_stateless("wlc", pick); }
 
 }  // namespace lbd::sched
