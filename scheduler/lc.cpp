@@ -4,25 +4,13 @@
 #include "scheduler/scheduler.hpp"
 
 namespace lbd::sched {
-namespace {
 
-std::optional<size_t> pick(Dests dests) {
-  std::optional<size_t> least;
-  uint64_t loh = 0;
-  for (size_t i = 0; i < dests.size(); ++i) {
-    const auto* d = dests[i];
-    if (!d->schedulable()) continue;
-    const uint64_t doh = d->overhead();
-    if (!least || doh < loh) {
-      least = i;
-      loh = doh;
-    }
-  }
-  return least;
+std::unique_ptr<Scheduler> make_lc() {
+  return make_stateless("lc", [](Dests dests) {
+    return least_by(
+        dests, [](const DestView& d) { return d.overhead(); },
+        [](uint64_t doh, const DestView&, uint64_t loh, const DestView&) { return doh < loh; });
+  });
 }
-
-}  // namespace
-
-std::unique_ptr<Scheduler> make_lc() { return make_stateless("lc", pick); }
 
 }  // namespace lbd::sched

@@ -13,6 +13,12 @@ std::unique_ptr<Scheduler> make_sed();
 std::unique_ptr<Scheduler> make_nq();
 std::unique_ptr<Scheduler> make_fo();
 std::unique_ptr<Scheduler> make_ovf();
+std::unique_ptr<Scheduler> make_sh();
+std::unique_ptr<Scheduler> make_dh();
+std::unique_ptr<Scheduler> make_mh();
+std::unique_ptr<Scheduler> make_twos();
+std::unique_ptr<Scheduler> make_lblc();
+std::unique_ptr<Scheduler> make_lblcr();
 
 namespace {
 struct Entry {
@@ -28,6 +34,12 @@ constexpr Entry kSchedulers[] = {
     {"nq", make_nq},
     {"fo", make_fo},
     {"ovf", make_ovf},
+    {"sh", make_sh},
+    {"dh", make_dh},
+    {"mh", make_mh},
+    {"twos", make_twos},
+    {"lblc", make_lblc},
+    {"lblcr", make_lblcr},
 };
 }  // namespace
 

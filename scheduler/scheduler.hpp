@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -30,6 +31,11 @@ struct alignas(64) SharedDest {  // a cache line each: two reals never share one
 // reads what another writes.
 struct DestView {
   int32_t weight = 1;          // 0 = quiesced: no new connections
+  // IPVS's last_weight: the weight it was added with, then its latest non-zero one (a
+  // quiesced real keeps its place in mh's table).
+  int32_t last_weight = 1;
+  uint32_t addr = 0;           // the real's address and port (host order): mh hashes them
+  uint16_t port = 0;
   uint32_t active_conns = 0;   // IPVS ActiveConn
   uint32_t inactive_conns = 0; // IPVS InActConn
   bool overloaded = false;     // above its upper threshold (IPVS IP_VS_DEST_F_OVERLOAD)
@@ -47,6 +53,9 @@ struct Flow {
   uint8_t protocol = 0;
   uint32_t saddr = 0, daddr = 0;
   uint16_t sport = 0, dport = 0;
+  uint32_t now_s = 0;  // the data path's clock (seconds): lblc/lblcr's cache ages by it
+  // TCP, UDP and SCTP carry ports where the hashing schedulers read them (-b sh-port).
+  bool has_ports() const { return protocol == 6 || protocol == 17 || protocol == 132; }
 };
 
 using Dests = std::span<const DestView* const>;
@@ -55,6 +64,8 @@ using Dests = std::span<const DestView* const>;
 // IP_VS_SVC_F_SCHED1..3 (sh-fallback and sh-port, mh-fallback and mh-port; the others
 // ignore them). IPVS reads them at each pick, so an -E that changes only them changes them
 // in place (set_options) and keeps the scheduler's state.
+inline constexpr uint8_t kSchedFlag1 = 1, kSchedFlag2 = 2, kSchedFlag3 = 4;  // -b flag-1..3
+inline constexpr uint8_t kFlagFallback = kSchedFlag1, kFlagPort = kSchedFlag2;  // sh-/mh-fallback, -port
 struct SchedulerOptions {
   uint8_t flags = 0;
   friend bool operator==(const SchedulerOptions&, const SchedulerOptions&) = default;
@@ -88,10 +99,31 @@ class Scheduler {
 using PickFn = std::optional<size_t> (*)(Dests dests);
 std::unique_ptr<Scheduler> make_stateless(std::string_view name, PickFn pick);
 
+// IPVS's walk of lc and wlc: the first schedulable real is the "least"; a later one takes
+// its place only when `beats(cost, real, least_cost, least)`, so ties keep the earlier real.
+template <class Cost, class Beats>
+std::optional<size_t> least_by(Dests dests, Cost cost, Beats beats) {
+  std::optional<size_t> least;
+  decltype(cost(*dests[0])) lc{};
+  for (size_t i = 0; i < dests.size(); ++i) {
+    const DestView& d = *dests[i];
+    if (!d.schedulable()) continue;
+    const auto c = cost(d);
+    if (!least || beats(c, d, lc, *dests[*least])) {
+      least = i;
+      lc = c;
+    }
+  }
+  return least;
+}
+
 // IPVS's shortest expected delay walk (ip_vs_sed.c): the schedulable real minimising
 // (active + 1) / weight, ties to the earlier one; with `idle_first` (ip_vs_nq.c), the first
 // real without an active connection at once. sed.cpp and nq.cpp are this walk.
 std::optional<size_t> least_expected_delay(Dests dests, bool idle_first);
+
+// twos with its random source given (the registry's draws from a seeded mt19937).
+std::unique_ptr<Scheduler> make_twos(std::function<uint32_t()> random);
 
 // The registry (registry.cpp: the explicit list of algorithms, each a file of its own):
 // the scheduler `-s NAME` names, with its options, or nullptr if there is none.

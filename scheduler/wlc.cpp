@@ -5,25 +5,15 @@
 #include "scheduler/scheduler.hpp"
 
 namespace lbd::sched {
-namespace {
 
-std::optional<size_t> pick(Dests dests) {
-  std::optional<size_t> least;
-  uint64_t loh = 0;
-  for (size_t i = 0; i < dests.size(); ++i) {
-    const auto* d = dests[i];
-    if (!d->schedulable()) continue;
-    const uint64_t doh = d->overhead();
-    if (!least || loh * uint64_t(d->weight) > doh * uint64_t(dests[*least]->weight)) {
-      least = i;
-      loh = doh;
-    }
-  }
-  return least;
+std::unique_ptr<Scheduler> make_wlc() {
+  return make_stateless("wlc", [](Dests dests) {
+    return least_by(
+        dests, [](const DestView& d) { return d.overhead(); },
+        [](uint64_t doh, const DestView& d, uint64_t loh, const DestView& least) {
+          return loh * uint64_t(d.weight) > doh * uint64_t(least.weight);
+        });
+  });
 }
-
-}  // namespace
-
-std::unique_ptr<Scheduler> make_wlc() { return make_stateless("wlc", pick); }
 
 }  // namespace lbd::sched

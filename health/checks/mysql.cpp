@@ -35,23 +35,37 @@ asio::awaitable<CheckResult> read_packet(asio::ip::tcp::socket& s, std::vector<u
   co_return CheckResult::pass();
 }
 
-asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
-  const CheckSpec& cs = ctx.spec();
+// One conversation's state: the socket, the last packet and its sequence number.
+struct Conversation {
+  ProbeContext& ctx;
+  Probe& p;
   error_code ec;
   std::vector<uint8_t> pkt;
   uint8_t seq = 0;
+
   // The next packet, or why not (the step names it).
-  auto next = [&](const char* step) -> asio::awaitable<CheckResult> {
+  asio::awaitable<CheckResult> next(const char* step) {
     const CheckResult r = co_await read_packet(p.socket, pkt, seq, ec);
     ctx.resumed();
-    co_return r.passed() ? r : ec ? io_error(step, ec, p, cs.timeout_ms) : r;
-  };
-  auto send = [&](uint8_t s, const std::vector<uint8_t>& payload) -> asio::awaitable<bool> {
+    if (r.passed() || !ec) co_return r;
+    co_return io_error(step, ec, p, ctx.spec().timeout_ms);
+  }
+  asio::awaitable<bool> send(uint8_t s, const std::vector<uint8_t>& payload) {
     const auto bytes = mysql_packet(s, payload);
     co_await asio::async_write(p.socket, asio::buffer(bytes), asio::redirect_error(kUseAwaitable, ec));
     ctx.resumed();
     co_return !ec;
-  };
+  }
+};
+
+asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
+  const CheckSpec& cs = ctx.spec();
+  Conversation c{ctx, p, {}, {}, 0};
+  auto& pkt = c.pkt;
+  auto& seq = c.seq;
+  auto& ec = c.ec;
+  auto next = [&c](const char* step) { return c.next(step); };
+  auto send = [&c](uint8_t s, const std::vector<uint8_t>& payload) { return c.send(s, payload); };
 
   if (CheckResult r = co_await next("greeting"); !r.passed()) co_return r;
   const auto greeting = parse_greeting(pkt);

@@ -82,7 +82,7 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
     if (!templ) return nullptr;
     chosen = &services_.real(templ->real_id);
   } else {
-    chosen = schedule(*svc, p);
+    chosen = schedule(*svc, p, now_s);
     if (!chosen) {
       why = DropReason::kNoRealServer;
       return nullptr;
@@ -149,8 +149,8 @@ bool DataPath::make_room() {
 }
 
 // The scheduler's pick, or the sorry server while every real is down by its checks.
-Real* DataPath::schedule(Service& svc, const ParsedPacket& p) {
-  const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport};
+Real* DataPath::schedule(Service& svc, const ParsedPacket& p, uint32_t now_s) {
+  const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport, now_s};
   const auto pick = svc.scheduler->pick(flow, svc.views);
   if (!pick && !svc.sorry_active) return nullptr;
   return &services_.real(pick ? svc.reals[*pick] : svc.sorry_id);

@@ -265,7 +265,7 @@ class DataPath {
   bool make_room();  // a full table: the oldest embryonic entry evicted; false if none
   // Its state's timeout, shorter for an embryo under pressure (then *shortened is set).
   uint32_t conn_timeout(const Conn& c, bool* shortened = nullptr) const;
-  Real* schedule(Service& svc, const ParsedPacket& p);
+  Real* schedule(Service& svc, const ParsedPacket& p, uint32_t now_s);
   Conn* persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s, DropReason& why);
   void unbind(const Conn& c);  // its real's counts and its template's control count
   void release(Conn& c);       // unbind, then free it (counted as expired)

@@ -27,7 +27,7 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
       return t;
     }
   }
-  Real* real = schedule(svc, p);
+  Real* real = schedule(svc, p, now_s);
   if (!real) {
     why = DropReason::kNoRealServer;
     return nullptr;

@@ -291,7 +291,9 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r->health_override = spec.health.value_or("");
   r->service_id = s->id;
   r->fwd = spec.fwd;
-  r->dest.weight = spec.weight;
+  r->dest.weight = r->dest.last_weight = spec.weight;
+  r->dest.addr = spec.addr.host();
+  r->dest.port = spec.port;
   set_thresholds(*r, spec.u_threshold, spec.l_threshold);
   set_overloaded(r->dest, false);
   s->reals.push_front(r->id);  // IPVS list_add: new reals go to the head
@@ -345,6 +347,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   Real& r = reals_[*id];
   r.fwd = spec.fwd;
   r.dest.weight = spec.weight;
+  if (spec.weight != 0) r.dest.last_weight = spec.weight;  // __ip_vs_update_dest(): the latest non-zero
   // __ip_vs_update_dest(): no upper threshold, or a higher one, ends an overload at once.
   if (spec.u_threshold == 0 || spec.u_threshold > r.u_threshold) set_overloaded(r.dest, false);
   set_thresholds(r, spec.u_threshold, spec.l_threshold);

@@ -53,7 +53,7 @@ struct ServiceOptions {
   health::ServiceHealth health;  // lbd's extension: checks, on-down, sorry server, notify
 };
 
-inline constexpr uint8_t kSchedFlag1 = 1, kSchedFlag2 = 2, kSchedFlag3 = 4;
+using sched::kSchedFlag1, sched::kSchedFlag2, sched::kSchedFlag3;
 // "flag-1,flag-3" (ipvsadm print_sched_flags; sh/mh name bits 1 and 2 their own way).
 std::string sched_flags_text(const std::string& scheduler, uint8_t flags);
 

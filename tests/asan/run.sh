@@ -13,7 +13,8 @@ trap 'rm -rf "$reports"' EXIT
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLBD_LTO=OFF -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-cmake --build "$out" --target lbd lbadm lbd-decap lbd_xdp_pass >/dev/null
+cmake --build "$out" --target lbd lbadm lbd-decap lbd_xdp_pass > "$out/build.log" 2>&1 ||
+  { echo "FAIL: the build failed; its end:" >&2; tail -n 40 "$out/build.log" >&2; exit 1; }
 [[ $(ldd "$out/lbd") == *libasan* ]] || { echo "FAIL: $out/lbd is not built with ASan" >&2; exit 1; }
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1"

@@ -13,7 +13,8 @@ trap 'rm -rf "$reports"' EXIT
 # Boost.Asio's fences are unknown to TSan (GCC warns; the health engine is one thread).
 cmake -S "$top" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLBD_LTO=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
-cmake --build "$out" --target lbd lbd_xdp_pass >/dev/null
+cmake --build "$out" --target lbd lbd_xdp_pass > "$out/build.log" 2>&1 ||
+  { echo "FAIL: the build failed; its end:" >&2; tail -n 40 "$out/build.log" >&2; exit 1; }
 [[ $(ldd "$out/lbd") == *libtsan* ]] || { echo "FAIL: $out/lbd is not built with TSan" >&2; exit 1; }
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] ||

@@ -28,7 +28,9 @@ struct SchedHarness {
 
   sched::DestView& add(const std::string& name, int weight) {  // at the head, like IPVS
     storage.push_back(std::make_unique<sched::DestView>());
-    storage.back()->weight = weight;
+    storage.back()->weight = storage.back()->last_weight = weight;
+    storage.back()->addr = 0xc6120000u + 10 + uint32_t(storage.size());  // 198.18.0.11, .12, ...: distinct reals
+    storage.back()->port = 80;
     views.insert(views.begin(), storage.back().get());
     names.insert(names.begin(), name);
     s->real_added(views, 0);
@@ -47,7 +49,9 @@ struct SchedHarness {
   void edit(const std::string& name, int weight) {
     for (size_t i = 0; i < names.size(); ++i) {
       if (names[i] != name) continue;
-      const_cast<sched::DestView*>(views[i])->weight = weight;
+      auto* d = const_cast<sched::DestView*>(views[i]);
+      d->weight = weight;
+      if (weight != 0) d->last_weight = weight;  // as the service table (IPVS __ip_vs_update_dest)
       s->real_edited(views, i);
     }
   }
