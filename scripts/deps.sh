@@ -37,7 +37,7 @@ lbd_install_deps() {
 # Builds into build/ (Release with debug info, warnings as errors).
 lbd_build() {
   local top; top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLBD_WERROR=ON \
     -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
   cmake --build "$top/build" -j "$(nproc)"
 }
