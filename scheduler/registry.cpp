@@ -1,5 +1,5 @@
 // The list of schedulers `-s NAME` can name. Adding an algorithm: its file (which defines
-// its make_ function) and one line here.
+// its make_ function), its declaration and its entry here.
 #include "scheduler/scheduler.hpp"
 
 namespace lbd::sched {
@@ -9,37 +9,38 @@ std::unique_ptr<Scheduler> make_rr();
 std::unique_ptr<Scheduler> make_wrr();
 std::unique_ptr<Scheduler> make_lc();
 std::unique_ptr<Scheduler> make_wlc();
+std::unique_ptr<Scheduler> make_lblc();
+std::unique_ptr<Scheduler> make_lblcr();
+std::unique_ptr<Scheduler> make_dh();
+std::unique_ptr<Scheduler> make_sh();
 std::unique_ptr<Scheduler> make_sed();
 std::unique_ptr<Scheduler> make_nq();
 std::unique_ptr<Scheduler> make_fo();
 std::unique_ptr<Scheduler> make_ovf();
-std::unique_ptr<Scheduler> make_sh();
-std::unique_ptr<Scheduler> make_dh();
 std::unique_ptr<Scheduler> make_mh();
 std::unique_ptr<Scheduler> make_twos();
-std::unique_ptr<Scheduler> make_lblc();
-std::unique_ptr<Scheduler> make_lblcr();
 
 namespace {
 struct Entry {
   std::string_view name;
   std::unique_ptr<Scheduler> (*make)();
 };
+// In ipvsadm's order (its SCHEDULERS list, which `-h` prints), then twos.
 constexpr Entry kSchedulers[] = {
     {"rr", make_rr},
     {"wrr", make_wrr},
     {"lc", make_lc},
     {"wlc", make_wlc},
+    {"lblc", make_lblc},
+    {"lblcr", make_lblcr},
+    {"dh", make_dh},
+    {"sh", make_sh},
     {"sed", make_sed},
     {"nq", make_nq},
     {"fo", make_fo},
     {"ovf", make_ovf},
-    {"sh", make_sh},
-    {"dh", make_dh},
     {"mh", make_mh},
     {"twos", make_twos},
-    {"lblc", make_lblc},
-    {"lblcr", make_lblcr},
 };
 }  // namespace
 

@@ -238,3 +238,21 @@ TEST_CASE("-b reaches the scheduler; an -E that changes only -b keeps its state 
   CHECK(t.find(kSvc)->scheduler->name() == "wrr");  // another scheduler: a new one, with the flags
   CHECK(t.find(kSvc)->scheduler->options().flags == kSchedFlag2);
 }
+
+TEST_CASE("a real's view for the hashing schedulers: its address, port and IPVS's last_weight") {
+  ServiceTable t;
+  REQUIRE(t.add_service(kSvc, {"mh"}).is_ok());
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11", 3)).is_ok());
+  const Service& s = *t.find(kSvc);
+  const sched::DestView& d = t.real(s.reals.front()).dest;
+  CHECK(d.addr == ip("198.18.0.11").host());
+  CHECK(d.port == 80);
+  CHECK(d.last_weight == 3);
+  REQUIRE(t.edit_real(kSvc, real("198.18.0.11", 0)).is_ok());  // quiesced: the last weight stays
+  CHECK(d.weight == 0);
+  CHECK(d.last_weight == 3);
+  REQUIRE(t.edit_real(kSvc, real("198.18.0.11", 5)).is_ok());
+  CHECK(d.last_weight == 5);
+  REQUIRE(t.add_real(kSvc, real("198.18.0.12", 0)).is_ok());  // added with 0: last_weight 0
+  CHECK(t.real(t.find(kSvc)->reals.front()).dest.last_weight == 0);
+}
