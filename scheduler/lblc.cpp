@@ -7,14 +7,17 @@
 namespace lbd::sched {
 namespace {
 
-class Lblc final : public Scheduler {
+struct Entry {
+  uint64_t dest;
+  uint32_t lastuse;
+};
+
+class Lblc final : public locality::CachingScheduler<Entry> {
  public:
   std::string_view name() const override { return "lblc"; }
-  void reals_changed(Dests dests) override { index_.rebuild(dests); }
 
   std::optional<size_t> pick(const Flow& flow, Dests dests) override {
-    gc_.run(cache_, flow.now_s, locality::kDefaultExpiration);
-    const auto it = cache_.find(flow.daddr);
+    const auto it = entry_for(flow);
     if (it != cache_.end()) {
       it->second.lastuse = flow.now_s;
       const auto i = index_.find(it->second.dest, dests.size());
@@ -32,15 +35,6 @@ class Lblc final : public Scheduler {
       it->second = Entry{key, flow.now_s};
     return least;
   }
-
- private:
-  struct Entry {
-    uint64_t dest;
-    uint32_t lastuse;
-  };
-  std::unordered_map<uint32_t, Entry> cache_;  // destination address → its real
-  locality::Index index_;
-  locality::Collector<Entry> gc_;
 };
 
 }  // namespace

@@ -10,14 +10,17 @@
 namespace lbd::sched {
 namespace {
 
-class Lblcr final : public Scheduler {
+struct Entry {
+  std::vector<uint64_t> set;  // newest first, as list_add_rcu
+  uint32_t lastuse, lastmod;
+};
+
+class Lblcr final : public locality::CachingScheduler<Entry> {
  public:
   std::string_view name() const override { return "lblcr"; }
-  void reals_changed(Dests dests) override { index_.rebuild(dests); }
 
   std::optional<size_t> pick(const Flow& flow, Dests dests) override {
-    gc_.run(cache_, flow.now_s, locality::kDefaultExpiration);
-    const auto it = cache_.find(flow.daddr);
+    const auto it = entry_for(flow);
     if (it == cache_.end()) {
       const auto least = locality::least_loaded(dests);
       if (!least) return std::nullopt;
@@ -37,10 +40,6 @@ class Lblcr final : public Scheduler {
   }
 
  private:
-  struct Entry {
-    std::vector<uint64_t> set;  // newest first, as list_add_rcu
-    uint32_t lastuse, lastmod;
-  };
 
   // ip_vs_dest_set_min(): the first member not overloaded (-x) with weight > 0 and
   // available, then a later one not overloaded and available when loh × w > doh × w_least.
@@ -96,9 +95,6 @@ class Lblcr final : public Scheduler {
       }
   }
 
-  std::unordered_map<uint32_t, Entry> cache_;  // destination address → its set of reals
-  locality::Index index_;
-  locality::Collector<Entry> gc_;
 };
 
 }  // namespace

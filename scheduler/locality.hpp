@@ -99,4 +99,23 @@ class Collector {
   int counter_ = 1;
 };
 
+// What lblc and lblcr are built on: the cache by destination, the reals' index, the timer.
+template <class Entry>
+class CachingScheduler : public Scheduler {
+ public:
+  void reals_changed(Dests dests) override { index_.rebuild(dests); }
+
+ protected:
+  // The timer's runs due by `now`, then the destination's entry (end() if none).
+  auto entry_for(const Flow& flow) {
+    gc_.run(cache_, flow.now_s, kDefaultExpiration);
+    return cache_.find(flow.daddr);
+  }
+  std::unordered_map<uint32_t, Entry> cache_;  // destination address → its entry
+  Index index_;
+
+ private:
+  Collector<Entry> gc_;
+};
+
 }  // namespace lbd::sched::locality

@@ -61,14 +61,9 @@ struct Conversation {
 asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
   const CheckSpec& cs = ctx.spec();
   Conversation c{ctx, p, {}, {}, 0};
-  auto& pkt = c.pkt;
-  auto& seq = c.seq;
-  auto& ec = c.ec;
-  auto next = [&c](const char* step) { return c.next(step); };
-  auto send = [&c](uint8_t s, const std::vector<uint8_t>& payload) { return c.send(s, payload); };
 
-  if (CheckResult r = co_await next("greeting"); !r.passed()) co_return r;
-  const auto greeting = parse_greeting(pkt);
+  if (CheckResult r = co_await c.next("greeting"); !r.passed()) co_return r;
+  const auto greeting = parse_greeting(c.pkt);
   if (!greeting) co_return CheckResult::fail("greeting: " + greeting.message());
   const Greeting& g = *greeting;
   if (cs.user.empty()) co_return CheckResult::pass();  // the server answers with a sane greeting: up
@@ -81,35 +76,35 @@ asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
           fmt::format("password-file {}: {}", cs.password_file, f ? "empty" : std::strerror(errno)));
     if (!password.empty() && password.back() == '\r') password.pop_back();
   }
-  if (!co_await send(uint8_t(seq + 1), handshake_response(cs.user, password, g)))
-    co_return io_error("login", ec, p, cs.timeout_ms);
-  if (CheckResult r = co_await next("login"); !r.passed()) co_return r;
+  if (!co_await c.send(uint8_t(c.seq + 1), handshake_response(cs.user, password, g)))
+    co_return io_error("login", c.ec, p, cs.timeout_ms);
+  if (CheckResult r = co_await c.next("login"); !r.passed()) co_return r;
   std::optional<std::string> switch_scramble;
-  if (const CheckResult r = judge_login_reply(pkt, switch_scramble); !r.passed()) co_return r.in_step("login: ");
+  if (const CheckResult r = judge_login_reply(c.pkt, switch_scramble); !r.passed()) co_return r.in_step("login: ");
   if (switch_scramble) {
     const std::string auth = native_password_scramble(password, *switch_scramble);
-    if (!co_await send(uint8_t(seq + 1), std::vector<uint8_t>(auth.begin(), auth.end())))
-      co_return io_error("login", ec, p, cs.timeout_ms);
-    if (CheckResult r = co_await next("login"); !r.passed()) co_return r;
-    if (const CheckResult r = judge_login_reply(pkt, switch_scramble); !r.passed()) co_return r.in_step("login: ");
+    if (!co_await c.send(uint8_t(c.seq + 1), std::vector<uint8_t>(auth.begin(), auth.end())))
+      co_return io_error("login", c.ec, p, cs.timeout_ms);
+    if (CheckResult r = co_await c.next("login"); !r.passed()) co_return r;
+    if (const CheckResult r = judge_login_reply(c.pkt, switch_scramble); !r.passed()) co_return r.in_step("login: ");
   }
   CheckResult verdict;
   if (cs.max_lag >= 0) {
-    if (!co_await send(0, query_packet("SHOW SLAVE STATUS"))) co_return io_error("query", ec, p, cs.timeout_ms);
+    if (!co_await c.send(0, query_packet("SHOW SLAVE STATUS"))) co_return io_error("query", c.ec, p, cs.timeout_ms);
     std::vector<std::vector<uint8_t>> packets;
     int eofs = 0;
     while (eofs < 2 && packets.size() < 10000) {
-      if (CheckResult r = co_await next("query"); !r.passed()) co_return r;
-      packets.push_back(pkt);
-      if (packets.size() == 1 && !pkt.empty() && (pkt[0] == 0xff || pkt[0] == 0x00)) break;
-      if (is_eof_packet(pkt)) ++eofs;
+      if (CheckResult r = co_await c.next("query"); !r.passed()) co_return r;
+      packets.push_back(c.pkt);
+      if (packets.size() == 1 && !c.pkt.empty() && (c.pkt[0] == 0xff || c.pkt[0] == 0x00)) break;
+      if (is_eof_packet(c.pkt)) ++eofs;
     }
     const auto rs = parse_result_set(packets);
     if (!rs) co_return CheckResult::fail("SHOW SLAVE STATUS: " + rs.message());
     verdict = judge_replica(*rs, cs.max_lag);
   }
   const std::vector<uint8_t> quit(1, 0x01);  // COM_QUIT: a clean goodbye, no "aborted connection"
-  co_await send(0, quit);
+  co_await c.send(0, quit);
   co_return verdict;
 }
 
