@@ -15,12 +15,13 @@ inline uint64_t mum(uint64_t a, uint64_t b) {
 
 }  // namespace
 
-ConnTable::ConnTable(uint32_t capacity, uint64_t seed)
-    : capacity_(capacity ? capacity : 1),
+ConnTable::ConnTable(ConnSlab slab, uint64_t seed)
+    : capacity_(slab.capacity()),
       mask_(std::bit_ceil(uint32_t(capacity_) * 2u) - 1),
       seed0_(seed ^ 0xa0761d6478bd642fULL),
       seed1_(std::rotl(seed, 29) ^ 0xe7037ed1a0b428dbULL),
-      slab_(capacity_),
+      slab_mem_(std::move(slab)),
+      slab_(slab_mem_.entries()),
       index_(size_t(mask_) + 1, Bucket{0, 0}),
       reply_index_(size_t(mask_) + 1, Bucket{0, 0}),
       wheel_(kWheelSlots, 0),
@@ -57,7 +58,7 @@ Conn* ConnTable::find_reply(const ConnKey& reply) {
 bool ConnTable::index_reply(Conn* c) {
   const ConnKey k = reply_key(*c);
   if (find_reply(k)) return false;
-  index_insert(reply_index_, hash(k), uint32_t(c - slab_.data()) + 1);
+  index_insert(reply_index_, hash(k), slot_of(c));
   c->reply_indexed = true;
   return true;
 }
@@ -83,16 +84,17 @@ Conn* ConnTable::insert(const ConnKey& key, uint32_t expires) {
 }
 
 void ConnTable::erase(Conn* c) {
-  const uint32_t slot1 = uint32_t(c - slab_.data()) + 1;
+  const uint32_t slot1 = slot_of(c);
   wheel_unlink(slot1);
   erase_detached(slot1);
 }
 
 void ConnTable::erase_detached(uint32_t slot1) {
   Conn& c = slab_[slot1 - 1];
-  c.flags &= uint8_t(~Conn::kEmbryonic);  // its note in the embryo ring is stale now
   index_remove(index_, mask_, c.hash, slot1);
   if (c.reply_indexed) index_remove(reply_index_, mask_, hash(reply_key(c)), slot1);
+  // Free is all zero (what a next lbd skips); its note in the embryo ring is stale now.
+  std::memset(static_cast<void*>(&c), 0, sizeof c);
   free_.push_back(slot1);
   --size_;
 }

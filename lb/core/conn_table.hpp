@@ -8,72 +8,29 @@
 // The first index finds a connection by the client's packets (client → VIP:vport), the
 // second by the real server's replies (RIP:rport → client), for NAT connections only.
 // Memory: sizeof(Conn) + 4 * 8 bytes of index + 8 of embryo ring per connection of capacity.
+// The entries themselves are a ConnSlab's (conn_slab.hpp): shared memory another lbd can
+// adopt them from, or anonymous memory. An erased entry is zeroed there.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
-
-#include "forwarding/method.hpp"
 #include <vector>
 
-#include "forwarding/packet.hpp"
-#include "lb/core/tcp_state.hpp"
+#include "lb/core/conn.hpp"
+#include "lb/core/conn_slab.hpp"
 
 namespace lbd {
-
-struct ConnKey {
-  Ipv4 caddr, vaddr;
-  uint16_t cport = 0, vport = 0;
-  uint8_t protocol = 0;
-  friend bool operator==(const ConnKey&, const ConnKey&) = default;
-};
-
-static_assert(sizeof(ConnKey) == 14);
-
-// Persistence templates live in the same table under a key no packet can have: the
-// protocol with this bit set, client port 0 (IPVS IP_VS_CONN_F_TEMPLATE entries).
-inline constexpr uint8_t kTemplateProtocolBit = 0x80;
-
-// A packet's key as it travels: (saddr, daddr, sport, dport, protocol). A client's packet
-// has the connection's key; a NAT reply has its reply key.
-inline ConnKey packet_key(const ParsedPacket& p) {
-  return ConnKey{p.saddr, p.daddr, p.sport, p.dport, p.protocol};
-}
-
-struct Conn {
-  ConnKey key;
-  ConnState state = ConnState::kNone;
-  bool inactive = false;     // counted in the real's InActConn (IPVS IP_VS_CONN_F_INACTIVE)
-  Ipv4 daddr;                // the real server's address and port (NAT: what replies come from)
-  uint16_t dport = 0;
-  MacAddr client_mac;        // where the client's packets came from: replies go back there
-  uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
-  bool reply_indexed = false;
-  FwdMethod method{};        // the forwarding method at creation, kept for life
-  static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4, kOffloadRefused = 8,
-                           kEmbryonic = 16;
-  // kTemplate: a persistence template; kOnePacket: -o (UDP); kOffloaded: in the fast path;
-  // kOffloadRefused: the fast path's table had no room for it (not asked again);
-  // kEmbryonic: a TCP connection that has had nothing from its client but its SYN (the first
-  // evicted when the table is full: see ConnTable::oldest_embryonic)
-  uint8_t flags = 0;
-  uint32_t real_id = 0;
-  // A template: how many connections it controls (it outlives them, IPVS n_control). A
-  // connection of a persistent service: its template's slot + 1. Otherwise 0.
-  uint32_t control = 0;
-  uint32_t expires = 0;      // seconds on the table's clock; a packet may move it later
-  uint32_t hash = 0;
-  uint32_t armed = 0;        // the second whose wheel slot holds this connection
-  uint32_t wheel_prev = 0, wheel_next = 0;  // slab slot + 1; 0 = none
-};
 
 class ConnTable {
  public:
   static constexpr uint32_t kWheelSlots = 1024;  // one-second slots; longer timeouts re-arm
 
-  ConnTable(uint32_t capacity, uint64_t seed);
+  ConnTable(uint32_t capacity, uint64_t seed) : ConnTable(ConnSlab::anonymous(capacity ? capacity : 1), seed) {}
+  // A table on `slab`'s entries (which must be all free: a new slab).
+  ConnTable(ConnSlab slab, uint64_t seed);
+  const ConnSlab& slab() const { return slab_mem_; }
 
   Conn* find(const ConnKey& key);
   // Inserts a new connection (key must not be present) expiring at `expires`.
@@ -166,7 +123,8 @@ class ConnTable {
   uint32_t capacity_;
   uint32_t mask_;
   uint64_t seed0_, seed1_;
-  std::vector<Conn> slab_;
+  ConnSlab slab_mem_;
+  std::span<Conn> slab_;
   std::vector<Bucket> index_;
   std::vector<Bucket> reply_index_;
   std::vector<uint32_t> free_;     // free slab slots (slot + 1)

@@ -124,6 +124,35 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   return c;
 }
 
+Conn* DataPath::adopt(const Conn& old, Real& real, Conn* templ, uint32_t now_s) {
+  if (conns_.find(old.key)) return nullptr;
+  uint32_t expires = old.expires;
+  if (old.flags & Conn::kOffloaded) expires = std::max(expires, now_s + timeouts_.seconds(old.state));
+  Conn* c = conns_.insert(old.key, expires);
+  if (!c) return nullptr;
+  c->state = old.state;
+  c->inactive = old.inactive;
+  c->daddr = old.daddr;
+  c->dport = old.dport;
+  c->client_mac = old.client_mac;
+  c->if_slot = old.if_slot < interfaces_.size() ? old.if_slot : 0;  // the same --interface order
+  c->method = old.method;
+  c->flags = old.flags & (Conn::kTemplate | Conn::kOnePacket | Conn::kEmbryonic);
+  c->real_id = real.id;
+  const bool is_template = c->flags & Conn::kTemplate;
+  if (!is_template && c->method == FwdMethod::kMasq && !conns_.index_reply(c)) {
+    conns_.erase(c);
+    return nullptr;
+  }
+  if (c->flags & Conn::kEmbryonic) conns_.note_embryonic(*c);
+  if (templ) {
+    c->control = conns_.slot_of(templ);
+    ++templ->control;
+  }
+  services_.bind_conn(real, c->inactive, is_template);
+  return c;
+}
+
 // A table three quarters full: a SYN nobody has followed up lives seconds, not a minute
 // (a flood's entries go by themselves; a real client's ACK comes one round trip later).
 uint32_t DataPath::conn_timeout(const Conn& c, bool* shortened) const {

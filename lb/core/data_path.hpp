@@ -189,6 +189,13 @@ class DataPath {
   // ICMP errors lbd sends, at most this many per second (the kernel's icmp_msgs_per_sec).
   static constexpr uint32_t kIcmpPerSecond = IcmpLimiter::kPerSecond;
 
+  // A previous lbd's connection (handover.hpp) on `real`, under `templ` (its persistence
+  // template here, adopted before it, or nullptr): entered as it was — state, timeout,
+  // client side, NAT reply index, its real's counts. nullptr (nothing changed) when the
+  // table is full or already has its key or reply tuple. A connection the fast path
+  // carried gets a whole timeout of its state: its last packet is in the previous map.
+  Conn* adopt(const Conn& old, Real& real, Conn* templ, uint32_t now_s);
+
   // Expires due connections, at most `budget` per call. Returns how many expired.
   size_t expire(uint64_t now_ms, size_t budget);
 

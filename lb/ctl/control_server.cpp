@@ -86,8 +86,11 @@ void ControlServer::refresh_fds() {
 }
 
 void ControlServer::close_client(int fd) {
-  clients_.erase(std::find_if(clients_.begin(), clients_.end(), [fd](const Client& c) { return c.fd() == fd; }));
+  const auto it = std::find_if(clients_.begin(), clients_.end(), [fd](const Client& c) { return c.fd() == fd; });
+  std::function<void()> sent = std::move(it->sent);
+  clients_.erase(it);
   refresh_fds();
+  if (sent) sent();
 }
 
 void ControlServer::accept_all(uint64_t now) {
@@ -137,6 +140,8 @@ void ControlServer::read_request(Client& c, uint64_t now) {
       Reply r = handler_(*req);
       c.out = std::move(r.text);
       c.more = std::move(r.more);
+      c.fds = std::move(r.fds);
+      c.sent = std::move(r.sent);
       break;
     }
     if (size_t(n) < sizeof buf) return;
@@ -145,6 +150,25 @@ void ControlServer::read_request(Client& c, uint64_t now) {
   c.deadline_ms = now + kReplyTimeoutMs;
   refresh_fds();
   write_reply(c, now);
+}
+
+// The first bytes of a reply with its descriptors (SCM_RIGHTS), which then are sent.
+ssize_t ControlServer::send_with_fds(Client& c) {
+  iovec iov{c.out.data() + c.out_off, c.out.size() - c.out_off};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * c.fds.size()));
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * c.fds.size());
+  std::memcpy(CMSG_DATA(cm), c.fds.data(), sizeof(int) * c.fds.size());
+  const ssize_t w = sendmsg(c.fd(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w > 0) c.fds.clear();
+  return w;
 }
 
 void ControlServer::write_reply(Client& c, uint64_t now) {
@@ -163,7 +187,9 @@ void ControlServer::write_reply(Client& c, uint64_t now) {
       close_client(c.fd());  // all sent
       return;
     }
-    const ssize_t w = send(c.fd(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t w = c.fds.empty() ? send(c.fd(), c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                           MSG_NOSIGNAL | MSG_DONTWAIT)
+                                    : send_with_fds(c);
     if (w > 0) {
       c.out_off += size_t(w);
       c.deadline_ms = now + kReplyTimeoutMs;  // it reads: give it time for the rest
@@ -201,14 +227,17 @@ void ControlServer::tick(uint64_t now) {
       ++i;
       continue;
     }
+    std::function<void()> sent = std::move(clients_[i].sent);
     clients_.erase(clients_.begin() + long(i));  // stalled: sent no whole request, or read nothing for too long
     ++dropped_;
+    if (sent) sent();
     changed = true;
   }
   if (changed) refresh_fds();
 }
 
-std::string control_request(const std::string& path, const std::string& request, uint64_t timeout_ms) {
+std::string control_request(const std::string& path, const std::string& request, uint64_t timeout_ms,
+                            std::vector<UniqueFd>* fds) {
   const sockaddr_un addr = make_addr(path);
   const UniqueFd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int fd = sock.get();
@@ -246,8 +275,25 @@ std::string control_request(const std::string& path, const std::string& request,
   char buf[65536];
   for (;;) {
     if (!wait(POLLIN)) throw timed_out();
-    const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];  // SCM_MAX_FD
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      const size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < k; ++i) {
+        int passed;
+        std::memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int), sizeof passed);
+        UniqueFd owned(passed);
+        if (fds) fds->push_back(std::move(owned));
+      }
+    }
     if (n <= 0) break;
     reply.append(buf, size_t(n));
   }

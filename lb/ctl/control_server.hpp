@@ -6,6 +6,7 @@
 #pragma once
 
 #include <poll.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
@@ -19,9 +20,13 @@ namespace lbd {
 
 // What a request is answered with: `text`, then, if set, what `more` appends at each call
 // (called while the client's pending output is small) until it returns true (done).
+// `fds`, if any, go with the reply's first bytes (SCM_RIGHTS; they must stay open until
+// the reply is sent), and `sent` runs once the client is done with (all sent, or gone).
 struct Reply {
   std::string text;
   std::function<bool(std::string& out)> more;
+  std::vector<int> fds;
+  std::function<void()> sent;
 };
 
 class ControlServer {
@@ -60,10 +65,13 @@ class ControlServer {
     std::function<bool(std::string&)> more;
     bool replying = false;
     uint64_t deadline_ms = 0;
+    std::vector<int> fds;
+    std::function<void()> sent;
   };
   void accept_all(uint64_t now_ms);
   void read_request(Client& c, uint64_t now_ms);
   void write_reply(Client& c, uint64_t now_ms);
+  ssize_t send_with_fds(Client& c);
   void close_client(int fd);
   void refresh_fds();
 
@@ -79,8 +87,9 @@ class ControlServer {
 };
 
 // lbadm's side: sends `request`, returns the whole reply, or throws with a clear message,
-// also when lbd does not answer within `timeout_ms`.
+// also when lbd does not answer within `timeout_ms`. Descriptors passed with the reply are
+// put in `fds` (closed if nullptr).
 std::string control_request(const std::string& path, const std::string& request,
-                            uint64_t timeout_ms = 30000);
+                            uint64_t timeout_ms = 30000, std::vector<UniqueFd>* fds = nullptr);
 
 }  // namespace lbd

@@ -119,6 +119,9 @@ std::vector<Counter> Control::counters() {
                      {"interfaces_lost", interfaces_lost_},
                      {"interfaces_back", interfaces_back_},
                      {"control_clients_dropped", control_->dropped_clients()},
+                     {"handover_adopted", handover_adopted_},
+                     {"handover_not_adopted", handover_not_adopted_},
+                     {"handover_dark_ms", handover_dark_ms_},
                      {"workers", workers_.size()}});
   // Each worker's share: how evenly the fanout spreads the clients.
   for (size_t i = 0; i < last_counts_.size(); ++i)
@@ -270,6 +273,9 @@ Reply Control::handle_request(const std::string& req) {
   if (req == "DUMP CONNS") return dump_with_conns();
   if (req == "COUNTERS") return {counters_text() + std::string(kEnd), {}};
   if (req == "HEALTH") return {health_text() + std::string(kEnd), {}};
+  if (handed_over_)
+    return {status_reply(Status::error(EBUSY, "this lbd has handed its connections over and is stopping")), {}};
+  if (req == "TAKEOVER") return handle_takeover();
   if (req.rfind("RESTORE\n", 0) == 0) return {handle_restore(req), {}};
   std::vector<std::string> args;
   auto parsed = parse_request(req, args);
@@ -313,6 +319,7 @@ void Control::configuration_changed() {
   if (const Status st = guard_->apply(model); !st.is_ok()) LBD_LOG(kError, "guard", "nftables update failed: {}", st.message());
   resolve_next_hops(true);
   configure_health();
+  write_directory();  // what the connections' real ids now mean
 }
 
 void Control::set_capture_filters(const TrafficModel& model) {

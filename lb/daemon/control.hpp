@@ -11,12 +11,14 @@
 #include <functional>
 #include <latch>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "health/engine.hpp"
+#include "lb/core/handover.hpp"
 #include "lb/base/unique_fd.hpp"
 #include "lb/io/box_guard.hpp"
 #include "lb/ctl/control_protocol.hpp"
@@ -95,6 +97,25 @@ class Control {
   // The fast path on one interface (start_offload's, and again when it is back); false
   // (logged) if it cannot be attached there.
   bool attach_offload(const HopInterface& itf);
+  // The handover (control_handover.cpp, handover.hpp). What a previous lbd left: from
+  // systemd's store, or asked of the running lbd (--takeover); nullopt (logged) if none or
+  // unusable. Adopted into the workers' tables before they start.
+  struct Previous {
+    HandoverState dir;
+    std::vector<ConnSlab> slabs;
+    std::string source;
+  };
+  std::optional<Previous> previous_from_systemd();
+  std::optional<Previous> previous_from_takeover();
+  static std::optional<Previous> open_previous(UniqueFd dir_fd, std::vector<UniqueFd> slab_fds, std::string source);
+  void adopt_previous(Previous& prev);
+  // This lbd's directory and slabs: in systemd's store (the previous ones released).
+  void start_handover();
+  void write_directory(uint64_t stopped_ms = 0);
+  Reply handle_takeover();
+  // Workers stopped, counts gathered, the directory written a last time: the tables are
+  // what the next lbd adopts.
+  void stop_for_handover();
   Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::vector<Counter> counters();  // every count lbd keeps, by name
   std::string counters_text();
@@ -126,6 +147,11 @@ class Control {
   UniqueFd reload_fd_;  // eventfd: the reload thread has parsed the file
   UniqueFd events_fd_;  // eventfd: a worker has events
   UniqueFd namespace_lock_;
+  std::unique_ptr<HandoverDirectory> directory_;
+  std::optional<Previous> previous_;
+  bool running_ = true;
+  bool handed_over_ = false;  // the workers stopped for the next lbd: no change is taken
+  uint64_t handover_adopted_ = 0, handover_not_adopted_ = 0, handover_dark_ms_ = 0;
   UniqueFd ifreq_fd_;  // kept open: an ioctl needs no new descriptor when lbd is at its limit
   std::thread reload_thread_;
   Status reload_status_ = Status::ok();

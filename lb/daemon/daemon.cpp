@@ -154,6 +154,21 @@ int Control::run() {
   // Signals are the control thread's (its signalfd): blocked before any thread starts, so
   // every thread (workers, health, reloads) inherits the mask.
   const sigset_t mask = block_signals({SIGTERM, SIGINT, SIGHUP});
+  learn_local_addresses();
+  services_.defer_release();  // real ids stay those of the workers' tables
+
+  // Rules first: a bad file stops lbd before it changes the box (or, with --takeover,
+  // before the running lbd is asked to stop). Only the default path may be absent; a
+  // given path that is missing, unreadable or not a file is an error.
+  std::vector<CliCommand> rules;
+  Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
+  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+  if (!st.is_ok()) {
+    LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
+    return 1;
+  }
+  // The previous lbd's connections: handed over by the running one, or kept by systemd.
+  previous_ = cfg_.takeover ? previous_from_takeover() : previous_from_systemd();
   // Refuse a second lbd before touching anything on the box.
   control_ = std::make_unique<ControlServer>(
       cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
@@ -162,19 +177,7 @@ int Control::run() {
   namespace_lock_.reset(claim_in_namespace(
       "lbd-director", "another lbd is already running in this network namespace (with another control "
                       "socket): it owns the capture, the nftables guard and the offloads here; stop it first"));
-  learn_local_addresses();
   ifreq_fd_ = checked(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket");
-  services_.defer_release();  // real ids stay those of the workers' tables
-
-  // Rules first: a bad file stops lbd before it changes the box. Only the default path
-  // may be absent; a given path that is missing, unreadable or not a file is an error.
-  std::vector<CliCommand> rules;
-  Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
-  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
-  if (!st.is_ok()) {
-    LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
-    return 1;
-  }
   LBD_LOG(kInfo, "rules", "restored {} rules from {}", rules.size(), cfg_.rules_path);
   reload_fd_ = checked(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
   events_fd_ = checked(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
@@ -211,7 +214,18 @@ int Control::run() {
   // Filters, guard and next hops before the workers run: what reached the sockets before
   // their filter is sorted out by libpcap, never handled as lbd's.
   configuration_changed();
+  if (previous_) adopt_previous(*previous_);
+  start_handover();
   for (auto& w : workers_) w->start();
+  if (previous_) {
+    // From the previous lbd's workers stopping (or, if it was killed, its last word) to these starting.
+    const uint64_t since = previous_->dir.stopped_ms ? previous_->dir.stopped_ms : previous_->dir.written_ms;
+    handover_dark_ms_ = monotonic_ms() - since;
+    LBD_LOG(kInfo, "handover", "the data path was dark for {} ms ({})", handover_dark_ms_,
+            previous_->dir.stopped_ms ? "from the previous lbd's workers stopping to these starting"
+                                      : "the previous lbd was killed: counted from its last directory write");
+    previous_.reset();
+  }
   LBD_LOG(kInfo, "workers", "{} worker{}{}", nworkers, nworkers == 1 ? "" : "s",
           cfg_.workers ? "" : " (one per receive queue of the capture interfaces, at most the CPUs lbd may use)");
 
@@ -232,12 +246,11 @@ int Control::run() {
   const uint64_t watchdog_ms = watchdog_interval_ms();
   uint64_t last_watchdog = 0, last_estimate = monotonic_ms();
   uint64_t last_refresh = monotonic_ms();
-  bool running = true;
   int exit_code = 0;
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
   enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kGuard, kControl };
-  while (running) {
+  while (running_) {
     if (pfds_version != control_->version()) {  // rebuilt only when control clients change
       pfds.clear();
       pfds.push_back({sfd, POLLIN, 0});
@@ -262,7 +275,7 @@ int Control::run() {
           start_reload();
         } else {
           LBD_LOG(kInfo, "main", "signal {}: shutting down", int(si.ssi_signo));
-          running = false;
+          running_ = false;
         }
       }
     }
@@ -280,6 +293,7 @@ int Control::run() {
       if (now - last_estimate >= kEstimatorSeconds * 1000) {
         gather();  // every worker answers: the watchdog hears of a stuck one too
         services_.estimate_rates();
+        write_directory();  // the counters a next lbd starts from, if this one is killed
         last_estimate += kEstimatorSeconds * 1000;
         if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
       }
@@ -314,6 +328,8 @@ int Control::run() {
   if (reload_thread_.joinable()) reload_thread_.join();
   reload_fd_.reset();
   notify_systemd("STOPPING=1");
+  // The tables as the next lbd finds them (under systemd, in its store): final, counted.
+  stop_for_handover();
   // Undo in reverse: stop checking and the workers (their captures), remove the fast path,
   // the fanout program, the guard (table, offloads), the socket.
   health_.reset();

@@ -1,12 +1,10 @@
-// sd_notify and the watchdog; see systemd.hpp.
+// sd-daemon's calls; see systemd.hpp.
 #include "lb/io/systemd.hpp"
 
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <fcntl.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -14,30 +12,51 @@
 
 namespace lbd {
 
-// systemd's notification protocol (sd_notify(3)): the socket in $NOTIFY_SOCKET is a path,
-// or '@' for the abstract namespace.
+bool under_systemd() {
+  const char* s = std::getenv("NOTIFY_SOCKET");
+  return s && *s;
+}
+
 void notify_systemd(const std::string& message) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (!path || !*path) return;
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  const size_t n = std::strlen(path);
-  if (n >= sizeof sa.sun_path) return;
-  std::memcpy(sa.sun_path, path, n);
-  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  if (sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
-             socklen_t(offsetof(sockaddr_un, sun_path) + n)) < 0)
-    LBD_LOG(kWarn, "main", "sd_notify to {}: {}", path, std::strerror(errno));
-  close(fd);
+  if (!under_systemd()) return;
+  if (const int rc = sd_notify(0, message.c_str()); rc < 0)
+    LBD_LOG(kWarn, "main", "sd_notify: {}", std::strerror(-rc));
 }
 
 uint64_t watchdog_interval_ms() {
-  const char* usec = std::getenv("WATCHDOG_USEC");
-  if (!usec) return 0;
-  if (const char* pid = std::getenv("WATCHDOG_PID"); pid && std::atol(pid) != long(getpid())) return 0;
-  return std::strtoull(usec, nullptr, 10) / 1000;
+  uint64_t usec = 0;
+  return sd_watchdog_enabled(0, &usec) > 0 ? usec / 1000 : 0;
+}
+
+bool store_fds(const std::string& name, const std::vector<int>& fds) {
+  if (!under_systemd() || fds.empty()) return false;
+  const std::string msg = "FDSTORE=1\nFDNAME=" + name;
+  const int rc = sd_pid_notify_with_fds(0, 0, msg.c_str(), fds.data(), unsigned(fds.size()));
+  if (rc <= 0) {
+    LBD_LOG(kWarn, "handover", "systemd's file descriptor store: {}", rc < 0 ? std::strerror(-rc) : "not reachable");
+    return false;
+  }
+  return true;
+}
+
+void release_stored_fds(const std::string& name) {
+  if (under_systemd()) notify_systemd("FDSTOREREMOVE=1\nFDNAME=" + name);
+}
+
+std::vector<NamedFd> passed_fds() {
+  char** names = nullptr;
+  const int n = sd_listen_fds_with_names(1, &names);
+  std::vector<NamedFd> out;
+  for (int i = 0; i < n; ++i) {
+    const int fd = SD_LISTEN_FDS_START + i;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);  // an exec check must not inherit the table
+    out.push_back({names && names[i] ? names[i] : "unknown", UniqueFd(fd)});
+  }
+  if (names) {
+    for (int i = 0; i < n; ++i) std::free(names[i]);
+    std::free(names);
+  }
+  return out;
 }
 
 }  // namespace lbd

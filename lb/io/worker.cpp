@@ -64,7 +64,8 @@ struct DispatchCtx {
 
 Worker::Worker(const Config& cfg) : cfg_(cfg) {
   services_.defer_release();
-  conns_ = std::make_unique<ConnTable>(cfg.max_connections, cfg.seed);
+  // In a memfd: the next lbd adopts the connections from it (handover.hpp).
+  conns_ = std::make_unique<ConnTable>(ConnSlab::shared(cfg.max_connections), cfg.seed);
   dp_ = std::make_unique<DataPath>(services_, *conns_, timeouts_);
   std::vector<InterfaceInfo> ifs;
   for (const auto& name : cfg.interfaces) {
@@ -85,13 +86,19 @@ Worker::Worker(const Config& cfg) : cfg_(cfg) {
 }
 
 Worker::~Worker() {
+  stop();
+  dp_->set_flow_cache(nullptr);
+}
+
+void Worker::stop() {
   if (thread_.joinable()) {
     stop_ = true;
     const uint64_t one = 1;
     [[maybe_unused]] auto n = write(mailbox_fd_.get(), &one, sizeof one);
     thread_.join();
   }
-  dp_->set_flow_cache(nullptr);
+  started_ = false;
+  run_mailbox();  // what was posted meanwhile runs here
 }
 
 void Worker::set_flow_cache(XdpFlowCache* cache) {

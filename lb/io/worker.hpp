@@ -62,6 +62,7 @@ class Worker {
   Timeouts& timeouts() { return timeouts_; }
   DataPath& data_path() { return *dp_; }
   const ConnTable& conns() const { return *conns_; }
+  int table_fd() const { return conns_->slab().fd(); }  // the slab's memfd
   // Per interface, in the order given: the socket of each capture class (traffic_model.hpp).
   std::vector<std::unique_ptr<Capture>>& captures(CaptureClass c = CaptureClass::kConnections) {
     return c == CaptureClass::kSyns ? syn_captures_ : captures_;
@@ -77,8 +78,12 @@ class Worker {
   void detach(size_t slot);
   void attach(size_t slot);
 
-  // Starts the thread. Before it, post() runs at once on the caller's thread.
+  // Starts the thread. Before it (and after stop()), post() runs at once on the caller's
+  // thread.
   void start();
+  // Stops the thread after its current batch: the table stays as it is (what the next
+  // lbd adopts), and the worker is the caller's again.
+  void stop();
   void post(std::function<void(Worker&)> f);
 
   // What the worker tells the control thread; `event_fd` (an eventfd) is written when

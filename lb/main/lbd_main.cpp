@@ -39,6 +39,10 @@ int main(int argc, char** argv) {
       ("workers", po::value<uint32_t>(&cfg.workers)->default_value(0),
        "worker threads, each owning the connections of a share of the clients (1 to 64; 0: one "
        "per receive queue of the interfaces, at most the CPUs lbd may use)")
+      ("takeover", po::bool_switch(&cfg.takeover),
+       "take the connections over from the lbd running on --socket (it hands its table over "
+       "and stops, then this one starts): a restart that keeps every connection, without "
+       "systemd (under systemd, a restart does it by itself)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;

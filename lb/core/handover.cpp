@@ -1,0 +1,208 @@
+// The handover's directory and adoption; see handover.hpp.
+#include "lb/core/handover.hpp"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "lb/core/data_path.hpp"
+
+namespace lbd {
+namespace {
+
+// The memfd: this header, then two slots of slot_bytes each from kSlotsAt. `layout` is
+// slot_bytes << 1 | the current slot, one aligned word written last: a reader sees the
+// old slot or the new one, whole.
+struct DirHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t reserved;
+  uint64_t layout;
+  uint8_t reserved2[40];
+};
+static_assert(sizeof(DirHeader) == 64);
+struct SlotHeader {
+  uint64_t written_ms, stopped_ms;
+  uint32_t pid, reals, services, reserved;
+};
+static_assert(sizeof(SlotHeader) == 32);
+constexpr char kDirMagic[8] = {'L', 'B', 'D', 'R', 'E', 'A', 'L', 'S'};
+constexpr uint64_t kSlotsAt = 4096;
+
+bool pwrite_all(int fd, const void* p, size_t n, uint64_t off) {
+  const auto* b = static_cast<const char*>(p);
+  while (n) {
+    const ssize_t w = pwrite(fd, b, n, off_t(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    b += w, n -= size_t(w), off += uint64_t(w);
+  }
+  return true;
+}
+
+bool pread_all(int fd, void* p, size_t n, uint64_t off) {
+  auto* b = static_cast<char*>(p);
+  while (n) {
+    const ssize_t r = pread(fd, b, n, off_t(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    b += r, n -= size_t(r), off += uint64_t(r);
+  }
+  return true;
+}
+
+}  // namespace
+
+HandoverDirectory::HandoverDirectory() : fd_(memfd_create("lbd-table", MFD_CLOEXEC)) {
+  if (!fd_) throw std::runtime_error(fmt::format("memfd_create: {}", std::strerror(errno)));
+  DirHeader h{};
+  std::memcpy(h.magic, kDirMagic, sizeof h.magic);
+  h.version = kDirectoryVersion;
+  h.layout = 0;  // no slot yet: a reader finds nothing to adopt
+  if (!pwrite_all(fd_.get(), &h, sizeof h, 0))
+    throw std::runtime_error(fmt::format("connection table directory: {}", std::strerror(errno)));
+}
+
+bool HandoverDirectory::write(const HandoverState& s) {
+  const int fd = fd_.get();
+  DirHeader h{};
+  if (!pread_all(fd, &h, sizeof h, 0)) return false;
+  uint64_t slot_bytes = h.layout >> 1;
+  const uint64_t need = sizeof(SlotHeader) + s.reals.size() * sizeof(HandoverReal) +
+                        s.services.size() * sizeof(HandoverService);
+  uint32_t slot = slot_bytes ? current_ ^ 1u : 0;
+  if (need > slot_bytes) {
+    // Grown at least twofold: the new slot 1 lies past both old slots, which stay readable
+    // until the layout word names the new size.
+    slot_bytes = std::max<uint64_t>(std::bit_ceil(need), std::max<uint64_t>(slot_bytes * 2, 64 << 10));
+    if (ftruncate(fd, off_t(kSlotsAt + 2 * slot_bytes)) < 0) return false;
+    slot = 1;
+  }
+  const uint64_t at = kSlotsAt + slot * slot_bytes;
+  const SlotHeader sh{s.written_ms, s.stopped_ms, s.pid, uint32_t(s.reals.size()), uint32_t(s.services.size()), 0};
+  if (!pwrite_all(fd, &sh, sizeof sh, at) ||
+      !pwrite_all(fd, s.reals.data(), s.reals.size() * sizeof(HandoverReal), at + sizeof sh) ||
+      !pwrite_all(fd, s.services.data(), s.services.size() * sizeof(HandoverService),
+                  at + sizeof sh + s.reals.size() * sizeof(HandoverReal)))
+    return false;
+  const uint64_t layout = slot_bytes << 1 | slot;
+  if (!pwrite_all(fd, &layout, sizeof layout, offsetof(DirHeader, layout))) return false;
+  current_ = slot;
+  return true;
+}
+
+Result<HandoverState> HandoverDirectory::read(int fd) {
+  struct stat st{};
+  if (fstat(fd, &st) < 0) return Status::error(errno, fmt::format("fstat: {}", std::strerror(errno)));
+  DirHeader h{};
+  if (!pread_all(fd, &h, sizeof h, 0) || std::memcmp(h.magic, kDirMagic, sizeof h.magic) != 0)
+    return Status::invalid("not an lbd connection table directory");
+  if (h.version != kDirectoryVersion)
+    return Status::invalid(fmt::format("directory layout version {}; this lbd reads version {}", h.version,
+                                       kDirectoryVersion));
+  const uint64_t slot_bytes = h.layout >> 1;
+  if (slot_bytes == 0) return Status::invalid("an empty directory (its lbd stopped before its first write)");
+  const uint64_t at = kSlotsAt + (h.layout & 1) * slot_bytes;
+  SlotHeader sh{};
+  if (at + slot_bytes > uint64_t(st.st_size) || !pread_all(fd, &sh, sizeof sh, at))
+    return Status::invalid("a directory truncated");
+  const uint64_t need = sizeof sh + uint64_t(sh.reals) * sizeof(HandoverReal) + uint64_t(sh.services) * sizeof(HandoverService);
+  if (need > slot_bytes) return Status::invalid("a directory slot larger than its size: corrupt");
+  HandoverState s;
+  s.written_ms = sh.written_ms;
+  s.stopped_ms = sh.stopped_ms;
+  s.pid = sh.pid;
+  s.reals.resize(sh.reals);
+  s.services.resize(sh.services);
+  if (!pread_all(fd, s.reals.data(), s.reals.size() * sizeof(HandoverReal), at + sizeof sh) ||
+      !pread_all(fd, s.services.data(), s.services.size() * sizeof(HandoverService),
+                 at + sizeof sh + s.reals.size() * sizeof(HandoverReal)))
+    return Status::invalid("a directory truncated");
+  return s;
+}
+
+HandoverState handover_state(ServiceTable& services) {
+  HandoverState s;
+  services.for_each_real([&](Real& r) {
+    HandoverReal e;
+    e.id = r.id;
+    e.protocol = r.service_key.protocol;
+    e.vip = r.service_key.vip;
+    e.vport = r.service_key.port;
+    e.addr = r.addr;
+    e.port = r.port;
+    e.stats = r.stats;
+    s.reals.push_back(e);
+  });
+  services.for_each_service([&](const Service& svc) {
+    s.services.push_back({svc.key.protocol, 0, svc.key.port, svc.key.vip, svc.stats});
+  });
+  return s;
+}
+
+AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<const ConnSlab> slabs,
+                              const HandoverState& dir, const std::function<bool(Ipv4)>& mine, uint32_t now_s) {
+  // The previous lbd's real ids, mapped to this table's reals (a sorry server is a real too).
+  std::unordered_map<uint32_t, Real*> reals;
+  for (const HandoverReal& e : dir.reals) {
+    const ServiceKey key{e.protocol, e.vip, e.vport};
+    Real* r = services.find_real(key, e.addr, e.port);
+    if (const Service* s = services.find(key); !r && s && s->sorry_id != Service::kNoSorry) {
+      Real& sorry = services.real(s->sorry_id);
+      if (sorry.addr == e.addr && sorry.port == e.port) r = &sorry;
+    }
+    if (r && !r->deleted) reals.emplace(e.id, r);
+  }
+  AdoptCounts n;
+  // Templates first: a connection of a persistent service names its template by slot.
+  std::unordered_map<uint64_t, Conn*> templates;  // slab index << 32 | old slot + 1
+  for (const bool templ_pass : {true, false}) {
+    for (size_t si = 0; si < slabs.size(); ++si) {
+      const std::span<const Conn> entries = slabs[si].entries();
+      for (size_t i = 0; i < entries.size(); ++i) {
+        const Conn& old = entries[i];
+        if (old.key.protocol == 0 || bool(old.flags & Conn::kTemplate) != templ_pass || !mine(old.key.caddr))
+          continue;
+        if (int32_t(old.expires - now_s) <= 0 && !(old.flags & Conn::kOffloaded)) {
+          ++n.expired;
+          continue;
+        }
+        const auto real = reals.find(old.real_id);
+        if (real == reals.end()) {
+          ++n.no_real;
+          continue;
+        }
+        Conn* templ = nullptr;
+        if (!templ_pass && old.control) {
+          const auto t = templates.find(uint64_t(si) << 32 | old.control);
+          templ = t == templates.end() ? nullptr : t->second;  // not taken: the connection goes alone
+        }
+        Conn* c = dp.adopt(old, *real->second, templ, now_s);
+        if (!c) {
+          ++n.refused;
+          continue;
+        }
+        ++n.adopted;
+        if (templ_pass) templates.emplace(uint64_t(si) << 32 | uint32_t(i + 1), c);
+      }
+    }
+  }
+  return n;
+}
+
+void adopt_counters(ServiceTable& services, const HandoverState& dir) {
+  for (const HandoverReal& e : dir.reals)
+    if (Real* r = services.find_real(ServiceKey{e.protocol, e.vip, e.vport}, e.addr, e.port)) r->stats += e.stats;
+  for (const HandoverService& e : dir.services)
+    if (Service* s = services.find(ServiceKey{e.protocol, e.vip, e.port})) s->stats += e.stats;
+}
+
+}  // namespace lbd

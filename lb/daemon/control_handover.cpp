@@ -1,0 +1,152 @@
+// The handover to the next lbd and from the previous one; see handover.hpp and control.hpp.
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "lb/base/host.hpp"
+#include "lb/base/log.hpp"
+#include "lb/daemon/control.hpp"
+#include "lb/io/systemd.hpp"
+
+namespace lbd {
+namespace {
+
+// Names in systemd's store: the directory, and every worker's slab.
+constexpr const char* kTableName = "lbd-table";
+constexpr const char* kConnsName = "lbd-conns";
+// How long --takeover waits for the running lbd to stop once it has handed over.
+constexpr int kTakeoverStopMs = 30000;
+
+}  // namespace
+
+std::optional<Control::Previous> Control::open_previous(UniqueFd dir_fd, std::vector<UniqueFd> slab_fds,
+                                                        std::string source) {
+  auto refuse = [&](const std::string& why) {
+    LBD_LOG(kWarn, "handover", "the connection table from {} is refused: {}; starting with an empty table", source,
+            why);
+    return std::nullopt;
+  };
+  Result<HandoverState> dir = HandoverDirectory::read(dir_fd.get());
+  if (!dir) return refuse(dir.message());
+  Previous prev{std::move(dir).value(), {}, std::move(source)};
+  for (auto& fd : slab_fds) {
+    Result<ConnSlab> slab = ConnSlab::open(std::move(fd));
+    if (!slab) return refuse(slab.message());
+    prev.slabs.push_back(std::move(slab).value());
+  }
+  return prev;
+}
+
+std::optional<Control::Previous> Control::previous_from_systemd() {
+  UniqueFd dir;
+  std::vector<UniqueFd> slabs;
+  for (NamedFd& p : passed_fds()) {
+    if (p.name == kTableName)
+      dir = std::move(p.fd);
+    else if (p.name == kConnsName)
+      slabs.push_back(std::move(p.fd));
+    else
+      LBD_LOG(kWarn, "handover", "systemd passed a descriptor named {}: not lbd's, closed", p.name);
+  }
+  if (!dir) return std::nullopt;  // a first start
+  return open_previous(std::move(dir), std::move(slabs), "systemd's file descriptor store");
+}
+
+std::optional<Control::Previous> Control::previous_from_takeover() {
+  std::vector<UniqueFd> fds;
+  std::string reply;
+  try {
+    reply = control_request(cfg_.socket_path, "TAKEOVER\n", 30000, &fds);
+  } catch (const std::exception& e) {
+    LBD_LOG(kWarn, "handover", "--takeover: {}: starting with an empty table", e.what());
+    return std::nullopt;
+  }
+  if (const auto st = reply_status(reply); st && !st->is_ok())
+    throw std::runtime_error(fmt::format("--takeover: the running lbd refused: {}", st->message()));
+  int pid = 0;
+  if (reply.rfind("OK ", 0) != 0 || std::from_chars(reply.data() + 3, reply.data() + reply.size(), pid).ec != std::errc{} ||
+      pid <= 0 || fds.empty())
+    throw std::runtime_error(fmt::format("--takeover: the running lbd's reply is not a handover: {:?}", reply));
+  // It stops as lbd stops (its changes to the box undone); this one starts after it.
+  LBD_LOG(kInfo, "handover", "--takeover: lbd {} handed over {} table(s); waiting for it to stop", pid, fds.size() - 1);
+  if (const UniqueFd pfd(int(syscall(SYS_pidfd_open, pid_t(pid), 0))); pfd) {
+    pollfd p{pfd.get(), POLLIN, 0};
+    if (poll(&p, 1, kTakeoverStopMs) == 0)
+      throw std::runtime_error(fmt::format("--takeover: lbd {} has not stopped within {} s", pid, kTakeoverStopMs / 1000));
+  }
+  UniqueFd dir = std::move(fds.front());
+  fds.erase(fds.begin());
+  return open_previous(std::move(dir), std::move(fds), fmt::format("lbd {} (--takeover)", pid));
+}
+
+void Control::adopt_previous(Previous& prev) {
+  const uint32_t now_s = DataPath::seconds(monotonic_ms());
+  const uint32_t n = uint32_t(workers_.size());
+  AdoptCounts total;
+  on_each_worker([&](Worker& w) {  // before the workers start: one after the other, here
+    const auto mine = [&](Ipv4 client) { return n == 1 || steer_worker(client, steer_mask_, n) == w.index(); };
+    const AdoptCounts a = adopt_connections(w.data_path(), w.services(), prev.slabs, prev.dir, mine, now_s);
+    if (w.index() == 0) adopt_counters(w.services(), prev.dir);
+    total.adopted += a.adopted;
+    total.expired += a.expired;
+    total.no_real += a.no_real;
+    total.refused += a.refused;
+  });
+  handover_adopted_ = total.adopted;
+  handover_not_adopted_ = total.no_real + total.refused;
+  LBD_LOG(kInfo, "handover", "took over {} connections from {} (lbd {}); left: {} due, {} whose real is not "
+          "configured now, {} refused (table full or duplicate)", total.adopted, prev.source, prev.dir.pid,
+          total.expired, total.no_real, total.refused);
+}
+
+void Control::start_handover() {
+  directory_ = std::make_unique<HandoverDirectory>();
+  write_directory();
+  if (!under_systemd()) return;
+  // The previous lbd's descriptors go (adopted, or refused); this one's are kept instead.
+  release_stored_fds(kTableName);
+  release_stored_fds(kConnsName);
+  std::vector<int> slabs;
+  for (auto& w : workers_) slabs.push_back(w->table_fd());
+  if (!store_fds(kTableName, {directory_->fd()}) || !store_fds(kConnsName, slabs))
+    LBD_LOG(kWarn, "handover", "systemd did not keep the connection table: a restart loses the connections "
+            "(the unit needs FileDescriptorStoreMax={} or more)", 1 + workers_.size());
+}
+
+void Control::write_directory(uint64_t stopped_ms) {
+  if (!directory_) return;
+  HandoverState s = handover_state(services_);
+  s.written_ms = monotonic_ms();
+  s.stopped_ms = stopped_ms;
+  s.pid = uint32_t(getpid());
+  if (!directory_->write(s))
+    LBD_LOG(kError, "handover", "the connection table's directory: {}: a restart now loses the connections",
+            std::strerror(errno));
+}
+
+void Control::stop_for_handover() {
+  if (handed_over_) return;
+  handed_over_ = true;
+  const uint64_t stopped = monotonic_ms();
+  for (auto& w : workers_) w->stop();
+  gather();
+  write_directory(stopped);
+}
+
+Reply Control::handle_takeover() {
+  if (!directory_) return {status_reply(Status::error(EAGAIN, "lbd is starting: try again")), {}, {}, {}};
+  stop_for_handover();
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->conns().size();  // stopped: the control thread's now
+  LBD_LOG(kInfo, "handover", "a new lbd takes over: the workers stopped, {} connections handed over; this lbd "
+          "stops", n);
+  Reply r{fmt::format("OK {}\n", getpid()), {}, {directory_->fd()}, [this] { running_ = false; }};
+  for (auto& w : workers_) r.fds.push_back(w->table_fd());
+  return r;
+}
+
+}  // namespace lbd

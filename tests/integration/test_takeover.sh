@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# lbd --takeover: a new lbd takes the running one's connections (its table's memfds passed
+# over the control socket), the old one stops and undoes its changes, the new one starts
+# and adopts them. Under wrk and a 30 MB download through a DR VIP, twice: no failed
+# request, the download intact, `-L -n -c` the same connections to the same reals, the
+# counters carried on. Then a handover from an lbd of another layout version is refused,
+# logged, and the new lbd starts with an empty table and serves.
+. "$(dirname "$0")/common.sh"
+lab_init
+trap lab_cleanup EXIT
+lab_create 3
+head -c 30000000 /dev/urandom > "$LAB_DIR/big"
+for i in 1 2 3; do
+  lab_dr_real "$i"; lab_nginx "$i"
+  lab_bg "$(lab_real_ns "$i")" socat TCP-LISTEN:7,fork,reuseaddr EXEC:cat
+done
+for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 80; lab_wait_port "$(lab_real_ns "$i")" 7; done
+V=$LAB_VIP
+{
+  echo "-A -t $V:80 -s rr"
+  for i in 1 2 3; do echo "-a -t $V:80 -r $(lab_real_ip "$i"):80 -g -w 1"; done
+  echo "-A -t $V:7 -s wlc -p 300"  # a persistence template to carry over too
+  for i in 1 2 3; do echo "-a -t $V:7 -r $(lab_real_ip "$i"):7 -g -w 1"; done
+} > "$LAB_DIR/rules"
+lab_lbd
+OLD=$LAB_LBD_PID
+assert_eq "real1 1
+real2 1
+real3 1" "$(count_answers 3)" "traffic through the first lbd"
+echo_once() { assert_eq hello "$(echo hello | in_ns "$LAB_CLIENT" timeout 5 socat -t 2 - "TCP:$V:7")" "$1"; }
+echo_once "the persistent service answers"
+
+# What the tables carry: a slow download on :80, wrk's churn on :80, the template on :7.
+want=$(sha256sum < "$LAB_DIR/big" | cut -d' ' -f1)
+in_ns "$LAB_CLIENT" timeout 60 curl -s --limit-rate 3M "http://$V/big" -o "$LAB_DIR/big.got" &
+DL=$!
+in_ns "$LAB_CLIENT" timeout 60 wrk -t2 -c8 -d10s --timeout 5s -H 'Connection: close' "http://$V/" > "$LAB_DIR/wrk.txt" &
+WRK=$!
+sleep 2
+conns() {  # the established connections: client:port -> real, sorted
+  lbadm_ -L -n -c | awk '$1 == "TCP" && $3 == "ESTABLISHED" {print $4, $5, $6}' | sort
+}
+persist() { lbadm_ -L -n -c | awk '$3 == "NONE" {print $4, $5, $6}' | sort; }
+before=$(conns)
+tmpl_before=$(persist)
+[ -n "$tmpl_before" ] || fail "no persistence template to carry over: $(lbadm_ -L -n -c)"
+stats_before=$(lbadm_ -L -n --stats -t "$V:80" | awk -v v="$V:80" '$2 == v {print $3}')
+
+for round in 1 2; do
+  lab_lbd --takeover || fail "lbd --takeover (round $round) did not start: $(tail -20 "$LAB_DIR/lbd.log")"
+  NEW=$LAB_LBD_PID
+  rc=0; wait "$OLD" || rc=$?
+  assert_eq 0 "$rc" "round $round: the old lbd ($OLD) handed over and stopped cleanly"
+  adopted=$(lbadm_ --lbd-counters | awk '$1 == "handover_adopted" {print $2}')
+  [ "${adopted:-0}" -ge 2 ] || fail "round $round: the new lbd adopted ${adopted:-0} connections: $(grep handover "$LAB_DIR/lbd.log")"
+  dark=$(lbadm_ --lbd-counters | awk '$1 == "handover_dark_ms" {print $2}')
+  echo "info: round $round: $adopted connections taken over; the data path was dark for $dark ms"
+  OLD=$NEW
+  sleep 1
+done
+after=$(conns)
+# Every established connection listed before that still exists (wrk's end by themselves)
+# is listed after, to the same real.
+missing=$(comm -23 <(echo "$before" | grep -v "^$" | sort) <(echo "$after" | sort) | while read -r c v r; do
+  in_ns "$LAB_CLIENT" ss -tn state established "dst $V" | grep -q " $c " 2>/dev/null && echo "$c $v $r"; done || true)
+assert_eq "" "$missing" "the connections still open are listed by the new lbd, to the same reals"
+assert_eq "$tmpl_before" "$(persist)" "the persistence template carried over, to the same real"
+
+wait "$WRK" || fail "wrk failed: $(cat "$LAB_DIR/wrk.txt")"
+wait "$DL" || fail "the download across two takeovers failed"
+grep -q "Socket errors" "$LAB_DIR/wrk.txt" && fail "requests failed across the takeovers: $(cat "$LAB_DIR/wrk.txt")"
+grep -q "Non-2xx" "$LAB_DIR/wrk.txt" && fail "non-2xx answers across the takeovers: $(cat "$LAB_DIR/wrk.txt")"
+reqs=$(awk '/requests in/ {print $1}' "$LAB_DIR/wrk.txt")
+[ "${reqs:-0}" -gt 200 ] || fail "wrk made too few requests to judge: $(cat "$LAB_DIR/wrk.txt")"
+echo "ok: $reqs requests across two takeovers, none failed"
+assert_eq "$want" "$(sha256sum < "$LAB_DIR/big.got" | cut -d' ' -f1)" "a 30 MB download across two takeovers is intact"
+stats_after=$(lbadm_ -L -n --stats -t "$V:80" | awk -v v="$V:80" '$2 == v {print $3}')
+[ "$stats_after" -ge "$stats_before" ] || fail "the service's connection count went back: $stats_before, then $stats_after"
+echo "ok: the service's counters carried on ($stats_before connections before, $stats_after after)"
+echo_once "the persistent service answers after"
+[ "$(lbadm_ -L -n -c | awk '$3 == "NONE"' | wc -l)" -eq "$(echo "$tmpl_before" | wc -l)" ] ||
+  fail "the client's next connection made a second template: $(lbadm_ -L -n -c)"
+echo "ok: the client's next persistent connection used the adopted template"
+assert_eq 1 "$(in_ns "$LAB_DIRECTOR" nft list tables | grep -c lbd)" "one nftables guard table: the old lbds removed theirs"
+
+# Another layout: a "previous lbd" (a fixture speaking lbd's control protocol) hands over
+# a directory of version 999. The new lbd refuses it, says so, and starts empty.
+lab_stop_lbd
+python3 - "$LAB_SOCKET" > "$LAB_DIR/fixture.log" 2>&1 <<'PY' &
+import os, socket, struct, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path); os.chmod(path, 0o600); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+c.recv(100)
+fd = os.memfd_create("lbd-table")
+os.write(fd, b"LBDREALS" + struct.pack("<II", 999, 0) + bytes(48))
+socket.send_fds(c, [b"OK %d\n" % os.getpid()], [fd])
+c.close(); s.close(); os.unlink(path)
+PY
+FIX=$!
+LAB_PIDS+=("$FIX")
+for k in $(seq 1 100); do grep -q listening "$LAB_DIR/fixture.log" 2>/dev/null && break; sleep 0.05; done
+lab_lbd --takeover || fail "lbd did not start after refusing the handover: $(tail -20 "$LAB_DIR/lbd.log")"
+grep -q "the connection table from .* is refused: directory layout version 999; this lbd reads version 1; starting with an empty table" "$LAB_DIR/lbd.log" ||
+  fail "the refusal is not logged: $(grep handover "$LAB_DIR/lbd.log" | tail -5)"
+echo "ok: a handover of another layout version is refused and logged"
+assert_eq 0 "$(lbadm_ --lbd-counters | awk '$1 == "handover_adopted" {print $2}')" "nothing adopted"
+assert_eq "real1 1
+real2 1
+real3 1" "$(count_answers 3)" "the new lbd serves with an empty table"
