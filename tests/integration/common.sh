@@ -133,3 +133,54 @@ pkg_purge() {
   rm -rf /run/lbd /run/lbd-decap
   PKG_INSTALLED=0
 }
+
+# A real systemd for lbd's unit (test_systemd, test_restart): PID 1 of its own PID, mount,
+# UTS and IPC namespaces inside the lab's director network namespace, with its own /run
+# and a unit path ($SD_UNITS) holding only the installed lbd.service and empty stand-ins
+# for the targets it orders against: it starts nothing else (no tmpfiles, sysctl or
+# journald, which would act on the host). This machine has no systemd of its own; what
+# this one leaves (cgroup directories, private /tmp directories) sd_stop removes.
+# After sd_boot: sdctl (systemctl), in_sd (a command in its namespaces), show (a property of lbd).
+sd_snapshot() {
+  { find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d; ls -d /tmp/systemd-private-* /var/tmp/systemd-private-* || true; } 2>/dev/null | sort
+}
+sd_boot() {
+  SD_BEFORE=$(sd_snapshot)
+  SD_UNITS=$LAB_DIR/units
+  mkdir -p "$SD_UNITS"
+  ln -s /usr/lib/systemd/system/lbd.service "$SD_UNITS/lbd.service"
+  local t k unshare
+  for t in lbdtest sysinit basic shutdown network network-online multi-user; do
+    printf '[Unit]\nDescription=%s (empty, for the test)\nDefaultDependencies=no\n' "$t" > "$SD_UNITS/$t.target"
+  done
+  lab_bg "$LAB_DIRECTOR" unshare --pid --fork --mount --uts --ipc --mount-proc --propagation private \
+    bash -c "mount -t tmpfs tmpfs /run &&
+             exec env SYSTEMD_UNIT_PATH=$SD_UNITS /lib/systemd/systemd --system --unit=lbdtest.target --log-target=console"
+  unshare=${LAB_PIDS[-1]}
+  for k in $(seq 1 100); do
+    SDPID=$(pgrep -P "$unshare" -x systemd || true)
+    [ -n "$SDPID" ] && [ "$(timeout 5 nsenter -t "$SDPID" -m -p systemctl is-system-running 2>/dev/null)" = running ] && break
+    sleep 0.1
+  done
+  [ -n "$SDPID" ] || fail "systemd did not start as PID 1 of its namespace: $(tail -20 "$LAB_DIR/bg.log")"
+  assert_eq running "$(sdctl is-system-running 2>&1)" "systemd runs (PID $SDPID outside)"
+}
+sdctl() { timeout 60 nsenter -t "$SDPID" -m -p systemctl "$@"; }
+in_sd() { nsenter -t "$SDPID" -m -p -n "$@"; }  # lbd's /run/lbd is in systemd's mount namespace
+show() { sdctl show lbd -p "$1" --value; }
+sd_stop() {
+  [ -n "${SDPID:-}" ] || return 0
+  timeout 30 nsenter -t "$SDPID" -m -p systemctl stop lbd >/dev/null 2>&1 || true
+  kill -KILL "$SDPID" 2>/dev/null || true  # PID 1 of its namespace: the rest goes with it
+  local k d
+  for k in $(seq 1 100); do kill -0 "$SDPID" 2>/dev/null || break; sleep 0.05; done
+  SDPID=
+  # What it made on the host: cgroup directories (no cgroup manager here reaps them) and
+  # private /tmp directories of a service it could not stop.
+  comm -13 <(echo "$SD_BEFORE") <(sd_snapshot) | sort -r | while read -r d; do
+    case "$d" in
+      /sys/fs/cgroup/*) find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true ;;
+      /tmp/systemd-private-*-lbd.service-* | /var/tmp/systemd-private-*-lbd.service-*) rm -rf "$d" ;;
+    esac
+  done
+}

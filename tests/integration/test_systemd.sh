@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
-# lbd under its real unit, run by a real systemd. The .deb is installed, then systemd runs
-# as PID 1 of its own PID, mount, UTS and IPC namespaces inside the lab's director network
-# namespace, with its own /run and a unit path ($SYSTEMD_UNIT_PATH) holding only the
-# installed lbd.service and empty stand-ins for the targets it orders against: it starts
-# nothing else (no tmpfiles, sysctl or journald, which would act on the host). This
-# machine has no systemd of its own; what this one leaves (cgroup directories, private
-# /tmp directories) is removed at the end and checked gone.
+# lbd under its real unit, run by a real systemd (common.sh's sd_boot: PID 1 of its own
+# namespaces inside the lab's director namespace, starting nothing but lbd, and leaving
+# nothing behind, which is checked at the end). The .deb is installed first.
 # Then: `systemctl start lbd` (Type=notify: returns once lbd says READY=1), the sandbox as
 # applied (capabilities, no new privileges, seccomp, read-only /usr), traffic, `systemctl
 # reload lbd` after the rules file changes, the watchdog killing a stopped lbd and
@@ -13,28 +9,7 @@
 # nothing left behind.
 . "$(dirname "$0")/common.sh"
 lab_init
-snapshot() {
-  { find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d; ls -d /tmp/systemd-private-* /var/tmp/systemd-private-* || true; } 2>/dev/null | sort
-}
-before=$(snapshot)
-SDPID=
-stop_systemd() {
-  [ -n "$SDPID" ] || return 0
-  timeout 30 nsenter -t "$SDPID" -m -p systemctl stop lbd >/dev/null 2>&1 || true
-  kill -KILL "$SDPID" 2>/dev/null || true  # PID 1 of its namespace: the rest goes with it
-  local k d
-  for k in $(seq 1 100); do kill -0 "$SDPID" 2>/dev/null || break; sleep 0.05; done
-  SDPID=
-  # What it made on the host: cgroup directories (no cgroup manager here reaps them) and
-  # private /tmp directories of a service it could not stop.
-  comm -13 <(echo "$before") <(snapshot) | sort -r | while read -r d; do
-    case "$d" in
-      /sys/fs/cgroup/*) find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true ;;
-      /tmp/systemd-private-*-lbd.service-* | /var/tmp/systemd-private-*-lbd.service-*) rm -rf "$d" ;;
-    esac
-  done
-}
-trap 'rc=$?; rm -f /etc/lbd/test-check.sh /etc/lbd/test-check-root.sh; stop_systemd; pkg_purge; lab_teardown "$rc"; exit "$rc"' EXIT
+trap 'rc=$?; rm -f /etc/lbd/test-check.sh /etc/lbd/test-check-root.sh; sd_stop; pkg_purge; lab_teardown "$rc"; exit "$rc"' EXIT
 pkg_install
 
 lab_create 2
@@ -50,27 +25,7 @@ in_ns "$LAB_DIRECTOR" ethtool -K eth0 gro on
 gro() { in_ns "$LAB_DIRECTOR" ethtool -k eth0 | awk '/^generic-receive-offload:/ {print $2}'; }
 assert_eq on "$(gro)" "GRO on before lbd"
 
-# The unit path: the installed lbd.service and empty targets.
-U=$LAB_DIR/units
-mkdir -p "$U"
-ln -s /usr/lib/systemd/system/lbd.service "$U/lbd.service"
-for t in lbdtest sysinit basic shutdown network network-online multi-user; do
-  printf '[Unit]\nDescription=%s (empty, for the test)\nDefaultDependencies=no\n' "$t" > "$U/$t.target"
-done
-lab_bg "$LAB_DIRECTOR" unshare --pid --fork --mount --uts --ipc --mount-proc --propagation private \
-  bash -c "mount -t tmpfs tmpfs /run &&
-           exec env SYSTEMD_UNIT_PATH=$U /lib/systemd/systemd --system --unit=lbdtest.target --log-target=console"
-UNSHARE=${LAB_PIDS[-1]}
-for k in $(seq 1 100); do
-  SDPID=$(pgrep -P "$UNSHARE" -x systemd || true)
-  [ -n "$SDPID" ] && [ "$(timeout 5 nsenter -t "$SDPID" -m -p systemctl is-system-running 2>/dev/null)" = running ] && break
-  sleep 0.1
-done
-[ -n "$SDPID" ] || fail "systemd did not start as PID 1 of its namespace: $(tail -20 "$LAB_DIR/bg.log")"
-sdctl() { timeout 60 nsenter -t "$SDPID" -m -p systemctl "$@"; }
-in_sd() { nsenter -t "$SDPID" -m -p -n "$@"; }  # lbd's /run/lbd is in systemd's mount namespace
-show() { sdctl show lbd -p "$1" --value; }
-assert_eq running "$(sdctl is-system-running 2>&1)" "systemd runs (PID $SDPID outside)"
+sd_boot
 
 sdctl start lbd || fail "systemctl start lbd: $(sdctl status lbd --no-pager 2>&1 | tail -20)"
 assert_eq active "$(sdctl is-active lbd)" "systemctl start lbd returns with lbd active (READY=1)"
@@ -140,8 +95,8 @@ rm -f /etc/lbd/test-check.sh /etc/lbd/test-check-root.sh
 
 # The watchdog: a stopped event loop is killed, and Restart=on-failure starts lbd again.
 # (A drop-in shortens the timings for the test.)
-mkdir -p "$U/lbd.service.d"
-printf '[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\nRestartSec=1s\n' > "$U/lbd.service.d/test.conf"
+mkdir -p "$SD_UNITS/lbd.service.d"
+printf '[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\nRestartSec=1s\n' > "$SD_UNITS/lbd.service.d/test.conf"
 sdctl daemon-reload
 sdctl restart lbd
 pid=$(show MainPID)
@@ -164,5 +119,5 @@ assert_eq inactive "$(sdctl is-active lbd || true)" "dpkg --purge stopped lbd (p
 [ -e /etc/lbd ] && fail "purge left /etc/lbd"
 assert_eq "" "$(in_ns "$LAB_DIRECTOR" nft list ruleset)" "its nftables table is gone"
 assert_eq on "$(gro)" "GRO restored, though the lbd that turned it off was killed"
-stop_systemd
-assert_eq "$before" "$(snapshot)" "systemd gone, its cgroups and private directories removed"
+sd_stop
+assert_eq "$SD_BEFORE" "$(sd_snapshot)" "systemd gone, its cgroups and private directories removed"
