@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -79,6 +82,32 @@ Result<ConnSlab> ConnSlab::open(UniqueFd fd) {
   s.capacity_ = h->capacity;
   s.entries_ = reinterpret_cast<Conn*>(static_cast<char*>(map) + sizeof(SlabHeader));
   return s;
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> ConnSlab::written_ranges() const {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  if (!fd_) {
+    if (capacity_) out.push_back({0, capacity_});
+    return out;
+  }
+  const off_t end = off_t(map_size_);
+  off_t pos = off_t(sizeof(SlabHeader));
+  while (pos < end) {
+    const off_t data = lseek(fd_.get(), pos, SEEK_DATA);
+    if (data < 0) break;  // ENXIO: only holes from here
+    off_t hole = lseek(fd_.get(), data, SEEK_HOLE);
+    if (hole < 0 || hole > end) hole = end;
+    const auto first = uint32_t((std::max<off_t>(data, off_t(sizeof(SlabHeader))) - off_t(sizeof(SlabHeader))) / off_t(sizeof(Conn)));
+    const auto last = uint32_t(std::min<uint64_t>(capacity_, (uint64_t(hole) - sizeof(SlabHeader) + sizeof(Conn) - 1) / sizeof(Conn)));
+    if (first < last) {
+      if (!out.empty() && out.back().second >= first)
+        out.back().second = std::max(out.back().second, last);
+      else
+        out.push_back({first, last});
+    }
+    pos = hole;
+  }
+  return out;
 }
 
 ConnSlab::ConnSlab(ConnSlab&& o) noexcept

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "lb/base/status.hpp"
 #include "lb/base/unique_fd.hpp"
@@ -53,6 +55,10 @@ class ConnSlab {
   std::span<const Conn> entries() const { return {entries_, capacity_}; }
   uint32_t capacity() const { return capacity_; }
   int fd() const { return fd_.get(); }  // -1: anonymous
+  // The entries that may be in use, as [first, last) index ranges: the memfd's pages never
+  // written are skipped (SEEK_DATA/SEEK_HOLE), so a large table mostly empty is read only
+  // where it holds something (and its holes are not made pages by reading them).
+  std::vector<std::pair<uint32_t, uint32_t>> written_ranges() const;
 
  private:
   ConnSlab() = default;

@@ -151,7 +151,7 @@ HandoverState handover_state(ServiceTable& services) {
 AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<const ConnSlab> slabs,
                               const HandoverState& dir, const std::function<bool(Ipv4)>& mine, uint32_t now_s) {
   // The previous lbd's real ids, mapped to this table's reals (a sorry server is a real too).
-  std::unordered_map<uint32_t, Real*> reals;
+  std::vector<Real*> reals;  // by the previous lbd's id
   for (const HandoverReal& e : dir.reals) {
     const ServiceKey key{e.protocol, e.vip, e.vport};
     Real* r = services.find_real(key, e.addr, e.port);
@@ -159,39 +159,45 @@ AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<co
       Real& sorry = services.real(s->sorry_id);
       if (sorry.addr == e.addr && sorry.port == e.port) r = &sorry;
     }
-    if (r && !r->deleted) reals.emplace(e.id, r);
+    if (!r || r->deleted || e.id > (1u << 24)) continue;  // ids are dense: a larger one is not lbd's
+    if (reals.size() <= e.id) reals.resize(e.id + 1, nullptr);
+    reals[e.id] = r;
   }
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> ranges;
+  for (const ConnSlab& slab : slabs) ranges.push_back(slab.written_ranges());
   AdoptCounts n;
   // Templates first: a connection of a persistent service names its template by slot.
   std::unordered_map<uint64_t, Conn*> templates;  // slab index << 32 | old slot + 1
   for (const bool templ_pass : {true, false}) {
     for (size_t si = 0; si < slabs.size(); ++si) {
       const std::span<const Conn> entries = slabs[si].entries();
-      for (size_t i = 0; i < entries.size(); ++i) {
-        const Conn& old = entries[i];
-        if (old.key.protocol == 0 || bool(old.flags & Conn::kTemplate) != templ_pass || !mine(old.key.caddr))
-          continue;
-        if (int32_t(old.expires - now_s) <= 0 && !(old.flags & Conn::kOffloaded)) {
-          ++n.expired;
-          continue;
+      for (const auto& [first, last] : ranges[si]) {
+        for (uint32_t i = first; i < last; ++i) {
+          const Conn& old = entries[i];
+          if (old.key.protocol == 0 || bool(old.flags & Conn::kTemplate) != templ_pass || !mine(old.key.caddr))
+            continue;
+          if (int32_t(old.expires - now_s) <= 0 && !(old.flags & Conn::kOffloaded)) {
+            ++n.expired;
+            continue;
+          }
+          Real* real = old.real_id < reals.size() ? reals[old.real_id] : nullptr;
+          if (!real) {
+            ++n.no_real;
+            continue;
+          }
+          Conn* templ = nullptr;
+          if (!templ_pass && old.control) {
+            const auto t = templates.find(uint64_t(si) << 32 | old.control);
+            templ = t == templates.end() ? nullptr : t->second;  // not taken: the connection goes alone
+          }
+          Conn* c = dp.adopt(old, *real, templ, now_s);
+          if (!c) {
+            ++n.refused;
+            continue;
+          }
+          ++n.adopted;
+          if (templ_pass) templates.emplace(uint64_t(si) << 32 | (i + 1), c);
         }
-        const auto real = reals.find(old.real_id);
-        if (real == reals.end()) {
-          ++n.no_real;
-          continue;
-        }
-        Conn* templ = nullptr;
-        if (!templ_pass && old.control) {
-          const auto t = templates.find(uint64_t(si) << 32 | old.control);
-          templ = t == templates.end() ? nullptr : t->second;  // not taken: the connection goes alone
-        }
-        Conn* c = dp.adopt(old, *real->second, templ, now_s);
-        if (!c) {
-          ++n.refused;
-          continue;
-        }
-        ++n.adopted;
-        if (templ_pass) templates.emplace(uint64_t(si) << 32 | uint32_t(i + 1), c);
       }
     }
   }

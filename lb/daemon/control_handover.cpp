@@ -84,7 +84,8 @@ std::optional<Control::Previous> Control::previous_from_takeover() {
 }
 
 void Control::adopt_previous(Previous& prev) {
-  const uint32_t now_s = DataPath::seconds(monotonic_ms());
+  const uint64_t start = monotonic_ms();
+  const uint32_t now_s = DataPath::seconds(start);
   const uint32_t n = uint32_t(workers_.size());
   AdoptCounts total;
   on_each_worker([&](Worker& w) {  // before the workers start: one after the other, here
@@ -98,9 +99,9 @@ void Control::adopt_previous(Previous& prev) {
   });
   handover_adopted_ = total.adopted;
   handover_not_adopted_ = total.no_real + total.refused;
-  LBD_LOG(kInfo, "handover", "took over {} connections from {} (lbd {}); left: {} due, {} whose real is not "
-          "configured now, {} refused (table full or duplicate)", total.adopted, prev.source, prev.dir.pid,
-          total.expired, total.no_real, total.refused);
+  LBD_LOG(kInfo, "handover", "took over {} connections from {} (lbd {}) in {} ms; left: {} due, {} whose real is "
+          "not configured now, {} refused (table full or duplicate)", total.adopted, prev.source, prev.dir.pid,
+          monotonic_ms() - start, total.expired, total.no_real, total.refused);
 }
 
 void Control::start_handover() {

@@ -167,6 +167,16 @@ int Control::run() {
     LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
     return 1;
   }
+  // The workers' tables (in memfds the next lbd can adopt), made before a takeover stops
+  // the running lbd: building a large one's indexes is not dark time.
+  const uint32_t nworkers = cfg_.workers ? cfg_.workers : default_workers(cfg_.interfaces);
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
+  std::vector<std::unique_ptr<ConnTable>> tables;
+  for (uint32_t i = 0; i < nworkers; ++i)  // the shards together hold --max-connections
+    tables.push_back(std::make_unique<ConnTable>(
+        ConnSlab::shared(std::max<uint32_t>(1, (cfg_.max_connections + nworkers - 1) / nworkers)),
+        seed + i * 0x9e3779b97f4a7c15ULL));
   // The previous lbd's connections: handed over by the running one, or kept by systemd.
   previous_ = cfg_.takeover ? previous_from_takeover() : previous_from_systemd();
   // Refuse a second lbd before touching anything on the box.
@@ -182,18 +192,12 @@ int Control::run() {
   reload_fd_ = checked(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
   events_fd_ = checked(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
 
-  const uint32_t nworkers = cfg_.workers ? cfg_.workers : default_workers(cfg_.interfaces);
-  uint64_t seed = 0;
-  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(monotonic_ms()) * 0x9e3779b97f4a7c15ULL;
   for (uint32_t i = 0; i < nworkers; ++i) {
     Worker::Config wc;
     wc.index = i;
     wc.interfaces = cfg_.interfaces;
     wc.capture_timeout_ms = cfg_.capture_timeout_ms;
-    // The table is shared out: the shards together hold --max-connections.
-    wc.max_connections = std::max<uint32_t>(1, (cfg_.max_connections + nworkers - 1) / nworkers);
-    wc.seed = seed + i * 0x9e3779b97f4a7c15ULL;
-    workers_.push_back(std::make_unique<Worker>(wc));
+    workers_.push_back(std::make_unique<Worker>(wc, std::move(tables[i])));
     workers_.back()->set_event_fd(events_fd_.get());
   }
   for (auto& c : workers_[0]->captures())

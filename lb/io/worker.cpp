@@ -62,10 +62,8 @@ struct DispatchCtx {
 
 }  // namespace
 
-Worker::Worker(const Config& cfg) : cfg_(cfg) {
+Worker::Worker(const Config& cfg, std::unique_ptr<ConnTable> table) : cfg_(cfg), conns_(std::move(table)) {
   services_.defer_release();
-  // In a memfd: the next lbd adopts the connections from it (handover.hpp).
-  conns_ = std::make_unique<ConnTable>(ConnSlab::shared(cfg.max_connections), cfg.seed);
   dp_ = std::make_unique<DataPath>(services_, *conns_, timeouts_);
   std::vector<InterfaceInfo> ifs;
   for (const auto& name : cfg.interfaces) {

@@ -47,11 +47,10 @@ class Worker {
     uint32_t index = 0;
     std::vector<std::string> interfaces;
     int capture_timeout_ms = 0;
-    uint32_t max_connections = 1;  // this shard's
-    uint64_t seed = 0;
   };
-  // Opens its captures and injectors; throws std::runtime_error naming the cause.
-  explicit Worker(const Config& cfg);
+  // Opens its captures and injectors; throws std::runtime_error naming the cause. `table`
+  // is its shard of the connections (made before: in memory the next lbd can adopt).
+  Worker(const Config& cfg, std::unique_ptr<ConnTable> table);
   ~Worker();  // stops its thread
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
