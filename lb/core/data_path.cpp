@@ -61,9 +61,11 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
               : DropReason::kNoService;
     return nullptr;
   }
-  // IPVS tcp_conn_schedule(): only a SYN (and never a RST) creates a TCP connection.
-  if (p.protocol == kProtoTcp &&
-      ((p.tcp_flags & tcp_flag::kRst) || !(p.tcp_flags & tcp_flag::kSyn))) {
+  // IPVS tcp_conn_schedule(): only a SYN (never a RST) creates a TCP connection, or, with
+  // sloppy_tcp, any other packet too: a flow another director (or this one before a
+  // restart) began goes on from here.
+  if (p.protocol == kProtoTcp && ((p.tcp_flags & tcp_flag::kRst) ||
+                                  (!(p.tcp_flags & tcp_flag::kSyn) && !timeouts_.sysctl.sloppy_tcp))) {
     why = DropReason::kNotSyn;
     return nullptr;
   }
@@ -108,7 +110,7 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
     return nullptr;
   }
   if (svc->options.ops) c->flags |= Conn::kOnePacket;
-  if (p.protocol == kProtoTcp) {
+  if (p.protocol == kProtoTcp && (p.tcp_flags & tcp_flag::kSyn)) {
     c->flags |= Conn::kEmbryonic;  // until its client sends more than the SYN
     conns_.note_embryonic(*c);
   }
@@ -239,18 +241,36 @@ Verdict DataPath::dispatch(const Frame& f) {
   if (!c) {
     DropReason why{};
     c = new_connection(f, why);
-    if (!c) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(why);
+    if (!c) {
+      if (why == DropReason::kNoRealServer) return port_unreachable(f);
+      // nat_icmp_send: a NAT real's packet nobody waits for is answered, not dropped silently
+      // (never a RST: IPVS does not answer those either).
+      if (why == DropReason::kOrphanReply && timeouts_.sysctl.nat_icmp_send &&
+          !(p.protocol == kProtoTcp && (p.tcp_flags & tcp_flag::kRst)))
+        return unreachable_to_sender(f, why);
+      return drop(why);
+    }
   }
   if (p.first_fragment) remember_fragments(p, *c, reply, f.now_ms);
   return reply ? reply_packet(f, *c) : client_packet(f, *c);
 }
 
+// IPVS ip_vs_in_hook() with conn_reuse_mode and is_new_conn_expected(): a new SYN on an
+// entry whose connection has ended (TIME_WAIT, CLOSE; with bit 2 also a DR/TUN FIN_WAIT)
+// starts a new connection, unless a persistence template controls it (the same real
+// anyway); with expire_nodest_conn, so does one on a real of weight 0. lbd adds: a real
+// deleted or down by its checks never keeps a new SYN, whatever the mode.
 bool DataPath::reusable_for_new_syn(const Conn& c, const ParsedPacket& p) {
   if (p.protocol != kProtoTcp || (p.tcp_flags & (tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst)) != tcp_flag::kSyn)
     return false;
-  if (c.state == ConnState::kTimeWait || c.state == ConnState::kClose) return true;
   const Real& real = services_.real(c.real_id);
-  return real.deleted || real.health_down;
+  if (real.deleted || real.health_down) return true;
+  const Sysctls& sc = timeouts_.sysctl;
+  if (!sc.conn_reuse_mode) return false;
+  if (sc.expire_nodest_conn && real.dest.weight == 0) return true;
+  if (c.control) return false;
+  return c.state == ConnState::kTimeWait || c.state == ConnState::kClose ||
+         ((sc.conn_reuse_mode & 2) && c.state == ConnState::kFinWait && c.method != FwdMethod::kMasq);
 }
 
 void DataPath::remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms) {
@@ -310,6 +330,15 @@ void DataPath::update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t fla
 Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   Real& real = services_.real(c.real_id);
   if (real.deleted) {
+    if (timeouts_.sysctl.expire_nodest_conn) {
+      // IPVS: the connection ends now, and the packet is taken as a new one (with
+      // sloppy_tcp, a mid-stream packet is scheduled to another real, which resets it).
+      release(c);
+      DropReason why{};
+      Conn* fresh = new_connection(f, why);
+      if (!fresh) return why == DropReason::kNoRealServer ? port_unreachable(f) : drop(DropReason::kRealUnavailable);
+      return client_packet(f, *fresh);
+    }
     withdraw(c);
     return drop(DropReason::kRealUnavailable);
   }

@@ -263,6 +263,8 @@ class DataPath {
   // A tunnel real's path MTU: its interface's, or less while an ICMP report holds.
   static uint16_t tunnel_mtu(const Real& real, uint64_t now_ms);
   Verdict port_unreachable(const Frame& f);
+  // ICMP port unreachable to the frame's sender (rate-limited), the frame counted as `why`.
+  Verdict unreachable_to_sender(const Frame& f, DropReason why);
   const InterfaceInfo* interface(int ifindex) const {
     for (const auto& i : interfaces_)
       if (i.ifindex == ifindex) return &i;

@@ -28,10 +28,12 @@ Verdict DataPath::icmp_error(const Frame& f, const IcmpError& e, size_t quote_of
 
 // IPVS ip_vs_leave(): no real server for a new connection → ICMP port unreachable to the
 // client (TCP and UDP alike), so it fails at once instead of retrying into silence.
-Verdict DataPath::port_unreachable(const Frame& f) {
+Verdict DataPath::port_unreachable(const Frame& f) { return unreachable_to_sender(f, DropReason::kNoRealServer); }
+
+Verdict DataPath::unreachable_to_sender(const Frame& f, DropReason why) {
   const InterfaceInfo* itf = interface(f.in_ifindex);
-  if (!itf) return drop(DropReason::kNoRealServer);
-  drop(DropReason::kNoRealServer);
+  if (!itf) return drop(why);
+  drop(why);
   const Verdict v = icmp_error(
       f, error_to_sender(f.bytes, f.p, icmp_code::kPortUnreachable, 0, itf->mac), f.p.l3_off,
       f.p.ip_len, f.in_ifindex);

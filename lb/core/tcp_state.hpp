@@ -2,6 +2,8 @@
 // (net/netfilter/ipvs/ip_vs_proto_tcp.c). Pure functions of (table, flags, state).
 #pragma once
 
+#include "lb/core/sysctl.hpp"
+
 #include <cstdint>
 
 namespace lbd {
@@ -24,10 +26,12 @@ bool state_is_active(ConnState s);
 const char* state_name(ConnState s);
 
 // `ipvsadm --set tcp tcpfin udp` sets the first three; the rest are IPVS's fixed defaults.
+// IPVS's run-time settings: --set's three timeouts, and the sysctls lbd takes (--lbd-sysctl).
 struct Timeouts {
   uint32_t tcp = 900;
   uint32_t tcpfin = 120;
   uint32_t udp = 300;
+  Sysctls sysctl;
   uint32_t seconds(ConnState s) const;
 };
 

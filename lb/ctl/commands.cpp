@@ -96,6 +96,9 @@ Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) 
       if (c.timeouts.tcpfin) timeouts.tcpfin = c.timeouts.tcpfin;
       if (c.timeouts.udp) timeouts.udp = c.timeouts.udp;
       return Status::ok();
+    case Command::kSetSysctl:
+      if (c.sysctl.empty()) return Status::invalid("--lbd-sysctl needs NAME=VALUE here");
+      return set_sysctl(timeouts.sysctl, c.sysctl);
     case Command::kStartDaemon:
     case Command::kStopDaemon: return unsupported("the connection sync daemon");
     default: return Status::error(EINVAL, "not a command that changes the table");
@@ -124,7 +127,7 @@ Status parse_rules(const std::string& text, std::vector<CliCommand>& out, const 
       // ipvsadm's "Try `ipvsadm -h'" names nothing: say which line and what it starts with.
       if (e->message.rfind("Try `", 0) == 0)
         return Status::error(EINVAL, fmt::format("line {}: `{}': no command (expected -A, -a, -E, -e, -D, "
-                                                 "-d, -C, -Z or --set)", lineno, health::printable(tokens[0], 64)));
+                                                 "-d, -C, -Z, --set or --lbd-sysctl)", lineno, health::printable(tokens[0], 64)));
       return Status::error(EINVAL, fmt::format("line {}: {}", lineno, e->message));
     }
     auto& cmd = std::get<CliCommand>(r);
@@ -266,7 +269,7 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
     }
   });
   if (timeouts.tcp != want_timeouts.tcp || timeouts.tcpfin != want_timeouts.tcpfin ||
-      timeouts.udp != want_timeouts.udp) {
+      timeouts.udp != want_timeouts.udp || timeouts.sysctl != want_timeouts.sysctl) {
     timeouts = want_timeouts;
     ++changes;
   }

@@ -102,6 +102,7 @@ static bool get_rates(std::istringstream& in, Rates& r) {
 std::string encode_dump(const Dump& d) {
   std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
                               d.timeouts.udp);
+  for (const SysctlDef& def : kSysctlDefs) s += fmt::format("Y {} {}\n", def.name, d.timeouts.sysctl.*def.field);
   for (const auto& sv : d.services) {
     const ServiceOptions& o = sv.options;
     s += fmt::format("S {} {} {} {}", sv.key.protocol, sv.key.vip, sv.key.port, o.scheduler);
@@ -154,6 +155,9 @@ bool decode_dump(const std::string& text, Dump& out) {
     if (tag == "V") {
       if (!(in >> out.table_size >> out.timeouts.tcp >> out.timeouts.tcpfin >> out.timeouts.udp))
         return false;
+    } else if (tag == "Y") {
+      std::string name, value;
+      if (!(in >> name >> value) || !set_sysctl(out.timeouts.sysctl, name + "=" + value).is_ok()) return false;
     } else if (tag == "S") {
       DumpService s;
       ServiceOptions& o = s.options;

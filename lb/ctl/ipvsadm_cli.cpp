@@ -23,7 +23,7 @@ const char* const kOptNames[kOptCount] = {
 const char* const kCmdNames[] = {"",        "add-service",   "edit-service", "delete-service",
                                  "flush",   "list",          "add-server",   "delete-server",
                                  "edit-server", "set",       "start-daemon", "stop-daemon",
-                                 "restore", "save",          "zero"};
+                                 "restore", "save",          "zero",         "lbd-sysctl"};
 
 // ipvsadm's commands_v_options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
 //                                   n c s s p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r h
@@ -42,8 +42,9 @@ const char* const kMatrix[] = {
     /*RESTORE*/ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     /*SAVE*/    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     /*ZERO*/    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /*SYSCTL*/  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 };
-static_assert(sizeof(kMatrix) / sizeof(kMatrix[0]) == 14);
+static_assert(sizeof(kMatrix) / sizeof(kMatrix[0]) == 15);
 
 enum class Arg { kNone, kRequired, kOptional };
 
@@ -71,6 +72,7 @@ constexpr OptDef kDefs[] = {
     {0, "set", Arg::kNone, Command::kSetTimeout, -1},
     {0, "start-daemon", Arg::kRequired, Command::kStartDaemon, -1},
     {0, "stop-daemon", Arg::kRequired, Command::kStopDaemon, -1},
+    {0, "lbd-sysctl", Arg::kOptional, Command::kSetSysctl, -1},
     {'h', "help", Arg::kNone, Command::kHelp, -1},
     {'v', "version", Arg::kNone, Command::kVersion, -1},
     {'t', "tcp-service", Arg::kRequired, Command::kNone, kOptService},
@@ -227,6 +229,11 @@ struct Parser {
         return false;
       }
       if (!set_command(d.cmd)) return false;
+      if (d.cmd == Command::kSetSysctl && arg) {
+        Sysctls scratch;
+        if (const Status st = set_sysctl(scratch, *arg); !st.is_ok()) return fail(2, st.message());
+        c.sysctl = *arg;
+      }
       if (d.cmd == Command::kStartDaemon || d.cmd == Command::kStopDaemon) {
         c.daemon_state = *arg;
         if (*arg != "master" && *arg != "backup")
@@ -534,6 +541,10 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back("-Z");
       if (c.has(kOptService)) svc();
       break;
+    case Command::kSetSysctl:
+      a.push_back("--lbd-sysctl");
+      if (!c.sysctl.empty()) a.push_back(c.sysctl);
+      break;
     case Command::kSetTimeout:
       a.push_back("--set");
       a.push_back(std::to_string(c.timeouts.tcp));
@@ -596,6 +607,9 @@ std::string usage_text(const std::string& prog) {
       "  --list            -L|-l     list the table\n"
       "  --zero            -Z        zero counters in a service or all services\n"
       "  --set tcp tcpfin udp        set connection timeout values\n"
+      "  --lbd-sysctl [NAME=VALUE]   set one of IPVS's sysctls (sloppy_tcp, expire_nodest_conn,\n"
+      "                              expire_quiescent_template, conn_reuse_mode, nat_icmp_send...),\n"
+      "                              or list them all (lbd's extension; -S saves them)\n"
       "  --help            -h        display this help message\n"
       "\n"
       "virtual-service:\n"

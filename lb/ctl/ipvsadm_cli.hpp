@@ -19,7 +19,9 @@ namespace lbd {
 
 enum class Command {
   kNone, kAddService, kEditService, kDeleteService, kFlush, kList, kAddReal, kDeleteReal,
-  kEditReal, kSetTimeout, kStartDaemon, kStopDaemon, kRestore, kSave, kZero, kHelp, kVersion
+  kEditReal, kSetTimeout, kStartDaemon, kStopDaemon, kRestore, kSave, kZero,
+  kSetSysctl,  // lbd's extension: --lbd-sysctl NAME=VALUE (without one: lbadm lists them)
+  kHelp, kVersion
 };
 
 // Options in ipvsadm's order (optnames[]); the legality matrix is indexed by these.
@@ -48,6 +50,7 @@ struct CliCommand {
   std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
   std::string health_text;     // --health, as given (validated for the command)
   std::string daemon_state;    // --start-daemon/--stop-daemon argument
+  std::string sysctl;          // --lbd-sysctl NAME=VALUE (checked), or "" (list them)
   uint32_t line = 0;           // line number when read from a rules stream
 };
 

@@ -213,6 +213,8 @@ Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, cons
     std::sort(services.begin(), services.end(), service_less);
 
   if (cmd.cmd == Command::kSave) {
+    // lbd's extension first: the settings the rules after it are applied under.
+    for (const std::string& a : changed_sysctls(dump.timeouts.sysctl)) r.out += "--lbd-sysctl " + a + "\n";
     for (const auto& s : services) r.save_service(s);
     return r.out;
   }

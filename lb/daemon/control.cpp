@@ -182,6 +182,17 @@ std::string Control::handle_restore(const std::string& req) {
   return status_reply(Status::ok());
 }
 
+void Control::with_flag_sysctls(std::vector<CliCommand>& rules) const {
+  std::vector<CliCommand> flags;
+  for (const std::string& a : cfg_.sysctls) {
+    CliCommand c;
+    c.cmd = Command::kSetSysctl;
+    c.sysctl = a;
+    flags.push_back(std::move(c));
+  }
+  rules.insert(rules.begin(), flags.begin(), flags.end());
+}
+
 // SIGHUP, first half: the file is read, parsed and its names resolved on a thread of its
 // own (a dead name server can take seconds), while the workers forward. A SIGHUP during a
 // reload reloads again once it ends.
@@ -206,7 +217,10 @@ void Control::finish_reload() {
   reload_thread_.join();
   size_t changes = 0;
   Status st = reload_status_;
-  if (st.is_ok()) st = reload_rules(reload_rules_, services_, timeouts_, changes);
+  if (st.is_ok()) {
+    with_flag_sysctls(reload_rules_);
+    st = reload_rules(reload_rules_, services_, timeouts_, changes);
+  }
   if (!st.is_ok()) {
     LBD_LOG(kError, "rules", "reload: {}; running rules kept", st.message());
     notify_systemd("READY=1\nSTATUS=reload failed, running rules kept (see the log)");

@@ -97,6 +97,8 @@ class Control {
   // The fast path on one interface (start_offload's, and again when it is back); false
   // (logged) if it cannot be attached there.
   bool attach_offload(const HopInterface& itf);
+  // The rules file's rules after lbd's --sysctl flags (as --lbd-sysctl rules before them).
+  void with_flag_sysctls(std::vector<CliCommand>& rules) const;
   // The handover (control_handover.cpp, handover.hpp). What a previous lbd left: from
   // systemd's store, or asked of the running lbd (--takeover); nullopt (logged) if none or
   // unusable. Adopted into the workers' tables before they start.

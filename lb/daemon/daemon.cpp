@@ -162,7 +162,10 @@ int Control::run() {
   // given path that is missing, unreadable or not a file is an error.
   std::vector<CliCommand> rules;
   Status st = read_rules(cfg_.rules_path, !cfg_.rules_path_given, rules);
-  if (st.is_ok()) st = apply_rules_atomically(rules, services_, timeouts_);
+  if (st.is_ok()) {
+    with_flag_sysctls(rules);
+    st = apply_rules_atomically(rules, services_, timeouts_);
+  }
   if (!st.is_ok()) {
     LBD_LOG(kError, "rules", "{}; nothing applied, not starting", st.message());
     return 1;

@@ -23,6 +23,8 @@ struct DaemonConfig {
   std::string offload = "xdp";
   uint32_t offload_flows = 0;  // flow table entries; 0: 2 per connection, at most 1M
   uint32_t workers = 0;        // 0: one per receive queue of the interfaces, at most the CPUs
+  // --sysctl NAME=VALUE (checked): applied before the rules file's, at start and reload.
+  std::vector<std::string> sysctls;
   // --takeover: the lbd running on socket_path hands its connections over and stops.
   bool takeover = false;
 };

@@ -104,6 +104,20 @@ int main(int argc, char** argv) {
       return e->exit_code;
     }
     const CliCommand& cmd = std::get<CliCommand>(parsed);
+    if (cmd.cmd == Command::kSetSysctl && cmd.sysctl.empty()) {  // the list (a change is sent as any command)
+      const std::string reply = control_request(socket_path, "DUMP\n", timeout_ms);
+      Dump dump;
+      if (auto why = refusal(reply)) {
+        std::cerr << prog << ": " << why->message() << "\n";
+        return 255;
+      }
+      if (!decode_dump(reply, dump)) {
+        std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
+        return 255;
+      }
+      std::cout << sysctl_listing(dump.timeouts.sysctl);
+      return 0;
+    }
     switch (cmd.cmd) {
       case Command::kHelp: std::cout << usage_text(prog); return 0;
       case Command::kVersion:

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <iostream>
 
+#include "lb/core/sysctl.hpp"
 #include "lb/daemon/daemon.hpp"
 
 namespace po = boost::program_options;
@@ -39,6 +40,10 @@ int main(int argc, char** argv) {
       ("workers", po::value<uint32_t>(&cfg.workers)->default_value(0),
        "worker threads, each owning the connections of a share of the clients (1 to 64; 0: one "
        "per receive queue of the interfaces, at most the CPUs lbd may use)")
+      ("sysctl", po::value<std::vector<std::string>>(&cfg.sysctls)->composing(),
+       "NAME=VALUE: one of IPVS's sysctls lbd takes (sloppy_tcp, expire_nodest_conn, "
+       "expire_quiescent_template, conn_reuse_mode, nat_icmp_send, ...; repeatable), set "
+       "before the rules file's --lbd-sysctl lines, at start and at each reload")
       ("takeover", po::bool_switch(&cfg.takeover),
        "take the connections over from the lbd running on --socket (it hands its table over "
        "and stops, then this one starts): a restart that keeps every connection, without "
@@ -71,6 +76,13 @@ int main(int argc, char** argv) {
   if (cfg.workers > lbd::kMaxWorkers) {
     std::cerr << "lbd: --workers " << cfg.workers << ": expected 0 (automatic) or 1 to " << lbd::kMaxWorkers << "\n";
     return 2;
+  }
+  for (const std::string& a : cfg.sysctls) {
+    lbd::Sysctls scratch;
+    if (const lbd::Status st = lbd::set_sysctl(scratch, a); !st.is_ok()) {
+      std::cerr << "lbd: --" << st.message().substr(std::string_view("--lbd-").size()) << "\n";
+      return 2;
+    }
   }
   if (cfg.interfaces.empty()) {
     std::cerr << "lbd: at least one --interface is required\nTry 'lbd --help' for more information.\n";

@@ -376,7 +376,7 @@ TEST_CASE("rules streams resolve host and port names through the injected lookup
 TEST_CASE("messages: a garbage rules line names its line and token; IPv6 is unsupported, not illegal") {
   std::vector<CliCommand> rules;
   const Status st = parse_rules("-A -t 198.18.0.100:80 -s rr\nfrobnicate the table\n", rules);
-  CHECK(st.message() == "line 2: `frobnicate': no command (expected -A, -a, -E, -e, -D, -d, -C, -Z or --set)");
+  CHECK(st.message() == "line 2: `frobnicate': no command (expected -A, -a, -E, -e, -D, -d, -C, -Z, --set or --lbd-sysctl)");
   CHECK(err("-A -t [2001:db8::1]:80 -s rr").message ==
         "`[2001:db8::1]:80': IPv6 addresses are not supported by lbd yet (IPv4 only)");
   CHECK(err("-a -t 198.18.0.100:80 -r 2001:db8::11").message ==
