@@ -154,10 +154,17 @@ int Control::run() {
   // Signals are the control thread's (its signalfd): blocked before any thread starts, so
   // every thread (workers, health, reloads) inherits the mask.
   const sigset_t mask = block_signals({SIGTERM, SIGINT, SIGHUP});
+  // Refuse a second lbd before anything else (with --takeover, the running one is asked
+  // to stop only once the rules are known good: its socket is taken after).
+  auto make_control = [this] {
+    control_ = std::make_unique<ControlServer>(cfg_.socket_path,
+                                               [this](const std::string& r) { return handle_request(r); });
+  };
+  if (!cfg_.takeover) make_control();
   learn_local_addresses();
   services_.defer_release();  // real ids stay those of the workers' tables
 
-  // Rules first: a bad file stops lbd before it changes the box (or, with --takeover,
+  // Rules next: a bad file stops lbd before it changes the box (or, with --takeover,
   // before the running lbd is asked to stop). Only the default path may be absent; a
   // given path that is missing, unreadable or not a file is an error.
   std::vector<CliCommand> rules;
@@ -182,9 +189,7 @@ int Control::run() {
         seed + i * 0x9e3779b97f4a7c15ULL));
   // The previous lbd's connections: handed over by the running one, or kept by systemd.
   previous_ = cfg_.takeover ? previous_from_takeover() : previous_from_systemd();
-  // Refuse a second lbd before touching anything on the box.
-  control_ = std::make_unique<ControlServer>(
-      cfg_.socket_path, [this](const std::string& r) { return handle_request(r); });
+  if (!control_) make_control();
   // One lbd per network namespace: the capture, the nftables table and the interfaces'
   // offloads are the namespace's.
   namespace_lock_.reset(claim_in_namespace(
