@@ -3,9 +3,10 @@
 # whose table holds that many connections (SYNs from an attacker-style namespace,
 # scripts/synflood.c: random sources, each its own connection, SYN_RECV's 60 s), then
 # `lbd --takeover`: the new lbd adopts the table and reports how long the data path was
-# dark (from the old lbd's workers stopping to the new one's starting: handover_dark_ms)
-# and how many it adopted. Prints "result: KEY VALUE" lines. Bounded: each flood is SIZE
-# SYNs at most, 30 s at most.
+# dark (from the old lbd's workers stopping to the new one's starting: handover_dark_ms),
+# how many it adopted, and how long the adoption itself took (adopt_ms, part of the dark
+# time). Prints "result: KEY VALUE" lines. Bounded: each flood is SIZE SYNs at most, 30 s
+# at most.
 # Usage: scripts/bench/restart.sh [SIZE...] (default: 10000 1000000)
 #   (root; LBD_BIN/LBADM_BIN as for the lab, else the build's or the PATH's)
 set -euo pipefail
@@ -44,6 +45,7 @@ for size in "${SIZES[@]}"; do
   echo "result: table_$size $have"
   echo "result: adopted_$size $(counter handover_adopted)"
   echo "result: dark_ms_$size $(counter handover_dark_ms)"
+  echo "result: adopt_ms_$size $(grep -o "took over [0-9]* connections from .* in [0-9]* ms" "$LAB_DIR/lbd.log" | tail -1 | awk '{print $(NF-1)}')"
   echo "result: old_rss_kb_$size $rss_old"
   lab_stop_lbd
 done
