@@ -50,6 +50,29 @@ download_matches() {
   assert_eq "$want" "$got" "$3: sha256 matches"
 }
 
+# load_start VIP RATE SECONDS: in the background, a download of $LAB_DIR/big (30 MB) at
+# RATE and wrk for SECONDS (2 threads, 8 connections, a new connection per request);
+# load_check WHAT then waits for both: no failed request, enough of them to judge, the
+# download intact.
+load_start() {
+  LOAD_WANT=$(sha256sum < "$LAB_DIR/big" | cut -d' ' -f1)
+  in_ns "$LAB_CLIENT" timeout 90 curl -s --limit-rate "$2" "http://$1/big" -o "$LAB_DIR/big.got" &
+  LOAD_DL=$!
+  in_ns "$LAB_CLIENT" timeout 90 wrk -t2 -c8 -d"$3"s -H 'Connection: close' "http://$1/" > "$LAB_DIR/wrk.txt" &
+  LOAD_WRK=$!
+}
+load_check() {
+  local reqs
+  wait "$LOAD_WRK" || fail "wrk failed: $(cat "$LAB_DIR/wrk.txt")"
+  wait "$LOAD_DL" || fail "the download across $1 failed"
+  grep -q "Socket errors" "$LAB_DIR/wrk.txt" && fail "requests failed across $1: $(cat "$LAB_DIR/wrk.txt")"
+  grep -q "Non-2xx" "$LAB_DIR/wrk.txt" && fail "non-2xx answers across $1: $(cat "$LAB_DIR/wrk.txt")"
+  reqs=$(awk '/requests in/ {print $1}' "$LAB_DIR/wrk.txt")
+  [ "${reqs:-0}" -gt 200 ] || fail "wrk made too few requests to judge: $(cat "$LAB_DIR/wrk.txt")"
+  echo "ok: $reqs requests across $1, none failed"
+  assert_eq "$LOAD_WANT" "$(sha256sum < "$LAB_DIR/big.got" | cut -d' ' -f1)" "a 30 MB download across $1 is intact"
+}
+
 # tcp_round_trips PORT WHAT: three 3 MB TCP round trips through VIP:PORT (an echo server
 # behind it), compared byte for byte.
 tcp_round_trips() {

@@ -166,11 +166,7 @@ assert_eq "$saved" "$(lbadm_ -S -n)" "table back for what follows"
 lbadm_ -E -t "$V:80" -s rr
 for r in "$R1" "$R2" "$R3"; do lbadm_ -e -t "$V:80" -r "$r" -g -w 1; done
 lbadm_ -S -n > "$LAB_DIR/rules"
-want=$(sha256sum < "$LAB_DIR/big" | cut -d' ' -f1)
-in_ns "$LAB_CLIENT" timeout 60 curl -s --limit-rate 6M "http://$V/big" -o "$LAB_DIR/big.got" &
-DL=$!
-in_ns "$LAB_CLIENT" timeout 30 wrk -t2 -c8 -d8s -H 'Connection: close' "http://$V/" > "$LAB_DIR/wrk_reload.txt" &
-WRK=$!
+load_start "$V" 6M 8
 sleep 2
 # The new file: R2's weight changes, the UDP and port-zero services go (their reals with
 # them), a new service comes with its real: 5 changes; every real of :80 stays.
@@ -187,14 +183,7 @@ cp "$LAB_DIR/rules" "$LAB_DIR/rules.good"
 echo "-a -t $V:80 -r $R3 -w 70000" >> "$LAB_DIR/rules"
 kill -HUP "$LAB_LBD_PID"
 sleep 0.5
-wait "$WRK" || fail "wrk failed: $(cat "$LAB_DIR/wrk_reload.txt")"
-wait "$DL" || fail "the download across the reload failed"
-grep -q "Socket errors" "$LAB_DIR/wrk_reload.txt" && fail "requests failed across the reload: $(cat "$LAB_DIR/wrk_reload.txt")"
-grep -q "Non-2xx" "$LAB_DIR/wrk_reload.txt" && fail "non-2xx answers across the reload: $(cat "$LAB_DIR/wrk_reload.txt")"
-reqs=$(awk '/requests in/ {print $1}' "$LAB_DIR/wrk_reload.txt")
-[ "${reqs:-0}" -gt 200 ] || fail "wrk made too few requests to judge: $(cat "$LAB_DIR/wrk_reload.txt")"
-echo "ok: $reqs requests across two reloads, none failed"
-assert_eq "$want" "$(sha256sum < "$LAB_DIR/big.got" | cut -d' ' -f1)" "a 30 MB download spanning the reload is intact"
+load_check "two reloads"
 assert_eq "$(sort "$LAB_DIR/rules.good")" "$(echo "$after_good" | sort)" "the reload made the table the file's"
 assert_eq "$after_good" "$(lbadm_ -S -n)" "a bad file left the running rules as they were"
 grep -q "reload: $LAB_DIR/rules: line [0-9]*: illegal weight specified; running rules kept" "$LAB_DIR/lbd.log" ||

@@ -48,11 +48,7 @@ version=$(awk '/^Version:/ {print $2}' "$LAB_DIR/newer/DEBIAN/control")
 sed -i "s/^Version: .*/Version: $version+1/" "$LAB_DIR/newer/DEBIAN/control"
 dpkg-deb -b "$LAB_DIR/newer" "$LAB_DIR/newer.deb" >/dev/null
 
-want=$(sha256sum < "$LAB_DIR/big" | cut -d' ' -f1)
-in_ns "$LAB_CLIENT" timeout 90 curl -s --limit-rate 1500K "http://$V/big" -o "$LAB_DIR/big.got" &
-DL=$!
-in_ns "$LAB_CLIENT" timeout 90 wrk -t2 -c8 -d16s --timeout 5s -H 'Connection: close' "http://$V/" > "$LAB_DIR/wrk.txt" &
-WRK=$!
+load_start "$V" 1500K 16
 sleep 2
 before=$(conns)
 stats_before=$(lbadm -L -n --stats | awk -v v="$V:80" '$2 == v {print $3}')
@@ -71,14 +67,7 @@ restarted "dpkg -i (postinst restart)" "$pid"
 missing=$(comm -23 <(echo "$before" | grep -v '^$') <(conns) | still_open)
 assert_eq "" "$missing" "the connections still open are listed after three restarts, to the same reals"
 
-wait "$WRK" || fail "wrk failed: $(cat "$LAB_DIR/wrk.txt")"
-grep -q "Socket errors" "$LAB_DIR/wrk.txt" && fail "requests failed across the restarts: $(cat "$LAB_DIR/wrk.txt")"
-grep -q "Non-2xx" "$LAB_DIR/wrk.txt" && fail "non-2xx answers across the restarts: $(cat "$LAB_DIR/wrk.txt")"
-reqs=$(awk '/requests in/ {print $1}' "$LAB_DIR/wrk.txt")
-[ "${reqs:-0}" -gt 200 ] || fail "wrk made too few requests to judge: $(cat "$LAB_DIR/wrk.txt")"
-echo "ok: $reqs requests across two restarts and an upgrade, none failed"
-wait "$DL" || fail "the download across the restarts failed"
-assert_eq "$want" "$(sha256sum < "$LAB_DIR/big.got" | cut -d' ' -f1)" "a 30 MB download across three restarts is intact"
+load_check "two restarts and an upgrade"
 stats_after=$(lbadm -L -n --stats | awk -v v="$V:80" '$2 == v {print $3}')
 [ "$stats_after" -ge "$stats_before" ] || fail "the service's connection count went back: $stats_before, then $stats_after"
 echo "ok: the counters carried on ($stats_before connections before, $stats_after after)"
@@ -101,4 +90,4 @@ done
 assert_eq 1 "$(show NRestarts)" "the watchdog killed the stopped lbd and systemd restarted it"
 restarted "the watchdog's restart" "$pid"
 wait "$DL" || fail "the download across the watchdog's restart failed"
-assert_eq "$want" "$(sha256sum < "$LAB_DIR/big2.got" | cut -d' ' -f1)" "a download across a watchdog kill and restart is intact"
+assert_eq "$LOAD_WANT" "$(sha256sum < "$LAB_DIR/big2.got" | cut -d' ' -f1)" "a download across a watchdog kill and restart is intact"
