@@ -80,7 +80,7 @@ std::optional<Control::Previous> Control::previous_from_takeover() {
   }
   UniqueFd dir = std::move(fds.front());
   fds.erase(fds.begin());
-  return open_previous(std::move(dir), std::move(fds), fmt::format("lbd {} (--takeover)", pid));
+  return open_previous(std::move(dir), std::move(fds), "the running lbd (--takeover)");
 }
 
 void Control::adopt_previous(Previous& prev) {
