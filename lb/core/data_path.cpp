@@ -102,24 +102,16 @@ Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   c->dport = real.port ? real.port : p.dport;  // a port-zero service's real keeps the port
   c->method = real.fwd;
   c->state = initial;
-  if (real.fwd == FwdMethod::kMasq && !conns_.index_reply(c)) {
+  if (svc->options.ops) c->flags |= Conn::kOnePacket;
+  // Embryonic until its client sends more than the SYN.
+  if (p.protocol == kProtoTcp && (p.tcp_flags & tcp_flag::kSyn)) c->flags |= Conn::kEmbryonic;
+  c->inactive = p.protocol != kProtoTcp;  // UDP connections count as InActConn, as in IPVS
+  if (!attach(*c, real, templ)) {
     // The real would see two connections with one 4-tuple (the same client port to two
     // services mapped onto one RIP:rport): refuse the second, as its replies are ambiguous.
-    conns_.erase(c);
     why = DropReason::kNatTupleBusy;
     return nullptr;
   }
-  if (svc->options.ops) c->flags |= Conn::kOnePacket;
-  if (p.protocol == kProtoTcp && (p.tcp_flags & tcp_flag::kSyn)) {
-    c->flags |= Conn::kEmbryonic;  // until its client sends more than the SYN
-    conns_.note_embryonic(*c);
-  }
-  if (templ) {
-    c->control = conns_.slot_of(templ);
-    ++templ->control;
-  }
-  c->inactive = p.protocol != kProtoTcp;  // UDP connections count as InActConn, as in IPVS
-  services_.bind_conn(real, c->inactive);
   ++real.stats.conns;
   ++svc->stats.conns;
   ++counters_.conns_created;
@@ -141,18 +133,22 @@ Conn* DataPath::adopt(const Conn& old, Real& real, Conn* templ, uint32_t now_s) 
   c->method = old.method;
   c->flags = old.flags & (Conn::kTemplate | Conn::kOnePacket | Conn::kEmbryonic);
   c->real_id = real.id;
-  const bool is_template = c->flags & Conn::kTemplate;
-  if (!is_template && c->method == FwdMethod::kMasq && !conns_.index_reply(c)) {
-    conns_.erase(c);
-    return nullptr;
+  return attach(*c, real, templ) ? c : nullptr;
+}
+
+bool DataPath::attach(Conn& c, Real& real, Conn* templ) {
+  const bool is_template = c.flags & Conn::kTemplate;
+  if (!is_template && c.method == FwdMethod::kMasq && !conns_.index_reply(&c)) {
+    conns_.erase(&c);
+    return false;
   }
-  if (c->flags & Conn::kEmbryonic) conns_.note_embryonic(*c);
+  if (c.flags & Conn::kEmbryonic) conns_.note_embryonic(c);
   if (templ) {
-    c->control = conns_.slot_of(templ);
+    c.control = conns_.slot_of(templ);
     ++templ->control;
   }
-  services_.bind_conn(real, c->inactive, is_template);
-  return c;
+  services_.bind_conn(real, c.inactive, is_template);
+  return true;
 }
 
 // A table three quarters full: a SYN nobody has followed up lives seconds, not a minute

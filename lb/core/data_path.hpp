@@ -271,6 +271,10 @@ class DataPath {
     return nullptr;
   }
   Conn* new_connection(const Frame& f, DropReason& why);
+  // What an entry just filled in holds beyond its fields (new_connection's and adopt's):
+  // its NAT reply index, its note as an embryo, its template's control count, its real's
+  // counts. False, the entry erased, when its NAT reply tuple is another connection's.
+  bool attach(Conn& c, Real& real, Conn* templ);
   bool make_room();  // a full table: the oldest embryonic entry evicted; false if none
   // Its state's timeout, shorter for an embryo under pressure (then *shortened is set).
   uint32_t conn_timeout(const Conn& c, bool* shortened = nullptr) const;

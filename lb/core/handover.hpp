@@ -83,6 +83,10 @@ struct AdoptCounts {
   uint64_t expired = 0;    // their time had come
   uint64_t no_real = 0;    // their real is not configured any more
   uint64_t refused = 0;    // the table full, the key there already, a NAT reply tuple taken
+  AdoptCounts& operator+=(const AdoptCounts& o) {  // several workers' adoptions
+    adopted += o.adopted, expired += o.expired, no_real += o.no_real, refused += o.refused;
+    return *this;
+  }
 };
 
 // Adopts into `dp` (on `services`) the connections of `slabs` that `mine(client)` says

@@ -90,12 +90,8 @@ void Control::adopt_previous(Previous& prev) {
   AdoptCounts total;
   on_each_worker([&](Worker& w) {  // before the workers start: one after the other, here
     const auto mine = [&](Ipv4 client) { return n == 1 || steer_worker(client, steer_mask_, n) == w.index(); };
-    const AdoptCounts a = adopt_connections(w.data_path(), w.services(), prev.slabs, prev.dir, mine, now_s);
+    total += adopt_connections(w.data_path(), w.services(), prev.slabs, prev.dir, mine, now_s);
     if (w.index() == 0) adopt_counters(w.services(), prev.dir);
-    total.adopted += a.adopted;
-    total.expired += a.expired;
-    total.no_real += a.no_real;
-    total.refused += a.refused;
   });
   handover_adopted_ = total.adopted;
   handover_not_adopted_ = total.no_real + total.refused;

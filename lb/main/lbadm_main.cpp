@@ -104,18 +104,24 @@ int main(int argc, char** argv) {
       return e->exit_code;
     }
     const CliCommand& cmd = std::get<CliCommand>(parsed);
-    if (cmd.cmd == Command::kSetSysctl && cmd.sysctl.empty()) {  // the list (a change is sent as any command)
-      const std::string reply = control_request(socket_path, "DUMP\n", timeout_ms);
-      Dump dump;
+    // lbd's table as it runs (with its connections if asked), or nullopt once lbadm said why not.
+    auto fetch_dump = [&](bool conns) -> std::optional<Dump> {
+      const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
       if (auto why = refusal(reply)) {
         std::cerr << prog << ": " << why->message() << "\n";
-        return 255;
+        return std::nullopt;
       }
+      Dump dump;
       if (!decode_dump(reply, dump)) {
         std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
-        return 255;
+        return std::nullopt;
       }
-      std::cout << sysctl_listing(dump.timeouts.sysctl);
+      return dump;
+    };
+    if (cmd.cmd == Command::kSetSysctl && cmd.sysctl.empty()) {  // the list (a change is sent as any command)
+      const auto dump = fetch_dump(false);
+      if (!dump) return 255;
+      std::cout << sysctl_listing(dump->timeouts.sysctl);
       return 0;
     }
     switch (cmd.cmd) {
@@ -132,17 +138,9 @@ int main(int argc, char** argv) {
         return 2;
       case Command::kList:
       case Command::kSave: {
-        const bool conns = cmd.cmd == Command::kList && cmd.has(kOptConnection);
-        const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
-        if (auto why = refusal(reply)) {
-          std::cerr << prog << ": " << why->message() << "\n";
-          return 255;
-        }
-        Dump dump;
-        if (!decode_dump(reply, dump)) {
-          std::cerr << "lbadm: unexpected reply from lbd on " << socket_path << "\n";
-          return 255;
-        }
+        auto fetched = fetch_dump(cmd.cmd == Command::kList && cmd.has(kOptConnection));
+        if (!fetched) return 255;
+        Dump& dump = *fetched;
         if (cmd.cmd == Command::kSave && !show_secrets) {
           size_t redacted = 0;
           auto redact = [&redacted](std::string& h) {
