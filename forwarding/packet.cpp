@@ -67,6 +67,8 @@ const char* to_string(DropReason r) {
     case DropReason::kBadChecksum: return "bad_checksum";
     case DropReason::kBadArpSender: return "bad_arp_sender";
     case DropReason::kPmtuNotOurs: return "pmtu_not_ours";
+    case DropReason::kBackupOnly: return "backup_only";
+    case DropReason::kVipArpOff: return "vip_arp_off";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -161,6 +161,8 @@ enum class DropReason : uint8_t {
   kBadChecksum,         // a packet that would create a connection fails its IP or L4 checksum
   kBadArpSender,        // an ARP request from a multicast or broadcast MAC: never answered
   kPmtuNotOurs,         // a frag-needed about an IPIP packet lbd did not send: ignored
+  kBackupOnly,          // lbd is a passive sync backup (backup_only): it forwards nothing
+  kVipArpOff,           // an ARP request for a VIP that --vip-arp says lbd does not answer now
   kCount
 };
 const char* to_string(DropReason r);

@@ -26,6 +26,9 @@ std::vector<Counter> named_counters(const DataPathCounters& c) {
 Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex) {
   for (const Ipv4& vip : vips_) {
     if (!is_arp_request_for(frame, p, vip)) continue;
+    // A standby director must not draw the VIP's traffic to itself (split brain).
+    if (vip_arp_ == VipArp::kNever || (vip_arp_ == VipArp::kActive && passive()))
+      return drop(DropReason::kVipArpOff);
     // A reply goes to the asker's MAC: a group address would make lbd flood the segment
     // with VIP announcements on a forger's behalf (the kernel's arp_process() ignores them).
     if (!arp_sender_unicast(frame)) return drop(DropReason::kBadArpSender);
@@ -40,7 +43,8 @@ Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, in
 }
 
 std::optional<NextHop> DataPath::back_to_client(uint8_t if_slot, const MacAddr& client_mac) const {
-  if (if_slot >= interfaces_.size()) return std::nullopt;
+  // (A connection learnt from sync has no client MAC until the client's next packet.)
+  if (if_slot >= interfaces_.size() || client_mac.is_zero()) return std::nullopt;
   const InterfaceInfo& out = interfaces_[if_slot];
   return NextHop{out.ifindex, out.mac, client_mac, out.mtu, true, {}};
 }
@@ -143,6 +147,7 @@ bool DataPath::attach(Conn& c, Real& real, Conn* templ) {
     return false;
   }
   if (c.flags & Conn::kEmbryonic) conns_.note_embryonic(c);
+  if (!sync_marks_.empty()) mark(c) = {};
   if (templ) {
     c.control = conns_.slot_of(templ);
     ++templ->control;
@@ -204,6 +209,7 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   DropReason why{};
   const bool whole = parse_frame(frame, p, why);
   if (config_generation_ != services_.generation()) refresh_config();
+  if (passive() && (!whole || p.ether_type != kEtherTypeArp)) return drop(DropReason::kBackupOnly);
   if (!whole) {
     if (why == DropReason::kFragment && p.fragment)
       return handle_fragment(Frame{frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms});
@@ -361,6 +367,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   conns_.set_expires(c, seconds(f.now_ms) + conn_timeout(c, &shortened));
   counters_.embryonic_short_timeouts += shortened;
   count(real, f.p.ip_len, false);
+  if (!sync_marks_.empty()) sync_after_packet(c);
   maybe_offload(c);
   // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is
   // no reply to wait for (a NAT one stays for the replies, until the flow's next datagram).
@@ -405,6 +412,7 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
       const uint32_t until = idle_until(c, last_use_ms(c));
       if (int32_t(until - now_s) > 0) {
         c.expires = until;
+        if (!sync_marks_.empty()) sync_now(c);  // alive: the backup's copy is due too
         return false;
       }
       withdraw(c);
@@ -414,6 +422,7 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
       const Real& r = services_.real(c.real_id);
       const uint32_t timeout = r.deleted ? 60 : services_.service(r.service_id).options.persistent;
       c.expires = now_s + std::max<uint32_t>(timeout, 1);
+      if (!sync_marks_.empty()) sync_now(c);
       return false;
     }
     unbind(c);

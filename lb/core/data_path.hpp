@@ -10,6 +10,7 @@
 //   icmp_path.cpp    ICMP errors sent, relayed and learnt from; pings to a VIP
 //   persistence.cpp  persistence templates (-p, -M)
 //   offload.cpp      the fast path's entries, folds and next hops
+//   sync.cpp         connection sync: what a master sends, what a backup applies
 // and three classes testable alone: FragmentTable (fragments.hpp), HeldFrames
 // (held_frames.hpp) and IcmpLimiter (icmp_limiter.hpp).
 #pragma once
@@ -29,9 +30,15 @@
 #include "lb/core/held_frames.hpp"
 #include "lb/core/icmp_limiter.hpp"
 #include "lb/core/service_table.hpp"
+#include "lb/core/sync_message.hpp"
 #include "lb/core/tcp_state.hpp"
 
 namespace lbd {
+
+// When lbd answers ARP for a VIP not configured on the box (lbd --vip-arp): always;
+// never (keepalived or the operator puts the VIP on an interface and the kernel answers);
+// or while active, i.e. not a passive sync backup (the default).
+enum class VipArp : uint8_t { kAlways, kNever, kActive };
 
 struct InterfaceInfo {
   int ifindex = 0;
@@ -66,6 +73,14 @@ struct DataPathCounters {
   uint64_t offload_full = 0;       // not given: the fast path's table was full
   uint64_t offload_packets = 0;    // packets the fast path forwarded, folded into the stats
   uint64_t offload_bytes = 0;
+  uint64_t sync_queued = 0;        // master: connection records queued for the sync daemon
+  uint64_t sync_queue_full = 0;    // ... not queued: the worker's queue was full
+  uint64_t sync_messages_sent = 0; // ... sent in this many messages
+  uint64_t sync_send_failed = 0;   // ... messages the kernel refused
+  uint64_t sync_created = 0;       // backup: connections created from records
+  uint64_t sync_updated = 0;       // ... updated (state, timeout, real)
+  uint64_t sync_no_real = 0;       // ... skipped: no such service or real here
+  uint64_t sync_not_applied = 0;   // ... skipped: table full, or a NAT tuple taken
   std::array<uint64_t, size_t(DropReason::kCount)> drops{};
   uint64_t total_drops() const {
     uint64_t t = 0;
@@ -125,6 +140,14 @@ inline constexpr DataPathCounterField kDataPathCounterFields[] = {
     {"offload_full", &DataPathCounters::offload_full},
     {"offload_packets", &DataPathCounters::offload_packets},
     {"offload_bytes", &DataPathCounters::offload_bytes},
+    {"sync_queued", &DataPathCounters::sync_queued},
+    {"sync_queue_full", &DataPathCounters::sync_queue_full},
+    {"sync_messages_sent", &DataPathCounters::sync_messages_sent},
+    {"sync_send_failed", &DataPathCounters::sync_send_failed},
+    {"sync_created", &DataPathCounters::sync_created},
+    {"sync_updated", &DataPathCounters::sync_updated},
+    {"sync_no_real", &DataPathCounters::sync_no_real},
+    {"sync_not_applied", &DataPathCounters::sync_not_applied},
 };
 // Every field is listed (drops aside): a new counter without a name does not compile.
 static_assert(std::size(kDataPathCounterFields) * sizeof(uint64_t) + sizeof(DataPathCounters::drops) ==
@@ -195,6 +218,28 @@ class DataPath {
   // table is full or already has its key or reply tuple. A connection the fast path
   // carried gets a whole timeout of its state: its last packet is in the previous map.
   Conn* adopt(const Conn& old, Real& real, Conn* templ, uint32_t now_s);
+
+  // Connection sync (sync.cpp), IPVS's ip_vs_sync_conn and ip_vs_proc_conn.
+  // Master: the records IPVS would send now are queued in sync_out() (reserved: a full
+  // queue counts and drops, never allocates) for the worker to send. The fast path hides
+  // a connection's later packets, so one is also sent as it enters the fast path, and when
+  // its timer finds it still in use there.
+  void set_sync_master(bool on);
+  bool sync_master() const { return !sync_marks_.empty(); }
+  std::vector<sync::Record>& sync_out() { return sync_out_; }
+  static constexpr size_t kSyncQueue = 4096;
+  // Backup: a received record (a connection or template) created or refreshed here, on the
+  // real of this director with the same service, address and port.
+  void apply_sync(const sync::Record& r, uint64_t now_ms);
+  // A passive backup forwards nothing (drop_backup_only); ARP for VIPs as `arp` says.
+  // `backup_alone`: lbd runs a backup sync daemon and no master; with the backup_only
+  // sysctl (lbd's default) it is then passive.
+  void set_backup_alone(bool b) { backup_alone_ = b; }
+  bool passive() const { return backup_alone_ && timeouts_.sysctl.backup_only; }
+  void set_vip_arp(VipArp arp) { vip_arp_ = arp; }
+  void count_sync_sent(bool ok) { ++(ok ? counters_.sync_messages_sent : counters_.sync_send_failed); }
+  // A connection as a sync record (the IPVS flags, state numbers and timeout).
+  sync::Record sync_record(const Conn& c) const;
 
   // Expires due connections, at most `budget` per call. Returns how many expired.
   size_t expire(uint64_t now_ms, size_t budget);
@@ -295,6 +340,23 @@ class DataPath {
   uint32_t idle_until(const Conn& c, uint64_t last_ms) const;
   lbd_real_hop real_hop(const Real& r, uint64_t now_ms) const;
   void refresh_config();
+  // Master: a client's packet of `c` (its in_pkts), and what IPVS then sends: `c` if
+  // ip_vs_sync_conn_needed says so, then its template.
+  void sync_after_packet(Conn& c);
+  void sync_now(Conn& c);  // `c` and its template, whatever the counts (the fast path's)
+  bool sync_needed(const Conn& c, uint32_t pkts);
+  void queue_sync(const Conn& c);
+  // Per slot: the client packets seen (IPVS in_pkts, wrapping at 2^16) and the state last
+  // sent (old_state). Allocated while a master daemon runs; not in the handed-over slab.
+  struct SyncMark {
+    uint16_t in_pkts = 0;
+    ConnState old_state = ConnState::kNone;
+  };
+  std::vector<SyncMark> sync_marks_;
+  SyncMark& mark(const Conn& c) { return sync_marks_[conns_.slot_of(&c)]; }
+  std::vector<sync::Record> sync_out_;
+  bool backup_alone_ = false;
+  VipArp vip_arp_ = VipArp::kActive;
 
   ServiceTable& services_;
   ConnTable& conns_;

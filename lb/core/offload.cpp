@@ -66,6 +66,7 @@ void DataPath::maybe_offload(Conn& c) {
   }
   c.flags |= Conn::kOffloaded;
   ++counters_.offload_entered;
+  if (!sync_marks_.empty()) sync_now(c);  // its later packets pass lbd no more
   if (offloaded_of_.size() <= c.real_id) {
     offloaded_of_.resize(c.real_id + 1, 0);
     fold_listed_.resize(c.real_id + 1, 0);

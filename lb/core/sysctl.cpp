@@ -22,6 +22,9 @@ const std::vector<SysctlDef> kSysctlDefs = {
     {"amemthresh", &Sysctls::amemthresh, 0, 0x7fffffff},
     {"schedule_icmp", &Sysctls::schedule_icmp, 0, 0},
     {"ignore_tunneled", &Sysctls::ignore_tunneled, 1, 1},
+    {"backup_only", &Sysctls::backup_only, 0, 1},
+    {"sync_persist_mode", &Sysctls::sync_persist_mode, 0, 1},
+    {"sync_version", &Sysctls::sync_version, 1, 1},
 };
 
 namespace {
@@ -36,6 +39,9 @@ std::string_view only_value_why(std::string_view name) {
   if (name == "schedule_icmp") return "lbd does not schedule ICMP errors that match no connection";
   if (name == "ignore_tunneled")
     return "lbd never decapsulates what reaches the director, so tunnelled packets are never scheduled";
+  if (name == "sync_version")
+    return "lbd sends and reads version 1 sync messages (the kernel's default; version 0 carries no "
+           "timeouts and no templates' timeouts)";
   return "";
 }
 

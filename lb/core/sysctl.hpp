@@ -38,6 +38,13 @@ struct Sysctls {
   uint32_t lblc_expiration = 24 * 60 * 60, lblcr_expiration = 24 * 60 * 60;
   uint32_t secure_tcp = 0, drop_entry = 0, drop_packet = 0, amemthresh = 1024, schedule_icmp = 0;
   uint32_t ignore_tunneled = 1;
+  // Connection sync (ipvsadm --start-daemon). backup_only: while lbd runs only a backup
+  // sync daemon it forwards nothing (a standby director never carries traffic beside the
+  // master). lbd's default is 1 where IPVS's is 0: a backup with the master's rules would
+  // otherwise forward whatever reaches it, with connections it knows only from sync.
+  // sync_persist_mode 1: a connection under a persistence template is not sent, only its
+  // template. sync_version: 1 only.
+  uint32_t backup_only = 1, sync_persist_mode = 0, sync_version = 1;
   friend bool operator==(const Sysctls&, const Sysctls&) = default;
 };
 

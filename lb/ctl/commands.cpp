@@ -100,7 +100,8 @@ Status execute(const CliCommand& c, ServiceTable& services, Timeouts& timeouts) 
       if (c.sysctl.empty()) return Status::invalid("--lbd-sysctl needs NAME=VALUE here");
       return set_sysctl(timeouts.sysctl, c.sysctl);
     case Command::kStartDaemon:
-    case Command::kStopDaemon: return unsupported("the connection sync daemon");
+    case Command::kStopDaemon:
+      return Status::error(EINVAL, "the sync daemon is lbd's, not a rule: send it to lbd (lbadm --start-daemon)");
     default: return Status::error(EINVAL, "not a command that changes the table");
   }
 }

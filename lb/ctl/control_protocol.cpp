@@ -103,6 +103,9 @@ std::string encode_dump(const Dump& d) {
   std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
                               d.timeouts.udp);
   for (const SysctlDef& def : kSysctlDefs) s += fmt::format("Y {} {}\n", def.name, d.timeouts.sysctl.*def.field);
+  for (const DumpDaemon& dd : d.daemons)
+    s += fmt::format("D {} {} {} {} {} {} {}\n", dd.role, token(dd.spec.mcast_ifn), dd.spec.syncid, dd.spec.maxlen,
+                     dd.spec.group, dd.spec.port, dd.spec.ttl);
   for (const auto& sv : d.services) {
     const ServiceOptions& o = sv.options;
     s += fmt::format("S {} {} {} {}", sv.key.protocol, sv.key.vip, sv.key.port, o.scheduler);
@@ -158,6 +161,17 @@ bool decode_dump(const std::string& text, Dump& out) {
     } else if (tag == "Y") {
       std::string name, value;
       if (!(in >> name >> value) || !set_sysctl(out.timeouts.sysctl, name + "=" + value).is_ok()) return false;
+    } else if (tag == "D") {
+      DumpDaemon dd;
+      std::string ifn;
+      unsigned syncid, ttl;
+      if (!(in >> dd.role >> ifn >> syncid >> dd.spec.maxlen) || !get_ip(in, dd.spec.group) ||
+          !(in >> dd.spec.port >> ttl) || syncid > 255 || ttl > 255 || (dd.role != "master" && dd.role != "backup"))
+        return false;
+      dd.spec.mcast_ifn = untoken(ifn);
+      dd.spec.syncid = uint8_t(syncid);
+      dd.spec.ttl = uint8_t(ttl);
+      out.daemons.push_back(std::move(dd));
     } else if (tag == "S") {
       DumpService s;
       ServiceOptions& o = s.options;

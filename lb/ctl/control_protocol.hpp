@@ -15,6 +15,7 @@
 #include "forwarding/packet.hpp"
 #include "lb/base/status.hpp"
 #include "lb/core/service_table.hpp"
+#include "lb/core/sync_message.hpp"
 #include "lb/core/tcp_state.hpp"
 
 namespace lbd {
@@ -49,8 +50,15 @@ struct DumpConn {
   uint32_t expires = 0;  // seconds left
 };
 
+// A running sync daemon (-L --daemon).
+struct DumpDaemon {
+  std::string role;  // "master" or "backup"
+  sync::DaemonSpec spec;  // maxlen as the master fills messages (0 for a backup)
+};
+
 struct Dump {
   uint32_t table_size = 0;
+  std::vector<DumpDaemon> daemons;
   Timeouts timeouts;
   std::vector<DumpService> services;
   std::vector<DumpConn> conns;

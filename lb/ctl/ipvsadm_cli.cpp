@@ -314,6 +314,32 @@ struct Parser {
       case kOptHealth: c.health_text = *arg; break;
       case kOptSyncId:
         if (!parse_uint(*arg, 255, v)) return fail(2, "illegal syncid specified");
+        c.daemon.syncid = uint8_t(v);
+        break;
+      case kOptMcastIfn:
+        if (arg->empty() || arg->size() >= 16) return fail(2, "illegal mcast-interface specified");
+        c.daemon.mcast_ifn = *arg;
+        break;
+      case kOptSyncMaxlen:
+        if (!parse_uint(*arg, 65535 - 20 - 8, v) || v == 0) return fail(2, "illegal sync-maxlen specified");
+        c.daemon.maxlen = uint32_t(v);
+        break;
+      case kOptMcastGroup: {
+        Ipv4 g;
+        if (arg->find(':') != std::string::npos)
+          return fail(2, "lbd supports IPv4 services only: an IPv6 mcast-group is not available yet");
+        if (!parse_ipv4(*arg, g) || (g.b[0] & 0xf0) != 0xe0)
+          return fail(2, fmt::format("invalid IPv4 mcast-group `{}'", *arg));
+        c.daemon.group = g;
+        break;
+      }
+      case kOptMcastPort:
+        if (!parse_uint(*arg, 65535, v) || v == 0) return fail(2, "illegal mcast-port specified");
+        c.daemon.port = uint16_t(v);
+        break;
+      case kOptMcastTtl:
+        if (!parse_uint(*arg, 255, v) || v == 0) return fail(2, "illegal mcast-ttl specified");
+        c.daemon.ttl = uint8_t(v);
         break;
       default: break;
     }
@@ -545,6 +571,14 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back("--lbd-sysctl");
       if (!c.sysctl.empty()) a.push_back(c.sysctl);
       break;
+    case Command::kStartDaemon:
+      a.insert(a.end(), {"--start-daemon", c.daemon_state, "--mcast-interface", c.daemon.mcast_ifn, "--syncid",
+                         std::to_string(c.daemon.syncid)});
+      if (c.daemon.maxlen) a.insert(a.end(), {"--sync-maxlen", std::to_string(c.daemon.maxlen)});
+      a.insert(a.end(), {"--mcast-group", to_string(c.daemon.group), "--mcast-port", std::to_string(c.daemon.port),
+                         "--mcast-ttl", std::to_string(c.daemon.ttl)});
+      break;
+    case Command::kStopDaemon: a.insert(a.end(), {"--stop-daemon", c.daemon_state}); break;
     case Command::kSetTimeout:
       a.push_back("--set");
       a.push_back(std::to_string(c.timeouts.tcp));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lb/core/service_table.hpp"
+#include "lb/core/sync_message.hpp"
 #include "lb/core/tcp_state.hpp"
 
 namespace lbd {
@@ -50,6 +51,7 @@ struct CliCommand {
   std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
   std::string health_text;     // --health, as given (validated for the command)
   std::string daemon_state;    // --start-daemon/--stop-daemon argument
+  sync::DaemonSpec daemon;      // --mcast-interface, --syncid, --sync-maxlen, --mcast-*
   std::string sysctl;          // --lbd-sysctl NAME=VALUE (checked), or "" (list them)
   uint32_t line = 0;           // line number when read from a rules stream
 };

@@ -223,7 +223,16 @@ Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, cons
                         dump.timeouts.tcpfin, dump.timeouts.udp);
     return r.out;
   }
-  if (cmd.has(kOptDaemon)) return std::string();  // lbd runs no sync daemon: nothing to print
+  if (cmd.has(kOptDaemon)) {  // ipvsadm's list_daemon: the master first
+    for (const char* role : {"master", "backup"})
+      for (const DumpDaemon& d : dump.daemons) {
+        if (d.role != role) continue;
+        r.out += fmt::format("{} sync daemon (mcast={}, syncid={}", d.role, d.spec.mcast_ifn, d.spec.syncid);
+        if (d.spec.maxlen) r.out += fmt::format(", maxlen={}", d.spec.maxlen);
+        r.out += fmt::format(", group={}, port={}, ttl={})\n", d.spec.group, d.spec.port, d.spec.ttl);
+      }
+    return r.out;
+  }
   if (cmd.has(kOptConnection)) {
     r.conns(dump);
     return r.out;

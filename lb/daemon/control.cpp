@@ -66,6 +66,12 @@ Dump Control::make_dump() {
   Dump d;
   d.table_size = cfg_.max_connections;
   d.timeouts = timeouts_;
+  for (const auto* sd : {&sync_master_, &sync_backup_})
+    if (*sd) {
+      DumpDaemon dd{sd == &sync_master_ ? "master" : "backup", (*sd)->spec};
+      dd.spec.maxlen = (*sd)->sock.maxlen;
+      d.daemons.push_back(std::move(dd));
+    }
   services_.for_each_service([&](const Service& s) {
     DumpService ds{.key = s.key, .options = s.options, .stats = s.stats, .rates = read_rates(s.rate)};
     auto add = [&](const Real& r, uint8_t flags) {
@@ -97,6 +103,13 @@ std::vector<Counter> Control::counters() {
   }
   std::vector<Counter> v = named_counters(c);
   v.push_back({"conns_current", conns});
+  v.push_back({"sync_received", sync_received_});
+  for (size_t i = 1; i < sync_refused_.size(); ++i)
+    v.push_back({fmt::format("sync_refused_{}", sync::refusal_name(sync::Refusal(i))), sync_refused_[i]});
+  static constexpr const char* kSkipNames[] = {"", "protocol", "state", "option", "ipv6"};
+  static_assert(std::size(kSkipNames) == size_t(sync::Skip::kCount));
+  for (size_t i = 1; i < sync_skipped_.size(); ++i)
+    v.push_back({fmt::format("sync_skipped_{}", kSkipNames[i]), sync_skipped_[i]});
   v.push_back({"offload_tx_lost", xdp_tx_lost_});
   if (xdp_) {
     const auto x = xdp_->stats();
@@ -295,6 +308,11 @@ Reply Control::handle_request(const std::string& req) {
   auto parsed = parse_request(req, args);
   if (auto* e = std::get_if<Status>(&parsed)) return {status_reply(*e), {}};
   const CliCommand& cmd = std::get<CliCommand>(parsed);
+  if (cmd.cmd == Command::kStartDaemon || cmd.cmd == Command::kStopDaemon) {
+    const Status st = sync_daemon_command(cmd);
+    LBD_LOG(kInfo, "sync", "{}: {}", join_args(args), st.is_ok() ? "done" : st.message());
+    return {status_reply(st), {}};
+  }
   const Status st = execute(cmd, services_, timeouts_);
   if (!st.is_ok()) {
     LBD_LOG(kInfo, "control", "refused: {}: {}", health::redact_secrets(join_args(args)), st.message());

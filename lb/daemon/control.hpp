@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <deque>
 #include <functional>
 #include <latch>
@@ -27,6 +28,7 @@
 #include "lb/ctl/ipvsadm_cli.hpp"
 #include "lb/io/next_hops.hpp"
 #include "lb/io/steering.hpp"
+#include "lb/io/sync_socket.hpp"
 #include "lb/io/worker.hpp"
 #include "lb/io/xdp_flow_cache.hpp"
 
@@ -118,6 +120,22 @@ class Control {
   // Workers stopped, counts gathered, the directory written a last time: the tables are
   // what the next lbd adopts.
   void stop_for_handover();
+  // The connection sync daemons (control_sync.cpp): --start-daemon and --stop-daemon,
+  // and a backup's datagrams, decoded whole and handed to the workers owning their clients.
+  Status sync_daemon_command(const CliCommand& c);
+  void on_sync_readable();
+  void publish_sync_role();  // a backup without a master is passive (backup_only)
+  struct SyncDaemon {
+    sync::DaemonSpec spec;
+    SyncSocket sock;
+  };
+  std::optional<SyncDaemon> sync_master_, sync_backup_;
+  uint64_t sync_received_ = 0;
+  std::array<uint64_t, size_t(sync::Refusal::kCount)> sync_refused_{};
+  std::array<uint64_t, size_t(sync::Skip::kCount)> sync_skipped_{};
+  std::vector<uint8_t> sync_buf_;
+  int sync_fd() const { return sync_backup_ ? sync_backup_->sock.fd.get() : -1; }
+
   Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::vector<Counter> counters();  // every count lbd keeps, by name
   std::string counters_text();

@@ -48,6 +48,7 @@ void Control::publish_interfaces() {
   for (const auto& itf : interfaces_) infos.push_back({itf.ifindex, itf.mac, itf.mtu});
   on_each_worker([&](Worker& w) {
     w.data_path().set_interfaces(infos);
+    w.data_path().set_vip_arp(*vip_arp_from_name(cfg_.vip_arp));
     for (size_t i = 0; i < interfaces_.size(); ++i)
       for (const CaptureClass cls : kCaptureClasses) w.captures(cls)[i]->set_mtu(interfaces_[i].mtu);
   });
@@ -261,9 +262,11 @@ int Control::run() {
   int exit_code = 0;
   std::vector<pollfd> pfds;
   uint64_t pfds_version = ~0ull;
-  enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kGuard, kControl };
+  int pfds_sync = -1;
+  enum : size_t { kSignal, kTimer, kHealth, kReload, kEvents, kGuard, kSync, kControl };
   while (running_) {
-    if (pfds_version != control_->version()) {  // rebuilt only when control clients change
+    // Rebuilt only when control clients change, or a backup sync daemon starts or stops.
+    if (pfds_version != control_->version() || pfds_sync != sync_fd()) {
       pfds.clear();
       pfds.push_back({sfd, POLLIN, 0});
       pfds.push_back({tfd, POLLIN, 0});
@@ -271,6 +274,8 @@ int Control::run() {
       pfds.push_back({reload_fd_.get(), POLLIN, 0});
       pfds.push_back({events_fd_.get(), POLLIN, 0});
       pfds.push_back({guard_->event_fd(), POLLIN, 0});  // -1 (ignored) if it could not listen
+      pfds.push_back({sync_fd(), POLLIN, 0});            // -1 (ignored): no backup daemon
+      pfds_sync = sync_fd();
       for (const pollfd& p : control_->poll_fds()) pfds.push_back(p);
       pfds_version = control_->version();
     }
@@ -328,6 +333,7 @@ int Control::run() {
                 "table netdev {} restored", BoxGuard::kTable);
       }
     }
+    if (pfds[kSync].revents) on_sync_readable();
     if (pfds[kHealth].revents) on_health_events();
     if (pfds[kReload].revents) finish_reload();
     for (size_t i = kControl; i < pfds.size(); ++i) {

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "lb/core/data_path.hpp"
 
 namespace lbd {
 
@@ -27,7 +30,16 @@ struct DaemonConfig {
   std::vector<std::string> sysctls;
   // --takeover: the lbd running on socket_path hands its connections over and stops.
   bool takeover = false;
+  // --vip-arp: when lbd answers ARP for VIPs (vip_arp_from_name).
+  std::string vip_arp = "active";
 };
+
+inline std::optional<VipArp> vip_arp_from_name(const std::string& s) {
+  if (s == "active") return VipArp::kActive;
+  if (s == "always") return VipArp::kAlways;
+  if (s == "never") return VipArp::kNever;
+  return std::nullopt;
+}
 
 // The most workers lbd runs (one fanout group member each).
 constexpr uint32_t kMaxWorkers = 64;

@@ -232,11 +232,36 @@ int Worker::on_frames(Capture& cap, int rounds) {
     flush_all();
   }
   flush_all();
+  send_sync(false);  // full messages now; the rest at the tick
   return total;
+}
+
+void Worker::set_sync_master(int fd, const sockaddr_in& group, uint8_t syncid, uint32_t maxlen) {
+  if (sync_fd_ >= 0) send_sync(true);  // what the previous master had queued
+  sync_fd_ = fd;
+  sync_group_ = group;
+  dp_->set_sync_master(fd >= 0);
+  sync_msg_ = fd >= 0 ? std::make_unique<sync::MessageBuilder>(syncid, maxlen) : nullptr;
+}
+
+void Worker::send_sync(bool flush) {
+  if (!sync_msg_) return;
+  auto send = [this] {
+    dp_->count_sync_sent(send_sync_message(sync_fd_, sync_group_, sync_msg_->bytes()));
+    sync_msg_->clear();
+  };
+  for (const sync::Record& r : dp_->sync_out()) {
+    if (sync_msg_->add(r)) continue;
+    send();
+    sync_msg_->add(r);
+  }
+  dp_->sync_out().clear();
+  if (flush && !sync_msg_->empty()) send();
 }
 
 void Worker::tick(uint64_t now_ms) {
   dp_->expire(now_ms, 65536);
+  send_sync(true);
   dp_->sync_real_hops(now_ms);
   dp_->release_held(now_ms, [this](std::span<const uint8_t> f, const Verdict& v) {
     send(f.data(), f.size(), v, nullptr);

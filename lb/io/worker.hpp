@@ -21,7 +21,9 @@
 #include "lb/core/conn_table.hpp"
 #include "lb/core/data_path.hpp"
 #include "lb/core/service_table.hpp"
+#include "lb/core/sync_message.hpp"
 #include "lb/core/traffic_model.hpp"
+#include "lb/io/sync_socket.hpp"
 
 namespace lbd {
 
@@ -106,6 +108,11 @@ class Worker {
   void flush_all() {
     for (auto& inj : injectors_) dp_->count_tx_failed(inj->flush());
   }
+  // On its thread: the sync master's socket (the control thread's; -1: no master). The data
+  // path's records are sent in messages of at most `maxlen` bytes: a message as soon as it
+  // is full, and what is left at every tick (IPVS: within 2 s).
+  void set_sync_master(int fd, const sockaddr_in& group, uint8_t syncid, uint32_t maxlen);
+
   // Queues a frame the data path decided to send (see transmit.hpp).
   void send(const uint8_t* frame, size_t len, const Verdict& v, Injector* in_place);
 
@@ -116,6 +123,7 @@ class Worker {
   void tick(uint64_t now_ms);
   void run_mailbox();
   void report();  // pending data path events to the control thread
+  void send_sync(bool flush);  // the data path's sync records into messages
   Injector* injector_for(int ifindex) {
     for (auto& i : injectors_)
       if (i->ifindex() == ifindex) return i.get();
@@ -135,6 +143,9 @@ class Worker {
   bool sockets_changed_ = false;  // detach()/attach(): the loop polls other descriptors
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(65536 + 64);  // super-frames
   uint64_t now_ms_ = 0;
+  int sync_fd_ = -1;
+  sockaddr_in sync_group_{};
+  std::unique_ptr<sync::MessageBuilder> sync_msg_;
   UniqueFd mailbox_fd_, timer_fd_;
   int event_fd_ = -1;  // the control thread's
   std::atomic<bool> stop_{false};

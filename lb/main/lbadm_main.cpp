@@ -35,6 +35,8 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
   if (cmd == Command::kAddService && code == EEXIST) return "Service already exists";
   if ((cmd == Command::kAddService || cmd == Command::kEditService) && code == ENOENT)
     return "Scheduler or persistence engine not found";
+  if (cmd == Command::kStartDaemon && code == EEXIST) return "Daemon has already run";
+  if (cmd == Command::kStopDaemon && code == ESRCH) return "No daemon is running";
   if (svc_op && code == ESRCH) return "No such service";
   if (dest_op && code == ESRCH) return "Service not defined";
   if (cmd == Command::kAddReal && code == EEXIST) return "Destination already exists";
@@ -129,13 +131,6 @@ int main(int argc, char** argv) {
       case Command::kVersion:
         std::cout << "lbadm v0.1.0 (ipvsadm v1.31 compatible, lbd userspace IPVS v1.2.1)\n";
         return 0;
-      case Command::kStartDaemon:
-      case Command::kStopDaemon:
-        // Checked like ipvsadm (state, options) first; lbd has no connection sync yet.
-        std::cerr << "lbadm: the connection sync daemon (--"
-                  << (cmd.cmd == Command::kStartDaemon ? "start" : "stop")
-                  << "-daemon) is not supported by lbd\n";
-        return 2;
       case Command::kList:
       case Command::kSave: {
         auto fetched = fetch_dump(cmd.cmd == Command::kList && cmd.has(kOptConnection));

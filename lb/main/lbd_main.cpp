@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
        "take the connections over from the lbd running on --socket (it hands its table over "
        "and stops, then this one starts): a restart that keeps every connection, without "
        "systemd (under systemd, a restart does it by itself)")
+      ("vip-arp", po::value<std::string>(&cfg.vip_arp)->default_value(cfg.vip_arp),
+       "when lbd answers ARP for a VIP not configured on the box: active (unless lbd is a "
+       "passive sync backup), always, or never (keepalived or the operator configures the VIP "
+       "and the kernel answers)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -71,6 +75,10 @@ int main(int argc, char** argv) {
                                  !check_path.empty() || !vm["rules"].defaulted());
   if (!lbd::valid_offload(cfg.offload)) {
     std::cerr << "lbd: --offload " << cfg.offload << ": expected xdp, xdp-native, xdp-generic or off\n";
+    return 2;
+  }
+  if (!lbd::vip_arp_from_name(cfg.vip_arp)) {
+    std::cerr << "lbd: --vip-arp " << cfg.vip_arp << ": expected active, always or never\n";
     return 2;
   }
   if (cfg.workers > lbd::kMaxWorkers) {

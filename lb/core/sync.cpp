@@ -1,0 +1,183 @@
+// Connection sync in the data path: which connections a master reports and when
+// (net/netfilter/ipvs/ip_vs_sync.c ip_vs_sync_conn, ip_vs_sync_conn_needed with IPVS's
+// defaults sync_threshold "3 50", sync_refresh_period 0), and how a backup takes a report
+// (ip_vs_proc_conn). The sockets are the worker's and the control thread's.
+#include "lb/core/data_path.hpp"
+
+namespace lbd {
+namespace {
+
+// net.ipv4.vs.sync_threshold's defaults: a connection is sent when its packet count
+// modulo the period is the threshold (the 3rd packet, then every 50th).
+constexpr uint32_t kSyncThreshold = 3, kSyncPeriod = 50;
+// A template reported with no timeout (a version 0 peer): IPVS's 3 minutes.
+constexpr uint32_t kTemplateDefaultTimeout = 3 * 60;
+
+uint32_t fwd_flags(FwdMethod m) {
+  switch (m) {
+    case FwdMethod::kMasq: return sync::flag::kMasq;
+    case FwdMethod::kTunnel: return sync::flag::kTunnel;
+    case FwdMethod::kRoute: return sync::flag::kDroute;
+  }
+  return sync::flag::kDroute;
+}
+
+// The TCP states IPVS reports (others are too young to be worth a backup's entry).
+bool syncable_tcp_state(ConnState s) {
+  return s == ConnState::kEstablished || s == ConnState::kFinWait || s == ConnState::kClose ||
+         s == ConnState::kCloseWait || s == ConnState::kTimeWait;
+}
+
+}  // namespace
+
+void DataPath::set_sync_master(bool on) {
+  if (!on) {
+    sync_marks_ = {};
+    sync_out_ = {};
+    return;
+  }
+  if (!sync_marks_.empty()) return;
+  sync_marks_.assign(size_t(conns_.capacity()) + 1, SyncMark{});  // by slot + 1
+  sync_out_.reserve(kSyncQueue);
+}
+
+sync::Record DataPath::sync_record(const Conn& c) const {
+  sync::Record r;
+  const bool templ = c.flags & Conn::kTemplate;
+  r.protocol = uint8_t(c.key.protocol & ~kTemplateProtocolBit);
+  // A template counts as inactive in IPVS (its dest's conn_flags carry INACTIVE).
+  r.flags = fwd_flags(c.method) | (c.inactive || templ ? sync::flag::kInactive : 0) |
+            (templ ? sync::flag::kTemplate : 0);
+  r.state = templ || c.state == ConnState::kUdp ? 0 : uint16_t(c.state);
+  r.cport = c.key.cport;
+  r.vport = c.key.vport;
+  r.dport = c.dport;
+  if (templ) {
+    const Real& real = services_.real(c.real_id);
+    r.timeout = real.deleted ? kTemplateDefaultTimeout : services_.service(real.service_id).options.persistent;
+  } else {
+    r.timeout = timeouts_.seconds(c.state);
+  }
+  r.caddr = c.key.caddr;
+  r.vaddr = c.key.vaddr;
+  r.daddr = c.daddr;
+  return r;
+}
+
+void DataPath::queue_sync(const Conn& c) {
+  if (sync_out_.size() >= kSyncQueue) {
+    ++counters_.sync_queue_full;
+    return;
+  }
+  sync_out_.push_back(sync_record(c));
+  ++counters_.sync_queued;
+}
+
+bool DataPath::sync_needed(const Conn& c, uint32_t pkts) {
+  SyncMark& m = mark(c);
+  const bool templ = c.flags & Conn::kTemplate;
+  if (!templ && timeouts_.sysctl.sync_persist_mode && c.control) return false;
+  if (!templ && c.key.protocol == kProtoTcp) {
+    if (!syncable_tcp_state(c.state)) return false;
+    // A change to a state other than ESTABLISHED is sent at once; ESTABLISHED waits for
+    // the threshold like any other packet.
+    if (c.state != m.old_state && c.state != ConnState::kEstablished) {
+      m.old_state = c.state;
+      return true;
+    }
+  }
+  if (!templ && pkts % kSyncPeriod != kSyncThreshold) return false;
+  m.old_state = c.state;
+  return true;
+}
+
+void DataPath::sync_after_packet(Conn& c) {
+  uint32_t pkts = ++mark(c).in_pkts;
+  Conn* cp = &c;
+  while (true) {
+    // A one-packet connection is never sent; its template is.
+    if (!(cp->flags & Conn::kOnePacket) && sync_needed(*cp, pkts)) queue_sync(*cp);
+    if ((cp->flags & Conn::kTemplate) || !cp->control) return;
+    cp = &conns_.at_slot(cp->control);
+    pkts = ++mark(*cp).in_pkts;
+  }
+}
+
+void DataPath::sync_now(Conn& c) {
+  const bool templ = c.flags & Conn::kTemplate;
+  if ((c.flags & Conn::kOnePacket) || (!templ && c.key.protocol == kProtoTcp && !syncable_tcp_state(c.state)))
+    return;
+  if (templ || !(timeouts_.sysctl.sync_persist_mode && c.control)) {
+    queue_sync(c);
+    mark(c).old_state = c.state;
+  }
+  if (!templ && c.control) queue_sync(conns_.at_slot(c.control));
+}
+
+void DataPath::apply_sync(const sync::Record& r, uint64_t now_ms) {
+  const uint32_t now_s = seconds(now_ms);
+  const bool templ = r.flags & sync::flag::kTemplate;
+  if (r.protocol != kProtoTcp && r.protocol != kProtoUdp) {  // FTP's and fwmark templates (IPPROTO_IP)
+    ++counters_.sync_no_real;
+    return;
+  }
+  // The real of this director's service with the same address and port (IPVS
+  // ip_vs_find_dest). lbd keeps no connection without a real: one it does not have is
+  // counted, and the record is taken again once the real is configured.
+  Service* svc = services_.find_for_packet(r.protocol, r.vaddr, r.vport);
+  Real* real = nullptr;
+  if (svc)
+    for (uint32_t id : svc->reals) {
+      Real& x = services_.real(id);
+      if (!x.deleted && x.addr == r.daddr && (x.port == r.dport || x.port == 0)) real = &x;
+    }
+  if (!real) {
+    ++counters_.sync_no_real;
+    return;
+  }
+  const ConnKey key{r.caddr, r.vaddr, r.cport, r.vport, uint8_t(r.protocol | (templ ? kTemplateProtocolBit : 0))};
+  const ConnState state = templ ? ConnState::kNone : r.protocol == kProtoUdp ? ConnState::kUdp : ConnState(r.state);
+  const bool inactive = r.flags & sync::flag::kInactive;
+  const uint32_t timeout = r.timeout ? r.timeout : templ ? kTemplateDefaultTimeout : timeouts_.seconds(state);
+  Conn* c = conns_.find(key);
+  if (c && !templ && (c->daddr != r.daddr || c->dport != r.dport)) {
+    // Another real now: the master rescheduled it. An inactive report about the old one
+    // is the end of the connection it replaced: ignored.
+    if (inactive) return;
+    release(*c);
+    c = nullptr;
+  }
+  if (c) {
+    if (!templ && c->inactive != inactive) {
+      services_.set_inactive(services_.real(c->real_id), inactive);
+      c->inactive = inactive;
+    }
+    c->state = state;
+    if ((c->flags & Conn::kOffloaded) && state != ConnState::kEstablished && state != ConnState::kUdp) withdraw(*c);
+    conns_.set_expires(*c, now_s + timeout);
+    ++counters_.sync_updated;
+  } else {
+    c = make_room() ? conns_.insert(key, now_s + timeout) : nullptr;
+    if (!c) {
+      ++counters_.sync_not_applied;
+      return;
+    }
+    c->state = state;
+    c->inactive = !templ && inactive;
+    c->daddr = r.daddr;
+    c->dport = r.dport;
+    c->method = real->fwd;  // the connection takes this director's forwarding method, as in IPVS
+    c->flags = templ ? Conn::kTemplate : 0;
+    c->real_id = real->id;
+    if (!attach(*c, *real, nullptr)) {
+      ++counters_.sync_not_applied;
+      return;
+    }
+    ++counters_.sync_created;
+  }
+  // A backup's copy starts at the threshold (IPVS): once it is master, its next packet of
+  // the connection is not the one that sends it again.
+  if (!sync_marks_.empty()) mark(*c) = {uint16_t(kSyncThreshold), state};
+}
+
+}  // namespace lbd

@@ -1,0 +1,69 @@
+// The connection sync daemons (ipvsadm --start-daemon master|backup); see control.hpp.
+// The master's records are made and sent by the workers (DataPath::sync_out, Worker's
+// sender) on the socket opened here; a backup's datagrams are read here, checked whole
+// (sync_message.hpp) and applied by the workers that own their clients.
+#include <cerrno>
+
+#include "lb/base/host.hpp"
+#include "lb/base/log.hpp"
+#include "lb/daemon/control.hpp"
+
+namespace lbd {
+
+Status Control::sync_daemon_command(const CliCommand& c) {
+  const bool master = c.daemon_state == "master";
+  std::optional<SyncDaemon>& slot = master ? sync_master_ : sync_backup_;
+  if (c.cmd == Command::kStopDaemon) {
+    if (!slot) return Status::error(ESRCH, fmt::format("no {} sync daemon is running", c.daemon_state));
+    if (master) on_each_worker([](Worker& w) { w.set_sync_master(-1, {}, 0, 0); });  // what was queued is sent
+    LBD_LOG(kWarn, "sync", "{} sync daemon on {} stopped", c.daemon_state, slot->spec.mcast_ifn);
+    slot.reset();
+    publish_sync_role();
+    return Status::ok();
+  }
+  if (slot) return Status::error(EEXIST, fmt::format("a {} sync daemon is running already", c.daemon_state));
+  auto sock = open_sync_socket(c.daemon, master);
+  if (!sock) return sock.status();
+  slot = SyncDaemon{c.daemon, std::move(sock).value()};
+  if (master) {
+    const SyncSocket& s = slot->sock;
+    on_each_worker([&](Worker& w) { w.set_sync_master(s.fd.get(), s.group, c.daemon.syncid, s.maxlen); });
+  } else {
+    sync_buf_.resize(sync::kMaxMessage + 1);
+  }
+  publish_sync_role();
+  LBD_LOG(kWarn, "sync", "{} sync daemon on {} (syncid {}, group {}:{}, ttl {}, messages up to {} bytes)",
+          c.daemon_state, c.daemon.mcast_ifn, c.daemon.syncid, c.daemon.group, c.daemon.port, c.daemon.ttl,
+          slot->sock.maxlen);
+  return Status::ok();
+}
+
+void Control::publish_sync_role() {
+  const bool alone = sync_backup_ && !sync_master_;
+  on_each_worker([alone](Worker& w) { w.data_path().set_backup_alone(alone); });
+}
+
+void Control::on_sync_readable() {
+  if (!sync_backup_) return;
+  const int fd = sync_fd();
+  std::vector<std::vector<sync::Record>> per_worker(workers_.size());
+  for (int n = 0; n < 256; ++n) {  // bounded: the control socket and the timer are served too
+    const ssize_t len = recv(fd, sync_buf_.data(), sync_buf_.size(), MSG_DONTWAIT);
+    if (len < 0) break;
+    ++sync_received_;
+    const sync::Decoded d = sync::decode({sync_buf_.data(), size_t(len)}, sync_backup_->spec.syncid);
+    ++sync_refused_[size_t(d.refusal)];
+    for (size_t i = 0; i < d.skipped.size(); ++i) sync_skipped_[i] += d.skipped[i];
+    for (const sync::Record& r : d.records)
+      per_worker[steer_worker(r.caddr, steer_mask_, uint32_t(workers_.size()))].push_back(r);
+  }
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (per_worker[i].empty()) continue;
+    workers_[i]->post([recs = std::move(per_worker[i])](Worker& w) {
+      const uint64_t now = monotonic_ms();
+      for (const sync::Record& r : recs) w.data_path().apply_sync(r, now);
+    });
+  }
+}
+
+}  // namespace lbd
