@@ -221,3 +221,59 @@ TEST_CASE("-S -n saves -p/-M/-o/-b in ipvsadm's order, and thresholds") {
         "-A -u 198.18.0.100:53 -s rr -o\n"
         "-a -u 198.18.0.100:53 -r 198.18.0.13:5353 -m -w 1\n");
 }
+
+TEST_CASE("-L --daemon: ipvsadm's list_daemon lines, the master first; nothing without a daemon") {
+  Dump d = sample();
+  CHECK(render("-L --daemon", d) == "");
+  DumpDaemon backup{"backup", {}};
+  backup.spec.mcast_ifn = "eth1";
+  backup.spec.syncid = 9;
+  backup.spec.maxlen = 1472;
+  DumpDaemon master{"master", {}};
+  master.spec.mcast_ifn = "eth0";
+  master.spec.maxlen = 1472;
+  d.daemons = {backup, master};
+  // printf("%s sync daemon (mcast=%s, syncid=%d", ...), then ", maxlen=%u", ", group=%s",
+  // ", port=%u", ", ttl=%u", ")\n"
+  CHECK(render("-L --daemon", d) ==
+        "master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+        "backup sync daemon (mcast=eth1, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n");
+  // The dump carries them to lbadm.
+  Dump back;
+  REQUIRE(decode_dump(encode_dump(d), back));
+  REQUIRE(back.daemons.size() == 2);
+  CHECK(back.daemons[0].spec == backup.spec);
+  CHECK(back.daemons[1].role == "master");
+}
+
+TEST_CASE("--start-daemon: its options parsed with ipvsadm's checks and sent in canonical form") {
+  const CliCommand c = cmd("--start-daemon backup --mcast-interface eth1 --syncid 9 --mcast-group 239.1.2.3 "
+                           "--mcast-port 9000 --mcast-ttl 4 --sync-maxlen 1000");
+  CHECK(c.cmd == Command::kStartDaemon);
+  CHECK(c.daemon_state == "backup");
+  CHECK(c.daemon.mcast_ifn == "eth1");
+  CHECK(c.daemon.syncid == 9);
+  CHECK(c.daemon.group == ip("239.1.2.3"));
+  CHECK(c.daemon.port == 9000);
+  CHECK(c.daemon.ttl == 4);
+  CHECK(c.daemon.maxlen == 1000);
+  const CliCommand again = cmd(join_args(canonical_args(c)));
+  CHECK(again.daemon == c.daemon);
+  CHECK(again.daemon_state == "backup");
+  const CliCommand defaults = cmd("--start-daemon master");
+  CHECK(defaults.daemon.mcast_ifn == "eth0");  // ipvsadm's DEF_MCAST_IFN
+  CHECK(defaults.daemon.group == ip("224.0.0.81"));
+  CHECK(defaults.daemon.port == 8848);
+  for (const auto& [line, msg] : std::vector<std::pair<std::string, std::string>>{
+           {"--start-daemon master --mcast-group 198.18.0.1", "invalid IPv4 mcast-group `198.18.0.1'"},
+           {"--start-daemon master --mcast-port 0", "illegal mcast-port specified"},
+           {"--start-daemon master --mcast-ttl 256", "illegal mcast-ttl specified"},
+           {"--start-daemon master --sync-maxlen 65508", "illegal sync-maxlen specified"},
+           {"--start-daemon master --syncid 256", "illegal syncid specified"},
+           {"--start-daemon primary", "illegal start-daemon parameter specified"}}) {
+    auto r = parse_command(split_line(line), "ipvsadm");
+    REQUIRE(std::holds_alternative<CliError>(r));
+    CHECK(std::get<CliError>(r).message == msg);
+    CHECK(std::get<CliError>(r).exit_code == 2);
+  }
+}

@@ -1,0 +1,178 @@
+// Connection sync in the data path, on crafted frames with an injected clock: what a
+// master queues and when (IPVS ip_vs_sync_conn_needed with sync_threshold "3 50"), what
+// a backup makes of a record, and a passive backup forwarding nothing.
+#include <catch2/catch.hpp>
+
+#include "frames.hpp"
+#include "lb/core/data_path.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+
+constexpr int kIf = 7;
+
+struct Director {
+  ServiceTable services;
+  ConnTable conns{4096, 7};
+  Timeouts timeouts;
+  DataPath dp{services, conns, timeouts};
+  ServiceKey key{kProtoTcp, ip("198.18.0.100"), 80};
+
+  explicit Director(ServiceOptions opt = ServiceOptions{"rr"}) {
+    REQUIRE(services.add_service(key, opt).is_ok());
+    for (int i = 1; i <= 2; ++i) {
+      RealSpec spec{Be32::from_host(0xc612000au + uint32_t(i)), 80, FwdMethod::kRoute, 1};
+      REQUIRE(services.add_real(key, spec).is_ok());
+      services.find_real(key, spec.addr, 80)->hop = NextHop{kIf, mac(0xd1), mac(uint8_t(0xa0 + i)), 1500, true, {}};
+    }
+    dp.set_interfaces({{kIf, mac(0xd1)}});
+  }
+  bool send(uint8_t flags, uint16_t sport = 40000, uint64_t now_ms = 1000) {
+    FrameSpec s = lab::from_client(flags);
+    s.sport = sport;
+    auto f = make_frame(s);
+    const size_t len = f.size();
+    f.resize(2048);
+    return dp.process(std::span<uint8_t>(f.data(), len), kIf, now_ms, f.size()).transmit;
+  }
+  size_t queued() { return dp.sync_out().size(); }
+};
+
+}  // namespace
+
+TEST_CASE("sync master: a TCP connection is sent at its 3rd client packet, then every 50th") {
+  Director d;
+  d.dp.set_sync_master(true);
+  REQUIRE(d.send(tcp_flag::kSyn));          // SYN_RECV: never sent
+  REQUIRE(d.send(tcp_flag::kAck));          // 2nd: ESTABLISHED, below the threshold
+  CHECK(d.queued() == 0);
+  REQUIRE(d.send(tcp_flag::kAck | tcp_flag::kPsh));  // 3rd
+  REQUIRE(d.queued() == 1);
+  const sync::Record r = d.dp.sync_out()[0];
+  CHECK(r.protocol == kProtoTcp);
+  CHECK(r.state == 1);  // IP_VS_TCP_S_ESTABLISHED
+  CHECK(r.flags == sync::flag::kDroute);
+  CHECK(r.timeout == 900);
+  CHECK(r.caddr == lab::kClient);
+  CHECK(r.cport == 40000);
+  CHECK(r.vaddr == lab::kVip);
+  d.dp.sync_out().clear();
+  for (int pkt = 4; pkt <= 53; ++pkt) {
+    REQUIRE(d.send(tcp_flag::kAck));
+    CHECK(d.queued() == (pkt == 53 ? 1u : 0u));
+  }
+  d.dp.sync_out().clear();
+  REQUIRE(d.send(tcp_flag::kFin | tcp_flag::kAck));  // FIN_WAIT: a change, sent at once
+  REQUIRE(d.queued() == 1);
+  CHECK(d.dp.sync_out()[0].state == 4);
+  CHECK(d.dp.sync_out()[0].timeout == 120);
+  CHECK(d.dp.sync_out()[0].flags == (sync::flag::kDroute | sync::flag::kInactive));
+}
+
+TEST_CASE("sync master: a persistent connection's template is sent with it, on each packet") {
+  ServiceOptions o{"rr"};
+  o.persistent = 300;
+  Director d(o);
+  d.dp.set_sync_master(true);
+  REQUIRE(d.send(tcp_flag::kSyn));
+  // ip_vs_sync_conn: the template (control) is considered on every packet, and a
+  // template is exempt from the threshold.
+  REQUIRE(d.queued() == 1);
+  const sync::Record t = d.dp.sync_out()[0];
+  CHECK(t.flags == (sync::flag::kTemplate | sync::flag::kInactive | sync::flag::kDroute));
+  CHECK(t.cport == 0);
+  CHECK(t.vport == 80);
+  CHECK(t.timeout == 300);
+  CHECK(t.state == 0);
+  d.timeouts.sysctl.sync_persist_mode = 1;
+  d.dp.sync_out().clear();
+  REQUIRE(d.send(tcp_flag::kAck));
+  REQUIRE(d.send(tcp_flag::kAck));  // the 3rd packet: only the template under sync_persist_mode
+  REQUIRE(d.queued() == 2);
+  for (const auto& r : d.dp.sync_out()) CHECK((r.flags & sync::flag::kTemplate));
+}
+
+TEST_CASE("sync master: nothing is queued without a master daemon") {
+  Director d;
+  for (int i = 0; i < 5; ++i) d.send(i ? tcp_flag::kAck : tcp_flag::kSyn);
+  CHECK(d.queued() == 0);
+}
+
+TEST_CASE("sync backup: a record creates the connection on the real of the same address and port") {
+  Director master, backup;
+  master.dp.set_sync_master(true);
+  REQUIRE(master.send(tcp_flag::kSyn));
+  REQUIRE(master.send(tcp_flag::kAck));
+  REQUIRE(master.send(tcp_flag::kAck));
+  REQUIRE(master.queued() == 1);
+  sync::Record r = master.dp.sync_out()[0];
+  r.flags |= sync::flag::kSync;
+  backup.dp.apply_sync(r, 5000);
+  REQUIRE(backup.conns.size() == 1);
+  const Conn* c = backup.conns.find(ConnKey{lab::kClient, lab::kVip, 40000, 80, kProtoTcp});
+  REQUIRE(c);
+  CHECK(c->state == ConnState::kEstablished);
+  CHECK(c->daddr == r.daddr);
+  CHECK(c->expires == 5 + 900);
+  const Real& real = backup.services.real(c->real_id);
+  CHECK(real.addr == r.daddr);
+  CHECK(real.dest.active_conns == 1);
+  CHECK(backup.dp.counters().sync_created == 1);
+
+  // The backup taking over: the client's next segment goes to the same real.
+  const Conn* mc = master.conns.find(ConnKey{lab::kClient, lab::kVip, 40000, 80, kProtoTcp});
+  FrameSpec s = lab::from_client(tcp_flag::kAck);
+  auto f = make_frame(s);
+  const Verdict v = backup.dp.process(f, kIf, 6000);
+  REQUIRE(v.transmit);
+  CHECK(f[5] == 0xa0 + (mc->daddr.b[3] - 10));
+
+  // A later report of its end moves it to InActConn and FIN's timeout.
+  r.state = 4;
+  r.flags |= sync::flag::kInactive;
+  r.timeout = 120;
+  backup.dp.apply_sync(r, 7000);
+  CHECK(backup.conns.size() == 1);
+  CHECK(real.dest.active_conns == 0);
+  CHECK(real.dest.inactive_conns == 1);
+  CHECK(backup.dp.counters().sync_updated == 1);
+}
+
+TEST_CASE("sync backup: records for a real this director lacks are counted, not kept") {
+  Director backup;
+  sync::Record r;
+  r.protocol = kProtoTcp;
+  r.flags = sync::flag::kDroute | sync::flag::kSync;
+  r.state = 1;
+  r.cport = 1234;
+  r.vport = 80;
+  r.dport = 80;
+  r.timeout = 900;
+  r.caddr = lab::kClient;
+  r.vaddr = lab::kVip;
+  r.daddr = ip("198.18.0.99");
+  backup.dp.apply_sync(r, 1000);
+  CHECK(backup.conns.size() == 0);
+  CHECK(backup.dp.counters().sync_no_real == 1);
+}
+
+TEST_CASE("sync backup: passive while alone (backup_only): no forwarding, no ARP for VIPs") {
+  Director d;
+  d.dp.set_backup_alone(true);
+  CHECK_FALSE(d.send(tcp_flag::kSyn));
+  CHECK(d.dp.counters().drops[size_t(DropReason::kBackupOnly)] == 1);
+  auto arp = make_arp_request(mac(0xc1), lab::kClient, lab::kVip);
+  CHECK_FALSE(d.dp.process(arp, kIf, 1000).transmit);
+  CHECK(d.dp.counters().drops[size_t(DropReason::kVipArpOff)] == 1);
+  d.timeouts.sysctl.backup_only = 0;  // IPVS's default: a backup forwards what reaches it
+  CHECK(d.send(tcp_flag::kSyn));
+  d.dp.set_backup_alone(false);
+  d.timeouts.sysctl.backup_only = 1;
+  auto arp2 = make_arp_request(mac(0xc1), lab::kClient, lab::kVip);
+  CHECK(d.dp.process(arp2, kIf, 1000).transmit);
+  d.dp.set_vip_arp(VipArp::kNever);
+  auto arp3 = make_arp_request(mac(0xc1), lab::kClient, lab::kVip);
+  CHECK_FALSE(d.dp.process(arp3, kIf, 1000).transmit);
+}
