@@ -41,7 +41,14 @@ expect 2 "Illegal 'weight' option with the 'add-service' command" -A -t "$V:82" 
 expect 255 "a firewall-mark service (-f) is not supported by lbd yet" -A -f 7 -s rr
 expect 255 "Scheduler or persistence engine not found" -A -t "$V:83" -p 60 --pe sip
 expect 255 "Numerical result out of range" -a -t "$V:80" -r 198.18.0.13 -y 10
-expect 2 "lbadm: the connection sync daemon (--start-daemon) is not supported by lbd" --start-daemon master
+expect 255 "No daemon is running" --stop-daemon master
+lbadm_ --start-daemon master --mcast-interface eth0 --syncid 3 || fail "--start-daemon master"
+expect 255 "Daemon has already run" --start-daemon master
+expect 255 "sync daemon: no interface nosuch0 (--mcast-interface)" --start-daemon backup --mcast-interface nosuch0
+assert_eq "master sync daemon (mcast=eth0, syncid=3, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)" \
+  "$(lbadm_ -L --daemon)" "-L --daemon"
+lbadm_ --stop-daemon master || fail "--stop-daemon master"
+assert_eq "" "$(lbadm_ -L --daemon)" "-L --daemon with no daemon"
 expect 255 "a GUE tunnel (--tun-type gue) is not supported by lbd yet" -a -t "$V:80" -r 198.18.0.13 -i --tun-type gue
 expect 2 "Tunnel options conflict with forward method" -a -t "$V:80" -r 198.18.0.13 -m --tun-type ipip
 expect 255 "--bogus: unknown option" -L --bogus
