@@ -124,14 +124,10 @@ void DataPath::apply_sync(const sync::Record& r, uint64_t now_ms) {
   // The real of this director's service with the same address and port (IPVS
   // ip_vs_find_dest). lbd keeps no connection without a real: one it does not have is
   // counted, and the record is taken again once the real is configured.
-  Service* svc = services_.find_for_packet(r.protocol, r.vaddr, r.vport);
-  Real* real = nullptr;
-  if (svc)
-    for (uint32_t id : svc->reals) {
-      Real& x = services_.real(id);
-      if (!x.deleted && x.addr == r.daddr && (x.port == r.dport || x.port == 0)) real = &x;
-    }
-  if (!real) {
+  const Service* svc = services_.find_for_packet(r.protocol, r.vaddr, r.vport);
+  Real* real = svc ? services_.find_real(svc->key, r.daddr, r.dport) : nullptr;
+  if (svc && !real) real = services_.find_real(svc->key, r.daddr, 0);  // a port-zero service's real
+  if (!real || real->deleted) {
     ++counters_.sync_no_real;
     return;
   }
