@@ -345,6 +345,10 @@ class DataPath {
   void sync_after_packet(Conn& c);
   void sync_now(Conn& c);  // `c` and its template, whatever the counts (the fast path's)
   bool sync_needed(const Conn& c, uint32_t pkts);
+  // sync_persist_mode: a connection under a template is not sent, only its template.
+  bool only_template_sent(const Conn& c) const {
+    return !(c.flags & Conn::kTemplate) && c.control && timeouts_.sysctl.sync_persist_mode;
+  }
   void queue_sync(const Conn& c);
   // Per slot: the client packets seen (IPVS in_pkts, wrapping at 2^16) and the state last
   // sent (old_state). Allocated while a master daemon runs; not in the handed-over slab.

@@ -76,7 +76,7 @@ void DataPath::queue_sync(const Conn& c) {
 bool DataPath::sync_needed(const Conn& c, uint32_t pkts) {
   SyncMark& m = mark(c);
   const bool templ = c.flags & Conn::kTemplate;
-  if (!templ && timeouts_.sysctl.sync_persist_mode && c.control) return false;
+  if (only_template_sent(c)) return false;
   if (!templ && c.key.protocol == kProtoTcp) {
     if (!syncable_tcp_state(c.state)) return false;
     // A change to a state other than ESTABLISHED is sent at once; ESTABLISHED waits for
@@ -107,7 +107,7 @@ void DataPath::sync_now(Conn& c) {
   const bool templ = c.flags & Conn::kTemplate;
   if ((c.flags & Conn::kOnePacket) || (!templ && c.key.protocol == kProtoTcp && !syncable_tcp_state(c.state)))
     return;
-  if (templ || !(timeouts_.sysctl.sync_persist_mode && c.control)) {
+  if (!only_template_sent(c)) {
     queue_sync(c);
     mark(c).old_state = c.state;
   }

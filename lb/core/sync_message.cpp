@@ -66,6 +66,18 @@ const char* refusal_name(Refusal r) {
   return "?";
 }
 
+const char* skip_name(Skip s) {
+  switch (s) {
+    case Skip::kNone: return "none";
+    case Skip::kProtocol: return "protocol";
+    case Skip::kState: return "state";
+    case Skip::kMandatoryOption: return "option";
+    case Skip::kIpv6: return "ipv6";
+    case Skip::kCount: break;
+  }
+  return "?";
+}
+
 MessageBuilder::MessageBuilder(uint8_t syncid, size_t maxlen)
     : buf_(std::clamp<size_t>(maxlen, kHeaderSize + kEntryV4Size, kMaxMessage)) {
   buf_[1] = syncid;

@@ -107,6 +107,7 @@ const char* refusal_name(Refusal r);
 
 // Why one entry of a well-formed message was skipped (the others are applied).
 enum class Skip : uint8_t { kNone, kProtocol, kState, kMandatoryOption, kIpv6, kCount };
+const char* skip_name(Skip s);
 
 struct Decoded {
   Refusal refusal = Refusal::kNone;

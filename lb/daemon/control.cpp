@@ -106,10 +106,8 @@ std::vector<Counter> Control::counters() {
   v.push_back({"sync_received", sync_received_});
   for (size_t i = 1; i < sync_refused_.size(); ++i)
     v.push_back({fmt::format("sync_refused_{}", sync::refusal_name(sync::Refusal(i))), sync_refused_[i]});
-  static constexpr const char* kSkipNames[] = {"", "protocol", "state", "option", "ipv6"};
-  static_assert(std::size(kSkipNames) == size_t(sync::Skip::kCount));
   for (size_t i = 1; i < sync_skipped_.size(); ++i)
-    v.push_back({fmt::format("sync_skipped_{}", kSkipNames[i]), sync_skipped_[i]});
+    v.push_back({fmt::format("sync_skipped_{}", sync::skip_name(sync::Skip(i))), sync_skipped_[i]});
   v.push_back({"offload_tx_lost", xdp_tx_lost_});
   if (xdp_) {
     const auto x = xdp_->stats();
