@@ -50,6 +50,21 @@ std::vector<Ipv4> ServiceTable::vips() const {
   return v;
 }
 
+std::vector<Ipv4> ServiceTable::serving_vips() const {
+  std::vector<Ipv4> v;
+  for_each_service([&](const Service& s) {
+    bool serving = s.sorry_active;
+    for (size_t i = 0; i < s.reals.size() && !serving; ++i) {
+      const Real& r = reals_[s.reals[i]];
+      serving = !r.deleted && r.dest.weight > 0 && r.dest.available;
+    }
+    if (serving) v.push_back(s.key.vip);
+  });
+  std::sort(v.begin(), v.end(), [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); });
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
 std::vector<ServiceTable::Endpoint> ServiceTable::nat_endpoints() const {
   std::vector<Endpoint> v;
   for_each_service([&](const Service& s) {

@@ -249,6 +249,10 @@ class ServiceTable {
 
   // Each distinct VIP of the configured services, once.
   std::vector<Ipv4> vips() const;
+  // The VIPs that can take a new connection now: a service of theirs has a real of weight
+  // above 0 that its checks have not taken down, or its sorry server is in use. What lbd
+  // announces to routers (--announce-table). Sorted.
+  std::vector<Ipv4> serving_vips() const;
 
   // Each distinct (protocol, address, port) replies of a NAT real server come from, sorted.
   struct Endpoint {

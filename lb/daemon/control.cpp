@@ -103,6 +103,7 @@ std::vector<Counter> Control::counters() {
   }
   std::vector<Counter> v = named_counters(c);
   v.push_back({"conns_current", conns});
+  v.push_back({"vips_announced", announcer_ ? announcer_->announced().size() : 0});
   v.push_back({"sync_received", sync_received_});
   for (size_t i = 1; i < sync_refused_.size(); ++i)
     v.push_back({fmt::format("sync_refused_{}", sync::refusal_name(sync::Refusal(i))), sync_refused_[i]});
@@ -177,6 +178,7 @@ void Control::apply_everywhere(const std::function<Status(ServiceTable&, Timeout
     share_counts(w);
   });
   configuration_changed();
+  announce_vips();
   gather();  // listings right after the change; deleted reals nobody uses freed now
 }
 

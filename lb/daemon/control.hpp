@@ -29,6 +29,7 @@
 #include "lb/io/next_hops.hpp"
 #include "lb/io/steering.hpp"
 #include "lb/io/sync_socket.hpp"
+#include "lb/io/vip_announcer.hpp"
 #include "lb/io/worker.hpp"
 #include "lb/io/xdp_flow_cache.hpp"
 
@@ -125,6 +126,9 @@ class Control {
   Status sync_daemon_command(const CliCommand& c);
   void on_sync_readable();
   void publish_sync_role();  // a backup without a master is passive (backup_only)
+  // --announce-table: the serving VIPs as routes (none while passive); logs what changed.
+  void announce_vips();
+  std::optional<VipAnnouncer> announcer_;
   struct SyncDaemon {
     sync::DaemonSpec spec;
     SyncSocket sock;

@@ -83,6 +83,7 @@ void Control::on_health_events() {
                            {s.sorry_active ? "sorry-on" : "sorry-off", t.service, sorry_name, e.reason});
   }
   publish_health();
+  announce_vips();  // a VIP with no real left is withdrawn at once
 }
 
 // The watchdog of the checks' thread (every second): a stall is logged once with the

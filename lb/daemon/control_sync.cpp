@@ -2,6 +2,7 @@
 // The master's records are made and sent by the workers (DataPath::sync_out, Worker's
 // sender) on the socket opened here; a backup's datagrams are read here, checked whole
 // (sync_message.hpp) and applied by the workers that own their clients.
+#include <algorithm>
 #include <cerrno>
 
 #include "lb/base/host.hpp"
@@ -41,6 +42,24 @@ Status Control::sync_daemon_command(const CliCommand& c) {
 void Control::publish_sync_role() {
   const bool alone = sync_backup_ && !sync_master_;
   on_each_worker([alone](Worker& w) { w.data_path().set_backup_alone(alone); });
+  announce_vips();
+}
+
+void Control::announce_vips() {
+  if (!announcer_) return;
+  const bool passive = sync_backup_ && !sync_master_ && timeouts_.sysctl.backup_only;
+  const std::vector<Ipv4> want = passive ? std::vector<Ipv4>{} : services_.serving_vips();
+  const std::vector<Ipv4> before = announcer_->announced();
+  if (want == before) return;
+  const Status st = announcer_->announce(want);
+  for (Ipv4 v : before)
+    if (std::find(announcer_->announced().begin(), announcer_->announced().end(), v) == announcer_->announced().end())
+      LBD_LOG(kWarn, "announce", "{} withdrawn (table {}): {}", v, announcer_->table(),
+              passive ? "lbd is a passive sync backup" : "no real of its services can take a connection");
+  for (Ipv4 v : announcer_->announced())
+    if (std::find(before.begin(), before.end(), v) == before.end())
+      LBD_LOG(kInfo, "announce", "{} announced (table {})", v, announcer_->table());
+  if (!st.is_ok()) LBD_LOG(kError, "announce", "{}", st.message());
 }
 
 void Control::on_sync_readable() {

@@ -252,6 +252,12 @@ int Control::run() {
   if (timerfd_settime(tfd, 0, &its, nullptr) < 0)
     throw std::runtime_error(fmt::format("timerfd_settime: {}", std::strerror(errno)));
 
+  if (cfg_.announce_table) {
+    auto a = VipAnnouncer::open(cfg_.announce_table);
+    if (!a) throw std::runtime_error(a.message());
+    announcer_ = std::move(a).value();
+    announce_vips();
+  }
   LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", interfaces_.size(),
           cfg_.socket_path);
   notify_systemd(fmt::format("READY=1\nSTATUS=capturing on {} interface(s)\nMAINPID={}",
@@ -320,6 +326,7 @@ int Control::run() {
         watch_offload_tx();
         refresh_mtus();
         resolve_next_hops(true);
+        announce_vips();
         last_refresh = now;
       }
     }
@@ -343,6 +350,9 @@ int Control::run() {
       if (control_->version() != v) break;  // the fd list changed: poll again
     }
   }
+  // Routers stop sending before lbd stops capturing.
+  if (announcer_) LBD_LOG(kInfo, "announce", "withdrawing {} VIP(s): lbd stops", announcer_->announced().size());
+  announcer_.reset();
   if (reload_thread_.joinable()) reload_thread_.join();
   reload_fd_.reset();
   notify_systemd("STOPPING=1");

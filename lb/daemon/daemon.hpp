@@ -32,6 +32,9 @@ struct DaemonConfig {
   bool takeover = false;
   // --vip-arp: when lbd answers ARP for VIPs (vip_arp_from_name).
   std::string vip_arp = "active";
+  // --announce-table: the VIPs that can take connections, as routes in this table for a
+  // routing daemon to announce (vip_announcer.hpp); 0: none.
+  uint32_t announce_table = 0;
 };
 
 inline std::optional<VipArp> vip_arp_from_name(const std::string& s) {

@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
        "when lbd answers ARP for a VIP not configured on the box: active (unless lbd is a "
        "passive sync backup), always, or never (keepalived or the operator configures the VIP "
        "and the kernel answers)")
+      ("announce-table", po::value<uint32_t>(&cfg.announce_table)->default_value(0),
+       "N: a route VIP/32 dev lbd-announce in routing table N for each VIP that has an "
+       "available real, while lbd runs (for BIRD's kernel protocol to announce by BGP: "
+       "several directors behind ECMP); 0: none")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -79,6 +83,11 @@ int main(int argc, char** argv) {
   }
   if (!lbd::vip_arp_from_name(cfg.vip_arp)) {
     std::cerr << "lbd: --vip-arp " << cfg.vip_arp << ": expected active, always or never\n";
+    return 2;
+  }
+  if (cfg.announce_table >= 253 && cfg.announce_table <= 255) {
+    std::cerr << "lbd: --announce-table " << cfg.announce_table
+              << ": that is the kernel's default, main or local table; choose another (1 to 252, or above 255)\n";
     return 2;
   }
   if (cfg.workers > lbd::kMaxWorkers) {
