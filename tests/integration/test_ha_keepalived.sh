@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # Two directors, real keepalived (VRRP only) owning the VIP, lbd's connection sync
 # following its state through scripts/keepalived/lbd-keepalived-notify (the packaged
-# recipe), three DR reals with nginx:
-#
-#   client 198.18.0.1 ─┐
-#   d1 198.18.0.2 ─────┼── bridge ── real1..3 198.18.0.11..13 (VIP on lo)
-#   d2 198.18.0.3 ─────┘     VIP 198.18.0.100: keepalived's, on the master's eth0
+# recipe), three DR reals with nginx (scripts/lab_directors.sh draws the lab).
 #
 # Under 12 long downloads and wrk, the master's keepalived and lbd are SIGKILLed: the
 # backup takes the VIP, every download completes intact (the connections it learnt by
@@ -13,89 +9,25 @@
 # master comes back as backup (nopreempt) without disturbing anything. The passive backup
 # never answers ARP for the VIP nor forwards.
 . "$(dirname "$0")/common.sh"
+. "$HERE/../../scripts/lab_directors.sh"
 lab_init
 trap lab_cleanup EXIT
 command -v keepalived >/dev/null || fail "keepalived is not installed (scripts/deps.sh installs it)"
-lab_create 3
-D1=$LAB_DIRECTOR
-D2=lbd2$LAB_ID
-ip netns add "$D2"
-LAB_EXTRA_NS+=("$D2")
-lab_link "$D2" eth0 198.18.0.3/24
 head -c 30000000 /dev/urandom > "$LAB_DIR/big"
 export LAB_NGINX_KEEPALIVE=60
-for i in 1 2 3; do lab_dr_real "$i"; lab_nginx "$i"; done
-for i in 1 2 3; do lab_wait_port "$(lab_real_ns "$i")" 80; done
+lab_ha_create || fail "the lab did not come up"
 V=$LAB_VIP
-{
-  echo "-A -t $V:80 -s wlc"
-  for i in 1 2 3; do echo "-a -t $V:80 -r $(lab_real_ip "$i"):80 -g -w 1"; done
-} > "$LAB_DIR/rules"
+D1=$(lab_dir_ns 1) D2=$(lab_dir_ns 2)
 
-NOTIFY=$HERE/../../scripts/keepalived/lbd-keepalived-notify
-# start_director N: lbd (--vip-arp never: keepalived's VIP, the kernel answers ARP) and
-# keepalived in director N's namespace.
-start_director() {
-  local n=$1 ns sock prio
-  ns=$([ "$n" = 1 ] && echo "$D1" || echo "$D2")
-  sock=$LAB_DIR/d$n.sock
-  prio=$([ "$n" = 1 ] && echo 150 || echo 100)
-  local before; before=$(grep -c "capturing on" "$LAB_DIR/lbd$n.log" 2>/dev/null || true)
-  ip netns exec "$ns" "$LBD_BIN" --interface eth0 --socket "$sock" --rules "$LAB_DIR/rules" \
-    --offload "${LBD_OFFLOAD:-xdp}" ${LBD_WORKERS:+--workers "$LBD_WORKERS"} --vip-arp never \
-    2>>"$LAB_DIR/lbd$n.log" &
-  eval "LBD$n=$!"
-  LAB_PIDS+=($!)
-  local k
-  for k in $(seq 1 100); do
-    [ "$(grep -c "capturing on" "$LAB_DIR/lbd$n.log" 2>/dev/null)" -gt "${before:-0}" ] && break
-    sleep 0.05
-  done
-  [ -S "$sock" ] || fail "lbd on d$n did not start: $(tail -5 "$LAB_DIR/lbd$n.log")"
-  cat > "$LAB_DIR/ka$n.conf" <<CONF
-global_defs {
-  router_id lbd-d$n
-  script_user root
-}
-vrrp_instance lbd_vip {
-  state BACKUP
-  nopreempt
-  interface eth0
-  virtual_router_id 51
-  priority $prio
-  advert_int 1
-  virtual_ipaddress {
-    $V/32 dev eth0
-  }
-  notify_master "$NOTIFY master eth0 51 $sock"
-  notify_backup "$NOTIFY backup eth0 51 $sock"
-  notify_fault "$NOTIFY fault eth0 51 $sock"
-}
-CONF
-  ip netns exec "$ns" env LBADM="$LBADM_BIN" keepalived --vrrp --dont-fork --log-console --log-detail \
-    --use-file "$LAB_DIR/ka$n.conf" --pid "$LAB_DIR/ka$n.pid" --vrrp_pid "$LAB_DIR/ka$n-vrrp.pid" \
-    </dev/null >>"$LAB_DIR/ka$n.log" 2>&1 &
-  eval "KA$n=$!"
-  LAB_PIDS+=($!)
-}
-adm() { local n=$1; shift; ip netns exec "$([ "$n" = 1 ] && echo "$D1" || echo "$D2")" "$LBADM_BIN" --socket "$LAB_DIR/d$n.sock" "$@"; }
-# wait_role N ROLE: until director N's lbd runs ROLE's sync daemon (at most 15 s).
-wait_role() {
-  local k
-  for k in $(seq 1 150); do adm "$1" -L --daemon | grep -q "^$2 sync daemon" && return 0; sleep 0.1; done
-  fail "d$1 is not $2 after 15 s: $(adm "$1" -L --daemon); keepalived: $(tail -5 "$LAB_DIR/ka$1.log")"
-}
-vip_on() { ip netns exec "$1" ip -br addr show dev eth0 | grep -q "$V/32"; }
-
-start_director 1
-wait_role 1 master  # the higher priority wins the first election
-start_director 2
-wait_role 2 backup
-vip_on "$D1" || fail "the VIP is not on d1"
-vip_on "$D2" && fail "the VIP is on the backup d2 too"
+lab_ha_director 1 || fail "director 1 did not start"
+lab_ha_wait_role 1 master || fail "d1 did not become master"  # the higher priority wins the first election
+lab_ha_director 2 || fail "director 2 did not start"
+lab_ha_wait_role 2 backup || fail "d2 did not become backup"
+lab_vip_on 1 || fail "the VIP is not on d1"
+lab_vip_on 2 && fail "the VIP is on the backup d2 too"
 echo "ok: d1 is VRRP master with the VIP and lbd's master sync daemon; d2 is backup"
 assert_eq "master sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)" \
-  "$(adm 1 -L --daemon)" "lbadm -L --daemon on d1 (ipvsadm's format)"
+  "$(lab_adm 1 -L --daemon)" "lbadm -L --daemon on d1 (ipvsadm's format)"
 
 # The passive backup: ARP for the VIP unanswered, nothing forwarded.
 arping_ok=$(ip netns exec "$LAB_CLIENT" /usr/bin/python3 - "$V" <<'PY'
@@ -133,28 +65,25 @@ probe() {
 probe > "$LAB_DIR/probe.txt" &
 PROBE=$!
 sleep 3
-synced=$(adm 2 -L -n -c | awk '$1 == "TCP" && $3 == "ESTABLISHED"' | wc -l)
-[ "$synced" -ge 12 ] || fail "d2 learnt $synced established connections by sync, fewer than the 12 downloads: $(adm 2 --lbd-counters | grep sync)"
+synced=$(lab_adm 2 -L -n -c | awk '$1 == "TCP" && $3 == "ESTABLISHED"' | wc -l)
+[ "$synced" -ge 12 ] || fail "d2 learnt $synced established connections by sync, fewer than the 12 downloads: $(lab_adm 2 --lbd-counters | grep sync)"
 echo "ok: the backup learnt $synced established connections by sync"
-[ "$(adm 2 --lbd-counters | awk '$1 == "drop_backup_only" {print $2}')" = 0 ] || fail "the backup was given traffic"
+[ "$(lab_adm 2 --lbd-counters | awk '$1 == "drop_backup_only" {print $2}')" = 0 ] || fail "the backup was given traffic"
 
 # The master dies: keepalived and lbd SIGKILLed.
-KILLED=$(date +%s.%N); echo "info: killed at $KILLED"
-# (keepalived's VRRP child first: killed after its parent it would see the parent go and
-# resign with a priority 0 advertisement, a clean stop rather than a death.)
-kill -KILL $(cat "$LAB_DIR/ka1-vrrp.pid") "$KA1" "$LBD1"
-wait "$KA1" "$LBD1" 2>/dev/null || true
-wait_role 2 master
-vip_on "$D2" || fail "d2 did not take the VIP"
+KILLED=$(date +%s.%N)
+lab_ha_kill 1
+lab_ha_wait_role 2 master || fail "d2 did not take over"
+lab_vip_on 2 || fail "d2 did not take the VIP"
 echo "ok: d2 took the VIP and became the sync master"
 sleep 4
 
 # The old master comes back (its lbd repairs what the killed one left; the VIP keepalived
 # left on it goes as at a reboot): backup, as nopreempt says, and nothing is disturbed.
 ip netns exec "$D1" ip addr del "$V/32" dev eth0 2>/dev/null || true
-start_director 1
-wait_role 1 backup
-vip_on "$D1" && fail "the returning d1 took the VIP back"
+lab_ha_director 1 || fail "director 1 did not come back"
+lab_ha_wait_role 1 backup || fail "the returning d1 is not backup"
+lab_vip_on 1 && fail "the returning d1 took the VIP back"
 echo "ok: d1 came back as backup"
 
 failed=0
@@ -177,6 +106,6 @@ echo "info: wrk across the failover: $(grep -E 'requests in|Socket errors' "$LAB
 answers=$(count_answers 6)
 echo "$answers" | grep -q FAILED && fail "requests through d2 failed after d1 came back: $answers"
 assert_eq 6 "$(echo "$answers" | awk '{n += $2} END {print n}')" "requests through d2 after d1 came back"
-synced=$(adm 1 --lbd-counters | awk '$1 == "sync_created" {print $2}')
+synced=$(lab_adm 1 --lbd-counters | awk '$1 == "sync_created" {print $2}')
 [ "${synced:-0}" -gt 0 ] || fail "the returning d1 learns nothing from d2's sync"
 echo "ok: the returning backup d1 learns d2's connections ($synced)"
