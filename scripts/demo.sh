@@ -5,9 +5,14 @@
 # HTTP requests through the VIP, prints `lbadm -L -n` and how many requests each real
 # server answered, and tears the lab down (also on Ctrl-C).
 # Usage: scripts/demo.sh [REQUESTS] [SCHEDULER] [dr|nat|tun]
+#        scripts/demo.sh ha     two directors, keepalived and connection sync: a failover live
+#        scripts/demo.sh ecmp   three directors behind an ECMP router (BIRD, BGP, BFD): one dies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/demo.sh: run as root (it makes network namespaces)" >&2; exit 1; }
+case "${1:-}" in
+  ha|ecmp) exec bash scripts/demo_directors.sh "$1" ;;
+esac
 REQUESTS=${1:-60}
 SCHED=${2:-wrr}
 METHOD=${3:-dr}
