@@ -35,6 +35,9 @@
 
 namespace lbd {
 
+// `lbadm --start-daemon ROLE ...` for a daemon as it runs (its canonical arguments).
+std::string start_daemon_line(const std::string& role, const sync::DaemonSpec& spec);
+
 // One per lbd: run() is the control thread's loop until SIGTERM/SIGINT.
 class Control {
  public:
@@ -139,6 +142,14 @@ class Control {
   std::array<uint64_t, size_t(sync::Skip::kCount)> sync_skipped_{};
   std::vector<uint8_t> sync_buf_;
   int sync_fd() const { return sync_backup_ ? sync_backup_->sock.fd.get() : -1; }
+  // The running daemons survive a restart: their --start-daemon lines are kept in a memfd
+  // in systemd's store (rewritten at each change) and read from the running lbd's dump by
+  // --takeover; the next lbd starts them again once its workers run.
+  std::vector<std::string> sync_daemon_lines() const;
+  void store_sync_daemons();
+  void restore_sync_daemons();
+  UniqueFd sync_store_;
+  std::vector<std::string> previous_sync_;  // the previous lbd's --start-daemon lines
 
   Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::vector<Counter> counters();  // every count lbd keeps, by name

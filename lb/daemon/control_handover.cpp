@@ -1,5 +1,6 @@
 // The handover to the next lbd and from the previous one; see handover.hpp and control.hpp.
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,8 +19,32 @@ namespace {
 // Names in systemd's store: the directory, and every worker's slab.
 constexpr const char* kTableName = "lbd-table";
 constexpr const char* kConnsName = "lbd-conns";
+constexpr const char* kSyncName = "lbd-sync";  // the running sync daemons (control_sync.cpp)
 // How long --takeover waits for the running lbd to stop once it has handed over.
 constexpr int kTakeoverStopMs = 30000;
+
+// A small memfd's text (the sync daemons' lines: a few hundred bytes).
+std::string read_fd_text(int fd) {
+  std::string s;
+  char buf[4096];
+  for (off_t off = 0;;) {
+    const ssize_t n = pread(fd, buf, sizeof buf, off);
+    if (n <= 0 || s.size() > (1u << 16)) break;
+    s.append(buf, size_t(n));
+    off += n;
+  }
+  return s;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> v;
+  for (size_t i = 0; i < s.size();) {
+    const size_t e = std::min(s.find('\n', i), s.size());
+    if (e > i) v.push_back(s.substr(i, e - i));
+    i = e + 1;
+  }
+  return v;
+}
 
 }  // namespace
 
@@ -49,6 +74,8 @@ std::optional<Control::Previous> Control::previous_from_systemd() {
       dir = std::move(p.fd);
     else if (p.name == kConnsName)
       slabs.push_back(std::move(p.fd));
+    else if (p.name == kSyncName)
+      previous_sync_ = split_lines(read_fd_text(p.fd.get()));
     else
       LBD_LOG(kWarn, "handover", "systemd passed a descriptor named {}: not lbd's, closed", p.name);
   }
@@ -60,6 +87,9 @@ std::optional<Control::Previous> Control::previous_from_takeover() {
   std::vector<UniqueFd> fds;
   std::string reply;
   try {
+    // Its sync daemons first (its dump has them): they run here next.
+    if (Dump d; decode_dump(control_request(cfg_.socket_path, "DUMP\n", 30000), d))
+      for (const DumpDaemon& dd : d.daemons) previous_sync_.push_back(start_daemon_line(dd.role, dd.spec));
     reply = control_request(cfg_.socket_path, "TAKEOVER\n", 30000, &fds);
   } catch (const std::exception& e) {
     LBD_LOG(kWarn, "handover", "--takeover: {}: starting with an empty table", e.what());
@@ -107,9 +137,13 @@ void Control::start_handover() {
   // The previous lbd's descriptors go (adopted, or refused); this one's are kept instead.
   release_stored_fds(kTableName);
   release_stored_fds(kConnsName);
+  release_stored_fds(kSyncName);
   std::vector<int> slabs;
   for (auto& w : workers_) slabs.push_back(w->table_fd());
-  if (!store_fds(kTableName, {directory_->fd()}) || !store_fds(kConnsName, slabs))
+  sync_store_.reset(memfd_create(kSyncName, MFD_CLOEXEC));
+  store_sync_daemons();
+  if (!store_fds(kTableName, {directory_->fd()}) || !store_fds(kConnsName, slabs) ||
+      (sync_store_ && !store_fds(kSyncName, {sync_store_.get()})))
     LBD_LOG(kWarn, "handover", "systemd did not keep the connection table: a restart loses the connections "
             "(the unit needs FileDescriptorStoreMax={} or more)", 1 + workers_.size());
 }

@@ -2,8 +2,12 @@
 // The master's records are made and sent by the workers (DataPath::sync_out, Worker's
 // sender) on the socket opened here; a backup's datagrams are read here, checked whole
 // (sync_message.hpp) and applied by the workers that own their clients.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <utility>
 
 #include "lb/base/host.hpp"
 #include "lb/base/log.hpp"
@@ -39,7 +43,44 @@ Status Control::sync_daemon_command(const CliCommand& c) {
   return Status::ok();
 }
 
+std::string start_daemon_line(const std::string& role, const sync::DaemonSpec& spec) {
+  CliCommand c;
+  c.cmd = Command::kStartDaemon;
+  c.daemon_state = role;
+  c.daemon = spec;
+  return join_args(canonical_args(c));
+}
+
+std::vector<std::string> Control::sync_daemon_lines() const {
+  std::vector<std::string> v;
+  if (sync_master_) v.push_back(start_daemon_line("master", sync_master_->spec));
+  if (sync_backup_) v.push_back(start_daemon_line("backup", sync_backup_->spec));
+  return v;
+}
+
+void Control::store_sync_daemons() {
+  if (!sync_store_) return;
+  std::string text;
+  for (const auto& l : sync_daemon_lines()) text += l + "\n";
+  if (ftruncate(sync_store_.get(), 0) < 0 || pwrite(sync_store_.get(), text.data(), text.size(), 0) != ssize_t(text.size()))
+    LBD_LOG(kError, "sync", "keeping the sync daemons for the next lbd: {}", std::strerror(errno));
+}
+
+void Control::restore_sync_daemons() {
+  for (const std::string& line : std::exchange(previous_sync_, {})) {
+    auto parsed = parse_command(split_line(line), "lbd");
+    const auto* c = std::get_if<CliCommand>(&parsed);
+    const Status st = c && c->cmd == Command::kStartDaemon ? sync_daemon_command(*c)
+                                                           : Status::invalid("not a --start-daemon line");
+    if (st.is_ok())
+      LBD_LOG(kInfo, "sync", "the previous lbd's sync daemon runs again: {}", line);
+    else
+      LBD_LOG(kError, "sync", "the previous lbd's sync daemon ({}) does not run again: {}", line, st.message());
+  }
+}
+
 void Control::publish_sync_role() {
+  store_sync_daemons();
   const bool alone = sync_backup_ && !sync_master_;
   on_each_worker([alone](Worker& w) { w.data_path().set_backup_alone(alone); });
   announce_vips();

@@ -228,6 +228,7 @@ int Control::run() {
   // their filter is sorted out by libpcap, never handled as lbd's.
   configuration_changed();
   if (previous_) adopt_previous(*previous_);
+  restore_sync_daemons();
   start_handover();
   for (auto& w : workers_) w->start();
   if (previous_) {

@@ -109,3 +109,16 @@ assert_eq 6 "$(echo "$answers" | awk '{n += $2} END {print n}')" "requests throu
 synced=$(lab_adm 1 --lbd-counters | awk '$1 == "sync_created" {print $2}')
 [ "${synced:-0}" -gt 0 ] || fail "the returning d1 learns nothing from d2's sync"
 echo "ok: the returning backup d1 learns d2's connections ($synced)"
+
+# lbd --takeover on the backup keeps its role (keepalived says nothing on an lbd restart).
+old=${LAB_LBD[1]}
+lab_dir_lbd 1 --vip-arp never --takeover || fail "lbd --takeover on d1 did not start"
+wait "$old" 2>/dev/null || true
+assert_eq "backup sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)" \
+  "$(lab_adm 1 -L --daemon)" "the backup's sync daemon runs again after lbd --takeover"
+count_answers 6 >/dev/null
+sleep 0.5
+synced=$(lab_adm 1 --lbd-counters | awk '$1 == "sync_created" {print $2}')
+[ "${synced:-0}" -gt 0 ] || fail "the restarted backup learns nothing from d2's sync"
+[ "$(lab_adm 1 --lbd-counters | awk '$1 == "drop_backup_only" {print $2}')" = 0 ] || fail "the restarted backup was given traffic"
+echo "ok: the restarted backup is passive and learns d2's connections ($synced)"

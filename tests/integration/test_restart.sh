@@ -48,6 +48,9 @@ version=$(awk '/^Version:/ {print $2}' "$LAB_DIR/newer/DEBIAN/control")
 sed -i "s/^Version: .*/Version: $version+1/" "$LAB_DIR/newer/DEBIAN/control"
 dpkg-deb -b "$LAB_DIR/newer" "$LAB_DIR/newer.deb" >/dev/null
 
+# A sync daemon runs again after each restart (its --start-daemon line in the store).
+lbadm --start-daemon master --mcast-interface eth0 --syncid 7 || fail "--start-daemon master"
+daemon_before=$(lbadm -L --daemon)
 load_start "$V" 1500K 16
 sleep 2
 before=$(conns)
@@ -66,6 +69,7 @@ assert_eq "$version+1" "$(dpkg-query -W -f='${Version}' lbd)" "the newer package
 restarted "dpkg -i (postinst restart)" "$pid"
 missing=$(comm -23 <(echo "$before" | grep -v '^$') <(conns) | still_open)
 assert_eq "" "$missing" "the connections still open are listed after three restarts, to the same reals"
+assert_eq "$daemon_before" "$(lbadm -L --daemon)" "the master sync daemon runs again after three restarts"
 
 load_check "two restarts and an upgrade"
 stats_after=$(lbadm -L -n --stats | awk -v v="$V:80" '$2 == v {print $3}')
