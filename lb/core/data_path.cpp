@@ -367,8 +367,8 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   conns_.set_expires(c, seconds(f.now_ms) + conn_timeout(c, &shortened));
   counters_.embryonic_short_timeouts += shortened;
   count(real, f.p.ip_len, false);
-  if (!sync_marks_.empty()) sync_after_packet(c);
-  maybe_offload(c);
+  if (!sync_marks_.empty()) sync_after_packet(c, f.now_ms);
+  maybe_offload(c, f.now_ms);
   // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is
   // no reply to wait for (a NAT one stays for the replies, until the flow's next datagram).
   // What follows needs only the real.
@@ -394,7 +394,7 @@ Verdict DataPath::reply_packet(const Frame& f, Conn& c) {
   if (f.p.protocol == kProtoTcp) update_tcp_state(c, real, TcpTable::kOutput, f.p.tcp_flags);
   conns_.set_expires(c, seconds(f.now_ms) + conn_timeout(c));  // a real's SYN-ACK proves no client
   count(real, f.p.ip_len, true);
-  maybe_offload(c);
+  maybe_offload(c, f.now_ms);
   const auto back = back_to_client(c.if_slot, c.client_mac);
   if (!back) return drop(DropReason::kNextHopUnresolved);
   // (A super-frame's checksums are computed in full when it is segmented.)
@@ -412,7 +412,7 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
       const uint32_t until = idle_until(c, last_use_ms(c));
       if (int32_t(until - now_s) > 0) {
         c.expires = until;
-        if (!sync_marks_.empty()) sync_now(c);  // alive: the backup's copy is due too
+        if (!sync_marks_.empty()) sync_now(c, now_ms);  // alive: the backup's copy is due too
         return false;
       }
       withdraw(c);
@@ -422,7 +422,7 @@ size_t DataPath::expire(uint64_t now_ms, size_t budget) {
       const Real& r = services_.real(c.real_id);
       const uint32_t timeout = r.deleted ? 60 : services_.service(r.service_id).options.persistent;
       c.expires = now_s + std::max<uint32_t>(timeout, 1);
-      if (!sync_marks_.empty()) sync_now(c);
+      if (!sync_marks_.empty()) sync_now(c, now_ms);
       return false;
     }
     unbind(c);

@@ -332,7 +332,7 @@ class DataPath {
   bool reusable_for_new_syn(const Conn& c, const ParsedPacket& p);
   void update_tcp_state(Conn& c, Real& real, TcpTable table, uint8_t flags);
   // The fast path: enter `c` if it qualifies; take it back (its use folded in first).
-  void maybe_offload(Conn& c);
+  void maybe_offload(Conn& c, uint64_t now_ms);
   void withdraw(Conn& c);
   // The last packet the fast path forwarded for `c` (ms on the monotonic clock; 0: none).
   uint64_t last_use_ms(const Conn& c);
@@ -342,19 +342,23 @@ class DataPath {
   void refresh_config();
   // Master: a client's packet of `c` (its in_pkts), and what IPVS then sends: `c` if
   // ip_vs_sync_conn_needed says so, then its template.
-  void sync_after_packet(Conn& c);
-  void sync_now(Conn& c);  // `c` and its template, whatever the counts (the fast path's)
-  bool sync_needed(const Conn& c, uint32_t pkts);
+  void sync_after_packet(Conn& c, uint64_t now_ms);
+  void sync_now(Conn& c, uint64_t now_ms);  // `c` and its template, whatever the counts (the fast path's)
+  bool sync_needed(const Conn& c, uint32_t pkts, uint64_t now_ms);
+  uint32_t sync_timeout(const Conn& c) const;  // seconds: its state's, a template's persistence
   // sync_persist_mode: a connection under a template is not sent, only its template.
   bool only_template_sent(const Conn& c) const {
     return !(c.flags & Conn::kTemplate) && c.control && timeouts_.sysctl.sync_persist_mode;
   }
   void queue_sync(const Conn& c);
-  // Per slot: the client packets seen (IPVS in_pkts, wrapping at 2^16) and the state last
-  // sent (old_state). Allocated while a master daemon runs; not in the handed-over slab.
+  // Per slot: the client packets seen (IPVS in_pkts, wrapping at 2^16), the state last
+  // sent (old_state) and when the backup's copy expires (sync_endtime: ms on the data
+  // path's clock, its 2 low bits the retries sent). Allocated while a master daemon runs;
+  // not in the handed-over slab.
   struct SyncMark {
     uint16_t in_pkts = 0;
     ConnState old_state = ConnState::kNone;
+    uint32_t endtime = 0;
   };
   std::vector<SyncMark> sync_marks_;
   SyncMark& mark(const Conn& c) { return sync_marks_[conns_.slot_of(&c)]; }

@@ -21,7 +21,7 @@ void DataPath::set_flow_cache(FlowCache* cache) {
 // A connection the slow path has decided and whose next packets change nothing but its
 // counters and timeout: established TCP, or UDP (not one-packet: each datagram is
 // scheduled). A NAT connection gets a second entry for its real's replies.
-void DataPath::maybe_offload(Conn& c) {
+void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
   if (!flow_cache_ || (c.flags & (Conn::kOffloaded | Conn::kOffloadRefused | Conn::kTemplate | Conn::kOnePacket)))
     return;
   if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
@@ -66,7 +66,7 @@ void DataPath::maybe_offload(Conn& c) {
   }
   c.flags |= Conn::kOffloaded;
   ++counters_.offload_entered;
-  if (!sync_marks_.empty()) sync_now(c);  // its later packets pass lbd no more
+  if (!sync_marks_.empty()) sync_now(c, now_ms);  // its later packets pass lbd no more
   if (offloaded_of_.size() <= c.real_id) {
     offloaded_of_.resize(c.real_id + 1, 0);
     fold_listed_.resize(c.real_id + 1, 0);

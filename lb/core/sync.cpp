@@ -1,15 +1,12 @@
 // Connection sync in the data path: which connections a master reports and when
-// (net/netfilter/ipvs/ip_vs_sync.c ip_vs_sync_conn, ip_vs_sync_conn_needed with IPVS's
-// defaults sync_threshold "3 50", sync_refresh_period 0), and how a backup takes a report
+// (net/netfilter/ipvs/ip_vs_sync.c ip_vs_sync_conn, ip_vs_sync_conn_needed with the
+// sysctls sync_threshold, sync_refresh_period and sync_retries), and how a backup takes a report
 // (ip_vs_proc_conn). The sockets are the worker's and the control thread's.
 #include "lb/core/data_path.hpp"
 
 namespace lbd {
 namespace {
 
-// net.ipv4.vs.sync_threshold's defaults: a connection is sent when its packet count
-// modulo the period is the threshold (the 3rd packet, then every 50th).
-constexpr uint32_t kSyncThreshold = 3, kSyncPeriod = 50;
 // A template reported with no timeout (a version 0 peer): IPVS's 3 minutes.
 constexpr uint32_t kTemplateDefaultTimeout = 3 * 60;
 
@@ -52,12 +49,7 @@ sync::Record DataPath::sync_record(const Conn& c) const {
   r.cport = c.key.cport;
   r.vport = c.key.vport;
   r.dport = c.dport;
-  if (templ) {
-    const Real& real = services_.real(c.real_id);
-    r.timeout = real.deleted ? kTemplateDefaultTimeout : services_.service(real.service_id).options.persistent;
-  } else {
-    r.timeout = timeouts_.seconds(c.state);
-  }
+  r.timeout = sync_timeout(c);
   r.caddr = c.key.caddr;
   r.vaddr = c.key.vaddr;
   r.daddr = c.daddr;
@@ -73,43 +65,72 @@ void DataPath::queue_sync(const Conn& c) {
   ++counters_.sync_queued;
 }
 
-bool DataPath::sync_needed(const Conn& c, uint32_t pkts) {
+uint32_t DataPath::sync_timeout(const Conn& c) const {
+  if (!(c.flags & Conn::kTemplate)) return timeouts_.seconds(c.state);
+  const Real& real = services_.real(c.real_id);
+  return real.deleted ? kTemplateDefaultTimeout : services_.service(real.service_id).options.persistent;
+}
+
+// IPVS ip_vs_sync_conn_needed(), in milliseconds where it counts jiffies.
+bool DataPath::sync_needed(const Conn& c, uint32_t pkts, uint64_t now_ms) {
   SyncMark& m = mark(c);
+  const Sysctls& sc = timeouts_.sysctl;
   const bool templ = c.flags & Conn::kTemplate;
+  const uint32_t now = uint32_t(now_ms), timeout = sync_timeout(c) * 1000u, orig = m.endtime;
+  uint32_t n = (now + timeout) & ~3u;  // when the backup's copy would expire
+  auto set = [&] {
+    m.old_state = c.state;
+    m.endtime = n;
+    return true;
+  };
   if (only_template_sent(c)) return false;
   if (!templ && c.key.protocol == kProtoTcp) {
     if (!syncable_tcp_state(c.state)) return false;
     // A change to a state other than ESTABLISHED is sent at once; ESTABLISHED waits for
     // the threshold like any other packet.
-    if (c.state != m.old_state && c.state != ConnState::kEstablished) {
-      m.old_state = c.state;
-      return true;
+    if (c.state != m.old_state && c.state != ConnState::kEstablished) return set();
+  }
+  const uint32_t refresh = sc.sync_refresh_period * 1000u;
+  if (refresh) {
+    // Not while the backup's expiry would move by less than the period (or half the
+    // timeout, at least 10 s), but for sync_retries more sends, each an eighth of the
+    // period after the last.
+    const int32_t diff = int32_t(n - orig);
+    const uint32_t min_diff = std::max(timeout / 2, 10'000u);
+    if (uint32_t(diff < 0 ? -int64_t(diff) : diff) < std::min(refresh, min_diff)) {
+      const uint32_t retries = orig & 3;
+      if (retries >= sc.sync_retries) return false;
+      if (int32_t(now - (orig - timeout + refresh / 8)) < 0) return false;
+      n |= retries + 1;
     }
   }
-  if (!templ && pkts % kSyncPeriod != kSyncThreshold) return false;
-  m.old_state = c.state;
-  return true;
+  if (sc.sync_period) {
+    if (!templ && pkts % sc.sync_period != sc.sync_threshold) return false;
+  } else if (!refresh && pkts != sc.sync_threshold) {
+    return false;
+  }
+  return set();
 }
 
-void DataPath::sync_after_packet(Conn& c) {
+void DataPath::sync_after_packet(Conn& c, uint64_t now_ms) {
   uint32_t pkts = ++mark(c).in_pkts;
   Conn* cp = &c;
   while (true) {
     // A one-packet connection is never sent; its template is.
-    if (!(cp->flags & Conn::kOnePacket) && sync_needed(*cp, pkts)) queue_sync(*cp);
+    if (!(cp->flags & Conn::kOnePacket) && sync_needed(*cp, pkts, now_ms)) queue_sync(*cp);
     if ((cp->flags & Conn::kTemplate) || !cp->control) return;
     cp = &conns_.at_slot(cp->control);
     pkts = ++mark(*cp).in_pkts;
   }
 }
 
-void DataPath::sync_now(Conn& c) {
+void DataPath::sync_now(Conn& c, uint64_t now_ms) {
   const bool templ = c.flags & Conn::kTemplate;
   if ((c.flags & Conn::kOnePacket) || (!templ && c.key.protocol == kProtoTcp && !syncable_tcp_state(c.state)))
     return;
   if (!only_template_sent(c)) {
     queue_sync(c);
-    mark(c).old_state = c.state;
+    mark(c) = {mark(c).in_pkts, c.state, uint32_t(now_ms + sync_timeout(c) * 1000u) & ~3u};
   }
   if (!templ && c.control) queue_sync(conns_.at_slot(c.control));
 }
@@ -173,7 +194,7 @@ void DataPath::apply_sync(const sync::Record& r, uint64_t now_ms) {
   }
   // A backup's copy starts at the threshold (IPVS): once it is master, its next packet of
   // the connection is not the one that sends it again.
-  if (!sync_marks_.empty()) mark(*c) = {uint16_t(kSyncThreshold), state};
+  if (!sync_marks_.empty()) mark(*c) = {uint16_t(timeouts_.sysctl.sync_threshold), state, 0};
 }
 
 }  // namespace lbd

@@ -25,6 +25,9 @@ const std::vector<SysctlDef> kSysctlDefs = {
     {"backup_only", &Sysctls::backup_only, 0, 1},
     {"sync_persist_mode", &Sysctls::sync_persist_mode, 0, 1},
     {"sync_version", &Sysctls::sync_version, 1, 1},
+    {"sync_threshold", &Sysctls::sync_threshold, 0, 0x7fffffff, &Sysctls::sync_period},
+    {"sync_refresh_period", &Sysctls::sync_refresh_period, 0, 24 * 60 * 60},
+    {"sync_retries", &Sysctls::sync_retries, 0, 3},
 };
 
 namespace {
@@ -47,6 +50,19 @@ std::string_view only_value_why(std::string_view name) {
 
 }  // namespace
 
+std::string sysctl_value(const Sysctls& s, const SysctlDef& d) {
+  return d.second ? fmt::format("{},{}", s.*d.field, s.*d.second) : fmt::format("{}", s.*d.field);
+}
+
+namespace {
+
+bool parse_number(std::string_view t, uint64_t& v) {
+  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  return !t.empty() && ec == std::errc{} && p == t.data() + t.size() && v <= 0xffffffffULL;
+}
+
+}  // namespace
+
 Status set_sysctl(Sysctls& s, std::string_view assignment) {
   const size_t eq = assignment.find('=');
   if (eq == std::string_view::npos)
@@ -55,8 +71,21 @@ Status set_sysctl(Sysctls& s, std::string_view assignment) {
   for (const SysctlDef& d : kSysctlDefs) {
     if (name != d.name) continue;
     uint64_t v = 0;
-    const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-    if (value.empty() || ec != std::errc{} || p != value.data() + value.size() || v > 0xffffffffULL)
+    if (d.second) {  // IPVS's proc_do_sync_threshold: 0 <= A, and A < B unless B is 0
+      const size_t comma = value.find(',');
+      uint64_t b = 0;
+      if (comma == std::string_view::npos || !parse_number(value.substr(0, comma), v) ||
+          !parse_number(value.substr(comma + 1), b) || v > d.max || b > d.max)
+        return Status::invalid(fmt::format("--lbd-sysctl {}: `{}' is not two numbers A,B (IPVS's \"3 50\" is 3,50)",
+                                           name, value));
+      if (b && v >= b)
+        return Status::invalid(fmt::format("--lbd-sysctl {}={}: the threshold must be below the period (or the "
+                                           "period 0)", name, value));
+      s.*d.field = uint32_t(v);
+      s.*d.second = uint32_t(b);
+      return Status::ok();
+    }
+    if (!parse_number(value, v))
       return Status::invalid(fmt::format("--lbd-sysctl {}: `{}' is not a number", name, value));
     if (v < d.min || v > d.max) {
       if (d.min == d.max)
@@ -80,13 +109,13 @@ std::vector<std::string> changed_sysctls(const Sysctls& s) {
   const Sysctls defaults;
   std::vector<std::string> out;
   for (const SysctlDef& d : kSysctlDefs)
-    if (s.*d.field != defaults.*d.field) out.push_back(fmt::format("{}={}", d.name, s.*d.field));
+    if (sysctl_value(s, d) != sysctl_value(defaults, d)) out.push_back(fmt::format("{}={}", d.name, sysctl_value(s, d)));
   return out;
 }
 
 std::string sysctl_listing(const Sysctls& s) {
   std::string out;
-  for (const SysctlDef& d : kSysctlDefs) out += fmt::format("{} = {}\n", d.name, s.*d.field);
+  for (const SysctlDef& d : kSysctlDefs) out += fmt::format("{} = {}\n", d.name, sysctl_value(s, d));
   return out;
 }
 

@@ -45,6 +45,12 @@ struct Sysctls {
   // sync_persist_mode 1: a connection under a persistence template is not sent, only its
   // template. sync_version: 1 only.
   uint32_t backup_only = 1, sync_persist_mode = 0, sync_version = 1;
+  // When a master sends a connection (IPVS ip_vs_sync_conn_needed): sync_threshold
+  // "THRESHOLD,PERIOD" (IPVS writes it "3 50"): when its packet count modulo PERIOD is
+  // THRESHOLD (PERIOD 0: once, at THRESHOLD); sync_refresh_period (seconds, 0: off): not
+  // again while its expiry moved by less than this (or half its timeout, at least 10 s),
+  // except sync_retries more times, each after an eighth of the period.
+  uint32_t sync_threshold = 3, sync_period = 50, sync_refresh_period = 0, sync_retries = 0;
   friend bool operator==(const Sysctls&, const Sysctls&) = default;
 };
 
@@ -52,10 +58,13 @@ struct SysctlDef {
   const char* name;
   uint32_t Sysctls::*field;
   uint32_t min, max;
+  uint32_t Sysctls::*second = nullptr;  // a sysctl of two numbers (sync_threshold): "A,B"
 };
 // Every sysctl lbd takes, in the order --lbd-sysctl lists them.
 extern const std::vector<SysctlDef> kSysctlDefs;
 
+// A sysctl's value as lbd writes and reads it ("3,50" for two numbers).
+std::string sysctl_value(const Sysctls& s, const SysctlDef& d);
 // "NAME=VALUE" set in `s`; EINVAL naming what is wrong (nothing changed), also for a
 // value lbd cannot behave as (a sysctl whose other values are not implemented).
 Status set_sysctl(Sysctls& s, std::string_view assignment);

@@ -102,7 +102,7 @@ static bool get_rates(std::istringstream& in, Rates& r) {
 std::string encode_dump(const Dump& d) {
   std::string s = fmt::format("V {} {} {} {}\n", d.table_size, d.timeouts.tcp, d.timeouts.tcpfin,
                               d.timeouts.udp);
-  for (const SysctlDef& def : kSysctlDefs) s += fmt::format("Y {} {}\n", def.name, d.timeouts.sysctl.*def.field);
+  for (const SysctlDef& def : kSysctlDefs) s += fmt::format("Y {} {}\n", def.name, sysctl_value(d.timeouts.sysctl, def));
   for (const DumpDaemon& dd : d.daemons)
     s += fmt::format("D {} {} {} {} {} {} {}\n", dd.role, token(dd.spec.mcast_ifn), dd.spec.syncid, dd.spec.maxlen,
                      dd.spec.group, dd.spec.port, dd.spec.ttl);

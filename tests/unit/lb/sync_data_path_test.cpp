@@ -176,3 +176,50 @@ TEST_CASE("sync backup: passive while alone (backup_only): no forwarding, no ARP
   auto arp3 = make_arp_request(mac(0xc1), lab::kClient, lab::kVip);
   CHECK_FALSE(d.dp.process(arp3, kIf, 1000).transmit);
 }
+
+TEST_CASE("sync master: sync_threshold and sync_refresh_period as IPVS's ip_vs_sync_conn_needed") {
+  Director d;
+  d.dp.set_sync_master(true);
+  auto sent_at = [&](uint64_t ms) {
+    d.dp.sync_out().clear();
+    REQUIRE(d.send(tcp_flag::kAck, 40000, ms));
+    return d.queued();
+  };
+  SECTION("period 0: once, at the threshold packet") {
+    REQUIRE(set_sysctl(d.timeouts.sysctl, "sync_threshold=4,0").is_ok());
+    REQUIRE(d.send(tcp_flag::kSyn));
+    CHECK(sent_at(1000) == 0);  // 2nd
+    CHECK(sent_at(1000) == 0);  // 3rd
+    CHECK(sent_at(1000) == 1);  // 4th
+    for (int i = 0; i < 60; ++i) CHECK(sent_at(1000) == 0);
+  }
+  SECTION("refresh period: sent when the backup's expiry would move by the period; retries an eighth apart") {
+    REQUIRE(set_sysctl(d.timeouts.sysctl, "sync_threshold=3,0").is_ok());
+    REQUIRE(set_sysctl(d.timeouts.sysctl, "sync_refresh_period=60").is_ok());
+    REQUIRE(set_sysctl(d.timeouts.sysctl, "sync_retries=1").is_ok());
+    REQUIRE(d.send(tcp_flag::kSyn, 40000, 1000));
+    CHECK(sent_at(1000) == 1);    // ESTABLISHED: never sent, the expiry moves by 900 s
+    CHECK(sent_at(2000) == 0);    // moved 1 s: below the period
+    CHECK(sent_at(8000) == 0);    // a retry not before 1 s + 60 s / 8
+    CHECK(sent_at(8600) == 1);    // ... now: the one retry
+    CHECK(sent_at(30000) == 0);   // retries spent
+    CHECK(sent_at(62000) == 0);   // 53.4 s since the retry's expiry
+    CHECK(sent_at(70000) == 1);   // moved by the period since the last send
+  }
+}
+
+TEST_CASE("sync sysctls: sync_threshold is two numbers, checked as IPVS's proc_do_sync_threshold") {
+  Sysctls s;
+  CHECK(sysctl_listing(s).find("sync_threshold = 3,50\n") != std::string::npos);
+  CHECK(set_sysctl(s, "sync_threshold=10,100").is_ok());
+  CHECK(s.sync_threshold == 10);
+  CHECK(s.sync_period == 100);
+  CHECK(changed_sysctls(s) == std::vector<std::string>{"sync_threshold=10,100"});
+  CHECK(set_sysctl(s, "sync_threshold=5,0").is_ok());
+  CHECK(set_sysctl(s, "sync_threshold=50,3").message() ==
+        "--lbd-sysctl sync_threshold=50,3: the threshold must be below the period (or the period 0)");
+  CHECK(set_sysctl(s, "sync_threshold=3").message() ==
+        "--lbd-sysctl sync_threshold: `3' is not two numbers A,B (IPVS's \"3 50\" is 3,50)");
+  CHECK(s.sync_threshold == 5);  // refusals change nothing
+  CHECK(set_sysctl(s, "sync_retries=4").message() == "--lbd-sysctl sync_retries=4: expected 0 to 3");
+}
