@@ -129,6 +129,7 @@ class Control {
   Status sync_daemon_command(const CliCommand& c);
   void on_sync_readable();
   void publish_sync_role();  // a backup without a master is passive (backup_only)
+  bool backup_alone() const { return sync_backup_ && !sync_master_; }
   // --announce-table: the serving VIPs as routes (none while passive); logs what changed.
   void announce_vips();
   std::optional<VipAnnouncer> announcer_;

@@ -87,9 +87,6 @@ std::optional<Control::Previous> Control::previous_from_takeover() {
   std::vector<UniqueFd> fds;
   std::string reply;
   try {
-    // Its sync daemons first (its dump has them): they run here next.
-    if (Dump d; decode_dump(control_request(cfg_.socket_path, "DUMP\n", 30000), d))
-      for (const DumpDaemon& dd : d.daemons) previous_sync_.push_back(start_daemon_line(dd.role, dd.spec));
     reply = control_request(cfg_.socket_path, "TAKEOVER\n", 30000, &fds);
   } catch (const std::exception& e) {
     LBD_LOG(kWarn, "handover", "--takeover: {}: starting with an empty table", e.what());
@@ -97,10 +94,20 @@ std::optional<Control::Previous> Control::previous_from_takeover() {
   }
   if (const auto st = reply_status(reply); st && !st->is_ok())
     throw std::runtime_error(fmt::format("--takeover: the running lbd refused: {}", st->message()));
+  // "OK <pid>", then (lbd since its sync daemons) a blank and its --start-daemon lines,
+  // escaped as a request's arguments: they run here next.
   int pid = 0;
-  if (reply.rfind("OK ", 0) != 0 || std::from_chars(reply.data() + 3, reply.data() + reply.size(), pid).ec != std::errc{} ||
-      pid <= 0 || fds.empty())
+  const char* const end = reply.data() + reply.size();
+  const auto [after_pid, ec] = std::from_chars(reply.data() + std::min<size_t>(3, reply.size()), end, pid);
+  if (reply.rfind("OK ", 0) != 0 || ec != std::errc{} || pid <= 0 || fds.empty())
     throw std::runtime_error(fmt::format("--takeover: the running lbd's reply is not a handover: {:?}", reply));
+  if (std::string_view rest(after_pid, size_t(end - after_pid)); !rest.empty() && rest.front() == ' ') {
+    rest = rest.substr(1, rest.find('\n') - 1);
+    if (!decode_args(rest, previous_sync_)) {
+      previous_sync_.clear();
+      LBD_LOG(kWarn, "handover", "--takeover: the running lbd's sync daemons are unreadable: not started here");
+    }
+  }
   // It stops as lbd stops (its changes to the box undone); this one starts after it.
   LBD_LOG(kInfo, "handover", "--takeover: lbd {} handed over {} table(s); waiting for it to stop", pid, fds.size() - 1);
   if (const UniqueFd pfd(int(syscall(SYS_pidfd_open, pid_t(pid), 0))); pfd) {
@@ -175,7 +182,9 @@ Reply Control::handle_takeover() {
   for (const auto& w : workers_) n += w->conns().size();  // stopped: the control thread's now
   LBD_LOG(kInfo, "handover", "a new lbd takes over: the workers stopped, {} connections handed over; this lbd "
           "stops", n);
-  Reply r{fmt::format("OK {}\n", getpid()), {}, {directory_->fd()}, [this] { running_ = false; }};
+  const std::vector<std::string> daemons = sync_daemon_lines();
+  Reply r{fmt::format("OK {}{}{}\n", getpid(), daemons.empty() ? "" : " ", encode_args(daemons)), {},
+          {directory_->fd()}, [this] { running_ = false; }};
   for (auto& w : workers_) r.fds.push_back(w->table_fd());
   return r;
 }

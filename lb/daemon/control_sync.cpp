@@ -81,14 +81,14 @@ void Control::restore_sync_daemons() {
 
 void Control::publish_sync_role() {
   store_sync_daemons();
-  const bool alone = sync_backup_ && !sync_master_;
+  const bool alone = backup_alone();
   on_each_worker([alone](Worker& w) { w.data_path().set_backup_alone(alone); });
   announce_vips();
 }
 
 void Control::announce_vips() {
   if (!announcer_) return;
-  const bool passive = sync_backup_ && !sync_master_ && timeouts_.sysctl.backup_only;
+  const bool passive = backup_alone() && timeouts_.sysctl.backup_only;  // as DataPath::passive()
   const std::vector<Ipv4> want = passive ? std::vector<Ipv4>{} : services_.serving_vips();
   const std::vector<Ipv4> before = announcer_->announced();
   if (want == before) return;

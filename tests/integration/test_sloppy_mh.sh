@@ -54,7 +54,9 @@ first=$(real_of "$DLPORT")
 kill_lbd
 lab_lbd
 assert_eq 0 "$(counter handover_adopted)" "the new lbd took nothing over (a fresh table)"
-sleep 1.5
+# The client's next segment comes with the real's next retransmission (its backoff grew
+# while no lbd ran: 1.6 s and more once it has doubled four times): up to 10 s.
+for k in $(seq 1 50); do [ -n "$(real_of "$DLPORT")" ] && break; sleep 0.2; done
 assert_eq "$first" "$(real_of "$DLPORT")" "mid-stream, the fresh lbd made the download's connection on the same real ($first)"
 assert_eq ESTABLISHED "$(lbadm_ -L -n -c | awk -v c="$LAB_CLIENT_IP:$DLPORT" '$4 == c {print $3}')" "... in ESTABLISHED"
 wait "$DL" || fail "the download across the kill failed"
