@@ -106,6 +106,7 @@ inline DataPathCounters& operator+=(DataPathCounters& a, const DataPathCounters&
 struct Counter {
   std::string name;
   uint64_t value = 0;
+  bool gauge = false;  // a level (a table's size, a state), not a count that only grows
 };
 
 // Every DataPathCounters field by name, in --lbd-counters' order (drops follow, by reason).

@@ -16,16 +16,20 @@ const char* proto_name(uint8_t p) { return protocol_info(p).name; }
 // to int, so addresses more than 2^31 apart sort "backwards". Reproduced on purpose.
 int addr_cmp(Ipv4 a, Ipv4 b) { return int(uint32_t(a.host() - b.host())); }
 
-bool service_less(const DumpService& a, const DumpService& b) {
+}  // namespace
+
+bool service_order(const DumpService& a, const DumpService& b) {
   if (a.key.protocol != b.key.protocol) return a.key.protocol < b.key.protocol;
   if (int r = addr_cmp(a.key.vip, b.key.vip)) return r < 0;
   return a.key.port < b.key.port;
 }
 
-bool real_less(const DumpReal& a, const DumpReal& b) {
+bool real_order(const DumpReal& a, const DumpReal& b) {
   if (int r = addr_cmp(a.spec.addr, b.spec.addr)) return r < 0;
   return a.spec.port < b.spec.port;
 }
+
+namespace {
 
 // " a b c" for tokens {a, b, c}; "" for none (options after a fixed prefix).
 std::string spaced(const std::vector<std::string>& tokens) {
@@ -134,7 +138,7 @@ struct Renderer {
     } else {
       out += fmt::sprintf("%s %s%s\n", svc_name, s.options.scheduler, service_flags(s));
     }
-    if (!cmd.has(kOptNoSort)) std::sort(s.reals.begin(), s.reals.end(), real_less);
+    if (!cmd.has(kOptNoSort)) std::sort(s.reals.begin(), s.reals.end(), real_order);
     for (const auto& r : s.reals) {
       std::string dname = addrport(r.spec.addr, r.spec.port, s.key.protocol);
       if (dname.size() > 28) dname.resize(28);
@@ -175,7 +179,7 @@ struct Renderer {
     const std::string h = health::format_service_health(s.options.health);
     append_service_flags(opts, s.options, "", h.empty() ? std::nullopt : std::optional(h));
     out += fmt::format("-A {} {}{}\n", flag, vname, spaced(opts));
-    std::sort(s.reals.begin(), s.reals.end(), real_less);
+    std::sort(s.reals.begin(), s.reals.end(), real_order);
     for (const auto& r : s.reals) {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
       // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
@@ -210,7 +214,7 @@ Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, cons
   Renderer r{cmd, names, cmd.has(kOptNumeric), {}};
   std::vector<DumpService> services = dump.services;
   if (cmd.cmd == Command::kSave || !cmd.has(kOptNoSort))
-    std::sort(services.begin(), services.end(), service_less);
+    std::sort(services.begin(), services.end(), service_order);
 
   if (cmd.cmd == Command::kSave) {
     // lbd's extension first: the settings the rules after it are applied under.

@@ -20,6 +20,10 @@ struct NameResolver {
   std::function<std::string(uint16_t, const char*)> service;
 };
 
+// ipvsadm's order of services and of reals (libipvs's compare functions, quirks included).
+bool service_order(const DumpService& a, const DumpService& b);
+bool real_order(const DumpReal& a, const DumpReal& b);
+
 // The text lbadm prints for a list or save command, or why not ("No such service": a
 // named service does not exist).
 Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, const NameResolver& names);

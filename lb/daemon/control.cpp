@@ -102,8 +102,8 @@ std::vector<Counter> Control::counters() {
     kdrops += sh.kernel_drops;
   }
   std::vector<Counter> v = named_counters(c);
-  v.push_back({"conns_current", conns});
-  v.push_back({"vips_announced", announcer_ ? announcer_->announced().size() : 0});
+  v.push_back({"conns_current", conns, true});
+  v.push_back({"vips_announced", announcer_ ? announcer_->announced().size() : 0, true});
   v.push_back({"sync_received", sync_received_});
   for (size_t i = 1; i < sync_refused_.size(); ++i)
     v.push_back({fmt::format("sync_refused_{}", sync::refusal_name(sync::Refusal(i))), sync_refused_[i]});
@@ -118,34 +118,39 @@ std::vector<Counter> Control::counters() {
     const auto h = health_->stats();
     v.insert(v.end(), {{"health_checks", h.checks},
                        {"health_check_failures", h.failures},
-                       {"health_late_p50_us", h.late_p50_us},
-                       {"health_late_p99_us", h.late_p99_us},
-                       {"health_late_max_us", h.late_max_us},
+                       {"health_late_p50_us", h.late_p50_us, true},
+                       {"health_late_p99_us", h.late_p99_us, true},
+                       {"health_late_max_us", h.late_max_us, true},
                        {"health_stalls", health_stalls_},
-                       {"health_stalled", health_stalled_}});
+                       {"health_stalled", health_stalled_, true}});
   }
   v.insert(v.end(), {{"capture_kernel_drops", kdrops},
-                     {"capture_broad_filters", uint64_t(std::count(broad_filter_.begin(), broad_filter_.end(), true))},
-                     {"dr_reals_not_on_link", hops_->dr_not_on_link()},
+                     {"capture_broad_filters", uint64_t(std::count(broad_filter_.begin(), broad_filter_.end(), true)), true},
+                     {"dr_reals_not_on_link", hops_->dr_not_on_link(), true},
                      {"guard_restored", guard_restored_},
                      {"interfaces_lost", interfaces_lost_},
                      {"interfaces_back", interfaces_back_},
                      {"control_clients_dropped", control_->dropped_clients()},
                      {"handover_adopted", handover_adopted_},
                      {"handover_not_adopted", handover_not_adopted_},
-                     {"handover_dark_ms", handover_dark_ms_},
-                     {"workers", workers_.size()}});
+                     {"handover_dark_ms", handover_dark_ms_, true},
+                     {"reloads_ok", reloads_ok_},
+                     {"reloads_failed", reloads_failed_},
+                     {"workers", workers_.size(), true}});
+  if (http_) v.insert(v.end(), {{"metrics_requests", http_->requests()}, {"metrics_refused", http_->refused()}});
   // Each worker's share: how evenly the fanout spreads the clients.
   for (size_t i = 0; i < last_counts_.size(); ++i)
-    v.insert(v.end(), {{fmt::format("worker{}_conns_current", i), last_counts_[i].conns},
+    v.insert(v.end(), {{fmt::format("worker{}_conns_current", i), last_counts_[i].conns, true},
                        {fmt::format("worker{}_conns_created", i), last_counts_[i].dp.conns_created},
                        {fmt::format("worker{}_rx_frames", i), last_counts_[i].dp.rx_frames}});
   return v;
 }
 
+std::string Control::offload_name() const { return xdp_ ? fmt::format("xdp-{}", xdp_mode_) : "off"; }
+
 // --lbd-counters: the fast path's mode, then every count as "name value".
 std::string Control::counters_text() {
-  std::string s = fmt::format("offload {}\n", xdp_ ? fmt::format("xdp-{}", xdp_mode_) : "off");
+  std::string s = fmt::format("offload {}\n", offload_name());
   for (const Counter& c : counters()) s += fmt::format("{} {}\n", c.name, c.value);
   return s;
 }
@@ -235,6 +240,7 @@ void Control::finish_reload() {
     st = reload_rules(reload_rules_, services_, timeouts_, changes);
   }
   if (!st.is_ok()) {
+    ++reloads_failed_;
     LBD_LOG(kError, "rules", "reload: {}; running rules kept", st.message());
     notify_systemd("READY=1\nSTATUS=reload failed, running rules kept (see the log)");
   } else {
@@ -243,6 +249,7 @@ void Control::finish_reload() {
       size_t ignored = 0;
       return reload_rules(reload_rules_, t, to, ignored);
     });
+    ++reloads_ok_;
     notify_systemd("READY=1\nSTATUS=rules reloaded");
   }
   reload_rules_.clear();
@@ -295,11 +302,14 @@ Reply Control::dump_with_conns() {
 
 Reply Control::handle_request(const std::string& req) {
   // What the workers and the fast path forwarded is in every listing and counter.
-  if (req == "DUMP" || req == "DUMP CONNS" || req == "COUNTERS") gather();  // O(reals) per worker
+  if (req == "DUMP" || req == "DUMP CONNS" || req.starts_with("COUNTERS")) gather();  // O(reals) per worker
   if (req == "DUMP") return {encode_dump(make_dump()), {}};
   if (req == "DUMP CONNS") return dump_with_conns();
   if (req == "COUNTERS") return {counters_text() + std::string(kEnd), {}};
   if (req == "HEALTH") return {health_text() + std::string(kEnd), {}};
+  if (req == "COUNTERS JSON")
+    return {counters_json(offload_name(), counters()).dump(2) + "\n" + std::string(kEnd), {}};
+  if (req == "HEALTH JSON") return {health_json_text() + std::string(kEnd), {}};
   if (handed_over_)
     return {status_reply(Status::error(EBUSY, "this lbd has handed its connections over and is stopping")), {}};
   if (req == "TAKEOVER") return handle_takeover();
@@ -352,6 +362,7 @@ void Control::configuration_changed() {
   resolve_next_hops(true);
   configure_health();
   write_directory();  // what the connections' real ids now mean
+  publish_status();
 }
 
 void Control::set_capture_filters(const TrafficModel& model) {

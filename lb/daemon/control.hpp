@@ -26,6 +26,8 @@
 #include "lb/ctl/control_server.hpp"
 #include "lb/daemon/daemon.hpp"
 #include "lb/ctl/ipvsadm_cli.hpp"
+#include "lb/ctl/json_output.hpp"
+#include "lb/io/http_server.hpp"
 #include "lb/io/next_hops.hpp"
 #include "lb/io/steering.hpp"
 #include "lb/io/sync_socket.hpp"
@@ -60,6 +62,14 @@ class Control {
   // Every worker's copy of the reals' health as the control thread's.
   void publish_health();
   std::string health_text();
+  std::string health_json_text();
+  std::vector<RealHealthView> health_views();
+  // --metrics: /metrics, /status.json and the status page, published to the HTTP server's
+  // thread (after each gather, health event and change); nothing if --metrics is unset.
+  void publish_status();
+  void start_metrics();
+  std::unique_ptr<HttpServer> http_;
+  uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
   void watch_health();
   // Next hops resolved on the control thread, and given to every worker when they changed.
   void resolve_next_hops(bool refresh);
@@ -155,6 +165,7 @@ class Control {
   Dump make_dump();  // services and reals (connections: dump_with_conns)
   std::vector<Counter> counters();  // every count lbd keeps, by name
   std::string counters_text();
+  std::string offload_name() const;  // "xdp-native", "xdp-generic" or "off"
 
   const DaemonConfig& cfg_;
   ServiceTable services_;  // the control thread's: commands, listings, health, next hops

@@ -84,6 +84,7 @@ void Control::on_health_events() {
   }
   publish_health();
   announce_vips();  // a VIP with no real left is withdrawn at once
+  publish_status();  // the status page shows it at its next second
 }
 
 // The watchdog of the checks' thread (every second): a stall is logged once with the
@@ -101,22 +102,45 @@ void Control::watch_health() {
   health_stalled_ = bool(stall);
 }
 
-// lbadm --lbd-health: per service its check, per real its state and last result.
-std::string Control::health_text() {
+std::vector<RealHealthView> Control::health_views() {
   std::map<uint32_t, health::RealStatus> st;
   if (health_)
     for (auto& x : health_->statuses()) st[x.real_id] = x;
   const int64_t now = health::health_now_ms();
-  auto ago = [now](int64_t t) {
-    const int64_t d = std::max<int64_t>(0, now - t);
-    return d < 10000 ? fmt::format("{:.1f}s", double(d) / 1000) : fmt::format("{}s", d / 1000);
-  };
+  auto ago = [now](int64_t t) { return double(std::max<int64_t>(0, now - t)) / 1000; };
+  std::vector<RealHealthView> out;
+  services_.for_each_service([&](const Service& s) {
+    for (uint32_t id : s.reals) {
+      const Real& r = services_.real(id);
+      RealHealthView v{.service = s.key, .addr = r.addr, .port = r.port, .up = !r.health_down};
+      if (auto it = st.find(id); it != st.end()) {
+        const auto& x = it->second;
+        v.checked_by_engine = true;
+        v.checked = x.checked;
+        v.last = x.last;
+        v.last_duration_s = x.last_duration_us / 1e6;
+        v.since_s = ago(x.since_ms);
+        v.checked_s = x.checked ? ago(x.last_check_ms) : 0;
+        v.ok_run = x.state.ok_run;
+        v.fail_run = x.state.fail_run;
+      }
+      out.push_back(std::move(v));
+    }
+  });
+  return out;
+}
+
+// lbadm --lbd-health: per service its check, per real its state and last result.
+std::string Control::health_text() {
+  const std::vector<RealHealthView> views = health_views();
+  auto ago = [](double s) { return s < 10 ? fmt::format("{:.1f}s", s) : fmt::format("{}s", int64_t(s)); };
   std::string out;
   if (const auto stall = health_ ? health_->stalled() : std::nullopt)
     out = fmt::format("Checks stalled for {:.1f}s{}\n", double(stall->ms) / 1000,
                       stall->check.empty() ? std::string() : " in the " + stall->check);
   out += fmt::format("{:<33} {}\n{:<33} {:<6} {:<8} {:<8} {}\n", "Prot LocalAddress:Port",
                                 "Check", "  -> RemoteAddress:Port", "State", "Since", "Checked", "Result");
+  size_t next = 0;  // views are in for_each_service's order, a service's reals in its order
   services_.for_each_service([&](const Service& s) {
     const auto& h = s.options.health;
     const std::string spec = health::redact_secrets(health::format_service_health(h));
@@ -124,24 +148,27 @@ std::string Control::health_text() {
                                                      s.key.vip, s.key.port),
                        spec.empty() ? "check=none" : spec,
                        s.sorry_active ? "  [sorry server active]" : "");
-    for (uint32_t id : s.reals) {
-      const Real& r = services_.real(id);
-      const std::string name = fmt::format("  -> {}:{}", r.addr, r.port);
-      auto it = st.find(id);
-      if (it == st.end()) {
+    for (size_t i = 0; i < s.reals.size(); ++i) {
+      const RealHealthView& x = views[next++];
+      const std::string name = fmt::format("  -> {}:{}", x.addr, x.port);
+      if (!x.checked_by_engine) {
         out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, "-", "-", "-", "not checked");
         continue;
       }
-      const auto& x = it->second;
-      std::string result = x.checked ? fmt::format("{} ({:.1f} ms)", x.last, x.last_duration_us / 1000.0)
+      std::string result = x.checked ? fmt::format("{} ({:.1f} ms)", x.last, x.last_duration_s * 1000)
                                      : "no result yet";
-      if (!x.state.up && x.state.ok_run) result += fmt::format(", {} ok in a row", x.state.ok_run);
-      if (x.state.up && x.state.fail_run) result += fmt::format(", {} failed in a row", x.state.fail_run);
-      out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, r.health_down ? "DOWN" : "UP",
-                         ago(x.since_ms), x.checked ? ago(x.last_check_ms) : "-", result);
+      if (!x.up && x.ok_run) result += fmt::format(", {} ok in a row", x.ok_run);
+      if (x.up && x.fail_run) result += fmt::format(", {} failed in a row", x.fail_run);
+      out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, x.up ? "UP" : "DOWN",
+                         ago(x.since_s), x.checked ? ago(x.checked_s) : "-", result);
     }
   });
   return out;
+}
+
+std::string Control::health_json_text() {
+  const auto stall = health_ ? health_->stalled() : std::nullopt;
+  return health_json(health_views(), stall ? stall->ms : 0, stall ? stall->check : "").dump(2) + "\n";
 }
 
 }  // namespace lbd

@@ -259,6 +259,7 @@ int Control::run() {
     announcer_ = std::move(a).value();
     announce_vips();
   }
+  start_metrics();
   LBD_LOG(kInfo, "main", "capturing on {} interface(s); control socket {}", interfaces_.size(),
           cfg_.socket_path);
   notify_systemd(fmt::format("READY=1\nSTATUS=capturing on {} interface(s)\nMAINPID={}",
@@ -317,6 +318,7 @@ int Control::run() {
       if (now - last_estimate >= kEstimatorSeconds * 1000) {
         gather();  // every worker answers: the watchdog hears of a stuck one too
         services_.estimate_rates();
+        publish_status();
         write_directory();  // the counters a next lbd starts from, if this one is killed
         last_estimate += kEstimatorSeconds * 1000;
         if (now - last_estimate >= kEstimatorSeconds * 1000) last_estimate = now;  // after a stall
@@ -354,6 +356,7 @@ int Control::run() {
   // Routers stop sending before lbd stops capturing.
   if (announcer_) LBD_LOG(kInfo, "announce", "withdrawing {} VIP(s): lbd stops", announcer_->announced().size());
   announcer_.reset();
+  http_.reset();
   if (reload_thread_.joinable()) reload_thread_.join();
   reload_fd_.reset();
   notify_systemd("STOPPING=1");

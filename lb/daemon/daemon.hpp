@@ -35,6 +35,8 @@ struct DaemonConfig {
   // --announce-table: the VIPs that can take connections, as routes in this table for a
   // routing daemon to announce (vip_announcer.hpp); 0: none.
   uint32_t announce_table = 0;
+  // --metrics ADDR:PORT: Prometheus metrics and the status page over HTTP; "": off.
+  std::string metrics;
 };
 
 inline std::optional<VipArp> vip_arp_from_name(const std::string& s) {

@@ -19,6 +19,7 @@
 #include "lb/ctl/control_protocol.hpp"
 #include "lb/ctl/control_server.hpp"
 #include "lb/ctl/ipvsadm_cli.hpp"
+#include "lb/ctl/json_output.hpp"
 #include "lb/ctl/listing.hpp"
 #include "lb/ctl/names.hpp"
 
@@ -89,10 +90,14 @@ int main(int argc, char** argv) {
   const auto secrets = std::find(args.begin(), args.end(), "--lbd-secrets");
   const bool show_secrets = secrets != args.end();
   if (show_secrets) args.erase(secrets);
+  // --json: the listing, counters or health in lbd's JSON schema (README "JSON output").
+  const auto json_flag = std::find(args.begin(), args.end(), "--json");
+  const bool json = json_flag != args.end();
+  if (json) args.erase(json_flag);
   try {
     if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
-      const std::string reply =
-          control_request(socket_path, args[0] == "--lbd-counters" ? "COUNTERS\n" : "HEALTH\n", timeout_ms);
+      const std::string request = (args[0] == "--lbd-counters" ? "COUNTERS" : "HEALTH") + std::string(json ? " JSON\n" : "\n");
+      const std::string reply = control_request(socket_path, request, timeout_ms);
       if (auto why = refusal(reply)) {
         std::cerr << prog << ": " << why->message() << "\n";
         return 255;
@@ -106,6 +111,11 @@ int main(int argc, char** argv) {
       return e->exit_code;
     }
     const CliCommand& cmd = std::get<CliCommand>(parsed);
+    if (json && cmd.cmd != Command::kList) {
+      std::cerr << prog << ": --json goes with -L (also -c, --stats, --rate, --timeout, --daemon), "
+                << "--lbd-counters or --lbd-health\n";
+      return 2;
+    }
     // lbd's table as it runs (with its connections if asked), or nullopt once lbadm said why not.
     auto fetch_dump = [&](bool conns) -> std::optional<Dump> {
       const std::string reply = control_request(socket_path, conns ? "DUMP CONNS\n" : "DUMP\n", timeout_ms);
@@ -136,6 +146,15 @@ int main(int argc, char** argv) {
         auto fetched = fetch_dump(cmd.cmd == Command::kList && cmd.has(kOptConnection));
         if (!fetched) return 255;
         Dump& dump = *fetched;
+        if (json) {
+          const auto j = listing_json(cmd, dump);
+          if (!j) {
+            std::cerr << j.message() << "\n";
+            return 1;
+          }
+          std::cout << j->dump(2) << "\n";
+          return 0;
+        }
         if (cmd.cmd == Command::kSave && !show_secrets) {
           size_t redacted = 0;
           auto redact = [&redacted](std::string& h) {

@@ -7,6 +7,7 @@
 
 #include "lb/core/sysctl.hpp"
 #include "lb/daemon/daemon.hpp"
+#include "lb/io/http_server.hpp"
 
 namespace po = boost::program_options;
 
@@ -56,6 +57,10 @@ int main(int argc, char** argv) {
        "N: a route VIP/32 dev lbd-announce in routing table N for each VIP that has an "
        "available real, while lbd runs (for BIRD's kernel protocol to announce by BGP: "
        "several directors behind ECMP); 0: none")
+      ("metrics", po::value<std::string>(&cfg.metrics),
+       "ADDR:PORT: serve Prometheus metrics (/metrics, node_exporter's ipvs names), the live "
+       "status page (/) and its data (/status.json) over HTTP there (off unless set; the unit's "
+       "default binds 127.0.0.1:9587)")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -89,6 +94,12 @@ int main(int argc, char** argv) {
     std::cerr << "lbd: --announce-table " << cfg.announce_table
               << ": that is the kernel's default, main or local table; choose another (1 to 252, or above 255)\n";
     return 2;
+  }
+  if (!cfg.metrics.empty()) {
+    if (const lbd::Status st = lbd::check_listen_address(cfg.metrics); !st.is_ok()) {
+      std::cerr << "lbd: " << st.message() << "\n";
+      return 2;
+    }
   }
   if (cfg.workers > lbd::kMaxWorkers) {
     std::cerr << "lbd: --workers " << cfg.workers << ": expected 0 (automatic) or 1 to " << lbd::kMaxWorkers << "\n";
