@@ -20,6 +20,7 @@
 #include "lb/ctl/control_server.hpp"
 #include "lb/ctl/ipvsadm_cli.hpp"
 #include "lb/ctl/json_output.hpp"
+#include "lb/ctl/keepalived_import.hpp"
 #include "lb/ctl/listing.hpp"
 #include "lb/ctl/names.hpp"
 
@@ -95,6 +96,26 @@ int main(int argc, char** argv) {
   const bool json = json_flag != args.end();
   if (json) args.erase(json_flag);
   try {
+    if (!args.empty() && args[0] == "--from-keepalived") {
+      if (args.size() != 2) {
+        std::cerr << prog << ": --from-keepalived takes one file: lbadm --from-keepalived /etc/keepalived/keepalived.conf\n";
+        return 2;
+      }
+      const auto imported = import_keepalived(args[1]);
+      if (!imported) {
+        std::cerr << prog << ": nothing imported: " << imported.message() << "\n";
+        return 2;
+      }
+      // What is printed loads: checked as -R and lbd's rules file read it.
+      std::vector<CliCommand> rules;
+      if (const Status st = parse_rules(imported->rules, rules); !st.is_ok()) {
+        std::cerr << prog << ": nothing imported: the rules made do not parse (" << st.message() << ")\n";
+        return 2;
+      }
+      for (const auto& n : imported->notes) std::cerr << prog << ": note: " << n << "\n";
+      std::cout << imported->rules;
+      return 0;
+    }
     if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
       const std::string request = (args[0] == "--lbd-counters" ? "COUNTERS" : "HEALTH") + std::string(json ? " JSON\n" : "\n");
       const std::string reply = control_request(socket_path, request, timeout_ms);
