@@ -219,6 +219,11 @@ Result<std::string> render_listing(const CliCommand& cmd, const Dump& dump, cons
   if (cmd.cmd == Command::kSave) {
     // lbd's extension first: the settings the rules after it are applied under.
     for (const std::string& a : changed_sysctls(dump.timeouts.sysctl)) r.out += "--lbd-sysctl " + a + "\n";
+    // Timeouts set with --set are saved too (ipvsadm -S drops them, so a reload from its
+    // output would put them back to 900 120 300).
+    const Timeouts dflt;
+    if (dump.timeouts.tcp != dflt.tcp || dump.timeouts.tcpfin != dflt.tcpfin || dump.timeouts.udp != dflt.udp)
+      r.out += fmt::format("--set {} {} {}\n", dump.timeouts.tcp, dump.timeouts.tcpfin, dump.timeouts.udp);
     for (const auto& s : services) r.save_service(s);
     return r.out;
   }

@@ -103,6 +103,15 @@ TEST_CASE("-S -n prints restorable rules, sorted") {
         "-a -u 198.18.0.100:53 -r 198.18.0.13:53 -g -w 0\n");
 }
 
+TEST_CASE("-S -n saves timeouts set with --set (ipvsadm's -S does not: lbd's deliberate difference)") {
+  Dump d = sample();
+  d.timeouts.tcp = 7200;
+  d.timeouts.udp = 60;
+  const std::string out = render("-S -n", d);
+  CHECK(out.starts_with("--set 7200 120 60\n-A -t 198.18.0.100:80 -s wlc\n"));
+  CHECK(render("-S -n", sample()).find("--set") == std::string::npos);  // defaults: nothing written
+}
+
 TEST_CASE("--timeout prints the three timeouts") {
   CHECK(render("-L --timeout", sample()) == "Timeout (tcp tcpfin udp): 900 120 300\n");
 }
