@@ -99,5 +99,10 @@ void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std
 std::vector<std::string> split_line(const std::string& line);
 
 std::string usage_text(const std::string& prog);
+// Every option the parser takes, (short or 0, long or ""): -h lists each (a test checks).
+std::vector<std::pair<char, std::string>> parser_options();
+// lbadm's own arguments, handled before the parser (lbadm_main.cpp); -h lists them too.
+inline constexpr const char* kLbadmOwnOptions[] = {"--socket", "--lbd-secrets", "--json", "--lbd-counters",
+                                                   "--lbd-health", "--from-keepalived"};
 
 }  // namespace lbd

@@ -74,6 +74,13 @@ std::string read_all(std::istream& in) {
 
 }  // namespace
 
+// One of lbadm's own arguments (kLbadmOwnOptions, which -h lists).
+static bool own(const std::string& arg, std::string_view name) {
+  for (const char* o : kLbadmOwnOptions)
+    if (name == o) return arg == name;
+  throw std::logic_error("lbadm: " + std::string(name) + " is not in kLbadmOwnOptions");
+}
+
 int main(int argc, char** argv) {
   const std::string prog = argv[0];
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -83,20 +90,20 @@ int main(int argc, char** argv) {
   // waited for forever.
   uint64_t timeout_ms = 30000;
   if (const char* env = std::getenv("LBADM_TIMEOUT"); env && std::atoi(env) > 0) timeout_ms = uint64_t(std::atoi(env)) * 1000;
-  if (args.size() >= 2 && args[0] == "--socket") {
+  if (args.size() >= 2 && own(args[0], "--socket")) {
     socket_path = args[1];
     args.erase(args.begin(), args.begin() + 2);
   }
   // -S writes passwords only when asked: a saved rules file is often world-readable.
-  const auto secrets = std::find(args.begin(), args.end(), "--lbd-secrets");
+  const auto secrets = std::find_if(args.begin(), args.end(), [](const std::string& a) { return own(a, "--lbd-secrets"); });
   const bool show_secrets = secrets != args.end();
   if (show_secrets) args.erase(secrets);
   // --json: the listing, counters or health in lbd's JSON schema (README "JSON output").
-  const auto json_flag = std::find(args.begin(), args.end(), "--json");
+  const auto json_flag = std::find_if(args.begin(), args.end(), [](const std::string& a) { return own(a, "--json"); });
   const bool json = json_flag != args.end();
   if (json) args.erase(json_flag);
   try {
-    if (!args.empty() && args[0] == "--from-keepalived") {
+    if (!args.empty() && own(args[0], "--from-keepalived")) {
       if (args.size() != 2) {
         std::cerr << prog << ": --from-keepalived takes one file: lbadm --from-keepalived /etc/keepalived/keepalived.conf\n";
         return 2;
@@ -116,8 +123,8 @@ int main(int argc, char** argv) {
       std::cout << imported->rules;
       return 0;
     }
-    if (args.size() == 1 && (args[0] == "--lbd-counters" || args[0] == "--lbd-health")) {
-      const std::string request = (args[0] == "--lbd-counters" ? "COUNTERS" : "HEALTH") + std::string(json ? " JSON\n" : "\n");
+    if (args.size() == 1 && (own(args[0], "--lbd-counters") || own(args[0], "--lbd-health"))) {
+      const std::string request = (own(args[0], "--lbd-counters") ? "COUNTERS" : "HEALTH") + std::string(json ? " JSON\n" : "\n");
       const std::string reply = control_request(socket_path, request, timeout_ms);
       if (auto why = refusal(reply)) {
         std::cerr << prog << ": " << why->message() << "\n";

@@ -382,3 +382,23 @@ TEST_CASE("messages: a garbage rules line names its line and token; IPv6 is unsu
   CHECK(err("-a -t 198.18.0.100:80 -r 2001:db8::11").message ==
         "`2001:db8::11': IPv6 addresses are not supported by lbd yet (IPv4 only)");
 }
+
+TEST_CASE("-h lists every option the parser takes and lbadm's own") {
+  const std::string help = usage_text("lbadm");
+  for (const auto& [short_name, long_name] : parser_options()) {
+    if (!long_name.empty()) {
+      INFO("--" << long_name);
+      CHECK(help.find("--" + long_name + " ") != std::string::npos);
+    }
+    if (short_name) {
+      INFO("-" << short_name);
+      const std::string s = std::string("-") + short_name;
+      CHECK((help.find(s + " ") != std::string::npos || help.find(s + "|") != std::string::npos ||
+             help.find(s + "\n") != std::string::npos || help.find("|" + std::string(1, short_name)) != std::string::npos));
+    }
+  }
+  for (const char* own : kLbadmOwnOptions) {
+    INFO(own);
+    CHECK(help.find(std::string(own) + " ") != std::string::npos);
+  }
+}
