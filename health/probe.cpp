@@ -73,6 +73,42 @@ asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk) {
   co_return result;
 }
 
+asio::awaitable<UdpExchange> over_udp(ProbeContext& ctx, std::string_view payload) {
+  struct UdpProbe {
+    explicit UdpProbe(asio::any_io_executor ex) : socket(ex), deadline(ex) {}
+    asio::ip::udp::socket socket;
+    asio::steady_timer deadline;
+    bool timed_out = false;
+  };
+  const CheckSpec& cs = ctx.spec();
+  auto p = std::make_shared<UdpProbe>(co_await asio::this_coro::executor);
+  UdpExchange out;
+  const asio::ip::udp::endpoint ep(asio::ip::address_v4(ctx.target.addr.host()), ctx.target.check_port());
+  p->socket.open(asio::ip::udp::v4(), out.ec);
+  if (!out.ec) p->socket.connect(ep, out.ec);
+  if (out.ec) co_return out;
+  p->deadline.expires_after(std::chrono::milliseconds(cs.timeout_ms));
+  p->deadline.async_wait([p](error_code ec) {
+    if (ec) return;
+    p->timed_out = true;
+    error_code ignored;
+    p->socket.close(ignored);
+  });
+  co_await p->socket.async_send(asio::buffer(payload.data(), payload.size()), asio::redirect_error(kUseAwaitable, out.ec));
+  ctx.resumed();
+  if (!out.ec) {
+    std::vector<char> buf(4096);
+    const size_t n = co_await p->socket.async_receive(asio::buffer(buf), asio::redirect_error(kUseAwaitable, out.ec));
+    ctx.resumed();
+    if (!out.ec) out.reply.assign(buf.data(), n);
+  }
+  out.timed_out = p->timed_out;
+  p->deadline.cancel();
+  error_code ignored;
+  p->socket.close(ignored);
+  co_return out;
+}
+
 Result<pid_t> spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                     const std::string& user) {
   const auto who = lookup_user(user);

@@ -56,6 +56,15 @@ using Talk = boost::asio::awaitable<CheckResult> (*)(ProbeContext& ctx, Probe& p
 // the socket is closed after.
 boost::asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk);
 
+// One datagram to the real's check port (a connected UDP socket, so an ICMP port
+// unreachable is seen) and the first reply, within the check's timeout.
+struct UdpExchange {
+  std::string reply;
+  boost::system::error_code ec;  // connection_refused: ICMP port unreachable came back
+  bool timed_out = false;        // no reply in time (ec is then operation_aborted)
+};
+boost::asio::awaitable<UdpExchange> over_udp(ProbeContext& ctx, std::string_view payload);
+
 // Spawns argv[0] as `user`: a clean environment (PATH and `env`), stdin/stdout on
 // /dev/null, stderr lbd's, no other descriptor, its own process group, default signals,
 // no capability and no_new_privs. If the switch to the user fails nothing runs. Its pid,

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "health/dns.hpp"
+
 namespace lbd::health {
 namespace {
 
@@ -211,6 +213,49 @@ constexpr CheckKey kCheckKeys[] = {
      },
      [](const CheckSpec& c) { return std::to_string(c.max_lag); }},
     {"cmd", set_absolute<&CheckSpec::cmd>, string_text<&CheckSpec::cmd>},
+    {"sni",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       return set_without_blanks(c.sni, v, "a server name has no blanks", why);
+     },
+     string_text<&CheckSpec::sni>},
+    {"ca", set_absolute<&CheckSpec::ca>, string_text<&CheckSpec::ca>},
+    {"query",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected a DNS name (labels of 1 to 63 bytes, 253 at most)";
+       if (dns_name_wire(v).empty()) return false;
+       c.query = v;
+       return true;
+     },
+     string_text<&CheckSpec::query>},
+    {"qtype",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV or ANY";
+       const auto t = dns_type_from_name(v);
+       if (!t) return false;
+       c.qtype = *t;
+       return true;
+     },
+     [](const CheckSpec& c) { return std::string(dns_type_name(c.qtype)); }},
+    {"rcode",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP or REFUSED";
+       const auto r = dns_rcode_from_name(v);
+       if (!r) return false;
+       c.rcode = *r;
+       return true;
+     },
+     [](const CheckSpec& c) { return std::string(dns_rcode_name(c.rcode)); }},
+    {"answer",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected an IPv4 address (an A record of the answer)";
+       Ipv4 a;
+       if (!parse_ipv4(v, a)) return false;
+       c.answer = v;
+       return true;
+     },
+     string_text<&CheckSpec::answer>},
+    {"send", set_string<&CheckSpec::send>, string_text<&CheckSpec::send>},
+    {"expect", set_string<&CheckSpec::expect>, string_text<&CheckSpec::expect>},
     {"exec-user",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        why = "expected a user name";

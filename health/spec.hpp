@@ -46,6 +46,14 @@ struct CheckSpec {
   std::string password_file;        // mysql: the password's file, read by lbd at each check
   int32_t max_lag = -1;             // mysql: >= 0 makes it a replica check (needs user)
   std::string cmd;                  // exec: run with LBD_* variables, exit 0 = up
+  std::string sni;                  // https: the TLS server name (default host=, else none)
+  std::string ca;                   // https: verify the real's certificate with this CA file
+  std::string query;                // dns: the name asked
+  uint16_t qtype = 1;               // dns: the record type asked (A)
+  uint8_t rcode = 0;                // dns: the answer's expected RCODE (NOERROR)
+  std::string answer;               // dns: an A record the answer must hold, if set
+  std::string send;                 // udp: the datagram's payload
+  std::string expect;               // udp: a reply must come and hold this (else: no ICMP error is enough)
   std::string exec_user = "nobody"; // exec checks and notify commands run as this user
   friend bool operator==(const CheckSpec&, const CheckSpec&) = default;
 };

@@ -4,8 +4,9 @@
 
 namespace lbd::health {
 
-namespace kinds { extern const CheckKind tcp, http, mysql, exec; }
-constexpr const CheckKind* kKinds[] = {&kinds::tcp, &kinds::http, &kinds::mysql, &kinds::exec};
+namespace kinds { extern const CheckKind tcp, http, https, mysql, exec, dns, udp; }
+constexpr const CheckKind* kKinds[] = {&kinds::tcp, &kinds::http, &kinds::https, &kinds::mysql,
+                                       &kinds::exec, &kinds::dns, &kinds::udp};
 
 std::span<const CheckKind* const> check_kinds() { return kKinds; }
 

@@ -48,7 +48,7 @@ TEST_CASE("health spec: bad input is refused with the reason and changes nothing
     const char* text;
     const char* error;
   } cases[] = {
-      {"check=ping", "check=ping: expected tcp, http, mysql, exec or none"},
+      {"check=ping", "check=ping: expected tcp, http, https, mysql, exec, dns, udp or none"},
       {"interval=0.05", "interval=0.05: expected 0.1 to 3600 seconds"},
       {"interval=1,timeout=2", "timeout=2 is longer than interval=1"},
       {"rise=0", "rise=0: expected 1 to 1000"},
@@ -151,7 +151,7 @@ TEST_CASE("check kinds: each named once, found by its name, listed in check='s e
     CHECK(find_check(k->name) == k);
     CHECK(k->start != nullptr);
   }
-  CHECK(names == std::set<std::string>{"tcp", "http", "mysql", "exec"});
+  CHECK(names == std::set<std::string>{"tcp", "http", "https", "mysql", "exec", "dns", "udp"});
   CHECK(find_check("none") == nullptr);
   CHECK(find_check("ping") == nullptr);
   CHECK(std::string(check_name(nullptr)) == "none");
