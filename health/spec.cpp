@@ -218,7 +218,12 @@ constexpr CheckKey kCheckKeys[] = {
        return set_without_blanks(c.sni, v, "a server name has no blanks", why);
      },
      string_text<&CheckSpec::sni>},
-    {"ca", set_absolute<&CheckSpec::ca>, string_text<&CheckSpec::ca>},
+    {"ca",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       if (v == "none") return c.ca.clear(), true;  // verification off again (-E)
+       return set_absolute<&CheckSpec::ca>(c, v, why);
+     },
+     string_text<&CheckSpec::ca>},
     {"query",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        why = "expected a DNS name (labels of 1 to 63 bytes, 253 at most)";
@@ -247,7 +252,8 @@ constexpr CheckKey kCheckKeys[] = {
      [](const CheckSpec& c) { return std::string(dns_rcode_name(c.rcode)); }},
     {"answer",
      [](CheckSpec& c, const std::string& v, const char*& why) {
-       why = "expected an IPv4 address (an A record of the answer)";
+       why = "expected an IPv4 address (an A record of the answer), or none";
+       if (v == "none") return c.answer.clear(), true;
        Ipv4 a;
        if (!parse_ipv4(v, a)) return false;
        c.answer = v;
@@ -255,7 +261,12 @@ constexpr CheckKey kCheckKeys[] = {
      },
      string_text<&CheckSpec::answer>},
     {"send", set_string<&CheckSpec::send>, string_text<&CheckSpec::send>},
-    {"expect", set_string<&CheckSpec::expect>, string_text<&CheckSpec::expect>},
+    {"expect",
+     [](CheckSpec& c, const std::string& v, const char*&) {
+       c.expect = v == "none" ? "" : v;  // none: no reply needed again (-E)
+       return true;
+     },
+     string_text<&CheckSpec::expect>},
     {"exec-user",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        why = "expected a user name";
