@@ -11,7 +11,8 @@
 namespace lbd::health {
 namespace {
 
-constexpr const char* kServiceKeys[] = {"on-down", "sorry", "sorry-fwd", "notify"};
+constexpr const char* kServiceKeys[] = {"on-down", "sorry", "sorry-fwd", "notify", "quorum", "hysteresis",
+                                        "quorum-up", "quorum-down"};
 
 bool is_service_key(std::string_view k) {
   for (const char* c : kServiceKeys)
@@ -373,15 +374,24 @@ Result<ServiceHealth> parse_service_health(std::string_view text, const ServiceH
       h.sorry_fwd = *m;
       return Status::ok();
     }
-    if (key == "notify") {
+    if (key == "notify" || key == "quorum-up" || key == "quorum-down") {
       if (!v.empty() && v != "none" && v[0] != '/')
-        return Status::invalid(fmt::format("notify={}: expected an absolute path or none", v));
-      h.notify = v == "none" ? "" : v;
+        return Status::invalid(fmt::format("{}={}: expected an absolute path or none", key, v));
+      (key == "notify" ? h.notify : key == "quorum-up" ? h.quorum_up : h.quorum_down) = v == "none" ? "" : v;
+      return Status::ok();
+    }
+    if (key == "quorum" || key == "hysteresis") {
+      uint32_t n = 0;
+      if (!parse_u32(v, 0, 1u << 30, n))
+        return Status::invalid(fmt::format("{}={}: expected a sum of weights (0 to {})", key, v, 1u << 30));
+      (key == "quorum" ? h.quorum : h.hysteresis) = n;
       return Status::ok();
     }
     return Status::invalid(fmt::format("unknown key '{}'", key));
   });
   if (!parsed.is_ok()) return parsed;
+  if (h.hysteresis && h.hysteresis >= h.quorum)
+    return Status::invalid(fmt::format("hysteresis={} must be below quorum={} (keepalived's rule)", h.hysteresis, h.quorum));
   CheckSpec common = h.check;
   common.kind = nullptr;  // what the kind needs (exec's cmd=) each real may give: checked per real
   if (Status st = validate_check(common); !st.is_ok()) return st;
@@ -438,6 +448,10 @@ std::string format_service_health(const ServiceHealth& h) {
                               : to_string(*h.sorry_addr));
   if (h.sorry_fwd != FwdMethod::kRoute) add("sorry-fwd", std::string(1, fwd_info(h.sorry_fwd).flag));
   if (!h.notify.empty()) add("notify", h.notify);
+  if (h.quorum) add("quorum", std::to_string(h.quorum));
+  if (h.hysteresis) add("hysteresis", std::to_string(h.hysteresis));
+  if (!h.quorum_up.empty()) add("quorum-up", h.quorum_up);
+  if (!h.quorum_down.empty()) add("quorum-down", h.quorum_down);
   return s;
 }
 

@@ -68,6 +68,12 @@ struct ServiceHealth {
   uint16_t sorry_port = 0;          // 0: the service's port
   FwdMethod sorry_fwd = FwdMethod::kRoute;  // sorry-fwd=g (DR), m (NAT), i (IPIP)
   std::string notify;               // run on each transition: CMD up|down|sorry-on|sorry-off ...
+  // keepalived's quorum: the weights of the reals up must reach `quorum` (+ hysteresis)
+  // for the service to have it, and it is lost below quorum - hysteresis (or at 0). While
+  // it is lost the sorry server, if any, takes every new connection. 0: lbd's rule (the
+  // sorry server stands in when every real is down).
+  uint32_t quorum = 0, hysteresis = 0;
+  std::string quorum_up, quorum_down;  // run when it is gained / lost: CMD SERVICE WEIGHT QUORUM
   friend bool operator==(const ServiceHealth&, const ServiceHealth&) = default;
 };
 

@@ -11,7 +11,7 @@ LBD_BUILD_DEPS="build-essential cmake ninja-build pkg-config nlohmann-json3-dev 
 LBD_RUN_DEPS="iproute2 nftables ethtool procps"
 LBD_TEST_DEPS="nginx-light socat curl tcpdump iputils-ping wrk mariadb-server mariadb-client python3-scapy
   libclang-rt-14-dev systemd dpkg-dev util-linux netbase libfaketime keepalived bird2 prometheus
-  chromium python3-websocket fonts-dejavu-core"
+  chromium python3-websocket fonts-dejavu-core dnsmasq-base"
 LBD_BENCH_DEPS="iperf3 haproxy"
 
 lbd_install_deps() {

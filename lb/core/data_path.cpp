@@ -180,12 +180,13 @@ bool DataPath::make_room() {
   return true;
 }
 
-// The scheduler's pick, or the sorry server while every real is down by its checks.
+// The scheduler's pick; the sorry server alone while the service has no quorum (every real
+// down, unless quorum= says otherwise: keepalived then takes the reals still up out too).
 Real* DataPath::schedule(Service& svc, const ParsedPacket& p, uint32_t now_s) {
+  if (svc.sorry_active) return &services_.real(svc.sorry_id);
   const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport, now_s};
   const auto pick = svc.scheduler->pick(flow, svc.views);
-  if (!pick && !svc.sorry_active) return nullptr;
-  return &services_.real(pick ? svc.reals[*pick] : svc.sorry_id);
+  return pick ? &services_.real(svc.reals[*pick]) : nullptr;
 }
 
 // What a connection holds: its real's counts, and its template's control count.

@@ -22,7 +22,7 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
     const Real& r = services_.real(t->real_id);
     // expire_quiescent_template: a real of weight 0 keeps no client (IPVS ip_vs_check_template()).
     const bool valid = !r.deleted && !r.health_down &&
-                       !(r.sorry && !services_.service(r.service_id).sorry_active) &&
+                       r.sorry == services_.service(r.service_id).sorry_active &&
                        !(timeouts_.sysctl.expire_quiescent_template && r.dest.weight == 0);
     if (valid) {
       t->expires = until;

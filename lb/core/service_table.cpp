@@ -373,6 +373,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::ok();
   }
   s->scheduler->real_edited(s->views, size_t(std::find(s->reals.begin(), s->reals.end(), *id) - s->reals.begin()));
+  refresh_sorry(*s);  // a weight counts towards the quorum
   return Status::ok();
 }
 
@@ -432,8 +433,22 @@ void ServiceTable::sync_sorry(Service& s) {
 
 bool ServiceTable::refresh_sorry(Service& s) {
   bool any_up = false;
-  for (uint32_t id : s.reals) any_up |= !reals_[id].health_down;
-  const bool active = s.sorry_id != Service::kNoSorry && !any_up;
+  uint64_t live = 0;
+  for (uint32_t id : s.reals) {
+    const Real& r = reals_[id];
+    any_up |= !r.health_down;
+    if (!r.health_down) live += uint64_t(std::max(0, r.dest.weight));
+  }
+  s.live_weight = live;
+  const auto& h = s.options.health;
+  if (!h.quorum) {
+    s.quorum = any_up;
+  } else if (s.quorum && (live == 0 || int64_t(live) < int64_t(h.quorum) - int64_t(h.hysteresis))) {
+    s.quorum = false;  // keepalived's update_quorum_state(): lost
+  } else if (!s.quorum && live > 0 && live >= uint64_t(h.quorum) + h.hysteresis) {
+    s.quorum = true;  // gained
+  }
+  const bool active = s.sorry_id != Service::kNoSorry && !s.quorum;
   const bool changed = active != s.sorry_active;
   s.sorry_active = active;
   return changed;

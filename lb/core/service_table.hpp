@@ -136,7 +136,9 @@ struct Service {
   bool in_use = false;
   static constexpr uint32_t kNoSorry = UINT32_MAX;
   uint32_t sorry_id = kNoSorry;  // the sorry server's Real, when configured
-  bool sorry_active = false;     // every real is down: new connections go to the sorry server
+  bool sorry_active = false;     // no quorum (every real down): new connections go to the sorry server
+  bool quorum = true;            // keepalived's quorum state (options.health.quorum; else: a real up)
+  uint64_t live_weight = 0;      // the weights of the reals up, as it was last judged
 };
 
 // What an address is to the director (the kernel's inet_addr_type()): IPVS refuses a real

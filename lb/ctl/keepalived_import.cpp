@@ -173,6 +173,8 @@ struct VirtualServer {
   std::optional<std::pair<Ipv4, std::optional<uint16_t>>> sorry;
   std::optional<char> sorry_method;
   std::optional<uint32_t> default_weight;
+  uint32_t quorum = 1, hysteresis = 0;  // keepalived's defaults
+  std::string quorum_up, quorum_down;
   CheckDefaults defaults;
   std::vector<Real> reals;
 };
@@ -388,8 +390,16 @@ class Parser {
         vs.sorry_method = method_of(k, v);
       } else if (k.text == "weight") {
         vs.default_weight = uint32_t(number(arg1(k, v), 0, 65535));
-      } else if (k.text == "quorum" || k.text == "hysteresis" || k.text == "quorum_up" || k.text == "quorum_down") {
-        refuse(k, "lbd has no quorum yet: its sorry server stands in when every real is down");
+      } else if (k.text == "quorum") {
+        vs.quorum = uint32_t(number(arg1(k, v), 1, 1u << 30));
+      } else if (k.text == "hysteresis") {
+        vs.hysteresis = uint32_t(number(arg1(k, v), 0, 1u << 30));
+      } else if (k.text == "quorum_up" || k.text == "quorum_down") {
+        const std::string cmd = arg1(k, v).text;
+        if (cmd.empty() || cmd[0] != '/' || cmd.find_first_of(" \t") != std::string::npos)
+          refuse(k, "lbd runs one absolute path without arguments (with the service, the weight up and the "
+                    "quorum as arguments): put the command line in a script");
+        (k.text == "quorum_up" ? vs.quorum_up : vs.quorum_down) = cmd;
       } else {
         refuse(k, "not imported (lbd has no equivalent)");
       }
@@ -554,6 +564,19 @@ class Parser {
           const char sm = vs.sorry_method.value_or(method);
           if (sm != 'g') health += fmt::format(",sorry-fwd={}", sm);
         }
+        // keepalived: hysteresis below quorum (it lowers it with a warning; said here too).
+        uint32_t hysteresis = vs.hysteresis;
+        if (hysteresis >= vs.quorum) {
+          hysteresis = vs.quorum - 1;
+          notes_.push_back(fmt::format("{}:{}: hysteresis {} >= quorum {}: {}, as keepalived sets", vs.at.file,
+                                       vs.at.line, vs.hysteresis, vs.quorum, hysteresis));
+        }
+        // Quorum 1 without hysteresis is lbd's own rule (the sorry server when every real is
+        // down) but for reals of weight 0: written out whenever the file sets either.
+        if (vs.quorum != 1 || hysteresis) health += fmt::format(",quorum={}", vs.quorum);
+        if (hysteresis) health += fmt::format(",hysteresis={}", hysteresis);
+        if (!vs.quorum_up.empty()) health += ",quorum-up=" + vs.quorum_up;
+        if (!vs.quorum_down.empty()) health += ",quorum-down=" + vs.quorum_down;
         line += " --health " + health;
         o += line + "\n";
         for (size_t j = 0; j < vs.reals.size(); ++j) {

@@ -63,6 +63,7 @@ void Control::on_health_events() {
     Service& s = services_.service(r.service_id);
     if (!(s.key == ServiceKey{t.protocol, t.vip, t.vport})) continue;
     const std::string real = health::real_name(t);
+    const bool had_quorum = s.quorum;
     const bool sorry_changed = services_.set_health(r, e.up);
     if (e.up)
       LBD_LOG(kWarn, "health", "{}: real {} is UP ({}): takes new connections again", t.service,
@@ -72,12 +73,28 @@ void Control::on_health_events() {
               e.reason,
               s.options.health.on_down == health::OnDown::kExpire ? ", its connections expire"
                                                                    : ", its connections continue");
+    const auto& h = s.options.health;
+    if (h.quorum && had_quorum != s.quorum) {
+      // keepalived's words (ipwrapper.c update_quorum_state), and its quorum_up/down commands.
+      if (s.quorum)
+        LBD_LOG(kWarn, "health", "Gained quorum {}+{}={} <= {} for VS {}", h.quorum, h.hysteresis,
+                uint64_t(h.quorum) + h.hysteresis, s.live_weight, t.service);
+      else
+        LBD_LOG(kWarn, "health", "Lost quorum {}-{}={} > {} for VS {}", h.quorum, h.hysteresis,
+                int64_t(h.quorum) - int64_t(h.hysteresis), s.live_weight, t.service);
+      if (const std::string& cmd = s.quorum ? h.quorum_up : h.quorum_down; !cmd.empty())
+        health_->run_command(t.service + (s.quorum ? " quorum-up" : " quorum-down"), cmd, h.check.exec_user,
+                             {t.service, std::to_string(s.live_weight), std::to_string(h.quorum)});
+    }
     if (!sorry_changed) continue;
     const Real& sorry = services_.real(s.sorry_id == Service::kNoSorry ? r.id : s.sorry_id);
     const std::string sorry_name = fmt::format("{}:{}", sorry.addr, sorry.port);
+    const std::string why = h.quorum ? fmt::format("no quorum (weight up {} of {} needed)", s.live_weight, h.quorum)
+                                     : "every real is down";
     LBD_LOG(kWarn, "health", "{}: {}", t.service,
-            s.sorry_active ? "every real is down: sorry server " + sorry_name + " takes new connections"
-                           : "a real is back: sorry server " + sorry_name + " stands down");
+            s.sorry_active ? why + ": sorry server " + sorry_name + " takes new connections"
+                           : (h.quorum ? "quorum back" : "a real is back") + std::string(": sorry server ") +
+                                 sorry_name + " stands down");
     if (!s.options.health.notify.empty())
       health_->run_command(t.service + " sorry", s.options.health.notify, s.options.health.check.exec_user,
                            {s.sorry_active ? "sorry-on" : "sorry-off", t.service, sorry_name, e.reason});

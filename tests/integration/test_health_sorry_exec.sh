@@ -91,6 +91,44 @@ echo "ok: HTTP check with the wrong status takes the reals down, with the reason
 assert_eq "real3 3 " "$(count_answers 3 | tr '\n' ' ')" "only the real whose check passes gets connections"
 lbadm_ -D -t "$LAB_VIP:80"
 
+# keepalived's quorum: weights 2, 2, 1 (quorum 4, hysteresis 1) with real4 as sorry server.
+# Two reals down leave weight 1 < 4 - 1: quorum lost, the sorry server takes every new
+# connection although real3 is up; quorum-down ran. Both back (5 >= 4 + 1): gained again.
+for i in 1 2 3 4; do  # (those the sections above left stopped)
+  in_ns "$(lab_real_ns "$i")" ss -ltn "sport = :80" | grep -q LISTEN || start_nginx "$i"
+done
+for i in 1 2 3 4; do lab_wait_port "$(lab_real_ns "$i")" 80; done
+: >"$LAB_DIR/quorum.log"; chmod 666 "$LAB_DIR/quorum.log"
+for q in up down; do
+  printf '#!/bin/sh\necho "quorum-%s $*" >> %s\n' "$q" "$LAB_DIR/quorum.log" >"$LAB_DIR/quorum-$q"
+  chmod 755 "$LAB_DIR/quorum-$q"
+done
+lbadm_ -A -t "$LAB_VIP:80" -s wrr --health \
+  "check=tcp,$FAST,sorry=$R4,quorum=4,hysteresis=1,quorum-up=$LAB_DIR/quorum-up,quorum-down=$LAB_DIR/quorum-down"
+lbadm_ -a -t "$LAB_VIP:80" -r "$R1" -w 2
+lbadm_ -a -t "$LAB_VIP:80" -r "$R2" -w 2
+lbadm_ -a -t "$LAB_VIP:80" -r "$R3" -w 1
+for r in "$R1" "$R2" "$R3"; do wait_state "$r" UP; done
+assert_eq "real1 2 real2 2 real3 1 " "$(count_answers 5 | tr '\n' ' ')" "quorum: the reals serve"
+stop_nginx 1
+wait_state "$R1" DOWN
+assert_eq "real2 2 real3 1 " "$(count_answers 3 | tr '\n' ' ')" "weight 3 up: still quorum (3 is not below 4 - 1)"
+stop_nginx 2
+wait_state "$R2" DOWN
+assert_eq "real4 3 " "$(count_answers 3 | tr '\n' ' ')" "weight 1 up: no quorum, the sorry server takes every connection"
+grep -q "Lost quorum 4-1=3 > 1 for VS TCP $LAB_VIP:80" "$LAB_DIR/lbd.log" || fail "no 'Lost quorum' line: $(grep -i quorum "$LAB_DIR/lbd.log")"
+start_nginx 1
+wait_state "$R1" UP
+assert_eq "real4 2 " "$(count_answers 2 | tr '\n' ' ')" "weight 3 up: not yet 4 + 1, the sorry server still serves"
+start_nginx 2
+wait_state "$R2" UP
+assert_eq "real1 2 real2 2 real3 1 " "$(count_answers 5 | tr '\n' ' ')" "weight 5 up: quorum gained, the reals serve again"
+grep -q "Gained quorum 4+1=5 <= 5 for VS TCP $LAB_VIP:80" "$LAB_DIR/lbd.log" || fail "no 'Gained quorum' line"
+for k in $(seq 1 30); do [ "$(wc -l <"$LAB_DIR/quorum.log")" -ge 2 ] && break; sleep 0.1; done
+assert_eq "quorum-down TCP $LAB_VIP:80 1 4|quorum-up TCP $LAB_VIP:80 5 4" "$(paste -sd'|' "$LAB_DIR/quorum.log")" \
+  "quorum-down and quorum-up ran with the service, the weight up and the quorum"
+lbadm_ -D -t "$LAB_VIP:80"
+
 # on-down=expire: an established connection to a real that goes down is cut; with the
 # default (keep) it would go on.
 lbadm_ -A -t "$LAB_VIP:7" -s rr --health "check=tcp,port=80,$FAST,on-down=expire"

@@ -365,6 +365,46 @@ TEST_CASE("health: every real down sends new connections to the sorry server, an
   CHECK(fx.drops(DropReason::kNoRealServer) == 1);
 }
 
+TEST_CASE("health: keepalived's quorum and hysteresis decide when the sorry server takes over") {
+  // ipwrapper.c update_quorum_state(): lost when the weights up fall below quorum -
+  // hysteresis (or to 0), gained again at quorum + hysteresis; while lost, the sorry server
+  // takes every new connection, the reals still up none. Weights 2, 2, 1: quorum 4, hysteresis 1.
+  Fixture fx;
+  ServiceOptions opt("rr");
+  auto h = health::parse_service_health("check=tcp,sorry=198.18.0.50,quorum=4,hysteresis=1");
+  REQUIRE(h);
+  opt.health = *h;
+  REQUIRE(fx.services.edit_service(kSvc, opt).is_ok());
+  const std::pair<const char*, int32_t> weights[] = {{"198.18.0.11", 2}, {"198.18.0.12", 2}, {"198.18.0.13", 1}};
+  for (auto [a, w] : weights) REQUIRE(fx.services.edit_real(kSvc, RealSpec(ip(a), 80, FwdMethod::kRoute, w)).is_ok());
+  Service& svc = *fx.services.find(kSvc);
+  fx.services.real(svc.sorry_id).hop = NextHop{kIf, mac(0xd1), mac(0xee), 1500, true, {}};
+  CHECK(svc.quorum);
+  fx.services.set_health(fx.real_at(ip("198.18.0.11")), false);  // up: 3, not below 4 - 1
+  CHECK(svc.quorum);
+  CHECK_FALSE(svc.sorry_active);
+  CHECK(fx.services.set_health(fx.real_at(ip("198.18.0.12")), false));  // up: 1 < 3: lost
+  CHECK_FALSE(svc.quorum);
+  CHECK(svc.sorry_active);
+  CHECK(svc.live_weight == 1);
+  auto f = make_frame(tcp(42100, tcp_flag::kSyn));
+  REQUIRE(fx.dp.process(f, kIf, 1000).transmit);
+  CHECK(f[5] == 0xee);  // real3 is up, but without quorum only the sorry server takes new connections
+  fx.services.set_health(fx.real_at(ip("198.18.0.12")), true);  // up: 3 < 4 + 1: still lost
+  CHECK_FALSE(svc.quorum);
+  CHECK(fx.services.set_health(fx.real_at(ip("198.18.0.11")), true));  // up: 5: gained
+  CHECK(svc.quorum);
+  CHECK_FALSE(svc.sorry_active);
+  CHECK(fx.send(make_frame(tcp(42101, tcp_flag::kSyn))) != 0);
+  // A weight edit counts at once (-e): real1 and real2 to 0 leaves 1 up: lost.
+  REQUIRE(fx.services.edit_real(kSvc, RealSpec(ip("198.18.0.11"), 80, FwdMethod::kRoute, 0)).is_ok());
+  REQUIRE(fx.services.edit_real(kSvc, RealSpec(ip("198.18.0.12"), 80, FwdMethod::kRoute, 0)).is_ok());
+  CHECK(svc.sorry_active);
+  CHECK(health::parse_service_health("quorum=2,hysteresis=2").message() ==
+        "hysteresis=2 must be below quorum=2 (keepalived's rule)");
+  CHECK(health::format_service_health(*h) == "check=tcp,sorry=198.18.0.50,quorum=4,hysteresis=1");
+}
+
 TEST_CASE("a new SYN on a finished connection, or one to a down real, is scheduled afresh") {
   Fixture fx;
   REQUIRE(fx.send(make_frame(tcp(43000, tcp_flag::kSyn))) == 3);

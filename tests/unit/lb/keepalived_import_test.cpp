@@ -142,6 +142,20 @@ TEST_CASE("keepalived import: groups, granularity, DR port reset, timeouts, exec
         }) != r->notes.end());
 }
 
+TEST_CASE("keepalived import: quorum, hysteresis and their commands") {
+  CHECK(rules_of("virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_kind DR\n quorum 3\n hysteresis 1\n"
+                 " quorum_up /usr/local/bin/q-up\n quorum_down /usr/local/bin/q-down\n sorry_server 198.18.0.50 80\n"
+                 " real_server 198.18.0.11 80 {\n weight 2\n TCP_CHECK {\n }\n }\n}\n") ==
+        "-A -t 198.18.0.100:80 -s wlc --health check=tcp,interval=60,timeout=5,rise=1,fall=2,"
+        "sorry=198.18.0.50:80,quorum=3,hysteresis=1,quorum-up=/usr/local/bin/q-up,quorum-down=/usr/local/bin/q-down\n"
+        "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n");
+  // keepalived lowers a hysteresis not below the quorum to quorum - 1.
+  auto r = import_keepalived_text("virtual_server 198.18.0.100 80 {\n protocol TCP\n quorum 2\n hysteresis 5\n"
+                                  " real_server 198.18.0.11 80 {\n }\n}\n", "k.conf");
+  REQUIRE(r);
+  CHECK(r->rules.find("quorum=2,hysteresis=1") != std::string::npos);
+}
+
 TEST_CASE("keepalived import: VRRP is skipped and said; a timeout longer than the loop is capped") {
   const std::string conf =
       "vrrp_instance VI_1 {\n state MASTER\n interface eth0\n virtual_ipaddress {\n 198.18.0.100\n }\n}\n"
@@ -161,7 +175,7 @@ TEST_CASE("keepalived import: refused whole, with file, line and keyword") {
         "k.conf:7: digest: lbd matches statuses (status_code), not a body digest or regex");
   CHECK(refusal("virtual_server fwmark 1 {\n}\n").starts_with("k.conf:1: fwmark: fwmark services are not imported"));
   CHECK(refusal(head + " real_server 198.18.0.11 80 {\n SSL_GET {\n }\n }\n}\n").starts_with("k.conf:4: SSL_GET:"));
-  CHECK(refusal(head + " quorum 2\n}\n").starts_with("k.conf:3: quorum:"));
+  CHECK(refusal(head + " quorum_up \"/bin/echo up\"\n}\n").starts_with("k.conf:3: quorum_up: lbd runs one absolute"));
   CHECK(refusal(head + " lb_algo wrrr\n}\n") == "k.conf:3: wrrr: not one of IPVS's schedulers");
   CHECK(refusal(head + " protocol SCTP\n}\n").starts_with("k.conf:3: SCTP: SCTP is refused"));
   CHECK(refusal("virtual_server_group G {\n 198.18.0.100-110 80\n}\n").starts_with("k.conf:2: 198.18.0.100-110"));
