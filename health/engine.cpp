@@ -17,6 +17,7 @@
 #include <optional>
 #include <pthread.h>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -50,18 +51,29 @@ std::string real_name(const Target& t) { return fmt::format("{}:{}", t.addr, t.p
 struct Engine::Impl {
   static constexpr int kBeatMs = 250;
   static constexpr uint32_t kNotifyId = 0xffffffff;  // on_thread: a notify command
+  // One check of a real, shared by every service naming the same real, port and check
+  // (members: each service's target; the first's is probed). An exec check is not shared:
+  // its command learns the service (LBD_VIP, LBD_VPORT).
   struct Check {
-    Check(asio::io_context& io, Target t) : target(std::move(t)), timer(io) {}
-    Target target;
+    Check(asio::io_context& io, std::vector<Target> m) : members(std::move(m)), timer(io) {}
+    std::vector<Target> members;
     asio::steady_timer timer;
     State state;
     bool stopped = false;
     Clock::time_point due;
+    const Target& lead() const { return members.front(); }
   };
+  static std::string share_key(const Target& t) {
+    ServiceHealth h;
+    h.check = t.check;
+    std::string key = fmt::format("{}:{} {}", t.addr, t.check_port(), format_service_health(h));
+    if (t.check.kind && std::string_view(t.check.kind->name) == "exec") key += fmt::format(" #{}", t.real_id);
+    return key;
+  }
 
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  std::map<uint32_t, std::shared_ptr<Check>> checks;  // loop thread only
+  std::map<std::string, std::shared_ptr<Check>> checks;  // by share_key; loop thread only
   std::mt19937 rng{std::random_device{}()};
   int event_fd = -1;
 
@@ -99,61 +111,79 @@ struct Engine::Impl {
   }
 
   void apply(std::vector<Target> targets) {
-    std::map<uint32_t, std::shared_ptr<Check>> next;
-    for (auto& t : targets) {
-      auto it = checks.find(t.real_id);
-      if (it != checks.end() && it->second->target == t) {
-        next[t.real_id] = it->second;
+    std::map<std::string, std::vector<Target>> groups;
+    for (auto& t : targets) groups[share_key(t)].push_back(std::move(t));
+    // A real whose check changed keeps its up/down state: the old states by real.
+    std::map<uint32_t, std::pair<const Target*, State>> old;
+    for (const auto& [key, c] : checks)
+      for (const Target& m : c->members) old[m.real_id] = {&m, c->state};
+    std::map<std::string, std::shared_ptr<Check>> next;
+    std::set<uint32_t> live;
+    for (auto& [key, members] : groups) {
+      for (const Target& m : members) live.insert(m.real_id);
+      auto it = checks.find(key);
+      if (it != checks.end() && it->second->members == members) {
+        next[key] = it->second;
         checks.erase(it);
         continue;
       }
-      auto c = std::make_shared<Check>(io, t);
-      if (it != checks.end() && it->second->target.addr == t.addr && it->second->target.port == t.port)
-        c->state = it->second->state;  // the check changed, the real did not: keep up/down
+      auto c = std::make_shared<Check>(io, members);
+      if (it != checks.end()) {
+        c->state = it->second->state;  // the same check, another set of services
+      } else {
+        auto o = old.find(c->lead().real_id);
+        if (o != old.end() && o->second.first->addr == c->lead().addr && o->second.first->port == c->lead().port)
+          c->state = o->second.second;  // the check changed, the real did not: keep up/down
+      }
       // Spread first checks over one interval, so a thousand reals do not fire at once.
       c->due = Clock::now() + std::chrono::milliseconds(
-                                  std::uniform_int_distribution<uint32_t>(0, t.check.interval_ms)(rng));
-      next[t.real_id] = c;
+                                  std::uniform_int_distribution<uint32_t>(0, c->lead().check.interval_ms)(rng));
       {
         std::lock_guard lock(mu);
-        names[t.real_id] = fmt::format("{} check of {} ({})", check_name(t.check.kind), real_name(t), t.service);
-        RealStatus& st = status[t.real_id];
-        st = RealStatus{};
-        st.real_id = t.real_id;
-        st.state = c->state;
-        st.since_ms = mono_ms();
+        for (const Target& t : members) {
+          names[t.real_id] = fmt::format("{} check of {} ({})", check_name(t.check.kind), real_name(t), t.service);
+          RealStatus& st = status[t.real_id];
+          const bool kept = st.real_id == t.real_id && st.state.up == c->state.up && old.count(t.real_id);
+          if (!kept) {
+            st = RealStatus{};
+            st.real_id = t.real_id;
+            st.since_ms = mono_ms();
+          }
+          st.state = c->state;
+        }
       }
+      next[key] = c;
       asio::co_spawn(io, run(c), asio::detached);
     }
-    for (auto& [id, c] : checks) {  // gone, or replaced by a changed check
+    for (auto& [key, c] : checks) {  // gone, or replaced by a changed check
       c->stopped = true;
       c->timer.cancel();
+    }
+    {
       std::lock_guard lock(mu);
-      if (!next.count(id)) {
-        status.erase(id);
-        names.erase(id);
-      }
+      std::erase_if(status, [&](const auto& kv) { return !live.count(kv.first); });
+      std::erase_if(names, [&](const auto& kv) { return !live.count(kv.first); });
     }
     checks = std::move(next);
   }
 
   asio::awaitable<void> run(std::shared_ptr<Check> c) {
-    const auto interval = std::chrono::milliseconds(c->target.check.interval_ms);
+    const auto interval = std::chrono::milliseconds(c->lead().check.interval_ms);
     while (!c->stopped) {
       c->timer.expires_at(c->due);
       error_code ec;
       co_await c->timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
       if (c->stopped) break;
-      running(c->target.real_id);
+      running(c->lead().real_id);
       const auto start = Clock::now();
       const auto late = std::chrono::duration_cast<std::chrono::microseconds>(start - c->due).count();
       CheckResult result;
       try {
-        result = co_await probe(c->target);
+        result = co_await probe(c->lead());
       } catch (const std::exception& e) {  // a check must never end the real's schedule
         result = CheckResult::fail(fmt::format("check failed: {}", e.what()));
       }
-      running(c->target.real_id);
+      running(c->lead().real_id);
       if (c->stopped) break;
       const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
       record(*c, result, uint32_t(std::max<int64_t>(late, 0)), uint32_t(took));
@@ -169,27 +199,30 @@ struct Engine::Impl {
     // The one place a check's result enters logs, --lbd-health and notify arguments: what
     // a server sent (a MySQL error text, say) may hold newlines and terminal escapes.
     const std::string result = printable(outcome.why());
-    const Change change = lbd::health::record(c.state, ok, c.target.check.rise, c.target.check.fall);
+    const Change change = lbd::health::record(c.state, ok, c.lead().check.rise, c.lead().check.fall);
     std::lock_guard lock(mu);
     ++checks_run;
     if (!ok) ++failures;
     lateness_us[lateness_n++ % lateness_us.size()] = late_us;
-    RealStatus& st = status[c.target.real_id];
-    st.real_id = c.target.real_id;
-    st.state = c.state;
-    st.checked = true;
-    st.last = ok ? "ok" : result;
-    st.last_duration_us = took_us;
-    st.last_check_ms = mono_ms();
+    const int64_t now = mono_ms();
+    for (const Target& t : c.members) {  // one result, each service's real
+      RealStatus& st = status[t.real_id];
+      st.real_id = t.real_id;
+      st.state = c.state;
+      st.checked = true;
+      st.last = ok ? "ok" : result;
+      st.last_duration_us = took_us;
+      st.last_check_ms = now;
+      if (change == Change::kNone) continue;
+      st.since_ms = now;
+      events.push_back({t, change == Change::kWentUp, st.last});
+      if (!t.notify.empty())
+        enqueue_notify(real_name(t), {t.notify, t.check.exec_user,
+                                      {change == Change::kWentUp ? "up" : "down", t.service, real_name(t), st.last}});
+    }
     if (change == Change::kNone) return;
-    st.since_ms = st.last_check_ms;
-    events.push_back({c.target, change == Change::kWentUp, st.last});
     const uint64_t one = 1;
     [[maybe_unused]] auto n = write(event_fd, &one, sizeof one);
-    if (!c.target.notify.empty())
-      enqueue_notify(real_name(c.target), {c.target.notify, c.target.check.exec_user,
-                                           {change == Change::kWentUp ? "up" : "down", c.target.service,
-                                            real_name(c.target), st.last}});
   }
 
   asio::awaitable<CheckResult> probe(const Target& t) {

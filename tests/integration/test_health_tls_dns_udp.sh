@@ -136,4 +136,22 @@ result "$U" "$R2:7" | grep -q "ICMP port unreachable" || fail "real2's reason: $
 sleep 1.5
 assert_eq UP "$(state "$U" "$R1:7")" "a real dropping the datagrams silently stays UP without expect="
 echo "ok: udp without expect=: ICMP unreachable DOWN, silence UP"
+
+# --- One check for every service naming the same real, port and check ------------------------
+for svc in 1 2 3 4; do
+  lbadm_ -A -t "198.18.0.$((100 + svc)):443" -s rr --health "check=https,$FAST,sni=www.lab.example"
+  lbadm_ -a -t "198.18.0.$((100 + svc)):443" -r "$R2"
+done
+sleep 1
+before=$(lbadm_ --lbd-counters | awk '$1 == "health_checks" {print $2}')
+sleep 3
+after=$(lbadm_ --lbd-counters | awk '$1 == "health_checks" {print $2}')
+# 3 s at 0.5 s: 6 checks run 6 times each (VIP:443's two, shared by the 4 new services for
+# real2; VIP:53's two; VIP:7's two): about 36. Unshared, real2's would run 5 times over: 60.
+n=$((after - before))
+[ "$n" -le 44 ] || fail "$n checks in 3 s: real2's https check is not shared by its 5 services"
+for svc in 1 2 3 4; do
+  lbadm_ --lbd-health | grep -A2 "198.18.0.$((100 + svc)):443" | grep -E -q -- "-> $R2:443 +UP" || fail "service $svc: $(lbadm_ --lbd-health)"
+done
+echo "ok: 5 services naming real2's https check share one ($n checks in 3 s in all)"
 exit 0
