@@ -128,6 +128,7 @@ struct Engine::Impl {
         continue;
       }
       auto c = std::make_shared<Check>(io, members);
+      c->state.up = !c->lead().check.start_down;  // a new real with start=down: up after `rise` passes
       if (it != checks.end()) {
         c->state = it->second->state;  // the same check, another set of services
       } else {

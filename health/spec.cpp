@@ -214,6 +214,14 @@ constexpr CheckKey kCheckKeys[] = {
      },
      [](const CheckSpec& c) { return std::to_string(c.max_lag); }},
     {"cmd", set_absolute<&CheckSpec::cmd>, string_text<&CheckSpec::cmd>},
+    {"start",
+     [](CheckSpec& c, const std::string& v, const char*& why) {
+       why = "expected up or down";
+       if (v != "up" && v != "down") return false;
+       c.start_down = v == "down";
+       return true;
+     },
+     [](const CheckSpec& c) { return std::string(c.start_down ? "down" : "up"); }},
     {"sni",
      [](CheckSpec& c, const std::string& v, const char*& why) {
        return set_without_blanks(c.sni, v, "a server name has no blanks", why);

@@ -46,6 +46,7 @@ struct CheckSpec {
   std::string password_file;        // mysql: the password's file, read by lbd at each check
   int32_t max_lag = -1;             // mysql: >= 0 makes it a replica check (needs user)
   std::string cmd;                  // exec: run with LBD_* variables, exit 0 = up
+  bool start_down = false;          // start=down: a new real is down until `rise` checks pass (keepalived's alpha)
   std::string sni;                  // https: the TLS server name (default host=, else none)
   std::string ca;                   // https: verify the real's certificate with this CA file
   std::string query;                // dns: the name asked

@@ -301,9 +301,11 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
     r->port = spec.port;
   }
   r->deleted = false;
-  r->dest.available = true;
-  r->health_down = false;
   r->health_override = spec.health.value_or("");
+  // start=down (keepalived's alpha): a checked real takes no connection before its checks pass.
+  const health::CheckSpec check = health::effective_check(s->options.health.check, r->health_override);
+  r->health_down = check.kind && check.start_down;
+  r->dest.available = !r->health_down;
   r->service_id = s->id;
   r->fwd = spec.fwd;
   r->dest.weight = r->dest.last_weight = spec.weight;

@@ -139,6 +139,7 @@ struct Checker {
   std::string kind;  // tcp, http, exec
   std::optional<uint32_t> interval_ms, timeout_ms;
   std::optional<uint32_t> retry;
+  bool alpha = false;
   uint16_t port = 0;
   std::string path, status, host, cmd;
 };
@@ -146,6 +147,7 @@ struct Checker {
 // The cascade virtual_server -> real_server -> checker (keepalived's check_api.c).
 struct CheckDefaults {
   std::optional<uint32_t> interval_ms, timeout_ms, retry;
+  bool alpha = false;
   std::optional<std::string> host;
 };
 
@@ -317,6 +319,7 @@ class Parser {
   bool check_default(const Token& k, const std::vector<Token>& a, CheckDefaults& d) {
     if (k.text == "delay_loop") d.interval_ms = timer_ms(arg1(k, a));
     else if (k.text == "connect_timeout") d.timeout_ms = timer_ms(arg1(k, a));
+    else if (k.text == "alpha") d.alpha = true;  // a real starts down until its checks pass
     else if (k.text == "retry" || k.text == "nb_get_retry") d.retry = uint32_t(number(arg1(k, a), 0, 1000));
     else if (k.text == "delay_before_retry") {
       (void)timer_ms(arg1(k, a));
@@ -479,6 +482,7 @@ class Parser {
     c.interval_ms = d.interval_ms;
     c.timeout_ms = d.timeout_ms;
     c.retry = d.retry;
+    c.alpha = d.alpha;
     if (d.host) c.host = *d.host;
     return c;
   }
@@ -501,6 +505,7 @@ class Parser {
     k.push_back({"timeout", seconds_text(timeout)});
     k.push_back({"rise", "1"});  // keepalived: up at the first success
     k.push_back({"fall", std::to_string(retry + 1)});
+    if (c.alpha || r.defaults.alpha || vs.defaults.alpha) k.push_back({"start", "down"});
     if (c.kind == "http") {
       k.push_back({"path", c.path});
       const std::string host = !c.host.empty() ? c.host : r.defaults.host ? *r.defaults.host : vs.defaults.host.value_or("");

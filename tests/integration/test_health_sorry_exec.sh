@@ -129,6 +129,16 @@ assert_eq "quorum-down TCP $LAB_VIP:80 1 4|quorum-up TCP $LAB_VIP:80 5 4" "$(pas
   "quorum-down and quorum-up ran with the service, the weight up and the quorum"
 lbadm_ -D -t "$LAB_VIP:80"
 
+# start=down (keepalived's alpha): a new real takes nothing until rise checks pass.
+lbadm_ -A -t "$LAB_VIP:80" -s rr --health "check=http,interval=1,timeout=0.5,rise=2,fall=1,start=down"
+lbadm_ -a -t "$LAB_VIP:80" -r "$R1"
+lbadm_ --lbd-health | grep -E -q -- "-> $R1:80 +DOWN" || fail "start=down: real1 not DOWN at once: $(lbadm_ --lbd-health)"
+rc=0; in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null "http://$LAB_VIP/" || rc=$?
+assert_eq 7 "$rc" "start=down: no connection before the checks pass"
+wait_state "$R1" UP
+assert_eq "real1 2 " "$(count_answers 2 | tr '\n' ' ')" "start=down: served once rise=2 checks passed"
+lbadm_ -D -t "$LAB_VIP:80"
+
 # on-down=expire: an established connection to a real that goes down is cut; with the
 # default (keep) it would go on.
 lbadm_ -A -t "$LAB_VIP:7" -s rr --health "check=tcp,port=80,$FAST,on-down=expire"

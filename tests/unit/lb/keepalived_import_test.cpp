@@ -124,16 +124,16 @@ TEST_CASE("keepalived import: groups, granularity, DR port reset, timeouts, exec
       "global_defs {\n lvs_timeouts tcp 7200 tcpfin 60 udp 120\n}\n"
       "virtual_server_group WEB {\n 198.18.0.100 80\n 198.18.0.101 80\n}\n"
       "virtual_server group WEB {\n protocol TCP\n lb_kind DR\n persistence_granularity 24\n"
-      "  real_server 198.18.0.11 8080 {\n MISC_CHECK {\n misc_path /usr/local/bin/check-web\n misc_timeout 2\n }\n }\n"
+      "  real_server 198.18.0.11 8080 {\n alpha\n MISC_CHECK {\n misc_path /usr/local/bin/check-web\n misc_timeout 2\n }\n }\n"
       "}\n";
   // granularity implies persistence 360; a DR real's other port is reset to the service's.
   CHECK(rules_of(conf) ==
         "--set 7200 60 120\n"
         "-A -t 198.18.0.100:80 -s wlc -p 360 -M 255.255.255.0 --health "
-        "check=exec,interval=60,timeout=2,rise=1,fall=1,cmd=/usr/local/bin/check-web\n"
+        "check=exec,interval=60,timeout=2,rise=1,fall=1,start=down,cmd=/usr/local/bin/check-web\n"
         "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"
         "-A -t 198.18.0.101:80 -s wlc -p 360 -M 255.255.255.0 --health "
-        "check=exec,interval=60,timeout=2,rise=1,fall=1,cmd=/usr/local/bin/check-web\n"
+        "check=exec,interval=60,timeout=2,rise=1,fall=1,start=down,cmd=/usr/local/bin/check-web\n"
         "-a -t 198.18.0.101:80 -r 198.18.0.11:80 -g -w 1\n");
   auto r = import_keepalived_text(conf, "k.conf");
   REQUIRE(r);

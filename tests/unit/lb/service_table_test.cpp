@@ -282,3 +282,29 @@ TEST_CASE("serving_vips: a VIP is announced while a service of it has a real tha
   REQUIRE(t.delete_real(second_port, ip("198.18.0.11"), 53).is_ok());
   CHECK(t.serving_vips().empty());
 }
+
+TEST_CASE("start=down: a checked real is added down until its checks pass (keepalived's alpha)") {
+  ServiceTable t;
+  ServiceOptions opt("rr");
+  auto h = health::parse_service_health("check=tcp,start=down");
+  REQUIRE(h);
+  opt.health = *h;
+  REQUIRE(t.add_service(kSvc, opt).is_ok());
+  REQUIRE(t.add_real(kSvc, real("198.18.0.11")).is_ok());
+  Real* r = t.find_real(kSvc, ip("198.18.0.11"), 80);
+  REQUIRE(r);
+  CHECK(r->health_down);
+  CHECK_FALSE(r->dest.available);
+  t.set_health(*r, true);
+  CHECK(r->dest.available);
+  // A real overriding it, and a service without checks (nothing would ever bring it up).
+  REQUIRE(t.add_real(kSvc, RealSpec(ip("198.18.0.12"), 80, FwdMethod::kRoute, 1, "start=up")).is_ok());
+  CHECK_FALSE(t.find_real(kSvc, ip("198.18.0.12"), 80)->health_down);
+  const ServiceKey other{kProtoTcp, ip("198.18.0.101"), 80};
+  ServiceOptions unchecked("rr");
+  unchecked.health = *health::parse_service_health("start=down");
+  REQUIRE(t.add_service(other, unchecked).is_ok());
+  REQUIRE(t.add_real(other, real("198.18.0.11")).is_ok());
+  CHECK_FALSE(t.find_real(other, ip("198.18.0.11"), 80)->health_down);
+  CHECK(health::format_service_health(*h) == "check=tcp,start=down");
+}
