@@ -201,8 +201,11 @@ Status apply_rules_atomically(const std::vector<CliCommand>& rules, ServiceTable
 }
 
 Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Timeouts& timeouts,
-                    size_t& changes) {
+                    size_t& changes, std::vector<std::string>* what) {
   changes = 0;
+  auto say = [what](std::string line) {
+    if (what) what->push_back(health::redact_secrets(line));
+  };
   ServiceTable want;
   Timeouts want_timeouts;
   {
@@ -248,29 +251,48 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
   live.for_each_service([&](const Service& s) {
     if (!wanted.service_line.count(to_string(s.key))) gone.push_back(s.key);
   });
-  for (const auto& k : gone) applied(live.delete_service(k));
+  for (const auto& k : gone) {
+    say(fmt::format("-D {} {}:{}", protocol_info(k.protocol).flag, k.vip, k.port));
+    applied(live.delete_service(k));
+  }
   want.for_each_service([&](const Service& ws) {
     const std::string k = to_string(ws.key);
     static const std::vector<CliCommand> kNone;
     const auto wi = wanted.reals.find(k);
     const auto& want_reals = wi == wanted.reals.end() ? kNone : wi->second;
     if (!have.service_line.count(k)) {
+      say(wanted.service_line.at(k));
       applied(live.add_service(ws.key, ws.options));
     } else if (have.service_line.at(k) != wanted.service_line.at(k)) {
+      say("-E" + wanted.service_line.at(k).substr(2));
       applied(live.edit_service(ws.key, ws.options));
     }
     const auto hi = have.reals.find(k);
     const auto& have_reals = hi == have.reals.end() ? kNone : hi->second;
     for (const auto& hr : have_reals)
-      if (!find_real(wanted, k, hr)) applied(live.delete_real(ws.key, hr.real.addr, hr.real.port));
+      if (!find_real(wanted, k, hr)) {
+        say(fmt::format("-d {} {}:{} -r {}:{}", protocol_info(ws.key.protocol).flag, ws.key.vip, ws.key.port,
+                        hr.real.addr, hr.real.port));
+        applied(live.delete_real(ws.key, hr.real.addr, hr.real.port));
+      }
     for (const auto& wr : want_reals) {
       const CliCommand* hr = find_real(have, k, wr);
-      if (!hr) applied(live.add_real(ws.key, wr.real));
-      else if (join_args(canonical_args(*hr)) != join_args(canonical_args(wr))) applied(live.edit_real(ws.key, wr.real));
+      const std::string line = join_args(canonical_args(wr));
+      if (!hr) {
+        say(line);
+        applied(live.add_real(ws.key, wr.real));
+      } else if (join_args(canonical_args(*hr)) != line) {
+        say("-e" + line.substr(2));
+        applied(live.edit_real(ws.key, wr.real));
+      }
     }
   });
   if (timeouts.tcp != want_timeouts.tcp || timeouts.tcpfin != want_timeouts.tcpfin ||
       timeouts.udp != want_timeouts.udp || timeouts.sysctl != want_timeouts.sysctl) {
+    if (timeouts.tcp != want_timeouts.tcp || timeouts.tcpfin != want_timeouts.tcpfin || timeouts.udp != want_timeouts.udp)
+      say(fmt::format("--set {} {} {}", want_timeouts.tcp, want_timeouts.tcpfin, want_timeouts.udp));
+    if (timeouts.sysctl != want_timeouts.sysctl)
+      for (const std::string& a : changed_sysctls(want_timeouts.sysctl)) say("--lbd-sysctl " + a);
     timeouts = want_timeouts;
     ++changes;
   }

@@ -45,7 +45,9 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services);
 // their defaults and the file's --set), changing only what differs, so services and reals
 // that stay keep their connections, counters and scheduler state. `rules` are checked on a
 // scratch table first: on error nothing changes. `changes` counts what was done.
+// `what`, if given, receives each change as the command that makes it (-A/-E/-D, -a/-e/-d,
+// --set, --lbd-sysctl), passwords redacted: a reload logs what it changed.
 Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Timeouts& timeouts,
-                    size_t& changes);
+                    size_t& changes, std::vector<std::string>* what = nullptr);
 
 }  // namespace lbd

@@ -234,17 +234,22 @@ void Control::finish_reload() {
   [[maybe_unused]] auto r = read(reload_fd_.get(), &n, sizeof n);
   reload_thread_.join();
   size_t changes = 0;
+  std::vector<std::string> what;
   Status st = reload_status_;
   if (st.is_ok()) {
     with_flag_sysctls(reload_rules_);
-    st = reload_rules(reload_rules_, services_, timeouts_, changes);
+    st = reload_rules(reload_rules_, services_, timeouts_, changes, &what);
   }
   if (!st.is_ok()) {
     ++reloads_failed_;
     LBD_LOG(kError, "rules", "reload: {}; running rules kept", st.message());
     notify_systemd("READY=1\nSTATUS=reload failed, running rules kept (see the log)");
   } else {
-    LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes", cfg_.rules_path, reload_rules_.size(), changes);
+    LBD_LOG(kInfo, "rules", "reloaded {}: {} rules, {} changes{}", cfg_.rules_path, reload_rules_.size(), changes,
+            what.empty() ? "" : ":");
+    // What changed, as the commands that make it (the first 100; the count says the rest).
+    for (size_t i = 0; i < what.size() && i < 100; ++i) LBD_LOG(kInfo, "rules", "  {}", what[i]);
+    if (what.size() > 100) LBD_LOG(kInfo, "rules", "  ... and {} more", what.size() - 100);
     apply_everywhere([&](ServiceTable& t, Timeouts& to) {
       size_t ignored = 0;
       return reload_rules(reload_rules_, t, to, ignored);

@@ -263,9 +263,16 @@ TEST_CASE("reload applies only the difference: what stays keeps its identity and
                       "-A -t 198.18.0.100:443 -s wlc -p 600\n"
                       "-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1\n"
                       "--set 60 30 20\n", rules).is_ok());
-  REQUIRE(reload_rules(rules, t, to, changes).is_ok());
+  std::vector<std::string> what;
+  REQUIRE(reload_rules(rules, t, to, changes, &what).is_ok());
   // -D udp:53, -d .13, -e .12 (weight), -A 443, -a 443's real, the timeouts.
   CHECK(changes == 6);
+  CHECK(what == std::vector<std::string>{"-D -u 198.18.0.100:53",
+                                         "-d -t 198.18.0.100:80 -r 198.18.0.13:80",
+                                         "-e -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 3",
+                                         "-A -t 198.18.0.100:443 -s wlc -p 600",
+                                         "-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1",
+                                         "--set 60 30 20"});
   CHECK_FALSE(t.find({kProtoUdp, ip("198.18.0.100"), 53}));
   const Real* still = t.find_real({kProtoTcp, ip("198.18.0.100"), 80}, ip("198.18.0.11"), 80);
   REQUIRE(still);
