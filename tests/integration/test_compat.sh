@@ -190,4 +190,8 @@ grep -q "reload: $LAB_DIR/rules: line [0-9]*: illegal weight specified; running 
   fail "the refused reload is not logged with its line: $(tail -3 "$LAB_DIR/lbd.log")"
 grep -q "reloaded $LAB_DIR/rules: .* 5 changes" "$LAB_DIR/lbd.log" ||
   fail "the reload did not apply exactly the 5 differences: $(grep reloaded "$LAB_DIR/lbd.log")"
-echo "ok: reload applied 5 changes, a bad file none"
+for change in "-D -u $V:53" "-D -t $V2:0" "-e -t $V:80 -r $R2:80 -g -w 3" "-A -t $V:8080 -s wlc" \
+              "-a -t $V:8080 -r $R1:8080 -g -w 1"; do
+  grep -q -- "rules:   $change\$" "$LAB_DIR/lbd.log" || fail "the reload's log lacks [$change]: $(grep -A6 reloaded "$LAB_DIR/lbd.log")"
+done
+echo "ok: reload applied 5 changes, each logged as its command; a bad file none"
