@@ -29,6 +29,10 @@ sd_boot
 
 sdctl start lbd || fail "systemctl start lbd: $(sdctl status lbd --no-pager 2>&1 | tail -20)"
 assert_eq active "$(sdctl is-active lbd)" "systemctl start lbd returns with lbd active (READY=1)"
+# The unit's default --metrics: loopback, under the unit's sandbox.
+in_sd curl -s -m 3 http://127.0.0.1:9587/metrics | grep -q '^node_ipvs_connections_total ' ||
+  fail "the unit's metrics on 127.0.0.1:9587: $(in_sd curl -s -m 3 -o /dev/null -w '%{http_code}' http://127.0.0.1:9587/metrics)"
+echo "ok: the unit serves metrics on 127.0.0.1:9587"
 pid=$(show MainPID)
 assert_eq off "$(gro)" "lbd turned GRO off"
 status=$(in_sd cat "/proc/$pid/status")
