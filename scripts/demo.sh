@@ -7,11 +7,13 @@
 # Usage: scripts/demo.sh [REQUESTS] [SCHEDULER] [dr|nat|tun]
 #        scripts/demo.sh ha     two directors, keepalived and connection sync: a failover live
 #        scripts/demo.sh ecmp   three directors behind an ECMP router (BIRD, BGP, BFD): one dies
+#        scripts/demo.sh mysql  a MariaDB read pool: a replica's replication stops and starts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/demo.sh: run as root (it makes network namespaces)" >&2; exit 1; }
 case "${1:-}" in
   ha|ecmp) exec bash scripts/demo_directors.sh "$1" ;;
+  mysql) exec bash scripts/demo_mysql.sh ;;
 esac
 REQUESTS=${1:-60}
 SCHED=${2:-wrr}

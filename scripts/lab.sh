@@ -192,6 +192,51 @@ CONF
   lab_bg "$ns" nginx -c "$d/nginx.conf" -e "$d/error.log"
 }
 
+# lab_db I SQL...: SQL as MariaDB's root over instance I's own socket (lab_mariadb_pool's).
+lab_db() {
+  local i=$1; shift
+  in_ns "$(lab_real_ns "$i")" mariadb --no-defaults -uroot -S "$LAB_DIR/db$i.sock" -N -B -e "$*"
+}
+
+# lab_mariadb_pool: MariaDB in reals 1 (primary), 2 and 3 (replicas, real replication by
+# GTID), port 3306; users repl, lbdcheck (password checkpw, SLAVE MONITOR: the replica
+# check's) and app (apppw, SELECT on shop); shop.items holds 2 rows, replicated. Returns
+# once both replicas have them (non-zero if a server or the replication did not come up).
+lab_mariadb_pool() {
+  local i k d
+  # Every data directory first: a bootstrap that overlaps a starting server failed once
+  # (mariadb-install-db exit 1, under the ASan run's load).
+  for i in 1 2 3; do
+    mariadb-install-db --no-defaults --datadir="$LAB_DIR/db$i" --user=root --skip-test-db \
+      --auth-root-authentication-method=normal >"$LAB_DIR/install$i.log" 2>&1 ||
+      { cat "$LAB_DIR/install$i.log" >&2; return 1; }
+  done
+  for i in 1 2 3; do
+    d=$LAB_DIR/db$i
+    lab_bg "$(lab_real_ns "$i")" mariadbd --no-defaults --datadir="$d" --user=root \
+      --socket="$LAB_DIR/db$i.sock" --pid-file="$LAB_DIR/db$i.pid" --port=3306 \
+      --bind-address=0.0.0.0 --server-id="$i" --log-bin=binlog --skip-name-resolve \
+      --log-error="$LAB_DIR/db$i.err"
+  done
+  for i in 1 2 3; do
+    for k in $(seq 1 100); do lab_db "$i" "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+    lab_db "$i" "SELECT 1" >/dev/null || { cat "$LAB_DIR/db$i.err" >&2; return 1; }
+  done
+  lab_db 1 "CREATE USER 'repl'@'%' IDENTIFIED BY 'replpw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
+        CREATE USER 'lbdcheck'@'%' IDENTIFIED BY 'checkpw'; GRANT SLAVE MONITOR ON *.* TO 'lbdcheck'@'%';
+        CREATE USER 'app'@'%' IDENTIFIED BY 'apppw'; GRANT SELECT ON shop.* TO 'app'@'%';
+        CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name TEXT);
+        INSERT INTO shop.items VALUES (1, 'lamp'), (2, 'desk');"
+  for i in 2 3; do
+    lab_db "$i" "CHANGE MASTER TO MASTER_HOST='$(lab_real_ip 1)', MASTER_USER='repl', MASTER_PASSWORD='replpw',
+             MASTER_USE_GTID=slave_pos; START SLAVE;"
+  done
+  for i in 2 3; do
+    for k in $(seq 1 100); do [ "$(lab_db "$i" "SELECT COUNT(*) FROM shop.items" 2>/dev/null)" = 2 ] && break; sleep 0.1; done
+    [ "$(lab_db "$i" "SELECT COUNT(*) FROM shop.items" 2>/dev/null)" = 2 ] || return 1
+  done
+}
+
 lab_wait_port() {  # lab_wait_port NS PORT: until something listens on tcp PORT
   local k
   for k in $(seq 1 100); do
