@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "forwarding/packet.hpp"
+#include "lb/ctl/commands.hpp"
 
 namespace lbd {
 namespace {
@@ -554,6 +555,7 @@ class Parser {
           notes_.push_back(fmt::format("{}:{}: port 0 without persistence_timeout: persistent 360, as keepalived "
                                        "sets", vs.at.file, vs.at.line));
         }
+        const size_t block_start = o.size();
         const std::string svc = fmt::format("{} {}:{}", proto == kProtoTcp ? "-t" : "-u", vip, vport);
         o += fmt::format("# {}:{}: virtual_server {}{}\n", vs.at.file, vs.at.line,
                          vs.group.empty() ? fmt::format("{} {}", vip, vport) : "group " + vs.group,
@@ -602,6 +604,11 @@ class Parser {
           if (real_checks[j] != real_checks[0]) rl += " --health " + real_checks[j];
           o += rl + "\n";
         }
+        // What is printed loads: a value lbd's grammar refuses (a status of 99, a host with
+        // a control character) refuses the import, naming the virtual server.
+        std::vector<CliCommand> parsed;
+        if (const Status st = parse_rules(o.substr(block_start), parsed); !st.is_ok())
+          throw Refusal{fmt::format("{}:{}: virtual_server: {}", vs.at.file, vs.at.line, st.message())};
       }
       for (auto& n : checker_notes) notes_.push_back(std::move(n));
     }

@@ -1,10 +1,12 @@
 // Fuzzes what health checks read from the outside: --health specifications (an accepted
 // one's canonical form must parse back to the same configuration) and what a checked
-// server may send back (HTTP responses, MySQL greetings, login replies, result sets).
+// server may send back (HTTP responses, DNS replies, MySQL greetings, login replies,
+// result sets).
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "health/dns.hpp"
 #include "health/protocols.hpp"
 #include "health/spec.hpp"
 
@@ -29,6 +31,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckSpec c;
   c.body = "ok";
   (void)judge_http(text, c);
+  // A DNS reply (any bytes a server may send back), judged with an answer= to look for.
+  c.query = "lab.example";
+  c.answer = "198.18.0.50";
+  if (size >= 2) (void)judge_dns(text, uint16_t(data[0] << 8 | data[1]), c);
   const std::vector<uint8_t> bytes(data, data + size);
   (void)parse_greeting(bytes);
   std::optional<std::string> sw;

@@ -9,7 +9,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_BUILD_DIR:-$top/build/fuzz}
 runs=${1:-${FUZZ_RUNS:-1000000}}
-harnesses=(frame cli dump health control rules sync)
+harnesses=(frame cli dump health control rules sync keepalived)
 # Warnings are not errors here: this build is clang's, the project's gate is GCC's.
 # (-fno-sanitize=function: clang 14 cannot emit that check in a coroutine under
 # -fsanitize=fuzzer-no-link, "Cannot represent a difference across sections".)

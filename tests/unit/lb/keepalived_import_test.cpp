@@ -186,4 +186,7 @@ TEST_CASE("keepalived import: refused whole, with file, line and keyword") {
   CHECK(refusal("$PORT=80\n").starts_with("k.conf:1: $PORT=80: keepalived's parameters"));
   CHECK(refusal("virtual_server 2001:db8::1 80 {\n}\n").starts_with("k.conf:1: 2001:db8::1: IPv6"));
   CHECK(refusal("include other.conf\n").starts_with("k.conf:1: include: include is not followed here"));
+  // A value lbd's grammar refuses, named by its virtual server.
+  CHECK(refusal(head + " real_server 198.18.0.11 80 {\n HTTP_GET {\n url {\n path /\n status_code 99\n }\n }\n }\n}\n")
+            .find("k.conf:1: virtual_server: line 2: illegal health specification: status=99") == 0);
 }
