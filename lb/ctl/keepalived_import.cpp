@@ -142,7 +142,8 @@ struct Checker {
   std::optional<uint32_t> retry;
   bool alpha = false;
   uint16_t port = 0;
-  std::string path, status, host, cmd;
+  std::string path, status, host, cmd, sni;
+  bool enable_sni = false;  // SSL_GET: SNI with the virtualhost (sni_name overrides)
 };
 
 // The cascade virtual_server -> real_server -> checker (keepalived's check_api.c).
@@ -419,12 +420,12 @@ class Parser {
     r.addr = address(a[0], "real server");
     if (a.size() == 2) r.port = uint16_t(number(a[1], 0, 65535));
     block(kw, [&](const Token& k) {
-      if (k.text == "TCP_CHECK" || k.text == "HTTP_GET" || k.text == "MISC_CHECK") {
+      if (k.text == "TCP_CHECK" || k.text == "HTTP_GET" || k.text == "SSL_GET" || k.text == "MISC_CHECK") {
         r.checkers.push_back(checker(k));
         return;
       }
-      if (k.text.ends_with("_CHECK") || k.text == "SSL_GET")
-        refuse(k, "lbd has no such check (it has TCP_CHECK, HTTP_GET and MISC_CHECK's equivalents)");
+      if (k.text.ends_with("_CHECK"))
+        refuse(k, "lbd has no such check (it has TCP_CHECK, HTTP_GET, SSL_GET and MISC_CHECK's equivalents)");
       const auto v = args();
       if (check_default(k, v, r.defaults)) return;
       if (k.text == "weight") r.weight = uint32_t(number(arg1(k, v), 0, 65535));
@@ -440,12 +441,12 @@ class Parser {
   Checker checker(const Token& kw) {
     Checker c;
     c.at = kw;
-    c.kind = kw.text == "TCP_CHECK" ? "tcp" : kw.text == "HTTP_GET" ? "http" : "exec";
+    c.kind = kw.text == "TCP_CHECK" ? "tcp" : kw.text == "HTTP_GET" ? "http" : kw.text == "SSL_GET" ? "https" : "exec";
     if (!args().empty()) refuse(kw, "expected {");
     CheckDefaults d;
     block(kw, [&](const Token& k) {
       if (k.text == "url") {
-        if (c.kind != "http") refuse(k, "url belongs in HTTP_GET");
+        if (c.kind != "http" && c.kind != "https") refuse(k, "url belongs in HTTP_GET or SSL_GET");
         if (!c.path.empty()) refuse(k, "lbd checks one url per real");
         if (!args().empty()) refuse(k, "expected {");
         block(k, [&](const Token& u) {
@@ -470,6 +471,8 @@ class Parser {
       const auto v = args();
       if (check_default(k, v, d)) return;
       if (k.text == "connect_port") c.port = uint16_t(number(arg1(k, v), 1, 65535));
+      else if (k.text == "sni_name" && c.kind == "https") c.sni = arg1(k, v).text;
+      else if (k.text == "enable_sni" && c.kind == "https") c.enable_sni = true;
       else if (k.text == "misc_path" && c.kind == "exec") {
         c.cmd = arg1(k, v).text;
         if (c.cmd.empty() || c.cmd[0] != '/' || c.cmd.find_first_of(" \t") != std::string::npos)
@@ -507,11 +510,18 @@ class Parser {
     k.push_back({"rise", "1"});  // keepalived: up at the first success
     k.push_back({"fall", std::to_string(retry + 1)});
     if (c.alpha || r.defaults.alpha || vs.defaults.alpha) k.push_back({"start", "down"});
-    if (c.kind == "http") {
+    if (c.kind == "http" || c.kind == "https") {
       k.push_back({"path", c.path});
       const std::string host = !c.host.empty() ? c.host : r.defaults.host ? *r.defaults.host : vs.defaults.host.value_or("");
       if (!host.empty()) k.push_back({"host", host});
       k.push_back({"status", c.status.empty() ? "200-299" : c.status});
+      // keepalived's SSL_GET sends SNI only when asked (sni_name, or enable_sni with the
+      // virtualhost); lbd's https check sends host= as SNI unless sni= says otherwise.
+      if (c.kind == "https") {
+        if (!c.sni.empty()) k.push_back({"sni", c.sni});
+        else if (!c.enable_sni && !host.empty())
+          note = "SSL_GET without enable_sni: lbd sends the virtualhost as SNI";
+      }
     }
     if (c.kind == "exec") k.push_back({"cmd", c.cmd});
     return k;

@@ -142,6 +142,15 @@ TEST_CASE("keepalived import: groups, granularity, DR port reset, timeouts, exec
         }) != r->notes.end());
 }
 
+TEST_CASE("keepalived import: SSL_GET as check=https, its SNI") {
+  CHECK(rules_of("virtual_server 198.18.0.100 443 {\n protocol TCP\n lb_kind DR\n delay_loop 5\n"
+                 " real_server 198.18.0.11 443 {\n SSL_GET {\n url {\n path /health\n status_code 200\n }\n"
+                 " sni_name www.lab.example\n connect_timeout 2\n }\n }\n}\n") ==
+        "-A -t 198.18.0.100:443 -s wlc --health check=https,interval=5,timeout=2,rise=1,fall=2,path=/health,"
+        "status=200,sni=www.lab.example\n"
+        "-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1\n");
+}
+
 TEST_CASE("keepalived import: quorum, hysteresis and their commands") {
   CHECK(rules_of("virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_kind DR\n quorum 3\n hysteresis 1\n"
                  " quorum_up /usr/local/bin/q-up\n quorum_down /usr/local/bin/q-down\n sorry_server 198.18.0.50 80\n"
@@ -174,7 +183,7 @@ TEST_CASE("keepalived import: refused whole, with file, line and keyword") {
   CHECK(refusal(head + " real_server 198.18.0.11 80 {\n HTTP_GET {\n url {\n path /\n digest 640205b7\n }\n }\n }\n}\n") ==
         "k.conf:7: digest: lbd matches statuses (status_code), not a body digest or regex");
   CHECK(refusal("virtual_server fwmark 1 {\n}\n").starts_with("k.conf:1: fwmark: fwmark services are not imported"));
-  CHECK(refusal(head + " real_server 198.18.0.11 80 {\n SSL_GET {\n }\n }\n}\n").starts_with("k.conf:4: SSL_GET:"));
+  CHECK(refusal(head + " real_server 198.18.0.11 80 {\n SMTP_CHECK {\n }\n }\n}\n").starts_with("k.conf:4: SMTP_CHECK:"));
   CHECK(refusal(head + " quorum_up \"/bin/echo up\"\n}\n").starts_with("k.conf:3: quorum_up: lbd runs one absolute"));
   CHECK(refusal(head + " lb_algo wrrr\n}\n") == "k.conf:3: wrrr: not one of IPVS's schedulers");
   CHECK(refusal(head + " protocol SCTP\n}\n").starts_with("k.conf:3: SCTP: SCTP is refused"));
