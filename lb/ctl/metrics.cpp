@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
+#include <string_view>
 #include <map>
 
 namespace lbd {
@@ -27,11 +29,17 @@ struct Writer {
   void family(const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   }
-  void sample(const std::string& name, const std::string& labels, double v) {
-    out += labels.empty() ? fmt::format("{} {}\n", name, v) : fmt::format("{}{{{}}} {}\n", name, labels, v);
-  }
-  void sample(const std::string& name, const std::string& labels, uint64_t v) {
-    out += labels.empty() ? fmt::format("{} {}\n", name, v) : fmt::format("{}{{{}}} {}\n", name, labels, v);
+  template <class V>
+  void sample(std::string_view name, std::string_view labels, V v) {
+    out += name;
+    if (!labels.empty()) {
+      out += '{';
+      out += labels;
+      out += '}';
+    }
+    out += ' ';
+    fmt::format_to(std::back_inserter(out), "{}", v);
+    out += '\n';
   }
 };
 
@@ -118,27 +126,37 @@ std::string prometheus_text(const MetricsInput& in) {
                {"pps_out", "Packets per second to clients.", &Rates::outpps},
                {"bps_in", "Bytes per second from clients.", &Rates::inbps},
                {"bps_out", "Bytes per second to clients.", &Rates::outbps}};
+  // Each service's and real's labels once (a real's appear in 19 families).
+  std::vector<std::string> svc_labels;
+  std::vector<std::vector<std::string>> rl_labels;
+  for (const auto& s : in.dump.services) {
+    svc_labels.push_back(service_labels(s.key));
+    auto& v = rl_labels.emplace_back();
+    for (const auto& r : s.reals) v.push_back(real_labels(s.key, r));
+  }
+  auto each_real = [&](auto&& f) {
+    for (size_t i = 0; i < in.dump.services.size(); ++i)
+      for (size_t j = 0; j < in.dump.services[i].reals.size(); ++j) f(in.dump.services[i].reals[j], rl_labels[i][j]);
+  };
   for (const auto& st : stats) {
     const std::string name = fmt::format("lbd_service_{}", st.suffix);
     w.family(name.c_str(), "counter", st.help);
-    for (const auto& s : in.dump.services) w.sample(name, service_labels(s.key), s.stats.*st.v);
+    for (size_t i = 0; i < in.dump.services.size(); ++i) w.sample(name, svc_labels[i], in.dump.services[i].stats.*st.v);
   }
   for (const auto& rt : rates) {
     const std::string name = fmt::format("lbd_service_{}", rt.suffix);
     w.family(name.c_str(), "gauge", rt.help);
-    for (const auto& s : in.dump.services) w.sample(name, service_labels(s.key), s.rates.*rt.v);
+    for (size_t i = 0; i < in.dump.services.size(); ++i) w.sample(name, svc_labels[i], in.dump.services[i].rates.*rt.v);
   }
   for (const auto& st : stats) {
     const std::string name = fmt::format("lbd_real_{}", st.suffix);
     w.family(name.c_str(), "counter", st.help);
-    for (const auto& s : in.dump.services)
-      for (const auto& r : s.reals) w.sample(name, real_labels(s.key, r), r.stats.*st.v);
+    each_real([&](const DumpReal& r, const std::string& labels) { w.sample(name, labels, r.stats.*st.v); });
   }
   for (const auto& rt : rates) {
     const std::string name = fmt::format("lbd_real_{}", rt.suffix);
     w.family(name.c_str(), "gauge", rt.help);
-    for (const auto& s : in.dump.services)
-      for (const auto& r : s.reals) w.sample(name, real_labels(s.key, r), r.rates.*rt.v);
+    each_real([&](const DumpReal& r, const std::string& labels) { w.sample(name, labels, r.rates.*rt.v); });
   }
   const struct {
     const char* name;
@@ -153,8 +171,7 @@ std::string prometheus_text(const MetricsInput& in) {
       {"lbd_real_sorry_server", "1 while the real stands in as the service's sorry server.", [](const DumpReal& r) { return uint64_t(bool(r.flags & DumpReal::kSorry)); }}};
   for (const auto& g : real_gauges) {
     w.family(g.name, "gauge", g.help);
-    for (const auto& s : in.dump.services)
-      for (const auto& r : s.reals) w.sample(g.name, real_labels(s.key, r), g.v(r));
+    each_real([&](const DumpReal& r, const std::string& labels) { w.sample(g.name, labels, g.v(r)); });
   }
   // The checks: the last one's duration and result, per checked real.
   w.family("lbd_real_check_duration_seconds", "gauge", "How long the last check took.");

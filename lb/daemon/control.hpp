@@ -69,6 +69,7 @@ class Control {
   void publish_status();
   void start_metrics();
   std::unique_ptr<HttpServer> http_;
+  bool metrics_built_ = false;
   uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
   void watch_health();
   // Next hops resolved on the control thread, and given to every worker when they changed.

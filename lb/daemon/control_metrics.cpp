@@ -10,15 +10,24 @@
 
 namespace lbd {
 
+// A page is rebuilt only while someone reads it (asked for in the last minute: a scrape
+// interval or a page open), and once at start; an idle --metrics costs nothing.
 void Control::publish_status() {
   if (!http_) return;
+  constexpr uint64_t kReaderGoneMs = 60000;
+  const bool metrics = http_->wanted("/metrics", kReaderGoneMs) || !metrics_built_;
+  const bool page = http_->wanted("/status.json", kReaderGoneMs) || !metrics_built_;
+  if (!metrics && !page) return;
+  metrics_built_ = true;
   const Dump dump = make_dump();
   const std::vector<Counter> cs = counters();
   const std::vector<RealHealthView> health = health_views();
   const std::string offload = offload_name();
-  http_->publish("/metrics", {"text/plain; version=0.0.4; charset=utf-8",
-                              prometheus_text({.dump = dump, .counters = cs, .health = health, .offload = offload,
-                                               .capacity = cfg_.max_connections, .version = LBD_VERSION})});
+  if (metrics)
+    http_->publish("/metrics", {"text/plain; version=0.0.4; charset=utf-8",
+                                prometheus_text({.dump = dump, .counters = cs, .health = health, .offload = offload,
+                                                 .capacity = cfg_.max_connections, .version = LBD_VERSION})});
+  if (!page) return;
   CliCommand all;
   all.cmd = Command::kList;
   const auto stall = health_ ? health_->stalled() : std::nullopt;

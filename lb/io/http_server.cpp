@@ -62,6 +62,7 @@ struct HttpServer::Impl {
   std::thread thread;
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<const Page>> pages;
+  mutable std::map<std::string, std::chrono::steady_clock::time_point> asked;  // path -> last request (under mu)
   std::atomic<size_t> clients{0};
   std::atomic<uint64_t> requests{0}, refused{0};
 
@@ -69,6 +70,7 @@ struct HttpServer::Impl {
     const std::string path = target.substr(0, target.find('?'));
     std::lock_guard lock(mu);
     auto it = pages.find(path);
+    if (it != pages.end()) asked[path] = std::chrono::steady_clock::now();
     return it == pages.end() ? nullptr : it->second;
   }
 
@@ -182,6 +184,12 @@ std::string HttpServer::local_endpoint() const {
   if (ec) return "?";
   return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
                               : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+bool HttpServer::wanted(const std::string& path, uint64_t ms) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->asked.find(path);
+  return it != impl_->asked.end() && std::chrono::steady_clock::now() - it->second < std::chrono::milliseconds(ms);
 }
 
 uint64_t HttpServer::requests() const { return impl_->requests; }

@@ -27,6 +27,9 @@ class HttpServer {
   ~HttpServer();  // stops the thread, closes every connection
   // Replaces the page at `path` ("/metrics"); safe from any thread.
   void publish(const std::string& path, Page page);
+  // Whether `path` was asked for in the last `ms` milliseconds (a page nobody reads is not
+  // rebuilt: the control thread asks before it builds one).
+  bool wanted(const std::string& path, uint64_t ms) const;
   std::string local_endpoint() const;  // "198.18.0.1:9100", the port chosen if 0 was asked
   uint64_t requests() const;
   uint64_t refused() const;  // over kMaxClients, malformed, too large, or timed out
