@@ -19,5 +19,5 @@ for v in gcc:Release clang:RelWithDebInfo clang:Release; do
     exit 1
   fi
   "$b/tests/unit_tests" >"$b.unit.log" 2>&1 || { tail -30 "$b.unit.log"; echo "FAIL: unit tests of the $cc $type build"; exit 1; }
-  echo "ok: $cc $type: built without warnings, $(tail -1 "$b.unit.log")"
+  echo "ok: $cc $type: built without warnings; unit tests: $(grep -E "^(All tests passed|test cases)" "$b.unit.log" | tail -1)"
 done
