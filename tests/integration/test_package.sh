@@ -49,8 +49,10 @@ printf '%s\n' "# written by test_package" "-A -t $V:80 -s rr" \
 echo 'LBD_OPTS="--interface eth0"' > /etc/default/lbd
 mkdir -p /run/lbd && chmod 0755 /run/lbd  # RuntimeDirectory=lbd
 
-# ExecStart as systemd would run it: EnvironmentFile, $LBD_OPTS split on blanks.
+# ExecStart as systemd would run it: the unit's Environment=, then its EnvironmentFile,
+# $LBD_OPTS split on blanks, ${LBD_METRICS} one word.
 exec_start=$(awk -F= '/^ExecStart=/ {sub(/^ExecStart=/, ""); print}' "$unit")
+while IFS= read -r e; do export "${e#Environment=}"; done < <(grep '^Environment=' "$unit")
 # shellcheck disable=SC1091
 . /etc/default/lbd
 # shellcheck disable=SC2086
@@ -67,6 +69,9 @@ LAB_PIDS+=("$LAB_LBD_PID")
 for k in $(seq 1 100); do grep -q "READY=1" "$LAB_DIR/notify.log" 2>/dev/null && break; sleep 0.05; done
 grep -q "READY=1" "$LAB_DIR/notify.log" || fail "no READY=1 from lbd: $(cat "$LAB_DIR/lbd.log")"
 echo "ok: READY=1 once capturing"
+in_ns "$LAB_DIRECTOR" curl -s -m 3 http://127.0.0.1:9587/metrics | grep -q '^lbd_info{version="0.1.0"' ||
+  fail "the unit's --metrics 127.0.0.1:9587 does not answer"
+echo "ok: the unit's metrics answer on 127.0.0.1:9587"
 capeff=$(awk '/^CapEff:/ {print $2}' /proc/"$LAB_LBD_PID"/status)
 assert_eq 00000080000030c0 "$capeff" "lbd runs with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_SETUID and CAP_SETGID only"
 grep -q "offload: XDP flow cache on eth0" "$LAB_DIR/lbd.log" ||
