@@ -7,9 +7,9 @@ namespace lbd {
 namespace {
 
 using S = ConnState;
-constexpr S NO = S::kNone, ES = S::kEstablished, SS = S::kSynSent, SR = S::kSynRecv,
-            FW = S::kFinWait, TW = S::kTimeWait, CL = S::kClose, CW = S::kCloseWait,
-            LA = S::kLastAck, LI = S::kListen, SA = S::kSynAck;
+// (The tables never lead to NONE or SYN_ACK: those two have no short name.)
+constexpr S ES = S::kEstablished, SS = S::kSynSent, SR = S::kSynRecv, FW = S::kFinWait, TW = S::kTimeWait,
+            CL = S::kClose, CW = S::kCloseWait, LA = S::kLastAck, LI = S::kListen;
 
 // [table][event: syn, fin, ack, rst][current state]
 constexpr S kTables[3][4][11] = {
