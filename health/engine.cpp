@@ -128,7 +128,8 @@ struct Engine::Impl {
         continue;
       }
       auto c = std::make_shared<Check>(io, members);
-      c->state.up = !c->lead().check.start_down;  // a new real with start=down: up after `rise` passes
+      // A new real with start=down, or one a previous lbd had down: up after `rise` passes.
+      c->state.up = !c->lead().check.start_down && !c->lead().down_now;
       if (it != checks.end()) {
         c->state = it->second->state;  // the same check, another set of services
       } else {

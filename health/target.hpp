@@ -19,6 +19,7 @@ struct Target {
   uint8_t protocol = 0;
   CheckSpec check;
   std::string notify;   // command run on this real's transitions
+  bool down_now = false;  // down as lbd starts checking it (a previous lbd's state): its first state
   // The port the check connects to: its own port=, else the real's.
   uint16_t check_port() const { return check.port ? check.port : port; }
   friend bool operator==(const Target&, const Target&) = default;

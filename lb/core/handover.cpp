@@ -140,6 +140,7 @@ HandoverState handover_state(ServiceTable& services) {
     e.addr = r.addr;
     e.port = r.port;
     e.stats = r.stats;
+    if (r.health_down && !r.sorry) e.flags |= HandoverReal::kDown;
     s.reals.push_back(e);
   });
   services.for_each_service([&](const Service& svc) {
@@ -200,6 +201,21 @@ AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<co
         }
       }
     }
+  }
+  return n;
+}
+
+size_t adopt_health(ServiceTable& services, const HandoverState& dir) {
+  size_t n = 0;
+  for (const HandoverReal& e : dir.reals) {
+    if (!(e.flags & HandoverReal::kDown)) continue;
+    const ServiceKey key{e.protocol, e.vip, e.vport};
+    Real* r = services.find_real(key, e.addr, e.port);
+    const Service* s = services.find(key);
+    if (!r || r->deleted || r->health_down || !s) continue;
+    if (!health::effective_check(s->options.health.check, r->health_override).kind) continue;  // no check now
+    services.set_health(*r, false);
+    ++n;
   }
   return n;
 }

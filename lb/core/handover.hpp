@@ -30,7 +30,9 @@ class DataPath;
 struct HandoverReal {
   uint32_t id = 0;
   uint8_t protocol = 0;
-  uint8_t reserved[3]{};
+  static constexpr uint8_t kDown = 1;  // down by its checks (a previous lbd without it: 0, up)
+  uint8_t flags = 0;
+  uint8_t reserved[2]{};
   Ipv4 vip, addr;
   uint16_t vport = 0, port = 0;
   uint32_t reserved2 = 0;
@@ -77,6 +79,10 @@ class HandoverDirectory {
 
 // The directory of `services` (every real, deleted ones still referenced too).
 HandoverState handover_state(ServiceTable& services);
+
+// The reals the previous lbd had down by their checks, down here too while they are still
+// checked (they come back by passing their checks, not by a restart); how many.
+size_t adopt_health(ServiceTable& services, const HandoverState& dir);
 
 struct AdoptCounts {
   uint64_t adopted = 0;

@@ -129,7 +129,10 @@ void Control::adopt_previous(Previous& prev) {
     const auto mine = [&](Ipv4 client) { return n == 1 || steer_worker(client, steer_mask_, n) == w.index(); };
     total += adopt_connections(w.data_path(), w.services(), prev.slabs, prev.dir, mine, now_s);
     if (w.index() == 0) adopt_counters(w.services(), prev.dir);
+    adopt_health(w.services(), prev.dir);
   });
+  if (const size_t down = adopt_health(services_, prev.dir))
+    LBD_LOG(kInfo, "handover", "{} real(s) stay down as the previous lbd had them, until their checks pass", down);
   handover_adopted_ = total.adopted;
   handover_not_adopted_ = total.no_real + total.refused;
   LBD_LOG(kInfo, "handover", "took over {} connections from {} (lbd {}) in {} ms; left: {} due, {} whose real is "

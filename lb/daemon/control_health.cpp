@@ -34,6 +34,7 @@ void Control::configure_health() {
       t.vport = s.key.port;
       t.protocol = s.key.protocol;
       t.notify = s.options.health.notify;
+      t.down_now = r.health_down;
       targets.push_back(std::move(t));
     }
   });

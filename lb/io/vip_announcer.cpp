@@ -26,7 +26,7 @@ Result<VipAnnouncer> VipAnnouncer::open(uint32_t table) {
   if (!a.tun_) return Status::error(errno, fmt::format("--announce-table: /dev/net/tun: {}", std::strerror(errno)));
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", kDevice);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;  // not persistent: it goes with lbd
+  ifr.ifr_flags = short(IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL);  // not persistent: it goes with lbd (EXCL: 0x8000, the sign bit)
   if (ioctl(a.tun_.get(), TUNSETIFF, &ifr) < 0)
     return Status::error(errno, fmt::format("--announce-table: creating {}: {}{}", kDevice, std::strerror(errno),
                                             errno == EBUSY ? " (a device of that name exists)" : ""));

@@ -101,3 +101,19 @@ assert_eq 0 "$(lbadm_ --lbd-counters | awk '$1 == "handover_adopted" {print $2}'
 answers=$(count_answers 6)
 echo "$answers" | grep -q FAILED && fail "the new lbd does not serve: $answers"
 echo "ok: the new lbd serves with an empty table ($(echo $answers))"
+
+# A real down by its checks stays down across a takeover: the next lbd starts its check
+# from the previous lbd's state, not from up (it would send clients to it until fall checks
+# failed again).
+sed -i "s|^-A -t $V:80 -s rr\$|-A -t $V:80 -s rr --health check=http,interval=5,timeout=1,rise=2,fall=1|" "$LAB_DIR/rules"
+kill -HUP "$LAB_LBD_PID"
+kill "$(cat "$LAB_DIR/nginx3/nginx.pid")"
+R3=$(lab_real_ip 3)
+for k in $(seq 1 80); do lbadm_ --lbd-health | grep -E -q -- "-> $R3:80 +DOWN" && break; sleep 0.1; done
+lbadm_ --lbd-health | grep -E -q -- "-> $R3:80 +DOWN" || fail "real3 not DOWN before the takeover: $(lbadm_ --lbd-health)"
+lab_lbd --takeover || fail "lbd --takeover did not start: $(tail -20 "$LAB_DIR/lbd.log")"
+lbadm_ --lbd-health | grep -E -q -- "-> $R3:80 +DOWN" || fail "real3 not DOWN at once after the takeover: $(lbadm_ --lbd-health)"
+grep -q "1 real(s) stay down as the previous lbd had them" "$LAB_DIR/lbd.log" || fail "not logged: $(grep handover "$LAB_DIR/lbd.log" | tail -3)"
+answers=$(count_answers 6)
+echo "$answers" | grep -q real3 && fail "real3 got connections right after the takeover: $answers"
+echo "ok: a real down before the takeover is down at once after it ($(echo $answers))"

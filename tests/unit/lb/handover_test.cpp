@@ -126,7 +126,8 @@ TEST_CASE("the directory: the last write is what is read, also after it grew; an
   HandoverState s;
   s.pid = 42;
   s.written_ms = 1000;
-  for (uint32_t i = 0; i < 3; ++i) s.reals.push_back({i, kProtoTcp, {}, kWeb.vip, rip(int(i)), 80, 80, 0, {i, 2, 3, 4, 5}});
+  for (uint32_t i = 0; i < 3; ++i)
+    s.reals.push_back({i, kProtoTcp, uint8_t(i == 1 ? HandoverReal::kDown : 0), {}, kWeb.vip, rip(int(i)), 80, 80, 0, {i, 2, 3, 4, 5}});
   s.services.push_back({kProtoTcp, 0, 80, kWeb.vip, {7, 8, 9, 10, 11}});
   REQUIRE(dir.write(s));
   auto r = HandoverDirectory::read(dir.fd());
@@ -256,4 +257,20 @@ TEST_CASE("adopted counters: each real's and service's, summed into one table") 
     CHECK(next.services.find_real(kWeb, rip(i), 80)->stats.inpkts == 2);
   }
   CHECK(next.services.find(kWeb)->stats.conns == 4);
+}
+
+TEST_CASE("adopted health: a real the previous lbd had down stays down while it is checked") {
+  Director old(ConnSlab::anonymous(64), {1, 2});
+  ServiceOptions checked{"rr"};
+  checked.health = *health::parse_service_health("check=tcp");
+  REQUIRE(old.services.edit_service(kWeb, checked).is_ok());
+  old.services.set_health(*old.services.find_real(kWeb, rip(2), 80), false);
+  old.services.set_health(*old.services.find_real(kNat, rip(2), 8080), false);  // kNat: no check in `next`
+  const HandoverState dir = state_of(old);
+  Director next(ConnSlab::anonymous(64), {2, 1});
+  REQUIRE(next.services.edit_service(kWeb, checked).is_ok());
+  CHECK(adopt_health(next.services, dir) == 1);
+  CHECK(next.services.find_real(kWeb, rip(2), 80)->health_down);
+  CHECK_FALSE(next.services.find_real(kWeb, rip(1), 80)->health_down);
+  CHECK_FALSE(next.services.find_real(kNat, rip(2), 8080)->health_down);  // unchecked now: nothing brings it back
 }
