@@ -90,9 +90,12 @@ std::vector<uint8_t> icmp(Ipv4 from, Ipv4 to, uint8_t type, uint8_t quoted_proto
 std::vector<uint8_t> arp_request(Ipv4 target) {
   std::vector<uint8_t> f(42, 0);
   std::fill(f.begin(), f.begin() + 6, 0xff);
-  std::copy(mac(0xc1).b.begin(), mac(0xc1).b.end(), f.begin() + 6);
+  // One MAC: begin() and end() of two temporaries would copy across the stack (clang's
+  // builds corrupted the heap with it; ASan names it).
+  const MacAddr sender = mac(0xc1);
+  std::copy(sender.b.begin(), sender.b.end(), f.begin() + 6);
   f[12] = 0x08, f[13] = 0x06, f[15] = 0x01, f[16] = 0x08, f[18] = 6, f[19] = 4, f[21] = 1;
-  std::copy(mac(0xc1).b.begin(), mac(0xc1).b.end(), f.begin() + 22);
+  std::copy(sender.b.begin(), sender.b.end(), f.begin() + 22);
   std::copy(kClient.b.begin(), kClient.b.end(), f.begin() + 28);
   std::copy(target.b.begin(), target.b.end(), f.begin() + 38);
   return f;
