@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "health/protocols.hpp"
 #include "health/result.hpp"
 #include "health/target.hpp"
 #include "lb/base/status.hpp"
@@ -55,6 +57,26 @@ using Talk = boost::asio::awaitable<CheckResult> (*)(ProbeContext& ctx, Probe& p
 // Connects to the real's check port and runs `talk`, the whole within the check's timeout;
 // the socket is closed after.
 boost::asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk);
+
+// An HTTP response read from `stream` (plain or TLS) to its end, or kMaxHttpResponse bytes,
+// then judged by judge_http (health/protocols.hpp); the read's failure otherwise. A TLS
+// server that closes without close_notify ends the response too (stream_truncated).
+constexpr size_t kMaxHttpResponse = 65536;
+template <class Stream>
+boost::asio::awaitable<CheckResult> read_http_response(ProbeContext& ctx, Probe& p, Stream& stream) {
+  boost::system::error_code ec;
+  std::string resp;
+  std::vector<char> buf(4096);
+  while (resp.size() < kMaxHttpResponse) {
+    const size_t n = co_await stream.async_read_some(boost::asio::buffer(buf),
+                                                     boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    ctx.resumed();
+    resp.append(buf.data(), n);
+    if (ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated) break;
+    if (ec) co_return io_error("read", ec, p, ctx.spec().timeout_ms);
+  }
+  co_return judge_http(resp, ctx.spec());
+}
 
 // One datagram to the real's check port (a connected UDP socket, so an ICMP port
 // unreachable is seen) and the first reply, within the check's timeout.

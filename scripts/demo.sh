@@ -20,9 +20,7 @@ SCHED=${2:-wrr}
 METHOD=${3:-dr}
 case "$METHOD" in dr|nat|tun) ;; *) echo "scripts/demo.sh: method must be dr, nat or tun" >&2; exit 2 ;; esac
 . scripts/deps.sh
-lbd_install_deps
-lbd_build
-export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm LBD_DECAP_BIN=$PWD/build/lbd-decap
+lbd_demo_ready
 . scripts/lab.sh
 
 lab_init

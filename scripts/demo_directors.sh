@@ -10,9 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?ha or ecmp}
 . scripts/deps.sh
-lbd_install_deps
-lbd_build
-export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm LBD_DECAP_BIN=$PWD/build/lbd-decap
+lbd_demo_ready
 . scripts/lab.sh
 . scripts/lab_directors.sh
 lab_init

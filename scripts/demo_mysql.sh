@@ -8,9 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/demo.sh mysql: run as root (it makes network namespaces)" >&2; exit 1; }
 . scripts/deps.sh
-lbd_install_deps
-lbd_build
-export LBD_BIN=$PWD/build/lbd LBADM_BIN=$PWD/build/lbadm LBD_DECAP_BIN=$PWD/build/lbd-decap
+lbd_demo_ready
 . scripts/lab.sh
 
 lab_init

@@ -42,3 +42,11 @@ lbd_build() {
     -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
   cmake --build "$top/build" -j "$(nproc)"
 }
+
+# The demos' start: dependencies, the build, and the lab's binaries (LBD_BIN, ...) from it.
+lbd_demo_ready() {
+  lbd_install_deps
+  lbd_build
+  local top; top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  export LBD_BIN=$top/build/lbd LBADM_BIN=$top/build/lbadm LBD_DECAP_BIN=$top/build/lbd-decap
+}

@@ -162,11 +162,12 @@ lab_bg() {  # lab_bg NS CMD...: run CMD in NS in the background; its PID is reme
   LAB_PIDS+=($!)
 }
 
-# lab_nginx I [PORT]: nginx in real I answering "real<I>" on PORT (80), closing each connection
-# after its request unless LAB_NGINX_KEEPALIVE (seconds) says otherwise. Also serves /blob
-# (1 MB) and, if $LAB_DIR/big exists, /big.
+# lab_nginx I [PORT [DIRECTIVES]]: nginx in real I answering "real<I>" on PORT (80; "443 ssl"
+# with DIRECTIVES naming its certificate), closing each connection after its request unless
+# LAB_NGINX_KEEPALIVE (seconds) says otherwise. Also serves /blob (1 MB) and, if
+# $LAB_DIR/big exists, /big.
 lab_nginx() {
-  local i=$1 port=${2:-80} ns d; ns=$(lab_real_ns "$i"); d=$LAB_DIR/nginx$i
+  local i=$1 port=${2:-80} extra=${3:-} ns d; ns=$(lab_real_ns "$i"); d=$LAB_DIR/nginx$i
   mkdir -p "$d/html"
   printf 'real%s\n' "$i" > "$d/html/index.html"
   head -c 1048576 /dev/urandom > "$d/html/blob"
@@ -186,7 +187,7 @@ http {
   scgi_temp_path $d/scgi;
   keepalive_timeout ${LAB_NGINX_KEEPALIVE:-0};
   keepalive_requests 1000000;
-  server { listen $port; root $d/html; location / { } }
+  server { listen $port; $extra root $d/html; location / { } }
 }
 CONF
   lab_bg "$ns" nginx -c "$d/nginx.conf" -e "$d/error.log"

@@ -10,8 +10,6 @@ namespace lbd::health {
 namespace {
 namespace asio = boost::asio;
 
-constexpr size_t kMaxResponse = 65536;  // read to EOF or this much, then judge
-
 asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
   const CheckSpec& cs = ctx.spec();
   boost::system::error_code ec;
@@ -19,17 +17,7 @@ asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
   co_await asio::async_write(p.socket, asio::buffer(req), asio::redirect_error(asio::use_awaitable, ec));
   ctx.resumed();
   if (ec) co_return io_error("send", ec, p, cs.timeout_ms);
-  std::string resp;
-  std::vector<char> buf(4096);
-  while (resp.size() < kMaxResponse) {
-    const size_t n =
-        co_await p.socket.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-    ctx.resumed();
-    resp.append(buf.data(), n);
-    if (ec == asio::error::eof) break;
-    if (ec) co_return io_error("read", ec, p, cs.timeout_ms);
-  }
-  co_return judge_http(resp, cs);
+  co_return co_await read_http_response(ctx, p, p.socket);
 }
 
 CheckTask start(ProbeContext& ctx) { return {over_tcp(ctx, talk)}; }

@@ -17,8 +17,6 @@ namespace {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 
-constexpr size_t kMaxResponse = 65536;
-
 std::string ssl_error(const boost::system::error_code& ec) {
   std::string m = ec.message();
   if (ec.category() == asio::error::get_ssl_category()) {
@@ -63,17 +61,7 @@ asio::awaitable<CheckResult> talk(ProbeContext& ctx, Probe& p) {
   co_await asio::async_write(s, asio::buffer(req), asio::redirect_error(asio::use_awaitable, ec));
   ctx.resumed();
   if (ec) co_return io_error("send", ec, p, cs.timeout_ms);
-  std::string resp;
-  std::vector<char> buf(4096);
-  while (resp.size() < kMaxResponse) {
-    const size_t n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-    ctx.resumed();
-    resp.append(buf.data(), n);
-    // The end of the response: a close_notify (eof) or a server that just closes (truncated).
-    if (ec == asio::error::eof || ec == ssl::error::stream_truncated) break;
-    if (ec) co_return io_error("read", ec, p, cs.timeout_ms);
-  }
-  co_return judge_http(resp, cs);
+  co_return co_await read_http_response(ctx, p, s);
 }
 
 CheckTask start(ProbeContext& ctx) { return {over_tcp(ctx, talk)}; }

@@ -20,28 +20,8 @@ for i in 1 2; do
     -extfile "$LAB_DIR/r$i.ext" -out "$LAB_DIR/r$i.pem"
 done
 chmod 644 "$LAB_DIR"/*.key
-tls_nginx() {  # tls_nginx I: nginx on 443 (TLS) and 80 in real I, "real<I>" on /
-  local d=$LAB_DIR/nginx$1
-  mkdir -p "$d/html"
-  printf 'real%s\n' "$1" >"$d/html/index.html"
-  cat >"$d/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $d/body;
-  proxy_temp_path $d/proxy;
-  fastcgi_temp_path $d/fastcgi;
-  uwsgi_temp_path $d/uwsgi;
-  scgi_temp_path $d/scgi;
-  keepalive_timeout 0;
-  server { listen 443 ssl; ssl_certificate $LAB_DIR/r$1.pem; ssl_certificate_key $LAB_DIR/r$1.key; root $d/html; location / { } }
-}
-CONF
-  lab_bg "$(lab_real_ns "$1")" nginx -c "$d/nginx.conf" -e "$d/error.log"
+tls_nginx() {  # tls_nginx I: nginx on 443 (TLS) in real I, with its certificate
+  lab_nginx "$1" "443 ssl" "ssl_certificate $LAB_DIR/r$1.pem; ssl_certificate_key $LAB_DIR/r$1.key;"
 }
 dns_server() {  # dns_server I ADDRESS: dnsmasq in real I saying lab.example is ADDRESS
   lab_bg "$(lab_real_ns "$1")" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
@@ -63,6 +43,14 @@ for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 443; done
 lab_lbd
 state() { lbadm_ --lbd-health | awk -v s="$1" -v r="$2" '$1=="TCP"||$1=="UDP" {svc=$2} svc==s && $2==r {print $3}'; }
 result() { lbadm_ --lbd-health | awk -v s="$1" -v r="$2" '$1=="TCP"||$1=="UDP" {svc=$2} svc==s && $2==r {$1=$2=$3=$4=$5=""; print}' | sed 's/^ *//'; }
+reason_is() {  # reason_is SERVICE REAL REGEX: the real's last result matches (grep -E)
+  result "$1" "$2" | grep -E -q "$3" || fail "$2 of $1: reason [$(result "$1" "$2")], expected /$3/"
+}
+service() {  # service -t|-u SERVICE SPEC: rr over real1 and real2 with the check SPEC
+  lbadm_ -A "$1" "$2" -s rr --health "$3"
+  lbadm_ -a "$1" "$2" -r "$R1"
+  lbadm_ -a "$1" "$2" -r "$R2"
+}
 wait_state() {  # wait_state SERVICE REAL STATE: at most 5 s
   local k
   for k in $(seq 1 50); do [ "$(state "$1" "$2")" = "$3" ] && return 0; sleep 0.1; done
@@ -71,12 +59,10 @@ wait_state() {  # wait_state SERVICE REAL STATE: at most 5 s
 
 # --- check=https ---------------------------------------------------------------------------
 S=$LAB_VIP:443
-lbadm_ -A -t "$S" -s rr --health "check=https,$FAST,sni=www.lab.example,ca=$LAB_DIR/ca.pem"
-lbadm_ -a -t "$S" -r "$R1"
-lbadm_ -a -t "$S" -r "$R2"
+service -t "$S" "check=https,$FAST,sni=www.lab.example,ca=$LAB_DIR/ca.pem"
 wait_state "$S" "$R1:443" UP
 wait_state "$S" "$R2:443" DOWN
-result "$S" "$R2:443" | grep -q "tls: certificate: hostname mismatch" || fail "real2's reason: $(result "$S" "$R2:443")"
+reason_is "$S" "$R2:443" "tls: certificate: hostname mismatch"
 echo "ok: https with ca=: real1 UP, real2 DOWN ($(result "$S" "$R2:443"))"
 for k in 1 2 3 4; do
   out=$(in_ns "$LAB_CLIENT" curl -s -m 3 --cacert "$LAB_DIR/ca.pem" --resolve "www.lab.example:443:$LAB_VIP" https://www.lab.example/) || out=FAILED
@@ -88,35 +74,31 @@ wait_state "$S" "$R2:443" UP
 echo "ok: without ca= the TLS check takes any certificate: real2 UP"
 kill "$(cat "$LAB_DIR/nginx1/nginx.pid")"
 wait_state "$S" "$R1:443" DOWN
-result "$S" "$R1:443" | grep -q "connect: Connection refused" || fail "real1's reason: $(result "$S" "$R1:443")"
+reason_is "$S" "$R1:443" "connect: Connection refused"
 echo "ok: nginx stopped: real1 DOWN ($(result "$S" "$R1:443"))"
 
 # --- check=dns -----------------------------------------------------------------------------
 D=$LAB_VIP:53
-lbadm_ -A -u "$D" -s rr --health "check=dns,$FAST,query=lab.example,answer=198.18.0.50"
-lbadm_ -a -u "$D" -r "$R1"
-lbadm_ -a -u "$D" -r "$R2"
+service -u "$D" "check=dns,$FAST,query=lab.example,answer=198.18.0.50"
 wait_state "$D" "$R1:53" UP
 wait_state "$D" "$R2:53" DOWN
-result "$D" "$R2:53" | grep -q "no A record 198.18.0.50 in 1 answer" || fail "real2's reason: $(result "$D" "$R2:53")"
+reason_is "$D" "$R2:53" "no A record 198.18.0.50 in 1 answer"
 echo "ok: dns: real1 UP, real2 DOWN ($(result "$D" "$R2:53"))"
 lbadm_ -E -u "$D" -s rr --health "check=dns,$FAST,query=nothing.invalid,rcode=NOERROR"
 wait_state "$D" "$R1:53" DOWN
-result "$D" "$R1:53" | grep -E -q "rcode (NXDOMAIN|REFUSED), expected NOERROR" || fail "rcode reason: $(result "$D" "$R1:53")"
+reason_is "$D" "$R1:53" "rcode (NXDOMAIN|REFUSED), expected NOERROR"
 echo "ok: dns: an unexpected rcode takes it DOWN ($(result "$D" "$R1:53"))"
 lbadm_ -E -u "$D" -s rr --health "check=dns,$FAST,query=lab.example,answer=none"
 wait_state "$D" "$R1:53" UP
 wait_state "$D" "$R2:53" UP
 kill "${DNS_PID[1]}"
 wait_state "$D" "$R1:53" DOWN
-result "$D" "$R1:53" | grep -q "ICMP port unreachable" || fail "real1's reason: $(result "$D" "$R1:53")"
+reason_is "$D" "$R1:53" "ICMP port unreachable"
 echo "ok: dnsmasq stopped: real1 DOWN ($(result "$D" "$R1:53"))"
 
 # --- check=udp -----------------------------------------------------------------------------
 U=$LAB_VIP:7
-lbadm_ -A -u "$U" -s rr --health "check=udp,$FAST,send=lbd-ping,expect=lbd-ping"
-lbadm_ -a -u "$U" -r "$R1"
-lbadm_ -a -u "$U" -r "$R2"
+service -u "$U" "check=udp,$FAST,send=lbd-ping,expect=lbd-ping"
 wait_state "$U" "$R1:7" UP
 wait_state "$U" "$R2:7" UP
 kill "${ECHO_PID[2]}"
@@ -132,7 +114,7 @@ in_ns "$(lab_real_ns 1)" nft add chain inet lbdtest in '{ type filter hook input
 in_ns "$(lab_real_ns 1)" nft add rule inet lbdtest in udp dport 7 drop
 kill "${ECHO_PID[2]}"
 wait_state "$U" "$R2:7" DOWN
-result "$U" "$R2:7" | grep -q "ICMP port unreachable" || fail "real2's reason: $(result "$U" "$R2:7")"
+reason_is "$U" "$R2:7" "ICMP port unreachable"
 sleep 1.5
 assert_eq UP "$(state "$U" "$R1:7")" "a real dropping the datagrams silently stays UP without expect="
 echo "ok: udp without expect=: ICMP unreachable DOWN, silence UP"
