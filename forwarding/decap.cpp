@@ -30,7 +30,7 @@ const char* Decapsulator::outcome_name(Outcome o) {
     case kSourceNotAllowed: return "source_not_allowed";
     case kNotForVip: return "not_for_a_vip";
     case kNotToThisHost: return "not_to_this_host";
-    case kNested: return "nested_ipip";
+    case kNested: return "nested_tunnel";
     case kOutcomeCount: break;
   }
   return "unknown";
@@ -38,24 +38,39 @@ const char* Decapsulator::outcome_name(Outcome o) {
 
 std::span<const uint8_t> Decapsulator::handle(std::span<const uint8_t> packet) {
   std::span<const uint8_t> inner;
-  switch (ipip_decapsulate(packet, inner)) {
+  const auto* outer = reinterpret_cast<const Ipv4Hdr*>(packet.data());
+  if (packet.size() < sizeof(Ipv4Hdr)) return admit(DecapStatus::kTruncatedOuter, {}, {}, inner);
+  const DecapStatus st = outer->protocol == kProtoGre ? gre_decapsulate(packet, inner)
+                                                      : ipip_decapsulate(packet, inner);
+  return admit(st, outer->saddr, outer->daddr, inner);
+}
+
+std::span<const uint8_t> Decapsulator::handle_gue(Ipv4 src, Ipv4 dst, std::span<uint8_t> payload) {
+  std::span<const uint8_t> inner;
+  const DecapStatus st = gue_decapsulate(payload, inner);
+  return admit(st, src, dst, inner);
+}
+
+std::span<const uint8_t> Decapsulator::admit(DecapStatus st, Ipv4 src, Ipv4 dst, std::span<const uint8_t> inner) {
+  switch (st) {
     case DecapStatus::kOk: break;
     case DecapStatus::kNotIpip: ++counts_[kNotIpip]; return {};
     case DecapStatus::kTruncatedOuter:
     case DecapStatus::kBadInner: ++counts_[kMalformed]; return {};
   }
-  const auto* outer = reinterpret_cast<const Ipv4Hdr*>(packet.data());
-  if (!allow_any_ && std::none_of(allowed_.begin(), allowed_.end(),
-                                  [&](const Cidr& c) { return c.contains(outer->saddr); })) {
+  if (!allow_any_ &&
+      std::none_of(allowed_.begin(), allowed_.end(), [&](const Cidr& c) { return c.contains(src); })) {
     ++counts_[kSourceNotAllowed];
     return {};
   }
-  if (std::find(local_.begin(), local_.end(), outer->daddr) == local_.end()) {
+  if (std::find(local_.begin(), local_.end(), dst) == local_.end()) {
     ++counts_[kNotToThisHost];  // a broadcast, a group, or another host's address
     return {};
   }
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(inner.data());
-  if (ip->protocol == kProtoIpip) {  // one level only: a director never nests
+  // One level only: a director never nests (GUE inside would be UDP to a port: not counted
+  // here, and refused below unless it is addressed to a VIP).
+  if (ip->protocol == kProtoIpip || ip->protocol == kProtoGre) {
     ++counts_[kNested];
     return {};
   }

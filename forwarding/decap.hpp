@@ -1,9 +1,9 @@
-// The real server's side of LVS TUN: what lbd-decap does with each IPIP packet a raw
-// IPPROTO_IPIP socket hands it. Pure (the daemon in lb/main/lbd_decap_main.cpp does the I/O):
-// the outer packet must come from an allowed director and be sent to one of this host's
-// own unicast addresses (not a broadcast or group address), the inner one be whole, not
-// IPIP again, and be addressed to one of the VIPs this server serves; anything else is
-// counted and dropped. What it delivers bypasses the real's interface-bound firewall
+// The real server's side of LVS TUN: what lbd-decap does with each tunnelled packet, IPIP
+// or GRE as a raw socket hands it, GUE as its UDP socket does. Pure (the daemon in
+// lb/main/lbd_decap_main.cpp does the I/O): the outer packet must come from an allowed
+// director and be sent to one of this host's own unicast addresses (not a broadcast or
+// group address), the inner one be whole, not a tunnel packet again, and be addressed to
+// one of the VIPs this server serves; anything else is counted and dropped. What it delivers bypasses the real's interface-bound firewall
 // rules (it arrives on the TUN device), so the director list is the trust boundary.
 #pragma once
 
@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "forwarding/ipip.hpp"
+#include "forwarding/tunnel.hpp"
 #include "forwarding/packet.hpp"
 
 namespace lbd {
@@ -45,13 +45,18 @@ class Decapsulator {
   // This host's unicast addresses: the only outer destinations accepted (none until set).
   void set_local_addresses(std::vector<Ipv4> addrs) { local_ = std::move(addrs); }
 
-  // `packet` starts at the outer IPv4 header. Returns the inner datagram to deliver, or an
-  // empty span (the reason counted).
+  // `packet` starts at the outer IPv4 header (IPIP or GRE). Returns the inner datagram to
+  // deliver, or an empty span (the reason counted).
   std::span<const uint8_t> handle(std::span<const uint8_t> packet);
+  // A GUE packet (the UDP payload) from `src` to `dst`; the same answer. Remote checksum
+  // offload completes the inner checksum in `payload`.
+  std::span<const uint8_t> handle_gue(Ipv4 src, Ipv4 dst, std::span<uint8_t> payload);
 
   uint64_t count(Outcome o) const { return counts_[o]; }
 
  private:
+  std::span<const uint8_t> admit(DecapStatus st, Ipv4 src, Ipv4 dst, std::span<const uint8_t> inner);
+
   std::vector<Ipv4> vips_;
   std::vector<Cidr> allowed_;
   bool allow_any_;

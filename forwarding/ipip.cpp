@@ -1,4 +1,4 @@
-// IPIP encapsulation, outer fragmentation, decapsulation; see ipip.hpp.
+// The tunnel's MTU policy and outer fragmentation; see ipip.hpp.
 #include "forwarding/ipip.hpp"
 
 #include <algorithm>
@@ -7,29 +7,6 @@
 #include "forwarding/checksum.hpp"
 
 namespace lbd {
-
-size_t ipip_encapsulate(std::span<uint8_t> buf, const ParsedPacket& p, Ipv4 src, Ipv4 dst,
-                        uint16_t id) {
-  const size_t outer_len = size_t(p.ip_len) + kIpipOverhead;
-  if (outer_len > 65535 || p.l3_off + outer_len > buf.size()) return 0;
-  uint8_t* inner = buf.data() + p.l3_off;
-  const auto inner_hdr = *reinterpret_cast<const Ipv4Hdr*>(inner);
-  std::memmove(inner + kIpipOverhead, inner, p.ip_len);
-  Ipv4Hdr outer{};
-  outer.ver_ihl = 0x45;
-  outer.tos = inner_hdr.tos;
-  outer.tot_len = Be16::from_host(uint16_t(outer_len));
-  outer.id = Be16::from_host(id);
-  outer.frag_off = Be16::from_host(inner_hdr.frag_off.host() & kIpDf);
-  outer.ttl = inner_hdr.ttl;
-  outer.protocol = kProtoIpip;
-  outer.saddr = src;
-  outer.daddr = dst;
-  std::memcpy(inner, &outer, sizeof outer);
-  auto* o = reinterpret_cast<Ipv4Hdr*>(inner);
-  o->check = Be16::from_host(csum::ipv4_header({inner, sizeof(Ipv4Hdr)}));
-  return p.l3_off + outer_len;
-}
 
 size_t ipv4_fragment_one(std::span<const uint8_t> frame, uint16_t mtu, size_t index,
                          uint8_t* dst) {
@@ -58,30 +35,10 @@ size_t ipv4_fragment_one(std::span<const uint8_t> frame, uint16_t mtu, size_t in
   return l3 + hlen + chunk;
 }
 
-DecapStatus ipip_decapsulate(std::span<const uint8_t> packet, std::span<const uint8_t>& inner) {
-  if (packet.size() < sizeof(Ipv4Hdr)) return DecapStatus::kTruncatedOuter;
-  const auto* o = reinterpret_cast<const Ipv4Hdr*>(packet.data());
-  const size_t ohl = (o->ver_ihl & 0x0f) * 4u;
-  if ((o->ver_ihl >> 4) != 4 || o->protocol != kProtoIpip) return DecapStatus::kNotIpip;
-  const size_t otot = o->tot_len.host();
-  if (ohl < sizeof(Ipv4Hdr) || otot < ohl || otot > packet.size())
-    return DecapStatus::kTruncatedOuter;
-  const auto rest = packet.subspan(ohl, otot - ohl);
-  if (rest.size() < sizeof(Ipv4Hdr)) return DecapStatus::kBadInner;
-  const auto* i = reinterpret_cast<const Ipv4Hdr*>(rest.data());
-  const size_t ihl = (i->ver_ihl & 0x0f) * 4u;
-  const size_t itot = i->tot_len.host();
-  if ((i->ver_ihl >> 4) != 4 || ihl < sizeof(Ipv4Hdr) || itot < ihl || itot > rest.size())
-    return DecapStatus::kBadInner;
-  if (csum::fold(csum::accumulate(rest.subspan(0, ihl))) != 0xffff) return DecapStatus::kBadInner;
-  inner = rest.subspan(0, itot);
-  return DecapStatus::kOk;
-}
-
-TunnelXmit tunnel_xmit(const ParsedPacket& p, uint16_t mtu, bool superframe) {
-  if (mtu < kMinTunnelMtu) return TunnelXmit::kMtuTooSmall;
+TunnelXmit tunnel_xmit(const ParsedPacket& p, uint16_t mtu, size_t overhead, bool superframe) {
+  if (mtu < min_tunnel_mtu(overhead)) return TunnelXmit::kMtuTooSmall;
   if (superframe) return TunnelXmit::kSegmentEncapsulate;
-  if (p.ip_len + kIpipOverhead <= mtu) return TunnelXmit::kEncapsulate;
+  if (p.ip_len + overhead <= mtu) return TunnelXmit::kEncapsulate;
   // An ICMP error keeps its DF inside; it is never answered with another error, so the
   // outer packet is cut instead.
   const bool relaying_error = p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);

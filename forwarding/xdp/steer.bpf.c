@@ -48,7 +48,7 @@ int lbd_steer(struct __sk_buff *skb) {
   /* An ICMP error (never a later fragment: its bytes are not a header) is about the packet
    * it quotes: a client's packet lbd sent to a real (the client is its source), a NAT
    * reply lbd sent to a client (from a VIP: the client is its destination), or lbd's IPIP
-   * packet to a real (the client is the source of the packet inside it). */
+   * or GRE packet to a real (the client is the source of the packet inside it). */
   struct icmp_head icmp;
   if (ip.protocol == IPPROTO_ICMP && !(ip.frag_off & bpf_htons(0x1fff)) &&
       !bpf_skb_load_bytes_relative(skb, ihl, &icmp, sizeof icmp, BPF_HDR_START_NET) &&
@@ -58,8 +58,15 @@ int lbd_steer(struct __sk_buff *skb) {
     if (!bpf_skb_load_bytes_relative(skb, qoff, &q, sizeof q, BPF_HDR_START_NET)) {
       struct iphdr inner;
       const __u32 qihl = q.ihl * 4;
-      if (q.protocol == IPPROTO_IPIP && qihl >= sizeof q &&
-          !bpf_skb_load_bytes_relative(skb, qoff + qihl, &inner, sizeof inner, BPF_HDR_START_NET))
+      /* lbd's GRE header: 4 bytes, or 8 with its checksum (the C bit). */
+      __u8 gre_flags = 0;
+      const __u32 ioff = qoff + qihl;
+      const __u32 skip = q.protocol == IPPROTO_GRE &&
+                                 !bpf_skb_load_bytes_relative(skb, ioff, &gre_flags, 1, BPF_HDR_START_NET)
+                             ? ((gre_flags & 0x80) ? 8 : 4)
+                             : 0;
+      if ((q.protocol == IPPROTO_IPIP || (q.protocol == IPPROTO_GRE && skip)) && qihl >= sizeof q &&
+          !bpf_skb_load_bytes_relative(skb, ioff + skip, &inner, sizeof inner, BPF_HDR_START_NET))
         client = inner.saddr;
       else
         client = is_vip(q.saddr) ? q.daddr : q.saddr;

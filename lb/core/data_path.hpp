@@ -159,7 +159,7 @@ std::vector<Counter> named_counters(const DataPathCounters& c);
 
 // What to do with a processed frame. Before sending, the I/O layer may have to cut it:
 // segment_mtu: a TCP super-frame, segmented to this IP MTU (then, with `encapsulate`, each
-// segment wrapped in IPIP from tun_src to tun_dst); fragment_mtu: an IPv4 packet without
+// segment wrapped in the real's tunnel from tun_src to tun_dst); fragment_mtu: an IPv4 packet without
 // DF, fragmented to this MTU. Both are pure functions of forwarding/.
 struct Verdict {
   bool transmit = false;
@@ -169,6 +169,7 @@ struct Verdict {
   size_t length = 0;          // non-zero: the frame was replaced by one of this length
   bool encapsulate = false;
   Ipv4 tun_src, tun_dst;
+  TunnelSpec tun;
 
   static Verdict send(int ifindex, size_t length = 0) {
     Verdict v;

@@ -1,5 +1,5 @@
 // How a packet leaves for its real, one function per method (IPVS ip_vs_xmit.c): DR and NAT by
-// forwarding/dr's layer-2 send, TUN in IPIP with the tunnel's MTU policy; frames held for an
+// forwarding/dr's layer-2 send, TUN in the real's tunnel (IPIP, GUE, GRE) with its MTU policy; frames held for an
 // unresolved next hop; see data_path.hpp.
 #include "lb/core/data_path.hpp"
 
@@ -46,19 +46,21 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
   return finish_l2(f, real.hop, real.hop.mtu);
 }
 
-// IPVS ip_vs_tunnel_xmit(): IPIP to the real server, with its ensure_mtu_is_adequate().
+// IPVS ip_vs_tunnel_xmit(): IPIP, GUE or GRE to the real server, with its
+// ensure_mtu_is_adequate() counting the tunnel's headers.
 Verdict DataPath::tunnel(const Frame& f, Real& real) {
   const ParsedPacket& p = f.p;
   const uint16_t mtu = tunnel_mtu(real, f.now_ms);
+  const size_t overhead = tunnel_overhead(real.tun);
   const InterfaceInfo* in = interface(f.in_ifindex);
-  const TunnelXmit how = tunnel_xmit(p, mtu, in && p.ip_len > in->mtu && p.protocol == kProtoTcp);
+  const TunnelXmit how = tunnel_xmit(p, mtu, overhead, in && p.ip_len > in->mtu && p.protocol == kProtoTcp);
   if (how == TunnelXmit::kMtuTooSmall) return drop(DropReason::kTunnelMtuTooSmall);
   if (how == TunnelXmit::kFragNeeded) {
     // The client does path MTU discovery: tell it the tunnel's MTU, drop the packet.
     drop(DropReason::kFragNeeded);
     if (!in) return {};
     const Verdict v = icmp_error(
-        f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, uint16_t(mtu - kIpipOverhead), in->mac),
+        f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, uint16_t(mtu - overhead), in->mac),
         p.l3_off, p.ip_len, f.in_ifindex);
     if (v.transmit) ++counters_.icmp_frag_needed_sent;
     return v;
@@ -71,15 +73,16 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
     ++counters_.tx_frames;
     ++counters_.superframes_segmented;
     Verdict v = Verdict::send(real.hop.ifindex);
-    v.segment_mtu = uint16_t(mtu - kIpipOverhead);
+    v.segment_mtu = uint16_t(mtu - overhead);
     v.encapsulate = true;
     v.tun_src = real.hop.src_ip;
     v.tun_dst = real.addr;
+    v.tun = real.tun;
     return v;
   }
   if (csum::complete_partial(f.bytes, p)) ++counters_.checksums_completed;
-  const size_t len = ipip_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip,
-                                      real.addr, tunnel_ip_id_++);
+  const size_t len = tunnel_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip, real.addr,
+                                        tunnel_ip_id_++, real.tun);
   if (!len) return drop(DropReason::kFrameTooBig);
   ++counters_.tunnelled;
   ++counters_.tx_frames;

@@ -49,7 +49,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
   IcmpQuote q;
   if (!parse_quote(f.bytes, p.l4_off + sizeof(IcmpHdr), p.l3_off + p.ip_len, q))
     return drop(DropReason::kTruncatedIcmpQuote);
-  if (q.protocol == kProtoIpip) return icmp_about_tunnel(f, q);
+  if (q.protocol == kProtoIpip || q.protocol == kProtoGre) return icmp_about_tunnel(f, q);
   if (q.protocol != kProtoTcp && q.protocol != kProtoUdp) return drop(DropReason::kUnhandledIcmp);
 
   // From a client, about a packet it got from VIP:vport: to the connection's real server.
@@ -74,16 +74,46 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     nat_rewrite_icmp(f.bytes, p, q, NatSide::kSource, c->key.vaddr, c->key.vport);
     return finish_l2(f, *back, back->mtu);
   }
+  // About no connection: a UDP quote may still be one of our GUE packets to a real.
+  if (q.protocol == kProtoUdp) {
+    const Real* real = tunnel_real(q.daddr);
+    if (real && real->tun.type == TunType::kGue && real->tun.port == q.dport) return icmp_about_tunnel(f, q);
+  }
   return drop(DropReason::kIcmpNoConnection);
 }
 
-// An ICMP error about one of our IPIP packets (a router on the way to a TUN real server):
+// Where the client's packet starts inside a quoted tunnel packet (IPIP, GRE, GUE), or 0 when
+// the quote is too short to tell.
+static size_t tunnelled_offset(std::span<const uint8_t> frame, const IcmpQuote& outer) {
+  size_t off = outer.l4_off;
+  if (outer.protocol == kProtoGre) {
+    if (off + 4 > outer.end) return 0;
+    off += frame[off] & 0x80 ? 8 : 4;  // lbd's GRE has a checksum or nothing else
+  } else if (outer.protocol == kProtoUdp) {
+    if (off + sizeof(UdpHdr) + sizeof(GueHdr) > outer.end) return 0;
+    off += sizeof(UdpHdr) + sizeof(GueHdr) + (frame[off + sizeof(UdpHdr)] & 0x1f) * 4u;
+  }
+  return off;
+}
+
+// Whether a quoted tunnel packet is of `real`'s kind (protocol, and for GUE its port).
+static bool carrier_of(const Real& real, const IcmpQuote& outer) {
+  switch (real.tun.type) {
+    case TunType::kIpip: return outer.protocol == kProtoIpip;
+    case TunType::kGre: return outer.protocol == kProtoGre;
+    case TunType::kGue: return outer.protocol == kProtoUdp && outer.dport == real.tun.port;
+  }
+  return false;
+}
+
+// An ICMP error about one of our tunnel packets (a router on the way to a TUN real server):
 // as IPVS does, the client hears of it. Frag-needed lowers the tunnel's path MTU and, if
-// the client set DF, gets it a frag-needed with room for the IPIP header; other errors are
-// relayed with their type and code. The quote is the client's own packet.
+// the client set DF, gets it a frag-needed with room for the tunnel's headers; other errors
+// are relayed with their type and code. The quote is the client's own packet.
 Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   IcmpQuote inner;
-  if (!parse_quote(f.bytes, outer.l4_off, outer.end, inner))
+  const size_t inner_off = tunnelled_offset(f.bytes, outer);
+  if (!inner_off || !parse_quote(f.bytes, inner_off, outer.end, inner))
     return drop(DropReason::kTruncatedIcmpQuote);
   Real* real = nullptr;
   MacAddr client_mac;
@@ -106,9 +136,9 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   }
   if (!real || !(real->addr == outer.daddr) || if_slot >= interfaces_.size())
     return drop(DropReason::kIcmpNoConnection);
-  // The quote must be a packet lbd sent: from the address lbd tunnels from, to that real.
-  // Anyone on the client side can quote a made-up IPIP header.
-  if (!(outer.saddr == real->hop.src_ip)) return drop(DropReason::kPmtuNotOurs);
+  // The quote must be a packet lbd sent: from the address lbd tunnels from, to that real, in
+  // its tunnel. Anyone on the client side can quote a made-up tunnel header.
+  if (!(outer.saddr == real->hop.src_ip) || !carrier_of(*real, outer)) return drop(DropReason::kPmtuNotOurs);
   const InterfaceInfo& out = interfaces_[if_slot];
   IcmpError e;
   e.type = f.p.icmp_type;
@@ -133,7 +163,8 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
     if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
     const uint16_t mtu = std::min(reported, tunnel_mtu(*real, f.now_ms));
-    e.mtu = mtu > 68 + kIpipOverhead ? uint16_t(mtu - kIpipOverhead) : mtu;
+    const size_t overhead = tunnel_overhead(real->tun);
+    e.mtu = mtu > 68 + overhead ? uint16_t(mtu - overhead) : mtu;
   }
   const Verdict v = icmp_error(f, e, inner.ip_off, inner.end - inner.ip_off, out.ifindex);
   if (!v.transmit) return drop(DropReason::kIcmpNotSent);

@@ -139,6 +139,8 @@ lbd_real_hop DataPath::real_hop(const Real& r, uint64_t now_ms) const {
   const bool expiring = r.health_down &&
                         services_.service(r.service_id).options.health.on_down == health::OnDown::kExpire;
   if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0) return h;
+  // The XDP program tunnels in IPIP only: GUE and GRE reals' packets stay on the slow path.
+  if (r.fwd == FwdMethod::kTunnel && r.tun.type != TunType::kIpip) return h;
   h.mtu = r.fwd == FwdMethod::kTunnel ? tunnel_mtu(r, now_ms) : r.hop.mtu;
   if (r.fwd == FwdMethod::kTunnel && h.mtu < 68 + kIpipOverhead) return lbd_real_hop{};
   h.ifindex = uint32_t(r.hop.ifindex);

@@ -308,6 +308,7 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r->dest.available = !r->health_down;
   r->service_id = s->id;
   r->fwd = spec.fwd;
+  r->tun = spec.tun;
   r->dest.weight = r->dest.last_weight = spec.weight;
   r->dest.addr = spec.addr.host();
   r->dest.port = spec.port;
@@ -363,6 +364,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   if (Status st = check_range(spec); !st.is_ok()) return st;
   Real& r = reals_[*id];
   r.fwd = spec.fwd;
+  r.tun = spec.tun;
   r.dest.weight = spec.weight;
   if (spec.weight != 0) r.dest.last_weight = spec.weight;  // __ip_vs_update_dest(): the latest non-zero
   // __ip_vs_update_dest(): no upper threshold, or a higher one, ends an overload at once.

@@ -24,6 +24,7 @@
 #include "forwarding/next_hop.hpp"
 #include "forwarding/packet.hpp"
 #include "forwarding/protocol.hpp"
+#include "forwarding/tunnel.hpp"
 #include "health/spec.hpp"
 #include "lb/base/status.hpp"
 #include "scheduler/scheduler.hpp"
@@ -75,6 +76,7 @@ struct RealSpec {
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;
   int32_t weight = 1;
+  TunnelSpec tun;  // TUN: --tun-type, --tun-port, --tun-*csum (ipip when not a tunnel)
   std::optional<std::string> health;  // canonical check overrides; nullopt: keep (edit)
   uint32_t u_threshold = 0, l_threshold = 0;  // -x / -y; 0 = none
 };
@@ -103,6 +105,7 @@ struct Real {
   Ipv4 addr;
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;
+  TunnelSpec tun;        // TUN: how it is encapsulated
   sched::DestView dest;  // weight, ActiveConn, InActConn, availability, overload
   uint32_t u_threshold = 0, l_threshold = 0;  // IPVS's connection thresholds (-x / -y)
   uint32_t persist_conns = 0;  // persistence templates pointing here (PersistConn)

@@ -34,7 +34,13 @@ TrafficModel traffic_model(const ServiceTable& services, std::vector<Ipv4> local
   TrafficModel m;
   services.for_each_service([&](const Service& s) {
     m.services.push_back({s.key.protocol, s.key.vip, s.key.port});
-    for (uint32_t id : s.reals) m.tunnels |= services.real(id).fwd == FwdMethod::kTunnel;
+    for (uint32_t id : s.reals) {
+      const Real& r = services.real(id);
+      if (r.fwd != FwdMethod::kTunnel) continue;
+      m.tunnels = true;
+      if (r.tun.type == TunType::kGue && std::find(m.gue_ports.begin(), m.gue_ports.end(), r.tun.port) == m.gue_ports.end())
+        m.gue_ports.push_back(r.tun.port);
+    }
   });
   m.service_count = services.service_count();
   m.vips = services.vips();
@@ -78,8 +84,14 @@ TrafficModel::Claim TrafficModel::classify(std::span<const uint8_t> f) const {
     const uint8_t type = l4[0];
     if (has(vips, daddr)) return type == 8 || icmp_error_type(type) ? Claim::kOwned : Claim::kSeen;
     if (has(nat_addrs, saddr) && !to_local) return icmp_error_type(type) ? Claim::kOwned : Claim::kSeen;
-    // icmp[17]: the protocol of the datagram an error quotes (8 + 9 bytes in).
-    if (tunnels && icmp_error_type(type) && l4_len >= 18 && l4[17] == kProtoIpip) return Claim::kSeen;
+    // icmp[17]: the protocol of the datagram an error quotes (8 + 9 bytes in); icmp[30:2]
+    // its UDP destination port (a quoted header of 20 bytes: lbd's own).
+    if (tunnels && icmp_error_type(type) && l4_len >= 18) {
+      if (l4[17] == kProtoIpip || l4[17] == kProtoGre) return Claim::kSeen;
+      if (l4[17] == kProtoUdp && l4_len >= 32 &&
+          std::find(gue_ports.begin(), gue_ports.end(), u16_at(l4 + 30)) != gue_ports.end())
+        return Claim::kSeen;
+    }
   }
   return Claim::kNone;
 }
@@ -96,7 +108,7 @@ CaptureFilter broad_capture_filter(const MacAddr& mac) {
 
 // ARP requests for a VIP, and frames sent to this interface's MAC for a VIP:port, from a
 // NAT real's RIP:rport (its replies), ICMP to a VIP or from a NAT real, and ICMP errors
-// quoting an IPIP packet (about our tunnels). lbd's own frames never match (other
+// quoting an IPIP, GRE or GUE packet (about our tunnels). lbd's own frames never match (other
 // destination MAC, and the socket ignores outgoing frames).
 CaptureFilter capture_filter(const TrafficModel& m, const MacAddr& mac) {
   if (m.service_count > kMaxFilterClauses) return broad_capture_filter(mac);  // not built to be dropped
@@ -128,7 +140,11 @@ CaptureFilter capture_filter(const TrafficModel& m, const MacAddr& mac) {
     add(fmt::format("(icmp and dst host {})", vip));
     add(fmt::format("(dst host {} and {})", vip, later_fragment));
   }
-  if (m.tunnels) add("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and icmp[17] = 4)");
+  if (m.tunnels) {
+    std::string quoted = "icmp[17] = 4 or icmp[17] = 47";
+    for (uint16_t port : m.gue_ports) quoted += fmt::format(" or (icmp[17] = 17 and icmp[30:2] = {})", port);
+    add(fmt::format("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and ({}))", quoted));
+  }
   if (ip.empty()) return {"less 1"};  // no service: match nothing (no frame is that short)
   if (clauses + m.vips.size() > kMaxFilterClauses) return broad_capture_filter(mac);
   return {fmt::format("(arp and arp[6:2] = 1 and ({})) or (ether dst {} and ip and ({}))", arp, mac, ip)};

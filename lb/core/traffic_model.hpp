@@ -27,7 +27,10 @@ struct TrafficModel {
   std::vector<Ipv4> vips;          // each distinct VIP once
   std::vector<Ipv4> nat_addrs;     // each distinct NAT real once
   std::vector<Ipv4> local;         // the director's own: a NAT real's packets to it are the director's
-  bool tunnels = false;            // TUN reals: ICMP errors quoting IPIP are lbd's to relay
+  // TUN reals: ICMP errors quoting an IPIP or GRE packet, or a UDP datagram to a GUE real's
+  // port, are lbd's to relay (about its tunnels).
+  bool tunnels = false;
+  std::vector<uint16_t> gue_ports;  // each distinct GUE --tun-port once
   size_t service_count = 0;
 
   enum class Claim {

@@ -26,9 +26,6 @@ Status check_supported(const CliCommand& c) {
   // IPVS without the engine's module says ENOENT; lbd has no persistence engine (sip).
   if (c.has(kOptPe))
     return Status::error(ENOENT, fmt::format("persistence engine '{}' not found", c.pe));
-  if (!c.tun_type.empty() && c.tun_type != "ipip")
-    return unsupported(fmt::format("a {} tunnel (--tun-type {})", c.tun_type == "gue" ? "GUE" : "GRE",
-                                   c.tun_type));
   return Status::ok();
 }
 
@@ -164,6 +161,12 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
       d.options = 1ULL << kOptService | 1ULL << kOptReal | 1ULL << kOptForward | 1ULL << kOptWeight;
       d.service = s.key;
       d.real = RealSpec{r.addr, r.port, r.fwd, r.dest.weight, r.health_override};
+      d.real.tun = r.tun;
+      if (r.fwd == FwdMethod::kTunnel) {  // the options ipvsadm -S writes for it
+        d.options |= 1ULL << kOptTunType;
+        if (r.tun.type == TunType::kGue) d.options |= 1ULL << kOptTunPort;
+        if (r.tun.type != TunType::kIpip) d.options |= 1ULL << (kOptTunNoCsum + int(r.tun.csum));
+      }
       d.real.u_threshold = r.u_threshold;
       d.real.l_threshold = r.l_threshold;
       if (!r.health_override.empty()) d.options |= 1ULL << kOptHealth;

@@ -121,7 +121,7 @@ std::string encode_dump(const Dump& d) {
       s += fmt::format(" {} {} {} {} {}", r.flags, token(r.health()), rs.u_threshold, rs.l_threshold,
                        r.persist_conns);
       put_rates(s, r.rates);
-      s += '\n';
+      s += fmt::format(" {} {} {}\n", int(rs.tun.type), rs.tun.port, int(rs.tun.csum));
     }
   }
   s += encode_conns(d);
@@ -204,6 +204,14 @@ bool decode_dump(const std::string& text, Dump& out) {
           !(in >> rs.u_threshold >> rs.l_threshold >> r.persist_conns) || !get_rates(in, r.rates) ||
           !fwd_from_number(fwd))
         return false;
+      // The tunnel (type, port, checksum) ends the line; an older lbd wrote none: IPIP.
+      unsigned tun_type = 0, tun_port = 0, tun_csum = 0;
+      if (in >> tun_type) {
+        if (!(in >> tun_port >> tun_csum) || tun_type >= kTunTypeNames.size() || tun_port > 65535 ||
+            tun_csum >= kTunCsumOptions.size())
+          return false;
+        rs.tun = TunnelSpec{TunType(tun_type), uint16_t(tun_port), TunCsum(tun_csum)};
+      }
       r.flags = uint8_t(flags);
       rs.health = untoken(health);
       rs.fwd = *fwd_from_number(fwd);

@@ -307,10 +307,16 @@ struct Parser {
         c.real.l_threshold = uint32_t(v);
         break;
       case kOptTunType:
-        if (*arg != "ipip" && *arg != "gue" && *arg != "gre")
-          return fail(2, "illegal tunnel type specified");
-        c.tun_type = *arg;
+        if (const auto t = tun_type_from_name(*arg)) c.real.tun.type = *t;
+        else return fail(2, "illegal tunnel type specified");
         break;
+      case kOptTunPort:
+        if (!parse_uint(*arg, 65535, v) || v == 0) return fail(2, "illegal tunnel port specified");
+        c.real.tun.port = uint16_t(v);
+        break;
+      case kOptTunNoCsum: break;  // IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM is 0: the default
+      case kOptTunCsum: c.real.tun.csum = TunCsum::kCsum; break;
+      case kOptTunRemCsum: c.real.tun.csum = TunCsum::kRemCsum; break;
       case kOptHealth: c.health_text = *arg; break;
       case kOptSyncId:
         if (!parse_uint(*arg, 255, v)) return fail(2, "illegal syncid specified");
@@ -405,6 +411,39 @@ struct Parser {
     return true;
   }
 
+  // ipvsadm's tunnel_opt_check(): its tunnel_types_v_options table, rows ipip, gue, gre;
+  // columns --tun-port, --tun-nocsum, --tun-csum, --tun-remcsum ('+' compulsory, 'x'
+  // illegal, '1' at most one of them).
+  [[nodiscard]] bool check_tunnel_options() {
+    static constexpr std::array<std::array<char, 4>, 3> kTunnelMatrix = {{
+        {'x', 'x', 'x', 'x'},
+        {'+', '1', '1', '1'},
+        {'x', '1', '1', 'x'},
+    }};
+    static constexpr std::array<Opt, 4> kTunnelOpts = {kOptTunPort, kOptTunNoCsum, kOptTunCsum, kOptTunRemCsum};
+    const auto& row = kTunnelMatrix[uint8_t(c.real.tun.type)];
+    const char* type = tun_type_name(c.real.tun.type);
+    int last = -1;
+    for (size_t j = 0; j < kTunnelOpts.size(); ++j) {
+      const Opt k = kTunnelOpts[j];
+      if (!c.has(k)) {
+        if (row[j] == '+')
+          return fail(2, fmt::format("You need to supply the '{}' option for the '{}' tunnel type", kOptNames[k], type));
+        continue;
+      }
+      if (row[j] == 'x') return fail(2, fmt::format("Illegal '{}' option with the '{}' tunnel type", kOptNames[k], type));
+      if (row[j] == '1') {
+        if (last < 0) {
+          last = k;
+          continue;
+        }
+        return fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the '{}' tunnel type",
+                                   kOptNames[k], kOptNames[last], type));
+      }
+    }
+    return true;
+  }
+
   [[nodiscard]] bool check() {
     if (c.cmd == Command::kNone)
       return fail(255, fmt::format("Try `{0} -h' or '{0} --help' for more information.", prog));
@@ -460,6 +499,7 @@ struct Parser {
       return fail(2, "One-Packet Scheduling is only for UDP virtual services");
     if ((c.options >> kOptTunType & 0x1f) && c.real.fwd != FwdMethod::kTunnel)
       return fail(2, "Tunnel options conflict with forward method");
+    if ((c.cmd == Command::kAddReal || c.cmd == Command::kEditReal) && !check_tunnel_options()) return false;
     if (c.has(kOptHealth)) {
       const bool real = c.cmd == Command::kAddReal || c.cmd == Command::kEditReal;
       const bool inherit = c.cmd == Command::kEditReal && c.health_text == "inherit";
@@ -518,10 +558,14 @@ void append_service_flags(std::vector<std::string>& a, const ServiceOptions& o, 
   if (health) a.insert(a.end(), {"--health", *health});
 }
 
-void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std::string& tun_type,
-                       const std::optional<std::string>& health) {
+void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std::optional<std::string>& health) {
   a.insert(a.end(), {std::string("-") + fwd_info(r.fwd).flag, "-w", std::to_string(r.weight)});
-  if (r.fwd == FwdMethod::kTunnel) a.insert(a.end(), {"--tun-type", tun_type.empty() ? "ipip" : tun_type});
+  // ipvsadm's print_tunnel_rule(): the type always; GUE's port; GUE's and GRE's checksum.
+  if (r.fwd == FwdMethod::kTunnel) {
+    a.insert(a.end(), {"--tun-type", tun_type_name(r.tun.type)});
+    if (r.tun.type == TunType::kGue) a.insert(a.end(), {"--tun-port", std::to_string(r.tun.port)});
+    if (r.tun.type != TunType::kIpip) a.push_back(std::string("--") + kTunCsumOptions[uint8_t(r.tun.csum)]);
+  }
   if (r.u_threshold) a.insert(a.end(), {"-x", std::to_string(r.u_threshold)});
   if (r.l_threshold) a.insert(a.end(), {"-y", std::to_string(r.l_threshold)});
   if (health) a.insert(a.end(), {"--health", *health});
@@ -557,7 +601,7 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
       a.push_back(c.cmd == Command::kAddReal ? "-a" : "-e");
       svc();
       real();
-      append_real_flags(a, c.real, c.tun_type,
+      append_real_flags(a, c.real,
                         c.has(kOptHealth) && c.real.health
                             ? std::optional(c.real.health->empty() ? std::string("inherit") : *c.real.health)
                             : std::nullopt);

@@ -46,9 +46,8 @@ struct CliCommand {
   uint32_t fwmark = 0;   // -f (parsed; lbd refuses fwmark services)
   ServiceOptions svc_options;  // -s -p -M -o -b (and --health)
   std::string pe;              // --pe (parsed; lbd has no persistence engine)
-  RealSpec real;               // -r -g/-i/-m -w -x -y
+  RealSpec real;               // -r -g/-i/-m -w -x -y --tun-*
   Timeouts timeouts{0, 0, 0};  // --set; 0 = keep
-  std::string tun_type;        // --tun-type (lbd tunnels IPIP only)
   std::string health_text;     // --health, as given (validated for the command)
   std::string daemon_state;    // --start-daemon/--stop-daemon argument
   sync::DaemonSpec daemon;      // --mcast-interface, --syncid, --sync-maxlen, --mcast-*
@@ -92,7 +91,7 @@ std::string join_args(const std::vector<std::string>& args, char sep = ' ');
 // `health` is the text to write, or nothing.
 void append_service_flags(std::vector<std::string>& a, const ServiceOptions& o, const std::string& pe,
                           const std::optional<std::string>& health);
-void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std::string& tun_type,
+void append_real_flags(std::vector<std::string>& a, const RealSpec& r,
                        const std::optional<std::string>& health);
 
 // Splits a rules-file / -R line into tokens on blanks, tabs and CR.

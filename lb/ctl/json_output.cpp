@@ -21,6 +21,13 @@ json rates_of(const Rates& r) {
 }
 
 json real_json(const DumpReal& r) {
+  // A tunnel real's encapsulation as --tun-info names it (null for DR and NAT).
+  json tunnel = nullptr;
+  if (r.spec.fwd == FwdMethod::kTunnel) {
+    tunnel = {{"type", tun_type_name(r.spec.tun.type)}};
+    if (r.spec.tun.type == TunType::kGue) tunnel["port"] = r.spec.tun.port;
+    if (r.spec.tun.type != TunType::kIpip) tunnel["checksum"] = kTunCsumOptions[uint8_t(r.spec.tun.csum)] + 4;
+  }
   return {{"address", to_string(r.spec.addr)},
           {"port", r.spec.port},
           {"forward", fwd_name(r.spec.fwd)},
@@ -34,7 +41,8 @@ json real_json(const DumpReal& r) {
           {"sorry_server", bool(r.flags & DumpReal::kSorry)},
           {"health", health::redact_secrets(r.health())},
           {"stats", counters_of(r.stats)},
-          {"rates", rates_of(r.rates)}};
+          {"rates", rates_of(r.rates)},
+          {"tunnel", tunnel}};
 }
 
 json service_json(DumpService s, bool sort) {

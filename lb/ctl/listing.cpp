@@ -36,6 +36,19 @@ std::string spaced(const std::vector<std::string>& tokens) {
   return tokens.empty() ? std::string() : " " + join_args(tokens);
 }
 
+// --tun-info's column (ipvsadm fwd_tun_info()): "ipip", "gue:PORT:-c|+c|r+c", "gre:-c|+c",
+// "n/a" for a real that is not tunnelled.
+std::string tunnel_info(const RealSpec& r) {
+  if (r.fwd != FwdMethod::kTunnel) return "n/a";
+  const char* csum = kTunCsumShort[uint8_t(r.tun.csum)];
+  switch (r.tun.type) {
+    case TunType::kIpip: return "ipip";
+    case TunType::kGue: return fmt::format("gue:{}:{}", r.tun.port, csum);
+    case TunType::kGre: return fmt::format("gre:{}", csum);
+  }
+  return "n/a";
+}
+
 struct Renderer {
   const CliCommand& cmd;
   const NameResolver& names;
@@ -163,8 +176,7 @@ struct Renderer {
                             r.persist_conns, r.active, r.inactive);
       } else if (cmd.has(kOptTunInfo)) {
         out += fmt::sprintf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd_name(r.spec.fwd),
-                            r.spec.fwd == FwdMethod::kTunnel ? "ipip" : "n/a", weight, r.active,
-                            r.inactive);
+                            tunnel_info(r.spec).c_str(), weight, r.active, r.inactive);
       } else {
         out += fmt::sprintf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(r.spec.fwd), weight,
                             r.active, r.inactive);
@@ -184,7 +196,7 @@ struct Renderer {
       if (r.flags & DumpReal::kSorry) continue;  // saved in the service's --health
       // Thresholds are saved too (ipvsadm -S drops them, so its restore loses them).
       std::vector<std::string> flags;
-      append_real_flags(flags, r.spec, "ipip", r.health().empty() ? std::nullopt : std::optional(r.health()));
+      append_real_flags(flags, r.spec, r.health().empty() ? std::nullopt : std::optional(r.health()));
       out += fmt::format("-a {} {} -r {}{}\n", flag, vname, addrport(r.spec.addr, r.spec.port, s.key.protocol),
                          spaced(flags));
     }

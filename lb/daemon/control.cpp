@@ -76,6 +76,7 @@ Dump Control::make_dump() {
     DumpService ds{.key = s.key, .options = s.options, .stats = s.stats, .rates = read_rates(s.rate)};
     auto add = [&](const Real& r, uint8_t flags) {
       RealSpec spec(r.addr, r.port, r.fwd, r.dest.weight, r.health_override);
+      spec.tun = r.tun;
       spec.u_threshold = r.u_threshold;
       spec.l_threshold = r.l_threshold;
       ds.reals.push_back({.spec = spec, .active = r.dest.active_conns, .inactive = r.dest.inactive_conns,

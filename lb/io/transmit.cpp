@@ -26,7 +26,7 @@ void transmit(Injector& out, const uint8_t* frame, size_t len, const Verdict& v,
       if (v.encapsulate) {  // TUN: each segment into the tunnel
         ParsedPacket sp;
         if (!parse_frame({buf, n}, sp, why)) break;
-        n = ipip_encapsulate({buf, Injector::kFrameMax}, sp, v.tun_src, v.tun_dst, sp.ip_len);
+        n = tunnel_encapsulate({buf, Injector::kFrameMax}, sp, v.tun_src, v.tun_dst, sp.ip_len, v.tun);
         if (!n) break;
       }
       out.commit(n);

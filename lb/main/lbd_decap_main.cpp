@@ -1,6 +1,7 @@
-// lbd-decap: the real-server half of LVS TUN for hosts without the ipip module (most
-// containers, this project's CI). It receives IPIP packets on a raw IPPROTO_IPIP socket,
-// keeps those from an allowed director addressed to a configured VIP (forwarding/decap.*)
+// lbd-decap: the real-server half of LVS TUN for hosts without the ipip, ip_gre or fou
+// modules (most containers, this project's CI). It receives IPIP and GRE packets on raw
+// IPPROTO_IPIP and IPPROTO_GRE sockets and GUE on a UDP socket per --gue-port, keeps those
+// from an allowed director addressed to a configured VIP (forwarding/decap.*)
 // and writes the inner datagrams to a TUN device, so the local stack receives them as if
 // they had arrived directly; replies leave by the normal route, straight to the client.
 //
@@ -214,12 +215,65 @@ std::string counters_line(const Decapsulator& d) {
   return s;
 }
 
+// A UDP socket for GUE on `port` (every local address; IP_PKTINFO tells which one a
+// datagram was sent to). The kernel checks the UDP checksum before it is delivered.
+UniqueFd gue_socket(uint16_t port) {
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) throw std::runtime_error(std::string("GUE socket: ") + std::strerror(errno));
+  const int on = 1;
+  if (setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &on, sizeof on) < 0)
+    throw std::runtime_error(std::string("GUE socket: IP_PKTINFO: ") + std::strerror(errno));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
+    throw std::runtime_error(fmt::format("GUE socket: UDP port {}: {}", port, std::strerror(errno)));
+  return fd;
+}
+
+// Up to `budget` GUE datagrams from `fd`, each decapsulated and written to the TUN device.
+void receive_gue(int fd, Decapsulator& decap, int tun_fd, std::vector<uint8_t>& buf, uint64_t& write_errors) {
+  for (int budget = 64; budget > 0; --budget) {
+    sockaddr_in from{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))];
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0) return;
+    Ipv4 dst{};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        in_pktinfo info;
+        std::memcpy(&info, CMSG_DATA(c), sizeof info);
+        std::memcpy(dst.b.data(), &info.ipi_addr, 4);  // the header's destination address
+      }
+    Ipv4 src;
+    std::memcpy(src.b.data(), &from.sin_addr, 4);
+    const auto inner = decap.handle_gue(src, dst, {buf.data(), size_t(n)});
+    if (!inner.empty() && write(tun_fd, inner.data(), inner.size()) < 0) ++write_errors;
+  }
+}
+
 int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool allow_any,
-        const std::string& tun_name, bool keep_arp, const std::string& state_dir) {
+        const std::vector<uint16_t>& gue_ports, const std::string& tun_name, bool keep_arp,
+        const std::string& state_dir) {
   const UniqueFd lock(claim_in_namespace("lbd-decap", "another lbd-decap is already running in this network namespace"));
-  const UniqueFd raw_sock(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_IPIP));
-  const int raw = raw_sock.get();
-  if (!raw_sock) throw std::runtime_error(std::string("raw IPIP socket: ") + std::strerror(errno));
+  // IPIP and GRE arrive whole (outer header included) on raw sockets of their protocols; a
+  // packet a raw socket takes draws no ICMP protocol-unreachable from the kernel.
+  std::vector<UniqueFd> raw_socks;
+  for (const int proto : {int(IPPROTO_IPIP), int(IPPROTO_GRE)}) {
+    raw_socks.emplace_back(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto));
+    if (!raw_socks.back())
+      throw std::runtime_error(fmt::format("raw {} socket: {}", proto == IPPROTO_IPIP ? "IPIP" : "GRE", std::strerror(errno)));
+  }
+  std::vector<UniqueFd> gue_socks;
+  for (const uint16_t port : gue_ports) gue_socks.push_back(gue_socket(port));
   if (mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST)
     throw std::runtime_error(state_dir + ": " + std::strerror(errno));
   SysctlState state(state_path(state_dir));
@@ -253,8 +307,9 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
   if (!signals) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
   const int sfd = signals.get();
 
-  LBD_LOG(kInfo, "decap", "decapsulating IPIP for {} into {}{}", fmt::join(vips, " "), tun.name(),
-          allow_any ? " (from any source: --allow-any)" : "");
+  LBD_LOG(kInfo, "decap", "decapsulating IPIP, GRE{} for {} into {}{}",
+          gue_ports.empty() ? "" : fmt::format(" and GUE on UDP port {}", fmt::join(gue_ports, ", ")),
+          fmt::join(vips, " "), tun.name(), allow_any ? " (from any source: --allow-any)" : "");
 
   Decapsulator decap(vips, allowed, allow_any);
   decap.set_local_addresses(local_ipv4_addresses());
@@ -269,9 +324,13 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
   uint64_t write_errors = 0;
-  pollfd pfds[2] = {{raw, POLLIN, 0}, {sfd, POLLIN, 0}};
+  // Signals first, then the raw sockets, then the GUE sockets.
+  std::vector<pollfd> pfds{{sfd, POLLIN, 0}};
+  for (const auto& s : raw_socks) pfds.push_back({s.get(), POLLIN, 0});
+  for (const auto& s : gue_socks) pfds.push_back({s.get(), POLLIN, 0});
+  std::vector<uint8_t> gue_buf(kMax);
   for (bool running = true; running;) {
-    const int ready = poll(pfds, 2, 1000);
+    const int ready = poll(pfds.data(), pfds.size(), 1000);
     if (ready < 0) {
       if (errno == EINTR) continue;
       LBD_LOG(kError, "decap", "poll: {}", std::strerror(errno));
@@ -284,14 +343,19 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
       addresses_at = now;
     }
     if (ready == 0) continue;
-    if (pfds[0].revents) {
-      const int n = recvmmsg(raw, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+    for (size_t k = 1; k < pfds.size(); ++k) {
+      if (!pfds[k].revents) continue;
+      if (k > raw_socks.size()) {
+        receive_gue(pfds[k].fd, decap, tun.fd(), gue_buf, write_errors);
+        continue;
+      }
+      const int n = recvmmsg(pfds[k].fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       for (int i = 0; i < n; ++i) {
         const auto inner = decap.handle({bufs.data() + size_t(i) * kMax, msgs[size_t(i)].msg_len});
         if (!inner.empty() && write(tun.fd(), inner.data(), inner.size()) < 0) ++write_errors;
       }
     }
-    if (pfds[1].revents) {
+    if (pfds[0].revents) {
       signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGUSR1) {
@@ -313,12 +377,14 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
 
 int main(int argc, char** argv) {
   std::vector<std::string> vip_args, allow_args;
+  std::vector<unsigned> gue_port_args;
   std::string tun_name = "lbdtun0";
   std::string state_dir = "/run/lbd-decap";
   po::options_description desc(
       "Usage: lbd-decap --vip VIP [--vip VIP ...] [options]\n\n"
-      "The real-server side of lbd's IPIP tunnelling (ipvsadm -i): delivers the packets a\n"
-      "director tunnels to this host for the given VIPs to the local stack.\nOptions");
+      "The real-server side of lbd's tunnelling (ipvsadm -i, --tun-type ipip|gre|gue):\n"
+      "delivers the packets a director tunnels to this host for the given VIPs to the local\n"
+      "stack. IPIP and GRE are always received; GUE on the UDP ports given.\nOptions");
   desc.add_options()
       ("help,h", "show this help and exit")
       ("vip", po::value<std::vector<std::string>>(&vip_args)->composing(),
@@ -326,6 +392,8 @@ int main(int argc, char** argv) {
       ("allow-from", po::value<std::vector<std::string>>(&allow_args)->composing(),
        "accept tunnelled packets only from this director address or CIDR (repeatable; "
        "required unless --allow-any)")
+      ("gue-port", po::value<std::vector<unsigned>>(&gue_port_args)->composing(),
+       "receive GUE on this UDP port (the director's --tun-port; repeatable)")
       ("allow-any", "accept tunnelled packets from any source (labs only: anyone who can reach "
        "this host can then inject packets with any client address)")
       ("state-dir", po::value<std::string>(&state_dir)->default_value(state_dir),
@@ -368,6 +436,14 @@ int main(int argc, char** argv) {
     std::cerr << "lbd-decap: at least one --vip is required\nTry 'lbd-decap --help' for more information.\n";
     return 2;
   }
+  std::vector<uint16_t> gue_ports;
+  for (const unsigned p : gue_port_args) {
+    if (p == 0 || p > 65535) {
+      std::cerr << "lbd-decap: --gue-port " << p << ": not a UDP port (1-65535)\n";
+      return 2;
+    }
+    gue_ports.push_back(uint16_t(p));
+  }
   const bool allow_any = vm.count("allow-any") > 0;
   if (allowed.empty() && !allow_any) {
     std::cerr << "lbd-decap: --allow-from is required: name the directors that tunnel to this host "
@@ -379,7 +455,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    return run(vips, allowed, allow_any, tun_name, vm.count("keep-arp-sysctls") > 0, state_dir);
+    return run(vips, allowed, allow_any, gue_ports, tun_name, vm.count("keep-arp-sysctls") > 0, state_dir);
   } catch (const std::exception& e) {
     LBD_LOG(kError, "decap", "{}", e.what());
     return 1;

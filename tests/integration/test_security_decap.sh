@@ -78,7 +78,7 @@ sleep 0.3
 stop_tcpdump "$TCPDUMP_PID"
 assert_eq 0 "$(pcap_count "$LAB_DIR/tun.pcap")" "no forged packet reached real1's stack on lbdtun0"
 counters=$(grep "delivered" "$LAB_DIR/decap.log" | tail -1)
-for want in "delivered 0" "source_not_allowed 3" "not_to_this_host 3" "nested_ipip 3"; do
+for want in "delivered 0" "source_not_allowed 3" "not_to_this_host 3" "nested_tunnel 3"; do
   case "$counters" in *"$want"*) echo "ok: lbd-decap counted $want" ;;
     *) fail "lbd-decap counters: expected $want in [$counters]" ;; esac
 done

@@ -184,6 +184,7 @@ TEST_CASE("the control dump carries each service's options and each real's spec 
   r.spec = RealSpec(test::ip("198.18.0.11"), 80, FwdMethod::kTunnel, 3, std::string("interval=0.5,port=8080"));
   r.spec.u_threshold = 100;
   r.spec.l_threshold = 50;
+  r.spec.tun = TunnelSpec{TunType::kGue, 6080, TunCsum::kRemCsum};
   r.active = 7;
   r.persist_conns = 2;
   r.flags = DumpReal::kDown;
@@ -210,6 +211,7 @@ TEST_CASE("the control dump carries each service's options and each real's spec 
   CHECK(br.spec.addr == r.spec.addr);
   CHECK(br.spec.fwd == FwdMethod::kTunnel);
   CHECK(br.spec.weight == 3);
+  CHECK(br.spec.tun == TunnelSpec{TunType::kGue, 6080, TunCsum::kRemCsum});
   CHECK(br.health() == "interval=0.5,port=8080");
   CHECK(br.spec.u_threshold == 100);
   CHECK(br.spec.l_threshold == 50);
@@ -234,6 +236,12 @@ TEST_CASE("a dump with an unknown forwarding method or a bad --health is refused
   CHECK(decode_dump(head + svc + "END\n", d));
   Dump bad_fwd;
   CHECK_FALSE(decode_dump(head + svc + "R 198.18.0.11 80 3 1 0 0 0 0 0 0 0 0 - 0 0 0 0 0 0 0 0\nEND\n", bad_fwd));
+  // An older lbd's real line ends before the tunnel: IPIP. A tunnel lbd does not know: refused.
+  Dump old_real;
+  REQUIRE(decode_dump(head + svc + "R 198.18.0.11 80 2 1 0 0 0 0 0 0 0 0 - 0 0 0 0 0 0 0 0\nEND\n", old_real));
+  CHECK(old_real.services.at(0).reals.at(0).spec.tun == TunnelSpec{});
+  Dump bad_tun;
+  CHECK_FALSE(decode_dump(head + svc + "R 198.18.0.11 80 2 1 0 0 0 0 0 0 0 0 - 0 0 0 0 0 0 0 0 3 0 0\nEND\n", bad_tun));
   Dump bad_health;
   CHECK_FALSE(decode_dump(head + "S 6 198.18.0.100 80 wlc 0 0 0 0 0 check=nope 0 255.255.255.255 0 0 0 0 0 0 0\n"
                                  "END\n",

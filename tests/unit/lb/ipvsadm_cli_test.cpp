@@ -148,7 +148,9 @@ TEST_CASE("the canonical form reads back to the same command") {
                            "-d -t 198.18.0.100:80 -r 198.18.0.11:80", "-D -t 198.18.0.100:80",
                            "-a -t 198.18.0.100:80 -r 198.18.0.11:8080 -m -w 1",
                            "-a -u 198.18.0.100:53 -r 198.18.0.11:53 -i -w 1 --tun-type ipip",
-                           "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue",
+                           "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum",
+                           "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum",
+                           "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 3 --tun-type gre --tun-csum",
                            "-C", "-Z", "--set 10 20 30"}) {
     INFO(line);
     const auto c = ok(line);
@@ -157,13 +159,45 @@ TEST_CASE("the canonical form reads back to the same command") {
   }
 }
 
-TEST_CASE("tunnels other than IPIP are refused, not silently made IPIP") {
+TEST_CASE("--tun-*: ipvsadm's tunnel_types_v_options matrix and messages, exit 2") {
+  // Written from ipvsadm.c's tunnel_opt_check(), parse_tun_type() and TAG_TUN_PORT.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--tun-type gue", "You need to supply the 'tun-port' option for the 'gue' tunnel type"},
+      {"--tun-type gue --tun-port 0", "illegal tunnel port specified"},
+      {"--tun-type gue --tun-port 65536", "illegal tunnel port specified"},
+      {"--tun-type vxlan", "illegal tunnel type specified"},
+      {"--tun-port 6080", "Illegal 'tun-port' option with the 'ipip' tunnel type"},
+      {"--tun-csum", "Illegal 'tun-csum' option with the 'ipip' tunnel type"},
+      {"--tun-type gre --tun-port 6080", "Illegal 'tun-port' option with the 'gre' tunnel type"},
+      {"--tun-type gre --tun-remcsum", "Illegal 'tun-remcsum' option with the 'gre' tunnel type"},
+      {"--tun-type gue --tun-port 6080 --tun-csum --tun-remcsum",
+       "The option 'tun-remcsum' conflicts with the 'tun-csum' option in the 'gue' tunnel type"},
+      {"--tun-type gre --tun-nocsum --tun-csum",
+       "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type"},
+  };
+  for (const auto& [opts, message] : cases) {
+    INFO(opts);
+    const CliError e = err("-a -t 198.18.0.100:80 -r 198.18.0.11 -i " + opts);
+    CHECK(e.exit_code == 2);
+    CHECK(e.message == message);
+  }
+  CHECK(err("-a -t 198.18.0.100:80 -r 198.18.0.11 -g --tun-type gre").message ==
+        "Tunnel options conflict with forward method");
+  const CliCommand gue = ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gue --tun-port 6080 --tun-csum");
+  CHECK(gue.real.tun == TunnelSpec{TunType::kGue, 6080, TunCsum::kCsum});
+  CHECK(ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gre").real.tun == TunnelSpec{TunType::kGre, 0, TunCsum::kNoCsum});
+}
+
+TEST_CASE("a GUE or GRE real keeps its tunnel in the table; -e replaces it as IPVS does") {
   ServiceTable services;
   Timeouts timeouts;
   REQUIRE(execute(ok("-A -t 198.18.0.100:80"), services, timeouts).is_ok());
-  const Status gre = execute(ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gre"), services, timeouts);
-  CHECK(gre.message() == "a GRE tunnel (--tun-type gre) is not supported by lbd yet");
-  CHECK(execute(ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type ipip"), services, timeouts).is_ok());
+  REQUIRE(execute(ok("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gue --tun-port 6080"), services, timeouts).is_ok());
+  const ServiceKey key{kProtoTcp, ip("198.18.0.100"), 80};
+  CHECK(services.find_real(key, ip("198.18.0.11"), 80)->tun == TunnelSpec{TunType::kGue, 6080, TunCsum::kNoCsum});
+  // ipvsadm -e sends the tunnel attributes it was given, ipip by default.
+  REQUIRE(execute(ok("-e -t 198.18.0.100:80 -r 198.18.0.11 -i"), services, timeouts).is_ok());
+  CHECK(services.find_real(key, ip("198.18.0.11"), 80)->tun == TunnelSpec{});
 }
 
 TEST_CASE("rules streams: ipvsadm tokens dropped, comments and blanks skipped, line numbers") {

@@ -207,6 +207,28 @@ TEST_CASE("--thresholds, --persistent-conn and --tun-info columns") {
         "TCP  198.18.0.100:443 wlc (flag-2) persistent 360 mask 255.255.255.0\n"
         "  -> 198.18.0.11:443              Route   n/a           1      3          12        \n"
         "  -> 198.18.0.12:443              Tunnel  ipip          2      0          1         \n");
+  // ipvsadm's fwd_tun_info(): gue:PORT:-c|+c|r+c and gre:-c|+c.
+  Dump d = flagged();
+  for (DumpService& sv : d.services) {
+    for (DumpReal& r : sv.reals) {
+      if (sv.key.port != 443) continue;
+      r.spec.fwd = FwdMethod::kTunnel;
+      r.spec.tun = r.spec.addr == ip("198.18.0.11") ? TunnelSpec{TunType::kGue, 6080, TunCsum::kRemCsum}
+                                                    : TunnelSpec{TunType::kGre, 0, TunCsum::kCsum};
+    }
+  }
+  CHECK(render("-L -n --tun-info -t 198.18.0.100:443", d) ==
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n"
+        "TCP  198.18.0.100:443 wlc (flag-2) persistent 360 mask 255.255.255.0\n"
+        "  -> 198.18.0.11:443              Tunnel  gue:6080:r+c  1      3          12        \n"
+        "  -> 198.18.0.12:443              Tunnel  gre:+c        2      0          1         \n");
+  // ipvsadm's print_tunnel_rule() order: -w, --tun-type, --tun-port, the checksum option.
+  const std::string saved = render("-S -n", d);
+  CHECK(saved.find("-a -t 198.18.0.100:443 -r 198.18.0.11:443 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum -x 100\n") !=
+        std::string::npos);
+  CHECK(saved.find("-a -t 198.18.0.100:443 -r 198.18.0.12:443 -i -w 2 --tun-type gre --tun-csum -x 50 -y 20\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("-c lists templates with client port 0; --persistent-conn widens the header") {
