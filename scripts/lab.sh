@@ -128,8 +128,10 @@ lab_tun_real() {
     lab_log "creating /dev/net/tun (char 10:200) for lbd-decap"
     mkdir -p /dev/net && mknod -m 600 /dev/net/tun c 10 200
   fi
+  # LAB_DECAP_OPTS: more of lbd-decap's options (e.g. --gue-port 6080), word-split.
+  # shellcheck disable=SC2086
   lab_bg "$ns" "$LBD_DECAP_BIN" "${vips[@]}" --allow-from "$LAB_DIRECTOR_IP" \
-    --state-dir "$LAB_DIR/decap-state"
+    --state-dir "$LAB_DIR/decap-state" ${LAB_DECAP_OPTS:-}
   for k in $(seq 1 100); do
     in_ns "$ns" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$1/32" && return 0
     sleep 0.05
