@@ -56,7 +56,7 @@ uint16_t DataPath::tunnel_mtu(const Real& real, uint64_t now_ms) {
 
 Conn* DataPath::new_connection(const Frame& f, DropReason& why) {
   const ParsedPacket& p = f.p;
-  Service* svc = services_.find_for_packet(p.protocol, p.daddr, p.dport);
+  Service* svc = services_.find_for_packet(p.protocol, p.daddr, p.dport, mark_);
   if (!svc) {
     // Not for a service: from a NAT real's service port it is a reply nobody is waiting for.
     const ServiceTable::Endpoint src{p.protocol, p.saddr, p.sport};
@@ -204,8 +204,9 @@ void DataPath::release(Conn& c) {
 }
 
 Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms,
-                          size_t capacity) {
+                          size_t capacity, uint32_t mark) {
   ++counters_.rx_frames;
+  mark_ = mark;
   ParsedPacket p;
   DropReason why{};
   const bool whole = parse_frame(frame, p, why);

@@ -207,9 +207,10 @@ class DataPath {
 
   // Processes one frame in place. `now_ms` is a monotonic clock in milliseconds. The buffer
   // holds `capacity` bytes (at least frame.size()): an ICMP reply may be longer than the
-  // frame it answers.
+  // frame it answers. `mark`: the packet's firewall mark (the fwmark queue's; 0 from a
+  // capture), which picks a fwmark service for a new connection.
   Verdict process(std::span<uint8_t> frame, int in_ifindex, uint64_t now_ms,
-                  size_t capacity = 0);
+                  size_t capacity = 0, uint32_t mark = 0);
 
   // ICMP errors lbd sends, at most this many per second (the kernel's icmp_msgs_per_sec).
   static constexpr uint32_t kIcmpPerSecond = IcmpLimiter::kPerSecond;
@@ -397,6 +398,7 @@ class DataPath {
   FragmentTable fragments_;
   void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
   uint16_t tunnel_ip_id_ = 0;
+  uint32_t mark_ = 0;  // the frame in process()'s firewall mark
   FlowCache* flow_cache_ = nullptr;
   std::vector<lbd_real_use> real_folded_;  // per real id, 2 each (client side, replies): folded so far
   std::vector<uint32_t> offloaded_of_;     // per real id: its connections in the fast path

@@ -14,8 +14,11 @@ namespace lbd {
 Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s,
                                      DropReason& why) {
   const Ipv4 snet = Ipv4::from_host(p.saddr.host() & svc.options.netmask.host());
-  const ConnKey tkey{snet, svc.key.vip, 0, svc.key.port,
-                     uint8_t(p.protocol | kTemplateProtocolBit)};
+  // A fwmark service's template is <IPPROTO_IP, snet, fwmark>: one real for the client
+  // network's connections to every address and port the mark takes (ip_vs_sched_persist()).
+  const ConnKey tkey = svc.key.fwmark
+                           ? ConnKey{snet, Ipv4::from_host(svc.key.fwmark), 0, 0, uint8_t(kTemplateProtocolBit)}
+                           : ConnKey{snet, svc.key.vip, 0, svc.key.port, uint8_t(p.protocol | kTemplateProtocolBit)};
   const uint32_t until = now_s + svc.options.persistent;
   Conn* t = conns_.find(tkey);
   if (t) {

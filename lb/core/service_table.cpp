@@ -45,7 +45,7 @@ const char* protocol_token(uint8_t protocol) {
 std::vector<Ipv4> ServiceTable::vips() const {
   std::vector<Ipv4> v;
   for_each_service([&](const Service& s) {
-    if (std::find(v.begin(), v.end(), s.key.vip) == v.end()) v.push_back(s.key.vip);
+    if (!s.key.fwmark && std::find(v.begin(), v.end(), s.key.vip) == v.end()) v.push_back(s.key.vip);
   });
   return v;
 }
@@ -58,7 +58,7 @@ std::vector<Ipv4> ServiceTable::serving_vips() const {
       const Real& r = reals_[s.reals[i]];
       serving = !r.deleted && r.dest.weight > 0 && r.dest.available;
     }
-    if (serving) v.push_back(s.key.vip);
+    if (serving && !s.key.fwmark) v.push_back(s.key.vip);
   });
   std::sort(v.begin(), v.end(), [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); });
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -68,6 +68,7 @@ std::vector<Ipv4> ServiceTable::serving_vips() const {
 std::vector<ServiceTable::Endpoint> ServiceTable::nat_endpoints() const {
   std::vector<Endpoint> v;
   for_each_service([&](const Service& s) {
+    if (s.key.fwmark) return;  // their replies come through the fwmark queue
     auto add = [&](uint32_t id) {
       const Real& r = reals_[id];
       if (r.fwd == FwdMethod::kMasq) v.push_back({s.key.protocol, r.addr, r.port});
@@ -129,6 +130,7 @@ void ServiceTable::estimate_rates() {
 }
 
 std::string to_string(const ServiceKey& k) {
+  if (k.fwmark) return fmt::format("FWM {}", k.fwmark);
   return fmt::format("{} {}:{}", protocol_info(k.protocol).name, k.vip,
                      k.port);
 }

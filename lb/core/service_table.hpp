@@ -34,12 +34,16 @@ namespace lbd {
 const char* protocol_token(uint8_t protocol);  // "tcp", "udp", "sctp" (nft, pcap, services)
 
 struct ServiceKey {
-  uint8_t protocol = 0;  // kProtoTcp or kProtoUdp
+  uint8_t protocol = 0;  // kProtoTcp or kProtoUdp (a fwmark service: kProtoTcp, as ipvsadm sets it)
   Ipv4 vip;
   uint16_t port = 0;
+  // -f: a firewall-mark service (no address, no port): it takes the packets the operator's
+  // firewall marks with this value, of any protocol and any address. 0: not one.
+  uint32_t fwmark = 0;
   friend bool operator==(const ServiceKey&, const ServiceKey&) = default;
 };
-std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80"
+std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80", "FWM 1"
+inline ServiceKey fwmark_key(uint32_t mark) { return ServiceKey{kProtoTcp, Ipv4{}, 0, mark}; }
 
 inline constexpr Ipv4 kHostNetmask{{255, 255, 255, 255}};  // -M's default: one client each
 
@@ -202,9 +206,12 @@ class ServiceTable {
   const Real& real(uint32_t id) const { return reals_[id]; }
   Service& service(uint32_t id) { return services_[id]; }
 
-  // Data path: the service a packet to (protocol, vip, port) belongs to: the exact key, else
-  // a persistent port-zero service of that address (IPVS __ip_vs_service_find order).
-  Service* find_for_packet(uint8_t protocol, Ipv4 vip, uint16_t port) {
+  // Data path: the service a packet to (protocol, vip, port) with firewall mark `mark`
+  // belongs to: the mark's service, the exact key, else a persistent port-zero service of
+  // that address (IPVS ip_vs_service_find() order).
+  Service* find_for_packet(uint8_t protocol, Ipv4 vip, uint16_t port, uint32_t mark = 0) {
+    if (mark)
+      if (Service* s = find(fwmark_key(mark))) return s;
     if (Service* s = find(ServiceKey{protocol, vip, port})) return s;
     if (!port_zero_services_) return nullptr;
     Service* s = find(ServiceKey{protocol, vip, 0});
@@ -276,7 +283,7 @@ class ServiceTable {
 
  private:
   static uint32_t key_hash(const ServiceKey& k) {
-    uint64_t x = uint64_t(k.vip.host()) << 24 ^ uint64_t(k.port) << 8 ^ k.protocol;
+    uint64_t x = (uint64_t(k.vip.host()) << 24 ^ uint64_t(k.port) << 8 ^ k.protocol) + (uint64_t(k.fwmark) << 32);
     x *= 0x9e3779b97f4a7c15ULL;
     return uint32_t(x >> 32);
   }

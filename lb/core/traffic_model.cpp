@@ -33,7 +33,15 @@ const char* const kGuardRules =
 TrafficModel traffic_model(const ServiceTable& services, std::vector<Ipv4> local) {
   TrafficModel m;
   services.for_each_service([&](const Service& s) {
-    m.services.push_back({s.key.protocol, s.key.vip, s.key.port});
+    if (s.key.fwmark) {
+      m.fwmarks.push_back(s.key.fwmark);
+      for (uint32_t id : s.reals) {
+        const Real& r = services.real(id);
+        if (r.fwd == FwdMethod::kMasq && !has(m.fwmark_nat_addrs, r.addr)) m.fwmark_nat_addrs.push_back(r.addr);
+      }
+    } else {
+      m.services.push_back({s.key.protocol, s.key.vip, s.key.port});
+    }
     for (uint32_t id : s.reals) {
       const Real& r = services.real(id);
       if (r.fwd != FwdMethod::kTunnel) continue;

@@ -31,6 +31,11 @@ struct TrafficModel {
   // port, are lbd's to relay (about its tunnels).
   bool tunnels = false;
   std::vector<uint16_t> gue_ports;  // each distinct GUE --tun-port once
+  // Firewall-mark services: their packets reach lbd through the fwmark queue, not the
+  // captures (fwmark_queue.hpp): their marks, and their NAT reals' addresses (whose
+  // replies go through the queue too). None of the above lists them.
+  std::vector<uint32_t> fwmarks;
+  std::vector<Ipv4> fwmark_nat_addrs;
   size_t service_count = 0;
 
   enum class Claim {

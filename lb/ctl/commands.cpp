@@ -20,7 +20,6 @@ Status unsupported(const std::string& what) {
 }
 
 Status check_supported(const CliCommand& c) {
-  if (c.fwmark) return unsupported("a firewall-mark service (-f)");
   if (c.has(kOptService) && c.service.protocol != kProtoTcp && c.service.protocol != kProtoUdp)
     return unsupported("an SCTP service");
   // IPVS without the engine's module says ENOENT; lbd has no persistence engine (sip).
@@ -61,7 +60,9 @@ Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
 }
 
 Status add_or_edit_real(const CliCommand& c, ServiceTable& services) {
-  if (c.service.port == 0 && c.real.port == 0 && c.real.fwd == FwdMethod::kMasq)
+  // (A fwmark service's NAT real without a port keeps each packet's: its replies, from any
+  // port, come through the fwmark queue.)
+  if (c.service.port == 0 && !c.service.fwmark && c.real.port == 0 && c.real.fwd == FwdMethod::kMasq)
     return unsupported("a NAT real server without a port on a port-zero service");
   if (const Service* svc = services.find(c.service)) {
     std::string overrides = c.real.health.value_or("");

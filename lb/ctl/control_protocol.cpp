@@ -113,7 +113,7 @@ std::string encode_dump(const Dump& d) {
     s += fmt::format(" {} {} {} {} {}", token(health::format_service_health(o.health)), o.persistent, o.netmask,
                      int(o.ops), int(o.sched_flags));
     put_rates(s, sv.rates);
-    s += '\n';
+    s += fmt::format(" {}\n", sv.key.fwmark);
     for (const auto& r : sv.reals) {
       const RealSpec& rs = r.spec;
       s += fmt::format("R {} {} {} {} {} {}", rs.addr, rs.port, int(rs.fwd), rs.weight, r.active, r.inactive);
@@ -188,6 +188,8 @@ bool decode_dump(const std::string& text, Dump& out) {
         if (!parsed) return false;
         o.health = std::move(parsed).value();
       }
+      // The fwmark ends the line; an older lbd wrote none (no fwmark services then).
+      if (uint32_t mark = 0; in >> mark) s.key.fwmark = mark;
       o.ops = ops;
       o.sched_flags = uint8_t(flags);
       s.key.protocol = uint8_t(proto);

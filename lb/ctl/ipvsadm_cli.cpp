@@ -255,6 +255,7 @@ struct Parser {
           if (!parse_uint(*arg, 0xffffffffULL, v) || v == 0)
             return fail(2, fmt::format("invalid fwmark value `{}' specified", *arg));
           c.fwmark = uint32_t(v);
+          c.service = fwmark_key(c.fwmark);  // ipvsadm: protocol TCP, no address, no port
         } else {
           svc_proto = (name == "t" || name == "tcp-service") ? kProtoTcp
                       : (name == "u" || name == "udp-service") ? kProtoUdp : kProtoSctp;
@@ -574,9 +575,9 @@ void append_real_flags(std::vector<std::string>& a, const RealSpec& r, const std
 std::vector<std::string> canonical_args(const CliCommand& c) {
   std::vector<std::string> a;
   auto svc = [&] {
-    if (c.fwmark) {
+    if (c.service.fwmark) {
       a.push_back("-f");
-      a.push_back(std::to_string(c.fwmark));
+      a.push_back(std::to_string(c.service.fwmark));
       return;
     }
     a.push_back(protocol_info(c.service.protocol).flag);

@@ -43,7 +43,7 @@ struct CliCommand {
   bool has(Opt o) const { return options >> o & 1; }
 
   ServiceKey service;
-  uint32_t fwmark = 0;   // -f (parsed; lbd refuses fwmark services)
+  uint32_t fwmark = 0;   // -f (also in service.fwmark)
   ServiceOptions svc_options;  // -s -p -M -o -b (and --health)
   std::string pe;              // --pe (parsed; lbd has no persistence engine)
   RealSpec real;               // -r -g/-i/-m -w -x -y --tun-*

@@ -50,9 +50,11 @@ json service_json(DumpService s, bool sort) {
   json reals = json::array();
   for (const auto& r : s.reals) reals.push_back(real_json(r));
   const std::string health = health::redact_secrets(health::format_service_health(s.options.health));
-  return {{"protocol", protocol_info(s.key.protocol).name},
-          {"address", to_string(s.key.vip)},
+  // A fwmark service: "FWM" with its mark, no address or port (as -L prints it).
+  return {{"protocol", s.key.fwmark ? "FWM" : protocol_info(s.key.protocol).name},
+          {"address", s.key.fwmark ? json(nullptr) : json(to_string(s.key.vip))},
           {"port", s.key.port},
+          {"fwmark", s.key.fwmark},
           {"scheduler", s.options.scheduler},
           {"sched_flags", s.options.sched_flags ? sched_flags_text(s.options.scheduler, s.options.sched_flags) : ""},
           {"persistent", s.options.persistent},

@@ -19,6 +19,8 @@ int addr_cmp(Ipv4 a, Ipv4 b) { return int(uint32_t(a.host() - b.host())); }
 }  // namespace
 
 bool service_order(const DumpService& a, const DumpService& b) {
+  // ipvs_cmp_services(): the fwmark first, as an int difference (0: not a fwmark service).
+  if (a.key.fwmark != b.key.fwmark) return int(a.key.fwmark - b.key.fwmark) < 0;
   if (a.key.protocol != b.key.protocol) return a.key.protocol < b.key.protocol;
   if (int r = addr_cmp(a.key.vip, b.key.vip)) return r < 0;
   return a.key.port < b.key.port;
@@ -138,9 +140,9 @@ struct Renderer {
   }
 
   void service(DumpService s) {
-    std::string svc_name =
-        fmt::sprintf("%-4s %s", proto_name(s.key.protocol),
-                     addrport(s.key.vip, s.key.port, s.key.protocol));
+    std::string svc_name = s.key.fwmark ? fmt::format("FWM  {}", s.key.fwmark)
+                                        : fmt::sprintf("%-4s %s", proto_name(s.key.protocol),
+                                                       addrport(s.key.vip, s.key.port, s.key.protocol));
     if (svc_name.size() > 33) svc_name.resize(33);
     if (cmd.has(kOptStats)) {
       out += fmt::sprintf("%-33s", svc_name);
@@ -185,8 +187,9 @@ struct Renderer {
   }
 
   void save_service(DumpService s) {
-    const char* flag = protocol_info(s.key.protocol).flag;
-    const std::string vname = addrport(s.key.vip, s.key.port, s.key.protocol);
+    const char* flag = s.key.fwmark ? "-f" : protocol_info(s.key.protocol).flag;
+    const std::string vname =
+        s.key.fwmark ? std::to_string(s.key.fwmark) : addrport(s.key.vip, s.key.port, s.key.protocol);
     std::vector<std::string> opts;
     const std::string h = health::format_service_health(s.options.health);
     append_service_flags(opts, s.options, "", h.empty() ? std::nullopt : std::optional(h));
@@ -212,7 +215,7 @@ struct Renderer {
                           "destination");
     for (const auto& c : d.conns) {
       const std::string expire = fmt::sprintf("%02d:%02d", c.expires / 60, c.expires % 60);
-      out += fmt::sprintf("%-3s %-6s %-11s %-18s %-18s %s\n", proto_name(c.protocol), expire,
+      out += fmt::sprintf("%-3s %-6s %-11s %-18s %-18s %s\n", c.protocol ? proto_name(c.protocol) : "IP", expire,
                           c.state, addrport(c.caddr, c.cport, c.protocol),
                           addrport(c.vaddr, c.vport, c.protocol),
                           addrport(c.daddr, c.dport, c.protocol));

@@ -43,9 +43,14 @@ struct Writer {
   }
 };
 
+// A fwmark service's labels as node_exporter's procfs reads /proc/net/ip_vs's "FWM" lines:
+// proto FWM, the mark, no address (Go prints a nil address as "<nil>"), port 0.
+const char* proto_label(const ServiceKey& k) { return k.fwmark ? "FWM" : protocol_info(k.protocol).name; }
+std::string address_label(const ServiceKey& k) { return k.fwmark ? "<nil>" : to_string(k.vip); }
+
 std::string service_labels(const ServiceKey& k) {
-  return fmt::format("proto=\"{}\",local_address=\"{}\",local_port=\"{}\"", protocol_info(k.protocol).name,
-                     to_string(k.vip), k.port);
+  return fmt::format("proto=\"{}\",local_address=\"{}\",local_port=\"{}\"{}", proto_label(k), address_label(k),
+                     k.port, k.fwmark ? fmt::format(",local_mark=\"{}\"", k.fwmark) : "");
 }
 
 std::string real_labels(const ServiceKey& k, const DumpReal& r) {
@@ -56,8 +61,9 @@ std::string real_labels(const ServiceKey& k, const DumpReal& r) {
 // node_exporter's backend label set, in its order; local_mark is a fwmark service's mark.
 std::string ipvs_backend_labels(const ServiceKey& k, const DumpReal& r) {
   return fmt::format("local_address=\"{}\",local_port=\"{}\",remote_address=\"{}\",remote_port=\"{}\","
-                     "proto=\"{}\",local_mark=\"\"",
-                     to_string(k.vip), k.port, to_string(r.spec.addr), r.spec.port, protocol_info(k.protocol).name);
+                     "proto=\"{}\",local_mark=\"{}\"",
+                     address_label(k), k.port, to_string(r.spec.addr), r.spec.port, proto_label(k),
+                     k.fwmark ? std::to_string(k.fwmark) : "");
 }
 
 }  // namespace

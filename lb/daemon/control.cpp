@@ -365,10 +365,30 @@ void Control::configuration_changed() {
   }
   set_capture_filters(model);
   if (const Status st = guard_->apply(model); !st.is_ok()) LBD_LOG(kError, "guard", "nftables update failed: {}", st.message());
+  if (fwmark_) {
+    if (const Status st = fwmark_->apply(model.fwmarks, model.fwmark_nat_addrs, model.local); !st.is_ok())
+      LBD_LOG(kError, "fwmark", "nftables update failed: {}", st.message());
+  } else if (!model.fwmarks.empty() && !std::exchange(fwmark_warned_, true)) {
+    LBD_LOG(kError, "fwmark", "firewall-mark services are configured but the fwmark queue is not bound (see "
+            "the start-up log): they get no packets");
+  }
   resolve_next_hops(true);
   configure_health();
   write_directory();  // what the connections' real ids now mean
   publish_status();
+}
+
+// The firewall-mark services' queue, read by worker 0: every packet of those services
+// (both ways) comes through it, so one worker holds all their connections. Without it
+// (no nfnetlink_queue, or the queue number taken) lbd runs, and says so.
+void Control::start_fwmark_queue() {
+  try {
+    fwmark_ = std::make_unique<FwmarkQueue>(
+        FwmarkQueue::Options{uint16_t(cfg_.fwmark_queue), cfg_.fwmark_fail == "open"});
+    workers_[0]->set_fwmark_queue(fwmark_.get());
+  } catch (const std::exception& e) {
+    LBD_LOG(kWarn, "fwmark", "{}: firewall-mark services (-f) will get no packets", e.what());
+  }
 }
 
 void Control::set_capture_filters(const TrafficModel& model) {

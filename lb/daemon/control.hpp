@@ -22,6 +22,7 @@
 #include "lb/core/handover.hpp"
 #include "lb/base/unique_fd.hpp"
 #include "lb/io/box_guard.hpp"
+#include "lb/io/fwmark_queue.hpp"
 #include "lb/ctl/control_protocol.hpp"
 #include "lb/ctl/control_server.hpp"
 #include "lb/daemon/daemon.hpp"
@@ -171,11 +172,15 @@ class Control {
   const DaemonConfig& cfg_;
   ServiceTable services_;  // the control thread's: commands, listings, health, next hops
   Timeouts timeouts_;
+  // Declared before the workers: destroyed after their threads stop.
+  std::unique_ptr<FwmarkQueue> fwmark_;  // nullptr: the queue could not be bound (warned)
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<HopInterface> interfaces_;
   std::unique_ptr<NextHops> hops_;
   std::vector<NextHop> hops_published_;  // by real id: what the workers have
   std::unique_ptr<BoxGuard> guard_;
+  bool fwmark_warned_ = false;
+  void start_fwmark_queue();
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<health::Engine> health_;
   std::unique_ptr<XdpFlowCache> xdp_;

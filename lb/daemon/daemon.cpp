@@ -223,6 +223,7 @@ int Control::run() {
   });
   hops_ = std::make_unique<NextHops>(interfaces_);
   guard_ = std::make_unique<BoxGuard>(cfg_.interfaces);
+  start_fwmark_queue();
   start_offload();
   // Filters, guard and next hops before the workers run: what reached the sockets before
   // their filter is sorted out by libpcap, never handled as lbd's.

@@ -37,6 +37,10 @@ struct DaemonConfig {
   uint32_t announce_table = 0;
   // --metrics ADDR:PORT: Prometheus metrics and the status page over HTTP; "": off.
   std::string metrics;
+  // --fwmark-queue, --fwmark-fail: the NFQUEUE firewall-mark services' packets come through,
+  // and what happens to them while lbd cannot take them (fwmark_queue.hpp).
+  uint32_t fwmark_queue = 4321;
+  std::string fwmark_fail = "closed";
 };
 
 inline std::optional<VipArp> vip_arp_from_name(const std::string& s) {

@@ -17,6 +17,7 @@
 
 #include "lb/base/log.hpp"
 #include "lb/base/host.hpp"
+#include "lb/io/fwmark_queue.hpp"
 #include "lb/io/transmit.hpp"
 #include "lb/io/xdp_flow_cache.hpp"
 
@@ -236,6 +237,42 @@ int Worker::on_frames(Capture& cap, int rounds) {
   return total;
 }
 
+void Worker::on_queue() {
+  now_ms_ = monotonic_ms();
+  const int n = fwmark_queue_->receive(64, [this](const FwmarkQueue::Packet& q) {
+    // A frame as a capture would have seen it: to the input interface's MAC, from the
+    // previous hop's, carrying the packet. From an interface lbd does not capture on, it
+    // cannot be answered or sent on: the kernel's.
+    Injector* in = injector_for(q.ifindex);
+    const Capture* cap = nullptr;
+    for (const auto& c : captures_)
+      if (c->ifindex() == q.ifindex) cap = c.get();
+    if (!in || !cap) return false;
+    const size_t len = sizeof(EthHdr) + q.ip.size();
+    if (len > Injector::kFrameMax) {
+      dp_->count_drop(DropReason::kFrameTooBig);
+      return true;
+    }
+    uint8_t* buf = in->next_buffer();
+    EthHdr eth{cap->mac(), q.hw_src, Be16::from_host(kEtherTypeIpv4)};
+    std::memcpy(buf, &eth, sizeof eth);
+    std::memcpy(buf + sizeof eth, q.ip.data(), q.ip.size());
+    const uint64_t unclaimed = dp_->counters().drops[size_t(DropReason::kNoService)];
+    const Verdict v = dp_->process({buf, len}, q.ifindex, now_ms_, Injector::kFrameMax, q.mark);
+    if (v.transmit) send(buf, v.length ? v.length : len, v, in);
+    // No service for it (its mark's service just deleted, say): as IPVS, let it pass.
+    return dp_->counters().drops[size_t(DropReason::kNoService)] == unclaimed;
+  });
+  flush_all();
+  send_sync(false);
+  if (n < 0) {  // not read again: the packets queued meanwhile are the kernel's (--fwmark-fail)
+    LBD_LOG(kError, "fwmark", "worker {}: reading the fwmark queue failed, no longer read: {}", cfg_.index,
+            fwmark_queue_->error());
+    fwmark_failed_ = true;
+    sockets_changed_ = true;
+  }
+}
+
 void Worker::set_sync_master(int fd, const sockaddr_in& group, uint8_t syncid, uint32_t maxlen) {
   if (sync_fd_ >= 0) send_sync(true);  // what the previous master had queued
   sync_fd_ = fd;
@@ -277,11 +314,12 @@ void Worker::loop() {
   for (auto& c : captures_) caps.push_back(c.get());
   for (auto& c : syn_captures_) caps.push_back(c.get());
   const size_t mailbox = caps.size();
-  std::vector<pollfd> pfds(caps.size() + 2);
+  std::vector<pollfd> pfds(caps.size() + 3);
   auto sockets = [&] {  // a closed or failed capture's -1: poll ignores it
     for (size_t i = 0; i < caps.size(); ++i) pfds[i] = {failed_[i] ? -1 : caps[i]->fd(), POLLIN, 0};
     pfds[mailbox] = {mailbox_fd_.get(), POLLIN, 0};
     pfds[mailbox + 1] = {timer_fd_.get(), POLLIN, 0};
+    pfds[mailbox + 2] = {fwmark_queue_ && !fwmark_failed_ ? fwmark_queue_->fd() : -1, POLLIN, 0};
   };
   sockets();
   while (!stop_) {
@@ -304,6 +342,7 @@ void Worker::loop() {
         if (event_fd_ >= 0) [[maybe_unused]] auto n = write(event_fd_, &one, sizeof one);
       }
     }
+    if (pfds[mailbox + 2].revents) on_queue();
     if (pfds[mailbox].revents) run_mailbox();
     if (pfds[mailbox + 1].revents) {
       uint64_t ticks;

@@ -28,6 +28,7 @@
 namespace lbd {
 
 class XdpFlowCache;
+class FwmarkQueue;
 
 // What a worker's shard adds to the listings and counters.
 struct ShardCounts {
@@ -71,6 +72,9 @@ class Worker {
   // The fast path (nullptr: none), seen through this worker's use counters; only worker
   // 0 writes the reals' next hops (every copy has the same).
   void set_flow_cache(XdpFlowCache* cache);
+  // Before start(): this worker also reads the firewall-mark services' queue (one worker
+  // does: every packet of those services, both ways, comes through it).
+  void set_fwmark_queue(FwmarkQueue* q) { fwmark_queue_ = q; }
   ShardCounts counts();
 
   // On its thread: the interface at `slot` is gone (its sockets closed, their drops kept),
@@ -120,6 +124,7 @@ class Worker {
   void loop();
   // Frames handled (at most `rounds` batches), or -1 when the capture failed.
   int on_frames(Capture& cap, int rounds);
+  void on_queue();  // the fwmark queue's packets, as frames of their input interface
   void tick(uint64_t now_ms);
   void run_mailbox();
   void report();  // pending data path events to the control thread
@@ -148,6 +153,8 @@ class Worker {
   std::unique_ptr<sync::MessageBuilder> sync_msg_;
   UniqueFd mailbox_fd_, timer_fd_;
   int event_fd_ = -1;  // the control thread's
+  FwmarkQueue* fwmark_queue_ = nullptr;
+  bool fwmark_failed_ = false;
   std::atomic<bool> stop_{false};
   bool started_ = false;
   std::thread thread_;

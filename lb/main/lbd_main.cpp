@@ -61,6 +61,12 @@ int main(int argc, char** argv) {
        "ADDR:PORT: serve Prometheus metrics (/metrics, node_exporter's ipvs names), the live "
        "status page (/) and its data (/status.json) over HTTP there (off unless set; the unit's "
        "default binds 127.0.0.1:9587)")
+      ("fwmark-queue", po::value<uint32_t>(&cfg.fwmark_queue)->default_value(cfg.fwmark_queue),
+       "N: the NFQUEUE number firewall-mark services' (-f) packets reach lbd through, after the "
+       "firewall's marking rules (0 to 65535)")
+      ("fwmark-fail", po::value<std::string>(&cfg.fwmark_fail)->default_value(cfg.fwmark_fail),
+       "what the kernel does with those packets while lbd cannot take them (stopped, queue "
+       "full): closed drops them, open passes them to the director's own stack")
       ("capture-timeout-ms", po::value<int>(&cfg.capture_timeout_ms)->default_value(0),
        "0: immediate capture (lowest latency); N: buffered blocks, up to N ms latency");
   po::variables_map vm;
@@ -100,6 +106,14 @@ int main(int argc, char** argv) {
       std::cerr << "lbd: " << st.message() << "\n";
       return 2;
     }
+  }
+  if (cfg.fwmark_queue > 65535) {
+    std::cerr << "lbd: --fwmark-queue " << cfg.fwmark_queue << ": expected a queue number, 0 to 65535\n";
+    return 2;
+  }
+  if (cfg.fwmark_fail != "open" && cfg.fwmark_fail != "closed") {
+    std::cerr << "lbd: --fwmark-fail " << cfg.fwmark_fail << ": expected open or closed\n";
+    return 2;
   }
   if (cfg.workers > lbd::kMaxWorkers) {
     std::cerr << "lbd: --workers " << cfg.workers << ": expected 0 (automatic) or 1 to " << lbd::kMaxWorkers << "\n";

@@ -209,8 +209,33 @@ TEST_CASE("rules streams: ipvsadm tokens dropped, comments and blanks skipped, l
   Status s = parse_rules("-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.0.11 -w 99999\n", rules);
   CHECK_FALSE(s.is_ok());
   CHECK(s.message() == "line 2: illegal weight specified");
-  s = parse_rules("-A -t 198.18.0.100:80 -p 60\n-A -f 1 -s rr\n", rules);
-  CHECK(s.message() == "line 2: a firewall-mark service (-f) is not supported by lbd yet");
+  s = parse_rules("-A -t 198.18.0.100:80 -p 60\n--sctp-service 198.18.0.100:80 -A\n", rules);
+  CHECK(s.message() == "line 2: an SCTP service is not supported by lbd yet");
+}
+
+TEST_CASE("-f: a firewall-mark service, its reals with port 0, saved as ipvsadm writes them") {
+  const CliCommand a = ok("-A -f 1 -s rr -p 60");
+  CHECK(a.service == fwmark_key(1));
+  CHECK(a.service.protocol == kProtoTcp);  // ipvsadm: "protocol set to TCP internally"
+  for (const char* line : {"-A -f 1 -s rr -p 60", "-a -f 1 -r 198.18.0.11:0 -g -w 1", "-a -f 7 -r 198.18.0.11:0 -m -w 2",
+                           "-a -f 4294967295 -r 198.18.0.12:8080 -m -w 1", "-D -f 1", "-d -f 1 -r 198.18.0.11:0"}) {
+    INFO(line);
+    CHECK(join_args(canonical_args(ok(line))) == line);
+  }
+  // ipvsadm: a real's port omitted is the service's (0); DR keeps a port given (fwmark).
+  CHECK(ok("-a -f 1 -r 198.18.0.11 -g").real.port == 0);
+  CHECK(ok("-a -f 1 -r 198.18.0.11:80 -g").real.port == 80);
+  CHECK(err("-A -f 0").message == "invalid fwmark value `0' specified");
+  CHECK(err("-A -f 4294967296").message == "invalid fwmark value `4294967296' specified");
+  ServiceTable services;
+  Timeouts timeouts;
+  REQUIRE(execute(ok("-A -f 1 -s rr -p 60"), services, timeouts).is_ok());
+  REQUIRE(execute(ok("-a -f 1 -r 198.18.0.11 -m"), services, timeouts).is_ok());  // keeps each packet's port
+  CHECK(services.find_real(fwmark_key(1), ip("198.18.0.11"), 0) != nullptr);
+  CHECK(services.find_for_packet(kProtoUdp, ip("198.18.0.100"), 443, 1) == services.find(fwmark_key(1)));
+  CHECK(services.find_for_packet(kProtoTcp, ip("198.18.0.100"), 443, 2) == nullptr);
+  CHECK(services.find_for_packet(kProtoTcp, ip("198.18.0.100"), 443) == nullptr);
+  CHECK(execute(ok("-A -f 1"), services, timeouts).code() == EEXIST);
 }
 
 TEST_CASE("applying rules is all or nothing") {

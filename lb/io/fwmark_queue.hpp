@@ -1,0 +1,85 @@
+// Firewall-mark services' packets (ipvsadm -f): the operator's own nftables or iptables
+// rules mark them (mangle PREROUTING, priority -150); lbd's table `ip lbd_fwmark` queues
+// them after those rules (a prerouting chain at priority -140, before DNAT) to an NFQUEUE
+// lbd reads through libnetfilter_queue, with the replies of those services' NAT reals (to
+// anyone but the director). Each packet is processed by the data path with its mark and
+// sent by lbd's own socket, and its verdict is DROP (the kernel's copy goes no further),
+// or ACCEPT when no service of lbd's claims it. Verdicts are given in batches: one per
+// read of the queue, after the few ACCEPTs.
+//
+// When lbd is not reading (stopped, or its queue full): `fail_open` lets the packets go on
+// into the director's own stack (nft's `bypass`, the queue's NFQA_CFG_F_FAIL_OPEN); by
+// default they are dropped (fail closed): a VIP the director also holds would otherwise be
+// answered (RST) by its kernel, and clients retry into a restarted lbd instead.
+//
+// What it changes, undone at exit: the table (an older lbd's is replaced at start).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "forwarding/packet.hpp"
+#include "lb/base/status.hpp"
+
+struct nfq_handle;
+struct nfq_q_handle;
+struct nfgenmsg;
+struct nfq_data;
+
+namespace lbd {
+
+class FwmarkQueue {
+ public:
+  struct Options {
+    uint16_t queue = 4321;   // --fwmark-queue
+    bool fail_open = false;  // --fwmark-fail open|closed
+  };
+  // Binds the queue and makes the (empty) table; throws std::runtime_error naming the cause.
+  explicit FwmarkQueue(const Options& o);
+  ~FwmarkQueue();
+  FwmarkQueue(const FwmarkQueue&) = delete;
+  FwmarkQueue& operator=(const FwmarkQueue&) = delete;
+
+  static constexpr const char* kTable = "lbd_fwmark";
+  int fd() const { return fd_; }
+  const Options& options() const { return opt_; }
+
+  // The marks of the fwmark services, the addresses of their NAT reals, the director's own
+  // addresses: the table's sets, replaced in one transaction. On failure nothing changed.
+  Status apply(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
+               const std::vector<Ipv4>& local);
+
+  // One queued packet: its IPv4 bytes (whole), mark, input interface and link-layer source.
+  struct Packet {
+    std::span<const uint8_t> ip;
+    uint32_t mark;
+    int ifindex;
+    MacAddr hw_src;
+  };
+  // Returns true if lbd took the packet (verdict DROP), false to let the kernel have it.
+  using Handler = std::function<bool(const Packet&)>;
+  // Reads up to `budget` packets, calls `handler` for each, gives the verdicts. The count
+  // read, or -1 on a socket error other than "nothing more" (then why in error()).
+  int receive(int budget, const Handler& handler);
+  const std::string& error() const { return error_; }
+  uint64_t kernel_drops() const { return enobufs_; }  // the queue overflowed (ENOBUFS)
+
+ private:
+  std::string table_script() const;
+  Options opt_;
+  nfq_handle* h_ = nullptr;
+  nfq_q_handle* qh_ = nullptr;
+  int fd_ = -1;
+  std::vector<uint8_t> buf_;
+  const Handler* handler_ = nullptr;  // during receive()
+  uint32_t last_id_ = 0;
+  bool any_taken_ = false;
+  uint64_t enobufs_ = 0;
+  std::string error_;
+  static int on_packet(nfq_q_handle* qh, nfgenmsg* msg, nfq_data* nfa, void* self);
+};
+
+}  // namespace lbd
