@@ -6,12 +6,12 @@
 # (unless the machine already had one, which is then left as it was).
 
 LBD_BUILD_DEPS="build-essential cmake ninja-build pkg-config nlohmann-json3-dev libpcap-dev libnl-3-dev
-  libnl-route-3-dev libnl-genl-3-dev libbpf-dev clang libboost-program-options-dev libboost-dev libssl-dev libfmt-dev catch2
+  libnl-route-3-dev libnl-genl-3-dev libnetfilter-queue-dev libbpf-dev clang libboost-program-options-dev libboost-dev libssl-dev libfmt-dev catch2
   libbenchmark-dev libnftables-dev libsystemd-dev"
 LBD_RUN_DEPS="iproute2 nftables ethtool procps"
 LBD_TEST_DEPS="nginx-light socat curl tcpdump iputils-ping wrk mariadb-server mariadb-client python3-scapy
   libclang-rt-14-dev systemd dpkg-dev util-linux netbase libfaketime keepalived bird2 prometheus
-  chromium python3-websocket fonts-dejavu-core dnsmasq-base"
+  chromium python3-websocket fonts-dejavu-core dnsmasq-base iptables"
 LBD_BENCH_DEPS="iperf3 haproxy"
 
 lbd_install_deps() {

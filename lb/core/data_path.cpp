@@ -374,6 +374,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
   // IPVS frees a one-packet connection once its packet is on its way: with DR/TUN there is
   // no reply to wait for (a NAT one stays for the replies, until the flow's next datagram).
   // What follows needs only the real.
+  const uint16_t port = c.dport;
   if ((c.flags & Conn::kOnePacket) && method != FwdMethod::kMasq) release(c);
 
   if (!real.hop.resolved) {
@@ -383,7 +384,7 @@ Verdict DataPath::client_packet(const Frame& f, Conn& c) {
     if (hold(f, real.id, method)) return {};
     return drop(DropReason::kNextHopUnresolved);
   }
-  return forward(f, method, real);
+  return forward(f, method, real, port);
 }
 
 // A NAT real server's reply: back to VIP:vport, out to the client.

@@ -380,7 +380,8 @@ class DataPath {
   std::vector<uint32_t> pmtu_learnt_;
   bool hold(const Frame& f, uint32_t real_id, FwdMethod method);
   // The method's rewrite towards `real`, the one place a client's packet leaves for a real.
-  Verdict forward(const Frame& f, FwdMethod method, Real& real);
+  // `port`: NAT's destination port, the connection's (a real of port 0 keeps the packet's).
+  Verdict forward(const Frame& f, FwdMethod method, Real& real, uint16_t port);
   Verdict tunnel(const Frame& f, Real& real);
   Verdict finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu);
   HeldFrames held_;
@@ -425,7 +426,8 @@ void DataPath::release_held(uint64_t now_ms, Send&& send) {
       return;
     }
     const Frame f{bytes, h.frame.size(), p, h.in_ifindex, now_ms};
-    const Verdict v = forward(f, h.method, services_.real(h.real_id));
+    Real& real = services_.real(h.real_id);
+    const Verdict v = forward(f, h.method, real, real.port ? real.port : p.dport);  // as its connection's
     if (v.transmit) send(std::span<const uint8_t>(h.frame.data(), v.length ? v.length : h.len), v);
   });
 }

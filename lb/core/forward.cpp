@@ -35,14 +35,14 @@ bool DataPath::hold(const Frame& f, uint32_t real_id, FwdMethod method) {
   return true;
 }
 
-Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real) {
+Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real, uint16_t port) {
   if (method == FwdMethod::kTunnel) return tunnel(f, real);
   // Complete an offloaded checksum (NAT: while it still matches the original addresses);
   // a super-frame's are computed in full when it is segmented.
   if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
     ++counters_.checksums_completed;
   if (method == FwdMethod::kMasq && f.p.protocol != kProtoIcmp)
-    nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, real.port);
+    nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, port);
   return finish_l2(f, real.hop, real.hop.mtu);
 }
 

@@ -61,8 +61,8 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     count(real, p.ip_len, false);
     const FwdMethod method = c->method;
     if (method == FwdMethod::kMasq)
-      nat_rewrite_icmp(f.bytes, p, q, NatSide::kDestination, real.addr, real.port);
-    return forward(f, method, real);
+      nat_rewrite_icmp(f.bytes, p, q, NatSide::kDestination, real.addr, c->dport);
+    return forward(f, method, real, c->dport);
   }
   // From a NAT real server, about a packet from the client: to the client, as the VIP.
   const ConnKey reply_key{q.daddr, q.saddr, q.dport, q.sport, q.protocol};
@@ -210,7 +210,7 @@ Verdict DataPath::handle_echo(const Frame& f) {
       peer.if_slot = uint8_t(itf - interfaces_.data());
     }
     ++counters_.echo_forwarded;
-    return forward(f, chosen->fwd, *chosen);
+    return forward(f, chosen->fwd, *chosen, chosen->port);
   }
   if (!interface(f.in_ifindex)) return drop(DropReason::kUnhandledIcmp);
   echo_request_to_reply(f.bytes, p);

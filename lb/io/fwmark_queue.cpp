@@ -2,6 +2,10 @@
 #include "lb/io/fwmark_queue.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <linux/netfilter.h>
 #include <sys/socket.h>
 
@@ -17,39 +21,93 @@ extern "C" {
 #include <fmt/ranges.h>
 
 #include "lb/base/log.hpp"
-#include "lb/io/box_guard.hpp"
 
 namespace lbd {
 
-// After the operator's marking (mangle, -150), before DNAT (-100). The NAT replies: every
-// TCP, UDP and ICMP packet from a fwmark service's NAT real to anyone but the director.
-std::string FwmarkQueue::table_script() const {
-  const std::string queue = fmt::format("queue flags {}num {}", opt_.fail_open ? "bypass " : "", opt_.queue);
-  return fmt::format(
-      "table ip {0} {{\n"
-      "  set marks {{ type mark; }}\n"
-      "  set nat_addrs {{ type ipv4_addr; }}\n"
-      "  set local {{ type ipv4_addr; }}\n"
-      "  chain prerouting {{\n"
-      "    type filter hook prerouting priority -140; policy accept;\n"
-      "    meta mark @marks {1}\n"
-      "    ip saddr @nat_addrs ip daddr != @local meta l4proto {{ tcp, udp, icmp }} {1}\n"
-      "  }}\n"
-      "}}\n",
-      kTable, queue);
+namespace {
+
+// An iptables command (the xtables NFQUEUE target: kernels without nft's queue expression
+// have it), its output silenced; true if it succeeded. `-w`: waits for the xtables lock.
+bool iptables(const std::vector<std::string>& args) {
+  std::vector<const char*> argv{"iptables", "-w"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  const int e = posix_spawnp(&pid, "iptables", &fa, nullptr, const_cast<char* const*>(argv.data()), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (e != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// `script` to iptables-restore --noflush (one transaction): "" or why it failed.
+std::string iptables_restore(const std::string& script) {
+  FILE* p = popen("iptables-restore -w --noflush >/dev/null 2>&1", "w");
+  if (!p) return std::string("iptables-restore: ") + std::strerror(errno);
+  fwrite(script.data(), 1, script.size(), p);
+  const int status = pclose(p);
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return "iptables-restore refused the rules (is the iptables package installed?)";
+  return {};
+}
+
+constexpr const char* kInChain = "LBD_FWMARK";        // mangle INPUT: the marked packets
+constexpr const char* kNatChain = "LBD_FWMARK_NAT";   // mangle PREROUTING: NAT reals' replies
+
+// Removes lbd's chains and the jumps to them (this run's, or a killed lbd's).
+void remove_chains() {
+  while (iptables({"-t", "mangle", "-D", "INPUT", "-j", kInChain})) {}
+  while (iptables({"-t", "mangle", "-D", "PREROUTING", "-j", kNatChain})) {}
+  for (const char* c : {kInChain, kNatChain}) {
+    iptables({"-t", "mangle", "-F", c});
+    iptables({"-t", "mangle", "-X", c});
+  }
+}
+
+}  // namespace
+
+// IPVS takes packets at LOCAL_IN: the marked ones are queued from mangle INPUT (first
+// there), after every PREROUTING rule that marks them. A NAT real's replies are forwarded,
+// never local: they are queued from the start of mangle PREROUTING (no mark involved).
+// iptables (xt_NFQUEUE), not nft's queue expression: this is what kernels without nft_queue
+// (this project's CI) have.
+std::string FwmarkQueue::rules(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
+                               const std::vector<Ipv4>& local) const {
+  const std::string queue =
+      fmt::format("-j NFQUEUE --queue-num {}{}", opt_.queue, opt_.fail_open ? " --queue-bypass" : "");
+  std::string s = fmt::format("*mangle\n-F {}\n-F {}\n", kInChain, kNatChain);
+  for (uint32_t m : marks) s += fmt::format("-A {} -m mark --mark {} {}\n", kInChain, m, queue);
+  for (Ipv4 a : nat_addrs) {
+    for (Ipv4 l : local) s += fmt::format("-A {} -s {} -d {} -j RETURN\n", kNatChain, a, l);
+    for (const char* proto : {"tcp", "udp", "icmp"})
+      s += fmt::format("-A {} -s {} -p {} {}\n", kNatChain, a, proto, queue);
+  }
+  return s + "COMMIT\n";
 }
 
 FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
-  // A killed lbd's table is replaced, not stacked.
-  if (const auto made = run_nft(fmt::format("table ip {0}\ndelete table ip {0}\n{1}", kTable, table_script())); !made)
-    throw std::runtime_error("fwmark queue: " + made.message());
+  remove_chains();  // a killed lbd's are replaced, not stacked
+  if (!iptables({"-t", "mangle", "-N", kInChain}) || !iptables({"-t", "mangle", "-N", kNatChain}) ||
+      !iptables({"-t", "mangle", "-I", "INPUT", "1", "-j", kInChain}) ||
+      !iptables({"-t", "mangle", "-I", "PREROUTING", "1", "-j", kNatChain})) {
+    remove_chains();
+    throw std::runtime_error("fwmark queue: cannot make iptables' mangle chains (is iptables installed?)");
+  }
   h_ = nfq_open();
-  if (!h_) throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(errno)));
+  if (!h_) {
+    remove_chains();
+    throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(errno)));
+  }
   qh_ = nfq_create_queue(h_, opt_.queue, &FwmarkQueue::on_packet, this);
   if (!qh_) {
     const int e = errno;
     nfq_close(h_);
-    (void)run_nft(fmt::format("delete table ip {}\n", kTable));
+    remove_chains();
     throw std::runtime_error(fmt::format("fwmark queue: cannot bind NFQUEUE {} (another program's, or no "
                                          "nfnetlink_queue in this kernel): {}", opt_.queue, std::strerror(e)));
   }
@@ -64,25 +122,13 @@ FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
 FwmarkQueue::~FwmarkQueue() {
   if (qh_) nfq_destroy_queue(qh_);
   if (h_) nfq_close(h_);
-  if (const auto gone = run_nft(fmt::format("delete table ip {}\n", kTable)); !gone)
-    LBD_LOG(kError, "fwmark", "cannot remove nftables table ip {}: {}", kTable, gone.message());
+  remove_chains();
 }
 
 Status FwmarkQueue::apply(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
                           const std::vector<Ipv4>& local) {
-  std::string script = fmt::format("flush set ip {0} marks\nflush set ip {0} nat_addrs\nflush set ip {0} local\n", kTable);
-  auto add = [&](const char* set, const std::vector<std::string>& elems) {
-    if (!elems.empty()) script += fmt::format("add element ip {} {} {{ {} }}\n", kTable, set, fmt::join(elems, ", "));
-  };
-  std::vector<std::string> m, n, l;
-  for (uint32_t v : marks) m.push_back(std::to_string(v));
-  for (Ipv4 a : nat_addrs) n.push_back(to_string(a));
-  for (Ipv4 a : local) l.push_back(to_string(a));
-  add("marks", m);
-  add("nat_addrs", n);
-  add("local", l);
-  const auto done = run_nft(script);
-  if (!done) return Status::error(EIO, "fwmark queue: " + done.message());
+  if (const std::string e = iptables_restore(rules(marks, nat_addrs, local)); !e.empty())
+    return Status::error(EIO, "fwmark queue: " + e);
   return Status::ok();
 }
 

@@ -1,8 +1,9 @@
 // Firewall-mark services' packets (ipvsadm -f): the operator's own nftables or iptables
-// rules mark them (mangle PREROUTING, priority -150); lbd's table `ip lbd_fwmark` queues
-// them after those rules (a prerouting chain at priority -140, before DNAT) to an NFQUEUE
-// lbd reads through libnetfilter_queue, with the replies of those services' NAT reals (to
-// anyone but the director). Each packet is processed by the data path with its mark and
+// rules mark them (in prerouting, as for IPVS); lbd's iptables chain LBD_FWMARK, jumped to
+// first from mangle INPUT (IPVS's LOCAL_IN: after every prerouting rule; the VIP is the
+// director's own, as IPVS needs), queues them to an NFQUEUE lbd reads through
+// libnetfilter_queue, and LBD_FWMARK_NAT (first in mangle PREROUTING) the replies of those
+// services' NAT reals (to anyone but the director). Each packet is processed by the data path with its mark and
 // sent by lbd's own socket, and its verdict is DROP (the kernel's copy goes no further),
 // or ACCEPT when no service of lbd's claims it. Verdicts are given in batches: one per
 // read of the queue, after the few ACCEPTs.
@@ -12,7 +13,8 @@
 // default they are dropped (fail closed): a VIP the director also holds would otherwise be
 // answered (RST) by its kernel, and clients retry into a restarted lbd instead.
 //
-// What it changes, undone at exit: the table (an older lbd's is replaced at start).
+// What it changes, undone at exit: the two chains and their jumps (a killed lbd's are
+// replaced at start).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +45,6 @@ class FwmarkQueue {
   FwmarkQueue(const FwmarkQueue&) = delete;
   FwmarkQueue& operator=(const FwmarkQueue&) = delete;
 
-  static constexpr const char* kTable = "lbd_fwmark";
   int fd() const { return fd_; }
   const Options& options() const { return opt_; }
 
@@ -68,7 +69,8 @@ class FwmarkQueue {
   uint64_t kernel_drops() const { return enobufs_; }  // the queue overflowed (ENOBUFS)
 
  private:
-  std::string table_script() const;
+  std::string rules(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
+                    const std::vector<Ipv4>& local) const;
   Options opt_;
   nfq_handle* h_ = nullptr;
   nfq_q_handle* qh_ = nullptr;

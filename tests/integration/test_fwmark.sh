@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Firewall-mark services (-f), the classic LVS way: the operator's iptables mangle rules mark
+# the traffic, lbd takes the marked packets through its NFQUEUE.
+#
+#   clients (9 addresses) ── bridge ── director: VIP, VIP2 on eth0; iptables:
+#                                      -d VIP  -p tcp --dports 80,443 MARK 1 → FWM 1 (DR, rr, -p 60)
+#                                      -d VIP2 -p tcp --dport 8080   MARK 2 → FWM 2 (NAT, port kept)
+#   real1, real2: DR, nginx on 80 and 443      real3: NAT (default route: the director), nginx on 8080
+#
+# 80+443 under one persistence: each client's requests to either port reach one real, and
+# the clients spread over both (rr per template). NAT through the queue both ways, a 20 MB
+# download intact. ipvsadm's listings and -S with FWM. A killed lbd leaves its queue rule:
+# fail closed (the default), the clients' SYNs are dropped, not answered by the director's
+# kernel (which holds the VIP); the next lbd replaces its chains and serves again; its clean
+# exit removes them.
+. "$(dirname "$0")/common.sh"
+lab_init
+lab_create 3
+VIP2=198.18.0.101
+for i in 1 2; do
+  lab_dr_real "$i"
+  lab_nginx "$i" 80 "listen 443;"
+done
+lab_nat_real 3
+lab_nginx 3 8080
+head -c 20971520 /dev/urandom > "$LAB_DIR/nginx3/html/big"
+for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 443; done
+lab_wait_port "$(lab_real_ns 3)" 8080
+
+# The director holds the VIPs (its kernel answers ARP for them), and the operator marks.
+in_ns "$LAB_DIRECTOR" ip addr add "$LAB_VIP/32" dev eth0
+in_ns "$LAB_DIRECTOR" ip addr add "$VIP2/32" dev eth0
+in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP/32" -p tcp -m multiport --dports 80,443 \
+  -j MARK --set-mark 1
+in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$VIP2/32" -p tcp --dport 8080 -j MARK --set-mark 2
+CLIENTS=()
+for k in $(seq 51 59); do
+  in_ns "$LAB_CLIENT" ip addr add "198.18.0.$k/24" dev eth0
+  CLIENTS+=("198.18.0.$k")
+done
+
+lab_lbd
+R1=$(lab_real_ip 1) R2=$(lab_real_ip 2) R3=$(lab_real_ip 3)
+lbadm_ -A -f 1 -s rr -p 60
+lbadm_ -a -f 1 -r "$R1" -g
+lbadm_ -a -f 1 -r "$R2" -g
+lbadm_ -A -f 2 -s rr
+lbadm_ -a -f 2 -r "$R3" -m
+
+# Each client: 80, 443, 80, 443: one real for all four.
+declare -A per_real
+for c in "${CLIENTS[@]}"; do
+  seen=""
+  for port in 80 443 80 443; do
+    got=$(in_ns "$LAB_CLIENT" curl -s -m 3 --interface "$c" "http://$LAB_VIP:$port/") || got=FAILED
+    seen+="$got "
+  done
+  first=${seen%% *}
+  [ "$seen" = "$first $first $first $first " ] || fail "client $c: 80 and 443 reached different reals: $seen"
+  [ "$first" = real1 ] || [ "$first" = real2 ] || fail "client $c: $seen"
+  per_real[$first]=$(( ${per_real[$first]:-0} + 1 ))
+done
+echo "ok: each of ${#CLIENTS[@]} clients reaches one real on 80 and 443 (FWM 1 persistence)"
+# rr over new templates: 9 clients, 5 and 4.
+spread="${per_real[real1]:-0}+${per_real[real2]:-0}"
+[ "$spread" = "5+4" ] || [ "$spread" = "4+5" ] || fail "clients over the reals: $spread (expected 5+4)"
+echo "ok: the clients spread over both reals ($spread)"
+
+conns=$(lbadm_ -L -n -c)
+templ=$(echo "$conns" | grep -c "^IP  .* NONE  *198\.18\.0\.5[0-9]:0 *0\.0\.0\.1:0 ") || true
+assert_eq 9 "$templ" "-L -n -c: one persistence template per client (IP, the client:0, the mark as 0.0.0.1)"
+for port in 80 443; do
+  n=$(echo "$conns" | grep -c "^TCP .*$LAB_VIP:$port ") || true
+  assert_eq 18 "$n" "-L -n -c: 18 connections to $LAB_VIP:$port"
+done
+
+# NAT: real3's replies come back through the queue, rewritten to VIP2.
+download_matches "$LAB_DIR/nginx3/html/big" "http://$VIP2:8080/big" "20 MB download through FWM 2 (NAT, both ways through the queue)"
+
+listing=$(lbadm_ -L -n)
+got=$(echo "$listing" | sed -n '4,$p')  # after the version line and the titles
+[ "$(echo "$got" | sed -n 1p)" = "FWM  1 rr persistent 60" ] || fail "-L -n (FWM 1): $listing"
+echo "$got" | grep -qE "^  -> $R1:0 +Route   1      0          [0-9]+ +$" || fail "-L -n (real1): $listing"
+[ "$(echo "$got" | sed -n 4p)" = "FWM  2 rr" ] || fail "-L -n (FWM 2): $listing"
+echo "$got" | grep -qE "^  -> $R3:0 +Masq    1      0          1 +$" || fail "-L -n (real3): $listing"
+echo "ok: -L -n: FWM 1 and FWM 2 as ipvsadm prints them"
+saved=$(lbadm_ -S -n)
+assert_eq "-A -f 1 -s rr -p 60
+-a -f 1 -r $R1:0 -g -w 1
+-a -f 1 -r $R2:0 -g -w 1
+-A -f 2 -s rr
+-a -f 2 -r $R3:0 -m -w 1" "$saved" "-S -n: ipvsadm's fwmark rules"
+
+# A killed lbd: its chains stay, nobody reads the queue: fail closed.
+kill -KILL "$LAB_LBD_PID"; wait "$LAB_LBD_PID" 2>/dev/null || true; LAB_LBD_PID=
+in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK >/dev/null 2>&1 || fail "a killed lbd's fwmark chain is gone"
+start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/rst.pcap" "tcp[tcpflags] & tcp-rst != 0"
+RDUMP=$TCPDUMP_PID
+code=$(in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$LAB_VIP/" || true)
+stop_tcpdump "$RDUMP"
+[ "$code" = 000 ] || fail "with lbd killed, a request got HTTP $code"
+assert_eq 0 "$(pcap_count "$LAB_DIR/rst.pcap")" "fail closed: no RST from the director's kernel while nobody reads the queue"
+
+printf -- '-A -f 1 -s rr -p 60\n-a -f 1 -r %s -g\n-a -f 1 -r %s -g\n' "$R1" "$R2" > "$LAB_DIR/rules"
+lab_lbd
+got=$(count_answers 4 | tr '\n' ' ')
+case "$got" in "real1 4 " | "real2 4 ") echo "ok: the next lbd replaces the chains and serves: $got" ;;
+  *) fail "after a restart: $got" ;; esac
+lab_stop_lbd
+if in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK >/dev/null 2>&1; then fail "lbd's fwmark chain left after a clean exit"; fi
+echo "ok: a clean exit removes the fwmark chains and jumps"
