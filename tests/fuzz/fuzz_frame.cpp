@@ -1,6 +1,7 @@
 // Fuzzes the whole packet path: arbitrary bytes as frames through parse, the data path
-// (TCP and UDP services with DR, NAT and TUN reals), TCP segmentation, IPIP and outer
-// fragmentation, and the real server's decapsulator. Checked: no crash or undefined
+// (TCP and UDP services with DR, NAT and TUN reals, a firewall-mark service with NAT, GUE
+// and GRE reals), TCP segmentation, tunnels and outer fragmentation, and the real server's
+// decapsulator (IPIP, GRE, GUE). Checked: no crash or undefined
 // behaviour (ASan/UBSan), replies fit their buffer, and the reals' connection counts
 // always equal the table's size.
 #include <cstdint>
@@ -52,6 +53,18 @@ struct World {
       for (uint32_t i = 1; i <= 2; ++i)
         (void)services.add_real(any, {Be32::from_host(0xc612000a + i), 0, FwdMethod::kTunnel, 1});
     }
+    // Firewall mark 1 (inputs whose second byte is odd carry it): persistent, NAT reals
+    // keeping the packet's port, a GUE and a GRE real.
+    ServiceOptions fwm{"rr"};
+    fwm.persistent = 30;
+    (void)services.add_service(fwmark_key(1), fwm);
+    (void)services.add_real(fwmark_key(1), {Be32::from_host(0xc612000b), 0, FwdMethod::kMasq, 1});
+    RealSpec gue{Be32::from_host(0xc612000c), 0, FwdMethod::kTunnel, 1};
+    gue.tun = TunnelSpec{TunType::kGue, 6080, TunCsum::kCsum};
+    (void)services.add_real(fwmark_key(1), gue);
+    RealSpec gre{Be32::from_host(0xc612000d), 0, FwdMethod::kTunnel, 1};
+    gre.tun = TunnelSpec{TunType::kGre, 0, TunCsum::kCsum};
+    (void)services.add_real(fwmark_key(1), gre);
     ServiceOptions ops{"rr"};
     ops.ops = true;
     const ServiceKey u84{kProtoUdp, vip, 84};
@@ -90,7 +103,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t capacity = frame.size() + 600;
   frame.resize(capacity);
   now += 250;  // time moves: connections and held frames expire as the run goes
-  const Verdict v = w.dp.process({frame.data(), capacity - 600}, 1, now, capacity);
+  const uint32_t mark = size > 1 ? data[1] & 1 : 0;
+  const Verdict v = w.dp.process({frame.data(), capacity - 600}, 1, now, capacity, mark);
   if (v.transmit && v.length > capacity) __builtin_trap();
   const std::span<const uint8_t> out(frame.data(), v.length ? v.length : capacity - 600);
   if (v.transmit && v.segment_mtu) {
@@ -103,7 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!n) break;
         ParsedPacket sp;
         if (v.encapsulate && parse_frame({seg.data(), n}, sp, why) &&
-            ipip_encapsulate(seg, sp, v.tun_src, v.tun_dst, 1) > seg.size())
+            tunnel_encapsulate(seg, sp, v.tun_src, v.tun_dst, 1, v.tun) > seg.size())
           __builtin_trap();
       }
     }
@@ -114,6 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   static Decapsulator decap({Be32::from_host(0xc6120064)}, {});
   if (size > 14) (void)decap.handle({data + 14, size - 14});
+  std::vector<uint8_t> gue(data, data + size);  // as GUE's UDP socket hands it over
+  (void)decap.handle_gue(Be32::from_host(0xc6120002), Be32::from_host(0xc612000b), gue);
   w.dp.release_held(now, [](std::span<const uint8_t>, const Verdict&) {});
   w.dp.expire(now, 64);
   // Every entry is counted once by its real (templates as PersistConn); a template's
