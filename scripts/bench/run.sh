@@ -3,6 +3,8 @@
 #   lbd-DR, lbd-NAT, lbd-TUN   lbd forwarding every packet itself (--offload off)
 #   lbd-DR-xdp, -NAT-xdp, -TUN-xdp  lbd with its XDP flow cache (generic mode, lbd's default
 #                 on a veth): lbd decides, the kernel forwards established connections
+#   lbd-DR-fwm, lbd-DR-fwm-xdp  lbd-DR and lbd-DR-xdp with firewall-mark services: iptables
+#                 marks, the packets reach lbd through its NFQUEUE instead of libpcap
 #   lbd-DR-native lbd's XDP flow cache in native mode (an XDP program on the switch-side
 #                 veth peer, the director's NAPI threaded and pinned to the director core)
 #   kernel        the director forwards as a plain IP router (ECMP over the reals; replies direct)
@@ -126,9 +128,11 @@ run_udp() {
   }
 }
 
-# mode_lbd_with METHOD LABEL LAB_ID OFFLOAD: lbd with every real forwarded by METHOD.
+# mode_lbd_with METHOD LABEL LAB_ID OFFLOAD [fwmark]: lbd with every real forwarded by
+# METHOD; with fwmark, as firewall-mark services (-f) the director's iptables marks (the VIP
+# on its eth0, packets through lbd's NFQUEUE) instead of -t/-u services.
 mode_lbd_with() {
-  local method=$1 label=$2 offload=$4 flag
+  local method=$1 label=$2 offload=$4 fwmark=${5:-} flag
   flag=$(lab_method_flag "$method")
   setup_common "$3"
   for i in 1 2 3; do
@@ -158,12 +162,25 @@ mode_lbd_with() {
     echo "$label napi threads $napi pinned to core $DIRECTOR_CPU" >> "$RESULTS"
   fi
   grep offload "$LAB_DIR/lbd.log" | sed "s/^/$label log /" >> "$RESULTS"
-  lbadm_ -A -t "$LAB_VIP:80" -s rr
-  for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")" "$flag"; done
-  lbadm_ -A -t "$LAB_VIP:5201" -s rr
-  lbadm_ -a -t "$LAB_VIP:5201" -r "$(lab_real_ip 1)" "$flag"
-  lbadm_ -A -u "$LAB_VIP:9000" -s rr
-  lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)" "$flag"
+  if [ -n "$fwmark" ]; then
+    in_ns "$LAB_DIRECTOR" ip addr add "$LAB_VIP/32" dev eth0
+    in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP" -p tcp --dport 80 -j MARK --set-mark 1
+    in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP" -p tcp --dport 5201 -j MARK --set-mark 2
+    in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP" -p udp --dport 9000 -j MARK --set-mark 3
+    lbadm_ -A -f 1 -s rr
+    for i in 1 2 3; do lbadm_ -a -f 1 -r "$(lab_real_ip "$i")" "$flag"; done
+    lbadm_ -A -f 2 -s rr
+    lbadm_ -a -f 2 -r "$(lab_real_ip 1)" "$flag"
+    lbadm_ -A -f 3 -s rr
+    lbadm_ -a -f 3 -r "$(lab_real_ip 1)" "$flag"
+  else
+    lbadm_ -A -t "$LAB_VIP:80" -s rr
+    for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")" "$flag"; done
+    lbadm_ -A -t "$LAB_VIP:5201" -s rr
+    lbadm_ -a -t "$LAB_VIP:5201" -r "$(lab_real_ip 1)" "$flag"
+    lbadm_ -A -u "$LAB_VIP:9000" -s rr
+    lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)" "$flag"
+  fi
   sleep 1.2
   in_ns "$LAB_CLIENT" curl -s -m 2 "http://$LAB_VIP/" >/dev/null
   run_loads "$label" udp
@@ -178,6 +195,8 @@ mode_lbd_xdp() { mode_lbd_with dr lbd-DR-xdp 907 xdp; }
 mode_lbd_nat_xdp() { mode_lbd_with nat lbd-NAT-xdp 908 xdp; }
 mode_lbd_tun_xdp() { mode_lbd_with tun lbd-TUN-xdp 909 xdp; }
 mode_lbd_native() { mode_lbd_with dr lbd-DR-native 910 xdp-native; }
+mode_lbd_fwmark() { mode_lbd_with dr lbd-DR-fwm 911 off fwmark; }
+mode_lbd_fwmark_xdp() { mode_lbd_with dr lbd-DR-fwm-xdp 912 xdp fwmark; }
 
 # The kernel doing lbd-DR's job at its earliest hook: frames to the VIP get real1's MAC
 # (and the director's as source, as lbd sets it: the switch must not learn the client's MAC
@@ -269,7 +288,7 @@ CFG
 # Ends one mode's lab without leaving the script.
 lab_cleanup_keep() { trap - EXIT; lab_teardown; }
 
-for mode in ${BENCH_MODES:-kernel netdev lbd lbd_xdp lbd_native lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
+for mode in ${BENCH_MODES:-kernel netdev lbd lbd_xdp lbd_native lbd_fwmark lbd_fwmark_xdp lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
 
 echo
 echo "Raw results (value, director core load 0..1):"
@@ -282,7 +301,7 @@ awk '
   $2 == "latency_p50_p99_us" { p50[$1] = $3; p99[$1] = $4 }
   function eff(d, m) { return (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0 }
   END {
-    n = split("kernel netdev-fwd lbd-DR lbd-DR-xdp lbd-DR-native lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
+    n = split("kernel netdev-fwd lbd-DR lbd-DR-xdp lbd-DR-native lbd-DR-fwm lbd-DR-fwm-xdp lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
     nm = split("udp64_recv_pps keepalive_req/s conn/s iperf3-R_Mbit/s", mlist, " ")
     printf "%-16s %-14s %12s %9s %14s %10s %10s %10s\n", "load", "director", "value", "dir.load", "value/dir.CPU",
            "vs kernel", "per-CPU/k", "per-CPU/nft"
