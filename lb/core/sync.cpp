@@ -53,6 +53,9 @@ sync::Record DataPath::sync_record(const Conn& c) const {
   r.caddr = c.key.caddr;
   r.vaddr = c.key.vaddr;
   r.daddr = c.daddr;
+  // A fwmark service's connections and templates carry the mark (IPVS cp->fwmark): the
+  // backup finds the service by it (a template's protocol is IPPROTO_IP, its vaddr the mark).
+  r.fwmark = services_.service(services_.real(c.real_id).service_id).key.fwmark;
   return r;
 }
 
@@ -138,14 +141,14 @@ void DataPath::sync_now(Conn& c, uint64_t now_ms) {
 void DataPath::apply_sync(const sync::Record& r, uint64_t now_ms) {
   const uint32_t now_s = seconds(now_ms);
   const bool templ = r.flags & sync::flag::kTemplate;
-  if (r.protocol != kProtoTcp && r.protocol != kProtoUdp) {  // FTP's and fwmark templates (IPPROTO_IP)
+  if (r.protocol != kProtoTcp && r.protocol != kProtoUdp && !(r.fwmark && templ)) {  // FTP's templates (IPPROTO_IP)
     ++counters_.sync_no_real;
     return;
   }
   // The real of this director's service with the same address and port (IPVS
   // ip_vs_find_dest). lbd keeps no connection without a real: one it does not have is
   // counted, and the record is taken again once the real is configured.
-  const Service* svc = services_.find_for_packet(r.protocol, r.vaddr, r.vport);
+  const Service* svc = r.fwmark ? services_.find(fwmark_key(r.fwmark)) : services_.find_for_packet(r.protocol, r.vaddr, r.vport);
   Real* real = svc ? services_.find_real(svc->key, r.daddr, r.dport) : nullptr;
   if (svc && !real) real = services_.find_real(svc->key, r.daddr, 0);  // a port-zero service's real
   if (!real || real->deleted) {

@@ -98,3 +98,26 @@ TEST_CASE("fwmark NAT with port 0: the packet's port kept; the real's reply leav
   CHECK(back.sport == 8080);
   CHECK(back.daddr == kClient);
 }
+
+TEST_CASE("fwmark sync: records carry the mark; a backup finds the service by it, template included") {
+  FwmarkPath master(FwdMethod::kRoute, 300), backup(FwdMethod::kRoute, 300);
+  master.dp.set_sync_master(true);
+  for (uint8_t flags : {tcp_flag::kSyn, tcp_flag::kAck, tcp_flag::kAck}) {
+    auto f = make_frame(from_client(flags));
+    REQUIRE(master.run(f, 1).transmit);
+  }
+  const auto records = master.dp.sync_out();
+  REQUIRE(records.size() >= 2);  // the connection and its template (sent with it, again on each packet)
+  for (sync::Record r : records) {
+    CHECK(r.fwmark == 1);
+    r.flags |= sync::flag::kSync;
+    backup.dp.apply_sync(r, 5000);
+  }
+  CHECK(backup.dp.counters().sync_created == 2);
+  const Conn* t = backup.conns.find(ConnKey{kClient, Ipv4::from_host(1), 0, 0, kTemplateProtocolBit});
+  REQUIRE(t);
+  CHECK(t->flags & Conn::kTemplate);
+  const Conn* c = backup.conns.find(ConnKey{kClient, kVip, 40000, 80, kProtoTcp});
+  REQUIRE(c);
+  CHECK(c->daddr == t->daddr);
+}
