@@ -159,6 +159,7 @@ struct Real {
   std::optional<uint16_t> port;
   std::optional<uint32_t> weight;
   std::optional<char> method;
+  std::string tun;  // with method 'i': ipvsadm's --tun-* options, from lvs_method TUN type ...
   uint32_t uthreshold = 0, lthreshold = 0;
   CheckDefaults defaults;
   std::vector<Checker> checkers;
@@ -168,9 +169,11 @@ struct VirtualServer {
   Token at;
   std::vector<std::pair<Ipv4, uint16_t>> addrs;  // one, or a group's
   std::string group;
+  uint32_t fwmark = 0;  // virtual_server fwmark N (then addrs holds one empty entry)
   std::optional<uint8_t> protocol;
   std::string sched;
   char method = 0;
+  std::string tun;
   std::optional<uint32_t> persistence;
   std::optional<Ipv4> granularity;
   bool ops = false;
@@ -298,7 +301,7 @@ class Parser {
     std::vector<std::pair<Ipv4, uint16_t>> addrs;
     block(kw, [&](const Token& k) {
       const auto rest = args();
-      if (k.text == "fwmark") refuse(k, "fwmark services are not imported yet");
+      if (k.text == "fwmark") refuse(k, "fwmark entries of a group are not imported: use virtual_server fwmark N");
       if (k.text.find('-') != std::string::npos || k.text.find('/') != std::string::npos)
         refuse(k, "address ranges are not imported: list each address");
       const Ipv4 addr = address(k, "group's address");
@@ -308,9 +311,32 @@ class Parser {
     groups_[name] = std::move(addrs);
   }
 
-  char method_of(const Token& kw, const std::vector<Token>& a) {
+  // lvs_method NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]; the tunnel's
+  // options, as ipvsadm's, in `tun` (nullptr: a sorry server's, which takes none).
+  char method_of(const Token& kw, const std::vector<Token>& a, std::string* tun = nullptr) {
     const std::string m = arg1(kw, std::vector<Token>(a.begin(), a.begin() + std::min<size_t>(a.size(), 1))).text;
-    if (a.size() > 1) refuse(a[1], "tunnel types (gue, gre) and checksum options are not imported: lbd tunnels by IPIP");
+    if (a.size() > 1) {
+      if (m != "TUN" || !tun) refuse(a[1], "tunnel options are taken only after TUN, and not for a sorry server");
+      size_t i = 1;
+      if (a[i].text != "type" || i + 1 >= a.size()) refuse(a[i], "expected type ipip|gue|gre");
+      const std::string type = a[i + 1].text;
+      i += 2;
+      if (type != "ipip" && type != "gue" && type != "gre") refuse(a[i - 1], "expected ipip, gue or gre");
+      *tun = " --tun-type " + type;
+      if (type == "gue") {
+        if (i + 1 >= a.size() || a[i].text != "port") refuse(a[i - 1], "gue needs port N");
+        *tun += fmt::format(" --tun-port {}", number(a[i + 1], 1, 65535));
+        i += 2;
+      }
+      if (i < a.size()) {
+        const std::string c = a[i].text;
+        if (type == "ipip" || (c != "nocsum" && c != "csum" && c != "remcsum") || (type == "gre" && c == "remcsum"))
+          refuse(a[i], "not a checksum option of this tunnel type");
+        *tun += " --tun-" + c;
+        ++i;
+      }
+      if (i < a.size()) refuse(a[i], "unexpected after the tunnel's options");
+    }
     if (m == "NAT") return 'm';
     if (m == "DR") return 'g';
     if (m == "TUN") return 'i';
@@ -340,8 +366,11 @@ class Parser {
     vs.at = kw;
     const auto a = args();
     if (a.empty()) refuse(kw, "expected an address, fwmark N or group NAME");
-    if (a[0].text == "fwmark") refuse(a[0], "fwmark services are not imported yet (lbd has no fwmark services)");
-    if (a[0].text == "group") {
+    if (a[0].text == "fwmark") {
+      if (a.size() != 2) refuse(a[0], "expected fwmark N");
+      vs.fwmark = uint32_t(number(a[1], 1, 0xffffffffULL));
+      vs.addrs.push_back({Ipv4{}, 0});
+    } else if (a[0].text == "group") {
       if (a.size() != 2) refuse(a[0], "expected group NAME");
       auto g = groups_.find(a[1].text);
       if (g == groups_.end()) refuse(a[1], "no virtual_server_group of that name before it");
@@ -364,7 +393,7 @@ class Parser {
         if (std::find_if(std::begin(kScheds), std::end(kScheds), [&](const char* s) { return vs.sched == s; }) == std::end(kScheds))
           refuse(v[0], "not one of IPVS's schedulers");
       } else if (k.text == "lb_kind" || k.text == "lvs_method") {
-        vs.method = method_of(k, v);
+        vs.method = method_of(k, v, &vs.tun);
       } else if (k.text == "protocol") {
         std::string p = arg1(k, v).text;
         for (auto& c : p) c = char(std::toupper(static_cast<unsigned char>(c)));
@@ -429,7 +458,7 @@ class Parser {
       const auto v = args();
       if (check_default(k, v, r.defaults)) return;
       if (k.text == "weight") r.weight = uint32_t(number(arg1(k, v), 0, 65535));
-      else if (k.text == "lvs_method") r.method = method_of(k, v);
+      else if (k.text == "lvs_method") r.method = method_of(k, v, &r.tun);
       else if (k.text == "uthreshold") r.uthreshold = uint32_t(number(arg1(k, v), 0, 65535));
       else if (k.text == "lthreshold") r.lthreshold = uint32_t(number(arg1(k, v), 0, 65535));
       else refuse(k, "not imported (lbd has no equivalent)");
@@ -560,20 +589,22 @@ class Parser {
       for (const auto& [vip, vport] : vs.addrs) {
         uint32_t persistence = vs.persistence.value_or(0);
         if (vs.granularity && !persistence) persistence = 360;  // granularity implies persistence
-        if (!vport && !persistence) {
+        if (!vport && !persistence && !vs.fwmark) {
           persistence = 360;  // keepalived: port 0 only for persistent services
           notes_.push_back(fmt::format("{}:{}: port 0 without persistence_timeout: persistent 360, as keepalived "
                                        "sets", vs.at.file, vs.at.line));
         }
         const size_t block_start = o.size();
-        const std::string svc = fmt::format("{} {}:{}", proto == kProtoTcp ? "-t" : "-u", vip, vport);
+        const std::string svc = vs.fwmark ? fmt::format("-f {}", vs.fwmark)
+                                          : fmt::format("{} {}:{}", proto == kProtoTcp ? "-t" : "-u", vip, vport);
         o += fmt::format("# {}:{}: virtual_server {}{}\n", vs.at.file, vs.at.line,
-                         vs.group.empty() ? fmt::format("{} {}", vip, vport) : "group " + vs.group,
-                         vs.protocol ? "" : " (no protocol: UDP, keepalived's default)");
+                         vs.fwmark ? fmt::format("fwmark {}", vs.fwmark)
+                         : vs.group.empty() ? fmt::format("{} {}", vip, vport) : "group " + vs.group,
+                         vs.protocol || vs.fwmark ? "" : " (no protocol: UDP, keepalived's default)");
         std::string line = fmt::format("-A {} -s {}", svc, vs.sched.empty() ? "wlc" : vs.sched);
         if (persistence) line += fmt::format(" -p {}", persistence);
         if (vs.granularity) line += fmt::format(" -M {}", *vs.granularity);
-        if (vs.ops && proto == kProtoUdp) line += " -o";
+        if (vs.ops && (proto == kProtoUdp || vs.fwmark)) line += " -o";
         std::string health = real_checks[0];
         if (vs.sorry) {
           health += fmt::format(",sorry={}", vs.sorry->second ? fmt::format("{}:{}", vs.sorry->first, *vs.sorry->second)
@@ -602,13 +633,16 @@ class Parser {
           // validate_check_config: a real without port takes the service's; DR and TUN
           // reals take the service's port whatever they say.
           uint16_t port = r.port.value_or(vport);
-          if (m != 'm' && r.port && *r.port != vport) {
+          if (vs.fwmark && m != 'm') {
+            port = 0;  // keepalived clears a fwmark service's DR/TUN real's port
+          } else if (m != 'm' && r.port && *r.port != vport) {
             notes_.push_back(fmt::format("{}:{}: real_server {} port {}: DR and TUN reals use the service's port {}, "
                                          "as keepalived resets it", r.at.file, r.at.line, r.addr, *r.port, vport));
             port = vport;
           }
           const uint32_t weight = r.weight ? *r.weight : vs.default_weight.value_or(1);
-          std::string rl = fmt::format("-a {} -r {}:{} -{} -w {}", svc, r.addr, port, m, weight);
+          std::string rl = fmt::format("-a {} -r {}:{} -{} -w {}{}", svc, r.addr, port, m, weight,
+                                       m != 'i' ? "" : r.method ? r.tun : vs.tun);
           if (r.uthreshold) rl += fmt::format(" -x {}", r.uthreshold);
           if (r.lthreshold) rl += fmt::format(" -y {}", r.lthreshold);
           if (real_checks[j] != real_checks[0]) rl += " --health " + real_checks[j];

@@ -182,7 +182,10 @@ TEST_CASE("keepalived import: refused whole, with file, line and keyword") {
   const std::string head = "virtual_server 198.18.0.100 80 {\n protocol TCP\n";
   CHECK(refusal(head + " real_server 198.18.0.11 80 {\n HTTP_GET {\n url {\n path /\n digest 640205b7\n }\n }\n }\n}\n") ==
         "k.conf:7: digest: lbd matches statuses (status_code), not a body digest or regex");
-  CHECK(refusal("virtual_server fwmark 1 {\n}\n").starts_with("k.conf:1: fwmark: fwmark services are not imported"));
+  CHECK(refusal("virtual_server fwmark {\n}\n") == "k.conf:1: fwmark: expected fwmark N");
+  CHECK(refusal(head + " lvs_method TUN type gue\n}\n") == "k.conf:3: gue: gue needs port N");
+  CHECK(refusal(head + " lvs_method TUN type gre remcsum\n}\n") == "k.conf:3: remcsum: not a checksum option of this tunnel type");
+  CHECK(refusal(head + " lvs_method DR type gre\n}\n").starts_with("k.conf:3: type: tunnel options are taken only after TUN"));
   CHECK(refusal(head + " real_server 198.18.0.11 80 {\n SMTP_CHECK {\n }\n }\n}\n").starts_with("k.conf:4: SMTP_CHECK:"));
   CHECK(refusal(head + " quorum_up \"/bin/echo up\"\n}\n").starts_with("k.conf:3: quorum_up: lbd runs one absolute"));
   CHECK(refusal(head + " lb_algo wrrr\n}\n") == "k.conf:3: wrrr: not one of IPVS's schedulers");
@@ -198,4 +201,23 @@ TEST_CASE("keepalived import: refused whole, with file, line and keyword") {
   // A value lbd's grammar refuses, named by its virtual server.
   CHECK(refusal(head + " real_server 198.18.0.11 80 {\n HTTP_GET {\n url {\n path /\n status_code 99\n }\n }\n }\n}\n")
             .find("k.conf:1: virtual_server: line 2: illegal health specification: status=99") == 0);
+}
+
+TEST_CASE("keepalived import: virtual_server fwmark, and lvs_method TUN's GUE and GRE") {
+  // keepalived.conf(5): protocol is ignored for fwmark services; a DR/TUN real's port is
+  // cleared (check_data.c); lvs_method TUN type gue port N [nocsum|csum|remcsum] | gre.
+  CHECK(rules_of("virtual_server fwmark 7 {\n lb_algo rr\n lb_kind DR\n persistence_timeout 300\n"
+                 " real_server 198.18.0.11 80 {\n }\n"
+                 " real_server 198.18.0.12 443 {\n  lvs_method NAT\n }\n}\n") ==
+        "-A -f 7 -s rr -p 300 --health check=none\n"
+        "-a -f 7 -r 198.18.0.11:0 -g -w 1\n"
+        "-a -f 7 -r 198.18.0.12:443 -m -w 1\n");
+  CHECK(rules_of("virtual_server 198.18.0.100 80 {\n protocol TCP\n lvs_method TUN type gue port 6080 csum\n"
+                 " real_server 198.18.0.11 80 {\n }\n"
+                 " real_server 198.18.0.12 80 {\n  lvs_method TUN type gre\n }\n"
+                 " real_server 198.18.0.13 80 {\n  lvs_method TUN\n }\n}\n") ==
+        "-A -t 198.18.0.100:80 -s wlc --health check=none\n"
+        "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n"
+        "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -i -w 1 --tun-type gre\n"
+        "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -i -w 1\n");
 }
