@@ -21,6 +21,7 @@ extern "C" {
 #include <fmt/ranges.h>
 
 #include "lb/base/log.hpp"
+#include "lb/io/box_guard.hpp"
 
 namespace lbd {
 
@@ -59,14 +60,35 @@ std::string iptables_restore(const std::string& script) {
 constexpr const char* kInChain = "LBD_FWMARK";        // mangle INPUT: the marked packets
 constexpr const char* kNatChain = "LBD_FWMARK_NAT";   // mangle PREROUTING: NAT reals' replies
 
-// Removes lbd's chains and the jumps to them (this run's, or a killed lbd's).
-void remove_chains() {
-  while (iptables({"-t", "mangle", "-D", "INPUT", "-j", kInChain})) {}
-  while (iptables({"-t", "mangle", "-D", "PREROUTING", "-j", kNatChain})) {}
+// Removes lbd's chains and the jumps to them (this run's, or a killed lbd's); true if there
+// were any.
+bool remove_chains() {
+  bool any = false;
+  while (iptables({"-t", "mangle", "-D", "INPUT", "-j", kInChain})) any = true;
+  while (iptables({"-t", "mangle", "-D", "PREROUTING", "-j", kNatChain})) any = true;
   for (const char* c : {kInChain, kNatChain}) {
     iptables({"-t", "mangle", "-F", c});
-    iptables({"-t", "mangle", "-X", c});
+    any |= iptables({"-t", "mangle", "-X", c});
   }
+  return any;
+}
+
+// iptables' mangle table: absent, present without a rule (its chains' policies only), or in use.
+enum class Mangle { kAbsent, kEmpty, kInUse };
+Mangle mangle_table() {
+  if (!run_nft("list table ip mangle\n")) return Mangle::kAbsent;
+  FILE* p = popen("iptables -w -t mangle -S 2>/dev/null", "r");
+  if (!p) return Mangle::kInUse;
+  char line[512];
+  bool rules = false;
+  while (fgets(line, sizeof line, p)) rules |= std::strncmp(line, "-P ", 3) != 0;
+  pclose(p);
+  return rules ? Mangle::kInUse : Mangle::kEmpty;
+}
+
+// The mangle table iptables made for lbd's chains goes with them, when nothing else uses it.
+void drop_empty_mangle() {
+  if (mangle_table() == Mangle::kEmpty) (void)run_nft("delete table ip mangle\n");
 }
 
 }  // namespace
@@ -91,23 +113,18 @@ std::string FwmarkQueue::rules(const std::vector<uint32_t>& marks, const std::ve
 }
 
 FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
-  remove_chains();  // a killed lbd's are replaced, not stacked
-  if (!iptables({"-t", "mangle", "-N", kInChain}) || !iptables({"-t", "mangle", "-N", kNatChain}) ||
-      !iptables({"-t", "mangle", "-I", "INPUT", "1", "-j", kInChain}) ||
-      !iptables({"-t", "mangle", "-I", "PREROUTING", "1", "-j", kNatChain})) {
-    remove_chains();
-    throw std::runtime_error("fwmark queue: cannot make iptables' mangle chains (is iptables installed?)");
+  // A killed lbd's chains go (and the mangle table they needed, if nothing else uses it);
+  // this one makes its own with the first firewall-mark service.
+  if (remove_chains()) {
+    drop_empty_mangle();
+    LBD_LOG(kWarn, "fwmark", "removed the iptables chains a killed lbd left");
   }
   h_ = nfq_open();
-  if (!h_) {
-    remove_chains();
-    throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(errno)));
-  }
+  if (!h_) throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(errno)));
   qh_ = nfq_create_queue(h_, opt_.queue, &FwmarkQueue::on_packet, this);
   if (!qh_) {
     const int e = errno;
     nfq_close(h_);
-    remove_chains();
     throw std::runtime_error(fmt::format("fwmark queue: cannot bind NFQUEUE {} (another program's, or no "
                                          "nfnetlink_queue in this kernel): {}", opt_.queue, std::strerror(e)));
   }
@@ -122,11 +139,33 @@ FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
 FwmarkQueue::~FwmarkQueue() {
   if (qh_) nfq_destroy_queue(qh_);
   if (h_) nfq_close(h_);
+  unhook();
+}
+
+void FwmarkQueue::unhook() {
+  if (!hooked_) return;
   remove_chains();
+  if (made_table_) drop_empty_mangle();
+  hooked_ = made_table_ = false;
 }
 
 Status FwmarkQueue::apply(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
                           const std::vector<Ipv4>& local) {
+  // No firewall-mark service: nothing of lbd's in iptables (the box as it was).
+  if (marks.empty() && nat_addrs.empty()) {
+    unhook();
+    return Status::ok();
+  }
+  if (!hooked_) {
+    made_table_ = mangle_table() == Mangle::kAbsent;
+    hooked_ = true;  // from here on unhook() takes away whatever of it was made
+    if (!iptables({"-t", "mangle", "-N", kInChain}) || !iptables({"-t", "mangle", "-N", kNatChain}) ||
+        !iptables({"-t", "mangle", "-I", "INPUT", "1", "-j", kInChain}) ||
+        !iptables({"-t", "mangle", "-I", "PREROUTING", "1", "-j", kNatChain})) {
+      unhook();
+      return Status::error(EIO, "fwmark queue: cannot make iptables' mangle chains (is iptables installed?)");
+    }
+  }
   if (const std::string e = iptables_restore(rules(marks, nat_addrs, local)); !e.empty())
     return Status::error(EIO, "fwmark queue: " + e);
   return Status::ok();

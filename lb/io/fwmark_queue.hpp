@@ -13,8 +13,9 @@
 // default they are dropped (fail closed): a VIP the director also holds would otherwise be
 // answered (RST) by its kernel, and clients retry into a restarted lbd instead.
 //
-// What it changes, undone at exit: the two chains and their jumps (a killed lbd's are
-// replaced at start).
+// What it changes, only while a firewall-mark service exists, undone when the last one goes
+// and at exit: the two chains and their jumps, and iptables' mangle table if it was not
+// there before and nothing else uses it. A killed lbd's are removed at the next start.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,8 @@ class FwmarkQueue {
     uint16_t queue = 4321;   // --fwmark-queue
     bool fail_open = false;  // --fwmark-fail open|closed
   };
-  // Binds the queue and makes the (empty) table; throws std::runtime_error naming the cause.
+  // Binds the queue (iptables is changed only once a firewall-mark service exists: apply());
+  // throws std::runtime_error naming the cause.
   explicit FwmarkQueue(const Options& o);
   ~FwmarkQueue();
   FwmarkQueue(const FwmarkQueue&) = delete;
@@ -69,6 +71,9 @@ class FwmarkQueue {
   uint64_t kernel_drops() const { return enobufs_; }  // the queue overflowed (ENOBUFS)
 
  private:
+  void unhook();  // lbd's chains and jumps gone (and the mangle table, if lbd's making)
+  bool hooked_ = false;      // lbd's chains are in iptables (a fwmark service exists)
+  bool made_table_ = false;  // iptables' mangle table did not exist before them
   std::string rules(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
                     const std::vector<Ipv4>& local) const;
   Options opt_;
