@@ -12,7 +12,7 @@
 # download intact. ipvsadm's listings and -S with FWM. A killed lbd leaves its queue rule:
 # fail closed (the default), the clients' SYNs are dropped, not answered by the director's
 # kernel (which holds the VIP); the next lbd replaces its chains and serves again; its clean
-# exit removes them.
+# exit removes them. With --fwmark-fail open, a killed lbd lets the director's stack answer.
 . "$(dirname "$0")/common.sh"
 lab_init
 lab_create 3
@@ -112,3 +112,13 @@ case "$got" in "real1 4 " | "real2 4 ") echo "ok: the next lbd replaces the chai
 lab_stop_lbd
 assert_eq "$MANGLE_BEFORE" "$(in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S)" \
   "a clean exit leaves iptables' mangle table as the operator had it (lbd's chains and jumps gone)"
+
+# --fwmark-fail open: with lbd killed the marked packets go on into the director's stack,
+# which holds the VIP and has nothing on port 80: the client is refused (a RST) at once.
+lab_lbd --fwmark-fail open
+in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK | grep -q -- "--queue-bypass" ||
+  fail "--fwmark-fail open: no --queue-bypass in $(in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK)"
+kill -KILL "$LAB_LBD_PID"; wait "$LAB_LBD_PID" 2>/dev/null || true; LAB_LBD_PID=
+rc=0
+in_ns "$LAB_CLIENT" curl -s -m 2 -o /dev/null "http://$LAB_VIP/" || rc=$?
+assert_eq 7 "$rc" "fail open: with lbd killed the director's own stack answers (curl: connection refused)"
