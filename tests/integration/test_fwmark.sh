@@ -20,6 +20,7 @@ VIP2=198.18.0.101
 for i in 1 2; do
   lab_dr_real "$i"
   lab_nginx "$i" 80 "listen 443;"
+  lab_bg "$(lab_real_ns "$i")" socat "UDP-RECVFROM:53,bind=$LAB_VIP,fork" EXEC:cat
 done
 lab_nat_real 3
 lab_nginx 3 8080
@@ -32,6 +33,7 @@ in_ns "$LAB_DIRECTOR" ip addr add "$LAB_VIP/32" dev eth0
 in_ns "$LAB_DIRECTOR" ip addr add "$VIP2/32" dev eth0
 in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP/32" -p tcp -m multiport --dports 80,443 \
   -j MARK --set-mark 1
+in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP/32" -p udp --dport 53 -j MARK --set-mark 1
 in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$VIP2/32" -p tcp --dport 8080 -j MARK --set-mark 2
 MANGLE_BEFORE=$(in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S)
 CLIENTS=()
@@ -76,6 +78,11 @@ for port in 80 443; do
   n=$(echo "$conns" | grep -c "^TCP .*$LAB_VIP:$port ") || true
   assert_eq 18 "$n" "-L -n -c: 18 connections to $LAB_VIP:$port"
 done
+
+# UDP under the same mark; big datagrams: the port match marks only the first fragment, the
+# director's stack reassembles before INPUT and lbd gets the datagram whole, marked.
+udp_round_trips 53 "under FWM 1 (UDP)"
+udp_round_trips 53 "under FWM 1 in IP fragments (4 KB)" 3000
 
 # NAT: real3's replies come back through the queue, rewritten to VIP2.
 download_matches "$LAB_DIR/nginx3/html/big" "http://$VIP2:8080/big" "20 MB download through FWM 2 (NAT, both ways through the queue)"
