@@ -29,6 +29,13 @@ struct {
 
 static __always_inline int is_vip(__be32 a) { return bpf_map_lookup_elem(&lbd_steer_vips, &a) != 0; }
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, LBD_STEER_MAX_GUE_PORTS);
+  __type(key, __u16);
+  __type(value, __u32);
+} lbd_steer_gue SEC(".maps");
+
 struct icmp_head {
   __u8 type, code;
   __u16 checksum;
@@ -58,14 +65,21 @@ int lbd_steer(struct __sk_buff *skb) {
     if (!bpf_skb_load_bytes_relative(skb, qoff, &q, sizeof q, BPF_HDR_START_NET)) {
       struct iphdr inner;
       const __u32 qihl = q.ihl * 4;
-      /* lbd's GRE header: 4 bytes, or 8 with its checksum (the C bit). */
+      /* lbd's GRE header: 4 bytes, or 8 with its checksum (the C bit); GUE: UDP to a GUE
+       * real's port, its 4-byte header and hlen words of options. */
       __u8 gre_flags = 0;
       const __u32 ioff = qoff + qihl;
-      const __u32 skip = q.protocol == IPPROTO_GRE &&
-                                 !bpf_skb_load_bytes_relative(skb, ioff, &gre_flags, 1, BPF_HDR_START_NET)
-                             ? ((gre_flags & 0x80) ? 8 : 4)
-                             : 0;
-      if ((q.protocol == IPPROTO_IPIP || (q.protocol == IPPROTO_GRE && skip)) && qihl >= sizeof q &&
+      __u32 skip = q.protocol == IPPROTO_GRE &&
+                           !bpf_skb_load_bytes_relative(skb, ioff, &gre_flags, 1, BPF_HDR_START_NET)
+                       ? ((gre_flags & 0x80) ? 8 : 4)
+                       : 0;
+      struct { __be16 sport, dport, len, check; __u8 gue; } udp_gue;
+      if (q.protocol == IPPROTO_UDP &&
+          !bpf_skb_load_bytes_relative(skb, ioff, &udp_gue, sizeof udp_gue, BPF_HDR_START_NET)) {
+        const __u16 dport = bpf_ntohs(udp_gue.dport);
+        if (bpf_map_lookup_elem(&lbd_steer_gue, &dport)) skip = 8 + 4 + (udp_gue.gue & 0x1f) * 4;
+      }
+      if ((q.protocol == IPPROTO_IPIP || skip) && qihl >= sizeof q &&
           !bpf_skb_load_bytes_relative(skb, ioff + skip, &inner, sizeof inner, BPF_HDR_START_NET))
         client = inner.saddr;
       else

@@ -13,6 +13,9 @@
 #define LBD_STEER_PROG_NAME "lbd_steer"
 #define LBD_STEER_MAX_VIPS 65536
 #define LBD_STEER_MAX_WORKERS 64
+/* lbd_steer_gue: the GUE reals' --tun-port (host byte order -> 1): an ICMP error quoting
+ * UDP to one of them is about lbd's GUE packet, the client inside it. */
+#define LBD_STEER_MAX_GUE_PORTS 1024
 
 /* lbd_steer_config[0]. */
 struct lbd_steer_config {

@@ -360,7 +360,7 @@ void Control::configuration_changed() {
               "persistence netmask; it was {}): established connections of clients that move to another "
               "worker are lost", mask, steer_mask_);
     steer_mask_ = mask;
-    if (const Status st = steering_->configure(services_.vips(), mask); !st.is_ok())
+    if (const Status st = steering_->configure(services_.vips(), mask, model.gue_ports); !st.is_ok())
       LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", st.message());
   }
   set_capture_filters(model);

@@ -32,12 +32,13 @@ Steering::Steering(uint32_t workers) : workers_(workers) {
   prog_fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_.get(), LBD_STEER_PROG_NAME));
   config_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_.get(), "lbd_steer_config"));
   vips_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_.get(), "lbd_steer_vips"));
+  gue_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_.get(), "lbd_steer_gue"));
   if (const Status st = configure({}, Ipv4{{255, 255, 255, 255}}); !st.is_ok()) throw std::runtime_error(st.message());
 }
 
 Steering::~Steering() = default;
 
-Status Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask) {
+Status Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask, const std::vector<uint16_t>& gue_ports) {
   std::vector<Ipv4> want = vips;
   auto less = [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); };
   std::sort(want.begin(), want.end(), less);
@@ -57,6 +58,16 @@ Status Steering::configure(const std::vector<Ipv4>& vips, Ipv4 mask) {
   for (Ipv4 a : gone) bpf_map_delete_elem(vips_fd_, a.b.data());
   vips_ = std::move(want);
   const uint32_t key = 0;
+  std::vector<uint16_t> ports = gue_ports;
+  std::sort(ports.begin(), ports.end());
+  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+  if (ports != gue_ports_) {
+    for (uint16_t p : gue_ports_) bpf_map_delete_elem(gue_fd_, &p);
+    for (uint16_t p : ports)
+      if (bpf_map_update_elem(gue_fd_, &p, &one, BPF_ANY))
+        return Status::error(errno, fmt::format("fanout GUE port map: {}", std::strerror(errno)));
+    gue_ports_ = std::move(ports);
+  }
   const lbd_steer_config cfg{workers_, mask.host()};
   if (bpf_map_update_elem(config_fd_, &key, &cfg, BPF_ANY))
     return Status::error(errno, fmt::format("fanout configuration map: {}", std::strerror(errno)));

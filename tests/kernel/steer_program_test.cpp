@@ -53,7 +53,7 @@ std::vector<uint8_t> ip_header(Ipv4 src, Ipv4 dst, uint8_t protocol, size_t payl
 
 TEST_CASE("steering: every frame of a client's connections reaches the worker that owns the client") {
   Steering s(4);
-  REQUIRE(s.configure({kVip}, kHost).is_ok());
+  REQUIRE(s.configure({kVip}, kHost, {6080}).is_ok());
   std::vector<uint32_t> per_worker(4);
   for (int i = 1; i <= 200; ++i) {
     const Ipv4 client = Ipv4::from_host(ip("198.18.1.0").host() + uint32_t(i));
@@ -103,6 +103,18 @@ TEST_CASE("steering: every frame of a client's connections reaches the worker th
     about_tunnel.payload = ip_header(kDip, kRip, 4, inner.size());
     about_tunnel.payload.insert(about_tunnel.payload.end(), inner.begin(), inner.begin() + 28);
     CHECK(steer(s, make_icmp_frame(about_tunnel)) == owner);
+    // The same about lbd's GRE packet with its checksum (8 bytes), and its GUE packet (UDP
+    // to the real's --tun-port 6080, the GUE header).
+    IcmpSpec about_gre = about_tunnel;
+    about_gre.payload = ip_header(kDip, kRip, 47, inner.size() + 8);
+    about_gre.payload.insert(about_gre.payload.end(), {0x80, 0, 0x08, 0, 0x12, 0x34, 0, 0});
+    about_gre.payload.insert(about_gre.payload.end(), inner.begin(), inner.begin() + 28);
+    CHECK(steer(s, make_icmp_frame(about_gre)) == owner);
+    IcmpSpec about_gue = about_tunnel;
+    about_gue.payload = ip_header(kDip, kRip, kProtoUdp, inner.size() + 12);
+    about_gue.payload.insert(about_gue.payload.end(), {0xc3, 0x50, 0x17, 0xc0, 0, 0, 0, 0, 0, 4, 0, 0});
+    about_gue.payload.insert(about_gue.payload.end(), inner.begin(), inner.begin() + 28);
+    CHECK(steer(s, make_icmp_frame(about_gue)) == owner);
   }
   // 200 clients spread over the 4 workers.
   for (uint32_t n : per_worker) CHECK(n >= 25);
