@@ -104,6 +104,12 @@ std::string FwmarkQueue::rules(const std::vector<uint32_t>& marks, const std::ve
       fmt::format("-j NFQUEUE --queue-num {}{}", opt_.queue, opt_.fail_open ? " --queue-bypass" : "");
   std::string s = fmt::format("*mangle\n-F {}\n-F {}\n", kInChain, kNatChain);
   for (uint32_t m : marks) s += fmt::format("-A {} -m mark --mark {} {}\n", kInChain, m, queue);
+  // ICMP errors to the director (a fwmark service's addresses are its own): those about a
+  // fwmark connection are lbd's to pass to its real (IPVS ip_vs_in_icmp); the rest lbd
+  // hands back at once (ACCEPT).
+  if (!marks.empty())
+    for (const char* type : {"destination-unreachable", "source-quench", "time-exceeded"})
+      s += fmt::format("-A {} -p icmp --icmp-type {} {}\n", kInChain, type, queue);
   for (Ipv4 a : nat_addrs) {
     for (Ipv4 l : local) s += fmt::format("-A {} -s {} -d {} -j RETURN\n", kNatChain, a, l);
     for (const char* proto : {"tcp", "udp", "icmp"})

@@ -258,9 +258,12 @@ void Worker::on_queue() {
     std::memcpy(buf, &eth, sizeof eth);
     std::memcpy(buf + sizeof eth, q.ip.data(), q.ip.size());
     const uint64_t unclaimed = dp_->counters().drops[size_t(DropReason::kNoService)];
+    const bool icmp = q.ip.size() > 9 && q.ip[9] == kProtoIcmp;
     const Verdict v = dp_->process({buf, len}, q.ifindex, now_ms_, Injector::kFrameMax, q.mark);
     if (v.transmit) send(buf, v.length ? v.length : len, v, in);
-    // No service for it (its mark's service just deleted, say): as IPVS, let it pass.
+    // An ICMP error lbd did not pass on is the director's own; a packet no service takes
+    // (its mark's service just deleted, say) passes on, as in IPVS.
+    if (icmp) return v.transmit;
     return dp_->counters().drops[size_t(DropReason::kNoService)] == unclaimed;
   });
   flush_all();

@@ -21,6 +21,7 @@ for i in 1 2; do
   lab_dr_real "$i"
   lab_nginx "$i" 80 "listen 443;"
   lab_bg "$(lab_real_ns "$i")" socat "UDP-RECVFROM:53,bind=$LAB_VIP,fork" EXEC:cat
+  lab_bg "$(lab_real_ns "$i")" socat -t 3 "UDP-RECVFROM:54,bind=$LAB_VIP,fork" SYSTEM:"sleep 1; cat"
 done
 lab_nat_real 3
 lab_nginx 3 8080
@@ -33,7 +34,8 @@ in_ns "$LAB_DIRECTOR" ip addr add "$LAB_VIP/32" dev eth0
 in_ns "$LAB_DIRECTOR" ip addr add "$VIP2/32" dev eth0
 in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP/32" -p tcp -m multiport --dports 80,443 \
   -j MARK --set-mark 1
-in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP/32" -p udp --dport 53 -j MARK --set-mark 1
+in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$LAB_VIP/32" -p udp -m multiport --dports 53,54 \
+  -j MARK --set-mark 1
 in_ns "$LAB_DIRECTOR" iptables -t mangle -A PREROUTING -d "$VIP2/32" -p tcp --dport 8080 -j MARK --set-mark 2
 MANGLE_BEFORE=$(in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S)
 CLIENTS=()
@@ -83,6 +85,19 @@ done
 # director's stack reassembles before INPUT and lbd gets the datagram whole, marked.
 udp_round_trips 53 "under FWM 1 (UDP)"
 udp_round_trips 53 "under FWM 1 in IP fragments (4 KB)" 3000
+
+# The client's port unreachable about a late reply (the real answers port 54 after 1 s, the
+# client has gone): to the director, which holds the VIP; lbd passes it to the real of the
+# connection, as IPVS does. (An ICMP error of the director's own goes to its stack.)
+DUMPS=()
+for i in 1 2; do start_tcpdump "$(lab_real_ns "$i")" eth0 "$LAB_DIR/icmp$i.pcap" "icmp"; DUMPS+=("$TCPDUMP_PID"); done
+echo late | in_ns "$LAB_CLIENT" timeout 5 socat -t 0.2 - "UDP:$LAB_VIP:54,sourceport=45454" >/dev/null 2>&1 || true
+sleep 1.5
+for p in "${DUMPS[@]}"; do stop_tcpdump "$p"; done
+got=$(for i in 1 2; do tcpdump -r "$LAB_DIR/icmp$i.pcap" -n 2>/dev/null; done)
+echo "$got" | grep -q "$LAB_CLIENT_IP > $LAB_VIP: ICMP $LAB_CLIENT_IP udp port 45454 unreachable" ||
+  fail "expected the client's port unreachable at a real, got: $got"
+echo "ok: the client's ICMP error about a fwmark connection reaches its real"
 
 # NAT: real3's replies come back through the queue, rewritten to VIP2.
 download_matches "$LAB_DIR/nginx3/html/big" "http://$VIP2:8080/big" "20 MB download through FWM 2 (NAT, both ways through the queue)"
