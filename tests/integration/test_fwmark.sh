@@ -9,7 +9,8 @@
 #
 # 80+443 under one persistence: each client's requests to either port reach one real, and
 # the clients spread over both (rr per template). NAT through the queue both ways, a 20 MB
-# download intact. ipvsadm's listings and -S with FWM. A killed lbd leaves its queue rule:
+# download intact. UDP under the same mark, 4 KB datagrams; a client's port unreachable
+# about a late DR reply reaches the real. ipvsadm's listings and -S with FWM. A killed lbd leaves its queue rule:
 # fail closed (the default), the clients' SYNs are dropped, not answered by the director's
 # kernel (which holds the VIP); the next lbd replaces its chains and serves again; its clean
 # exit removes them. With --fwmark-fail open, a killed lbd lets the director's stack answer.
