@@ -442,3 +442,51 @@ TEST_CASE("TUN: a frag-needed is applied only about a packet lbd sent, and never
   CHECK(parse_ok(mid).protocol == kProtoIcmp);
   CHECK((mid[40] << 8 | mid[41]) == 532);
 }
+
+TEST_CASE("TUN over GRE and GUE: frag-needed counts their headers, a router's about them is relayed") {
+  const struct {
+    TunnelSpec tun;
+    size_t overhead;
+    uint8_t outer_protocol;
+  } kinds[] = {{{TunType::kGre, 0, TunCsum::kNoCsum}, 24, kProtoGre},
+               {{TunType::kGre, 0, TunCsum::kCsum}, 28, kProtoGre},
+               {{TunType::kGue, 6080, TunCsum::kCsum}, 32, kProtoUdp}};
+  for (const auto& k : kinds) {
+    INFO("overhead " << k.overhead);
+    Fixture fx(FwdMethod::kTunnel, kProtoTcp, 80);
+    fx.real().tun = k.tun;
+    auto syn = make_frame(from_client(tcp_flag::kSyn));
+    REQUIRE(fx.run(syn).transmit);
+    CHECK(syn[23] == k.outer_protocol);
+    // Too big with DF: frag-needed with 1500 minus the tunnel's headers.
+    auto big = make_frame(from_client(tcp_flag::kAck, std::string(1500 - 40 - k.overhead + 1, 'z')));
+    REQUIRE(fx.run(big).transmit);
+    CHECK(parse_ok(big).protocol == kProtoIcmp);
+    CHECK((big[40] << 8 | big[41]) == int(1500 - k.overhead));
+    // A router's frag-needed (MTU 1400) quoting the tunnel packet lbd sent.
+    auto sent = make_frame(from_client(tcp_flag::kAck, std::string(1300, 'q')));
+    REQUIRE(fx.run(sent).transmit);
+    IcmpSpec e;
+    e.src = mac(0xa1);
+    e.dst = mac(0xd1);
+    e.saddr = ip("198.18.0.254");
+    e.daddr = kDirector;
+    e.code = icmp_code::kFragNeeded;
+    e.seq = 1400;
+    e.payload = std::vector<uint8_t>(sent.begin() + 14, sent.begin() + long(14 + 20 + k.overhead - 20 + 20 + 8));
+    auto icmp = make_icmp_frame(e);
+    REQUIRE(fx.run(icmp, 2000).transmit);
+    const ParsedPacket p = parse_ok(icmp);
+    CHECK(p.saddr == kVip);
+    CHECK(p.daddr == kClient);
+    CHECK((icmp[40] << 8 | icmp[41]) == int(1400 - k.overhead));
+    CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
+    // The same quote from another source than lbd's tunnel address is not lbd's packet.
+    auto forged = e;
+    forged.payload[15] ^= 1;  // the quoted outer source's last byte
+    auto f2 = make_icmp_frame(forged);
+    CHECK_FALSE(fx.run(f2, 2100).transmit);
+    CHECK(fx.drops(DropReason::kPmtuNotOurs) == 1);
+    CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
+  }
+}
