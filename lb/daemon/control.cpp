@@ -125,6 +125,10 @@ std::vector<Counter> Control::counters() {
                        {"health_stalls", health_stalls_},
                        {"health_stalled", health_stalled_, true}});
   }
+  if (fwmark_)
+    v.insert(v.end(), {{"fwmark_queued", fwmark_->queued()},
+                       {"fwmark_accepted", fwmark_->accepted()},
+                       {"fwmark_queue_overflows", fwmark_->overflows()}});
   v.insert(v.end(), {{"capture_kernel_drops", kdrops},
                      {"capture_broad_filters", uint64_t(std::count(broad_filter_.begin(), broad_filter_.end(), true)), true},
                      {"dr_reals_not_on_link", hops_->dr_not_on_link(), true},

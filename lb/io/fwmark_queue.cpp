@@ -193,8 +193,13 @@ int FwmarkQueue::on_packet(nfq_q_handle* qh, nfgenmsg*, nfq_data* nfa, void* sel
     taken = (*self->handler_)(p);
   }
   // Not lbd's: to the kernel at once. lbd's: dropped with the rest of the batch.
-  if (!taken) nfq_set_verdict(qh, id, NF_ACCEPT, 0, nullptr);
-  else self->any_taken_ = true;
+  self->queued_.fetch_add(1, std::memory_order_relaxed);
+  if (!taken) {
+    nfq_set_verdict(qh, id, NF_ACCEPT, 0, nullptr);
+    self->accepted_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    self->any_taken_ = true;
+  }
   self->last_id_ = id;
   return 0;
 }
@@ -208,7 +213,7 @@ int FwmarkQueue::receive(int budget, const Handler& handler) {
     if (got < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
       if (errno == ENOBUFS) {  // the kernel dropped some: counted, the socket still works
-        ++enobufs_;
+        enobufs_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       error_ = std::strerror(errno);

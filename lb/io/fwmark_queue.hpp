@@ -18,6 +18,7 @@
 // there before and nothing else uses it. A killed lbd's are removed at the next start.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -68,7 +69,12 @@ class FwmarkQueue {
   // read, or -1 on a socket error other than "nothing more" (then why in error()).
   int receive(int budget, const Handler& handler);
   const std::string& error() const { return error_; }
-  uint64_t kernel_drops() const { return enobufs_; }  // the queue overflowed (ENOBUFS)
+  // Any thread: packets read, those handed back (ACCEPT), and the times the socket lost
+  // some because lbd read too slowly (ENOBUFS: the kernel's queue went on; with fail closed
+  // what did not fit the queue was dropped).
+  uint64_t queued() const { return queued_.load(std::memory_order_relaxed); }
+  uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t overflows() const { return enobufs_.load(std::memory_order_relaxed); }
 
  private:
   void unhook();  // lbd's chains and jumps gone (and the mangle table, if lbd's making)
@@ -84,7 +90,7 @@ class FwmarkQueue {
   const Handler* handler_ = nullptr;  // during receive()
   uint32_t last_id_ = 0;
   bool any_taken_ = false;
-  uint64_t enobufs_ = 0;
+  std::atomic<uint64_t> queued_{0}, accepted_{0}, enobufs_{0};
   std::string error_;
   static int on_packet(nfq_q_handle* qh, nfgenmsg* msg, nfq_data* nfa, void* self);
 };

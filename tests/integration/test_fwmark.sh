@@ -103,6 +103,10 @@ echo "ok: the client's ICMP error about a fwmark connection reaches its real"
 # NAT: real3's replies come back through the queue, rewritten to VIP2.
 download_matches "$LAB_DIR/nginx3/html/big" "http://$VIP2:8080/big" "20 MB download through FWM 2 (NAT, both ways through the queue)"
 
+queued=$(lbadm_ --lbd-counters | awk '$1 == "fwmark_queued" {print $2}')
+[ "${queued:-0}" -gt 100 ] || fail "fwmark_queued: ${queued:-none} (expected every packet of the requests above)"
+echo "ok: --lbd-counters: fwmark_queued $queued"
+
 listing=$(lbadm_ -L -n)
 got=$(echo "$listing" | sed -n '4,$p')  # after the version line and the titles
 [ "$(echo "$got" | sed -n 1p)" = "FWM  1 rr persistent 60" ] || fail "-L -n (FWM 1): $listing"
