@@ -248,19 +248,22 @@ void Worker::on_queue() {
     for (const auto& c : captures_)
       if (c->ifindex() == q.ifindex) cap = c.get();
     if (!in || !cap) return false;
+    // A datagram the director's stack reassembled may be larger than a frame: processed in
+    // the scratch buffer, as a capture's super-frame is, and sent in fragments.
     const size_t len = sizeof(EthHdr) + q.ip.size();
-    if (len > Injector::kFrameMax) {
+    const bool fits = len <= Injector::kFrameMax;
+    if (len > scratch_.size()) {
       dp_->count_drop(DropReason::kFrameTooBig);
       return true;
     }
-    uint8_t* buf = in->next_buffer();
+    uint8_t* buf = fits ? in->next_buffer() : scratch_.data();
     EthHdr eth{cap->mac(), q.hw_src, Be16::from_host(kEtherTypeIpv4)};
     std::memcpy(buf, &eth, sizeof eth);
     std::memcpy(buf + sizeof eth, q.ip.data(), q.ip.size());
     const uint64_t unclaimed = dp_->counters().drops[size_t(DropReason::kNoService)];
     const bool icmp = q.ip.size() > 9 && q.ip[9] == kProtoIcmp;
-    const Verdict v = dp_->process({buf, len}, q.ifindex, now_ms_, Injector::kFrameMax, q.mark);
-    if (v.transmit) send(buf, v.length ? v.length : len, v, in);
+    const Verdict v = dp_->process({buf, len}, q.ifindex, now_ms_, fits ? Injector::kFrameMax : scratch_.size(), q.mark);
+    if (v.transmit) send(buf, v.length ? v.length : len, v, fits ? in : nullptr);
     // An ICMP error lbd did not pass on is the director's own; a packet no service takes
     // (its mark's service just deleted, say) passes on, as in IPVS.
     if (icmp) return v.transmit;

@@ -21,7 +21,7 @@ VIP2=198.18.0.101
 for i in 1 2; do
   lab_dr_real "$i"
   lab_nginx "$i" 80 "listen 443;"
-  lab_bg "$(lab_real_ns "$i")" socat "UDP-RECVFROM:53,bind=$LAB_VIP,fork" EXEC:cat
+  lab_bg "$(lab_real_ns "$i")" socat -b 65536 "UDP-RECVFROM:53,bind=$LAB_VIP,fork" EXEC:cat
   lab_bg "$(lab_real_ns "$i")" socat -t 3 "UDP-RECVFROM:54,bind=$LAB_VIP,fork" SYSTEM:"sleep 1; cat"
 done
 lab_nat_real 3
@@ -86,6 +86,12 @@ done
 # director's stack reassembles before INPUT and lbd gets the datagram whole, marked.
 udp_round_trips 53 "under FWM 1 (UDP)"
 udp_round_trips 53 "under FWM 1 in IP fragments (4 KB)" 3000
+# 16 KB: once reassembled, larger than any frame lbd handles in place.
+for k in 1 2 3; do
+  msg="big-$k-$(head -c 12000 /dev/urandom | base64 -w0)"
+  back=$(echo "$msg" | in_ns "$LAB_CLIENT" timeout 5 socat -b 65536 -t 2 - "UDP:$LAB_VIP:53") || true
+  assert_eq "$msg" "$back" "a 16 KB datagram $k echoed under FWM 1 (reassembled, larger than a frame)"
+done
 
 # The client's port unreachable about a late reply (the real answers port 54 after 1 s, the
 # client has gone): to the director, which holds the VIP; lbd passes it to the real of the
