@@ -52,6 +52,20 @@ real2 2" "$(count_answers 4)" "traffic through lbd under systemd, spread by rr"
 assert_eq xdp-generic "$(in_sd lbadm --lbd-counters | awk '$1 == "offload" {print $2}')" \
   "the XDP flow cache runs under the unit's capabilities and seccomp filter ($(grep -a "offload" "$LAB_DIR/bg.log" | tail -3))"
 
+# A firewall-mark service under the sandbox: lbd binds its NFQUEUE and runs iptables for
+# its chains (as root, CAP_NET_ADMIN, seccomp, read-only /usr), and takes them away again.
+assert_eq 0 "$(in_sd lbadm --lbd-counters | awk '$1 == "fwmark_queued" {print $2}')" \
+  "the fwmark queue is bound under the unit ($(grep -a "fwmark" "$LAB_DIR/bg.log" | tail -2))"
+in_sd lbadm -A -f 7 -s rr || fail "lbadm -A -f 7 under the unit"
+in_sd lbadm -a -f 7 -r "$(lab_real_ip 1)" -g || fail "lbadm -a -f 7 under the unit"
+in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK | grep -q -- "--mark 0x7 -j NFQUEUE" ||
+  fail "lbd under the unit did not make its fwmark chain: $(in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S 2>&1)"
+in_sd lbadm -D -f 7 || fail "lbadm -D -f 7 under the unit"
+if in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK >/dev/null 2>&1; then
+  fail "the fwmark chain stayed after the last fwmark service went"
+fi
+echo "ok: a fwmark service under the unit: queue bound, iptables chain made and removed"
+
 # systemctl reload: the difference of the edited file.
 sed -i "s|^-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 1$|-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 3|" /etc/lbd/rules
 sdctl reload lbd || fail "systemctl reload lbd failed"
