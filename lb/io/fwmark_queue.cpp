@@ -1,4 +1,4 @@
-// The firewall-mark queue and its nftables table; see fwmark_queue.hpp.
+// The firewall-mark queue and its iptables chains; see fwmark_queue.hpp.
 #include "lb/io/fwmark_queue.hpp"
 
 #include <arpa/inet.h>
