@@ -4,20 +4,14 @@
 #include <cstring>
 
 #include "forwarding/checksum.hpp"
+#include "forwarding/xdp/flow_abi.h"
 
 namespace lbd {
 
 uint16_t gue_source_port(const ParsedPacket& p) {
-  // Any well-mixed hash of the flow does: the kernel's is the skb's (random per boot).
-  uint64_t h = uint64_t(p.saddr.host()) << 32 | p.daddr.host();
-  h ^= uint64_t(p.sport) << 24 ^ uint64_t(p.dport) << 8 ^ p.protocol;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  constexpr uint32_t kMin = 32768, kMax = 60999;  // net.ipv4.ip_local_port_range's defaults
-  return uint16_t(kMin + ((h & 0xffffffffu) * (kMax - kMin) >> 32));
+  // Any well-mixed hash of the flow does (the kernel's is the skb's, random per boot); the
+  // XDP program's must be this one.
+  return lbd_gue_sport(p.saddr.host(), p.daddr.host(), p.sport, p.dport, p.protocol);
 }
 
 size_t tunnel_encapsulate(std::span<uint8_t> buf, const ParsedPacket& p, Ipv4 src, Ipv4 dst,

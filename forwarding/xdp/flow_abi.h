@@ -10,7 +10,27 @@
 #define LBD_FLOW_DR 1      /* the real's MAC, packet untouched */
 #define LBD_FLOW_NAT_IN 2  /* client -> real: destination becomes addr:port */
 #define LBD_FLOW_NAT_OUT 3 /* a NAT real's reply -> client: source becomes addr:port */
-#define LBD_FLOW_TUN 4     /* IPIP to the real */
+#define LBD_FLOW_TUN 4     /* in the real's tunnel (lbd_real_hop.tun_type) */
+
+/* The tunnels the program takes (IPVS's types; GUE and GRE without checksums: those, a
+ * pass over the packet each, stay on lbd's path). */
+#define LBD_TUN_IPIP 0
+#define LBD_TUN_GUE 1
+#define LBD_TUN_GRE 2
+
+/* GUE's UDP source port of a flow (addresses and ports in host byte order), a hash in the
+ * local port range 32768-60999 as the kernel's udp_flow_src_port(): the same in lbd's slow
+ * path and the program, so a flow keeps one port whichever path takes its packets. */
+static inline __u16 lbd_gue_sport(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 protocol) {
+  __u64 h = (__u64)saddr << 32 | daddr;
+  h ^= (__u64)sport << 24 ^ (__u64)dport << 8 ^ protocol;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return (__u16)(32768 + (((h & 0xffffffffULL) * (60999 - 32768)) >> 32));
+}
 
 /* A packet's key as it arrives: a client's packet has its connection's key, a NAT reply
  * its reply key. */
@@ -46,8 +66,11 @@ struct lbd_real_hop {
   __u16 mtu;        /* the largest IP packet the hop takes (TUN: outer, path MTU included) */
   __u8 eth_dst[6];
   __u8 eth_src[6];
-  __u16 pad;
+  __u8 tun_type;    /* TUN: LBD_TUN_* */
+  __u8 pad;
   __be32 tun_src, tun_dst;
+  __be16 tun_port;  /* GUE: the UDP destination port */
+  __u16 pad2;
 };
 
 /* What the program forwarded for a real (lbd_real_use, per CPU, index (worker *

@@ -158,7 +158,12 @@ int lbd_flow_cache(struct xdp_md *ctx) {
     out = hop->ifindex;
     mtu = hop->mtu;
   }
-  if (ip_len + (action == LBD_FLOW_TUN ? sizeof(struct iphdr) : 0) > mtu)
+  /* The tunnel's headers (tunnel_overhead()): outer IPv4, + UDP and GUE, or + GRE. */
+  const __u8 tun_type = hop->tun_type;
+  const __u32 tun_len = action != LBD_FLOW_TUN ? 0
+                        : sizeof(struct iphdr) + (tun_type == LBD_TUN_GUE ? sizeof(struct udphdr) + 4
+                                                  : tun_type == LBD_TUN_GRE ? 4 : 0);
+  if (ip_len + tun_len > mtu)
     return count(LBD_XDP_TOO_BIG, 1, XDP_PASS);
   __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, &out);
   if (!tx_ok || !*tx_ok) return count(LBD_XDP_NO_TX, 1, XDP_PASS);
@@ -179,15 +184,19 @@ int lbd_flow_cache(struct xdp_md *ctx) {
       __builtin_memcpy(eth->h_source, f->eth_src, ETH_ALEN);
       break;
     case LBD_FLOW_TUN: {
-      /* ipip_encapsulate(): outer TOS and TTL from the inner header, DF copied, proto 4. */
+      /* tunnel_encapsulate(): outer TOS and TTL from the inner header, DF copied; then
+       * nothing (IPIP), UDP to the real's port and a GUE header, or a GRE header. */
       const __u8 tos = ip->tos, ttl = ip->ttl;
       const __be16 df = ip->frag_off & bpf_htons(0x4000);
       const __be16 id = ip->id;
       const __be32 src = hop->tun_src, dst = hop->tun_dst;
+      const __be16 tun_port = hop->tun_port;
+      const __u16 gue_sport = lbd_gue_sport(bpf_ntohl(ip->saddr), bpf_ntohl(ip->daddr), bpf_ntohs(*sport),
+                                            bpf_ntohs(*dport), ip->protocol);
       __u8 mac_dst[ETH_ALEN], mac_src[ETH_ALEN];
       __builtin_memcpy(mac_dst, hop->eth_dst, ETH_ALEN);
       __builtin_memcpy(mac_src, hop->eth_src, ETH_ALEN);
-      if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr))) return XDP_PASS;
+      if (bpf_xdp_adjust_head(ctx, -(int)tun_len)) return XDP_PASS;
       data = (void *)(long)ctx->data;
       end = (void *)(long)ctx->data_end;
       eth = data;
@@ -199,11 +208,11 @@ int lbd_flow_cache(struct xdp_md *ctx) {
       outer->version = 4;
       outer->ihl = 5;
       outer->tos = tos;
-      outer->tot_len = bpf_htons(ip_len + sizeof(struct iphdr));
+      outer->tot_len = bpf_htons(ip_len + tun_len);
       outer->id = id;
       outer->frag_off = df;
       outer->ttl = ttl;
-      outer->protocol = IPPROTO_IPIP;
+      outer->protocol = tun_type == LBD_TUN_GUE ? IPPROTO_UDP : tun_type == LBD_TUN_GRE ? IPPROTO_GRE : IPPROTO_IPIP;
       outer->check = 0;
       outer->saddr = src;
       outer->daddr = dst;
@@ -212,6 +221,24 @@ int lbd_flow_cache(struct xdp_md *ctx) {
 #pragma unroll
       for (int i = 0; i < 10; ++i) sum += bpf_ntohs(w[i]);
       outer->check = bpf_htons((__u16)~fold(sum));
+      if (tun_type == LBD_TUN_GUE) {
+        struct udphdr *u = (void *)(outer + 1);
+        __u8 *gue = (void *)(u + 1);
+        if ((void *)(gue + 4) > end) return XDP_DROP; /* cannot happen: the frame grew */
+        u->source = bpf_htons(gue_sport);
+        u->dest = tun_port;
+        u->len = bpf_htons(ip_len + sizeof(struct udphdr) + 4);
+        u->check = 0; /* --tun-nocsum */
+        gue[0] = 0;   /* version 0, a data message, no options */
+        gue[1] = IPPROTO_IPIP;
+        gue[2] = gue[3] = 0;
+      } else if (tun_type == LBD_TUN_GRE) {
+        __u8 *gre = (void *)(outer + 1);
+        if ((void *)(gre + 4) > end) return XDP_DROP;
+        gre[0] = gre[1] = 0; /* no checksum, key or sequence number; version 0 */
+        gre[2] = 0x08;       /* IPv4 */
+        gre[3] = 0;
+      }
       break;
     }
     default:

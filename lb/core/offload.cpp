@@ -139,16 +139,19 @@ lbd_real_hop DataPath::real_hop(const Real& r, uint64_t now_ms) const {
   const bool expiring = r.health_down &&
                         services_.service(r.service_id).options.health.on_down == health::OnDown::kExpire;
   if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0) return h;
-  // The XDP program tunnels in IPIP only: GUE and GRE reals' packets stay on the slow path.
-  if (r.fwd == FwdMethod::kTunnel && r.tun.type != TunType::kIpip) return h;
+  // The program tunnels in IPIP, GUE and GRE without their checksums: a GUE or GRE real
+  // with a checksum keeps its packets on the slow path.
+  if (r.fwd == FwdMethod::kTunnel && r.tun.type != TunType::kIpip && r.tun.csum != TunCsum::kNoCsum) return h;
   h.mtu = r.fwd == FwdMethod::kTunnel ? tunnel_mtu(r, now_ms) : r.hop.mtu;
-  if (r.fwd == FwdMethod::kTunnel && h.mtu < 68 + kIpipOverhead) return lbd_real_hop{};
+  if (r.fwd == FwdMethod::kTunnel && h.mtu < min_tunnel_mtu(tunnel_overhead(r.tun))) return lbd_real_hop{};
   h.ifindex = uint32_t(r.hop.ifindex);
   std::memcpy(h.eth_dst, r.hop.dst.b.data(), 6);
   std::memcpy(h.eth_src, r.hop.src.b.data(), 6);
   if (r.fwd == FwdMethod::kTunnel) {
     std::memcpy(&h.tun_src, r.hop.src_ip.b.data(), 4);
     std::memcpy(&h.tun_dst, r.addr.b.data(), 4);
+    h.tun_type = uint8_t(r.tun.type);  // LBD_TUN_* are IPVS's numbers, as TunType's
+    std::memcpy(&h.tun_port, Be16::from_host(r.tun.port).b.data(), 2);
   }
   return h;
 }

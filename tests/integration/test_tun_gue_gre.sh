@@ -92,6 +92,12 @@ for i in 1 2 3; do  # rr: one blob from each real, each through its own tunnel
     fail "blob download $i matches no real's"
 done
 echo "ok: a 1 MB download from each real intact"
+# real3's GUE without a checksum is the XDP program's too (GUE and GRE with checksums, lbd's).
+if [ "${LBD_OFFLOAD:-xdp}" != off ]; then
+  n=$(lbadm_ --lbd-counters | awk '$1 == "xdp_forwarded" {print $2}')
+  [ "${n:-0}" -gt 0 ] || fail "no packet went through the XDP flow cache (xdp_forwarded ${n:-none})"
+  echo "ok: the fast path forwarded $n packets into the tunnels"
+fi
 tcp_round_trips 7 "through GRE, GUE (remcsum) and GRE with checksum (uploads)"
 udp_round_trips 53 "through GUE and GRE"
 udp_round_trips 53 "through GUE and GRE in IP fragments (4 KB)" 3000

@@ -149,6 +149,33 @@ TEST_CASE("XDP: TUN wraps the packet in IPIP from the director to the real") {
   CHECK(got == want);
 }
 
+TEST_CASE("XDP: GUE and GRE without checksums, as the slow path sends them; with them, lbd's") {
+  for (const TunnelSpec& tun : {TunnelSpec{TunType::kGue, 6080, TunCsum::kNoCsum}, TunnelSpec{TunType::kGre, 0, TunCsum::kNoCsum}}) {
+    INFO(tun_type_name(tun.type));
+    Fixture fx(FwdMethod::kTunnel);
+    fx.real().tun = tun;
+    fx.dp.sync_real_hops(1000);
+    fx.establish();
+    const auto in = make_frame(fx.from_client(tcp_flag::kAck, "payload through the tunnel"));
+    const Run k = fx.kernel(in);
+    REQUIRE(k.verdict == XDP_TX);
+    auto want = fx.slow(in);
+    REQUIRE(k.frame.size() == want.size());
+    REQUIRE(k.frame.size() == in.size() + tunnel_overhead(tun));
+    CHECK(ref_checksum(std::vector<uint8_t>(k.frame.begin() + 14, k.frame.begin() + 34)) == 0);
+    auto got = k.frame;
+    for (size_t i : {18, 19, 24, 25}) got[i] = want[i] = 0;  // the outer id and its checksum
+    CHECK(got == want);  // the GUE source port included: one hash on both paths
+  }
+  // With a checksum the real takes no fast-path packet: lbd sends them.
+  Fixture fx(FwdMethod::kTunnel);
+  fx.real().tun = TunnelSpec{TunType::kGre, 0, TunCsum::kCsum};
+  fx.dp.sync_real_hops(1000);
+  fx.establish();
+  const auto in = make_frame(fx.from_client(tcp_flag::kAck, "x"));
+  CHECK(fx.kernel(in).verdict == XDP_PASS);
+}
+
 TEST_CASE("XDP: what changes lbd's state, or needs lbd, passes untouched") {
   Fixture fx(FwdMethod::kMasq);
   fx.establish();
