@@ -166,6 +166,7 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
       if (r.fwd == FwdMethod::kTunnel) {  // the options ipvsadm -S writes for it
         d.options |= 1ULL << kOptTunType;
         if (r.tun.type == TunType::kGue) d.options |= 1ULL << kOptTunPort;
+        static_assert(kOptTunCsum == kOptTunNoCsum + 1 && kOptTunRemCsum == kOptTunNoCsum + 2);  // TunCsum's order
         if (r.tun.type != TunType::kIpip) d.options |= 1ULL << (kOptTunNoCsum + int(r.tun.csum));
       }
       d.real.u_threshold = r.u_threshold;
