@@ -422,24 +422,29 @@ struct Parser {
         {'x', '1', '1', 'x'},
     }};
     static constexpr std::array<Opt, 4> kTunnelOpts = {kOptTunPort, kOptTunNoCsum, kOptTunCsum, kOptTunRemCsum};
-    const auto& row = kTunnelMatrix[uint8_t(c.real.tun.type)];
-    const char* type = tun_type_name(c.real.tun.type);
+    return check_row(kTunnelMatrix[uint8_t(c.real.tun.type)].data(), kTunnelOpts,
+                     fmt::format("'{}' tunnel type", tun_type_name(c.real.tun.type)));
+  }
+
+  // One row of a legality matrix ('+' compulsory, 'x' illegal, '1' at most one of them) over
+  // `opts`, with ipvsadm's messages about `subject` ("'add-service' command").
+  [[nodiscard]] bool check_row(const char* row, std::span<const Opt> opts, const std::string& subject) {
     int last = -1;
-    for (size_t j = 0; j < kTunnelOpts.size(); ++j) {
-      const Opt k = kTunnelOpts[j];
+    for (size_t j = 0; j < opts.size(); ++j) {
+      const Opt k = opts[j];
       if (!c.has(k)) {
         if (row[j] == '+')
-          return fail(2, fmt::format("You need to supply the '{}' option for the '{}' tunnel type", kOptNames[k], type));
+          return fail(2, fmt::format("You need to supply the '{}' option for the {}", kOptNames[k], subject));
         continue;
       }
-      if (row[j] == 'x') return fail(2, fmt::format("Illegal '{}' option with the '{}' tunnel type", kOptNames[k], type));
+      if (row[j] == 'x') return fail(2, fmt::format("Illegal '{}' option with the {}", kOptNames[k], subject));
       if (row[j] == '1') {
         if (last < 0) {
           last = k;
           continue;
         }
-        return fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the '{}' tunnel type",
-                                   kOptNames[k], kOptNames[last], type));
+        return fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the {}", kOptNames[k],
+                                   kOptNames[last], subject));
       }
     }
     return true;
@@ -463,27 +468,13 @@ struct Parser {
     if (!sched_flags_arg.empty() && !parse_sched_flags()) return false;
 
     // generic_opt_check()
-    const char* row = kMatrix[int(c.cmd) - 1];
-    const char* cmdname = kCmdNames[int(c.cmd)];
-    int last = -1;
-    for (int j = 0; j < kOptCount; ++j) {
-      if (!c.has(Opt(j))) {
-        if (row[j] == '+')
-          return fail(2, fmt::format("You need to supply the '{}' option for the '{}' command",
-                              kOptNames[j], cmdname));
-      } else {
-        if (row[j] == 'x')
-          return fail(2, fmt::format("Illegal '{}' option with the '{}' command", kOptNames[j], cmdname));
-        if (row[j] == '1') {
-          if (last < 0) {
-            last = j;
-            continue;
-          }
-          return fail(2, fmt::format("The option '{}' conflicts with the '{}' option in the '{}' command",
-                              kOptNames[j], kOptNames[last], cmdname));
-        }
-      }
-    }
+    static constexpr auto kAllOpts = [] {
+      std::array<Opt, kOptCount> a{};
+      for (int k = 0; k < kOptCount; ++k) a[size_t(k)] = Opt(k);
+      return a;
+    }();
+    if (!check_row(kMatrix[int(c.cmd) - 1], kAllOpts, fmt::format("'{}' command", kCmdNames[int(c.cmd)])))
+      return false;
     const uint64_t kConnTimeoutDaemon =
         1ULL << kOptConnection | 1ULL << kOptTimeout | 1ULL << kOptDaemon;
     const uint64_t kStatsRateThr = 1ULL << kOptStats | 1ULL << kOptRate | 1ULL << kOptThresholds;

@@ -73,19 +73,6 @@ void BM_NatRewrite(benchmark::State& st) {
 }
 BENCHMARK(BM_NatRewrite);
 
-void BM_IpipEncapsulate(benchmark::State& st) {
-  const auto f = frame(kClient, 40000, kVip, 80, tcp_flag::kAck);
-  std::vector<uint8_t> buf(f.size() + 64);
-  ParsedPacket p;
-  DropReason why{};
-  parse_frame(f, p, why);
-  for (auto _ : st) {
-    std::copy(f.begin(), f.end(), buf.begin());
-    benchmark::DoNotOptimize(ipip_encapsulate(buf, p, Be32::from_host(0xc6120002), kRip, 1));
-  }
-}
-BENCHMARK(BM_IpipEncapsulate);
-
 // IPVS's three tunnels on one 54-byte ACK: arg 0 = IPIP, 1 = GUE without checksum, 2 = GUE
 // with its UDP checksum, 3 = GRE, 4 = GRE with its checksum (both sums over the packet).
 void BM_TunnelEncapsulate(benchmark::State& st) {
