@@ -13,6 +13,13 @@ namespace lbd {
 void DataPath::refresh_config() {
   vips_ = services_.vips();
   nat_endpoints_ = services_.nat_endpoints();
+  gue_endpoints_.clear();
+  services_.for_each_real([&](const Real& r) {
+    if (!r.deleted && r.fwd == FwdMethod::kTunnel && r.tun.type == TunType::kGue)
+      gue_endpoints_.push_back({kProtoUdp, r.addr, r.tun.port});
+  });
+  std::sort(gue_endpoints_.begin(), gue_endpoints_.end());
+  gue_endpoints_.erase(std::unique(gue_endpoints_.begin(), gue_endpoints_.end()), gue_endpoints_.end());
   config_generation_ = services_.generation();
 }
 

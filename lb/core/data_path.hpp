@@ -375,6 +375,9 @@ class DataPath {
   std::vector<InterfaceInfo> interfaces_;
   std::vector<Ipv4> vips_;
   std::vector<ServiceTable::Endpoint> nat_endpoints_;
+  // The GUE reals' (address, --tun-port), sorted: an ICMP error quoting UDP to one is about
+  // lbd's own tunnel packet (a lookup, not a walk over the reals, per such error).
+  std::vector<ServiceTable::Endpoint> gue_endpoints_;
   uint64_t config_generation_ = 0;
   std::vector<uint32_t> unresolved_;
   std::vector<uint32_t> pmtu_learnt_;

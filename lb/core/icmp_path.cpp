@@ -75,10 +75,9 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     return finish_l2(f, *back, back->mtu);
   }
   // About no connection: a UDP quote may still be one of our GUE packets to a real.
-  if (q.protocol == kProtoUdp) {
-    const Real* real = tunnel_real(q.daddr);
-    if (real && real->tun.type == TunType::kGue && real->tun.port == q.dport) return icmp_about_tunnel(f, q);
-  }
+  if (q.protocol == kProtoUdp &&
+      std::binary_search(gue_endpoints_.begin(), gue_endpoints_.end(), ServiceTable::Endpoint{kProtoUdp, q.daddr, q.dport}))
+    return icmp_about_tunnel(f, q);
   return drop(DropReason::kIcmpNoConnection);
 }
 

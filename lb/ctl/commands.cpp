@@ -163,12 +163,6 @@ std::vector<CliCommand> configuration_commands(const ServiceTable& services) {
       d.service = s.key;
       d.real = RealSpec{r.addr, r.port, r.fwd, r.dest.weight, r.health_override};
       d.real.tun = r.tun;
-      if (r.fwd == FwdMethod::kTunnel) {  // the options ipvsadm -S writes for it
-        d.options |= 1ULL << kOptTunType;
-        if (r.tun.type == TunType::kGue) d.options |= 1ULL << kOptTunPort;
-        static_assert(kOptTunCsum == kOptTunNoCsum + 1 && kOptTunRemCsum == kOptTunNoCsum + 2);  // TunCsum's order
-        if (r.tun.type != TunType::kIpip) d.options |= 1ULL << (kOptTunNoCsum + int(r.tun.csum));
-      }
       d.real.u_threshold = r.u_threshold;
       d.real.l_threshold = r.l_threshold;
       if (!r.health_override.empty()) d.options |= 1ULL << kOptHealth;

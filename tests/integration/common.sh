@@ -98,6 +98,32 @@ udp_round_trips() {
   done
 }
 
+# syns_through_tunnels WHAT [OUTER_FILTER]: six HTTP requests to the VIP of three tunnel
+# reals behind lbd-decap, two per real, and each SYN leaves the tunnel (lbdtun0) exactly as
+# the client sent it. With OUTER_FILTER each real's eth0 is captured as well, into
+# $LAB_DIR/outerI.pcap, for the caller to read.
+syns_through_tunnels() {
+  local what=$1 outer=${2:-} i p cdump got sent recv dumps=()
+  local syns="tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0"
+  start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/client.pcap" "$syns"
+  cdump=$TCPDUMP_PID
+  for i in 1 2 3; do
+    start_tcpdump "$(lab_real_ns "$i")" lbdtun0 "$LAB_DIR/inner$i.pcap" "$syns"
+    dumps+=("$TCPDUMP_PID")
+    [ -z "$outer" ] && continue
+    start_tcpdump "$(lab_real_ns "$i")" eth0 "$LAB_DIR/outer$i.pcap" "$outer"
+    dumps+=("$TCPDUMP_PID")
+  done
+  got=$(count_answers 6 | tr '\n' ' ')
+  assert_eq "real1 2 real2 2 real3 2 " "$got" "HTTP $what: 6 requests, 2 per real"
+  stop_tcpdump "$cdump"
+  for p in "${dumps[@]}"; do stop_tcpdump "$p"; done
+  sent=$(pcap_hex "$LAB_DIR/client.pcap" | sort)
+  recv=$(for i in 1 2 3; do pcap_hex "$LAB_DIR/inner$i.pcap"; done | sort)
+  [ "$(echo "$sent" | wc -l)" = 6 ] || fail "expected 6 SYNs at the client"
+  assert_eq "$sent" "$recv" "each SYN leaves $what exactly as the client sent it"
+}
+
 # pcap_hex FILE: each packet of a capture as one hex line, from its IP header on.
 pcap_hex() {
   tcpdump -r "$1" -n -x 2>/dev/null |

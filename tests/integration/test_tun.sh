@@ -68,21 +68,7 @@ in_ns "$LAB_CLIENT" ping -M do -s 1452 -c 2 -W 2 "$LAB_VIP" >/dev/null ||
   fail "ping -M do -s 1452 (1480 bytes) through the tunnel failed"
 echo "ok: a 1480-byte ping with DF fits the tunnel and is answered by a real"
 
-start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/client.pcap" "tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0"
-CDUMP=$TCPDUMP_PID
-RDUMPS=()
-for i in 1 2 3; do
-  start_tcpdump "$(lab_real_ns "$i")" lbdtun0 "$LAB_DIR/real$i.pcap" "tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0"
-  RDUMPS+=("$TCPDUMP_PID")
-done
-got=$(count_answers 6 | tr '\n' ' ')
-assert_eq "real1 2 real2 2 real3 2 " "$got" "HTTP through the tunnel: 6 requests, 2 per real"
-stop_tcpdump "$CDUMP"
-for p in "${RDUMPS[@]}"; do stop_tcpdump "$p"; done
-sent=$(pcap_hex "$LAB_DIR/client.pcap" | sort)
-recv=$(for i in 1 2 3; do pcap_hex "$LAB_DIR/real$i.pcap"; done | sort)
-[ "$(echo "$sent" | wc -l)" = 6 ] || fail "expected 6 SYNs at the client"
-assert_eq "$sent" "$recv" "each SYN arrives out of the tunnel exactly as the client sent it"
+syns_through_tunnels "through the tunnel"
 
 download_matches "$LAB_DIR/big" "http://$LAB_VIP/big" "50 MB download through the tunnel"
 

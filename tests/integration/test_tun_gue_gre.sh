@@ -55,23 +55,7 @@ case "$mtus" in
 esac
 
 # What each real receives: its outer packets, and the SYNs out of the tunnel.
-start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/client.pcap" "tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0"
-CDUMP=$TCPDUMP_PID
-DUMPS=()
-for i in 1 2 3; do
-  start_tcpdump "$(lab_real_ns "$i")" eth0 "$LAB_DIR/outer$i.pcap" "udp dst port 6080 or ip proto 47"
-  DUMPS+=("$TCPDUMP_PID")
-  start_tcpdump "$(lab_real_ns "$i")" lbdtun0 "$LAB_DIR/inner$i.pcap" "tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0"
-  DUMPS+=("$TCPDUMP_PID")
-done
-got=$(count_answers 6 | tr '\n' ' ')
-assert_eq "real1 2 real2 2 real3 2 " "$got" "HTTP through GUE and GRE: 6 requests, 2 per real"
-stop_tcpdump "$CDUMP"
-for p in "${DUMPS[@]}"; do stop_tcpdump "$p"; done
-sent=$(pcap_hex "$LAB_DIR/client.pcap" | sort)
-recv=$(for i in 1 2 3; do pcap_hex "$LAB_DIR/inner$i.pcap"; done | sort)
-[ "$(echo "$sent" | wc -l)" = 6 ] || fail "expected 6 SYNs at the client"
-assert_eq "$sent" "$recv" "each SYN leaves GUE or GRE exactly as the client sent it"
+syns_through_tunnels "through GUE and GRE" "udp dst port 6080 or ip proto 47"
 
 # The carriers, from the captures' headers (-v prints the checksums tcpdump verified).
 outer() { tcpdump -r "$LAB_DIR/outer$1.pcap" -n -vv 2>/dev/null; }

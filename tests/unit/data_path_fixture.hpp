@@ -7,17 +7,22 @@
 
 namespace lbd::test {
 
-struct OneRealPath {
+// The tables a data path works on (a connection table of 1,024), and the data path.
+struct PathParts {
   ServiceTable services;
   ConnTable conns;
   Timeouts timeouts;
   DataPath dp{services, conns, timeouts};
+  explicit PathParts(uint64_t seed = 7) : conns(1024, seed) {}
+};
+
+struct OneRealPath : PathParts {
   ServiceKey svc;
   int ifindex;
 
   explicit OneRealPath(FwdMethod method, uint8_t protocol = kProtoTcp, const ServiceOptions& opt = {"rr"},
                        uint16_t vport = 80, uint16_t rport = 8080, int ifindex_ = 7, uint64_t seed = 7)
-      : conns(1024, seed), ifindex(ifindex_) {
+      : PathParts(seed), ifindex(ifindex_) {
     svc = ServiceKey{protocol, lab::kVip, vport};
     REQUIRE(services.add_service(svc, opt).is_ok());
     REQUIRE(services.add_real(svc, {lab::kRip, rport, method, 1}).is_ok());

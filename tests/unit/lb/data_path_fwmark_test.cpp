@@ -18,11 +18,7 @@ namespace {
 
 constexpr int kIf = 7;
 
-struct FwmarkPath {
-  ServiceTable services;
-  ConnTable conns{1024, 7};
-  Timeouts timeouts;
-  DataPath dp{services, conns, timeouts};
+struct FwmarkPath : PathParts {
   explicit FwmarkPath(FwdMethod method, uint32_t persistent = 0) {
     ServiceOptions opt{"rr"};
     opt.persistent = persistent;

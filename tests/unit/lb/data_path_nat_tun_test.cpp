@@ -30,6 +30,20 @@ struct Fixture : OneRealPath {
   uint64_t drops(DropReason r) const { return dp.counters().drops[size_t(r)]; }
 };
 
+// A router's frag-needed (MTU `mtu`) towards the director about the tunnel packet lbd sent
+// in `sent` (an Ethernet frame), quoting its first `quoted` bytes from the outer IP header.
+std::vector<uint8_t> router_frag_needed(const std::vector<uint8_t>& sent, size_t quoted, uint16_t mtu) {
+  IcmpSpec e;
+  e.src = mac(0xa1);  // from the router towards the real
+  e.dst = mac(0xd1);
+  e.saddr = ip("198.18.0.254");
+  e.daddr = kDirector;
+  e.code = icmp_code::kFragNeeded;
+  e.seq = mtu;
+  e.payload = std::vector<uint8_t>(sent.begin() + 14, sent.begin() + long(14 + quoted));
+  return make_icmp_frame(e);
+}
+
 }  // namespace
 
 TEST_CASE("NAT: the client's packets reach RIP:rport, the replies leave as VIP:vport") {
@@ -232,15 +246,7 @@ TEST_CASE("TUN: a router's frag-needed about our tunnel packet reaches the clien
   const auto pkt = make_frame(from_client(tcp_flag::kAck, std::string(1360, 'q')));
   auto sent = pkt;
   REQUIRE(fx.run(sent).transmit);
-  IcmpSpec e;
-  e.src = mac(0xa1);  // from the router towards the real
-  e.dst = mac(0xd1);
-  e.saddr = ip("198.18.0.254");
-  e.daddr = kDirector;
-  e.code = icmp_code::kFragNeeded;
-  e.seq = 1400;
-  e.payload = std::vector<uint8_t>(sent.begin() + 14, sent.begin() + 14 + 20 + 20 + 8);
-  auto icmp = make_icmp_frame(e);
+  auto icmp = router_frag_needed(sent, 20 + 20 + 8, 1400);
   const Verdict v = fx.run(icmp, 2000);
   REQUIRE(v.transmit);
   const ParsedPacket p = parse_ok(icmp);
@@ -286,15 +292,7 @@ TEST_CASE("a ping to a VIP: through the tunnel to a TUN real, answered by lbd fo
     CHECK(small[23] == kProtoIpip);
     CHECK(fx.dp.counters().echo_forwarded == 2);
     // A router's frag-needed about the tunnelled ping (no connection) reaches the client.
-    IcmpSpec e;
-    e.src = mac(0xa1);
-    e.dst = mac(0xd1);
-    e.saddr = ip("198.18.0.254");
-    e.daddr = kDirector;
-    e.code = icmp_code::kFragNeeded;
-    e.seq = 1400;
-    e.payload = std::vector<uint8_t>(small.begin() + 14, small.begin() + 14 + 20 + 28);
-    auto err = make_icmp_frame(e);
+    auto err = router_frag_needed(small, 20 + 28, 1400);
     REQUIRE(fx.run(err).transmit);
     CHECK(parse_ok(err).daddr == kClient);
     CHECK(err[5] == 0xc1);
@@ -466,15 +464,7 @@ TEST_CASE("TUN over GRE and GUE: frag-needed counts their headers, a router's ab
     // A router's frag-needed (MTU 1400) quoting the tunnel packet lbd sent.
     auto sent = make_frame(from_client(tcp_flag::kAck, std::string(1300, 'q')));
     REQUIRE(fx.run(sent).transmit);
-    IcmpSpec e;
-    e.src = mac(0xa1);
-    e.dst = mac(0xd1);
-    e.saddr = ip("198.18.0.254");
-    e.daddr = kDirector;
-    e.code = icmp_code::kFragNeeded;
-    e.seq = 1400;
-    e.payload = std::vector<uint8_t>(sent.begin() + 14, sent.begin() + long(14 + 20 + k.overhead - 20 + 20 + 8));
-    auto icmp = make_icmp_frame(e);
+    auto icmp = router_frag_needed(sent, k.overhead + 20 + 8, 1400);  // the tunnel's headers, the inner IP and ports
     REQUIRE(fx.run(icmp, 2000).transmit);
     const ParsedPacket p = parse_ok(icmp);
     CHECK(p.saddr == kVip);
@@ -482,9 +472,9 @@ TEST_CASE("TUN over GRE and GUE: frag-needed counts their headers, a router's ab
     CHECK((icmp[40] << 8 | icmp[41]) == int(1400 - k.overhead));
     CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
     // The same quote from another source than lbd's tunnel address is not lbd's packet.
-    auto forged = e;
-    forged.payload[15] ^= 1;  // the quoted outer source's last byte
-    auto f2 = make_icmp_frame(forged);
+    auto forged = sent;
+    forged[14 + 15] ^= 1;  // the outer source's last byte, as quoted
+    auto f2 = router_frag_needed(forged, k.overhead + 20 + 8, 1400);
     CHECK_FALSE(fx.run(f2, 2100).transmit);
     CHECK(fx.drops(DropReason::kPmtuNotOurs) == 1);
     CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
