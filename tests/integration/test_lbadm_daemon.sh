@@ -38,7 +38,7 @@ expect 255 "No such destination" -d -t "$V:80" -r 198.18.0.13
 expect 2 "illegal weight specified" -a -t "$V:80" -r 198.18.0.13 -w 65536
 expect 2 "You need to supply the 'real-server' option for the 'add-server' command" -a -t "$V:80"
 expect 2 "Illegal 'weight' option with the 'add-service' command" -A -t "$V:82" -w 1
-expect 255 "a firewall-mark service (-f) is not supported by lbd yet" -A -f 7 -s rr
+expect 255 "an SCTP service is not supported by lbd yet" -A --sctp-service "$V:80" -s rr
 expect 255 "Scheduler or persistence engine not found" -A -t "$V:83" -p 60 --pe sip
 expect 255 "Numerical result out of range" -a -t "$V:80" -r 198.18.0.13 -y 10
 expect 255 "No daemon is running" --stop-daemon master
@@ -49,7 +49,7 @@ assert_eq "master sync daemon (mcast=eth0, syncid=3, maxlen=1472, group=224.0.0.
   "$(lbadm_ -L --daemon)" "-L --daemon"
 lbadm_ --stop-daemon master || fail "--stop-daemon master"
 assert_eq "" "$(lbadm_ -L --daemon)" "-L --daemon with no daemon"
-expect 255 "a GUE tunnel (--tun-type gue) is not supported by lbd yet" -a -t "$V:80" -r 198.18.0.13 -i --tun-type gue
+expect 2 "You need to supply the 'tun-port' option for the 'gue' tunnel type" -a -t "$V:80" -r 198.18.0.13 -i --tun-type gue
 expect 2 "Tunnel options conflict with forward method" -a -t "$V:80" -r 198.18.0.13 -m --tun-type ipip
 expect 255 "--bogus: unknown option" -L --bogus
 rc=0; out=$(lbadm_ -L -n -t "$V:99" 2>&1) || rc=$?
@@ -74,9 +74,9 @@ assert_eq "2" "$rc" "-R with a bad line exits 2"
 case "$out" in *"line 3: illegal weight specified"*) echo "ok: -R names the bad line" ;; *) fail "-R message: $out" ;; esac
 assert_eq "$saved" "$(lbadm_ -S -n)" "-R with a bad line changes nothing"
 rc=0
-out=$(printf '%s\n' "-A -t $V:8081 -s rr" "-A -f 7 -s rr" | lbadm_ -R 2>&1) || rc=$?
+out=$(printf '%s\n' "-A -t $V:8081 -s rr" "-A --sctp-service $V:80 -s rr" | lbadm_ -R 2>&1) || rc=$?
 assert_eq "255" "$rc" "-R with an unsupported line exits 255 (a refused operation)"
-case "$out" in *"line 2: a firewall-mark service (-f) is not supported by lbd yet"*) echo "ok: -R names it" ;;
+case "$out" in *"line 2: an SCTP service is not supported by lbd yet"*) echo "ok: -R names it" ;;
   *) fail "-R unsupported: $out" ;; esac
 assert_eq "$saved" "$(lbadm_ -S -n)" "-R with an unsupported line changes nothing"
 
