@@ -107,7 +107,7 @@ TEST_CASE("GRE: protocol 47, 0x0800; with --tun-csum the C bit and an RFC 2784 c
 TEST_CASE("GRE decapsulation refuses a bad checksum, routing, another version or protocol") {
   const auto f = make_frame(FrameSpec{});
   std::span<const uint8_t> inner;
-  auto decap = [&](std::vector<uint8_t> out) { return gre_decapsulate({out.data() + 14, out.size() - 14}, inner); };
+  auto decap = [&](const std::vector<uint8_t>& out) { return gre_decapsulate({out.data() + 14, out.size() - 14}, inner); };
   auto bad_sum = wrapped(f, kGreCsum);
   bad_sum.back() ^= 1;
   CHECK(decap(bad_sum) == DecapStatus::kBadInner);
