@@ -36,12 +36,19 @@ uint16_t ipv4_header(std::span<const uint8_t> header) {
   return uint16_t(~fold(acc));
 }
 
-uint64_t pseudo_header(Ipv4 saddr, Ipv4 daddr, uint8_t protocol, uint16_t l4_len) {
-  return uint64_t(saddr.host() >> 16) + (saddr.host() & 0xffff) + (daddr.host() >> 16) +
-         (daddr.host() & 0xffff) + protocol + l4_len;
+// Both families' pseudo-headers are the same sum: the addresses' 16-bit words, the
+// protocol (IPv6: next header) and the upper-layer length (IPv6's 32-bit field holds it).
+static uint64_t address_words(const IpAddr& a) {
+  uint64_t acc = 0;
+  for (size_t i = a.v6() ? 0 : 12; i < 16; i += 2) acc += uint64_t(a.b[i]) << 8 | a.b[i + 1];
+  return acc;
 }
 
-uint16_t l4_full(Ipv4 saddr, Ipv4 daddr, uint8_t protocol, std::span<const uint8_t> segment,
+uint64_t pseudo_header(const IpAddr& saddr, const IpAddr& daddr, uint8_t protocol, uint16_t l4_len) {
+  return address_words(saddr) + address_words(daddr) + protocol + l4_len;
+}
+
+uint16_t l4_full(const IpAddr& saddr, const IpAddr& daddr, uint8_t protocol, std::span<const uint8_t> segment,
                  size_t check_offset) {
   uint64_t acc = pseudo_header(saddr, daddr, protocol, uint16_t(segment.size()));
   acc = accumulate(segment, acc);
@@ -50,6 +57,13 @@ uint16_t l4_full(Ipv4 saddr, Ipv4 daddr, uint8_t protocol, std::span<const uint8
   uint16_t r = uint16_t(~fold(acc));
   if (protocol == kProtoUdp && r == 0) r = 0xffff;
   return r;
+}
+
+uint16_t replace_addr(uint16_t check, const IpAddr& old_value, const IpAddr& new_value) {
+  uint64_t acc = uint16_t(~check);
+  acc += 0xffffu * uint64_t(old_value.v6() ? 8 : 2) - address_words(old_value);  // + ~old, word by word
+  acc += address_words(new_value);
+  return uint16_t(~fold(acc));
 }
 
 uint16_t replace16(uint16_t check, uint16_t old_value, uint16_t new_value) {
@@ -95,13 +109,14 @@ bool complete_partial(std::span<uint8_t> frame, const ParsedPacket& p) {
 }
 
 bool packet_valid(std::span<const uint8_t> frame, const ParsedPacket& p) {
-  if (fold(accumulate(frame.subspan(p.l3_off, p.l4_off - p.l3_off))) != 0xffff) return false;
+  // IPv6 has no header checksum.
+  if (!p.v6 && fold(accumulate(frame.subspan(p.l3_off, p.l4_off - p.l3_off))) != 0xffff) return false;
   if (p.fragment || (p.protocol != kProtoTcp && p.protocol != kProtoUdp)) return true;
   const uint16_t l4_len = uint16_t(p.ip_len - (p.l4_off - p.l3_off));
   const auto seg = frame.subspan(p.l4_off, l4_len);
   const size_t check_off = p.protocol == kProtoTcp ? offsetof(TcpHdr, check) : offsetof(UdpHdr, check);
   const uint16_t field = uint16_t(seg[check_off] << 8 | seg[check_off + 1]);
-  if (p.protocol == kProtoUdp && field == 0) return true;
+  if (p.protocol == kProtoUdp && field == 0) return !p.v6;  // IPv6 requires one (RFC 8200 8.1)
   const uint64_t pseudo = pseudo_header(p.saddr, p.daddr, p.protocol, l4_len);
   return fold(accumulate(seg, pseudo)) == 0xffff || field == fold(pseudo);
 }

@@ -17,13 +17,17 @@ uint16_t fold(uint64_t acc);
 // The IPv4 header checksum to store, computed with the header's own check field as zero.
 uint16_t ipv4_header(std::span<const uint8_t> header);
 
-// Sum of the IPv4 pseudo-header for a TCP/UDP segment of `l4_len` bytes, unfolded.
-uint64_t pseudo_header(Ipv4 saddr, Ipv4 daddr, uint8_t protocol, uint16_t l4_len);
+// Sum of the IPv4 or IPv6 pseudo-header for a TCP/UDP/ICMPv6 segment of `l4_len` bytes,
+// unfolded (both addresses of one family).
+uint64_t pseudo_header(const IpAddr& saddr, const IpAddr& daddr, uint8_t protocol, uint16_t l4_len);
 
-// The TCP/UDP checksum to store for `segment` (its check field is treated as zero).
+// The TCP/UDP/ICMPv6 checksum to store for `segment` (its check field is treated as zero).
 // For UDP a result of 0 is returned as 0xffff (RFC 768: 0 means "no checksum").
-uint16_t l4_full(Ipv4 saddr, Ipv4 daddr, uint8_t protocol, std::span<const uint8_t> segment,
+uint16_t l4_full(const IpAddr& saddr, const IpAddr& daddr, uint8_t protocol, std::span<const uint8_t> segment,
                  size_t check_offset);
+
+// RFC 1624 for a changed address of either family (IPv6: its 8 words).
+uint16_t replace_addr(uint16_t check, const IpAddr& old_value, const IpAddr& new_value);
 
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for a changed 16- or 32-bit field.
 uint16_t replace16(uint16_t check, uint16_t old_value, uint16_t new_value);

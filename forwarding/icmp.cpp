@@ -8,8 +8,49 @@
 
 namespace lbd {
 
+// ICMPv6's form of the two errors lbd originates (RFC 4443): port unreachable is type 1
+// code 4, fragmentation needed is Packet Too Big (type 2) with a 32-bit MTU; the message
+// quotes as much as keeps the packet within the IPv6 minimum MTU, 1280.
+static size_t write_icmp6_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_len, const IcmpError& e) {
+  constexpr size_t kHdrs = sizeof(EthHdr) + sizeof(Ipv6Hdr) + sizeof(IcmpHdr);
+  constexpr size_t kMaxQuote = kIpv6MinMtu - sizeof(Ipv6Hdr) - sizeof(IcmpHdr);
+  const size_t quote = std::min(quote_len, kMaxQuote);
+  if (kHdrs + quote > buf.size() || quote_off + quote > buf.size()) return 0;
+  uint8_t* b = buf.data();
+  std::memmove(b + kHdrs, b + quote_off, quote);
+  auto* eth = reinterpret_cast<EthHdr*>(b);
+  eth->dst = e.eth_dst;
+  eth->src = e.eth_src;
+  eth->type = Be16::from_host(kEtherTypeIpv6);
+  auto* ip = reinterpret_cast<Ipv6Hdr*>(b + sizeof(EthHdr));
+  *ip = Ipv6Hdr{};
+  ip->ver_tc_flow = Be32::from_host(0x6c000000u);  // traffic class 0xc0, as the kernel's ICMPv6
+  ip->payload_len = Be16::from_host(uint16_t(sizeof(IcmpHdr) + quote));
+  ip->next_header = kProtoIcmpv6;
+  ip->hop_limit = 64;
+  ip->saddr = e.src.v6addr();
+  ip->daddr = e.dst.v6addr();
+  auto* icmp = reinterpret_cast<IcmpHdr*>(b + sizeof(EthHdr) + sizeof(Ipv6Hdr));
+  *icmp = IcmpHdr{};
+  const bool too_big = e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kFragNeeded;
+  if (too_big) {
+    icmp->type = icmp6_type::kPacketTooBig;
+    icmp->seq = Be16::from_host(std::max(e.mtu, kIpv6MinMtu));  // the MTU's low 16 bits; never below 1280
+  } else if (e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kPortUnreachable) {
+    icmp->type = icmp6_type::kDestUnreachable;
+    icmp->code = 4;  // port unreachable
+  } else {
+    icmp->type = e.type;
+    icmp->code = e.code;
+  }
+  const std::span<const uint8_t> msg{reinterpret_cast<uint8_t*>(icmp), sizeof(IcmpHdr) + quote};
+  icmp->check = Be16::from_host(csum::l4_full(e.src, e.dst, kProtoIcmpv6, msg, offsetof(IcmpHdr, check)));
+  return kHdrs + quote;
+}
+
 size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_len,
                         const IcmpError& e) {
+  if (e.src.v6()) return write_icmp6_error(buf, quote_off, quote_len, e);
   constexpr size_t kHdrs = sizeof(EthHdr) + sizeof(Ipv4Hdr) + sizeof(IcmpHdr);
   constexpr size_t kMaxQuote = 576 - sizeof(Ipv4Hdr) - sizeof(IcmpHdr);
   const size_t quote = std::min(quote_len, kMaxQuote);
@@ -28,8 +69,8 @@ size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_l
   ip->tot_len = Be16::from_host(uint16_t(sizeof(Ipv4Hdr) + sizeof(IcmpHdr) + quote));
   ip->ttl = 64;
   ip->protocol = kProtoIcmp;
-  ip->saddr = e.src;
-  ip->daddr = e.dst;
+  ip->saddr = e.src.v4();
+  ip->daddr = e.dst.v4();
   ip->check = Be16::from_host(csum::ipv4_header({b + sizeof(EthHdr), sizeof(Ipv4Hdr)}));
   auto* icmp = reinterpret_cast<IcmpHdr*>(b + sizeof(EthHdr) + sizeof(Ipv4Hdr));
   *icmp = IcmpHdr{};

@@ -12,7 +12,7 @@ struct IcmpError {
   uint8_t type = icmp_type::kDestUnreachable;
   uint8_t code = icmp_code::kPortUnreachable;
   uint16_t mtu = 0;  // frag-needed: the next-hop MTU (RFC 1191)
-  Ipv4 src, dst;
+  IpAddr src, dst;   // IPv6 ones make it ICMPv6 (port unreachable, frag-needed: Packet Too Big)
   MacAddr eth_src, eth_dst;
 };
 

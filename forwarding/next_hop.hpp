@@ -12,7 +12,7 @@ struct NextHop {
   MacAddr dst;  // the next hop's MAC
   uint16_t mtu = 1500;
   bool resolved = false;
-  Ipv4 src_ip;  // the director's address on ifindex (TUN: the outer source)
+  IpAddr src_ip;  // the director's address on ifindex (TUN: the outer source)
   friend bool operator==(const NextHop&, const NextHop&) = default;
 };
 

@@ -24,13 +24,17 @@ size_t tcp_segment_one(std::span<const uint8_t> frame, const ParsedPacket& p, ui
 
   std::memcpy(dst, frame.data(), hdrs);
   std::memcpy(dst + hdrs, frame.data() + hdrs + off, chunk);
-  auto* ip = reinterpret_cast<Ipv4Hdr*>(dst + p.l3_off);
   auto* t = reinterpret_cast<TcpHdr*>(dst + p.l4_off);
   const uint16_t ip_len = uint16_t(ip_hlen + tcp_hlen + chunk);
-  ip->tot_len = Be16::from_host(ip_len);
-  ip->id = Be16::from_host(uint16_t(ip->id.host() + index));
-  ip->check = Be16{};
-  ip->check = Be16::from_host(csum::ipv4_header({dst + p.l3_off, ip_hlen}));
+  if (p.v6) {  // no identification, no header checksum; the payload length counts extension headers
+    reinterpret_cast<Ipv6Hdr*>(dst + p.l3_off)->payload_len = Be16::from_host(uint16_t(ip_len - sizeof(Ipv6Hdr)));
+  } else {
+    auto* ip = reinterpret_cast<Ipv4Hdr*>(dst + p.l3_off);
+    ip->tot_len = Be16::from_host(ip_len);
+    ip->id = Be16::from_host(uint16_t(ip->id.host() + index));
+    ip->check = Be16{};
+    ip->check = Be16::from_host(csum::ipv4_header({dst + p.l3_off, ip_hlen}));
+  }
   t->seq = Be32::from_host(uint32_t(t->seq.host() + off));
   if (index + 1 < nseg) t->flags &= uint8_t(~(tcp_flag::kFin | tcp_flag::kPsh));
   if (index > 0) t->flags &= uint8_t(~0x80);  // CWR only on the first segment

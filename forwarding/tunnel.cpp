@@ -11,7 +11,7 @@ namespace lbd {
 uint16_t gue_source_port(const ParsedPacket& p) {
   // Any well-mixed hash of the flow does (the kernel's is the skb's, random per boot); the
   // XDP program's must be this one.
-  return lbd_gue_sport(p.saddr.host(), p.daddr.host(), p.sport, p.dport, p.protocol);
+  return lbd_gue_sport(p.saddr.fold(), p.daddr.fold(), p.sport, p.dport, p.protocol);
 }
 
 size_t tunnel_encapsulate(std::span<uint8_t> buf, const ParsedPacket& p, Ipv4 src, Ipv4 dst,

@@ -46,7 +46,7 @@ constexpr auto kUseAwaitable = asio::use_awaitable;
 
 int64_t health_now_ms() { return mono_ms(); }
 
-std::string real_name(const Target& t) { return fmt::format("{}:{}", t.addr, t.port); }
+std::string real_name(const Target& t) { return addr_port(t.addr, t.port); }
 
 struct Engine::Impl {
   static constexpr int kBeatMs = 250;

@@ -57,12 +57,17 @@ CheckResult io_error(const char* step, const error_code& ec, const Probe& p, uin
   return CheckResult::fail(fmt::format("{}: {}", step, ec.message()));
 }
 
+asio::ip::address asio_address(const IpAddr& a) {
+  if (a.v6()) return asio::ip::address_v6(a.b);
+  return asio::ip::address_v4(a.v4().host());
+}
+
 asio::awaitable<CheckResult> over_tcp(ProbeContext& ctx, Talk talk) {
   const CheckSpec& cs = ctx.spec();
   auto p = std::make_shared<Probe>(co_await asio::this_coro::executor);
   arm_deadline(p, std::chrono::milliseconds(cs.timeout_ms));
   error_code ec;
-  const asio::ip::tcp::endpoint ep(asio::ip::address_v4(ctx.target.addr.host()), ctx.target.check_port());
+  const asio::ip::tcp::endpoint ep(asio_address(ctx.target.addr), ctx.target.check_port());
   co_await p->socket.async_connect(ep, asio::redirect_error(kUseAwaitable, ec));
   ctx.resumed();
   CheckResult result = io_error("connect", ec, *p, cs.timeout_ms);
@@ -83,8 +88,8 @@ asio::awaitable<UdpExchange> over_udp(ProbeContext& ctx, std::string_view payloa
   const CheckSpec& cs = ctx.spec();
   auto p = std::make_shared<UdpProbe>(co_await asio::this_coro::executor);
   UdpExchange out;
-  const asio::ip::udp::endpoint ep(asio::ip::address_v4(ctx.target.addr.host()), ctx.target.check_port());
-  p->socket.open(asio::ip::udp::v4(), out.ec);
+  const asio::ip::udp::endpoint ep(asio_address(ctx.target.addr), ctx.target.check_port());
+  p->socket.open(ep.protocol(), out.ec);
   if (!out.ec) p->socket.connect(ep, out.ec);
   if (out.ec) co_return out;
   p->deadline.expires_after(std::chrono::milliseconds(cs.timeout_ms));

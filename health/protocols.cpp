@@ -77,8 +77,8 @@ std::string err_packet_text(const std::vector<uint8_t>& p) {
 
 }  // namespace
 
-std::string http_request(const CheckSpec& c, Ipv4 addr, uint16_t port) {
-  const std::string host = c.host.empty() ? fmt::format("{}:{}", addr, port) : c.host;
+std::string http_request(const CheckSpec& c, const IpAddr& addr, uint16_t port) {
+  const std::string host = c.host.empty() ? addr_port(addr, port) : c.host;
   return fmt::format(
       "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: lbd-health\r\nConnection: close\r\n\r\n", c.path,
       host);

@@ -23,7 +23,7 @@ std::string printable(std::string_view text, size_t max = 256);
 
 // --- HTTP -------------------------------------------------------------------------------
 // GET path HTTP/1.0 with Host (the spec's, else addr:port), Connection: close.
-std::string http_request(const CheckSpec& c, Ipv4 addr, uint16_t port);
+std::string http_request(const CheckSpec& c, const IpAddr& addr, uint16_t port);
 // Judges a complete response (read to EOF, possibly cut at the read limit): passed, or
 // why not ("status 503 not in 200-299", "body lacks \"ok\"", "no HTTP status line").
 CheckResult judge_http(std::string_view response, const CheckSpec& c);

@@ -366,11 +366,25 @@ Result<ServiceHealth> parse_service_health(std::string_view text, const ServiceH
         h.sorry_port = 0;
         return Status::ok();
       }
-      const auto colon = v.find(':');
-      Ipv4 a;
+      // 198.18.0.5, 198.18.0.5:80, 2001:db8::5 or [2001:db8::5]:80 (ipvsadm's forms).
+      std::string_view addr = v, port_text;
+      bool has_port = false;
+      if (!v.empty() && v[0] == '[') {
+        const auto close = v.find(']');
+        if (close == std::string::npos || (close + 1 < v.size() && v[close + 1] != ':'))
+          return Status::invalid(fmt::format("sorry={}: expected ADDRESS[:PORT] or none", v));
+        addr = std::string_view(v).substr(1, close - 1);
+        has_port = close + 1 < v.size();
+        if (has_port) port_text = std::string_view(v).substr(close + 2);
+      } else if (std::count(v.begin(), v.end(), ':') == 1) {
+        const auto colon = v.find(':');
+        addr = std::string_view(v).substr(0, colon);
+        port_text = std::string_view(v).substr(colon + 1);
+        has_port = true;
+      }
+      IpAddr a;
       uint32_t port = 0;
-      if (!parse_ipv4(v.substr(0, colon), a) ||
-          (colon != std::string::npos && !parse_u32(v.substr(colon + 1), 1, 65535, port)))
+      if (!parse_ip(addr, a) || (has_port && !parse_u32(std::string(port_text), 1, 65535, port)))
         return Status::invalid(fmt::format("sorry={}: expected ADDRESS[:PORT] or none", v));
       h.sorry_addr = a;
       h.sorry_port = uint16_t(port);
@@ -452,8 +466,7 @@ std::string format_service_health(const ServiceHealth& h) {
     if (std::string v = k.text(c); v != k.text(d)) add(k.name, v);
   if (h.on_down != OnDown::kKeep) add("on-down", "expire");
   if (h.sorry_addr)
-    add("sorry", h.sorry_port ? fmt::format("{}:{}", *h.sorry_addr, h.sorry_port)
-                              : to_string(*h.sorry_addr));
+    add("sorry", h.sorry_port ? addr_port(*h.sorry_addr, h.sorry_port) : to_string(*h.sorry_addr));
   if (h.sorry_fwd != FwdMethod::kRoute) add("sorry-fwd", std::string(1, fwd_info(h.sorry_fwd).flag));
   if (!h.notify.empty()) add("notify", h.notify);
   if (h.quorum) add("quorum", std::to_string(h.quorum));

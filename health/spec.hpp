@@ -65,7 +65,7 @@ enum class OnDown : uint8_t { kKeep, kExpire };
 struct ServiceHealth {
   CheckSpec check;
   OnDown on_down = OnDown::kKeep;   // existing connections of a down real: kept or expired
-  std::optional<Ipv4> sorry_addr;   // takes new connections while every real is down
+  std::optional<IpAddr> sorry_addr;   // takes new connections while every real is down
   uint16_t sorry_port = 0;          // 0: the service's port
   FwdMethod sorry_fwd = FwdMethod::kRoute;  // sorry-fwd=g (DR), m (NAT), i (IPIP)
   std::string notify;               // run on each transition: CMD up|down|sorry-on|sorry-off ...

@@ -12,9 +12,9 @@ namespace lbd::health {
 struct Target {
   uint32_t real_id = 0;
   std::string service;  // "TCP 198.18.0.100:80", for logs and the notify command
-  Ipv4 addr;            // the real server
+  IpAddr addr;          // the real server
   uint16_t port = 0;    // its port (the check's unless check.port)
-  Ipv4 vip;
+  IpAddr vip;
   uint16_t vport = 0;
   uint8_t protocol = 0;
   CheckSpec check;
@@ -25,7 +25,7 @@ struct Target {
   friend bool operator==(const Target&, const Target&) = default;
 };
 
-// "198.18.0.11:80": the real a target checks, as logs and notify commands name it.
+// "198.18.0.11:80", "[2001:db8::11]:80": the real a target checks, as logs and notify commands name it.
 std::string real_name(const Target& t);
 
 }  // namespace lbd::health

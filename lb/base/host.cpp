@@ -54,6 +54,21 @@ std::vector<Ipv4> local_ipv4_addresses() {
   return v;
 }
 
+std::vector<IpAddr> local_addresses() {
+  std::vector<IpAddr> v;
+  for (const auto& l : local_ipv4()) v.push_back(l.addr);
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return v;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET6) continue;
+    Ipv6 addr;
+    std::memcpy(addr.b.data(), &reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr, 16);
+    v.push_back(IpAddr(addr));
+  }
+  freeifaddrs(list);
+  return v;
+}
+
 int claim_in_namespace(const std::string& name, const std::string& busy) {
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un a{};

@@ -34,6 +34,8 @@ struct LocalAddress {
 std::vector<LocalAddress> local_ipv4();
 // The same, addresses only.
 std::vector<Ipv4> local_ipv4_addresses();
+// Every IPv4 and IPv6 address of every interface of this network namespace.
+std::vector<IpAddr> local_addresses();
 
 // Claims `name` for this process in this network namespace: an abstract Unix socket name
 // is per namespace and released by the kernel when its holder dies, so a killed instance

@@ -2,6 +2,7 @@
 // free: a table's entries live in a ConnSlab (conn_slab.hpp) another lbd can adopt.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -11,14 +12,16 @@
 
 namespace lbd {
 
+// Both addresses are of one family (a connection's client and VIP; a NAT reply key's real
+// and client), so IPv4 and IPv6 connections share one table and never match each other.
 struct ConnKey {
-  Ipv4 caddr, vaddr;
+  IpAddr caddr, vaddr;
   uint16_t cport = 0, vport = 0;
   uint8_t protocol = 0;
   friend bool operator==(const ConnKey&, const ConnKey&) = default;
 };
 
-static_assert(sizeof(ConnKey) == 14);
+static_assert(sizeof(ConnKey) == 38);
 
 // Persistence templates live in the same table under a key no packet can have: the
 // protocol with this bit set, client port 0 (IPVS IP_VS_CONN_F_TEMPLATE entries).
@@ -30,14 +33,12 @@ inline ConnKey packet_key(const ParsedPacket& p) {
   return ConnKey{p.saddr, p.daddr, p.sport, p.dport, p.protocol};
 }
 
+// What a packet reads sits in the first 64 bytes: key, state, flags, method, real.
 struct Conn {
   ConnKey key;
   ConnState state = ConnState::kNone;
   bool inactive = false;     // counted in the real's InActConn (IPVS IP_VS_CONN_F_INACTIVE)
-  Ipv4 daddr;                // the real server's address and port (NAT: what replies come from)
-  uint16_t dport = 0;
-  MacAddr client_mac;        // where the client's packets came from: replies go back there
-  uint8_t if_slot = 0;       // ... on this interface (the data path's interface index)
+  uint8_t if_slot = 0;       // the client's interface (the data path's interface index)
   bool reply_indexed = false;
   FwdMethod method{};        // the forwarding method at creation, kept for life
   static constexpr uint8_t kTemplate = 1, kOnePacket = 2, kOffloaded = 4, kOffloadRefused = 8,
@@ -47,6 +48,9 @@ struct Conn {
   // kEmbryonic: a TCP connection that has had nothing from its client but its SYN (the first
   // evicted when the table is full: see ConnTable::oldest_embryonic)
   uint8_t flags = 0;
+  IpAddr daddr;              // the real server's address and port (NAT: what replies come from);
+  uint16_t dport = 0;        // TUN: the real's family may differ from the key's
+  MacAddr client_mac;        // where the client's packets came from: replies go back there
   uint32_t real_id = 0;
   // A template: how many connections it controls (it outlives them, IPVS n_control). A
   // connection of a persistent service: its template's slot + 1. Otherwise 0.
@@ -58,5 +62,7 @@ struct Conn {
 };
 
 static_assert(std::is_trivially_copyable_v<Conn>);
+static_assert(offsetof(Conn, dport) + sizeof(Conn::dport) <= 64);
+static_assert(sizeof(Conn) == 96);
 
 }  // namespace lbd

@@ -32,7 +32,7 @@ struct SlabHeader {
 static_assert(sizeof(SlabHeader) == 64);
 
 // Bump with any change to Conn, ConnKey or what their fields mean.
-inline constexpr uint32_t kSlabVersion = 1;
+inline constexpr uint32_t kSlabVersion = 2;  // 2: IPv6 (16-byte addresses)
 inline constexpr char kSlabMagic[8] = {'L', 'B', 'D', 'C', 'O', 'N', 'N', 0};
 
 class ConnSlab {

@@ -32,9 +32,14 @@ ConnTable::ConnTable(ConnSlab slab, uint64_t seed)
 }
 
 uint32_t ConnTable::hash(const ConnKey& k) const {
-  const uint64_t a = uint64_t(k.caddr.host()) << 32 | k.vaddr.host();
-  const uint64_t b = uint64_t(k.cport) << 32 | uint64_t(k.vport) << 16 | k.protocol;
-  return uint32_t(mum(a ^ seed0_, b ^ seed1_) ^ seed0_);
+  // Every bit of both addresses counts (an IPv6 client chooses 64 of them): the addresses'
+  // halves and the ports folded through two keyed multiplications.
+  uint64_t c[2], v[2];
+  std::memcpy(c, k.caddr.b.data(), 16);
+  std::memcpy(v, k.vaddr.b.data(), 16);
+  const uint64_t ports = uint64_t(k.cport) << 32 | uint64_t(k.vport) << 16 | k.protocol;
+  const uint64_t hi = mum(c[0] ^ seed1_, v[0] ^ seed0_);
+  return uint32_t(mum(c[1] ^ seed0_ ^ hi, v[1] ^ ports ^ seed1_) ^ seed0_);
 }
 
 // Linear probing in `index` for the connection with hash `h` that `matches`.

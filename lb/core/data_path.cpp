@@ -31,8 +31,8 @@ std::vector<Counter> named_counters(const DataPathCounters& c) {
 }
 
 Verdict DataPath::handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex) {
-  for (const Ipv4& vip : vips_) {
-    if (!is_arp_request_for(frame, p, vip)) continue;
+  for (const IpAddr& vip : vips_) {
+    if (vip.v6() || !is_arp_request_for(frame, p, vip.v4())) continue;
     // A standby director must not draw the VIP's traffic to itself (split brain).
     if (vip_arp_ == VipArp::kNever || (vip_arp_ == VipArp::kActive && passive()))
       return drop(DropReason::kVipArpOff);
@@ -191,7 +191,7 @@ bool DataPath::make_room() {
 // down, unless quorum= says otherwise: keepalived then takes the reals still up out too).
 Real* DataPath::schedule(Service& svc, const ParsedPacket& p, uint32_t now_s) {
   if (svc.sorry_active) return &services_.real(svc.sorry_id);
-  const sched::Flow flow{p.protocol, p.saddr.host(), p.daddr.host(), p.sport, p.dport, now_s};
+  const sched::Flow flow{p.protocol, p.saddr.fold(), p.daddr.fold(), p.sport, p.dport, now_s};
   const auto pick = svc.scheduler->pick(flow, svc.views);
   return pick ? &services_.real(svc.reals[*pick]) : nullptr;
 }
@@ -226,7 +226,7 @@ Verdict DataPath::process(std::span<uint8_t> frame, int in_ifindex, uint64_t now
   }
   if (p.ether_type == kEtherTypeArp) return handle_arp(frame, p, in_ifindex);
   const Frame f{frame, std::max(capacity, frame.size()), p, in_ifindex, now_ms};
-  if (p.protocol == kProtoIcmp) return handle_icmp(f);
+  if (p.protocol == (p.v6 ? kProtoIcmpv6 : kProtoIcmp)) return handle_icmp(f);
 
   return dispatch(f);
 }

@@ -50,6 +50,7 @@ struct DataPathCounters {
   uint64_t rx_frames = 0;
   uint64_t tx_frames = 0;
   uint64_t arp_replies = 0;
+  uint64_t neighbour_adverts = 0;      // IPv6: Neighbour Advertisements for a VIP (ARP's twin)
   uint64_t checksums_completed = 0;  // partial (offloaded) checksums finished before sending
   uint64_t superframes_segmented = 0;  // TCP GSO frames cut to the MTU in software
   uint64_t icmp_unreachable_sent = 0;  // port unreachable to clients: no real available
@@ -75,6 +76,7 @@ struct DataPathCounters {
   uint64_t offload_bytes = 0;
   uint64_t sync_queued = 0;        // master: connection records queued for the sync daemon
   uint64_t sync_queue_full = 0;    // ... not queued: the worker's queue was full
+  uint64_t sync_not_ipv4 = 0;      // ... not queued: an IPv6 connection (records are IPv4 only)
   uint64_t sync_messages_sent = 0; // ... sent in this many messages
   uint64_t sync_send_failed = 0;   // ... messages the kernel refused
   uint64_t sync_created = 0;       // backup: connections created from records
@@ -118,6 +120,7 @@ inline constexpr DataPathCounterField kDataPathCounterFields[] = {
     {"rx_frames", &DataPathCounters::rx_frames},
     {"tx_frames", &DataPathCounters::tx_frames},
     {"arp_replies", &DataPathCounters::arp_replies},
+    {"neighbour_adverts", &DataPathCounters::neighbour_adverts},
     {"checksums_completed", &DataPathCounters::checksums_completed},
     {"superframes_segmented", &DataPathCounters::superframes_segmented},
     {"conns_created", &DataPathCounters::conns_created},
@@ -143,6 +146,7 @@ inline constexpr DataPathCounterField kDataPathCounterFields[] = {
     {"offload_bytes", &DataPathCounters::offload_bytes},
     {"sync_queued", &DataPathCounters::sync_queued},
     {"sync_queue_full", &DataPathCounters::sync_queue_full},
+    {"sync_not_ipv4", &DataPathCounters::sync_not_ipv4},
     {"sync_messages_sent", &DataPathCounters::sync_messages_sent},
     {"sync_send_failed", &DataPathCounters::sync_send_failed},
     {"sync_created", &DataPathCounters::sync_created},
@@ -168,7 +172,7 @@ struct Verdict {
   uint16_t fragment_mtu = 0;
   size_t length = 0;          // non-zero: the frame was replaced by one of this length
   bool encapsulate = false;
-  Ipv4 tun_src, tun_dst;
+  Ipv4 tun_src, tun_dst;  // IPv4 outer header (lbd tunnels IPv4 in IPv4)
   TunnelSpec tun;
 
   static Verdict send(int ifindex, size_t length = 0) {
@@ -299,6 +303,7 @@ class DataPath {
   Verdict handle_arp(std::span<uint8_t> frame, const ParsedPacket& p, int in_ifindex);
   Verdict handle_icmp(const Frame& f);
   Verdict handle_echo(const Frame& f);
+  Verdict handle_solicitation(const Frame& f);
   Verdict icmp_about_tunnel(const Frame& f, const IcmpQuote& outer);
   Verdict dispatch(const Frame& f);
   Verdict handle_fragment(const Frame& f);
@@ -373,7 +378,7 @@ class DataPath {
   ConnTable& conns_;
   const Timeouts& timeouts_;
   std::vector<InterfaceInfo> interfaces_;
-  std::vector<Ipv4> vips_;
+  std::vector<IpAddr> vips_;
   std::vector<ServiceTable::Endpoint> nat_endpoints_;
   // The GUE reals' (address, --tun-port), sorted: an ICMP error quoting UDP to one is about
   // lbd's own tunnel packet (a lookup, not a walk over the reals, per such error).
@@ -391,13 +396,13 @@ class DataPath {
   // Where recent pings forwarded to a real came from (a ping is no connection): an ICMP
   // error about one in a tunnel goes back there. Direct-mapped by client address.
   struct EchoPeer {
-    Ipv4 client;
+    IpAddr client;
     MacAddr mac;
     uint8_t if_slot = 0;
   };
   std::array<EchoPeer, 256> echo_peers_{};
-  static size_t echo_slot(Ipv4 a) { return (a.host() * 0x9e3779b1u) >> 24; }
-  Real* tunnel_real(Ipv4 addr);
+  static size_t echo_slot(const IpAddr& a) { return (a.fold() * 0x9e3779b1u) >> 24; }
+  Real* tunnel_real(const IpAddr& addr);
 
   FragmentTable fragments_;
   void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);

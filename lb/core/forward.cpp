@@ -41,7 +41,7 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real, uint16_t
   // a super-frame's are computed in full when it is segmented.
   if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
     ++counters_.checksums_completed;
-  if (method == FwdMethod::kMasq && f.p.protocol != kProtoIcmp)
+  if (method == FwdMethod::kMasq && f.p.protocol != kProtoIcmp && f.p.protocol != kProtoIcmpv6)
     nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, port);
   return finish_l2(f, real.hop, real.hop.mtu);
 }
@@ -50,6 +50,8 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real, uint16_t
 // ensure_mtu_is_adequate() counting the tunnel's headers.
 Verdict DataPath::tunnel(const Frame& f, Real& real) {
   const ParsedPacket& p = f.p;
+  // IPv4 in IPv4 only: the control plane refuses IPv6 with TUN (ServiceTable::add_real).
+  if (p.v6 || real.addr.v6()) return drop(DropReason::kUnsupportedProtocol);
   const uint16_t mtu = tunnel_mtu(real, f.now_ms);
   const size_t overhead = tunnel_overhead(real.tun);
   const InterfaceInfo* in = interface(f.in_ifindex);
@@ -75,13 +77,13 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
     Verdict v = Verdict::send(real.hop.ifindex);
     v.segment_mtu = uint16_t(mtu - overhead);
     v.encapsulate = true;
-    v.tun_src = real.hop.src_ip;
-    v.tun_dst = real.addr;
+    v.tun_src = real.hop.src_ip.v4();
+    v.tun_dst = real.addr.v4();
     v.tun = real.tun;
     return v;
   }
   if (csum::complete_partial(f.bytes, p)) ++counters_.checksums_completed;
-  const size_t len = tunnel_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip, real.addr,
+  const size_t len = tunnel_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip.v4(), real.addr.v4(),
                                         tunnel_ip_id_++, real.tun);
   if (!len) return drop(DropReason::kFrameTooBig);
   ++counters_.tunnelled;

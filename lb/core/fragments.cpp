@@ -4,8 +4,8 @@
 namespace lbd {
 
 size_t FragmentTable::slot(const ParsedPacket& p) const {
-  const uint32_t h = (p.saddr.host() * 0x9e3779b1u) ^ (p.daddr.host() * 0x85ebca6bu) ^
-                     (uint32_t(p.ip_id) << 8 | p.protocol) * 0xc2b2ae35u;
+  const uint32_t h = (p.saddr.fold() * 0x9e3779b1u) ^ (p.daddr.fold() * 0x85ebca6bu) ^
+                     (p.ip_id << 8 ^ p.protocol) * 0xc2b2ae35u;
   return (h >> 16) % slots_.size();
 }
 

@@ -22,7 +22,7 @@ class FragmentTable {
     FwdMethod method{};
     uint8_t if_slot = 0;    // reply: the client's interface and MAC
     MacAddr client_mac;
-    Ipv4 vaddr;             // reply: the VIP its source becomes
+    IpAddr vaddr;           // reply: the VIP its source becomes
     uint32_t real_id = 0;
   };
 
@@ -36,8 +36,8 @@ class FragmentTable {
 
  private:
   struct Entry {
-    Ipv4 saddr, daddr;
-    uint16_t id = 0;
+    IpAddr saddr, daddr;
+    uint32_t id = 0;
     uint8_t protocol = 0;
     bool used = false;
     uint64_t until_ms = 0;

@@ -144,13 +144,18 @@ HandoverState handover_state(ServiceTable& services) {
     s.reals.push_back(e);
   });
   services.for_each_service([&](const Service& svc) {
-    s.services.push_back({svc.key.protocol, 0, svc.key.port, svc.key.vip, svc.stats});
+    HandoverService e;
+    e.protocol = svc.key.protocol;
+    e.port = svc.key.port;
+    e.vip = svc.key.vip;
+    e.stats = svc.stats;
+    s.services.push_back(e);
   });
   return s;
 }
 
 AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<const ConnSlab> slabs,
-                              const HandoverState& dir, const std::function<bool(Ipv4)>& mine, uint32_t now_s) {
+                              const HandoverState& dir, const std::function<bool(const IpAddr&)>& mine, uint32_t now_s) {
   // The previous lbd's real ids, mapped to this table's reals (a sorry server is a real too).
   std::vector<Real*> reals;  // by the previous lbd's id
   for (const HandoverReal& e : dir.reals) {

@@ -33,21 +33,22 @@ struct HandoverReal {
   static constexpr uint8_t kDown = 1;  // down by its checks (a previous lbd without it: 0, up)
   uint8_t flags = 0;
   uint8_t reserved[2]{};
-  Ipv4 vip, addr;
+  IpAddr vip, addr;
   uint16_t vport = 0, port = 0;
   uint32_t reserved2 = 0;
   Counters stats;
 };
-static_assert(sizeof(HandoverReal) == 64 && std::is_trivially_copyable_v<HandoverReal>);
+static_assert(sizeof(HandoverReal) == 88 && std::is_trivially_copyable_v<HandoverReal>);
 
 struct HandoverService {
   uint8_t protocol = 0;
   uint8_t reserved = 0;
   uint16_t port = 0;
-  Ipv4 vip;
+  IpAddr vip;
+  uint32_t reserved2 = 0;
   Counters stats;
 };
-static_assert(sizeof(HandoverService) == 48 && std::is_trivially_copyable_v<HandoverService>);
+static_assert(sizeof(HandoverService) == 64 && std::is_trivially_copyable_v<HandoverService>);
 
 // What the directory holds.
 struct HandoverState {
@@ -59,7 +60,7 @@ struct HandoverState {
 };
 
 // Bump with any change to the records or the layout below.
-inline constexpr uint32_t kDirectoryVersion = 1;
+inline constexpr uint32_t kDirectoryVersion = 2;  // 2: IPv6 (16-byte addresses)
 
 class HandoverDirectory {
  public:
@@ -99,7 +100,7 @@ struct AdoptCounts {
 // this table owns: templates first, then the connections they control. Entries due by
 // `now_s` are left.
 AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<const ConnSlab> slabs,
-                              const HandoverState& dir, const std::function<bool(Ipv4)>& mine, uint32_t now_s);
+                              const HandoverState& dir, const std::function<bool(const IpAddr&)>& mine, uint32_t now_s);
 // The previous lbd's counters added to `services`' reals and services (one table's: the
 // sum over workers is what listings show).
 void adopt_counters(ServiceTable& services, const HandoverState& dir);

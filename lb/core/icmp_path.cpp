@@ -8,6 +8,7 @@
 
 #include "forwarding/ipip.hpp"
 #include "forwarding/nat.hpp"
+#include "forwarding/ndp.hpp"
 
 namespace lbd {
 
@@ -44,12 +45,18 @@ Verdict DataPath::unreachable_to_sender(const Frame& f, DropReason why) {
 // ICMP: echo to a VIP, and errors about a connection (IPVS ip_vs_in_icmp / ip_vs_out_icmp).
 Verdict DataPath::handle_icmp(const Frame& f) {
   const ParsedPacket& p = f.p;
-  if (p.icmp_type == icmp_type::kEchoRequest) return handle_echo(f);
-  if (!is_icmp_error(p.icmp_type)) return drop(DropReason::kUnhandledIcmp);
+  if (p.v6) {
+    if (p.icmp_type == icmp6_type::kNeighbourSolicit) return handle_solicitation(f);
+    if (p.icmp_type == icmp6_type::kEchoRequest) return handle_echo(f);
+    if (!is_icmp6_error(p.icmp_type)) return drop(DropReason::kUnhandledIcmp);
+  } else {
+    if (p.icmp_type == icmp_type::kEchoRequest) return handle_echo(f);
+    if (!is_icmp_error(p.icmp_type)) return drop(DropReason::kUnhandledIcmp);
+  }
   IcmpQuote q;
-  if (!parse_quote(f.bytes, p.l4_off + sizeof(IcmpHdr), p.l3_off + p.ip_len, q))
+  if (!parse_quote(f.bytes, p.l4_off + sizeof(IcmpHdr), p.l3_off + p.ip_len, q) || q.saddr.v6() != p.v6)
     return drop(DropReason::kTruncatedIcmpQuote);
-  if (q.protocol == kProtoIpip || q.protocol == kProtoGre) return icmp_about_tunnel(f, q);
+  if (!p.v6 && (q.protocol == kProtoIpip || q.protocol == kProtoGre)) return icmp_about_tunnel(f, q);
   if (q.protocol != kProtoTcp && q.protocol != kProtoUdp) return drop(DropReason::kUnhandledIcmp);
 
   // From a client, about a packet it got from VIP:vport: to the connection's real server.
@@ -75,7 +82,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     return finish_l2(f, *back, back->mtu);
   }
   // About no connection: a UDP quote may still be one of our GUE packets to a real.
-  if (q.protocol == kProtoUdp &&
+  if (!p.v6 && q.protocol == kProtoUdp &&
       std::binary_search(gue_endpoints_.begin(), gue_endpoints_.end(), ServiceTable::Endpoint{kProtoUdp, q.daddr, q.dport}))
     return icmp_about_tunnel(f, q);
   return drop(DropReason::kIcmpNoConnection);
@@ -172,7 +179,7 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
 }
 
 // A tunnel real server with this address (slow path: ICMP errors only).
-Real* DataPath::tunnel_real(Ipv4 addr) {
+Real* DataPath::tunnel_real(const IpAddr& addr) {
   Real* found = nullptr;
   services_.for_each_real([&](Real& r) {
     if (!found && !r.deleted && r.fwd == FwdMethod::kTunnel && r.addr == addr) found = &r;
@@ -189,7 +196,7 @@ Verdict DataPath::handle_echo(const Frame& f) {
   if (std::find(vips_.begin(), vips_.end(), p.daddr) == vips_.end())
     return drop(DropReason::kUnhandledIcmp);
   uint32_t candidates = 0;
-  const uint32_t h = (p.saddr.host() * 0x9e3779b1u) ^ (uint32_t(p.sport) * 0x85ebca6bu);
+  const uint32_t h = (p.saddr.fold() * 0x9e3779b1u) ^ (uint32_t(p.sport) * 0x85ebca6bu);
   Real* chosen = nullptr;
   services_.for_each_service([&](const Service& s) {
     if (!(s.key.vip == p.daddr)) return;
@@ -212,10 +219,29 @@ Verdict DataPath::handle_echo(const Frame& f) {
     return forward(f, chosen->fwd, *chosen, chosen->port);
   }
   if (!interface(f.in_ifindex)) return drop(DropReason::kUnhandledIcmp);
-  echo_request_to_reply(f.bytes, p);
+  if (p.v6)
+    echo6_request_to_reply(f.bytes, p);
+  else
+    echo_request_to_reply(f.bytes, p);
   ++counters_.echo_replies;
   ++counters_.tx_frames;
   return Verdict::send(f.in_ifindex);
+}
+
+// A Neighbour Solicitation: for a VIP, answered as ARP for one is (handle_arp), under the
+// same --vip-arp policy.
+Verdict DataPath::handle_solicitation(const Frame& f) {
+  IpAddr target;
+  if (!neighbour_solicitation(f.bytes, f.p, target)) return drop(DropReason::kMalformedNdp);
+  if (std::find(vips_.begin(), vips_.end(), target) == vips_.end()) return drop(DropReason::kNoService);
+  if (vip_arp_ == VipArp::kNever || (vip_arp_ == VipArp::kActive && passive())) return drop(DropReason::kVipArpOff);
+  const InterfaceInfo* itf = interface(f.in_ifindex);
+  if (!itf) return drop(DropReason::kNoService);
+  const size_t len = solicitation_to_advert({f.bytes.data(), f.capacity}, f.p, target, itf->mac);
+  if (!len) return drop(DropReason::kFrameTooBig);
+  ++counters_.neighbour_adverts;
+  ++counters_.tx_frames;
+  return Verdict::send(f.in_ifindex, len);
 }
 
 }  // namespace lbd

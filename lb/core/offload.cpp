@@ -26,6 +26,11 @@ void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
     return;
   if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
     return;
+  // The fast path's keys and rewrites are IPv4's: an IPv6 connection stays on this path.
+  if (c.key.caddr.v6() || c.daddr.v6()) {
+    c.flags |= Conn::kOffloadRefused;
+    return;
+  }
   const FwdMethod method = c.method;
   // NAT: where the replies go, known before anything is entered (a client interface lbd
   // does not know: the connection stays on the slow path, not asked again).
@@ -38,7 +43,7 @@ void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
   f.real_id = c.real_id;
   f.action = method == FwdMethod::kRoute ? LBD_FLOW_DR : method == FwdMethod::kMasq ? LBD_FLOW_NAT_IN : LBD_FLOW_TUN;
   if (method == FwdMethod::kMasq) {
-    std::memcpy(&f.addr, c.daddr.b.data(), 4);
+    std::memcpy(&f.addr, c.daddr.v4().b.data(), 4);
     std::memcpy(&f.port, Be16::from_host(c.dport).b.data(), 2);
   }
   const lbd_flow_key key = flow_key(c.key);
@@ -51,7 +56,7 @@ void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
     lbd_flow r{};
     r.real_id = c.real_id;
     r.action = LBD_FLOW_NAT_OUT;
-    std::memcpy(&r.addr, c.key.vaddr.b.data(), 4);
+    std::memcpy(&r.addr, c.key.vaddr.v4().b.data(), 4);
     std::memcpy(&r.port, Be16::from_host(c.key.vport).b.data(), 2);
     r.ifindex = uint32_t(back->ifindex);
     r.mtu = back->mtu;
@@ -148,8 +153,8 @@ lbd_real_hop DataPath::real_hop(const Real& r, uint64_t now_ms) const {
   std::memcpy(h.eth_dst, r.hop.dst.b.data(), 6);
   std::memcpy(h.eth_src, r.hop.src.b.data(), 6);
   if (r.fwd == FwdMethod::kTunnel) {
-    std::memcpy(&h.tun_src, r.hop.src_ip.b.data(), 4);
-    std::memcpy(&h.tun_dst, r.addr.b.data(), 4);
+    std::memcpy(&h.tun_src, r.hop.src_ip.v4().b.data(), 4);
+    std::memcpy(&h.tun_dst, r.addr.v4().b.data(), 4);
     h.tun_type = uint8_t(r.tun.type);  // LBD_TUN_* are IPVS's numbers, as TunType's
     std::memcpy(&h.tun_port, Be16::from_host(r.tun.port).b.data(), 2);
   }

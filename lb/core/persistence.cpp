@@ -13,7 +13,8 @@ namespace lbd {
 // template's timeout.
 Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32_t now_s,
                                      DropReason& why) {
-  const Ipv4 snet = Ipv4::from_host(p.saddr.host() & svc.options.netmask.host());
+  const IpAddr snet = p.v6 ? masked(p.saddr, svc.options.netmask6)
+                           : IpAddr(Ipv4::from_host(p.saddr.v4().host() & svc.options.netmask.host()));
   // A fwmark service's template is <IPPROTO_IP, snet, fwmark>: one real for the client
   // network's connections to every address and port the mark takes (ip_vs_sched_persist()).
   const ConnKey tkey = svc.key.fwmark

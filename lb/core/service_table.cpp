@@ -42,16 +42,16 @@ const char* protocol_token(uint8_t protocol) {
   return protocol_info(protocol).token;
 }
 
-std::vector<Ipv4> ServiceTable::vips() const {
-  std::vector<Ipv4> v;
+std::vector<IpAddr> ServiceTable::vips() const {
+  std::vector<IpAddr> v;
   for_each_service([&](const Service& s) {
     if (!s.key.fwmark && std::find(v.begin(), v.end(), s.key.vip) == v.end()) v.push_back(s.key.vip);
   });
   return v;
 }
 
-std::vector<Ipv4> ServiceTable::serving_vips() const {
-  std::vector<Ipv4> v;
+std::vector<IpAddr> ServiceTable::serving_vips() const {
+  std::vector<IpAddr> v;
   for_each_service([&](const Service& s) {
     bool serving = s.sorry_active;
     for (size_t i = 0; i < s.reals.size() && !serving; ++i) {
@@ -60,7 +60,7 @@ std::vector<Ipv4> ServiceTable::serving_vips() const {
     }
     if (serving && !s.key.fwmark) v.push_back(s.key.vip);
   });
-  std::sort(v.begin(), v.end(), [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); });
+  std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
   return v;
 }
@@ -131,29 +131,37 @@ void ServiceTable::estimate_rates() {
 
 std::string to_string(const ServiceKey& k) {
   if (k.fwmark) return fmt::format("FWM {}", k.fwmark);
-  return fmt::format("{} {}:{}", protocol_info(k.protocol).name, k.vip,
-                     k.port);
+  if (k.vip.v6()) return fmt::format("{} [{}]:{}", protocol_info(k.protocol).name, k.vip, k.port);
+  return fmt::format("{} {}:{}", protocol_info(k.protocol).name, k.vip, k.port);
 }
 
-AddrType classify_address(Ipv4 a) {
-  const uint32_t h = a.host();
+AddrType classify_address(const IpAddr& addr) {
+  if (addr.v6()) {
+    // ipv6_addr_type(): ff00::/8 multicast, ::1 loopback, :: not an address (refused as
+    // IPVS refuses any non-unicast one).
+    if (addr.b[0] == 0xff) return AddrType::kMulticast;
+    if (addr.is_zero()) return AddrType::kBroadcast;
+    if (addr == IpAddr(Ipv6{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}})) return AddrType::kLocal;
+    return AddrType::kUnicast;
+  }
+  const uint32_t h = addr.v4().host();
   if ((h >> 24) == 0 || h == 0xffffffffu || (h >> 28) == 0xf) return AddrType::kBroadcast;
   if ((h >> 28) == 0xe) return AddrType::kMulticast;
   if ((h >> 24) == 127) return AddrType::kLocal;
   return AddrType::kUnicast;
 }
 
-static std::function<AddrType(Ipv4)>& address_classifier() {
-  static std::function<AddrType(Ipv4)> f = classify_address;
+static std::function<AddrType(const IpAddr&)>& address_classifier() {
+  static std::function<AddrType(const IpAddr&)> f = classify_address;
   return f;
 }
 
-void set_address_classifier(std::function<AddrType(Ipv4)> f) {
+void set_address_classifier(std::function<AddrType(const IpAddr&)> f) {
   address_classifier() = f ? std::move(f) : classify_address;
 }
 
 // ip_vs_new_dest(): only a unicast real (IPVS also takes a local one; lbd cannot serve it).
-Status check_real_address(Ipv4 a) {
+Status check_real_address(const IpAddr& a) {
   switch (address_classifier()(a)) {
     case AddrType::kUnicast: return Status::ok();
     case AddrType::kLocal:
@@ -167,12 +175,25 @@ Status check_real_address(Ipv4 a) {
 
 static sched::SchedulerOptions scheduler_options(const ServiceOptions& opt) { return {opt.sched_flags}; }
 
-static std::string real_name(Ipv4 a, uint16_t port) {
-  return fmt::format("{}:{}", a, port);
+static std::string real_name(const IpAddr& a, uint16_t port) { return addr_port(a, port); }
+
+// What IPVS takes and lbd cannot carry yet, and IPVS's own family rule (ip_vs_add_dest():
+// another family than the service's only for a tunnel).
+static Status check_family(const ServiceKey& key, const RealSpec& spec) {
+  const bool v6 = key.vip.v6() || spec.addr.v6();
+  if (spec.fwd == FwdMethod::kTunnel && v6)
+    return Status::error(ENOSYS, fmt::format("real server {}: an IPv6 tunnel (IPv6 in IPv6, or across families) is "
+                                             "not supported by lbd yet", addr_port(spec.addr, spec.port)));
+  if (spec.addr.v6() != key.vip.v6() && spec.fwd != FwdMethod::kTunnel)
+    return Status::error(EAFNOSUPPORT, fmt::format("real server {} is not of service {}'s address family (only a "
+                                                   "tunnel crosses families)", addr_port(spec.addr, spec.port), key));
+  return Status::ok();
 }
 
 Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& opt) {
   if (find(key)) return Status::error(EEXIST, fmt::format("service {} already exists", key));
+  if (key.fwmark && key.vip.v6())  // the fwmark queue's rules are iptables' (IPv4)
+    return Status::error(ENOSYS, "an IPv6 firewall-mark service (-f -6) is not supported by lbd yet");
   auto sched = sched::make_scheduler(opt.scheduler, scheduler_options(opt));
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));
@@ -252,8 +273,8 @@ void ServiceTable::flush() {
   }
 }
 
-std::optional<uint32_t> ServiceTable::real_id(const Service& s, Ipv4 addr, uint16_t port) const {
-  const auto it = s.real_ids.find(endpoint(addr, port));
+std::optional<uint32_t> ServiceTable::real_id(const Service& s, const IpAddr& addr, uint16_t port) const {
+  const auto it = s.real_ids.find(RealEndpoint{addr, port});
   if (it == s.real_ids.end()) return std::nullopt;
   return it->second;
 }
@@ -294,6 +315,7 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(EEXIST, fmt::format("real server {} already exists in service {}",
                                              real_name(spec.addr, spec.port), key));
   if (Status st = check_range(spec); !st.is_ok()) return st;
+  if (Status st = check_family(key, spec); !st.is_ok()) return st;
   if (Status st = check_real_address(spec.addr); !st.is_ok()) return st;
   Real* r = from_trash(key, spec.addr, spec.port);
   if (!r) {
@@ -312,12 +334,12 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
   r->fwd = spec.fwd;
   r->tun = spec.tun;
   r->dest.weight = r->dest.last_weight = spec.weight;
-  r->dest.addr = spec.addr.host();
+  r->dest.addr = spec.addr.fold();
   r->dest.port = spec.port;
   set_thresholds(*r, spec.u_threshold, spec.l_threshold);
   set_overloaded(r->dest, false);
   s->reals.push_front(r->id);  // IPVS list_add: new reals go to the head
-  s->real_ids[endpoint(r->addr, r->port)] = r->id;
+  s->real_ids[RealEndpoint{r->addr, r->port}] = r->id;
   ++generation_;
   if (batch_depth_ > 0) {
     unsettle(*s);
@@ -330,7 +352,7 @@ Status ServiceTable::add_real(const ServiceKey& key, const RealSpec& spec) {
 }
 
 // IPVS's dest trash: a deleted real of a service with this key that connections still use.
-Real* ServiceTable::from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+Real* ServiceTable::from_trash(const ServiceKey& key, const IpAddr& addr, uint16_t port) {
   if (trash_ == 0) return nullptr;  // the common case: no scan
   for (Real& t : reals_)
     if (t.in_use && t.deleted && !t.sorry && t.service_key == key && t.addr == addr && t.port == port) {
@@ -364,6 +386,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
     return Status::error(ENOENT, fmt::format("real server {} not found in service {}",
                                              real_name(spec.addr, spec.port), key));
   if (Status st = check_range(spec); !st.is_ok()) return st;
+  if (Status st = check_family(key, spec); !st.is_ok()) return st;
   Real& r = reals_[*id];
   r.fwd = spec.fwd;
   r.tun = spec.tun;
@@ -383,7 +406,7 @@ Status ServiceTable::edit_real(const ServiceKey& key, const RealSpec& spec) {
   return Status::ok();
 }
 
-Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+Status ServiceTable::delete_real(const ServiceKey& key, const IpAddr& addr, uint16_t port) {
   Service* s = find(key);
   if (!s) return Status::error(ESRCH, fmt::format("service {} not found", key));
   const auto id = real_id(*s, addr, port);
@@ -396,7 +419,7 @@ Status ServiceTable::delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port
   return Status::ok();
 }
 
-Real* ServiceTable::find_real(const ServiceKey& key, Ipv4 addr, uint16_t port) {
+Real* ServiceTable::find_real(const ServiceKey& key, const IpAddr& addr, uint16_t port) {
   Service* s = find(key);
   if (!s) return nullptr;
   const auto id = real_id(*s, addr, port);
@@ -462,7 +485,7 @@ bool ServiceTable::refresh_sorry(Service& s) {
 
 void ServiceTable::remove_real_from_service(Service& s, size_t index) {
   Real& r = reals_[s.reals[index]];
-  s.real_ids.erase(endpoint(r.addr, r.port));
+  s.real_ids.erase(RealEndpoint{r.addr, r.port});
   if (batch_depth_ > 0) {
     // In a batch the list keeps a hole, closed when the batch settles, and the scheduler
     // hears of all changes at once (rr's cursor then restarts at the list head).

@@ -35,7 +35,7 @@ const char* protocol_token(uint8_t protocol);  // "tcp", "udp", "sctp" (nft, pca
 
 struct ServiceKey {
   uint8_t protocol = 0;  // kProtoTcp or kProtoUdp (a fwmark service: kProtoTcp, as ipvsadm sets it)
-  Ipv4 vip;
+  IpAddr vip;            // a fwmark service: 0.0.0.0, or :: with -6
   uint16_t port = 0;
   // -f: a firewall-mark service (no address, no port): it takes the packets the operator's
   // firewall marks with this value, of any protocol and any address. 0: not one.
@@ -45,6 +45,19 @@ struct ServiceKey {
 std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80", "FWM 1"
 inline ServiceKey fwmark_key(uint32_t mark) { return ServiceKey{kProtoTcp, Ipv4{}, 0, mark}; }
 
+// A real's address and port, as a service's reals are keyed.
+struct RealEndpoint {
+  IpAddr addr;
+  uint16_t port = 0;
+  bool operator==(const RealEndpoint&) const = default;
+  struct Hash {
+    size_t operator()(const RealEndpoint& e) const {
+      uint64_t x = uint64_t(e.addr.fold()) << 16 ^ e.port ^ uint64_t(e.addr.v6()) << 48;
+      return size_t(x * 0x9e3779b97f4a7c15ULL >> 16);
+    }
+  };
+};
+
 inline constexpr Ipv4 kHostNetmask{{255, 255, 255, 255}};  // -M's default: one client each
 
 struct ServiceOptions {
@@ -53,6 +66,7 @@ struct ServiceOptions {
   std::string scheduler = "wlc";
   uint32_t persistent = 0;  // -p seconds; 0 = not persistent
   Ipv4 netmask = kHostNetmask;  // -M: clients sharing (address & netmask) stick together
+  uint8_t netmask6 = 128;       // -M of an IPv6 service: a prefix length (1..128), as ipvsadm takes it
   bool ops = false;          // -o: one-packet scheduling (UDP)
   uint8_t sched_flags = 0;   // -b: kSchedFlag1..3 (IPVS IP_VS_SVC_F_SCHED1..3)
   health::ServiceHealth health;  // lbd's extension: checks, on-down, sorry server, notify
@@ -74,9 +88,9 @@ struct Rates {
 
 struct RealSpec {
   RealSpec() = default;
-  RealSpec(Ipv4 a, uint16_t p, FwdMethod f, int32_t w, std::optional<std::string> h = std::nullopt)
+  RealSpec(IpAddr a, uint16_t p, FwdMethod f, int32_t w, std::optional<std::string> h = std::nullopt)
       : addr(a), port(p), fwd(f), weight(w), health(std::move(h)) {}
-  Ipv4 addr;
+  IpAddr addr;
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;
   int32_t weight = 1;
@@ -106,7 +120,7 @@ struct Real {
   uint32_t id = 0;
   uint32_t service_id = 0;
   ServiceKey service_key;  // kept after deletion: re-adding the same real revives it
-  Ipv4 addr;
+  IpAddr addr;
   uint16_t port = 0;
   FwdMethod fwd = FwdMethod::kRoute;
   TunnelSpec tun;        // TUN: how it is encapsulated
@@ -136,7 +150,7 @@ struct Service {
   std::unique_ptr<sched::Scheduler> scheduler;
   std::deque<uint32_t> reals;                  // real ids in IPVS list order: newest first
   std::vector<const sched::DestView*> views;   // parallel to `reals`, what pick() reads
-  std::unordered_map<uint64_t, uint32_t> real_ids;  // addr << 16 | port → id, of `reals`
+  std::unordered_map<RealEndpoint, uint32_t, RealEndpoint::Hash> real_ids;  // → id, of `reals`
   bool unsettled = false;  // reals added in a batch: views, scheduler, sorry not updated yet
   Counters stats;
   RateEstimator rate;
@@ -154,13 +168,13 @@ struct Service {
 enum class AddrType : uint8_t { kUnicast, kLocal, kBroadcast, kMulticast };
 // By the address alone: 0.0.0.0/8 and 255.255.255.255 broadcast, 224/4 multicast, 240/4
 // (reserved) broadcast, 127/8 local.
-AddrType classify_address(Ipv4 a);
+AddrType classify_address(const IpAddr& a);
 // The process's classifier, shared by every table (a dry run must refuse what the real
 // apply would): lbd installs one that also knows its own addresses and subnet broadcasts.
-void set_address_classifier(std::function<AddrType(Ipv4)> f);
+void set_address_classifier(std::function<AddrType(const IpAddr&)> f);
 // A real's (or sorry server's) address as IPVS checks it: EINVAL unless unicast, ENOSYS
 // for the director's own.
-Status check_real_address(Ipv4 a);
+Status check_real_address(const IpAddr& a);
 
 class ServiceTable {
  public:
@@ -188,7 +202,7 @@ class ServiceTable {
   void flush();
   Status add_real(const ServiceKey& key, const RealSpec& spec);
   Status edit_real(const ServiceKey& key, const RealSpec& spec);
-  Status delete_real(const ServiceKey& key, Ipv4 addr, uint16_t port);
+  Status delete_real(const ServiceKey& key, const IpAddr& addr, uint16_t port);
   Status zero(const std::optional<ServiceKey>& key);
 
   // Data path: O(1) lookup of a service by its key; nullptr if none.
@@ -201,7 +215,7 @@ class ServiceTable {
     }
   }
   const Service* find(const ServiceKey& key) const { return const_cast<ServiceTable*>(this)->find(key); }
-  Real* find_real(const ServiceKey& key, Ipv4 addr, uint16_t port);
+  Real* find_real(const ServiceKey& key, const IpAddr& addr, uint16_t port);
   Real& real(uint32_t id) { return reals_[id]; }
   const Real& real(uint32_t id) const { return reals_[id]; }
   Service& service(uint32_t id) { return services_[id]; }
@@ -209,7 +223,7 @@ class ServiceTable {
   // Data path: the service a packet to (protocol, vip, port) with firewall mark `mark`
   // belongs to: the mark's service, the exact key, else a persistent port-zero service of
   // that address (IPVS ip_vs_service_find() order).
-  Service* find_for_packet(uint8_t protocol, Ipv4 vip, uint16_t port, uint32_t mark = 0) {
+  Service* find_for_packet(uint8_t protocol, const IpAddr& vip, uint16_t port, uint32_t mark = 0) {
     if (mark)
       if (Service* s = find(fwmark_key(mark))) return s;
     if (Service* s = find(ServiceKey{protocol, vip, port})) return s;
@@ -260,19 +274,19 @@ class ServiceTable {
   void estimate_rates();
 
   // Each distinct VIP of the configured services, once.
-  std::vector<Ipv4> vips() const;
+  std::vector<IpAddr> vips() const;
   // The VIPs that can take a new connection now: a service of theirs has a real of weight
   // above 0 that its checks have not taken down, or its sorry server is in use. What lbd
   // announces to routers (--announce-table). Sorted.
-  std::vector<Ipv4> serving_vips() const;
+  std::vector<IpAddr> serving_vips() const;
 
   // Each distinct (protocol, address, port) replies of a NAT real server come from, sorted.
   struct Endpoint {
     uint8_t protocol;
-    Ipv4 addr;
+    IpAddr addr;
     uint16_t port;
     auto operator<=>(const Endpoint& o) const {
-      return std::tuple(protocol, addr.host(), port) <=> std::tuple(o.protocol, o.addr.host(), o.port);
+      return std::tuple(protocol, addr, port) <=> std::tuple(o.protocol, o.addr, o.port);
     }
     bool operator==(const Endpoint&) const = default;
   };
@@ -283,13 +297,13 @@ class ServiceTable {
 
  private:
   static uint32_t key_hash(const ServiceKey& k) {
-    uint64_t x = (uint64_t(k.vip.host()) << 24 ^ uint64_t(k.port) << 8 ^ k.protocol) + (uint64_t(k.fwmark) << 32);
+    uint64_t x = (uint64_t(k.vip.fold()) << 24 ^ uint64_t(k.port) << 8 ^ k.protocol) + (uint64_t(k.fwmark) << 32) +
+                 k.vip.v6();
     x *= 0x9e3779b97f4a7c15ULL;
     return uint32_t(x >> 32);
   }
   static constexpr uint32_t kRemovedSlot = UINT32_MAX;  // a real deleted in a batch, until it settles
-  static uint64_t endpoint(Ipv4 addr, uint16_t port) { return uint64_t(addr.host()) << 16 | port; }
-  std::optional<uint32_t> real_id(const Service& s, Ipv4 addr, uint16_t port) const;
+  std::optional<uint32_t> real_id(const Service& s, const IpAddr& addr, uint16_t port) const;
   void unsettle(Service& s);  // in a batch: its deferred work is due when the batch ends
   void settle(Service& s);    // a batch's deferred work for one service
   void settle_all();
@@ -299,7 +313,7 @@ class ServiceTable {
   void retire(Real& r);
   void sync_sorry(Service& s);     // the sorry Real follows the service's health options
   bool refresh_sorry(Service& s);  // sorry_active from the reals' health; true if it changed
-  Real* from_trash(const ServiceKey& key, Ipv4 addr, uint16_t port);
+  Real* from_trash(const ServiceKey& key, const IpAddr& addr, uint16_t port);
   Real& allocate_real();
   void remove_real_from_service(Service& s, size_t index);
 

@@ -50,9 +50,9 @@ sync::Record DataPath::sync_record(const Conn& c) const {
   r.vport = c.key.vport;
   r.dport = c.dport;
   r.timeout = sync_timeout(c);
-  r.caddr = c.key.caddr;
-  r.vaddr = c.key.vaddr;
-  r.daddr = c.daddr;
+  r.caddr = c.key.caddr.v4();
+  r.vaddr = c.key.vaddr.v4();
+  r.daddr = c.daddr.v4();
   // A fwmark service's connections and templates carry the mark (IPVS cp->fwmark): the
   // backup finds the service by it (a template's protocol is IPPROTO_IP, its vaddr the mark).
   r.fwmark = services_.service(services_.real(c.real_id).service_id).key.fwmark;
@@ -60,6 +60,11 @@ sync::Record DataPath::sync_record(const Conn& c) const {
 }
 
 void DataPath::queue_sync(const Conn& c) {
+  // lbd's sync messages carry IPv4 records only: an IPv6 connection is not synced (counted).
+  if (c.key.caddr.v6() || c.daddr.v6()) {
+    ++counters_.sync_not_ipv4;
+    return;
+  }
   if (sync_out_.size() >= kSyncQueue) {
     ++counters_.sync_queue_full;
     return;

@@ -19,14 +19,14 @@ namespace lbd {
 struct TrafficModel {
   struct Endpoint {
     uint8_t protocol;
-    Ipv4 addr;
+    IpAddr addr;
     uint16_t port;  // services: 0 = every port of the protocol (a port-zero service)
   };
   std::vector<Endpoint> services;  // VIP:vport
   std::vector<Endpoint> nat;       // NAT reals' RIP:rport: their replies
-  std::vector<Ipv4> vips;          // each distinct VIP once
-  std::vector<Ipv4> nat_addrs;     // each distinct NAT real once
-  std::vector<Ipv4> local;         // the director's own: a NAT real's packets to it are the director's
+  std::vector<IpAddr> vips;        // each distinct VIP once
+  std::vector<IpAddr> nat_addrs;   // each distinct NAT real once
+  std::vector<IpAddr> local;       // the director's own: a NAT real's packets to it are the director's
   // TUN reals: ICMP errors quoting an IPIP or GRE packet, or a UDP datagram to a GUE real's
   // port, are lbd's to relay (about its tunnels).
   bool tunnels = false;
@@ -35,7 +35,7 @@ struct TrafficModel {
   // captures (fwmark_queue.hpp): their marks, and their NAT reals' addresses (whose
   // replies go through the queue too). None of the above lists them.
   std::vector<uint32_t> fwmarks;
-  std::vector<Ipv4> fwmark_nat_addrs;
+  std::vector<IpAddr> fwmark_nat_addrs;
   size_t service_count = 0;
 
   enum class Claim {
@@ -45,9 +45,12 @@ struct TrafficModel {
   };
   // An Ethernet frame addressed to the director (or an ARP request).
   Claim classify(std::span<const uint8_t> frame) const;
+
+ private:
+  Claim classify6(std::span<const uint8_t> frame) const;
 };
 
-TrafficModel traffic_model(const ServiceTable& services, std::vector<Ipv4> local);
+TrafficModel traffic_model(const ServiceTable& services, std::vector<IpAddr> local);
 
 // The capture filter (libpcap syntax). Past kMaxFilterClauses the broad one: every ARP
 // request and every IPv4 frame to the interface's MAC, sorted out by the data path (which
@@ -74,6 +77,7 @@ std::string class_filter(const CaptureFilter& filter, CaptureClass c);
 // The guard's sets (nft's element syntax) for its fixed rules, kGuardRules.
 struct GuardElements {
   std::set<std::string> svc, svc_any, vips, nat, nat_addrs, local;
+  std::set<std::string> svc6, svc_any6, vips6, nat6, nat_addrs6, local6;  // IPv6's
   friend bool operator==(const GuardElements&, const GuardElements&) = default;
 };
 GuardElements guard_elements(const TrafficModel& model);

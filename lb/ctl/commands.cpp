@@ -30,11 +30,11 @@ Status check_supported(const CliCommand& c) {
 
 // A real's effective check (the service's with its overrides) must be runnable.
 Status check_real_health(const health::ServiceHealth& svc, const std::string& overrides,
-                         Ipv4 addr, uint16_t port) {
+                         const IpAddr& addr, uint16_t port) {
   const health::CheckSpec eff = health::effective_check(svc.check, overrides);
   if (!eff.kind) return Status::ok();
   if (const Status st = health::validate_check(eff); !st.is_ok())
-    return Status::error(kLbdInvalid, fmt::format("health check of {}:{}: {}", addr, port, st.message()));
+    return Status::error(kLbdInvalid, fmt::format("health check of {}: {}", addr_port(addr, port), st.message()));
   return Status::ok();
 }
 
@@ -48,8 +48,12 @@ Status add_or_edit_service(const CliCommand& c, ServiceTable& services) {
     if (!parsed) return Status::error(kLbdInvalid, "illegal health specification: " + parsed.message());
     opt.health = std::move(parsed).value();
   }
-  if (opt.health.sorry_addr)
+  if (opt.health.sorry_addr) {
+    if (opt.health.sorry_addr->v6() != c.service.vip.v6())
+      return Status::error(kLbdInvalid, fmt::format("illegal health specification: sorry={} is not of the "
+                                                    "service's address family", *opt.health.sorry_addr));
     if (Status s = check_real_address(*opt.health.sorry_addr); !s.is_ok()) return s;
+  }
   if (c.cmd == Command::kAddService) return services.add_service(c.service, opt);
   if (cur)
     for (uint32_t id : cur->reals) {
@@ -218,9 +222,9 @@ Status reload_rules(const std::vector<CliCommand>& rules, ServiceTable& live, Ti
   struct Side {
     std::map<std::string, std::string> service_line;          // "proto vip port" → -A line
     std::map<std::string, std::vector<CliCommand>> reals;     // ... → -a commands, oldest first
-    std::map<std::string, std::unordered_map<uint64_t, size_t>> real_at;  // ... → addr:port → index
+    std::map<std::string, std::unordered_map<RealEndpoint, size_t, RealEndpoint::Hash>> real_at;  // ... → index
   };
-  auto endpoint = [](const CliCommand& c) { return uint64_t(c.real.addr.host()) << 16 | c.real.port; };
+  auto endpoint = [](const CliCommand& c) { return RealEndpoint{c.real.addr, c.real.port}; };
   auto describe = [&](const ServiceTable& t) {
     Side side;
     for (const auto& c : configuration_commands(t)) {

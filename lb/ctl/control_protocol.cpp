@@ -113,7 +113,7 @@ std::string encode_dump(const Dump& d) {
     s += fmt::format(" {} {} {} {} {}", token(health::format_service_health(o.health)), o.persistent, o.netmask,
                      int(o.ops), int(o.sched_flags));
     put_rates(s, sv.rates);
-    s += fmt::format(" {}\n", sv.key.fwmark);
+    s += fmt::format(" {} {}\n", sv.key.fwmark, int(o.netmask6));
     for (const auto& r : sv.reals) {
       const RealSpec& rs = r.spec;
       s += fmt::format("R {} {} {} {} {} {}", rs.addr, rs.port, int(rs.fwd), rs.weight, r.active, r.inactive);
@@ -145,6 +145,11 @@ static bool get_counters(std::istringstream& in, Counters& c) {
 static bool get_ip(std::istringstream& in, Ipv4& a) {
   std::string t;
   return (in >> t) && parse_ipv4(t, a);
+}
+
+static bool get_ip(std::istringstream& in, IpAddr& a) {
+  std::string t;
+  return in >> t && parse_ip(t, a);
 }
 
 bool decode_dump(const std::string& text, Dump& out) {
@@ -189,7 +194,14 @@ bool decode_dump(const std::string& text, Dump& out) {
         o.health = std::move(parsed).value();
       }
       // The fwmark ends the line; an older lbd wrote none (no fwmark services then).
-      if (uint32_t mark = 0; in >> mark) s.key.fwmark = mark;
+      // Then an IPv6 service's -M prefix; an older lbd wrote neither.
+      if (uint32_t mark = 0; in >> mark) {
+        s.key.fwmark = mark;
+        if (unsigned prefix = 0; in >> prefix) {
+          if (prefix < 1 || prefix > 128) return false;
+          o.netmask6 = uint8_t(prefix);
+        }
+      }
       o.ops = ops;
       o.sched_flags = uint8_t(flags);
       s.key.protocol = uint8_t(proto);

@@ -44,7 +44,7 @@ struct DumpService {
 
 struct DumpConn {
   uint8_t protocol = 0;
-  Ipv4 caddr, vaddr, daddr;
+  IpAddr caddr, vaddr, daddr;
   uint16_t cport = 0, vport = 0, dport = 0;
   std::string state;
   uint32_t expires = 0;  // seconds left

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -129,17 +130,34 @@ bool parse_uint(const std::string& s, uint64_t max, uint64_t& out) {
 }
 
 // "host[:port]" as ipvsadm's parse_service(): an all-digit string is not a host.
-bool parse_addr_port(const std::string& s, const NameLookup& names, Ipv4& addr,
+// ipvsadm's parse_service(): "[2001:db8::1]:80" (brackets need a port), "2001:db8::1" (an
+// IPv6 address alone), or "host[:port]" (IPv4, or a name the resolver turns into one).
+bool parse_addr_port(const std::string& s, const NameLookup& names, IpAddr& addr,
                      uint16_t& port, bool& has_port) {
+  if (s.empty() || s.find_first_not_of("0123456789") == std::string::npos) return false;
   std::string host = s, portstr;
-  const auto colon = s.rfind(':');
-  has_port = colon != std::string::npos;
-  if (has_port) {
-    host = s.substr(0, colon);
-    portstr = s.substr(colon + 1);
+  has_port = false;
+  if (s[0] == '[') {
+    const auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    host = s.substr(1, close - 1);
+    portstr = s.substr(close + 2);
+    has_port = true;
+    if (!parse_ip(host, addr) || !addr.v6()) return false;
+  } else if (parse_ip(s, addr) && addr.v6()) {
+    host.clear();
+  } else {
+    const auto colon = s.rfind(':');
+    has_port = colon != std::string::npos;
+    if (has_port) {
+      host = s.substr(0, colon);
+      portstr = s.substr(colon + 1);
+    }
+    if (host.empty() || host.find_first_not_of("0123456789") == std::string::npos) return false;
+    Ipv4 v4;
+    if (!parse_ipv4(host, v4) && !(names.host && names.host(host, v4))) return false;
+    addr = v4;
   }
-  if (host.empty() || host.find_first_not_of("0123456789") == std::string::npos) return false;
-  if (!parse_ipv4(host, addr) && !(names.host && names.host(host, addr))) return false;
   port = 0;
   if (has_port) {
     uint64_t v;
@@ -152,6 +170,17 @@ bool parse_addr_port(const std::string& s, const NameLookup& names, Ipv4& addr,
     }
   }
   return true;
+}
+
+// C's atoi() as ipvsadm reads an IPv6 -M: leading blanks, a sign, the digits that follow.
+long c_atoi(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  bool neg = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+  long v = 0;
+  for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) && v < 1000000; ++i) v = v * 10 + (s[i] - '0');
+  return neg ? -v : v;
 }
 
 struct Parser {
@@ -214,13 +243,6 @@ struct Parser {
     return true;
   }
 
-  // "[2001:db8::1]:80" or "2001:db8::1": not illegal, just not there yet.
-  [[nodiscard]] bool refuse_ipv6(const std::string& a) {
-    if (a.find('[') != std::string::npos || std::count(a.begin(), a.end(), ':') >= 2)
-      return fail(2, fmt::format("`{}': IPv6 addresses are not supported by lbd yet (IPv4 only)", a));
-    return true;
-  }
-
   [[nodiscard]] bool apply(const OptDef& d, const std::string& name, const std::optional<std::string>& arg) {
     if (d.cmd != Command::kNone) {
       if (d.cmd == Command::kHelp || d.cmd == Command::kVersion) {
@@ -243,8 +265,12 @@ struct Parser {
       return true;
     }
     if (d.opt < 0) {
-      if (std::strcmp(d.long_name, "ipv6") == 0)
-        return fail(2, "lbd supports IPv4 services only: -6 is not available yet");
+      if (std::strcmp(d.long_name, "ipv6") == 0) {
+        // ipvsadm: -6 makes the fwmark service IPv6, and must follow -f.
+        if (c.fwmark == 0) return fail(2, "-6 used before -f\n");
+        c.service.vip = IpAddr(Ipv6{});
+        return true;
+      }
       return true;  // --sort: accepted and ignored, as ipvsadm does
     }
     if (!set_option(d.opt)) return false;
@@ -260,7 +286,6 @@ struct Parser {
           svc_proto = (name == "t" || name == "tcp-service") ? kProtoTcp
                       : (name == "u" || name == "udp-service") ? kProtoUdp : kProtoSctp;
           svc_text = *arg;
-          if (!refuse_ipv6(*arg)) return false;
           bool has_port;
           if (!parse_addr_port(*arg, names, c.service.vip, c.service.port, has_port))
             return fail_at(2, "illegal virtual server address[:port] specified", *arg);
@@ -277,6 +302,13 @@ struct Parser {
         }
         break;
       case kOptNetmask: {
+        // As ipvsadm: a prefix length when the service given so far is IPv6, a mask otherwise.
+        if (c.service.vip.v6()) {
+          const long prefix = c_atoi(*arg);
+          if (prefix < 1 || prefix > 128) return fail(2, "illegal ipv6 netmask specified");
+          c.svc_options.netmask6 = uint8_t(prefix);
+          break;
+        }
         Ipv4 mask;
         if (!parse_ipv4(*arg, mask) && !(names.host && names.host(*arg, mask)))
           return fail(2, "illegal virtual server persistent mask specified");
@@ -288,7 +320,6 @@ struct Parser {
       case kOptSchedFlags: sched_flags_arg = *arg; break;
       case kOptReal:
         real_text = *arg;
-        if (!refuse_ipv6(*arg)) return false;
         if (!parse_addr_port(*arg, names, c.real.addr, c.real.port, real_has_port))
           return fail_at(2, "illegal real server address[:port] specified", *arg);
         break;
@@ -492,6 +523,9 @@ struct Parser {
     if ((c.options >> kOptTunType & 0x1f) && c.real.fwd != FwdMethod::kTunnel)
       return fail(2, "Tunnel options conflict with forward method");
     if ((c.cmd == Command::kAddReal || c.cmd == Command::kEditReal) && !check_tunnel_options()) return false;
+    if ((c.cmd == Command::kAddReal || c.cmd == Command::kEditReal) && c.real.addr.v6() != c.service.vip.v6() &&
+        c.real.fwd != FwdMethod::kTunnel)
+      return fail(2, "Different address family is allowed only for tunneling servers");
     if (c.has(kOptHealth)) {
       const bool real = c.cmd == Command::kAddReal || c.cmd == Command::kEditReal;
       const bool inherit = c.cmd == Command::kEditReal && c.health_text == "inherit";
@@ -543,6 +577,7 @@ void append_service_flags(std::vector<std::string>& a, const ServiceOptions& o, 
   if (o.persistent) {
     a.insert(a.end(), {"-p", std::to_string(o.persistent)});
     if (o.netmask != kHostNetmask) a.insert(a.end(), {"-M", to_string(o.netmask)});
+    if (o.netmask6 != 128) a.insert(a.end(), {"-M", std::to_string(o.netmask6)});  // an IPv6 service's prefix
   }
   if (!pe.empty()) a.insert(a.end(), {"--pe", pe});
   if (o.ops) a.push_back("-o");

@@ -66,7 +66,7 @@ json service_json(DumpService s, bool sort) {
           {"reals", std::move(reals)}};
 }
 
-json endpoint(Ipv4 a, uint16_t port) { return {{"address", to_string(a)}, {"port", port}}; }
+json endpoint(const IpAddr& a, uint16_t port) { return {{"address", to_string(a)}, {"port", port}}; }
 
 }  // namespace
 

@@ -19,7 +19,7 @@ inline constexpr int kJsonSchema = 1;
 // A real's health as the daemon knows it (lbadm --lbd-health, metrics, the status page).
 struct RealHealthView {
   ServiceKey service;
-  Ipv4 addr;
+  IpAddr addr;
   uint16_t port = 0;
   bool checked_by_engine = false;  // false: the service has no check for it
   bool up = true;

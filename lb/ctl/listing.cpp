@@ -13,14 +13,25 @@ namespace {
 const char* proto_name(uint8_t p) { return protocol_info(p).name; }
 
 // libipvs compares addresses as `int r = ntohl(a) - ntohl(b)`: the unsigned difference cast
-// to int, so addresses more than 2^31 apart sort "backwards". Reproduced on purpose.
-int addr_cmp(Ipv4 a, Ipv4 b) { return int(uint32_t(a.host() - b.host())); }
+// to int, so addresses more than 2^31 apart sort "backwards". Reproduced on purpose. IPv6
+// (by the first one's family, as ipvs_cmp_dests does): the same over the four words of
+// union nf_inet_addr, where an IPv4 address is the first word and zeros.
+uint32_t union_word(const IpAddr& a, int i) {
+  if (!a.v6()) return i == 0 ? a.v4().host() : 0;
+  return uint32_t(a.b[4 * i]) << 24 | uint32_t(a.b[4 * i + 1]) << 16 | uint32_t(a.b[4 * i + 2]) << 8 | a.b[4 * i + 3];
+}
+int addr_cmp(const IpAddr& a, const IpAddr& b) {
+  int r = 0;
+  for (int i = 0; i < (a.v6() ? 4 : 1) && !r; ++i) r = int(union_word(a, i) - union_word(b, i));
+  return r;
+}
 
 }  // namespace
 
 bool service_order(const DumpService& a, const DumpService& b) {
   // ipvs_cmp_services(): the fwmark first, as an int difference (0: not a fwmark service).
   if (a.key.fwmark != b.key.fwmark) return int(a.key.fwmark - b.key.fwmark) < 0;
+  if (a.key.vip.v6() != b.key.vip.v6()) return b.key.vip.v6();  // the family: AF_INET (2) before AF_INET6 (10)
   if (a.key.protocol != b.key.protocol) return a.key.protocol < b.key.protocol;
   if (int r = addr_cmp(a.key.vip, b.key.vip)) return r < 0;
   return a.key.port < b.key.port;
@@ -57,13 +68,15 @@ struct Renderer {
   bool numeric;
   std::string out;
 
-  std::string addrport(Ipv4 a, uint16_t port, uint8_t proto) {
+  // ipvsadm's addrport_to_anyname(): "host:port", "[2001:db8::1]:port" (IPv6 addresses are
+  // not looked up: lbd's resolver knows IPv4 names only).
+  std::string addrport(const IpAddr& a, uint16_t port, uint8_t proto) {
     std::string host, serv;
-    if (!numeric && names.host) host = names.host(a);
+    if (!numeric && names.host && !a.v6()) host = names.host(a.v4());
     if (host.empty()) host = to_string(a);
     if (!numeric && names.service) serv = names.service(port, protocol_token(proto));
     if (serv.empty()) serv = std::to_string(port);
-    return host + ":" + serv;
+    return a.v6() ? "[" + host + "]:" + serv : host + ":" + serv;
   }
 
   void largenum(uint64_t i) {
@@ -133,17 +146,22 @@ struct Renderer {
     if (s.options.sched_flags) t += " (" + sched_flags_text(s.options.scheduler, s.options.sched_flags) + ")";
     if (s.options.persistent) {
       t += fmt::format(" persistent {}", s.options.persistent);
-      if (s.options.netmask != kHostNetmask) t += " mask " + to_string(s.options.netmask);
+      if (s.key.vip.v6()) {
+        if (s.options.netmask6 != 128) t += fmt::format(" mask {}", s.options.netmask6);
+      } else if (s.options.netmask != kHostNetmask) {
+        t += " mask " + to_string(s.options.netmask);
+      }
     }
     if (s.options.ops) t += " ops";
     return t;
   }
 
   void service(DumpService s) {
-    std::string svc_name = s.key.fwmark ? fmt::format("FWM  {}", s.key.fwmark)
+    const bool v6 = s.key.vip.v6();
+    std::string svc_name = s.key.fwmark ? fmt::format("FWM  {}{}", s.key.fwmark, v6 ? " IPv6" : "")
                                         : fmt::sprintf("%-4s %s", proto_name(s.key.protocol),
                                                        addrport(s.key.vip, s.key.port, s.key.protocol));
-    if (svc_name.size() > 33) svc_name.resize(33);
+    if (svc_name.size() > 33 && !v6) svc_name.resize(33);  // ipvsadm cuts IPv4 names only
     if (cmd.has(kOptStats)) {
       out += fmt::sprintf("%-33s", svc_name);
       counters(s.stats);
@@ -156,7 +174,7 @@ struct Renderer {
     if (!cmd.has(kOptNoSort)) std::sort(s.reals.begin(), s.reals.end(), real_order);
     for (const auto& r : s.reals) {
       std::string dname = addrport(r.spec.addr, r.spec.port, s.key.protocol);
-      if (dname.size() > 28) dname.resize(28);
+      if (dname.size() > 28 && !r.spec.addr.v6()) dname.resize(28);
       // A real down by its checks shows weight 0, as keepalived's inhibit_on_failure
       // leaves it in IPVS: ipvsadm's format, and the configured weight is kept for -S.
       const int32_t weight = (r.flags & DumpReal::kDown) ? 0 : r.spec.weight;
@@ -188,8 +206,8 @@ struct Renderer {
 
   void save_service(DumpService s) {
     const char* flag = s.key.fwmark ? "-f" : protocol_info(s.key.protocol).flag;
-    const std::string vname =
-        s.key.fwmark ? std::to_string(s.key.fwmark) : addrport(s.key.vip, s.key.port, s.key.protocol);
+    const std::string vname = s.key.fwmark ? std::to_string(s.key.fwmark) + (s.key.vip.v6() ? " -6" : "")
+                                           : addrport(s.key.vip, s.key.port, s.key.protocol);
     std::vector<std::string> opts;
     const std::string h = health::format_service_health(s.options.health);
     append_service_flags(opts, s.options, "", h.empty() ? std::nullopt : std::optional(h));

@@ -356,7 +356,7 @@ static Ipv4 steering_mask(const ServiceTable& services) {
 void Control::configuration_changed() {
   if (services_.generation() == applied_generation_) return;
   applied_generation_ = services_.generation();
-  const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
+  const TrafficModel model = traffic_model(services_, local_addresses());
   if (steering_) {
     const Ipv4 mask = steering_mask(services_);
     if (!(mask == steer_mask_))
@@ -364,13 +364,14 @@ void Control::configuration_changed() {
               "persistence netmask; it was {}): established connections of clients that move to another "
               "worker are lost", mask, steer_mask_);
     steer_mask_ = mask;
-    if (const Status st = steering_->configure(services_.vips(), mask, model.gue_ports); !st.is_ok())
+    if (const Status st = steering_->configure(ipv4_only(services_.vips()), mask, model.gue_ports); !st.is_ok())
       LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", st.message());
   }
   set_capture_filters(model);
   if (const Status st = guard_->apply(model); !st.is_ok()) LBD_LOG(kError, "guard", "nftables update failed: {}", st.message());
   if (fwmark_) {
-    if (const Status st = fwmark_->apply(model.fwmarks, model.fwmark_nat_addrs, model.local); !st.is_ok())
+    if (const Status st = fwmark_->apply(model.fwmarks, ipv4_only(model.fwmark_nat_addrs), ipv4_only(model.local));
+        !st.is_ok())
       LBD_LOG(kError, "fwmark", "nftables update failed: {}", st.message());
   } else if (!model.fwmarks.empty() && !std::exchange(fwmark_warned_, true)) {
     LBD_LOG(kError, "fwmark", "firewall-mark services are configured but the fwmark queue is not bound (see "

@@ -89,7 +89,8 @@ void Control::publish_sync_role() {
 void Control::announce_vips() {
   if (!announcer_) return;
   const bool passive = backup_alone() && timeouts_.sysctl.backup_only;  // as DataPath::passive()
-  const std::vector<Ipv4> want = passive ? std::vector<Ipv4>{} : services_.serving_vips();
+  // (IPv4 VIPs: the announcer's routes are IPv4 /32s.)
+  const std::vector<Ipv4> want = passive ? std::vector<Ipv4>{} : ipv4_only(services_.serving_vips());
   const std::vector<Ipv4> before = announcer_->announced();
   if (want == before) return;
   const Status st = announcer_->announce(want);

@@ -130,7 +130,7 @@ void Control::interface_back(size_t slot) {
   LBD_LOG(kInfo, "capture", "{} is back (index {}, MAC {}): capturing and forwarding on it again", itf.name,
           itf.ifindex, itf.mac);
   publish_interfaces();
-  const TrafficModel model = traffic_model(services_, local_ipv4_addresses());
+  const TrafficModel model = traffic_model(services_, local_addresses());
   set_capture_filters(model);
   if (const Status st = guard_->interface_back(itf.name, model); !st.is_ok())
     LBD_LOG(kError, "guard", "{}: the nftables guard cannot take it again: {}", itf.name, st.message());
@@ -335,7 +335,7 @@ int Control::run() {
       }
     }
     if (pfds[kGuard].revents) {
-      const auto restored = guard_->on_events(traffic_model(services_, local_ipv4_addresses()));
+      const auto restored = guard_->on_events(traffic_model(services_, local_addresses()));
       if (!restored) {
         LBD_LOG(kError, "guard", "the nftables guard was removed and cannot be restored: {}", restored.message());
       } else if (*restored) {

@@ -232,6 +232,12 @@ std::string BoxGuard::table_script() const {
       "  set nat {{ type ipv4_addr . inet_proto . inet_service; }}\n"
       "  set nat_addrs {{ type ipv4_addr; }}\n"
       "  set local {{ type ipv4_addr; }}\n"
+      "  set svc6 {{ type ipv6_addr . inet_proto . inet_service; }}\n"
+      "  set svc_any6 {{ type ipv6_addr . inet_proto; }}\n"
+      "  set vips6 {{ type ipv6_addr; }}\n"
+      "  set nat6 {{ type ipv6_addr . inet_proto . inet_service; }}\n"
+      "  set nat_addrs6 {{ type ipv6_addr; }}\n"
+      "  set local6 {{ type ipv6_addr; }}\n"
       "  chain guard {{\n{1}{2}"
       "  }}\n}}\n",
       kTable, hook, kGuardRules, offloads_comment());
@@ -286,7 +292,9 @@ Status BoxGuard::apply(const TrafficModel& model) {
   std::string script;
   const std::pair<const char*, std::set<std::string> GuardElements::*> sets[] = {
       {"svc", &GuardElements::svc},   {"svc_any", &GuardElements::svc_any},     {"vips", &GuardElements::vips},
-      {"nat", &GuardElements::nat},   {"nat_addrs", &GuardElements::nat_addrs}, {"local", &GuardElements::local}};
+      {"nat", &GuardElements::nat},   {"nat_addrs", &GuardElements::nat_addrs}, {"local", &GuardElements::local},
+      {"svc6", &GuardElements::svc6}, {"svc_any6", &GuardElements::svc_any6},   {"vips6", &GuardElements::vips6},
+      {"nat6", &GuardElements::nat6}, {"nat_addrs6", &GuardElements::nat_addrs6}, {"local6", &GuardElements::local6}};
   for (const auto& [name, member] : sets) element_changes(script, "delete", name, have_.*member, want.*member);
   for (const auto& [name, member] : sets) element_changes(script, "add", name, want.*member, have_.*member);
   if (script.empty()) return Status::ok();

@@ -25,25 +25,25 @@ class NetlinkNeighbours {
   NetlinkNeighbours(const NetlinkNeighbours&) = delete;
   NetlinkNeighbours& operator=(const NetlinkNeighbours&) = delete;
 
-  // Re-reads the kernel's IPv4 routes and neighbours.
+  // Re-reads the kernel's IPv4 and IPv6 routes, neighbours and addresses.
   void refresh();
 
   struct Route {
     int ifindex = 0;
-    Ipv4 next_hop;  // the gateway, or the destination itself when on-link
-    Ipv4 pref_src;  // the route's preferred source address, zero if none
+    IpAddr next_hop;  // the gateway, or the destination itself when on-link
+    IpAddr pref_src;  // the route's preferred source address, zero if none
   };
   // Longest-prefix match in the main table; nullopt if no unicast route.
-  std::optional<Route> route(Ipv4 dst) const;
+  std::optional<Route> route(const IpAddr& dst) const;
   // The neighbour's MAC if the kernel has a usable entry (not INCOMPLETE/FAILED).
-  std::optional<MacAddr> neighbour(int ifindex, Ipv4 addr) const;
+  std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const;
   // Asks the kernel to resolve `addr` on `ifindex` (or to confirm a known entry: NTF_USE
   // marks it used, so STALE entries are re-probed). False with `error` on failure.
-  Status request_resolution(int ifindex, Ipv4 addr);
+  Status request_resolution(int ifindex, const IpAddr& addr);
   // The address the director sends from on `ifindex` towards `dst` (the route's preferred
   // source, else an address of the interface whose subnet holds `next_hop`, else its
-  // first); zero if the interface has none.
-  Ipv4 source_address(int ifindex, Ipv4 dst, Ipv4 next_hop) const;
+  // first), of dst's family; zero if the interface has none. (IPv6: global addresses only.)
+  IpAddr source_address(int ifindex, const IpAddr& dst, const IpAddr& next_hop) const;
 
  private:
   // Owned: freed in reverse (the caches, then the socket), also when the constructor throws.

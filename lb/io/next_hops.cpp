@@ -4,13 +4,19 @@
 #include "lb/base/host.hpp"
 #include "lb/base/log.hpp"
 
+#include <algorithm>
+
 namespace lbd {
 
 void learn_local_addresses() {
-  set_address_classifier([local = local_ipv4()](Ipv4 a) {
+  set_address_classifier([local = local_ipv4(), local6 = local_addresses()](const IpAddr& a) {
+    if (a.v6()) {
+      if (std::find(local6.begin(), local6.end(), a) != local6.end()) return AddrType::kLocal;
+      return classify_address(a);
+    }
     for (const LocalAddress& l : local) {
-      if (l.addr == a) return AddrType::kLocal;
-      if (l.has_broadcast() && (l.broadcast() == a || l.network() == a)) return AddrType::kBroadcast;
+      if (l.addr == a.v4()) return AddrType::kLocal;
+      if (l.has_broadcast() && (l.broadcast() == a.v4() || l.network() == a.v4())) return AddrType::kBroadcast;
     }
     return classify_address(a);
   });
@@ -54,7 +60,7 @@ void NextHops::resolve(ServiceTable& services, bool refresh) {
     hop.src = out->mac;
     hop.mtu = out->mtu;
     hop.src_ip = nl_.source_address(route->ifindex, r.addr, route->next_hop);
-    if (r.fwd == FwdMethod::kTunnel && hop.src_ip == Ipv4{}) {
+    if (r.fwd == FwdMethod::kTunnel && hop.src_ip.is_zero()) {
       if (r.hop.resolved || r.hop.ifindex == 0)
         LBD_LOG(kWarn, "neighbour", "real server {}: {} has no IPv4 address to tunnel from",
                 r.addr, out->name);

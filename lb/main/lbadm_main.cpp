@@ -50,6 +50,7 @@ std::string ipvs_message(Command cmd, int code, const std::string& lbd_message) 
     case kLbdInvalid: return lbd_message;  // lbd's own checks (health specs): their reason
     case ENOPROTOOPT: return "Protocol not available";
     case ENOMEM: return "Memory allocation problem";
+    case EAFNOSUPPORT: return "Operation not supported with specified address family";
     case ERANGE: return std::strerror(ERANGE);
     case ENOSYS: return lbd_message;
     default: return lbd_message.empty() ? std::strerror(code) : lbd_message;

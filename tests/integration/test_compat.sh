@@ -117,9 +117,9 @@ lbadm_ -e -t "$V:80" -r "$R3" -g -w 2 -x 100 -y 50
 lbadm_ -E -u "$V:53" -s rr -o -b flag-2
 lbadm_ -E -t "$V2:0" -s rr -p 120 -M 255.255.255.0
 saved=$(lbadm_ -S -n)
-echo "$saved" | grep -qx -- "-A -t $V2:0 -s rr -p 120 -M 255.255.255.0" || fail "-S: $saved"
-echo "$saved" | grep -qx -- "-a -t $V:80 -r $R3:80 -g -w 2 -x 100 -y 50" || fail "-S: $saved"
-echo "$saved" | grep -qx -- "-A -u $V:53 -s rr -o -b flag-2" || fail "-S: $saved"
+grep -qx -- "-A -t $V2:0 -s rr -p 120 -M 255.255.255.0" <<< "$saved" || fail "-S: $saved"
+grep -qx -- "-a -t $V:80 -r $R3:80 -g -w 2 -x 100 -y 50" <<< "$saved" || fail "-S: $saved"
+grep -qx -- "-A -u $V:53 -s rr -o -b flag-2" <<< "$saved" || fail "-S: $saved"
 lbadm_ -C
 echo "$saved" | lbadm_ -R
 assert_eq "$saved" "$(lbadm_ -S -n)" "save, flush, restore gives the same rules"

@@ -102,7 +102,7 @@ echo late | in_ns "$LAB_CLIENT" timeout 5 socat -t 0.2 - "UDP:$LAB_VIP:54,source
 sleep 1.5
 for p in "${DUMPS[@]}"; do stop_tcpdump "$p"; done
 got=$(for i in 1 2; do tcpdump -r "$LAB_DIR/icmp$i.pcap" -n 2>/dev/null; done)
-echo "$got" | grep -q "$LAB_CLIENT_IP > $LAB_VIP: ICMP $LAB_CLIENT_IP udp port 45454 unreachable" ||
+grep -q "$LAB_CLIENT_IP > $LAB_VIP: ICMP $LAB_CLIENT_IP udp port 45454 unreachable" <<< "$got" ||
   fail "expected the client's port unreachable at a real, got: $got"
 echo "ok: the client's ICMP error about a fwmark connection reaches its real"
 
@@ -116,9 +116,9 @@ echo "ok: --lbd-counters: fwmark_queued $queued"
 listing=$(lbadm_ -L -n)
 got=$(echo "$listing" | sed -n '4,$p')  # after the version line and the titles
 [ "$(echo "$got" | sed -n 1p)" = "FWM  1 rr persistent 60" ] || fail "-L -n (FWM 1): $listing"
-echo "$got" | grep -qE "^  -> $R1:0 +Route   1      0          [0-9]+ +$" || fail "-L -n (real1): $listing"
+grep -qE "^  -> $R1:0 +Route   1      0          [0-9]+ +$" <<< "$got" || fail "-L -n (real1): $listing"
 [ "$(echo "$got" | sed -n 4p)" = "FWM  2 rr" ] || fail "-L -n (FWM 2): $listing"
-echo "$got" | grep -qE "^  -> $R3:0 +Masq    1      0          1 +$" || fail "-L -n (real3): $listing"
+grep -qE "^  -> $R3:0 +Masq    1      0          1 +$" <<< "$got" || fail "-L -n (real3): $listing"
 echo "ok: -L -n: FWM 1 and FWM 2 as ipvsadm prints them"
 saved=$(lbadm_ -S -n)
 assert_eq "-A -f 1 -s rr -p 60

@@ -104,7 +104,7 @@ awk -v r="$recovery" -v l="$limit" 'BEGIN {exit !(r <= l)}' ||
 echo "ok: new connections succeed again ${recovery} s after the master died (limit ${limit} s)"
 echo "info: wrk across the failover: $(grep -E 'requests in|Socket errors' "$LAB_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
 answers=$(count_answers 6)
-echo "$answers" | grep -q FAILED && fail "requests through d2 failed after d1 came back: $answers"
+grep -q FAILED <<< "$answers" && fail "requests through d2 failed after d1 came back: $answers"
 assert_eq 6 "$(echo "$answers" | awk '{n += $2} END {print n}')" "requests through d2 after d1 came back"
 synced=$(lab_adm 1 --lbd-counters | awk '$1 == "sync_created" {print $2}')
 [ "${synced:-0}" -gt 0 ] || fail "the returning d1 learns nothing from d2's sync"

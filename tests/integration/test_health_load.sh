@@ -58,7 +58,7 @@ reqs=$(awk '/requests in/ {print $1}' "$LAB_DIR/wrk_down.txt")
 [ "${reqs:-0}" -gt 100 ] || fail "wrk made too few requests to judge: $(cat "$LAB_DIR/wrk_down.txt")"
 echo "ok: $reqs requests in the 4 s after detection, none failed"
 listing=$(lbadm_ -L -n)
-echo "$listing" | grep -q -- "-> $R2:80 *Route *0 " || fail "-L -n should show real2 with weight 0: $listing"
+grep -q -- "-> $R2:80 *Route *0 " <<< "$listing" || fail "-L -n should show real2 with weight 0: $listing"
 echo "ok: -L -n shows the down real with weight 0 (ipvsadm's format)"
 lbadm_ -S -n | grep -q -- "-r $R2:80 -g -w 1$" || fail "-S must keep the configured weight: $(lbadm_ -S -n)"
 echo "ok: -S keeps the configured weight"

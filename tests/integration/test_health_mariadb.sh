@@ -43,7 +43,7 @@ lbadm_ -A -t "$LAB_VIP:3307" -s rr --health "check=mysql,user=lbdcheck,password=
 grep -q inl1nepw "$LAB_DIR/lbd.log" && fail "an inline password is in lbd's log"
 lbadm_ --lbd-health | grep -q inl1nepw && fail "an inline password is in --lbd-health"
 saved=$(lbadm_ -S -n 2>"$LAB_DIR/save.err")
-echo "$saved" | grep -q -- "--health check=mysql,user=lbdcheck,password=<redacted>" || fail "-S: $saved"
+grep -q -- "--health check=mysql,user=lbdcheck,password=<redacted>" <<< "$saved" || fail "-S: $saved"
 grep -q "1 password(s) written as password=<redacted>" "$LAB_DIR/save.err" || fail "-S says nothing: $(cat "$LAB_DIR/save.err")"
 lbadm_ -S -n --lbd-secrets | grep -q "password=inl1nepw" || fail "-S --lbd-secrets lacks the password"
 rc=0; echo "$saved" | lbadm_ -R 2>"$LAB_DIR/restore.err" || rc=$?

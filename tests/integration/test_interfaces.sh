@@ -85,7 +85,7 @@ answers_within "$VIP2" "real1 1 real2 1 " 3 "eth1 re-created (index $INDEX1 -> $
 assert_eq 1 "$(counter interfaces_back)" "lbd took eth1 again (interfaces_back)"
 grep -q "eth1 is back (index $INDEX2" "$LAB_DIR/lbd.log" || fail "lbd should log eth1's return"
 guard=$(in_ns "$LAB_DIRECTOR" nft list chain netdev lbd guard)
-echo "$guard" | grep -q 'devices = { eth0, eth1 }' || fail "the guard should cover the new eth1: $guard"
+grep -q 'devices = { eth0, eth1 }' <<< "$guard" || fail "the guard should cover the new eth1: $guard"
 gro=$(in_ns "$LAB_DIRECTOR" ethtool -k eth1 | awk '$1 == "generic-receive-offload:" {print $2}')
 assert_eq off "$gro" "GRO is off on the new eth1"
 if [ "$(counter offload)" != off ]; then

@@ -59,7 +59,7 @@ ICMP_DUMP=$TCPDUMP_PID
 echo probe | in_ns "$LAB_CLIENT" timeout 5 socat -t 1 - "UDP:$LAB_VIP:54,sourceport=45454" >/dev/null 2>&1 || true
 stop_tcpdump "$ICMP_DUMP"
 icmp=$(tcpdump -r "$LAB_DIR/icmp.pcap" -n 2>/dev/null)
-echo "$icmp" | grep -q "$LAB_VIP > $LAB_CLIENT_IP: ICMP $LAB_VIP udp port 54 unreachable" ||
+grep -q "$LAB_VIP > $LAB_CLIENT_IP: ICMP $LAB_VIP udp port 54 unreachable" <<< "$icmp" ||
   fail "expected the real's port unreachable translated to the VIP, got: $icmp"
 echo "ok: ICMP port unreachable from a NAT real reaches the client as the VIP's"
 
@@ -71,9 +71,9 @@ echo late | in_ns "$LAB_CLIENT" timeout 5 socat -t 0.2 - "UDP:$LAB_VIP:55,source
 sleep 1.5
 stop_tcpdump "$ICMP_IN"
 icmp=$(tcpdump -r "$LAB_DIR/icmp_in.pcap" -n -v 2>/dev/null)
-echo "$icmp" | grep -q "$LAB_CLIENT_IP > $(lab_real_ip 1): ICMP $LAB_CLIENT_IP udp port 45455 unreachable" ||
+grep -q "$LAB_CLIENT_IP > $(lab_real_ip 1): ICMP $LAB_CLIENT_IP udp port 45455 unreachable" <<< "$icmp" ||
   fail "expected the client's port unreachable translated for real1, got: $icmp"
-echo "$icmp" | grep -q "$(lab_real_ip 1).5355 > $LAB_CLIENT_IP.45455: UDP" ||
+grep -q "$(lab_real_ip 1).5355 > $LAB_CLIENT_IP.45455: UDP" <<< "$icmp" ||
   fail "the quoted header should be the real's own datagram (RIP:5355), got: $icmp"
 echo "ok: the client's ICMP error about a NAT reply reaches the real, about RIP:5355"
 
@@ -95,7 +95,7 @@ assert_eq 0 "$(pcap_count "$LAB_DIR/leak_out.pcap")" "no packet left the directo
 assert_eq 0 "$(pcap_count "$LAB_DIR/leak_in.pcap")" "the client never saw a real's address"
 
 listing=$(lbadm_ -L -n -t "$LAB_VIP:80")
-echo "$listing" | grep -q -- "-> $(lab_real_ip 2):8080 *Masq *1 " || fail "-L -n: $listing"
+grep -q -- "-> $(lab_real_ip 2):8080 *Masq *1 " <<< "$listing" || fail "-L -n: $listing"
 echo "ok: -L -n lists the reals as Masq on port 8080"
 conns=$(lbadm_ -L -n -c | grep -c "$LAB_VIP:80 *$(lab_real_ip 1):8080" || true)
 [ "$conns" -ge 1 ] || fail "-c lists no connection to real1:8080"

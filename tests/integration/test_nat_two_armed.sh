@@ -29,5 +29,5 @@ download_matches "$LAB_DIR/big" "http://$LAB_VIP/big" "20 MB through the two-arm
 stop_tcpdump "$LEAK"
 assert_eq 0 "$(pcap_count "$LAB_DIR/leak.pcap")" "the client never saw a real's address"
 guard=$(in_ns "$LAB_DIRECTOR" nft list table netdev lbd)  # (grep -q in a pipe: SIGPIPE)
-echo "$guard" | grep -q 'devices = { eth0, eth1 }' || fail "the guard should cover both arms: $guard"
+grep -q 'devices = { eth0, eth1 }' <<< "$guard" || fail "the guard should cover both arms: $guard"
 echo "ok: the guard covers both arms"

@@ -27,7 +27,7 @@ man -l /usr/share/man/man8/lbadm.8 2>/dev/null | grep -q "DIFFERENCES FROM IPVSA
 # systemd's own check of the installed units (unknown keys, bad values, missing binaries).
 for u in lbd lbd-decap; do
   out=$(systemd-analyze verify "/usr/lib/systemd/system/$u.service" 2>&1) || fail "systemd-analyze verify $u.service: $out"
-  echo "$out" | grep -q "$u.service" && fail "systemd-analyze verify $u.service warns: $out"
+  grep -q "$u.service" <<< "$out" && fail "systemd-analyze verify $u.service warns: $out"
   echo "ok: systemd-analyze verify $u.service"
 done
 unit=/usr/lib/systemd/system/lbd.service
@@ -107,7 +107,7 @@ for k in $(seq 1 100); do
   sleep 0.05
 done
 addrs=$(in_ns "$(lab_real_ns 2)" ip -br addr show dev lbdtun0)
-echo "$addrs" | grep -q "$V2/32" ||
+grep -q "$V2/32" <<< "$addrs" ||
   fail "the unit's lbd-decap did not bring $V2 up: $(tail -5 "$LAB_DIR/bg.log")"
 lbadm -A -t "$V2:80" -s rr
 lbadm -a -t "$V2:80" -r "$(lab_real_ip 2)" -i
@@ -123,7 +123,7 @@ for k in $(seq 1 40); do grep -q "rules reloaded" "$LAB_DIR/notify.log" && break
 grep -q "RELOADING=1" "$LAB_DIR/notify.log" && grep -q "rules reloaded" "$LAB_DIR/notify.log" ||
   fail "no RELOADING=1 / READY=1 around the reload: $(cat "$LAB_DIR/notify.log")"
 saved=$(lbadm -S -n)
-echo "$saved" | grep -qx -- "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" || fail "reload not applied: $saved"
+grep -qx -- "-a -t $V:80 -r $(lab_real_ip 2):80 -g -w 4" <<< "$saved" || fail "reload not applied: $saved"
 echo "ok: ExecReload applied the edited rules"
 
 lab_stop_lbd

@@ -179,7 +179,7 @@ grep -q "real $R2:3306 is DOWN (greeting: error 1045: Access denied\\\\x0albd: w
 echo "ok: the DOWN line shows the server's text escaped"
 health=$(lbadm_ --lbd-health)
 case "$health" in *$'\x1b'*) fail "--lbd-health prints a terminal escape" ;; esac
-echo "$health" | grep -q 'Access denied\\x0albd' || fail "--lbd-health: $health"
+grep -q 'Access denied\\x0albd' <<< "$health" || fail "--lbd-health: $health"
 echo "ok: --lbd-health shows the text escaped, no escape byte"
 assert_eq 1 "$(wc -l < "$LAB_DIR/out/reason.log")" "the notify command gets the reason as one line"
 grep -q 'Access denied\\x0albd' "$LAB_DIR/out/reason.log" || fail "notify reason: $(cat "$LAB_DIR/out/reason.log")"

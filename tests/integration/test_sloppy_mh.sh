@@ -104,5 +104,5 @@ assert_eq "2 lbd: --sysctl sloppy_tcp=2: expected 0 to 1" "$rc $out" "lbd --sysc
 echo "-a -t $V:80 -r $(lab_real_ip 1):80 -g -w 1" > "$LAB_DIR/bad"
 echo "--lbd-sysctl frob=1" >> "$LAB_DIR/bad"
 rc=0; out=$("$LBD_BIN" --check-rules "$LAB_DIR/bad" 2>&1) || rc=$?
-[ "$rc" -ne 0 ] && echo "$out" | grep -q "line 2: --lbd-sysctl \`frob': unknown" || fail "a bad sysctl line: $rc $out"
+[ "$rc" -ne 0 ] && grep -q "line 2: --lbd-sysctl \`frob': unknown" <<< "$out" || fail "a bad sysctl line: $rc $out"
 echo "ok: a rules file with an unknown sysctl is refused with its line number"

@@ -92,14 +92,14 @@ FIX=$!
 LAB_PIDS+=("$FIX")
 for k in $(seq 1 100); do grep -q listening "$LAB_DIR/fixture.log" 2>/dev/null && break; sleep 0.05; done
 lab_lbd --takeover || fail "lbd did not start after refusing the handover: $(tail -20 "$LAB_DIR/lbd.log")"
-grep -q "the connection table from .* is refused: directory layout version 999; this lbd reads version 1; starting with an empty table" "$LAB_DIR/lbd.log" ||
+grep -q "the connection table from .* is refused: directory layout version 999; this lbd reads version 2; starting with an empty table" "$LAB_DIR/lbd.log" ||
   fail "the refusal is not logged: $(grep handover "$LAB_DIR/lbd.log" | tail -5)"
 echo "ok: a handover of another layout version is refused and logged"
 assert_eq 0 "$(lbadm_ --lbd-counters | awk '$1 == "handover_adopted" {print $2}')" "nothing adopted"
 # (Not rr's spread: after wrk's churn the client may reuse one port, whose DR entry sits
 # in FIN_WAIT, which conn_reuse_mode 1 reuses, real and all, as IPVS does.)
 answers=$(count_answers 6)
-echo "$answers" | grep -q FAILED && fail "the new lbd does not serve: $answers"
+grep -q FAILED <<< "$answers" && fail "the new lbd does not serve: $answers"
 echo "ok: the new lbd serves with an empty table ($(echo $answers))"
 
 # A real down by its checks stays down across a takeover: the next lbd starts its check
@@ -115,5 +115,5 @@ lab_lbd --takeover || fail "lbd --takeover did not start: $(tail -20 "$LAB_DIR/l
 lbadm_ --lbd-health | grep -E -q -- "-> $R3:80 +DOWN" || fail "real3 not DOWN at once after the takeover: $(lbadm_ --lbd-health)"
 grep -q "1 real(s) stay down as the previous lbd had them" "$LAB_DIR/lbd.log" || fail "not logged: $(grep handover "$LAB_DIR/lbd.log" | tail -3)"
 answers=$(count_answers 6)
-echo "$answers" | grep -q real3 && fail "real3 got connections right after the takeover: $answers"
+grep -q real3 <<< "$answers" && fail "real3 got connections right after the takeover: $answers"
 echo "ok: a real down before the takeover is down at once after it ($(echo $answers))"

@@ -62,7 +62,7 @@ fragmented=$(lbadm_ --lbd-counters | awk '$1 == "tunnel_fragmented" {print $2}')
 [ "${fragmented:-0}" -ge 2 ] || fail "expected the 1500-byte pings without DF fragmented, counter: $fragmented"
 echo "ok: 1500-byte packets without DF travel in outer fragments ($fragmented fragmented)"
 out=$(in_ns "$LAB_CLIENT" ping -M do -s 1472 -c 1 -W 2 "$LAB_VIP" 2>&1) || true
-echo "$out" | grep -qi "frag needed and DF set (mtu = 1480)" || fail "ping -M do -s 1472: $out"
+grep -qi "frag needed and DF set (mtu = 1480)" <<< "$out" || fail "ping -M do -s 1472: $out"
 echo "ok: ping -M do -s 1472 VIP: frag needed and DF set (mtu = 1480)"
 in_ns "$LAB_CLIENT" ping -M do -s 1452 -c 2 -W 2 "$LAB_VIP" >/dev/null ||
   fail "ping -M do -s 1452 (1480 bytes) through the tunnel failed"
@@ -78,7 +78,7 @@ udp_round_trips 53 "through the tunnel in IP fragments (4 KB)" 3000
 
 # The router's frag-needed about a tunnel packet, relayed by lbd with room for IPIP.
 out=$(in_ns "$LAB_CLIENT" ping -M do -s 1400 -c 1 -W 2 "$VIP2" 2>&1) || true
-echo "$out" | grep -qi "frag needed and DF set (mtu = 1380)" || fail "ping -M do -s 1400 $VIP2: $out"
+grep -qi "frag needed and DF set (mtu = 1380)" <<< "$out" || fail "ping -M do -s 1400 $VIP2: $out"
 echo "ok: a router's frag-needed (mtu 1400) about our tunnel reaches the client as mtu = 1380"
 download_matches "$LAB_DIR/nginx4/html/blob" "http://$VIP2/blob" "download from the real behind the 1400-byte link"
 head -c 2000000 /dev/urandom > "$LAB_DIR/up"
@@ -87,7 +87,7 @@ code=$(in_ns "$LAB_CLIENT" curl -s -m 30 -o /dev/null -w '%{http_code}' --data-b
 echo "ok: 2 MB upload through the narrower path completes (HTTP $code)"
 
 listing=$(lbadm_ -L -n -t "$LAB_VIP:80")
-echo "$listing" | grep -q -- "-> $(lab_real_ip 1):80 *Tunnel *1 " || fail "-L -n: $listing"
+grep -q -- "-> $(lab_real_ip 1):80 *Tunnel *1 " <<< "$listing" || fail "-L -n: $listing"
 echo "ok: -L -n lists the reals as Tunnel"
 saved=$(lbadm_ -S -n | grep -c -- "-i -w 1 --tun-type ipip")
 assert_eq 10 "$saved" "-S prints every tunnel real with --tun-type ipip"

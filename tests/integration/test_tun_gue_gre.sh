@@ -88,14 +88,14 @@ udp_round_trips 53 "through GUE and GRE in IP fragments (4 KB)" 3000
 
 # ipvsadm's formats, and -S restores to the same rules.
 listing=$(lbadm_ -L -n --tun-info -t "$LAB_VIP:80")
-echo "$listing" | grep -qx "  -> $R1:80 *Tunnel  gue:6080:+c   1 .*" || fail "--tun-info (real1): $listing"
-echo "$listing" | grep -qx "  -> $R2:80 *Tunnel  gre:+c        1 .*" || fail "--tun-info (real2): $listing"
-echo "$listing" | grep -qx "  -> $R3:80 *Tunnel  gue:6080:-c   1 .*" || fail "--tun-info (real3): $listing"
+grep -qx "  -> $R1:80 *Tunnel  gue:6080:+c   1 .*" <<< "$listing" || fail "--tun-info (real1): $listing"
+grep -qx "  -> $R2:80 *Tunnel  gre:+c        1 .*" <<< "$listing" || fail "--tun-info (real2): $listing"
+grep -qx "  -> $R3:80 *Tunnel  gue:6080:-c   1 .*" <<< "$listing" || fail "--tun-info (real3): $listing"
 echo "ok: -L -n --tun-info: gue:6080:+c, gre:+c, gue:6080:-c"
 saved=$(lbadm_ -S -n)
-echo "$saved" | grep -qx -- "-a -t $LAB_VIP:7 -r $R2:7 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum" ||
+grep -qx -- "-a -t $LAB_VIP:7 -r $R2:7 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum" <<< "$saved" ||
   fail "-S (GUE remcsum): $saved"
-echo "$saved" | grep -qx -- "-a -u $LAB_VIP:53 -r $R2:53 -i -w 1 --tun-type gre --tun-nocsum" ||
+grep -qx -- "-a -u $LAB_VIP:53 -r $R2:53 -i -w 1 --tun-type gre --tun-nocsum" <<< "$saved" ||
   fail "-S (GRE nocsum): $saved"
 lbadm_ -C
 echo "$saved" | lbadm_ -R

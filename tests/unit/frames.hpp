@@ -19,6 +19,13 @@ inline Ipv4 ip(const char* s) {
   return a;
 }
 
+inline Ipv6 v6(const char* s) {
+  IpAddr a;
+  REQUIRE(parse_ip(s, a));
+  REQUIRE(a.v6());
+  return a.v6addr();
+}
+
 inline MacAddr mac(uint8_t last) { return MacAddr{{0x02, 0, 0, 0, 0, last}}; }
 
 // RFC 1071, byte by byte, the slow obvious way.

@@ -44,7 +44,8 @@ struct Malformed {
 TEST_CASE("malformed frames are refused with their reason") {
   const std::vector<Malformed> cases = {
       {"shorter than Ethernet", [](auto& f) { f.resize(10); }, DropReason::kTruncatedEthernet},
-      {"IPv6 ethertype", [](auto& f) { put16(f, 12, 0x86dd); }, DropReason::kUnsupportedEtherType},
+      {"another ethertype", [](auto& f) { put16(f, 12, 0x88b5); }, DropReason::kUnsupportedEtherType},
+      {"IPv6 ethertype over an IPv4 packet", [](auto& f) { put16(f, 12, 0x86dd); }, DropReason::kBadIpVersion},
       {"VLAN tag", [](auto& f) { put16(f, 12, 0x8100); }, DropReason::kUnsupportedEtherType},
       {"IP header cut", [](auto& f) { f.resize(14 + 12); }, DropReason::kTruncatedIp},
       {"IP version 6 in an IPv4 frame", [](auto& f) { f[14] = 0x65; }, DropReason::kBadIpVersion},

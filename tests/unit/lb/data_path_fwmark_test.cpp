@@ -85,7 +85,7 @@ TEST_CASE("fwmark NAT with port 0: the packet's port kept; the real's reply leav
   CHECK((out.daddr == kRip || out.daddr == ip("198.18.0.12")));
   CHECK(out.dport == 8080);
   FrameSpec reply = from_real(tcp_flag::kSyn | tcp_flag::kAck);
-  reply.saddr = out.daddr;
+  reply.saddr = out.daddr.v4();
   reply.sport = 8080;
   auto r = make_frame(reply);
   REQUIRE(fx.run(r, 0).transmit);

@@ -128,7 +128,7 @@ TEST_CASE("the directory: the last write is what is read, also after it grew; an
   s.written_ms = 1000;
   for (uint32_t i = 0; i < 3; ++i)
     s.reals.push_back({i, kProtoTcp, uint8_t(i == 1 ? HandoverReal::kDown : 0), {}, kWeb.vip, rip(int(i)), 80, 80, 0, {i, 2, 3, 4, 5}});
-  s.services.push_back({kProtoTcp, 0, 80, kWeb.vip, {7, 8, 9, 10, 11}});
+  s.services.push_back({kProtoTcp, 0, 80, kWeb.vip, 0, {7, 8, 9, 10, 11}});
   REQUIRE(dir.write(s));
   auto r = HandoverDirectory::read(dir.fd());
   REQUIRE(r.is_ok());
@@ -184,7 +184,7 @@ TEST_CASE("adoption: every connection on the real of the same address, as it was
   const ConnSlab previous[] = {ConnSlab::open(UniqueFd(dup(old.conns.slab().fd()))).value()};
   const uint32_t now_s = DataPath::seconds(t0 + 1000);
   const AdoptCounts n = adopt_connections(next.dp, next.services, previous, dir,
-                                          [](Ipv4) { return true; }, now_s);
+                                          [](const IpAddr&) { return true; }, now_s);
   CHECK(n.adopted == before.size());
   CHECK(n.expired == 0);
   CHECK(next.listing() == before);
@@ -238,7 +238,7 @@ TEST_CASE("adoption leaves what is due, what another worker owns, and what has n
   Director next(ConnSlab::anonymous(64), {1});
   const ConnSlab previous[] = {ConnSlab::open(UniqueFd(dup(old.conns.slab().fd()))).value()};
   const AdoptCounts n = adopt_connections(
-      next.dp, next.services, previous, dir, [](Ipv4 c) { return !(c == ip("198.18.1.4")); },
+      next.dp, next.services, previous, dir, [](const IpAddr& c) { return !(c == IpAddr(ip("198.18.1.4"))); },
       DataPath::seconds(t0));
   CHECK(n.expired == 1);
   CHECK(n.no_real == on2);

@@ -439,14 +439,50 @@ TEST_CASE("rules streams resolve host and port names through the injected lookup
   CHECK_FALSE(parse_rules("-A -t 198.18.0.100:www -s rr\n", rules).is_ok());
 }
 
-TEST_CASE("messages: a garbage rules line names its line and token; IPv6 is unsupported, not illegal") {
+TEST_CASE("messages: a garbage rules line names its line and token") {
   std::vector<CliCommand> rules;
   const Status st = parse_rules("-A -t 198.18.0.100:80 -s rr\nfrobnicate the table\n", rules);
   CHECK(st.message() == "line 2: `frobnicate': no command (expected -A, -a, -E, -e, -D, -d, -C, -Z, --set or --lbd-sysctl)");
-  CHECK(err("-A -t [2001:db8::1]:80 -s rr").message ==
-        "`[2001:db8::1]:80': IPv6 addresses are not supported by lbd yet (IPv4 only)");
-  CHECK(err("-a -t 198.18.0.100:80 -r 2001:db8::11").message ==
-        "`2001:db8::11': IPv6 addresses are not supported by lbd yet (IPv4 only)");
+}
+
+// ipvsadm 1.31's parse_service(): "[addr]:port" (brackets need the port), a bare IPv6
+// address (no port), "addr[:port]" for IPv4; -M a prefix length when the service given
+// before it is IPv6 (atoi, 1..128); -6 after -f only.
+TEST_CASE("ipvsadm's IPv6 forms: services, reals, -M prefixes, -f with -6") {
+  auto svc = ok("-A -t [2001:db8::1]:80 -s rr");
+  CHECK(svc.service.vip == IpAddr(v6("2001:db8::1")));
+  CHECK(svc.service.port == 80);
+  CHECK(svc.svc_options.netmask6 == 128);
+  auto bare = ok("-A -u 2001:db8::1 -p");
+  CHECK(bare.service.vip == IpAddr(v6("2001:db8::1")));
+  CHECK(bare.service.port == 0);
+  CHECK(ok("-A -t [2001:db8::1]:80 -p 60 -M 64").svc_options.netmask6 == 64);
+  CHECK(ok("-A -t [2001:db8::1]:80 -p 60 -M 64abc").svc_options.netmask6 == 64);  // atoi
+  CHECK(err("-A -t [2001:db8::1]:80 -p 60 -M 129").message == "illegal ipv6 netmask specified");
+  CHECK(err("-A -t [2001:db8::1]:80 -p 60 -M 0").message == "illegal ipv6 netmask specified");
+  // -M before the service is read as an IPv4 mask, as ipvsadm reads it.
+  CHECK(err("-A -p 60 -M 64 -t [2001:db8::1]:80").message == "illegal virtual server persistent mask specified");
+  CHECK(err("-A -t [2001:db8::1] -s rr").exit_code == 2);
+  CHECK(err("-A -t [2001:db8::1] -s rr").message == "illegal virtual server address[:port] specified");
+  CHECK(err("-A -t [198.18.0.100]:80 -s rr").message == "illegal virtual server address[:port] specified");
+  CHECK(err("-A -t [::ffff:198.18.0.100]:80 -s rr").message == "illegal virtual server address[:port] specified");
+  auto real = ok("-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m");
+  CHECK(real.real.addr == IpAddr(v6("2001:db8::11")));
+  CHECK(real.real.port == 8080);
+  CHECK(ok("-a -t [2001:db8::1]:80 -r 2001:db8::11 -g").real.port == 80);  // DR: the service's port
+  const auto mixed = err("-a -t 198.18.0.100:80 -r 2001:db8::11");
+  CHECK(mixed.exit_code == 2);
+  CHECK(mixed.message == "Different address family is allowed only for tunneling servers");
+  CHECK(err("-a -t [2001:db8::1]:80 -r 198.18.0.11 -m").message ==
+        "Different address family is allowed only for tunneling servers");
+  CHECK(ok("-a -t [2001:db8::1]:80 -r 198.18.0.11 -i").real.addr == IpAddr(ip("198.18.0.11")));
+  auto fw6 = ok("-A -f 7 -6 -s rr");
+  CHECK(fw6.service.fwmark == 7);
+  CHECK(fw6.service.vip.v6());
+  CHECK(ok("-A -f 7 -6 -p 60 -M 48").svc_options.netmask6 == 48);
+  CHECK_FALSE(ok("-A -f 7 -s rr").service.vip.v6());
+  CHECK(err("-A -6 -f 7 -s rr").message == "-6 used before -f\n");
+  CHECK(err("-A -t 198.18.0.100:80 -6").message == "-6 used before -f\n");
 }
 
 TEST_CASE("-h lists every option the parser takes and lbadm's own") {

@@ -267,18 +267,18 @@ TEST_CASE("serving_vips: a VIP is announced while a service of it has a real tha
   REQUIRE(t.add_real(kSvc, real("198.18.0.11")).is_ok());
   REQUIRE(t.add_real(kSvc, real("198.18.0.12")).is_ok());
   REQUIRE(t.add_real(other, real("198.18.0.13")).is_ok());
-  CHECK(t.serving_vips() == std::vector<Ipv4>{ip("198.18.0.100"), ip("198.18.0.101")});
+  CHECK(t.serving_vips() == std::vector<IpAddr>{ip("198.18.0.100"), ip("198.18.0.101")});
   // Quiesced (weight 0) or down by its checks: no new connection, not served.
   REQUIRE(t.edit_real(other, real("198.18.0.13", 0)).is_ok());
-  CHECK(t.serving_vips() == std::vector<Ipv4>{ip("198.18.0.100")});
+  CHECK(t.serving_vips() == std::vector<IpAddr>{ip("198.18.0.100")});
   t.set_health(*t.find_real(kSvc, ip("198.18.0.11"), 80), false);
-  CHECK(t.serving_vips() == std::vector<Ipv4>{ip("198.18.0.100")});  // .12 still takes them
+  CHECK(t.serving_vips() == std::vector<IpAddr>{ip("198.18.0.100")});  // .12 still takes them
   t.set_health(*t.find_real(kSvc, ip("198.18.0.12"), 80), false);
   CHECK(t.serving_vips().empty());
   // Another service of the same VIP that serves keeps it announced.
   REQUIRE(t.add_service(second_port, {"rr"}).is_ok());
   REQUIRE(t.add_real(second_port, RealSpec{ip("198.18.0.11"), 53, FwdMethod::kRoute, 1}).is_ok());
-  CHECK(t.serving_vips() == std::vector<Ipv4>{ip("198.18.0.100")});
+  CHECK(t.serving_vips() == std::vector<IpAddr>{ip("198.18.0.100")});
   REQUIRE(t.delete_real(second_port, ip("198.18.0.11"), 53).is_ok());
   CHECK(t.serving_vips().empty());
 }

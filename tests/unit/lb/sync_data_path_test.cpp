@@ -127,7 +127,7 @@ TEST_CASE("sync backup: a record creates the connection on the real of the same 
   auto f = make_frame(s);
   const Verdict v = backup.dp.process(f, kIf, 6000);
   REQUIRE(v.transmit);
-  CHECK(f[5] == 0xa0 + (mc->daddr.b[3] - 10));
+  CHECK(f[5] == 0xa0 + (mc->daddr.v4().b[3] - 10));
 
   // A later report of its end moves it to InActConn and FIN's timeout.
   r.state = 4;

@@ -209,7 +209,7 @@ TEST_CASE("conn_reuse_mode: which new SYN on an entry is scheduled afresh") {
     Real& r = p.services.real(p.conn(3002)->real_id);
     RealSpec spec{r.addr, r.port, r.fwd, 0};
     REQUIRE(p.services.edit_real(kSvc, spec).is_ok());
-    const Ipv4 quiesced = r.addr;
+    const IpAddr quiesced = r.addr;
     CHECK(p.send(3002, kSyn) > 0);
     CHECK(p.dp.counters().conns_rescheduled == 1);
     CHECK_FALSE(p.services.real(p.conn(3002)->real_id).addr == quiesced);
@@ -230,7 +230,7 @@ TEST_CASE("expire_nodest_conn: a packet for a deleted real ends its connection; 
     Path p({"rr"}, FwdMethod::kRoute, 2, {"expire_nodest_conn=1", "sloppy_tcp=1"});
     REQUIRE(p.send(4000, kSyn) > 0);
     const Real& r = p.services.real(p.conn(4000)->real_id);
-    const Ipv4 gone = r.addr;
+    const IpAddr gone = r.addr;
     REQUIRE(p.services.delete_real(kSvc, r.addr, r.port).is_ok());
     CHECK(p.send(4000, kAck) > 0);
     REQUIRE(p.conn(4000));
