@@ -604,14 +604,15 @@ std::vector<std::string> canonical_args(const CliCommand& c) {
     if (c.service.fwmark) {
       a.push_back("-f");
       a.push_back(std::to_string(c.service.fwmark));
+      if (c.service.vip.v6()) a.push_back("-6");
       return;
     }
     a.push_back(protocol_info(c.service.protocol).flag);
-    a.push_back(fmt::format("{}:{}", c.service.vip, c.service.port));
+    a.push_back(addr_port(c.service.vip, c.service.port));
   };
   auto real = [&] {
     a.push_back("-r");
-    a.push_back(fmt::format("{}:{}", c.real.addr, c.real.port));
+    a.push_back(addr_port(c.real.addr, c.real.port));
   };
   switch (c.cmd) {
     case Command::kAddService:

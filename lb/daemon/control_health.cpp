@@ -89,7 +89,7 @@ void Control::on_health_events() {
     }
     if (!sorry_changed) continue;
     const Real& sorry = services_.real(s.sorry_id == Service::kNoSorry ? r.id : s.sorry_id);
-    const std::string sorry_name = fmt::format("{}:{}", sorry.addr, sorry.port);
+    const std::string sorry_name = addr_port(sorry.addr, sorry.port);
     const std::string why = h.quorum ? fmt::format("no quorum (weight up {} of {} needed)", s.live_weight, h.quorum)
                                      : "every real is down";
     LBD_LOG(kWarn, "health", "{}: {}", t.service,
@@ -162,13 +162,13 @@ std::string Control::health_text() {
   services_.for_each_service([&](const Service& s) {
     const auto& h = s.options.health;
     const std::string spec = health::redact_secrets(health::format_service_health(h));
-    out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}:{}", protocol_info(s.key.protocol).name,
-                                                     s.key.vip, s.key.port),
+    out += fmt::format("{:<33} {}{}\n", fmt::format("{}  {}", protocol_info(s.key.protocol).name,
+                                                     addr_port(s.key.vip, s.key.port)),
                        spec.empty() ? "check=none" : spec,
                        s.sorry_active ? "  [sorry server active]" : "");
     for (size_t i = 0; i < s.reals.size(); ++i) {
       const RealHealthView& x = views[next++];
-      const std::string name = fmt::format("  -> {}:{}", x.addr, x.port);
+      const std::string name = "  -> " + addr_port(x.addr, x.port);
       if (!x.checked_by_engine) {
         out += fmt::format("{:<33} {:<6} {:<8} {:<8} {}\n", name, "-", "-", "-", "not checked");
         continue;
