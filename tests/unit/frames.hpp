@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <string>
 #include <vector>
@@ -19,10 +20,10 @@ inline Ipv4 ip(const char* s) {
   return a;
 }
 
+// (Usable at namespace scope: no Catch2 assertion, a test's own text parses or aborts.)
 inline Ipv6 v6(const char* s) {
   IpAddr a;
-  REQUIRE(parse_ip(s, a));
-  REQUIRE(a.v6());
+  if (!parse_ip(s, a) || !a.v6()) std::abort();
   return a.v6addr();
 }
 
@@ -107,6 +108,88 @@ inline bool l4_checksum_ok(const std::vector<uint8_t>& f) {
   pseudo.insert(pseudo.end(), {0, f[23], uint8_t(len >> 8), uint8_t(len)});
   pseudo.insert(pseudo.end(), f.begin() + 34, f.end());
   return ref_checksum(pseudo) == 0;
+}
+
+struct FrameSpec6 {
+  MacAddr src = mac(1), dst = mac(2);
+  Ipv6 saddr = v6("2001:db8::1"), daddr = v6("2001:db8::100");
+  uint16_t sport = 40000, dport = 80;
+  uint8_t protocol = kProtoTcp;  // TCP, UDP or ICMPv6 (then `icmp` is the message, check 0)
+  uint8_t flags = tcp_flag::kSyn;
+  std::string payload;
+  std::vector<uint8_t> icmp;
+  uint8_t hop_limit = 64;
+  // Extension headers before the upper layer, each {type, bytes (its next-header byte is
+  // filled in)}.
+  std::vector<std::pair<uint8_t, std::vector<uint8_t>>> ext;
+};
+
+// The reference checksum of `l4` under the IPv6 pseudo-header (RFC 8200 8.1).
+inline uint16_t ref_checksum6(const Ipv6& s, const Ipv6& d, uint8_t next, const std::vector<uint8_t>& l4) {
+  std::vector<uint8_t> pseudo(s.b.begin(), s.b.end());
+  pseudo.insert(pseudo.end(), d.b.begin(), d.b.end());
+  pseudo.insert(pseudo.end(), {uint8_t(l4.size() >> 24), uint8_t(l4.size() >> 16), uint8_t(l4.size() >> 8),
+                               uint8_t(l4.size()), 0, 0, 0, next});
+  pseudo.insert(pseudo.end(), l4.begin(), l4.end());
+  return ref_checksum(pseudo);
+}
+
+// An Ethernet/IPv6 (extension headers as given)/TCP, UDP or ICMPv6 frame with a correct
+// upper-layer checksum.
+inline std::vector<uint8_t> make_frame6(const FrameSpec6& s) {
+  std::vector<uint8_t> l4;
+  if (s.protocol == kProtoIcmpv6) {
+    l4 = s.icmp;
+  } else {
+    const size_t l4h = s.protocol == kProtoTcp ? 20 : 8;
+    l4.assign(l4h + s.payload.size(), 0);
+    put16(l4, 0, s.sport);
+    put16(l4, 2, s.dport);
+    if (s.protocol == kProtoTcp) {
+      put16(l4, 4, 0x0102);
+      l4[12] = 0x50;
+      l4[13] = s.flags;
+      put16(l4, 14, 65535);
+    } else {
+      put16(l4, 4, uint16_t(l4.size()));
+    }
+    std::copy(s.payload.begin(), s.payload.end(), l4.begin() + long(l4h));
+  }
+  const size_t check_at = s.protocol == kProtoTcp ? 16 : s.protocol == kProtoUdp ? 6 : 2;
+  if (l4.size() >= check_at + 2) {
+    l4[check_at] = l4[check_at + 1] = 0;
+    uint16_t c = ref_checksum6(s.saddr, s.daddr, s.protocol, l4);
+    if (s.protocol == kProtoUdp && c == 0) c = 0xffff;
+    put16(l4, check_at, c);
+  }
+  std::vector<uint8_t> ext;
+  for (size_t i = 0; i < s.ext.size(); ++i) {
+    std::vector<uint8_t> h = s.ext[i].second;
+    h[0] = i + 1 < s.ext.size() ? s.ext[i + 1].first : s.protocol;
+    ext.insert(ext.end(), h.begin(), h.end());
+  }
+  std::vector<uint8_t> f(14 + 40, 0);
+  std::copy(s.dst.b.begin(), s.dst.b.end(), f.begin());
+  std::copy(s.src.b.begin(), s.src.b.end(), f.begin() + 6);
+  put16(f, 12, kEtherTypeIpv6);
+  f[14] = 0x60;
+  put16(f, 18, uint16_t(ext.size() + l4.size()));
+  f[20] = s.ext.empty() ? s.protocol : s.ext[0].first;
+  f[21] = s.hop_limit;
+  std::copy(s.saddr.b.begin(), s.saddr.b.end(), f.begin() + 22);
+  std::copy(s.daddr.b.begin(), s.daddr.b.end(), f.begin() + 38);
+  f.insert(f.end(), ext.begin(), ext.end());
+  f.insert(f.end(), l4.begin(), l4.end());
+  return f;
+}
+
+// Whether the upper-layer checksum of an Ethernet/IPv6 frame without extension headers
+// verifies by the reference sum.
+inline bool l4_checksum6_ok(const std::vector<uint8_t>& f) {
+  Ipv6 s, d;
+  std::copy(f.begin() + 22, f.begin() + 38, s.b.begin());
+  std::copy(f.begin() + 38, f.begin() + 54, d.b.begin());
+  return ref_checksum6(s, d, f[20], std::vector<uint8_t>(f.begin() + 54, f.end())) == 0;
 }
 
 // Parses a frame the test built to be valid; the test fails if it does not parse.

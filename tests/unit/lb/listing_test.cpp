@@ -308,3 +308,53 @@ TEST_CASE("--start-daemon: its options parsed with ipvsadm's checks and sent in 
     CHECK(std::get<CliError>(r).exit_code == 2);
   }
 }
+
+// ipvsadm 1.31 for AF_INET6: addrport_to_anyname's "[%s]:%s", no cut of the service name at
+// 33 nor of the real's at 28, " mask %i" for a prefix, "FWM  %u IPv6", -S's "-f N -6";
+// ipvs_cmp_services sorts by family (AF_INET before AF_INET6), ipvs_cmp_dests by the four
+// 32-bit words.
+TEST_CASE("IPv6 services in ipvsadm's IPv6 formats") {
+  Dump d;
+  d.table_size = 4096;
+  const IpAddr vip(v6("2001:db8::100")), wide(v6("2001:db8:1234:5678:9abc:def0:1234:5678"));
+  DumpService web{{kProtoTcp, vip, 80}, std::string("rr"), {}, {}};
+  DumpReal far;
+  far.spec = RealSpec(wide, 65535, FwdMethod::kMasq, 1);
+  DumpReal near;
+  near.spec = RealSpec(IpAddr(v6("2001:db8::11")), 80, FwdMethod::kRoute, 2);
+  near.active = 1;
+  web.reals = {far, near};
+  DumpService sticky{{kProtoUdp, wide, 53}, std::string("wlc"), {}, {}};
+  sticky.options.persistent = 60;
+  sticky.options.netmask6 = 64;
+  DumpService marked{fwmark_key(7), std::string("rr"), {}, {}};
+  marked.key.vip = IpAddr(Ipv6{});
+  DumpService v4{{kProtoTcp, ip("198.18.0.100"), 80}, std::string("rr"), {}, {}};
+  d.services = {sticky, web, marked, v4};
+  d.conns.push_back({kProtoTcp, IpAddr(v6("2001:db8::1")), vip, IpAddr(v6("2001:db8::11")), 51234, 80, 80,
+                     "ESTABLISHED", 897});
+  CHECK(render("-L -n", d) ==
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  198.18.0.100:80 rr\n"
+        "TCP  [2001:db8::100]:80 rr\n"
+        "  -> [2001:db8::11]:80            Route   2      1          0         \n"
+        "  -> [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 Masq    1      0          0         \n"
+        "UDP  [2001:db8:1234:5678:9abc:def0:1234:5678]:53 wlc persistent 60 mask 64\n"
+        "FWM  7 IPv6 rr\n");
+  CHECK(render("-S -n", d) ==
+        "-A -t 198.18.0.100:80 -s rr\n"
+        "-A -t [2001:db8::100]:80 -s rr\n"
+        "-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 2\n"
+        "-a -t [2001:db8::100]:80 -r [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 -m -w 1\n"
+        "-A -u [2001:db8:1234:5678:9abc:def0:1234:5678]:53 -s wlc -p 60 -M 64\n"
+        "-A -f 7 -6 -s rr\n");
+  CHECK(render("-L -n -c", d) ==
+        "IPVS connection entries\n"
+        "pro expire state       source             virtual            destination\n"
+        "TCP 14:57  ESTABLISHED [2001:db8::1]:51234 [2001:db8::100]:80 [2001:db8::11]:80\n");
+  // What -S wrote parses back to the same services.
+  CHECK(cmd("-A -u [2001:db8:1234:5678:9abc:def0:1234:5678]:53 -s wlc -p 60 -M 64").svc_options.netmask6 == 64);
+  CHECK(cmd("-A -f 7 -6 -s rr").service == marked.key);
+}

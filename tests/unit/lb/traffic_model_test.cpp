@@ -190,3 +190,95 @@ TEST_CASE("traffic model: no service, nothing captured or guarded") {
   CHECK_FALSE(pcap_matches(capture_filter(model, kMac).text, make_frame(packet(kClient, kVip, kProtoTcp, 1, 80))));
   CHECK(guard_elements(model) == GuardElements{});
 }
+
+TEST_CASE("traffic model, IPv6: the capture filter agrees with it, the guard's IPv6 sets hold the services") {
+  const IpAddr vip(v6("2001:db8::100")), nat_vip(v6("2001:db8::101")), real_nat(v6("2001:db8::13"));
+  const IpAddr client(v6("2001:db8::1")), director(v6("2001:db8::2"));
+  ServiceTable services;
+  REQUIRE(services.add_service({kProtoTcp, vip, 80}, {"rr"}).is_ok());
+  REQUIRE(services.add_real({kProtoTcp, vip, 80}, {IpAddr(v6("2001:db8::11")), 80, FwdMethod::kRoute, 1}).is_ok());
+  REQUIRE(services.add_service({kProtoUdp, nat_vip, 53}, {"rr"}).is_ok());
+  REQUIRE(services.add_real({kProtoUdp, nat_vip, 53}, {real_nat, 5353, FwdMethod::kMasq, 1}).is_ok());
+  REQUIRE(services.add_service({kProtoTcp, kVip, 80}, {"rr"}).is_ok());  // and an IPv4 one beside them
+  REQUIRE(services.add_real({kProtoTcp, kVip, 80}, {kRealDr, 80, FwdMethod::kRoute, 1}).is_ok());
+  const TrafficModel model = traffic_model(services, {kDirector, director});
+  const CaptureFilter filter = capture_filter(model, kMac);
+  REQUIRE_FALSE(filter.broad);
+  using C = TrafficModel::Claim;
+  auto packet6 = [](const IpAddr& from, const IpAddr& to, uint8_t protocol, uint16_t sport, uint16_t dport,
+                    uint8_t flags = tcp_flag::kAck) {
+    FrameSpec6 s;
+    s.dst = kMac;
+    s.saddr = from.v6addr();
+    s.daddr = to.v6addr();
+    s.protocol = protocol;
+    s.sport = sport;
+    s.dport = dport;
+    s.flags = flags;
+    s.payload = "data";
+    return s;
+  };
+  auto icmp6 = [&](const IpAddr& from, const IpAddr& to, uint8_t type) {
+    FrameSpec6 s = packet6(from, to, kProtoIcmpv6, 0, 0);
+    s.icmp = {type, 0, 0, 0, 0, 0, 0, 0};
+    return make_frame6(s);
+  };
+  auto solicitation = [&](const IpAddr& target) {
+    FrameSpec6 s = packet6(client, IpAddr(v6("ff02::1:ff00:0")), kProtoIcmpv6, 0, 0);
+    s.daddr.b[13] = target.b[13], s.daddr.b[14] = target.b[14], s.daddr.b[15] = target.b[15];
+    s.dst = MacAddr{{0x33, 0x33, 0xff, target.b[13], target.b[14], target.b[15]}};
+    s.hop_limit = 255;
+    s.icmp.assign(24, 0);
+    s.icmp[0] = icmp6_type::kNeighbourSolicit;
+    std::copy(target.b.begin(), target.b.end(), s.icmp.begin() + 8);
+    return make_frame6(s);
+  };
+  auto with_ext = [&](FrameSpec6 s, uint8_t type, std::vector<uint8_t> h) {
+    s.ext = {{type, std::move(h)}};
+    return make_frame6(s);
+  };
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> frame;
+    C claim;
+  };
+  const std::vector<Case> cases = {
+      {"TCP to an IPv6 service", make_frame6(packet6(client, vip, kProtoTcp, 40000, 80)), C::kOwned},
+      {"TCP to another port of its VIP", make_frame6(packet6(client, vip, kProtoTcp, 40000, 81)), C::kNone},
+      {"TCP to the service behind a destination-options header",
+       with_ext(packet6(client, vip, kProtoTcp, 40000, 80), kIp6DestOpts, std::vector<uint8_t>(8, 0)), C::kOwned},
+      {"a fragment to a VIP",
+       with_ext(packet6(client, vip, kProtoUdp, 1, 2), kIp6Fragment, {0, 0, 0, 0x11, 0, 0, 0, 1}), C::kOwned},
+      {"a NAT66 real's reply", make_frame6(packet6(real_nat, client, kProtoUdp, 5353, 40000)), C::kOwned},
+      {"a NAT66 real to the director itself", make_frame6(packet6(real_nat, director, kProtoUdp, 5353, 40000)),
+       C::kNone},
+      {"a ping to an IPv6 VIP", icmp6(client, vip, icmp6_type::kEchoRequest), C::kOwned},
+      {"a Packet Too Big to a VIP", icmp6(client, vip, icmp6_type::kPacketTooBig), C::kOwned},
+      {"an ICMPv6 error from a NAT66 real", icmp6(real_nat, client, icmp6_type::kDestUnreachable), C::kOwned},
+      {"a solicitation for a VIP", solicitation(vip), C::kSeen},
+      {"a solicitation for the director", solicitation(director), C::kNone},
+      {"the director's own IPv6 traffic", make_frame6(packet6(client, director, kProtoTcp, 40000, 22)), C::kNone},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    CHECK(model.classify(c.frame) == c.claim);
+    CHECK(pcap_matches(filter.text, c.frame) == (c.claim != C::kNone));
+    const bool conns = pcap_matches(class_filter(filter, CaptureClass::kConnections), c.frame);
+    const bool syns = pcap_matches(class_filter(filter, CaptureClass::kSyns), c.frame);
+    CHECK_FALSE((conns && syns));
+    CHECK((conns || syns) == (c.claim != C::kNone));
+    if (c.claim != C::kNone) CHECK(pcap_matches(broad_capture_filter(kMac).text, c.frame));
+  }
+  CHECK(pcap_matches(class_filter(filter, CaptureClass::kSyns),
+                     make_frame6(packet6(client, vip, kProtoTcp, 40000, 80, tcp_flag::kSyn))));
+  CHECK(pcap_matches(class_filter(filter, CaptureClass::kConnections),
+                     make_frame6(packet6(client, vip, kProtoTcp, 40000, 80, tcp_flag::kSyn | tcp_flag::kAck))));
+  const GuardElements guard = guard_elements(model);
+  CHECK(guard.svc6 == std::set<std::string>{"2001:db8::100 . tcp . 80", "2001:db8::101 . udp . 53"});
+  CHECK(guard.svc == std::set<std::string>{"198.18.0.100 . tcp . 80"});
+  CHECK(guard.vips6 == std::set<std::string>{"2001:db8::100", "2001:db8::101"});
+  CHECK(guard.nat6 == std::set<std::string>{"2001:db8::13 . udp . 5353"});
+  CHECK(guard.nat_addrs6 == std::set<std::string>{"2001:db8::13"});
+  CHECK(guard.local6 == std::set<std::string>{"2001:db8::2"});
+  CHECK(guard.nat.empty());
+}

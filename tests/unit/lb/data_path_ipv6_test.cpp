@@ -1,0 +1,192 @@
+// IPv6 through the whole packet path on crafted frames: DR (the MAC rewritten, nothing
+// else), NAT66 both ways (the exact frames, built from scratch with a reference checksum),
+// ICMPv6 errors about a NAT66 connection translated, Neighbour Solicitations for a VIP
+// answered, the two families kept apart, and an IPv6 client's ping.
+#include <catch2/catch.hpp>
+
+#include "data_path_fixture.hpp"
+#include "frames.hpp"
+#include "lb/core/data_path.hpp"
+
+using namespace lbd;
+using namespace lbd::test;
+
+namespace {
+
+constexpr int kIf = 7;
+const Ipv6 kVip6 = v6("2001:db8::100");
+const Ipv6 kRip6 = v6("2001:db8::11");
+const Ipv6 kClient6 = v6("2001:db8::1");
+
+struct Path6 : PathParts {
+  ServiceKey svc;
+  explicit Path6(FwdMethod method, uint16_t rport = 8080) {
+    svc = ServiceKey{kProtoTcp, IpAddr(kVip6), 80};
+    REQUIRE(services.add_service(svc, {"rr"}).is_ok());
+    REQUIRE(services.add_real(svc, {IpAddr(kRip6), method == FwdMethod::kMasq ? rport : uint16_t(80), method, 1}).is_ok());
+    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, IpAddr(v6("2001:db8::2"))};
+    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+  }
+  Real& real() { return services.real(services.find(svc)->reals[0]); }
+  Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) {
+    const size_t len = f.size();
+    f.resize(len + 1400);
+    const Verdict v = dp.process({f.data(), len}, kIf, now_ms, f.size());
+    f.resize(v.length ? v.length : len);
+    return v;
+  }
+  uint64_t drops(DropReason r) const { return dp.counters().drops[size_t(r)]; }
+};
+
+FrameSpec6 client6(uint8_t flags, std::string payload = {}) {
+  FrameSpec6 s;
+  s.src = mac(1);
+  s.dst = mac(0xd1);
+  s.saddr = kClient6;
+  s.daddr = kVip6;
+  s.flags = flags;
+  s.payload = std::move(payload);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("IPv6 DR: the client's packet leaves for the real with only its MACs changed") {
+  Path6 fx(FwdMethod::kRoute);
+  auto f = make_frame6(client6(tcp_flag::kSyn));
+  auto want = f;
+  REQUIRE(fx.run(f).transmit);
+  const MacAddr real_mac = mac(0xa1), our_mac = mac(0xd1);
+  std::copy(real_mac.b.begin(), real_mac.b.end(), want.begin());
+  std::copy(our_mac.b.begin(), our_mac.b.end(), want.begin() + 6);
+  CHECK(f == want);
+  CHECK(fx.conns.size() == 1);
+  auto ack = make_frame6(client6(tcp_flag::kAck, "GET /"));
+  REQUIRE(fx.run(ack).transmit);
+  CHECK(fx.conns.size() == 1);  // the same connection
+}
+
+TEST_CASE("NAT66: the client's packets reach RIP:rport, the replies leave as VIP:vport") {
+  Path6 fx(FwdMethod::kMasq);
+  auto f = make_frame6(client6(tcp_flag::kSyn));
+  REQUIRE(fx.run(f).transmit);
+  FrameSpec6 want = client6(tcp_flag::kSyn);
+  want.src = mac(0xd1);
+  want.dst = mac(0xa1);
+  want.daddr = kRip6;
+  want.dport = 8080;
+  CHECK(f == make_frame6(want));
+
+  FrameSpec6 reply;
+  reply.src = mac(0xa1);
+  reply.dst = mac(0xd1);
+  reply.saddr = kRip6;
+  reply.daddr = kClient6;
+  reply.sport = 8080;
+  reply.dport = 40000;
+  reply.flags = tcp_flag::kSyn | tcp_flag::kAck;
+  reply.payload = "x";
+  auto r = make_frame6(reply);
+  REQUIRE(fx.run(r).transmit);
+  FrameSpec6 back = reply;
+  back.src = mac(0xd1);
+  back.dst = mac(1);
+  back.saddr = kVip6;
+  back.sport = 80;
+  CHECK(r == make_frame6(back));
+  CHECK(fx.dp.counters().nat_replies == 1);
+}
+
+TEST_CASE("NAT66: ICMPv6 errors are translated both ways (quoted header included)") {
+  Path6 fx(FwdMethod::kMasq);
+  auto syn = make_frame6(client6(tcp_flag::kSyn));
+  REQUIRE(fx.run(syn).transmit);
+  // The real's Packet Too Big about the client's (translated) packet: to the client, as
+  // from the VIP, quoting the packet as the client sent it.
+  FrameSpec6 e;
+  e.protocol = kProtoIcmpv6;
+  e.src = mac(0xa1);
+  e.dst = mac(0xd1);
+  e.saddr = kRip6;
+  e.daddr = kClient6;
+  e.icmp = {icmp6_type::kPacketTooBig, 0, 0, 0, 0, 0, 0x05, 0x00};
+  const auto quoted = std::vector<uint8_t>(syn.begin() + 14, syn.end());
+  e.icmp.insert(e.icmp.end(), quoted.begin(), quoted.end());
+  auto err = make_frame6(e);
+  REQUIRE(fx.run(err).transmit);
+  CHECK(std::equal(kVip6.b.begin(), kVip6.b.end(), err.begin() + 22));   // outer source: the VIP
+  CHECK(std::equal(kVip6.b.begin(), kVip6.b.end(), err.begin() + 62 + 24));  // quoted destination
+  CHECK((err[62 + 40 + 2] << 8 | err[62 + 40 + 3]) == 80);                // quoted destination port
+  CHECK(l4_checksum6_ok(err));
+  const auto client_sent = make_frame6(client6(tcp_flag::kSyn));
+  CHECK(std::vector<uint8_t>(err.begin() + 62, err.end()) ==
+        std::vector<uint8_t>(client_sent.begin() + 14, client_sent.end()));  // byte for byte, its checksum too
+  CHECK(fx.dp.counters().icmp_errors_forwarded == 1);
+}
+
+TEST_CASE("a Neighbour Solicitation for an IPv6 VIP is answered; for another address not") {
+  Path6 fx(FwdMethod::kRoute);
+  auto solicit = [](const Ipv6& target) {
+    FrameSpec6 s;
+    s.protocol = kProtoIcmpv6;
+    s.hop_limit = 255;
+    s.src = mac(1);
+    s.dst = MacAddr{{0x33, 0x33, 0xff, target.b[13], target.b[14], target.b[15]}};
+    s.saddr = kClient6;
+    s.daddr = IpAddr(v6("ff02::1:ff00:0")).v6addr();
+    s.daddr.b[13] = target.b[13];
+    s.daddr.b[14] = target.b[14];
+    s.daddr.b[15] = target.b[15];
+    s.icmp.assign(24, 0);
+    s.icmp[0] = icmp6_type::kNeighbourSolicit;
+    std::copy(target.b.begin(), target.b.end(), s.icmp.begin() + 8);
+    return make_frame6(s);
+  };
+  auto ns = solicit(kVip6);
+  const Verdict v = fx.run(ns);
+  REQUIRE(v.transmit);
+  CHECK(v.ifindex == kIf);
+  CHECK(ns.size() == 86);
+  CHECK(ns[54] == icmp6_type::kNeighbourAdvert);
+  CHECK(std::equal(ns.begin() + 6, ns.begin() + 12, mac(0xd1).b.begin()));
+  CHECK(l4_checksum6_ok(ns));
+  CHECK(fx.dp.counters().neighbour_adverts == 1);
+  auto other = solicit(v6("2001:db8::99"));
+  CHECK_FALSE(fx.run(other).transmit);
+  CHECK(fx.drops(DropReason::kNoService) == 1);
+  fx.dp.set_vip_arp(VipArp::kNever);
+  auto again = solicit(kVip6);
+  CHECK_FALSE(fx.run(again).transmit);
+  CHECK(fx.drops(DropReason::kVipArpOff) == 1);
+}
+
+TEST_CASE("the families stay apart: an IPv4 packet to the VIP's last 32 bits is no IPv6 service's") {
+  Path6 fx(FwdMethod::kRoute);
+  FrameSpec s;
+  s.dst = mac(0xd1);
+  s.daddr = Ipv4{{kVip6.b[12], kVip6.b[13], kVip6.b[14], kVip6.b[15]}};
+  auto f = make_frame(s);
+  CHECK_FALSE(fx.run(f).transmit);
+  CHECK(fx.drops(DropReason::kNoService) == 1);
+  CHECK(fx.conns.size() == 0);
+}
+
+TEST_CASE("an IPv6 ping to a NAT-only VIP is answered by lbd; a SYN with no real gets port unreachable") {
+  Path6 fx(FwdMethod::kMasq);
+  FrameSpec6 s = client6(0);
+  s.protocol = kProtoIcmpv6;
+  s.icmp = {icmp6_type::kEchoRequest, 0, 0, 0, 0, 1, 0, 1, 'h', 'i'};
+  auto f = make_frame6(s);
+  REQUIRE(fx.run(f).transmit);
+  CHECK(f[54] == icmp6_type::kEchoReply);
+  CHECK(std::equal(kVip6.b.begin(), kVip6.b.end(), f.begin() + 22));
+  CHECK(l4_checksum6_ok(f));
+  RealSpec quiesced{IpAddr(kRip6), 8080, FwdMethod::kMasq, 0};
+  REQUIRE(fx.services.edit_real(fx.svc, quiesced).is_ok());
+  auto syn = make_frame6(client6(tcp_flag::kSyn));
+  REQUIRE(fx.run(syn).transmit);
+  CHECK(syn[12] == 0x86);
+  CHECK(syn[54] == icmp6_type::kDestUnreachable);
+  CHECK(syn[55] == 4);
+  CHECK(l4_checksum6_ok(syn));
+}
