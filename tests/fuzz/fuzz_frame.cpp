@@ -72,9 +72,30 @@ struct World {
     for (uint32_t i = 1; i <= 3; ++i)
       (void)services.add_real(u84, {Be32::from_host(0xc612000a + i), uint16_t(i == 2 ? 5353 : 84),
                                     i == 2 ? FwdMethod::kMasq : FwdMethod::kRoute, 1});
+    // IPv6: 2001:db8::100 port 80 by DR, 81 by NAT66 onto 8080, persistent by a /64 on 83.
+    Ipv6 vip6{{0x20, 0x01, 0x0d, 0xb8}};
+    vip6.b[15] = 0x00, vip6.b[14] = 0x01;
+    for (uint16_t m = 0; m < 2; ++m) {
+      const ServiceKey k{kProtoTcp, IpAddr(vip6), uint16_t(80 + m)};
+      (void)services.add_service(k, {"rr"});
+      for (uint8_t i = 1; i <= 3; ++i) {
+        Ipv6 rip{{0x20, 0x01, 0x0d, 0xb8}};
+        rip.b[15] = uint8_t(0x10 + i);
+        (void)services.add_real(k, {IpAddr(rip), uint16_t(m ? 8080 : 80), m ? FwdMethod::kMasq : FwdMethod::kRoute, 1});
+      }
+    }
+    ServiceOptions p6{"rr"};
+    p6.persistent = 30;
+    p6.netmask6 = 64;
+    (void)services.add_service({kProtoUdp, IpAddr(vip6), 83}, p6);
+    Ipv6 rip1{{0x20, 0x01, 0x0d, 0xb8}};
+    rip1.b[15] = 0x11;
+    (void)services.add_real({kProtoUdp, IpAddr(vip6), 83}, {IpAddr(rip1), 83, FwdMethod::kRoute, 1});
     services.for_each_real([](Real& r) {
-      r.hop = NextHop{1, MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}}, 1500,
-                      r.addr.b[3] != 13, Ipv4{{198, 18, 0, 2}}};  // one real unresolved: frames get held
+      // One real unresolved: frames get held.
+      r.hop = NextHop{1, MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}}, 1500, r.addr.b[15] != 13,
+                      r.addr.v6() ? IpAddr(Ipv6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}})
+                                  : IpAddr(Ipv4{{198, 18, 0, 2}})};
     });
     dp.set_interfaces({{1, MacAddr{{2, 0, 0, 0, 0, 1}}, 1500}});
   }
@@ -84,16 +105,24 @@ struct World {
 const uint8_t kSyn[] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 9, 8, 0, 0x45, 0, 0, 40, 0x12, 0x34,
                         0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 100, 0x9c, 0x40, 0,
                         80, 0, 0, 1, 2, 0, 0, 0, 0, 0x50, 2, 0xff, 0xff, 0, 0, 0, 0};
+// The same SYN over IPv6 (2001:db8::1 → 2001:db8::100): inputs starting with 0xBB patch it.
+const uint8_t kSyn6[] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 9, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64,
+                         0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                         0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+                         0x9c, 0x40, 0, 80, 0, 0, 1, 2, 0, 0, 0, 0, 0x50, 2, 0xff, 0xff, 0, 0, 0, 0};
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World w;
   static uint64_t now = 0;
   std::vector<uint8_t> frame;
-  if (size && data[0] == 0xAA) {
-    frame.assign(kSyn, kSyn + sizeof kSyn);
+  if (size && (data[0] == 0xAA || data[0] == 0xBB)) {
+    if (data[0] == 0xAA)
+      frame.assign(kSyn, kSyn + sizeof kSyn);
+    else
+      frame.assign(kSyn6, kSyn6 + sizeof kSyn6);
     for (size_t i = 1; i + 1 < size; i += 2) {
-      const size_t off = data[i] % 80;
+      const size_t off = data[i] % (data[0] == 0xAA ? 80 : 120);
       if (off >= frame.size()) frame.resize(off + 1);
       frame[off] = data[i + 1];
     }
