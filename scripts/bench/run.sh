@@ -5,6 +5,8 @@
 #                 on a veth): lbd decides, the kernel forwards established connections
 #   lbd-DR-fwm, lbd-DR-fwm-xdp  lbd-DR and lbd-DR-xdp with firewall-mark services: iptables
 #                 marks, the packets reach lbd through its NFQUEUE instead of libpcap
+#   lbd6-DR       lbd-DR over IPv6 (client, director, reals and VIP in 2001:db8::/64; lbd's
+#                 slow path, as IPv6 has no fast path yet): IPv6's cost beside lbd-DR's
 #   lbd-DR-native lbd's XDP flow cache in native mode (an XDP program on the switch-side
 #                 veth peer, the director's NAPI threaded and pinned to the director core)
 #   kernel        the director forwards as a plain IP router (ECMP over the reals; replies direct)
@@ -89,8 +91,15 @@ setup_common() {
   lab_wait_port "$(lab_real_ns 1)" 5201
 }
 
+# The address the loads go to, and its form in a URL: the VIP, or with BENCH_V6 the IPv6 one.
+VIP6=2001:db8::100
+target() { if [ -n "${BENCH_V6:-}" ]; then echo "$VIP6"; else echo "$LAB_VIP"; fi; }
+url_host() { if [ -n "${BENCH_V6:-}" ]; then echo "[$VIP6]"; else echo "$LAB_VIP"; fi; }
+
 run_loads() {  # run_loads MODE [udp]
-  local mode=$1 r
+  local mode=$1 r host
+  host=$(url_host)
+  local LAB_VIP=$host  # the wrk URLs below
   if [ -n "${BENCH_UDP_ONLY:-}" ]; then run_udp "$mode"; return; fi
   r=$(measure in_load "$LAB_CLIENT" sh -c "wrk -t1 -c16 -d${SECS}s -H 'Connection: close' http://$LAB_VIP/ | awk '/Requests\/sec/ {print \$2}'")
   echo "$mode conn/s $r" >> "$RESULTS"
@@ -101,7 +110,7 @@ run_loads() {  # run_loads MODE [udp]
       awk 'function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; return v * 1e6 }
            $1 == "50%" {p50 = us($2)} $1 == "99%" {p99 = us($2)} END {printf "%.0f %.0f", p50, p99}')
   echo "$mode latency_p50_p99_us $r" >> "$RESULTS"
-  r=$(measure in_load "$LAB_CLIENT" sh -c "iperf3 -c $LAB_VIP -p 5201 -R -t $SECS -f m | awk '/receiver/ {print \$7}'")
+  r=$(measure in_load "$LAB_CLIENT" sh -c "iperf3 -c $(target) -p 5201 -R -t $SECS -f m | awk '/receiver/ {print \$7}'")
   echo "$mode iperf3-R_Mbit/s $r" >> "$RESULTS"
   [ "${2:-}" = udp ] && run_udp "$mode"
   return 0
@@ -119,7 +128,7 @@ run_udp() {
          sed "s/^/$mode perf /" >> "$RESULTS") &
     fi
     local perf_pid=$!
-    r=$(measure in_load "$LAB_CLIENT" "$TOOLS/udpblast" send "$LAB_VIP" 9000 "$SECS" 18)
+    r=$(measure in_load "$LAB_CLIENT" "$TOOLS/udpblast" send "$(target)" 9000 "$SECS" 18)
     [ -n "${BENCH_PERF:-}" ] && wait "$perf_pid"
     wait "$rpid" 2>/dev/null || true
     local recv_pps; recv_pps=$(tail -1 "$LAB_DIR/bg.log")
@@ -143,6 +152,17 @@ mode_lbd_with() {
   if [ "$offload" = xdp-native ]; then
     # The switch-side peer takes XDP frames only with an XDP program of its own.
     in_ns "$LAB_SW" ip link set dev "sw${LAB_ID}p2" xdp obj "$PWD/build/lbd_xdp_pass.o" sec xdp
+  fi
+  if [ -n "${BENCH_V6:-}" ]; then  # every host in 2001:db8::/64 too; the DR reals take the VIP on lo
+    in_ns "$LAB_CLIENT" ip -6 addr add 2001:db8::1/64 dev eth0 nodad
+    in_ns "$LAB_DIRECTOR" ip -6 addr add 2001:db8::2/64 dev eth0 nodad
+    for i in 1 2 3; do
+      in_ns "$(lab_real_ns "$i")" ip -6 addr add "2001:db8::1$i/64" dev eth0 nodad
+      in_ns "$(lab_real_ns "$i")" ip -6 addr add "$VIP6/128" dev lo nodad
+      sed -i "s/listen 80;/listen 80; listen [::]:80;/" "$LAB_DIR/nginx$i/nginx.conf"
+      kill -HUP "$(cat "$LAB_DIR/nginx$i/nginx.pid")"
+    done
+    in_ns "$LAB_CLIENT" ip -6 route add "$VIP6/128" via 2001:db8::2
   fi
   : > "$LAB_DIR/rules"  # no rules at start: the services are added below
   ip netns exec "$LAB_DIRECTOR" taskset -c "$DIRECTOR_CPU" "$LBD_BIN" --interface eth0 \
@@ -173,6 +193,13 @@ mode_lbd_with() {
     lbadm_ -a -f 2 -r "$(lab_real_ip 1)" "$flag"
     lbadm_ -A -f 3 -s rr
     lbadm_ -a -f 3 -r "$(lab_real_ip 1)" "$flag"
+  elif [ -n "${BENCH_V6:-}" ]; then
+    lbadm_ -A -t "[$VIP6]:80" -s rr
+    for i in 1 2 3; do lbadm_ -a -t "[$VIP6]:80" -r "2001:db8::1$i" "$flag"; done
+    lbadm_ -A -t "[$VIP6]:5201" -s rr
+    lbadm_ -a -t "[$VIP6]:5201" -r 2001:db8::11 "$flag"
+    lbadm_ -A -u "[$VIP6]:9000" -s rr
+    lbadm_ -a -u "[$VIP6]:9000" -r 2001:db8::11 "$flag"
   else
     lbadm_ -A -t "$LAB_VIP:80" -s rr
     for i in 1 2 3; do lbadm_ -a -t "$LAB_VIP:80" -r "$(lab_real_ip "$i")" "$flag"; done
@@ -182,7 +209,7 @@ mode_lbd_with() {
     lbadm_ -a -u "$LAB_VIP:9000" -r "$(lab_real_ip 1)" "$flag"
   fi
   sleep 1.2
-  in_ns "$LAB_CLIENT" curl -s -m 2 "http://$LAB_VIP/" >/dev/null
+  in_ns "$LAB_CLIENT" curl -g -s -m 2 "http://$(url_host)/" >/dev/null
   run_loads "$label" udp
   lbadm_ --lbd-counters | grep -E "drop_|kernel_drops|^xdp_forwarded|^xdp_miss|^offload_" | grep -v " 0$" |
     sed "s/^/$label counter /" >> "$RESULTS" || true
@@ -197,6 +224,7 @@ mode_lbd_tun_xdp() { mode_lbd_with tun lbd-TUN-xdp 909 xdp; }
 mode_lbd_native() { mode_lbd_with dr lbd-DR-native 910 xdp-native; }
 mode_lbd_fwmark() { mode_lbd_with dr lbd-DR-fwm 911 off fwmark; }
 mode_lbd_fwmark_xdp() { mode_lbd_with dr lbd-DR-fwm-xdp 912 xdp fwmark; }
+mode_lbd6() { BENCH_V6=1 mode_lbd_with dr lbd6-DR 913 off; }
 
 # The kernel doing lbd-DR's job at its earliest hook: frames to the VIP get real1's MAC
 # (and the director's as source, as lbd sets it: the switch must not learn the client's MAC
