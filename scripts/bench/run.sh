@@ -316,7 +316,7 @@ CFG
 # Ends one mode's lab without leaving the script.
 lab_cleanup_keep() { trap - EXIT; lab_teardown; }
 
-for mode in ${BENCH_MODES:-kernel netdev lbd lbd_xdp lbd_native lbd_fwmark lbd_fwmark_xdp lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
+for mode in ${BENCH_MODES:-kernel netdev lbd lbd6 lbd_xdp lbd_native lbd_fwmark lbd_fwmark_xdp lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
 
 echo
 echo "Raw results (value, director core load 0..1):"
@@ -329,7 +329,7 @@ awk '
   $2 == "latency_p50_p99_us" { p50[$1] = $3; p99[$1] = $4 }
   function eff(d, m) { return (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0 }
   END {
-    n = split("kernel netdev-fwd lbd-DR lbd-DR-xdp lbd-DR-native lbd-DR-fwm lbd-DR-fwm-xdp lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
+    n = split("kernel netdev-fwd lbd-DR lbd6-DR lbd-DR-xdp lbd-DR-native lbd-DR-fwm lbd-DR-fwm-xdp lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
     nm = split("udp64_recv_pps keepalive_req/s conn/s iperf3-R_Mbit/s", mlist, " ")
     printf "%-16s %-14s %12s %9s %14s %10s %10s %10s\n", "load", "director", "value", "dir.load", "value/dir.CPU",
            "vs kernel", "per-CPU/k", "per-CPU/nft"
