@@ -8,20 +8,29 @@
 
 namespace lbd {
 
+// Moves the quote (at most max_quote bytes of [quote_off, +quote_len)) behind `hdrs` bytes
+// of headers and writes the Ethernet header; its length, or 0 if the buffer is too small.
+static size_t place_quote(std::span<uint8_t> buf, size_t hdrs, size_t max_quote, size_t quote_off,
+                          size_t quote_len, const IcmpError& e, uint16_t ether_type) {
+  const size_t quote = std::min(quote_len, max_quote);
+  if (!quote || hdrs + quote > buf.size() || quote_off + quote > buf.size()) return 0;
+  std::memmove(buf.data() + hdrs, buf.data() + quote_off, quote);
+  auto* eth = reinterpret_cast<EthHdr*>(buf.data());
+  eth->dst = e.eth_dst;
+  eth->src = e.eth_src;
+  eth->type = Be16::from_host(ether_type);
+  return quote;
+}
+
 // ICMPv6's form of the two errors lbd originates (RFC 4443): port unreachable is type 1
 // code 4, fragmentation needed is Packet Too Big (type 2) with a 32-bit MTU; the message
 // quotes as much as keeps the packet within the IPv6 minimum MTU, 1280.
 static size_t write_icmp6_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_len, const IcmpError& e) {
   constexpr size_t kHdrs = sizeof(EthHdr) + sizeof(Ipv6Hdr) + sizeof(IcmpHdr);
-  constexpr size_t kMaxQuote = kIpv6MinMtu - sizeof(Ipv6Hdr) - sizeof(IcmpHdr);
-  const size_t quote = std::min(quote_len, kMaxQuote);
-  if (kHdrs + quote > buf.size() || quote_off + quote > buf.size()) return 0;
+  const size_t quote = place_quote(buf, kHdrs, kIpv6MinMtu - sizeof(Ipv6Hdr) - sizeof(IcmpHdr), quote_off,
+                                   quote_len, e, kEtherTypeIpv6);
+  if (!quote) return 0;
   uint8_t* b = buf.data();
-  std::memmove(b + kHdrs, b + quote_off, quote);
-  auto* eth = reinterpret_cast<EthHdr*>(b);
-  eth->dst = e.eth_dst;
-  eth->src = e.eth_src;
-  eth->type = Be16::from_host(kEtherTypeIpv6);
   auto* ip = reinterpret_cast<Ipv6Hdr*>(b + sizeof(EthHdr));
   *ip = Ipv6Hdr{};
   ip->ver_tc_flow = Be32::from_host(0x6c000000u);  // traffic class 0xc0, as the kernel's ICMPv6
@@ -52,16 +61,10 @@ size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_l
                         const IcmpError& e) {
   if (e.src.v6()) return write_icmp6_error(buf, quote_off, quote_len, e);
   constexpr size_t kHdrs = sizeof(EthHdr) + sizeof(Ipv4Hdr) + sizeof(IcmpHdr);
-  constexpr size_t kMaxQuote = 576 - sizeof(Ipv4Hdr) - sizeof(IcmpHdr);
-  const size_t quote = std::min(quote_len, kMaxQuote);
-  if (kHdrs + quote > buf.size() || quote_off + quote > buf.size()) return 0;
+  const size_t quote =
+      place_quote(buf, kHdrs, 576 - sizeof(Ipv4Hdr) - sizeof(IcmpHdr), quote_off, quote_len, e, kEtherTypeIpv4);
+  if (!quote) return 0;
   uint8_t* b = buf.data();
-  std::memmove(b + kHdrs, b + quote_off, quote);
-
-  auto* eth = reinterpret_cast<EthHdr*>(b);
-  eth->dst = e.eth_dst;
-  eth->src = e.eth_src;
-  eth->type = Be16::from_host(kEtherTypeIpv4);
   auto* ip = reinterpret_cast<Ipv4Hdr*>(b + sizeof(EthHdr));
   *ip = Ipv4Hdr{};
   ip->ver_ihl = 0x45;
