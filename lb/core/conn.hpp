@@ -62,6 +62,46 @@ struct Conn {
 };
 
 static_assert(std::is_trivially_copyable_v<Conn>);
+
+// A connection as an lbd before IPv6 laid it out (slab version 1, 60 bytes): read from a
+// previous lbd's slab and converted (ConnSlab::open), never written.
+struct ConnV1 {
+  Ipv4 caddr, vaddr;
+  uint16_t cport, vport;
+  uint8_t protocol;
+  ConnState state;
+  bool inactive;
+  Ipv4 daddr;
+  uint16_t dport;
+  MacAddr client_mac;
+  uint8_t if_slot;
+  bool reply_indexed;
+  FwdMethod method;
+  uint8_t flags;
+  uint32_t real_id, control, expires, hash, armed, wheel_prev, wheel_next;
+};
+static_assert(sizeof(ConnV1) == 60 && std::is_trivially_copyable_v<ConnV1>);
+inline Conn from_v1(const ConnV1& o) {
+  Conn c;
+  c.key = ConnKey{o.caddr, o.vaddr, o.cport, o.vport, o.protocol};
+  c.state = o.state;
+  c.inactive = o.inactive;
+  c.if_slot = o.if_slot;
+  c.reply_indexed = o.reply_indexed;
+  c.method = o.method;
+  c.flags = o.flags;
+  c.daddr = o.daddr;
+  c.dport = o.dport;
+  c.client_mac = o.client_mac;
+  c.real_id = o.real_id;
+  c.control = o.control;
+  c.expires = o.expires;
+  c.hash = o.hash;
+  c.armed = o.armed;
+  c.wheel_prev = o.wheel_prev;
+  c.wheel_next = o.wheel_next;
+  return c;
+}
 static_assert(offsetof(Conn, dport) + sizeof(Conn::dport) <= 64);
 static_assert(sizeof(Conn) == 96);
 

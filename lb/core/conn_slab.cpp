@@ -22,6 +22,9 @@ size_t slab_bytes(uint32_t capacity) { return sizeof(SlabHeader) + size_t(capaci
 
 }  // namespace
 
+static std::vector<std::pair<uint32_t, uint32_t>> data_ranges(int fd, size_t map_size, uint32_t capacity,
+                                                              size_t entry_size);
+
 ConnSlab ConnSlab::anonymous(uint32_t capacity) {
   ConnSlab s;
   s.map_size_ = slab_bytes(capacity);
@@ -72,6 +75,19 @@ Result<ConnSlab> ConnSlab::open(UniqueFd fd) {
   s.fd_ = std::move(fd);
   const auto* h = static_cast<const SlabHeader*>(map);
   if (std::memcmp(h->magic, kSlabMagic, sizeof h->magic) != 0) return Status::invalid("not an lbd connection table");
+  if (h->version == 1 && h->conn_size == sizeof(ConnV1) && h->header_size == sizeof(SlabHeader)) {
+    // An lbd before IPv6: its entries converted into private memory of this layout (the
+    // adopted connections are inserted into this lbd's own table; the copy is dropped then).
+    if (sizeof(SlabHeader) + uint64_t(h->capacity) * sizeof(ConnV1) != s.map_size_)
+      return Status::invalid(fmt::format("a version 1 table of {} entries in {} bytes: truncated or corrupt",
+                                         h->capacity, s.map_size_));
+    ConnSlab c = anonymous(h->capacity);
+    const auto* old = reinterpret_cast<const ConnV1*>(static_cast<const char*>(map) + sizeof(SlabHeader));
+    for (const auto& [first, last] : data_ranges(s.fd_.get(), s.map_size_, h->capacity, sizeof(ConnV1)))
+      for (uint32_t i = first; i < last; ++i)
+        if (old[i].protocol) c.entries_[i] = from_v1(old[i]);
+    return c;
+  }
   if (h->version != kSlabVersion || h->conn_size != sizeof(Conn) || h->header_size != sizeof(SlabHeader))
     return Status::invalid(fmt::format("connection table layout version {} ({}-byte entries); this lbd reads "
                                        "version {} ({}-byte entries)", h->version, h->conn_size, kSlabVersion,
@@ -84,21 +100,20 @@ Result<ConnSlab> ConnSlab::open(UniqueFd fd) {
   return s;
 }
 
-std::vector<std::pair<uint32_t, uint32_t>> ConnSlab::written_ranges() const {
+// The [first, last) index ranges of entries of `entry_size` bytes (after the header) that
+// lie on pages of the memfd ever written (SEEK_DATA/SEEK_HOLE).
+static std::vector<std::pair<uint32_t, uint32_t>> data_ranges(int fd, size_t map_size, uint32_t capacity,
+                                                              size_t entry_size) {
   std::vector<std::pair<uint32_t, uint32_t>> out;
-  if (!fd_) {
-    if (capacity_) out.push_back({0, capacity_});
-    return out;
-  }
-  const off_t end = off_t(map_size_);
+  const off_t end = off_t(map_size);
   off_t pos = off_t(sizeof(SlabHeader));
   while (pos < end) {
-    const off_t data = lseek(fd_.get(), pos, SEEK_DATA);
+    const off_t data = lseek(fd, pos, SEEK_DATA);
     if (data < 0) break;  // ENXIO: only holes from here
-    off_t hole = lseek(fd_.get(), data, SEEK_HOLE);
+    off_t hole = lseek(fd, data, SEEK_HOLE);
     if (hole < 0 || hole > end) hole = end;
-    const auto first = uint32_t((std::max<off_t>(data, off_t(sizeof(SlabHeader))) - off_t(sizeof(SlabHeader))) / off_t(sizeof(Conn)));
-    const auto last = uint32_t(std::min<uint64_t>(capacity_, (uint64_t(hole) - sizeof(SlabHeader) + sizeof(Conn) - 1) / sizeof(Conn)));
+    const auto first = uint32_t((std::max<off_t>(data, off_t(sizeof(SlabHeader))) - off_t(sizeof(SlabHeader))) / off_t(entry_size));
+    const auto last = uint32_t(std::min<uint64_t>(capacity, (uint64_t(hole) - sizeof(SlabHeader) + entry_size - 1) / entry_size));
     if (first < last) {
       if (!out.empty() && out.back().second >= first)
         out.back().second = std::max(out.back().second, last);
@@ -108,6 +123,15 @@ std::vector<std::pair<uint32_t, uint32_t>> ConnSlab::written_ranges() const {
     pos = hole;
   }
   return out;
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> ConnSlab::written_ranges() const {
+  if (!fd_) {
+    std::vector<std::pair<uint32_t, uint32_t>> out;
+    if (capacity_) out.push_back({0, capacity_});
+    return out;
+  }
+  return data_ranges(fd_.get(), map_size_, capacity_, sizeof(Conn));
 }
 
 ConnSlab::ConnSlab(ConnSlab&& o) noexcept

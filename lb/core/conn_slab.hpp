@@ -6,8 +6,8 @@
 // written by the data path as it runs, not a copy made at exit.
 //
 // A free entry is all zero (protocol 0: no connection has it). The layout is versioned:
-// a Conn that changes is a new kSlabVersion, and a slab of another version is refused
-// (the new lbd starts empty, and says so).
+// a Conn that changes is a new kSlabVersion; version 1 (before IPv6) is read and converted,
+// any other version is refused (the new lbd starts empty, and says so).
 #pragma once
 
 #include <cstdint>

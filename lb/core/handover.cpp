@@ -105,21 +105,53 @@ Result<HandoverState> HandoverDirectory::read(int fd) {
   DirHeader h{};
   if (!pread_all(fd, &h, sizeof h, 0) || std::memcmp(h.magic, kDirMagic, sizeof h.magic) != 0)
     return Status::invalid("not an lbd connection table directory");
-  if (h.version != kDirectoryVersion)
+  if (h.version != kDirectoryVersion && h.version != 1)
     return Status::invalid(fmt::format("directory layout version {}; this lbd reads version {}", h.version,
                                        kDirectoryVersion));
+  const bool v1 = h.version == 1;  // an lbd before IPv6: IPv4 records, converted
+  const size_t real_size = v1 ? sizeof(HandoverRealV1) : sizeof(HandoverReal);
+  const size_t service_size = v1 ? sizeof(HandoverServiceV1) : sizeof(HandoverService);
   const uint64_t slot_bytes = h.layout >> 1;
   if (slot_bytes == 0) return Status::invalid("an empty directory (its lbd stopped before its first write)");
   const uint64_t at = kSlotsAt + (h.layout & 1) * slot_bytes;
   SlotHeader sh{};
   if (at + slot_bytes > uint64_t(st.st_size) || !pread_all(fd, &sh, sizeof sh, at))
     return Status::invalid("a directory truncated");
-  const uint64_t need = sizeof sh + uint64_t(sh.reals) * sizeof(HandoverReal) + uint64_t(sh.services) * sizeof(HandoverService);
+  const uint64_t need = sizeof sh + uint64_t(sh.reals) * real_size + uint64_t(sh.services) * service_size;
   if (need > slot_bytes) return Status::invalid("a directory slot larger than its size: corrupt");
   HandoverState s;
   s.written_ms = sh.written_ms;
   s.stopped_ms = sh.stopped_ms;
   s.pid = sh.pid;
+  if (v1) {
+    std::vector<HandoverRealV1> reals(sh.reals);
+    std::vector<HandoverServiceV1> services(sh.services);
+    if (!pread_all(fd, reals.data(), reals.size() * sizeof(HandoverRealV1), at + sizeof sh) ||
+        !pread_all(fd, services.data(), services.size() * sizeof(HandoverServiceV1),
+                   at + sizeof sh + reals.size() * sizeof(HandoverRealV1)))
+      return Status::invalid("a directory truncated");
+    for (const HandoverRealV1& o : reals) {
+      HandoverReal r;
+      r.id = o.id;
+      r.protocol = o.protocol;
+      r.flags = o.flags;
+      r.vip = o.vip;
+      r.addr = o.addr;
+      r.vport = o.vport;
+      r.port = o.port;
+      r.stats = o.stats;
+      s.reals.push_back(r);
+    }
+    for (const HandoverServiceV1& o : services) {
+      HandoverService v;
+      v.protocol = o.protocol;
+      v.port = o.port;
+      v.vip = o.vip;
+      v.stats = o.stats;
+      s.services.push_back(v);
+    }
+    return s;
+  }
   s.reals.resize(sh.reals);
   s.services.resize(sh.services);
   if (!pread_all(fd, s.reals.data(), s.reals.size() * sizeof(HandoverReal), at + sizeof sh) ||

@@ -50,6 +50,28 @@ struct HandoverService {
 };
 static_assert(sizeof(HandoverService) == 64 && std::is_trivially_copyable_v<HandoverService>);
 
+// Version 1's records (an lbd before IPv6: IPv4 addresses), read and converted, so the
+// restart that installs IPv6 keeps its connections too.
+struct HandoverRealV1 {
+  uint32_t id = 0;
+  uint8_t protocol = 0;
+  uint8_t flags = 0;
+  uint8_t reserved[2]{};
+  Ipv4 vip, addr;
+  uint16_t vport = 0, port = 0;
+  uint32_t reserved2 = 0;
+  Counters stats;
+};
+static_assert(sizeof(HandoverRealV1) == 64 && std::is_trivially_copyable_v<HandoverRealV1>);
+struct HandoverServiceV1 {
+  uint8_t protocol = 0;
+  uint8_t reserved = 0;
+  uint16_t port = 0;
+  Ipv4 vip;
+  Counters stats;
+};
+static_assert(sizeof(HandoverServiceV1) == 48 && std::is_trivially_copyable_v<HandoverServiceV1>);
+
 // What the directory holds.
 struct HandoverState {
   std::vector<HandoverReal> reals;

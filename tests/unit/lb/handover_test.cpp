@@ -3,8 +3,10 @@
 // differ from the previous lbd's — each connection on the real of the same address, with
 // its state, timeout, client side, NAT reply index, template and counts.
 #include <catch2/catch.hpp>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 
 #include "frames.hpp"
@@ -273,4 +275,85 @@ TEST_CASE("adopted health: a real the previous lbd had down stays down while it 
   CHECK(next.services.find_real(kWeb, rip(2), 80)->health_down);
   CHECK_FALSE(next.services.find_real(kWeb, rip(1), 80)->health_down);
   CHECK_FALSE(next.services.find_real(kNat, rip(2), 8080)->health_down);  // unchecked now: nothing brings it back
+}
+
+// An lbd before IPv6 wrote slab and directory version 1 (60-byte entries, 64- and 48-byte
+// records with IPv4 addresses; the layouts below are that version's, fixed). The restart
+// that installs IPv6 reads both, converted: nothing is lost across the upgrade.
+TEST_CASE("adoption from an lbd before IPv6: version 1's slab and directory, converted") {
+  Director old(ConnSlab::shared(256), {1, 2, 3});
+  const uint64_t t0 = 100000;
+  for (uint16_t p = 1000; p < 1004; ++p) {
+    REQUIRE(old.send("198.18.1.1", p, 80, tcp_flag::kSyn, t0));
+    REQUIRE(old.send("198.18.1.1", p, 80, tcp_flag::kAck, t0 + 5));
+  }
+  REQUIRE(old.send("198.18.1.2", 2000, 8000, tcp_flag::kSyn, t0));
+  REQUIRE(old.send("198.18.1.4", 4000, 443, tcp_flag::kSyn, t0));
+  REQUIRE(old.send("198.18.1.4", 4001, 443, tcp_flag::kSyn, t0));
+  const auto before = old.listing();
+  REQUIRE(before.size() == 4 + 1 + 2 + 1);
+
+  // The v1 slab: the same entries at the same slots, in version 1's layout.
+  const uint32_t capacity = 256;
+  UniqueFd slab_fd(memfd_create("v1-conns", 0));
+  SlabHeader h{};
+  std::memcpy(h.magic, kSlabMagic, sizeof h.magic);
+  h.version = 1;
+  h.conn_size = sizeof(ConnV1);
+  h.capacity = capacity;
+  h.header_size = sizeof(SlabHeader);
+  REQUIRE(ftruncate(slab_fd.get(), off_t(sizeof h + capacity * sizeof(ConnV1))) == 0);
+  REQUIRE(pwrite(slab_fd.get(), &h, sizeof h, 0) == sizeof h);
+  const auto entries = old.conns.slab().entries();
+  for (uint32_t i = 0; i < capacity; ++i) {
+    const Conn& c = entries[i];
+    if (!c.key.protocol) continue;
+    const ConnV1 o{c.key.caddr.v4(), c.key.vaddr.v4(), c.key.cport, c.key.vport, c.key.protocol, c.state,
+                   c.inactive, c.daddr.v4(), c.dport, c.client_mac, c.if_slot, c.reply_indexed, c.method, c.flags,
+                   c.real_id, c.control, c.expires, c.hash, c.armed, c.wheel_prev, c.wheel_next};
+    REQUIRE(pwrite(slab_fd.get(), &o, sizeof o, off_t(sizeof h + i * sizeof(ConnV1))) == sizeof o);
+  }
+  // The v1 directory: header (magic, version 1, layout = slot bytes << 1 | slot 0), the slot at 4096.
+  const HandoverState state = state_of(old);
+  UniqueFd dir_fd(memfd_create("v1-dir", 0));
+  struct {
+    char magic[8] = {'L', 'B', 'D', 'R', 'E', 'A', 'L', 'S'};
+    uint32_t version = 1, reserved = 0;
+    uint64_t layout = uint64_t(64 << 10) << 1;
+    uint8_t reserved2[40]{};
+  } dh;
+  struct {
+    uint64_t written_ms, stopped_ms;
+    uint32_t pid, reals, services, reserved;
+  } sh{1000, 0, 42, uint32_t(state.reals.size()), uint32_t(state.services.size()), 0};
+  REQUIRE(ftruncate(dir_fd.get(), 4096 + 2 * (64 << 10)) == 0);
+  REQUIRE(pwrite(dir_fd.get(), &dh, sizeof dh, 0) == sizeof dh);
+  off_t at = 4096;
+  REQUIRE(pwrite(dir_fd.get(), &sh, sizeof sh, at) == sizeof sh);
+  at += sizeof sh;
+  for (const HandoverReal& r : state.reals) {
+    const HandoverRealV1 o{r.id, r.protocol, r.flags, {}, r.vip.v4(), r.addr.v4(), r.vport, r.port, 0, r.stats};
+    REQUIRE(pwrite(dir_fd.get(), &o, sizeof o, at) == sizeof o);
+    at += sizeof o;
+  }
+  for (const HandoverService& v : state.services) {
+    const HandoverServiceV1 o{v.protocol, 0, v.port, v.vip.v4(), v.stats};
+    REQUIRE(pwrite(dir_fd.get(), &o, sizeof o, at) == sizeof o);
+    at += sizeof o;
+  }
+
+  const Result<HandoverState> dir = HandoverDirectory::read(dir_fd.get());
+  REQUIRE(dir.is_ok());
+  CHECK(dir.value().pid == 42);
+  CHECK(dir.value().reals.size() == state.reals.size());
+  Result<ConnSlab> slab = ConnSlab::open(UniqueFd(dup(slab_fd.get())));
+  REQUIRE(slab.is_ok());
+  const ConnSlab previous[] = {std::move(slab).value()};
+  Director next(ConnSlab::shared(1000), {3, 1, 2});
+  const AdoptCounts n = adopt_connections(next.dp, next.services, previous, dir.value(),
+                                          [](const IpAddr&) { return true; }, DataPath::seconds(t0 + 1000));
+  CHECK(n.adopted == before.size());
+  CHECK(next.listing() == before);
+  CHECK(next.send("198.18.1.1", 1000, 80, tcp_flag::kAck, t0 + 1000));
+  CHECK(next.dp.counters().conns_created == 0);
 }
