@@ -195,7 +195,6 @@ static bool parse_ipv6(std::span<const uint8_t> frame, ParsedPacket& out, DropRe
   out.daddr = IpAddr(ip->daddr);
   if (!out.saddr.v6() || !out.daddr.v6()) return fail(why, DropReason::kMappedAddress);
   out.fragment = out.first_fragment = false;
-  out.frag_hdr_off = 0;
   out.ip_id = 0;
   out.sport = out.dport = 0;
   out.tcp_flags = 0;
@@ -218,7 +217,6 @@ static bool parse_ipv6(std::span<const uint8_t> frame, ParsedPacket& out, DropRe
       if (offset == 0 && !more) continue;  // an atomic fragment (RFC 6946): a whole packet
       out.fragment = true;
       out.first_fragment = offset == 0;
-      out.frag_hdr_off = uint16_t(off - sizeof(Ipv6FragHdr));
       out.ip_id = f->id.host();
       if (!out.first_fragment) break;  // what follows is data, not a header
       continue;
@@ -263,7 +261,6 @@ bool parse_frame(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& 
   if (tot < ihl || out.l3_off + tot > frame.size()) return fail(why, DropReason::kBadIpLength);
   if (ihl != sizeof(Ipv4Hdr)) return fail(why, DropReason::kIpOptions);
   out.v6 = false;
-  out.frag_hdr_off = 0;
   out.ip_len = uint16_t(tot);
   out.dont_fragment = (ip->frag_off.host() & kIpDf) != 0;
   out.protocol = ip->protocol;

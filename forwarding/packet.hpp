@@ -281,7 +281,6 @@ struct ParsedPacket {
   // A fragment (parse_frame then fails with kFragment, the fields below filled): the
   // first carries the ports, later ones only addresses, protocol and the IP id.
   bool fragment = false, first_fragment = false;
-  uint16_t frag_hdr_off = 0;  // IPv6 fragment: its fragment header's frame offset
   uint32_t ip_id = 0;         // IPv4's 16-bit identification, IPv6's 32-bit one
   IpAddr saddr{}, daddr{};
   uint16_t sport = 0, dport = 0;  // ICMP echo: sport = identifier, dport = 0

@@ -95,7 +95,7 @@ lbadm_ -A -t "$V:91" -s rr --health "check=tcp,interval=1,timeout=0.5"
 expect_fail 255 "health check of $R1:91: timeout=3 is longer than interval=1" "a real's timeout above the interval" -- \
   lbadm_ -a -t "$V:91" -r "$R1" -g --health timeout=3
 lbadm_ -D -t "$V:91"
-expect_fail 2 "IPv6 addresses are not supported by lbd yet" "an IPv6 VIP" -- lbadm_ -A -t "[2001:db8::1]:80"
+expect_fail 2 "illegal virtual server address[:port] specified" "an IPv4-mapped IPv6 VIP" -- lbadm_ -A -t "[::ffff:198.18.0.100]:80"
 expect_fail 2 "--max-connections -5: expected a number from 1 to 134217728" "--max-connections -5" -- \
   "$LBD_BIN" --interface eth0 --max-connections -5
 head -c 17000000 /dev/zero | tr '\0' '#' | fold -w 100 > "$LAB_DIR/huge.rules"
