@@ -180,6 +180,54 @@ static void first_fragment_ports(std::span<const uint8_t> frame, size_t end, Par
 
 static constexpr int kMaxExtHeaders = 8;
 
+// Where an IPv6 packet's extension headers lead: the upper-layer protocol and its offset,
+// and the fragment header's facts (a later fragment's walk stops after it: what follows is
+// data, not a header).
+struct Ipv6Walk {
+  uint8_t protocol = 0;
+  size_t l4_off = 0;
+  bool fragment = false, first_fragment = false;
+  uint32_t id = 0;
+};
+
+// Walks the extension headers from `off` (whose type is `next`) within [off, end), in RFC
+// 8200's order: hop-by-hop first only, at most kMaxExtHeaders, each within `end`, one
+// fragment header (an atomic one is a whole packet), a routing header with segments left
+// not for this hop. False with `why` when the chain is not one lbd walks.
+static bool walk_ipv6(std::span<const uint8_t> frame, size_t off, size_t end, uint8_t next, Ipv6Walk& w,
+                      DropReason& why) {
+  for (int n = 0;; ++n) {
+    if (next != kIp6HopByHop && next != kIp6Routing && next != kIp6DestOpts && next != kIp6Ah &&
+        next != kIp6Fragment)
+      break;
+    if (n == kMaxExtHeaders || (next == kIp6HopByHop && n != 0) || off + 8 > end)
+      return fail(why, DropReason::kBadExtHeader);
+    const uint8_t* h = frame.data() + off;
+    if (next == kIp6Fragment) {
+      if (w.fragment) return fail(why, DropReason::kBadExtHeader);  // two fragment headers
+      const auto* f = reinterpret_cast<const Ipv6FragHdr*>(h);
+      const uint16_t offset = f->off_flags.host() >> 3;
+      const bool more = f->off_flags.host() & 1;
+      next = f->next_header;
+      off += sizeof(Ipv6FragHdr);
+      if (offset == 0 && !more) continue;  // an atomic fragment (RFC 6946): a whole packet
+      w.fragment = true;
+      w.first_fragment = offset == 0;
+      w.id = f->id.host();
+      if (!w.first_fragment) break;
+      continue;
+    }
+    const size_t len = next == kIp6Ah ? (size_t(h[1]) + 2) * 4 : (size_t(h[1]) + 1) * 8;
+    if (off + len > end) return fail(why, DropReason::kBadExtHeader);
+    if (next == kIp6Routing && h[3] != 0) return fail(why, DropReason::kRoutingHeader);
+    next = h[0];
+    off += len;
+  }
+  w.protocol = next;
+  w.l4_off = off;
+  return true;
+}
+
 static bool parse_ipv6(std::span<const uint8_t> frame, ParsedPacket& out, DropReason& why) {
   const auto* ip = header_at<Ipv6Hdr>(frame, out.l3_off);
   if (!ip) return fail(why, DropReason::kTruncatedIp);
@@ -194,41 +242,15 @@ static bool parse_ipv6(std::span<const uint8_t> frame, ParsedPacket& out, DropRe
   out.saddr = IpAddr(ip->saddr);
   out.daddr = IpAddr(ip->daddr);
   if (!out.saddr.v6() || !out.daddr.v6()) return fail(why, DropReason::kMappedAddress);
-  out.fragment = out.first_fragment = false;
-  out.ip_id = 0;
   out.sport = out.dport = 0;
   out.tcp_flags = 0;
-  uint8_t next = ip->next_header;
-  size_t off = out.l3_off + sizeof(Ipv6Hdr);
-  for (int n = 0;; ++n) {
-    if (next != kIp6HopByHop && next != kIp6Routing && next != kIp6DestOpts && next != kIp6Ah &&
-        next != kIp6Fragment)
-      break;
-    if (n == kMaxExtHeaders || (next == kIp6HopByHop && n != 0) || off + 8 > end)
-      return fail(why, DropReason::kBadExtHeader);
-    const uint8_t* h = frame.data() + off;
-    if (next == kIp6Fragment) {
-      if (out.fragment) return fail(why, DropReason::kBadExtHeader);  // two fragment headers
-      const auto* f = reinterpret_cast<const Ipv6FragHdr*>(h);
-      const uint16_t offset = f->off_flags.host() >> 3;
-      const bool more = f->off_flags.host() & 1;
-      next = f->next_header;
-      off += sizeof(Ipv6FragHdr);
-      if (offset == 0 && !more) continue;  // an atomic fragment (RFC 6946): a whole packet
-      out.fragment = true;
-      out.first_fragment = offset == 0;
-      out.ip_id = f->id.host();
-      if (!out.first_fragment) break;  // what follows is data, not a header
-      continue;
-    }
-    const size_t len = next == kIp6Ah ? (size_t(h[1]) + 2) * 4 : (size_t(h[1]) + 1) * 8;
-    if (off + len > end) return fail(why, DropReason::kBadExtHeader);
-    if (next == kIp6Routing && h[3] != 0) return fail(why, DropReason::kRoutingHeader);
-    next = h[0];
-    off += len;
-  }
-  out.protocol = next;
-  out.l4_off = uint16_t(off);
+  Ipv6Walk w;
+  if (!walk_ipv6(frame, out.l3_off + sizeof(Ipv6Hdr), end, ip->next_header, w, why)) return false;
+  out.fragment = w.fragment;
+  out.first_fragment = w.first_fragment;
+  out.ip_id = w.id;
+  out.protocol = w.protocol;
+  out.l4_off = uint16_t(w.l4_off);
   if (out.fragment) {
     if (out.first_fragment) first_fragment_ports(frame, end, out);
     return fail(why, DropReason::kFragment);
@@ -285,8 +307,8 @@ bool parse_quote(std::span<const uint8_t> frame, size_t off, size_t end, IcmpQuo
   if (end > frame.size() || off >= end) return false;
   q.sport = q.dport = 0;
   if ((frame[off] >> 4) == 6) {
-    // An IPv6 quote: its fixed header, then the extension headers while they fit the quote
-    // (bounded as parse_frame's walk); a fragment header ends the walk unless it is a first.
+    // An IPv6 quote: its fixed header, then the extension headers as parse_frame walks them,
+    // within the quote.
     if (off + sizeof(Ipv6Hdr) > end) return false;
     const auto* ip = reinterpret_cast<const Ipv6Hdr*>(frame.data() + off);
     q.ip_off = uint16_t(off);
@@ -295,22 +317,13 @@ bool parse_quote(std::span<const uint8_t> frame, size_t off, size_t end, IcmpQuo
     q.daddr = IpAddr(ip->daddr);
     q.tot_len = uint16_t(sizeof(Ipv6Hdr) + ip->payload_len.host());
     q.dont_fragment = true;
-    uint8_t next = ip->next_header;
-    size_t at = off + sizeof(Ipv6Hdr);
-    for (int n = 0; next == kIp6HopByHop || next == kIp6Routing || next == kIp6DestOpts || next == kIp6Fragment; ++n) {
-      if (n == kMaxExtHeaders || at + 8 > end) return false;
-      const uint8_t* h = frame.data() + at;
-      if (next == kIp6Fragment) {
-        if ((uint16_t(h[2] << 8 | h[3]) >> 3) != 0) return false;  // a later fragment: no ports
-        next = h[0];
-        at += 8;
-      } else {
-        next = h[0];
-        at += (size_t(h[1]) + 1) * 8;
-      }
-    }
-    q.protocol = next;
-    q.l4_off = uint16_t(at);
+    // (A later fragment's quote names no ports: not one lbd can place.)
+    Ipv6Walk w;
+    DropReason why{};
+    if (!walk_ipv6(frame, off + sizeof(Ipv6Hdr), end, ip->next_header, w, why) || (w.fragment && !w.first_fragment))
+      return false;
+    q.protocol = w.protocol;
+    q.l4_off = uint16_t(w.l4_off);
   } else {
     if (off + sizeof(Ipv4Hdr) > end) return false;
     const auto* ip = reinterpret_cast<const Ipv4Hdr*>(frame.data() + off);

@@ -354,14 +354,9 @@ template <>
 struct fmt::formatter<lbd::IpAddr> : fmt::formatter<std::string_view> {
   template <class Ctx>
   auto format(const lbd::IpAddr& a, Ctx& ctx) const {
+    if (!a.v6()) return fmt::formatter<lbd::Be32>{*this}.format(a.v4(), ctx);  // the dotted quad's formatter
     char buf[46];
-    size_t n;
-    if (a.v6()) {
-      n = lbd::ipv6_text(a.v6addr(), buf);
-    } else {
-      n = fmt::format_to_n(buf, sizeof buf, "{}.{}.{}.{}", a.b[12], a.b[13], a.b[14], a.b[15]).size;
-    }
-    return fmt::formatter<std::string_view>::format(std::string_view(buf, n), ctx);
+    return fmt::formatter<std::string_view>::format(std::string_view(buf, lbd::ipv6_text(a.v6addr(), buf)), ctx);
   }
 };
 template <>
