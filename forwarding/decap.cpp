@@ -9,15 +9,16 @@ namespace lbd {
 bool parse_cidr(std::string_view s, Cidr& out) {
   Cidr c;
   const auto slash = s.find('/');
-  if (!parse_ipv4(s.substr(0, slash), c.net)) return false;
+  if (!parse_ip(s.substr(0, slash), c.net)) return false;
+  c.len = uint8_t(c.net.width());
   if (slash != std::string_view::npos) {
     const auto len = s.substr(slash + 1);
     unsigned v = 0;
     auto [p, ec] = std::from_chars(len.data(), len.data() + len.size(), v);
-    if (len.empty() || ec != std::errc{} || p != len.data() + len.size() || v > 32) return false;
+    if (len.empty() || ec != std::errc{} || p != len.data() + len.size() || v > c.net.width()) return false;
     c.len = uint8_t(v);
   }
-  if (c.len < 32 && (c.net.host() << c.len) != 0) return false;  // host bits set
+  if (!(masked(c.net, c.len) == c.net)) return false;  // host bits set
   out = c;
   return true;
 }
@@ -45,13 +46,21 @@ std::span<const uint8_t> Decapsulator::handle(std::span<const uint8_t> packet) {
   return admit(st, outer->saddr, outer->daddr, inner);
 }
 
-std::span<const uint8_t> Decapsulator::handle_gue(Ipv4 src, Ipv4 dst, std::span<uint8_t> payload) {
+std::span<const uint8_t> Decapsulator::handle_carrier(const IpAddr& src, const IpAddr& dst, uint8_t proto,
+                                                    std::span<const uint8_t> payload) {
+  std::span<const uint8_t> inner;
+  const DecapStatus st = carrier_decapsulate(proto, payload, inner);
+  return admit(st, src, dst, inner);
+}
+
+std::span<const uint8_t> Decapsulator::handle_gue(const IpAddr& src, const IpAddr& dst, std::span<uint8_t> payload) {
   std::span<const uint8_t> inner;
   const DecapStatus st = gue_decapsulate(payload, inner);
   return admit(st, src, dst, inner);
 }
 
-std::span<const uint8_t> Decapsulator::admit(DecapStatus st, Ipv4 src, Ipv4 dst, std::span<const uint8_t> inner) {
+std::span<const uint8_t> Decapsulator::admit(DecapStatus st, const IpAddr& src, const IpAddr& dst,
+                                             std::span<const uint8_t> inner) {
   switch (st) {
     case DecapStatus::kOk: break;
     case DecapStatus::kNotIpip: ++counts_[kNotIpip]; return {};
@@ -67,14 +76,26 @@ std::span<const uint8_t> Decapsulator::admit(DecapStatus st, Ipv4 src, Ipv4 dst,
     ++counts_[kNotToThisHost];  // a broadcast, a group, or another host's address
     return {};
   }
-  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(inner.data());
   // One level only: a director never nests (GUE inside would be UDP to a port: not counted
-  // here, and refused below unless it is addressed to a VIP).
-  if (ip->protocol == kProtoIpip || ip->protocol == kProtoGre) {
+  // here, and refused below unless it is addressed to a VIP). An IPv6 datagram's first
+  // next header is the one a nested tunnel would name (lbd's directors add no extension
+  // headers in front of it).
+  uint8_t proto;
+  IpAddr daddr;
+  if ((inner[0] >> 4) == 6) {
+    const auto* ip = reinterpret_cast<const Ipv6Hdr*>(inner.data());
+    proto = ip->next_header;
+    daddr = IpAddr(ip->daddr);
+  } else {
+    const auto* ip = reinterpret_cast<const Ipv4Hdr*>(inner.data());
+    proto = ip->protocol;
+    daddr = ip->daddr;
+  }
+  if (proto == kProtoIpip || proto == kProtoIpv6 || proto == kProtoGre) {
     ++counts_[kNested];
     return {};
   }
-  if (std::find(vips_.begin(), vips_.end(), ip->daddr) == vips_.end()) {
+  if (std::find(vips_.begin(), vips_.end(), daddr) == vips_.end()) {
     ++counts_[kNotForVip];
     return {};
   }

@@ -85,6 +85,37 @@ size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_l
   return kHdrs + quote;
 }
 
+bool translate_icmp_error(bool from_v6, uint8_t type, uint8_t code, uint8_t& out_type, uint8_t& out_code) {
+  if (from_v6) {  // to ICMPv4
+    if (type == icmp6_type::kTimeExceeded && code <= 1) {
+      out_type = icmp_type::kTimeExceeded;
+      out_code = code;
+      return true;
+    }
+    if (type != icmp6_type::kDestUnreachable) return false;
+    out_type = icmp_type::kDestUnreachable;
+    switch (code) {
+      case 0: case 2: case 3: out_code = 1; return true;  // no route, beyond scope, address: host unreachable
+      case 1: out_code = 10; return true;                 // administratively prohibited: host prohibited
+      case 4: out_code = icmp_code::kPortUnreachable; return true;
+      default: return false;
+    }
+  }
+  if (type == icmp_type::kTimeExceeded && code <= 1) {  // to ICMPv6
+    out_type = icmp6_type::kTimeExceeded;
+    out_code = code;
+    return true;
+  }
+  if (type != icmp_type::kDestUnreachable) return false;
+  out_type = icmp6_type::kDestUnreachable;
+  switch (code) {
+    case 0: case 1: case 5: case 6: case 7: case 8: case 11: case 12: out_code = 0; return true;  // no route
+    case 9: case 10: case 13: out_code = 1; return true;  // administratively prohibited
+    case icmp_code::kPortUnreachable: out_code = 4; return true;
+    default: return false;
+  }
+}
+
 IcmpError error_to_sender(std::span<const uint8_t> frame, const ParsedPacket& p, uint8_t code,
                           uint16_t mtu, const MacAddr& our_mac) {
   IcmpError e;

@@ -29,6 +29,14 @@ size_t write_icmp_error(std::span<uint8_t> buf, size_t quote_off, size_t quote_l
 IcmpError error_to_sender(std::span<const uint8_t> frame, const ParsedPacket& p, uint8_t code,
                           uint16_t mtu, const MacAddr& our_mac);
 
+// An ICMP error's type and code for a sender of the other family, as RFC 7915 4.2 and 5.2
+// translate them: time exceeded keeps its code; unreachable maps onto the nearest
+// unreachable (no route, host, port, administratively prohibited). Frag-needed and Packet
+// Too Big are not translated here (their MTU is recomputed: IcmpError's frag-needed form is
+// written as Packet Too Big for IPv6). False when the error has no counterpart (parameter
+// problem, source quench, protocol unreachable): it is not relayed.
+bool translate_icmp_error(bool from_v6, uint8_t type, uint8_t code, uint8_t& out_type, uint8_t& out_code);
+
 // Turns `frame` (a parsed IPv4 datagram to a VIP) into the ICMP destination-unreachable
 // `code` (3 = port unreachable, as IPVS's ip_vs_leave() sends when no real server is
 // available) from the VIP back to the sender, out of the interface with MAC `our_mac`.

@@ -164,15 +164,17 @@ std::vector<Counter> named_counters(const DataPathCounters& c);
 // What to do with a processed frame. Before sending, the I/O layer may have to cut it:
 // segment_mtu: a TCP super-frame, segmented to this IP MTU (then, with `encapsulate`, each
 // segment wrapped in the real's tunnel from tun_src to tun_dst); fragment_mtu: an IPv4 packet without
-// DF, fragmented to this MTU. Both are pure functions of forwarding/.
+// DF, fragmented to this MTU, or a tunnel's outer IPv6 packet, in fragments with the
+// identification fragment_id. Both are pure functions of forwarding/.
 struct Verdict {
   bool transmit = false;
   int ifindex = 0;            // where to send the (rewritten) frame when transmit
   uint16_t segment_mtu = 0;
   uint16_t fragment_mtu = 0;
+  uint32_t fragment_id = 0;
   size_t length = 0;          // non-zero: the frame was replaced by one of this length
   bool encapsulate = false;
-  Ipv4 tun_src, tun_dst;  // IPv4 outer header (lbd tunnels IPv4 in IPv4)
+  IpAddr tun_src, tun_dst;  // the outer header's addresses (the real server's family)
   TunnelSpec tun;
 
   static Verdict send(int ifindex, size_t length = 0) {
@@ -406,7 +408,7 @@ class DataPath {
 
   FragmentTable fragments_;
   void remember_fragments(const ParsedPacket& p, const Conn& c, bool reply, uint64_t now_ms);
-  uint16_t tunnel_ip_id_ = 0;
+  uint32_t tunnel_ip_id_ = 0;  // the outer IPv4 id (its low 16 bits) and IPv6 fragment id
   uint32_t mark_ = 0;  // the frame in process()'s firewall mark
   FlowCache* flow_cache_ = nullptr;
   std::vector<lbd_real_use> real_folded_;  // per real id, 2 each (client side, replies): folded so far

@@ -46,23 +46,24 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real, uint16_t
   return finish_l2(f, real.hop, real.hop.mtu);
 }
 
-// IPVS ip_vs_tunnel_xmit(): IPIP, GUE or GRE to the real server, with its
-// ensure_mtu_is_adequate() counting the tunnel's headers.
+// IPVS ip_vs_tunnel_xmit() and ip_vs_tunnel_xmit_v6(): IPIP, GUE or GRE to the real server,
+// the outer header of its family, with ensure_mtu_is_adequate() counting the tunnel's headers.
 Verdict DataPath::tunnel(const Frame& f, Real& real) {
   const ParsedPacket& p = f.p;
-  // IPv4 in IPv4 only: the control plane refuses IPv6 with TUN (ServiceTable::add_real).
-  if (p.v6 || real.addr.v6()) return drop(DropReason::kUnsupportedProtocol);
+  const bool outer_v6 = real.addr.v6();
   const uint16_t mtu = tunnel_mtu(real, f.now_ms);
-  const size_t overhead = tunnel_overhead(real.tun);
+  const size_t overhead = tunnel_overhead(real.tun, outer_v6);
   const InterfaceInfo* in = interface(f.in_ifindex);
-  const TunnelXmit how = tunnel_xmit(p, mtu, overhead, in && p.ip_len > in->mtu && p.protocol == kProtoTcp);
+  const TunnelXmit how =
+      tunnel_xmit(p, mtu, overhead, outer_v6, in && p.ip_len > in->mtu && p.protocol == kProtoTcp);
   if (how == TunnelXmit::kMtuTooSmall) return drop(DropReason::kTunnelMtuTooSmall);
   if (how == TunnelXmit::kFragNeeded) {
-    // The client does path MTU discovery: tell it the tunnel's MTU, drop the packet.
+    // The client does path MTU discovery: tell it the tunnel's MTU (ICMPv6: Packet Too Big),
+    // drop the packet.
     drop(DropReason::kFragNeeded);
     if (!in) return {};
     const Verdict v = icmp_error(
-        f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, uint16_t(mtu - overhead), in->mac),
+        f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, tunnel_client_mtu(p.v6, mtu, overhead), in->mac),
         p.l3_off, p.ip_len, f.in_ifindex);
     if (v.transmit) ++counters_.icmp_frag_needed_sent;
     return v;
@@ -77,26 +78,30 @@ Verdict DataPath::tunnel(const Frame& f, Real& real) {
     Verdict v = Verdict::send(real.hop.ifindex);
     v.segment_mtu = uint16_t(mtu - overhead);
     v.encapsulate = true;
-    v.tun_src = real.hop.src_ip.v4();
-    v.tun_dst = real.addr.v4();
+    v.tun_src = real.hop.src_ip;
+    v.tun_dst = real.addr;
     v.tun = real.tun;
+    v.fragment_id = tunnel_ip_id_;  // the segments' outer IPv4 ids count up from it
+    tunnel_ip_id_ += 64;
     return v;
   }
   if (csum::complete_partial(f.bytes, p)) ++counters_.checksums_completed;
-  const size_t len = tunnel_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip.v4(), real.addr.v4(),
-                                        tunnel_ip_id_++, real.tun);
+  const uint32_t id = tunnel_ip_id_++;
+  const size_t len = tunnel_encapsulate({f.bytes.data(), f.capacity}, p, real.hop.src_ip, real.addr, uint16_t(id),
+                                        real.tun);
   if (!len) return drop(DropReason::kFrameTooBig);
   ++counters_.tunnelled;
   ++counters_.tx_frames;
   Verdict v = Verdict::send(real.hop.ifindex, len);
   if (how == TunnelXmit::kEncapsulateFragment) {
-    if (p.dont_fragment) {  // a relayed ICMP error keeps its DF inside; the outer packet may be cut
+    if (!outer_v6 && !p.v6 && p.dont_fragment) {  // a relayed ICMP error keeps its DF inside; the outer packet may be cut
       auto* outer = reinterpret_cast<Ipv4Hdr*>(f.bytes.data() + p.l3_off);
       outer->frag_off = Be16{};
       outer->check = Be16{};
       outer->check = Be16::from_host(csum::ipv4_header({f.bytes.data() + p.l3_off, sizeof(Ipv4Hdr)}));
     }
     v.fragment_mtu = mtu;
+    v.fragment_id = id;
     ++counters_.tunnel_fragmented;
   }
   return v;

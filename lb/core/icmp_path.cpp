@@ -56,7 +56,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
   IcmpQuote q;
   if (!parse_quote(f.bytes, p.l4_off + sizeof(IcmpHdr), p.l3_off + p.ip_len, q) || q.saddr.v6() != p.v6)
     return drop(DropReason::kTruncatedIcmpQuote);
-  if (!p.v6 && (q.protocol == kProtoIpip || q.protocol == kProtoGre)) return icmp_about_tunnel(f, q);
+  if (q.protocol == kProtoIpip || q.protocol == kProtoIpv6 || q.protocol == kProtoGre) return icmp_about_tunnel(f, q);
   if (q.protocol != kProtoTcp && q.protocol != kProtoUdp) return drop(DropReason::kUnhandledIcmp);
 
   // From a client, about a packet it got from VIP:vport: to the connection's real server.
@@ -82,7 +82,7 @@ Verdict DataPath::handle_icmp(const Frame& f) {
     return finish_l2(f, *back, back->mtu);
   }
   // About no connection: a UDP quote may still be one of our GUE packets to a real.
-  if (!p.v6 && q.protocol == kProtoUdp &&
+  if (q.protocol == kProtoUdp &&
       std::binary_search(gue_endpoints_.begin(), gue_endpoints_.end(), ServiceTable::Endpoint{kProtoUdp, q.daddr, q.dport}))
     return icmp_about_tunnel(f, q);
   return drop(DropReason::kIcmpNoConnection);
@@ -105,7 +105,7 @@ static size_t tunnelled_offset(std::span<const uint8_t> frame, const IcmpQuote& 
 // Whether a quoted tunnel packet is of `real`'s kind (protocol, and for GUE its port).
 static bool carrier_of(const Real& real, const IcmpQuote& outer) {
   switch (real.tun.type) {
-    case TunType::kIpip: return outer.protocol == kProtoIpip;
+    case TunType::kIpip: return outer.protocol == kProtoIpip || outer.protocol == kProtoIpv6;
     case TunType::kGre: return outer.protocol == kProtoGre;
     case TunType::kGue: return outer.protocol == kProtoUdp && outer.dport == real.tun.port;
   }
@@ -113,9 +113,11 @@ static bool carrier_of(const Real& real, const IcmpQuote& outer) {
 }
 
 // An ICMP error about one of our tunnel packets (a router on the way to a TUN real server):
-// as IPVS does, the client hears of it. Frag-needed lowers the tunnel's path MTU and, if
-// the client set DF, gets it a frag-needed with room for the tunnel's headers; other errors
-// are relayed with their type and code. The quote is the client's own packet.
+// as IPVS does, the client hears of it. Frag-needed (ICMPv6: Packet Too Big) lowers the
+// tunnel's path MTU and, if the client does path MTU discovery (DF set; IPv6 always), gets it
+// a frag-needed / Packet Too Big with room for the tunnel's headers; other errors are relayed
+// with their type and code, translated when the client's family is not the tunnel's. The
+// quote is the client's own packet.
 Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   IcmpQuote inner;
   const size_t inner_off = tunnelled_offset(f.bytes, outer);
@@ -125,7 +127,7 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   MacAddr client_mac;
   uint8_t if_slot = 0;
   bool about_connection = false;
-  if (inner.protocol == kProtoIcmp) {  // about a ping we passed on
+  if (inner.protocol == kProtoIcmp || inner.protocol == kProtoIcmpv6) {  // about a ping we passed on
     const EchoPeer& peer = echo_peers_[echo_slot(inner.saddr)];
     if (!(peer.client == inner.saddr)) return drop(DropReason::kIcmpNoConnection);
     real = tunnel_real(outer.daddr);
@@ -146,18 +148,20 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
   // its tunnel. Anyone on the client side can quote a made-up tunnel header.
   if (!(outer.saddr == real->hop.src_ip) || !carrier_of(*real, outer)) return drop(DropReason::kPmtuNotOurs);
   const InterfaceInfo& out = interfaces_[if_slot];
+  const bool from_v6 = f.p.v6, to_v6 = inner.saddr.v6();
   IcmpError e;
-  e.type = f.p.icmp_type;
-  e.code = f.p.icmp_code;
   e.src = inner.daddr;  // the VIP
   e.dst = inner.saddr;  // the client
   e.eth_src = out.mac;
   e.eth_dst = client_mac;
-  if (e.type == icmp_type::kDestUnreachable && e.code == icmp_code::kFragNeeded) {
+  const bool too_big = from_v6 ? f.p.icmp_type == icmp6_type::kPacketTooBig
+                               : f.p.icmp_type == icmp_type::kDestUnreachable && f.p.icmp_code == icmp_code::kFragNeeded;
+  if (too_big) {
     const auto* icmp = reinterpret_cast<const IcmpHdr*>(f.bytes.data() + f.p.l4_off);
-    // As the kernel's __ip_rt_update_pmtu(): never below min_pmtu. Only a report about a
-    // live connection changes the real's path MTU (a ping is no connection).
-    const uint16_t reported = std::max(icmp->seq.host(), kMinPmtu);
+    // As the kernel's __ip_rt_update_pmtu() and IPv6's: never below min_pmtu (IPv6: 1280).
+    // Only a report about a live connection changes the real's path MTU (a ping is no
+    // connection). ICMPv6 carries 32 bits of MTU: its low 16 are the field read here.
+    const uint16_t reported = std::max(icmp->seq.host(), from_v6 ? kIpv6MinMtu : kMinPmtu);
     if (about_connection && reported <= tunnel_mtu(*real, f.now_ms)) {
       real->tun_pmtu = reported;
       real->tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
@@ -167,10 +171,17 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
         pmtu_learnt_.push_back(real->id);  // capacity reserved at construction
     }
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
-    if (!outer.dont_fragment) return drop(DropReason::kIcmpNoConnection);
+    if (!inner.dont_fragment) return drop(DropReason::kIcmpNoConnection);
     const uint16_t mtu = std::min(reported, tunnel_mtu(*real, f.now_ms));
-    const size_t overhead = tunnel_overhead(real->tun);
-    e.mtu = mtu > 68 + overhead ? uint16_t(mtu - overhead) : mtu;
+    const size_t overhead = tunnel_overhead(real->tun, from_v6);
+    e.type = icmp_type::kDestUnreachable;  // written as Packet Too Big for an IPv6 client
+    e.code = icmp_code::kFragNeeded;
+    e.mtu = mtu > min_tunnel_mtu(overhead, from_v6) ? tunnel_client_mtu(to_v6, mtu, overhead) : mtu;
+  } else if (from_v6 == to_v6) {
+    e.type = f.p.icmp_type;
+    e.code = f.p.icmp_code;
+  } else if (!translate_icmp_error(from_v6, f.p.icmp_type, f.p.icmp_code, e.type, e.code)) {
+    return drop(DropReason::kUnhandledIcmp);
   }
   const Verdict v = icmp_error(f, e, inner.ip_off, inner.end - inner.ip_off, out.ifindex);
   if (!v.transmit) return drop(DropReason::kIcmpNotSent);

@@ -143,12 +143,13 @@ lbd_real_hop DataPath::real_hop(const Real& r, uint64_t now_ms) const {
   lbd_real_hop h{};
   const bool expiring = r.health_down &&
                         services_.service(r.service_id).options.health.on_down == health::OnDown::kExpire;
-  if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0) return h;
+  // (And IPv6: its keys, rewrites and tunnels are IPv4's.)
+  if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0 || r.addr.v6()) return h;
   // The program tunnels in IPIP, GUE and GRE without their checksums: a GUE or GRE real
   // with a checksum keeps its packets on the slow path.
   if (r.fwd == FwdMethod::kTunnel && r.tun.type != TunType::kIpip && r.tun.csum != TunCsum::kNoCsum) return h;
   h.mtu = r.fwd == FwdMethod::kTunnel ? tunnel_mtu(r, now_ms) : r.hop.mtu;
-  if (r.fwd == FwdMethod::kTunnel && h.mtu < min_tunnel_mtu(tunnel_overhead(r.tun))) return lbd_real_hop{};
+  if (r.fwd == FwdMethod::kTunnel && h.mtu < min_tunnel_mtu(tunnel_overhead(r.tun, false), false)) return lbd_real_hop{};
   h.ifindex = uint32_t(r.hop.ifindex);
   std::memcpy(h.eth_dst, r.hop.dst.b.data(), 6);
   std::memcpy(h.eth_src, r.hop.src.b.data(), 6);

@@ -177,13 +177,9 @@ static sched::SchedulerOptions scheduler_options(const ServiceOptions& opt) { re
 
 static std::string real_name(const IpAddr& a, uint16_t port) { return addr_port(a, port); }
 
-// What IPVS takes and lbd cannot carry yet, and IPVS's own family rule (ip_vs_add_dest():
-// another family than the service's only for a tunnel).
+// IPVS's family rule (ip_vs_add_dest(): another family than the service's only for a
+// tunnel: IPv4 in IPv6, IPv6 in IPv4).
 static Status check_family(const ServiceKey& key, const RealSpec& spec) {
-  const bool v6 = key.vip.v6() || spec.addr.v6();
-  if (spec.fwd == FwdMethod::kTunnel && v6)
-    return Status::error(ENOSYS, fmt::format("real server {}: an IPv6 tunnel (IPv6 in IPv6, or across families) is "
-                                             "not supported by lbd yet", addr_port(spec.addr, spec.port)));
   if (spec.addr.v6() != key.vip.v6() && spec.fwd != FwdMethod::kTunnel)
     return Status::error(EAFNOSUPPORT, fmt::format("real server {} is not of service {}'s address family (only a "
                                                    "tunnel crosses families)", addr_port(spec.addr, spec.port), key));

@@ -26,7 +26,7 @@ void transmit(Injector& out, const uint8_t* frame, size_t len, const Verdict& v,
       if (v.encapsulate) {  // TUN: each segment into the tunnel
         ParsedPacket sp;
         if (!parse_frame({buf, n}, sp, why)) break;
-        n = tunnel_encapsulate({buf, Injector::kFrameMax}, sp, v.tun_src, v.tun_dst, sp.ip_len, v.tun);
+        n = tunnel_encapsulate({buf, Injector::kFrameMax}, sp, v.tun_src, v.tun_dst, uint16_t(v.fragment_id + i), v.tun);
         if (!n) break;
       }
       out.commit(n);
@@ -34,8 +34,10 @@ void transmit(Injector& out, const uint8_t* frame, size_t len, const Verdict& v,
     return;
   }
   if (v.fragment_mtu) {
+    const bool v6 = len > sizeof(EthHdr) && reinterpret_cast<const EthHdr*>(frame)->type.host() == kEtherTypeIpv6;
     for (size_t i = 0;; ++i) {
-      const size_t n = ipv4_fragment_one({frame, len}, v.fragment_mtu, i, out.next_buffer());
+      const size_t n = v6 ? ipv6_fragment_one({frame, len}, v.fragment_mtu, v.fragment_id, i, out.next_buffer())
+                          : ipv4_fragment_one({frame, len}, v.fragment_mtu, i, out.next_buffer());
       if (!n) break;
       out.commit(n);
     }

@@ -1,9 +1,10 @@
-// lbd-decap: the real-server half of LVS TUN for hosts without the ipip, ip_gre or fou
-// modules (most containers, this project's CI). It receives IPIP and GRE packets on raw
-// IPPROTO_IPIP and IPPROTO_GRE sockets and GUE on a UDP socket per --gue-port, keeps those
-// from an allowed director addressed to a configured VIP (forwarding/decap.*)
-// and writes the inner datagrams to a TUN device, so the local stack receives them as if
-// they had arrived directly; replies leave by the normal route, straight to the client.
+// lbd-decap: the real-server half of LVS TUN for hosts without the ipip, sit, ip6_tunnel,
+// ip_gre or fou modules (most containers, this project's CI). It receives IPIP (IPv4 or
+// IPv6 inside) and GRE packets on raw sockets of each family (IPPROTO_IPIP, IPPROTO_IPV6,
+// IPPROTO_GRE) and GUE on a UDP socket per --gue-port and family, keeps those from an
+// allowed director addressed to a configured VIP (forwarding/decap.*) and writes the inner
+// datagrams to a TUN device, so the local stack receives them as if they had arrived
+// directly; replies leave by the normal route, straight to the client.
 //
 // What it changes on the host, all undone at exit: the TUN device (the VIPs are its
 // addresses, /32, so nothing else needs configuring), rp_filter 0 on that device, and
@@ -21,7 +22,9 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/if_addr.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -179,8 +182,9 @@ class TunDevice {
   std::string name_;
 };
 
-// Brings `ifname` up and gives it each VIP as a /32 (libnl).
-void configure_device(const std::string& ifname, const std::vector<Ipv4>& vips) {
+// Brings `ifname` up and gives it each VIP as a /32 or /128 (libnl; IPv6 ones without
+// duplicate address detection: the VIP is the cluster's, on purpose).
+void configure_device(const std::string& ifname, const std::vector<IpAddr>& vips) {
   const Owned<nl_sock, nl_socket_free> sock(nl_socket_alloc());
   if (!sock || nl_connect(sock.get(), NETLINK_ROUTE) < 0) throw std::runtime_error("netlink: cannot connect");
   nl_cache* dump = nullptr;
@@ -193,13 +197,16 @@ void configure_device(const std::string& ifname, const std::vector<Ipv4>& vips) 
   rtnl_link_set_flags(change.get(), IFF_UP);
   int err = link ? rtnl_link_change(sock.get(), link.get(), change.get(), 0) : -NLE_OBJ_NOTFOUND;
   if (err < 0) throw std::runtime_error(ifname + ": cannot bring up: " + nl_geterror(err));
-  for (const Ipv4& vip : vips) {
+  for (const IpAddr& vip : vips) {
     const Owned<rtnl_addr, rtnl_addr_put> a(rtnl_addr_alloc());
-    const Owned<nl_addr, nl_addr_put> local(nl_addr_build(AF_INET, vip.b.data(), 4));
+    const auto bytes = vip.bytes();
+    const Owned<nl_addr, nl_addr_put> local(
+        nl_addr_build(vip.v6() ? AF_INET6 : AF_INET, const_cast<uint8_t*>(bytes.data()), bytes.size()));
     if (!a || !local) throw std::runtime_error("netlink: out of memory");
-    nl_addr_set_prefixlen(local.get(), 32);
+    nl_addr_set_prefixlen(local.get(), int(vip.width()));
     rtnl_addr_set_ifindex(a.get(), ifindex);
     rtnl_addr_set_local(a.get(), local.get());
+    if (vip.v6()) rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
     err = rtnl_addr_add(sock.get(), a.get(), 0);
     if (err < 0)
       throw std::runtime_error(fmt::format("{}: cannot add {}: {}", ifname, vip, nl_geterror(err)));
@@ -215,65 +222,150 @@ std::string counters_line(const Decapsulator& d) {
   return s;
 }
 
-// A UDP socket for GUE on `port` (every local address; IP_PKTINFO tells which one a
-// datagram was sent to). The kernel checks the UDP checksum before it is delivered.
-UniqueFd gue_socket(uint16_t port) {
-  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+// A UDP socket for GUE on `port` and family (every local address; IP_PKTINFO /
+// IPV6_RECVPKTINFO tell which one a datagram was sent to). The kernel checks the UDP
+// checksum before it is delivered; over IPv6 a zero checksum is taken as IPVS sends it with
+// --tun-nocsum (RFC 6935's exception for tunnels, UDP_NO_CHECK6_RX).
+UniqueFd gue_socket(uint16_t port, bool v6) {
+  UniqueFd fd(socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) throw std::runtime_error(std::string("GUE socket: ") + std::strerror(errno));
   const int on = 1;
-  if (setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &on, sizeof on) < 0)
-    throw std::runtime_error(std::string("GUE socket: IP_PKTINFO: ") + std::strerror(errno));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
-    throw std::runtime_error(fmt::format("GUE socket: UDP port {}: {}", port, std::strerror(errno)));
+  const auto opt = [&](int level, int name, const char* what) {
+    if (setsockopt(fd.get(), level, name, &on, sizeof on) < 0)
+      throw std::runtime_error(fmt::format("GUE socket: {}: {}", what, std::strerror(errno)));
+  };
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    opt(IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY");
+    opt(IPPROTO_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO");
+    opt(IPPROTO_UDP, UDP_NO_CHECK6_RX, "UDP_NO_CHECK6_RX");
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(port);
+    len = sizeof(sockaddr_in6);
+  } else {
+    opt(IPPROTO_IP, IP_PKTINFO, "IP_PKTINFO");
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(port);
+    len = sizeof(sockaddr_in);
+  }
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0)
+    throw std::runtime_error(fmt::format("GUE socket: UDP port {}{}: {}", port, v6 ? " (IPv6)" : "", std::strerror(errno)));
   return fd;
 }
 
-// Up to `budget` GUE datagrams from `fd`, each decapsulated and written to the TUN device.
-void receive_gue(int fd, Decapsulator& decap, int tun_fd, std::vector<uint8_t>& buf, uint64_t& write_errors) {
+// A raw IPv6 socket of protocol `proto` (4, 41, 47) that tells each packet's destination.
+UniqueFd raw6_socket(int proto) {
+  UniqueFd fd(socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto));
+  const int on = 1;
+  if (fd && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) < 0) return UniqueFd();
+  return fd;
+}
+
+// One datagram from `fd` (a UDP or raw IPv6 socket) into `buf`: its length (negative when
+// none is waiting), with the sender and the address it was sent to (the outer header's).
+ssize_t receive_from(int fd, std::vector<uint8_t>& buf, IpAddr& src, IpAddr& dst) {
+  sockaddr_storage from{};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo))];
+  iovec iov{buf.data(), buf.size()};
+  msghdr msg{};
+  msg.msg_name = &from;
+  msg.msg_namelen = sizeof from;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  if (n < 0) return n;
+  dst = IpAddr{};
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      Ipv4 a;
+      std::memcpy(a.b.data(), &info.ipi_addr, 4);  // the header's destination address
+      dst = a;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      Ipv6 a;
+      std::memcpy(a.b.data(), &info.ipi6_addr, 16);
+      dst = IpAddr(a);
+    }
+  }
+  if (from.ss_family == AF_INET6) {
+    Ipv6 a;
+    std::memcpy(a.b.data(), &reinterpret_cast<const sockaddr_in6*>(&from)->sin6_addr, 16);
+    src = IpAddr(a);
+  } else {
+    Ipv4 a;
+    std::memcpy(a.b.data(), &reinterpret_cast<const sockaddr_in*>(&from)->sin_addr, 4);
+    src = a;
+  }
+  return n;
+}
+
+// The sockets lbd-decap reads: raw IPv4 ones hand the whole packet (batched), raw IPv6 ones
+// what follows the IPv6 header, GUE ones the UDP payload.
+struct Socket {
+  enum Kind { kRaw4, kRaw6, kGue } kind;
+  uint8_t proto = 0;  // kRaw6: the outer header's next header
+  bool v6 = false;    // kGue: over IPv6
+  UniqueFd fd;
+};
+
+// Up to 64 datagrams from a raw IPv6 or GUE socket, each decapsulated and written to the
+// TUN device. (An IPv4-mapped address cannot arrive on an IPv6 socket's wire: such a packet
+// is refused as malformed.)
+void receive_datagrams(const Socket& s, Decapsulator& decap, int tun_fd, std::vector<uint8_t>& buf,
+                       uint64_t& write_errors) {
   for (int budget = 64; budget > 0; --budget) {
-    sockaddr_in from{};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))];
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    IpAddr src, dst;
+    const ssize_t n = receive_from(s.fd.get(), buf, src, dst);
     if (n < 0) return;
-    Ipv4 dst{};
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-        in_pktinfo info;
-        std::memcpy(&info, CMSG_DATA(c), sizeof info);
-        std::memcpy(dst.b.data(), &info.ipi_addr, 4);  // the header's destination address
-      }
-    Ipv4 src;
-    std::memcpy(src.b.data(), &from.sin_addr, 4);
-    const auto inner = decap.handle_gue(src, dst, {buf.data(), size_t(n)});
+    const bool v6 = s.kind == Socket::kRaw6 || s.v6;
+    if (v6 && (!src.v6() || !dst.v6())) src = dst = IpAddr{};  // fails the local-address check
+    const std::span<const uint8_t> inner =
+        s.kind == Socket::kRaw6 ? decap.handle_carrier(src, dst, s.proto, {buf.data(), size_t(n)})
+                                : decap.handle_gue(src, dst, {buf.data(), size_t(n)});
     if (!inner.empty() && write(tun_fd, inner.data(), inner.size()) < 0) ++write_errors;
   }
 }
 
-int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool allow_any,
+int run(const std::vector<IpAddr>& vips, const std::vector<Cidr>& allowed, bool allow_any,
         const std::vector<uint16_t>& gue_ports, const std::string& tun_name, bool keep_arp,
         const std::string& state_dir) {
   const UniqueFd lock(claim_in_namespace("lbd-decap", "another lbd-decap is already running in this network namespace"));
-  // IPIP and GRE arrive whole (outer header included) on raw sockets of their protocols; a
-  // packet a raw socket takes draws no ICMP protocol-unreachable from the kernel.
-  std::vector<UniqueFd> raw_socks;
-  for (const int proto : {int(IPPROTO_IPIP), int(IPPROTO_GRE)}) {
-    raw_socks.emplace_back(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto));
-    if (!raw_socks.back())
-      throw std::runtime_error(fmt::format("raw {} socket: {}", proto == IPPROTO_IPIP ? "IPIP" : "GRE", std::strerror(errno)));
+  // IPIP, IPv6-in-IPv4 and GRE over IPv4 arrive whole (outer header included) on raw
+  // sockets of their protocols, the same over IPv6 without the outer header; a packet a raw
+  // socket takes draws no ICMP protocol-unreachable from the kernel. A host whose IPv6 is
+  // off (no AF_INET6) gets IPv4 tunnels only, and says so.
+  std::vector<Socket> socks;
+  constexpr std::array<std::pair<int, const char*>, 3> kProtos = {
+      {{IPPROTO_IPIP, "IPIP"}, {IPPROTO_IPV6, "IPv6-in-IP"}, {IPPROTO_GRE, "GRE"}}};
+  for (const auto& [proto, name] : kProtos) {
+    Socket sk{Socket::kRaw4, uint8_t(proto), false,
+              UniqueFd(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto))};
+    if (!sk.fd) throw std::runtime_error(fmt::format("raw {} socket: {}", name, std::strerror(errno)));
+    socks.push_back(std::move(sk));
   }
-  std::vector<UniqueFd> gue_socks;
-  for (const uint16_t port : gue_ports) gue_socks.push_back(gue_socket(port));
+  bool have_v6 = true;
+  for (const auto& [proto, name] : kProtos) {
+    Socket sk{Socket::kRaw6, uint8_t(proto), true, raw6_socket(proto)};
+    if (!sk.fd) {
+      if (errno != EAFNOSUPPORT) throw std::runtime_error(fmt::format("raw IPv6 {} socket: {}", name, std::strerror(errno)));
+      LBD_LOG(kWarn, "decap", "IPv6 is not available on this host: tunnels over IPv6 are not received");
+      have_v6 = false;
+      break;
+    }
+    socks.push_back(std::move(sk));
+  }
+  for (const uint16_t port : gue_ports) {
+    socks.push_back(Socket{Socket::kGue, 0, false, gue_socket(port, false)});
+    if (have_v6) socks.push_back(Socket{Socket::kGue, 0, true, gue_socket(port, true)});
+  }
   if (mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST)
     throw std::runtime_error(state_dir + ": " + std::strerror(errno));
   SysctlState state(state_path(state_dir));
@@ -307,12 +399,12 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
   if (!signals) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
   const int sfd = signals.get();
 
-  LBD_LOG(kInfo, "decap", "decapsulating IPIP, GRE{} for {} into {}{}",
+  LBD_LOG(kInfo, "decap", "decapsulating IPIP, GRE{} over IPv4{} for {} into {}{}",
           gue_ports.empty() ? "" : fmt::format(" and GUE on UDP port {}", fmt::join(gue_ports, ", ")),
-          fmt::join(vips, " "), tun.name(), allow_any ? " (from any source: --allow-any)" : "");
+          have_v6 ? " and IPv6" : "", fmt::join(vips, " "), tun.name(), allow_any ? " (from any source: --allow-any)" : "");
 
   Decapsulator decap(vips, allowed, allow_any);
-  decap.set_local_addresses(local_ipv4_addresses());
+  decap.set_local_addresses(local_addresses());
   auto addresses_at = std::chrono::steady_clock::now();
   constexpr size_t kBatch = 64, kMax = 65536;
   std::vector<uint8_t> bufs(kBatch * kMax);
@@ -324,11 +416,10 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
   uint64_t write_errors = 0;
-  // Signals first, then the raw sockets, then the GUE sockets.
+  // Signals first, then the sockets in `socks`' order.
   std::vector<pollfd> pfds{{sfd, POLLIN, 0}};
-  for (const auto& s : raw_socks) pfds.push_back({s.get(), POLLIN, 0});
-  for (const auto& s : gue_socks) pfds.push_back({s.get(), POLLIN, 0});
-  std::vector<uint8_t> gue_buf(kMax);
+  for (const auto& s : socks) pfds.push_back({s.fd.get(), POLLIN, 0});
+  std::vector<uint8_t> one_buf(kMax);
   for (bool running = true; running;) {
     const int ready = poll(pfds.data(), pfds.size(), 1000);
     if (ready < 0) {
@@ -339,14 +430,14 @@ int run(const std::vector<Ipv4>& vips, const std::vector<Cidr>& allowed, bool al
     // Addresses come and go (DHCP, an operator's `ip addr`): looked up again every second,
     // busy or idle.
     if (const auto now = std::chrono::steady_clock::now(); now - addresses_at >= std::chrono::seconds(1)) {
-      decap.set_local_addresses(local_ipv4_addresses());
+      decap.set_local_addresses(local_addresses());
       addresses_at = now;
     }
     if (ready == 0) continue;
     for (size_t k = 1; k < pfds.size(); ++k) {
       if (!pfds[k].revents) continue;
-      if (k > raw_socks.size()) {
-        receive_gue(pfds[k].fd, decap, tun.fd(), gue_buf, write_errors);
+      if (socks[k - 1].kind != Socket::kRaw4) {
+        receive_datagrams(socks[k - 1], decap, tun.fd(), one_buf, write_errors);
         continue;
       }
       const int n = recvmmsg(pfds[k].fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
@@ -384,11 +475,12 @@ int main(int argc, char** argv) {
       "Usage: lbd-decap --vip VIP [--vip VIP ...] [options]\n\n"
       "The real-server side of lbd's tunnelling (ipvsadm -i, --tun-type ipip|gre|gue):\n"
       "delivers the packets a director tunnels to this host for the given VIPs to the local\n"
-      "stack. IPIP and GRE are always received; GUE on the UDP ports given.\nOptions");
+      "stack. IPIP (IPv4 or IPv6 inside) and GRE are always received, over IPv4 and IPv6;\n"
+      "GUE on the UDP ports given.\nOptions");
   desc.add_options()
       ("help,h", "show this help and exit")
       ("vip", po::value<std::vector<std::string>>(&vip_args)->composing(),
-       "a virtual IP this server serves (repeatable; required)")
+       "a virtual IP this server serves, IPv4 or IPv6 (repeatable; required)")
       ("allow-from", po::value<std::vector<std::string>>(&allow_args)->composing(),
        "accept tunnelled packets only from this director address or CIDR (repeatable; "
        "required unless --allow-any)")
@@ -414,11 +506,11 @@ int main(int argc, char** argv) {
     std::cout << desc << "\n";
     return 0;
   }
-  std::vector<Ipv4> vips;
+  std::vector<IpAddr> vips;
   for (const auto& v : vip_args) {
-    Ipv4 a;
-    if (!parse_ipv4(v, a)) {
-      std::cerr << "lbd-decap: --vip " << v << ": not an IPv4 address\n";
+    IpAddr a;
+    if (!parse_ip(v, a)) {
+      std::cerr << "lbd-decap: --vip " << v << ": not an IPv4 or IPv6 address\n";
       return 2;
     }
     vips.push_back(a);
@@ -427,7 +519,7 @@ int main(int argc, char** argv) {
   for (const auto& v : allow_args) {
     Cidr c;
     if (!parse_cidr(v, c)) {
-      std::cerr << "lbd-decap: --allow-from " << v << ": not an IPv4 address or CIDR\n";
+      std::cerr << "lbd-decap: --allow-from " << v << ": not an IPv4 or IPv6 address or CIDR\n";
       return 2;
     }
     allowed.push_back(c);

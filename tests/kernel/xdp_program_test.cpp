@@ -144,7 +144,7 @@ TEST_CASE("XDP: TUN wraps the packet in IPIP, or GUE or GRE without checksums, a
     REQUIRE(k.verdict == XDP_TX);
     auto want = fx.slow(in);
     REQUIRE(k.frame.size() == want.size());
-    REQUIRE(k.frame.size() == in.size() + tunnel_overhead(tun));
+    REQUIRE(k.frame.size() == in.size() + tunnel_overhead(tun, false));
     // The outer header's checksum holds on its own; then id and checksum aside, same bytes
     // (the GUE source port included: one hash on both paths).
     CHECK(ref_checksum(std::vector<uint8_t>(k.frame.begin() + 14, k.frame.begin() + 34)) == 0);

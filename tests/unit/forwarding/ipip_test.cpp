@@ -132,7 +132,7 @@ TEST_CASE("lbd-decap delivers only a whole inner packet for a VIP from an allowe
 
   const auto frame = encapsulated(make_frame(FrameSpec{}));  // director 198.18.0.2 → VIP .100
   const std::vector<uint8_t> outer(frame.begin() + 14, frame.end());
-  const std::vector<Ipv4> local{ip("198.18.0.11")};
+  const std::vector<IpAddr> local{ip("198.18.0.11")};
   Decapsulator any({ip("198.18.0.100")}, {}, true);
   any.set_local_addresses(local);
   const auto inner = any.handle(outer);
@@ -216,15 +216,15 @@ TEST_CASE("the tunnel's MTU policy: too small, segmented, frag-needed, as is, or
     p.icmp_type = icmp_type;
     return p;
   };
-  CHECK(tunnel_xmit(packet(100, true), min_tunnel_mtu(20) - 1, 20, false) == TunnelXmit::kMtuTooSmall);
-  CHECK(tunnel_xmit(packet(68, true), min_tunnel_mtu(20), 20, false) == TunnelXmit::kEncapsulate);  // 68 + 20 fits 88
-  CHECK(tunnel_xmit(packet(1480, true), 1500, 20, false) == TunnelXmit::kEncapsulate);  // 1480 + 20 fits
-  CHECK(tunnel_xmit(packet(1481, true), 1500, 20, false) == TunnelXmit::kFragNeeded);
-  CHECK(tunnel_xmit(packet(1481, false), 1500, 20, false) == TunnelXmit::kEncapsulateFragment);
+  CHECK(tunnel_xmit(packet(100, true), min_tunnel_mtu(20, false) - 1, 20, false, false) == TunnelXmit::kMtuTooSmall);
+  CHECK(tunnel_xmit(packet(68, true), min_tunnel_mtu(20, false), 20, false, false) == TunnelXmit::kEncapsulate);  // 68 + 20 fits 88
+  CHECK(tunnel_xmit(packet(1480, true), 1500, 20, false, false) == TunnelXmit::kEncapsulate);  // 1480 + 20 fits
+  CHECK(tunnel_xmit(packet(1481, true), 1500, 20, false, false) == TunnelXmit::kFragNeeded);
+  CHECK(tunnel_xmit(packet(1481, false), 1500, 20, false, false) == TunnelXmit::kEncapsulateFragment);
   // An ICMP error with DF is relayed, its outer packet cut: never an error about an error.
-  CHECK(tunnel_xmit(packet(1481, true, kProtoIcmp, 3), 1500, 20, false) == TunnelXmit::kEncapsulateFragment);
-  CHECK(tunnel_xmit(packet(1481, true, kProtoIcmp, 8), 1500, 20, false) == TunnelXmit::kFragNeeded);  // a ping
+  CHECK(tunnel_xmit(packet(1481, true, kProtoIcmp, 3), 1500, 20, false, false) == TunnelXmit::kEncapsulateFragment);
+  CHECK(tunnel_xmit(packet(1481, true, kProtoIcmp, 8), 1500, 20, false, false) == TunnelXmit::kFragNeeded);  // a ping
   // A local sender's super-frame: segmented for the tunnel whatever its DF.
-  CHECK(tunnel_xmit(packet(9000, true, kProtoTcp), 1500, 20, true) == TunnelXmit::kSegmentEncapsulate);
-  CHECK(tunnel_xmit(packet(9000, true, kProtoTcp), min_tunnel_mtu(20) - 1, 20, true) == TunnelXmit::kMtuTooSmall);
+  CHECK(tunnel_xmit(packet(9000, true, kProtoTcp), 1500, 20, false, true) == TunnelXmit::kSegmentEncapsulate);
+  CHECK(tunnel_xmit(packet(9000, true, kProtoTcp), min_tunnel_mtu(20, false) - 1, 20, false, true) == TunnelXmit::kMtuTooSmall);
 }

@@ -18,7 +18,7 @@ std::vector<uint8_t> wrapped(const std::vector<uint8_t>& frame, const TunnelSpec
   std::vector<uint8_t> buf(frame.size() + 64, 0xee);
   std::copy(frame.begin(), frame.end(), buf.begin());
   const size_t len = tunnel_encapsulate(buf, parse_ok(frame), kDirector, kRip, 9, t);
-  REQUIRE(len == frame.size() + tunnel_overhead(t));
+  REQUIRE(len == frame.size() + tunnel_overhead(t, false));
   buf.resize(len);
   return buf;
 }
@@ -33,11 +33,11 @@ const TunnelSpec kGreCsum{TunType::kGre, 0, TunCsum::kCsum};
 }  // namespace
 
 TEST_CASE("tunnel overhead: IPVS's MTU arithmetic (outer IPv4 + UDP + GUE, + GRE 4 or 8)") {
-  CHECK(tunnel_overhead(TunnelSpec{}) == 20);
-  CHECK(tunnel_overhead(kGue) == 32);
-  CHECK(tunnel_overhead(TunnelSpec{TunType::kGue, 1, TunCsum::kRemCsum}) == 32);
-  CHECK(tunnel_overhead(kGre) == 24);
-  CHECK(tunnel_overhead(kGreCsum) == 28);
+  CHECK(tunnel_overhead(TunnelSpec{}, false) == 20);
+  CHECK(tunnel_overhead(kGue, false) == 32);
+  CHECK(tunnel_overhead(TunnelSpec{TunType::kGue, 1, TunCsum::kRemCsum}, false) == 32);
+  CHECK(tunnel_overhead(kGre, false) == 24);
+  CHECK(tunnel_overhead(kGreCsum, false) == 28);
 }
 
 TEST_CASE("GUE: outer IPv4/UDP to the tunnel port, a 4-byte GUE header for IPv4, no checksum") {
@@ -130,7 +130,7 @@ TEST_CASE("GRE decapsulation refuses a bad checksum, routing, another version or
   CHECK(bytes(inner) == ip_part(f));
 }
 
-TEST_CASE("GUE decapsulation: fou's rules (version 0 data, IPv4, known flags, hlen that fits)") {
+TEST_CASE("GUE decapsulation: fou's rules (version 0 data, IPv4 or IPv6, known flags, hlen that fits)") {
   const auto f = make_frame(FrameSpec{});
   const auto out = wrapped(f, kGue);
   const std::vector<uint8_t> good(out.begin() + 42, out.end());
@@ -142,7 +142,8 @@ TEST_CASE("GUE decapsulation: fou's rules (version 0 data, IPv4, known flags, hl
   };
   CHECK(with(0, 0x40) == DecapStatus::kNotIpip);      // version 1
   CHECK(with(0, 0x20) == DecapStatus::kNotIpip);      // a control message
-  CHECK(with(1, 41) == DecapStatus::kNotIpip);        // IPv6 inside (not yet)
+  CHECK(with(1, 6) == DecapStatus::kNotIpip);         // TCP inside: not a datagram
+  CHECK(with(1, 41) == DecapStatus::kBadInner);       // IPv6 announced, IPv4 inside
   CHECK(with(3, 0x02) == DecapStatus::kBadInner);     // an unknown flag
   CHECK(with(3, 0x01) == DecapStatus::kBadInner);     // private flags announced, hlen 0
   CHECK(with(0, 0x1f) == DecapStatus::kTruncatedOuter);  // 124 bytes of options: not there

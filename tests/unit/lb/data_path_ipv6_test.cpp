@@ -190,3 +190,177 @@ TEST_CASE("an IPv6 ping to a NAT-only VIP is answered by lbd; a SYN with no real
   CHECK(syn[55] == 4);
   CHECK(l4_checksum6_ok(syn));
 }
+
+namespace {
+
+// A TUN service: `vip` (either family) with one tunnel real at `rip` (either family), the
+// director's tunnel source `src` (rip's family).
+struct TunPath : PathParts {
+  ServiceKey svc;
+  TunPath(const IpAddr& vip, const IpAddr& rip, const IpAddr& src, TunnelSpec tun = {}) {
+    svc = ServiceKey{kProtoTcp, vip, 80};
+    REQUIRE(services.add_service(svc, {"rr"}).is_ok());
+    RealSpec r{rip, 80, FwdMethod::kTunnel, 1};
+    r.tun = tun;
+    REQUIRE(services.add_real(svc, r).is_ok());
+    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, src};
+    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+  }
+  Real& real() { return services.real(services.find(svc)->reals[0]); }
+  Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) {
+    const size_t len = f.size();
+    f.resize(len + 1400);
+    const Verdict v = dp.process({f.data(), len}, kIf, now_ms, f.size());
+    f.resize(v.length ? v.length : len);
+    return v;
+  }
+};
+
+const IpAddr kDirector6 = IpAddr(v6("2001:db8::2"));
+const IpAddr kRouter6 = IpAddr(v6("2001:db8::fe"));
+
+// The Ethernet and outer IPv6 header lbd puts in front of `inner` (an IP datagram) for an
+// IPIP tunnel from the director to kRip6, by RFC 2473 and ip_vs_tunnel_xmit_v6().
+std::vector<uint8_t> outer6(const std::vector<uint8_t>& inner, uint8_t next, uint8_t hop_limit) {
+  std::vector<uint8_t> f;
+  const MacAddr real_mac = mac(0xa1), our_mac = mac(0xd1);
+  f.insert(f.end(), real_mac.b.begin(), real_mac.b.end());
+  f.insert(f.end(), our_mac.b.begin(), our_mac.b.end());
+  f.insert(f.end(), {0x86, 0xdd, 0x60, 0, 0, 0, uint8_t(inner.size() >> 8), uint8_t(inner.size()), next, hop_limit});
+  f.insert(f.end(), kDirector6.b.begin(), kDirector6.b.end());
+  f.insert(f.end(), kRip6.b.begin(), kRip6.b.end());
+  f.insert(f.end(), inner.begin(), inner.end());
+  return f;
+}
+
+// A router's ICMPv6 Packet Too Big (`mtu`) to the director about the tunnel packet `sent`,
+// quoting as much as a router does (the whole packet, within 1280 bytes).
+std::vector<uint8_t> router_too_big(const std::vector<uint8_t>& sent, uint16_t mtu, const IpAddr& quoted_src = kDirector6) {
+  FrameSpec6 e;
+  e.protocol = kProtoIcmpv6;
+  e.src = mac(0xa1);
+  e.dst = mac(0xd1);
+  e.saddr = kRouter6.v6addr();
+  e.daddr = kDirector6.v6addr();
+  e.icmp = {icmp6_type::kPacketTooBig, 0, 0, 0, 0, 0, uint8_t(mtu >> 8), uint8_t(mtu)};
+  std::vector<uint8_t> quote(sent.begin() + 14, sent.begin() + long(std::min<size_t>(sent.size(), 14 + 1232)));
+  std::copy(quoted_src.b.begin(), quoted_src.b.end(), quote.begin() + 8);
+  e.icmp.insert(e.icmp.end(), quote.begin(), quote.end());
+  return make_frame6(e);
+}
+
+}  // namespace
+
+TEST_CASE("TUN, IPv6 in IPv6: the client's datagram, unchanged, behind an outer IPv6 header to the real") {
+  TunPath fx(IpAddr(kVip6), IpAddr(kRip6), kDirector6);
+  const auto sent = make_frame6(client6(tcp_flag::kSyn));
+  auto f = sent;
+  const Verdict v = fx.run(f);
+  REQUIRE(v.transmit);
+  CHECK(v.ifindex == kIf);
+  CHECK(f == outer6(std::vector<uint8_t>(sent.begin() + 14, sent.end()), kProtoIpv6, 64));
+  CHECK(fx.dp.counters().tunnelled == 1);
+  CHECK(fx.conns.size() == 1);
+}
+
+TEST_CASE("TUN, IPv6 in IPv6: too big for the tunnel → Packet Too Big 1460 from the VIP; a router's 1400 → 1360, learnt") {
+  TunPath fx(IpAddr(kVip6), IpAddr(kRip6), kDirector6);
+  auto syn = make_frame6(client6(tcp_flag::kSyn));
+  REQUIRE(fx.run(syn).transmit);
+  const auto big = make_frame6(client6(tcp_flag::kAck, std::string(1401, 'b')));  // IPv6 1461 bytes
+  auto f = big;
+  REQUIRE(fx.run(f).transmit);
+  REQUIRE(parse_ok(f).protocol == kProtoIcmpv6);
+  CHECK(f[54] == icmp6_type::kPacketTooBig);
+  CHECK((f[58] << 24 | f[59] << 16 | f[60] << 8 | f[61]) == 1460);
+  CHECK(std::equal(kVip6.b.begin(), kVip6.b.end(), f.begin() + 22));
+  CHECK(std::equal(kClient6.b.begin(), kClient6.b.end(), f.begin() + 38));
+  CHECK(l4_checksum6_ok(f));
+  CHECK(std::vector<uint8_t>(f.begin() + 62, f.end()) ==
+        std::vector<uint8_t>(big.begin() + 14, big.begin() + 14 + 1232));  // quoted within 1280
+  CHECK(fx.dp.counters().icmp_frag_needed_sent == 1);
+
+  // 1400 bytes pass (1440 outer); a router further on has 1400.
+  const auto mid = make_frame6(client6(tcp_flag::kAck, std::string(1340, 'm')));
+  auto sent = mid;
+  REQUIRE(fx.run(sent).transmit);
+  REQUIRE(sent.size() == 14 + 1440);
+  auto ptb = router_too_big(sent, 1400);
+  REQUIRE(fx.run(ptb, 2000).transmit);
+  const ParsedPacket p = parse_ok(ptb);
+  CHECK(p.saddr == IpAddr(kVip6));
+  CHECK(p.daddr == IpAddr(kClient6));
+  CHECK(ptb[54] == icmp6_type::kPacketTooBig);
+  CHECK((ptb[60] << 8 | ptb[61]) == 1360);
+  CHECK(l4_checksum6_ok(ptb));
+  CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
+  auto again = mid;
+  REQUIRE(fx.run(again, 3000).transmit);
+  CHECK(parse_ok(again).protocol == kProtoIcmpv6);
+  CHECK((again[60] << 8 | again[61]) == 1360);
+  // A made-up report (the quoted packet not from lbd's tunnel source) changes nothing.
+  auto forged = router_too_big(sent, 1300, IpAddr(v6("2001:db8::66")));
+  CHECK_FALSE(fx.run(forged, 4000).transmit);
+  CHECK(fx.dp.counters().drops[size_t(DropReason::kPmtuNotOurs)] == 1);
+  CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
+}
+
+TEST_CASE("TUN, IPv4 in IPv6: an IPv4 VIP's packet behind IPv6 (next header 4); a router's Packet Too Big reaches the client as frag-needed") {
+  TunPath fx(lab::kVip, IpAddr(kRip6), kDirector6);
+  FrameSpec s;
+  s.dst = mac(0xd1);
+  s.flags = tcp_flag::kSyn;
+  const auto sent = make_frame(s);
+  auto f = sent;
+  REQUIRE(fx.run(f).transmit);
+  CHECK(f == outer6(std::vector<uint8_t>(sent.begin() + 14, sent.end()), kProtoIpip, sent[22]));
+  // The client's 1440-byte packets with DF pass (1480 outer); a router says 1400.
+  s.flags = tcp_flag::kAck;
+  s.payload = std::string(1400, 'd');
+  s.src = mac(0xc1);
+  const auto mid = make_frame(s);
+  REQUIRE((mid[20] & 0x40) != 0);  // DF, as Linux sends TCP
+  auto out = mid;
+  REQUIRE(fx.run(out).transmit);
+  auto ptb = router_too_big(out, 1400);
+  REQUIRE(fx.run(ptb, 2000).transmit);
+  const ParsedPacket p = parse_ok(ptb);
+  CHECK_FALSE(p.v6);
+  CHECK(p.protocol == kProtoIcmp);
+  CHECK(p.saddr == lab::kVip);
+  CHECK(ptb[34] == icmp_type::kDestUnreachable);
+  CHECK(ptb[35] == icmp_code::kFragNeeded);
+  CHECK((ptb[40] << 8 | ptb[41]) == 1360);
+  CHECK(ip_checksum_ok(ptb));
+  CHECK(std::vector<uint8_t>(ptb.begin() + 42, ptb.begin() + 62) == std::vector<uint8_t>(mid.begin() + 14, mid.begin() + 34));
+  // The next one, too big for the learnt path, gets frag-needed 1360 from lbd itself.
+  auto again = mid;
+  REQUIRE(fx.run(again, 3000).transmit);
+  CHECK((again[40] << 8 | again[41]) == 1360);
+}
+
+TEST_CASE("TUN, IPv6 in IPv4: an IPv6 VIP's packet behind IPv4 (protocol 41, DF clear), fragmented below 1280") {
+  TunPath fx(IpAddr(kVip6), lab::kRip, lab::kDirector);
+  const auto sent = make_frame6(client6(tcp_flag::kSyn));
+  auto f = sent;
+  REQUIRE(fx.run(f).transmit);
+  CHECK((f[12] << 8 | f[13]) == kEtherTypeIpv4);
+  CHECK(f[23] == kProtoIpv6);
+  CHECK((f[20] << 8 | f[21]) == 0);
+  CHECK(f[22] == 64);
+  CHECK(ip_checksum_ok(f));
+  CHECK(std::vector<uint8_t>(f.begin() + 34, f.end()) == std::vector<uint8_t>(sent.begin() + 14, sent.end()));
+  // A path of 1200 towards the real (learnt): a 1280-byte datagram still passes, in outer
+  // fragments; a bigger one gets Packet Too Big 1280, never less.
+  fx.real().tun_pmtu = 1200;
+  fx.real().tun_pmtu_until = 100000;
+  auto min = make_frame6(client6(tcp_flag::kAck, std::string(1220, 'f')));
+  const Verdict v = fx.run(min, 2000);
+  REQUIRE(v.transmit);
+  CHECK(v.fragment_mtu == 1200);
+  CHECK(fx.dp.counters().tunnel_fragmented == 1);
+  auto big = make_frame6(client6(tcp_flag::kAck, std::string(1221, 'g')));
+  REQUIRE(fx.run(big, 2000).transmit);
+  CHECK(big[54] == icmp6_type::kPacketTooBig);
+  CHECK((big[60] << 8 | big[61]) == 1280);
+}
