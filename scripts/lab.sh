@@ -133,7 +133,7 @@ lab_tun_real() {
   lab_bg "$ns" "$LBD_DECAP_BIN" "${vips[@]}" --allow-from "$LAB_DIRECTOR_IP" \
     --state-dir "$LAB_DIR/decap-state" ${LAB_DECAP_OPTS:-}
   for k in $(seq 1 100); do
-    in_ns "$ns" ip -br addr show dev lbdtun0 2>/dev/null | grep -q "$1/32" && return 0
+    in_ns "$ns" ip -br addr show dev lbdtun0 2>/dev/null | grep -q -e "$1/32" -e "$1/128" && return 0
     sleep 0.05
   done
   lab_log "lbd-decap did not come up in $ns"; cat "$LAB_DIR/bg.log" >&2; return 1

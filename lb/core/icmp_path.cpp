@@ -163,12 +163,17 @@ Verdict DataPath::icmp_about_tunnel(const Frame& f, const IcmpQuote& outer) {
     // connection). ICMPv6 carries 32 bits of MTU: its low 16 are the field read here.
     const uint16_t reported = std::max(icmp->seq.host(), from_v6 ? kIpv6MinMtu : kMinPmtu);
     if (about_connection && reported <= tunnel_mtu(*real, f.now_ms)) {
-      real->tun_pmtu = reported;
-      real->tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
+      // A path's MTU is its destination's, as the kernel's route cache keeps it: every
+      // service's tunnel to this address learns it (a ping may go by any of them).
+      const IpAddr addr = real->addr;
+      services_.for_each_real([&](Real& r) {
+        if (r.deleted || r.fwd != FwdMethod::kTunnel || !(r.addr == addr)) return;
+        r.tun_pmtu = reported;
+        r.tun_pmtu_until = seconds(f.now_ms) + kPmtuSeconds;
+        if (pmtu_learnt_.size() < 64 && std::find(pmtu_learnt_.begin(), pmtu_learnt_.end(), r.id) == pmtu_learnt_.end())
+          pmtu_learnt_.push_back(r.id);  // capacity reserved at construction
+      });
       ++counters_.tunnel_pmtu_updates;
-      if (pmtu_learnt_.size() < 64 && std::find(pmtu_learnt_.begin(), pmtu_learnt_.end(), real->id) ==
-                                          pmtu_learnt_.end())
-        pmtu_learnt_.push_back(real->id);  // capacity reserved at construction
     }
     // Client does not do PMTU discovery: its packets are fragmented from now on; done.
     if (!inner.dont_fragment) return drop(DropReason::kIcmpNoConnection);

@@ -108,7 +108,7 @@ TrafficModel::Claim TrafficModel::classify(std::span<const uint8_t> f) const {
     // icmp[17]: the protocol of the datagram an error quotes (8 + 9 bytes in); icmp[30:2]
     // its UDP destination port (a quoted header of 20 bytes: lbd's own).
     if (tunnels && icmp_error_type(type) && l4_len >= 18) {
-      if (l4[17] == kProtoIpip || l4[17] == kProtoGre) return Claim::kSeen;
+      if (l4[17] == kProtoIpip || l4[17] == kProtoIpv6 || l4[17] == kProtoGre) return Claim::kSeen;
       if (l4[17] == kProtoUdp && l4_len >= 32 &&
           std::find(gue_ports.begin(), gue_ports.end(), u16_at(l4 + 30)) != gue_ports.end())
         return Claim::kSeen;
@@ -164,6 +164,15 @@ TrafficModel::Claim TrafficModel::classify6(std::span<const uint8_t> f) const {
     }
     if (has(vips, daddr)) return type == icmp6_type::kEchoRequest || error ? Claim::kOwned : Claim::kSeen;
     if (has(nat_addrs, saddr) && !to_local) return error ? Claim::kOwned : Claim::kSeen;
+    // An error about one of lbd's IPv6 tunnel packets (unreachable, too big, time exceeded):
+    // the quoted header's next header 8 + 6 bytes in (an ICMPv6 right after the fixed header,
+    // quoting a header with no extensions: lbd's own), a GUE port 8 + 40 + 2 bytes in.
+    if (tunnels && off == sizeof(Ipv6Hdr) && type <= icmp6_type::kTimeExceeded && type >= 1 && l4_len >= 15) {
+      if (l4[14] == kProtoIpip || l4[14] == kProtoIpv6 || l4[14] == kProtoGre) return Claim::kSeen;
+      if (l4[14] == kProtoUdp && l4_len >= 52 &&
+          std::find(gue_ports.begin(), gue_ports.end(), u16_at(l4 + 50)) != gue_ports.end())
+        return Claim::kSeen;
+    }
   }
   return Claim::kNone;
 }
@@ -189,7 +198,8 @@ static IpAddr solicited_node(const IpAddr& a) {
 
 // ARP requests and Neighbour Solicitations for a VIP, and frames sent to this interface's
 // MAC for a VIP:port, from a NAT real's RIP:rport (its replies), ICMP to a VIP or from a
-// NAT real, and ICMP errors quoting an IPIP, GRE or GUE packet (about our tunnels). IPv6
+// NAT real, and ICMP / ICMPv6 errors quoting an IPIP, IPv6-in-IP, GRE or GUE packet (about
+// our tunnels). IPv6
 // packets to a VIP whose first header is not TCP, UDP or ICMPv6 (extension headers,
 // fragments) are lbd's to walk. lbd's own frames never match (other destination MAC, and
 // the socket ignores outgoing frames).
@@ -237,9 +247,13 @@ CaptureFilter capture_filter(const TrafficModel& m, const MacAddr& mac) {
     add(false, fmt::format("(dst host {} and {})", vip, later_fragment));
   }
   if (m.tunnels) {
-    std::string quoted = "icmp[17] = 4 or icmp[17] = 47";
+    std::string quoted = "icmp[17] = 4 or icmp[17] = 41 or icmp[17] = 47";
     for (uint16_t port : m.gue_ports) quoted += fmt::format(" or (icmp[17] = 17 and icmp[30:2] = {})", port);
     add(false, fmt::format("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 11) and ({}))", quoted));
+    // ICMPv6 at ip6[40], the quoted header's next header at ip6[54], its GUE port at ip6[90:2].
+    std::string quoted6 = "ip6[54] = 4 or ip6[54] = 41 or ip6[54] = 47";
+    for (uint16_t port : m.gue_ports) quoted6 += fmt::format(" or (ip6[54] = 17 and ip6[90:2] = {})", port);
+    add(true, fmt::format("(icmp6 and ip6[40] >= 1 and ip6[40] <= 3 and ({}))", quoted6));
   }
   if (ip.empty() && ip6.empty()) return {"less 1"};  // no service: match nothing (no frame is that short)
   if (clauses + m.vips.size() > kMaxFilterClauses) return broad_capture_filter(mac);

@@ -39,7 +39,7 @@ if [ ${#tests[@]} -eq 0 ]; then
   # and workers, health, metrics, the control socket. The rest drive the same code with
   # other rules (schedulers' distributions, coexistence variants, the importer's rules,
   # which the unit tests and the fuzzer cover): CI's time limit leaves them to the regular runs.
-  tests=(test_dr_payload test_nat test_ipv6 test_tun_gue_gre test_fwmark test_faults test_security_director
+  tests=(test_dr_payload test_nat test_ipv6 test_tun6 test_tun_gue_gre test_fwmark test_faults test_security_director
          test_security_decap test_takeover test_workers test_health_sorry_exec test_metrics_status
          test_lbadm_daemon)
 fi

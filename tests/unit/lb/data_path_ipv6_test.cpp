@@ -280,6 +280,10 @@ TEST_CASE("TUN, IPv6 in IPv6: too big for the tunnel → Packet Too Big 1460 fro
         std::vector<uint8_t>(big.begin() + 14, big.begin() + 14 + 1232));  // quoted within 1280
   CHECK(fx.dp.counters().icmp_frag_needed_sent == 1);
 
+  // Another service tunnels to the same real.
+  const ServiceKey other{kProtoTcp, IpAddr(kVip6), 7};
+  REQUIRE(fx.services.add_service(other, {"rr"}).is_ok());
+  REQUIRE(fx.services.add_real(other, {IpAddr(kRip6), 7, FwdMethod::kTunnel, 1}).is_ok());
   // 1400 bytes pass (1440 outer); a router further on has 1400.
   const auto mid = make_frame6(client6(tcp_flag::kAck, std::string(1340, 'm')));
   auto sent = mid;
@@ -294,6 +298,7 @@ TEST_CASE("TUN, IPv6 in IPv6: too big for the tunnel → Packet Too Big 1460 fro
   CHECK((ptb[60] << 8 | ptb[61]) == 1360);
   CHECK(l4_checksum6_ok(ptb));
   CHECK(fx.dp.counters().tunnel_pmtu_updates == 1);
+  CHECK(fx.services.real(fx.services.find(other)->reals[0]).tun_pmtu == 1400);  // the path is the address's
   auto again = mid;
   REQUIRE(fx.run(again, 3000).transmit);
   CHECK(parse_ok(again).protocol == kProtoIcmpv6);

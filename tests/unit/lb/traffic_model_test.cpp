@@ -201,6 +201,13 @@ TEST_CASE("traffic model, IPv6: the capture filter agrees with it, the guard's I
   REQUIRE(services.add_real({kProtoUdp, nat_vip, 53}, {real_nat, 5353, FwdMethod::kMasq, 1}).is_ok());
   REQUIRE(services.add_service({kProtoTcp, kVip, 80}, {"rr"}).is_ok());  // and an IPv4 one beside them
   REQUIRE(services.add_real({kProtoTcp, kVip, 80}, {kRealDr, 80, FwdMethod::kRoute, 1}).is_ok());
+  // IPv6 tunnel reals: IPIP and GUE to port 6080.
+  const IpAddr tun_vip(v6("2001:db8::102")), tun_real(v6("2001:db8::21")), gue_real(v6("2001:db8::22"));
+  REQUIRE(services.add_service({kProtoTcp, tun_vip, 80}, {"rr"}).is_ok());
+  REQUIRE(services.add_real({kProtoTcp, tun_vip, 80}, {tun_real, 80, FwdMethod::kTunnel, 1}).is_ok());
+  RealSpec gue{gue_real, 80, FwdMethod::kTunnel, 1};
+  gue.tun = TunnelSpec{TunType::kGue, 6080, TunCsum::kNoCsum};
+  REQUIRE(services.add_real({kProtoTcp, tun_vip, 80}, gue).is_ok());
   const TrafficModel model = traffic_model(services, {kDirector, director});
   const CaptureFilter filter = capture_filter(model, kMac);
   REQUIRE_FALSE(filter.broad);
@@ -221,6 +228,16 @@ TEST_CASE("traffic model, IPv6: the capture filter agrees with it, the guard's I
   auto icmp6 = [&](const IpAddr& from, const IpAddr& to, uint8_t type) {
     FrameSpec6 s = packet6(from, to, kProtoIcmpv6, 0, 0);
     s.icmp = {type, 0, 0, 0, 0, 0, 0, 0};
+    return make_frame6(s);
+  };
+  // A router's ICMPv6 error to the director about a packet from it to `to` whose first
+  // header after the fixed one is `next` (UDP: to `port`).
+  auto about_tunnel = [&](uint8_t type, const IpAddr& to, uint8_t next, uint16_t port = 0) {
+    FrameSpec6 s = packet6(IpAddr(v6("2001:db8::fe")), director, kProtoIcmpv6, 0, 0);
+    s.icmp = {type, 0, 0, 0, 0, 0, 0x05, 0x00, 0x60, 0, 0, 0, 0x05, 0xa0, next, 64};
+    s.icmp.insert(s.icmp.end(), director.b.begin(), director.b.end());
+    s.icmp.insert(s.icmp.end(), to.b.begin(), to.b.end());
+    s.icmp.insert(s.icmp.end(), {0xc0, 0x01, uint8_t(port >> 8), uint8_t(port), 0x05, 0xa0, 0, 0});
     return make_frame6(s);
   };
   auto solicitation = [&](const IpAddr& target) {
@@ -258,6 +275,15 @@ TEST_CASE("traffic model, IPv6: the capture filter agrees with it, the guard's I
       {"a solicitation for a VIP", solicitation(vip), C::kSeen},
       {"a solicitation for the director", solicitation(director), C::kNone},
       {"the director's own IPv6 traffic", make_frame6(packet6(client, director, kProtoTcp, 40000, 22)), C::kNone},
+      {"a router's Packet Too Big about IPv6 in IPv6", about_tunnel(icmp6_type::kPacketTooBig, tun_real, kProtoIpv6),
+       C::kSeen},
+      {"... about IPv4 in IPv6", about_tunnel(icmp6_type::kPacketTooBig, tun_real, kProtoIpip), C::kSeen},
+      {"a time exceeded about GRE", about_tunnel(icmp6_type::kTimeExceeded, tun_real, kProtoGre), C::kSeen},
+      {"an unreachable about GUE to the tunnel port", about_tunnel(icmp6_type::kDestUnreachable, gue_real, kProtoUdp, 6080),
+       C::kSeen},
+      {"... about UDP to another port", about_tunnel(icmp6_type::kDestUnreachable, gue_real, kProtoUdp, 6081), C::kNone},
+      {"a parameter problem about a tunnel packet", about_tunnel(icmp6_type::kParamProblem, tun_real, kProtoIpv6),
+       C::kNone},
   };
   for (const Case& c : cases) {
     INFO(c.what);
@@ -274,9 +300,10 @@ TEST_CASE("traffic model, IPv6: the capture filter agrees with it, the guard's I
   CHECK(pcap_matches(class_filter(filter, CaptureClass::kConnections),
                      make_frame6(packet6(client, vip, kProtoTcp, 40000, 80, tcp_flag::kSyn | tcp_flag::kAck))));
   const GuardElements guard = guard_elements(model);
-  CHECK(guard.svc6 == std::set<std::string>{"2001:db8::100 . tcp . 80", "2001:db8::101 . udp . 53"});
+  CHECK(guard.svc6 ==
+        std::set<std::string>{"2001:db8::100 . tcp . 80", "2001:db8::101 . udp . 53", "2001:db8::102 . tcp . 80"});
   CHECK(guard.svc == std::set<std::string>{"198.18.0.100 . tcp . 80"});
-  CHECK(guard.vips6 == std::set<std::string>{"2001:db8::100", "2001:db8::101"});
+  CHECK(guard.vips6 == std::set<std::string>{"2001:db8::100", "2001:db8::101", "2001:db8::102"});
   CHECK(guard.nat6 == std::set<std::string>{"2001:db8::13 . udp . 5353"});
   CHECK(guard.nat_addrs6 == std::set<std::string>{"2001:db8::13"});
   CHECK(guard.local6 == std::set<std::string>{"2001:db8::2"});
