@@ -16,9 +16,18 @@ Conn* DataPath::persistence_template(Service& svc, const ParsedPacket& p, uint32
   const IpAddr snet = p.v6 ? masked(p.saddr, svc.options.netmask6)
                            : IpAddr(Ipv4::from_host(p.saddr.v4().host() & svc.options.netmask.host()));
   // A fwmark service's template is <IPPROTO_IP, snet, fwmark>: one real for the client
-  // network's connections to every address and port the mark takes (ip_vs_sched_persist()).
+  // network's connections to every address and port the mark takes (ip_vs_sched_persist():
+  // `union nf_inet_addr fwmark = { .ip = htonl(svc->fwmark) }`, so an IPv6 service's is the
+  // mark in the address's first 32 bits, 0:1:: for mark 1).
+  IpAddr mark_addr = Ipv4::from_host(svc.key.fwmark);
+  if (svc.key.fwmark && svc.key.vip.v6()) {
+    Ipv6 a{};
+    const Be32 m = Be32::from_host(svc.key.fwmark);
+    std::copy(m.b.begin(), m.b.end(), a.b.begin());
+    mark_addr = IpAddr(a);
+  }
   const ConnKey tkey = svc.key.fwmark
-                           ? ConnKey{snet, Ipv4::from_host(svc.key.fwmark), 0, 0, uint8_t(kTemplateProtocolBit)}
+                           ? ConnKey{snet, mark_addr, 0, 0, uint8_t(kTemplateProtocolBit)}
                            : ConnKey{snet, svc.key.vip, 0, svc.key.port, uint8_t(p.protocol | kTemplateProtocolBit)};
   const uint32_t until = now_s + svc.options.persistent;
   Conn* t = conns_.find(tkey);

@@ -188,8 +188,6 @@ static Status check_family(const ServiceKey& key, const RealSpec& spec) {
 
 Status ServiceTable::add_service(const ServiceKey& key, const ServiceOptions& opt) {
   if (find(key)) return Status::error(EEXIST, fmt::format("service {} already exists", key));
-  if (key.fwmark && key.vip.v6())  // the fwmark queue's rules are iptables' (IPv4)
-    return Status::error(ENOSYS, "an IPv6 firewall-mark service (-f -6) is not supported by lbd yet");
   auto sched = sched::make_scheduler(opt.scheduler, scheduler_options(opt));
   if (!sched)
     return Status::error(ENOENT, fmt::format("scheduler '{}' not found", opt.scheduler));

@@ -44,6 +44,8 @@ struct ServiceKey {
 };
 std::string to_string(const ServiceKey& k);  // "TCP 198.18.0.100:80", "FWM 1"
 inline ServiceKey fwmark_key(uint32_t mark) { return ServiceKey{kProtoTcp, Ipv4{}, 0, mark}; }
+// An IPv6 firewall-mark service's (-f N -6): the address `::`.
+inline ServiceKey fwmark_key6(uint32_t mark) { return ServiceKey{kProtoTcp, IpAddr(Ipv6{}), 0, mark}; }
 
 // A real's address and port, as a service's reals are keyed.
 struct RealEndpoint {
@@ -224,8 +226,8 @@ class ServiceTable {
   // belongs to: the mark's service, the exact key, else a persistent port-zero service of
   // that address (IPVS ip_vs_service_find() order).
   Service* find_for_packet(uint8_t protocol, const IpAddr& vip, uint16_t port, uint32_t mark = 0) {
-    if (mark)
-      if (Service* s = find(fwmark_key(mark))) return s;
+    if (mark)  // the mark's service of the packet's family (IPVS keys fwmark services by af too)
+      if (Service* s = find(vip.v6() ? fwmark_key6(mark) : fwmark_key(mark))) return s;
     if (Service* s = find(ServiceKey{protocol, vip, port})) return s;
     if (!port_zero_services_) return nullptr;
     Service* s = find(ServiceKey{protocol, vip, 0});

@@ -46,7 +46,7 @@ TrafficModel traffic_model(const ServiceTable& services, std::vector<IpAddr> loc
   TrafficModel m;
   services.for_each_service([&](const Service& s) {
     if (s.key.fwmark) {
-      m.fwmarks.push_back(s.key.fwmark);
+      (s.key.vip.v6() ? m.fwmarks6 : m.fwmarks).push_back(s.key.fwmark);
       for (uint32_t id : s.reals) {
         const Real& r = services.real(id);
         if (r.fwd == FwdMethod::kMasq && !has(m.fwmark_nat_addrs, r.addr)) m.fwmark_nat_addrs.push_back(r.addr);

@@ -33,8 +33,9 @@ struct TrafficModel {
   std::vector<uint16_t> gue_ports;  // each distinct GUE --tun-port once
   // Firewall-mark services: their packets reach lbd through the fwmark queue, not the
   // captures (fwmark_queue.hpp): their marks, and their NAT reals' addresses (whose
-  // replies go through the queue too). None of the above lists them.
-  std::vector<uint32_t> fwmarks;
+  // replies go through the queue too). None of the above lists them. `fwmarks6`: the IPv6
+  // services' (-f N -6), queued by ip6tables.
+  std::vector<uint32_t> fwmarks, fwmarks6;
   std::vector<IpAddr> fwmark_nat_addrs;
   size_t service_count = 0;
 

@@ -736,7 +736,7 @@ std::string usage_text(const std::string& prog) {
       "                                      [lbd: marked packets reach lbd by NFQUEUE, lbd(8)]\n"
       "\n"
       "Options:\n"
-      "  --ipv6         -6                   fwmark entry uses IPv6 (refused: lbd serves IPv4)\n"
+      "  --ipv6         -6                   fwmark entry uses IPv6\n"
       "  --scheduler    -s scheduler         one of {1},\n"
       "                                      the default scheduler is wlc.\n"
       "  --pe            engine              alternate persistence engine may be sip,\n"

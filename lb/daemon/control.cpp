@@ -370,10 +370,10 @@ void Control::configuration_changed() {
   set_capture_filters(model);
   if (const Status st = guard_->apply(model); !st.is_ok()) LBD_LOG(kError, "guard", "nftables update failed: {}", st.message());
   if (fwmark_) {
-    if (const Status st = fwmark_->apply(model.fwmarks, ipv4_only(model.fwmark_nat_addrs), ipv4_only(model.local));
+    if (const Status st = fwmark_->apply(model.fwmarks, model.fwmarks6, model.fwmark_nat_addrs, model.local);
         !st.is_ok())
       LBD_LOG(kError, "fwmark", "nftables update failed: {}", st.message());
-  } else if (!model.fwmarks.empty() && !std::exchange(fwmark_warned_, true)) {
+  } else if (!(model.fwmarks.empty() && model.fwmarks6.empty()) && !std::exchange(fwmark_warned_, true)) {
     LBD_LOG(kError, "fwmark", "firewall-mark services are configured but the fwmark queue is not bound (see "
             "the start-up log): they get no packets");
   }

@@ -1,4 +1,4 @@
-// The firewall-mark queue and its iptables chains; see fwmark_queue.hpp.
+// The firewall-mark queue and its iptables / ip6tables chains; see fwmark_queue.hpp.
 #include "lb/io/fwmark_queue.hpp"
 
 #include <arpa/inet.h>
@@ -9,6 +9,8 @@
 #include <linux/netfilter.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -27,10 +29,27 @@ namespace lbd {
 
 namespace {
 
-// An iptables command (the xtables NFQUEUE target: kernels without nft's queue expression
-// have it), its output silenced; true if it succeeded. `-w`: waits for the xtables lock.
-bool iptables(const std::vector<std::string>& args) {
-  std::vector<const char*> argv{"iptables", "-w"};
+// The two families' tools and tables: IPv4's firewall-mark services (-f N) in iptables,
+// IPv6's (-f N -6) in ip6tables, the same chains in each.
+struct Family {
+  const char* tool;     // iptables, ip6tables
+  const char* restore;  // their -restore
+  const char* table;    // nft's name of their mangle table
+  const char* icmp;     // the ICMP match and its error types
+  std::array<const char*, 3> errors;
+};
+constexpr Family kFamilies[2] = {
+    {"iptables", "iptables-restore", "ip mangle", "-p icmp --icmp-type",
+     {"destination-unreachable", "source-quench", "time-exceeded"}},
+    {"ip6tables", "ip6tables-restore", "ip6 mangle", "-p icmpv6 --icmpv6-type",
+     {"destination-unreachable", "packet-too-big", "time-exceeded"}},
+};
+
+// An iptables or ip6tables command (the xtables NFQUEUE target: kernels without nft's queue
+// expression have it), its output silenced; true if it succeeded. `-w`: waits for the
+// xtables lock.
+bool iptables(const Family& f, const std::vector<std::string>& args) {
+  std::vector<const char*> argv{f.tool, "-w"};
   for (const auto& a : args) argv.push_back(a.c_str());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
@@ -38,7 +57,7 @@ bool iptables(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   pid_t pid;
-  const int e = posix_spawnp(&pid, "iptables", &fa, nullptr, const_cast<char* const*>(argv.data()), environ);
+  const int e = posix_spawnp(&pid, f.tool, &fa, nullptr, const_cast<char* const*>(argv.data()), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (e != 0) return false;
   int status = 0;
@@ -47,13 +66,13 @@ bool iptables(const std::vector<std::string>& args) {
 }
 
 // `script` to iptables-restore --noflush (one transaction): "" or why it failed.
-std::string iptables_restore(const std::string& script) {
-  FILE* p = popen("iptables-restore -w --noflush >/dev/null 2>&1", "w");
-  if (!p) return std::string("iptables-restore: ") + std::strerror(errno);
+std::string iptables_restore(const Family& f, const std::string& script) {
+  FILE* p = popen(fmt::format("{} -w --noflush >/dev/null 2>&1", f.restore).c_str(), "w");
+  if (!p) return fmt::format("{}: {}", f.restore, std::strerror(errno));
   fwrite(script.data(), 1, script.size(), p);
   const int status = pclose(p);
   if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return "iptables-restore refused the rules (is the iptables package installed?)";
+    return fmt::format("{} refused the rules (is the iptables package installed?)", f.restore);
   return {};
 }
 
@@ -62,22 +81,22 @@ constexpr const char* kNatChain = "LBD_FWMARK_NAT";   // mangle PREROUTING: NAT 
 
 // Removes lbd's chains and the jumps to them (this run's, or a killed lbd's); true if there
 // were any.
-bool remove_chains() {
+bool remove_chains(const Family& f) {
   bool any = false;
-  while (iptables({"-t", "mangle", "-D", "INPUT", "-j", kInChain})) any = true;
-  while (iptables({"-t", "mangle", "-D", "PREROUTING", "-j", kNatChain})) any = true;
+  while (iptables(f, {"-t", "mangle", "-D", "INPUT", "-j", kInChain})) any = true;
+  while (iptables(f, {"-t", "mangle", "-D", "PREROUTING", "-j", kNatChain})) any = true;
   for (const char* c : {kInChain, kNatChain}) {
-    iptables({"-t", "mangle", "-F", c});
-    any |= iptables({"-t", "mangle", "-X", c});
+    iptables(f, {"-t", "mangle", "-F", c});
+    any |= iptables(f, {"-t", "mangle", "-X", c});
   }
   return any;
 }
 
 // iptables' mangle table: absent, present without a rule (its chains' policies only), or in use.
 enum class Mangle { kAbsent, kEmpty, kInUse };
-Mangle mangle_table() {
-  if (!run_nft("list table ip mangle\n")) return Mangle::kAbsent;
-  FILE* p = popen("iptables -w -t mangle -S 2>/dev/null", "r");
+Mangle mangle_table(const Family& f) {
+  if (!run_nft(fmt::format("list table {}\n", f.table))) return Mangle::kAbsent;
+  FILE* p = popen(fmt::format("{} -w -t mangle -S 2>/dev/null", f.tool).c_str(), "r");
   if (!p) return Mangle::kInUse;
   char line[512];
   bool rules = false;
@@ -87,8 +106,8 @@ Mangle mangle_table() {
 }
 
 // The mangle table iptables made for lbd's chains goes with them, when nothing else uses it.
-void drop_empty_mangle() {
-  if (mangle_table() == Mangle::kEmpty) (void)run_nft("delete table ip mangle\n");
+void drop_empty_mangle(const Family& f) {
+  if (mangle_table(f) == Mangle::kEmpty) (void)run_nft(fmt::format("delete table {}\n", f.table));
 }
 
 }  // namespace
@@ -97,9 +116,10 @@ void drop_empty_mangle() {
 // there), after every PREROUTING rule that marks them. A NAT real's replies are forwarded,
 // never local: they are queued from the start of mangle PREROUTING (no mark involved).
 // iptables (xt_NFQUEUE), not nft's queue expression: this is what kernels without nft_queue
-// (this project's CI) have.
-std::string FwmarkQueue::rules(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
-                               const std::vector<Ipv4>& local) const {
+// (this project's CI) have. One family's rules (`v6`: ip6tables').
+std::string FwmarkQueue::rules(bool v6, const std::vector<uint32_t>& marks, const std::vector<IpAddr>& nat_addrs,
+                               const std::vector<IpAddr>& local) const {
+  const Family& f = kFamilies[v6];
   const std::string queue =
       fmt::format("-j NFQUEUE --queue-num {}{}", opt_.queue, opt_.fail_open ? " --queue-bypass" : "");
   std::string s = fmt::format("*mangle\n-F {}\n-F {}\n", kInChain, kNatChain);
@@ -108,11 +128,12 @@ std::string FwmarkQueue::rules(const std::vector<uint32_t>& marks, const std::ve
   // fwmark connection are lbd's to pass to its real (IPVS ip_vs_in_icmp); the rest lbd
   // hands back at once (ACCEPT).
   if (!marks.empty())
-    for (const char* type : {"destination-unreachable", "source-quench", "time-exceeded"})
-      s += fmt::format("-A {} -p icmp --icmp-type {} {}\n", kInChain, type, queue);
-  for (Ipv4 a : nat_addrs) {
-    for (Ipv4 l : local) s += fmt::format("-A {} -s {} -d {} -j RETURN\n", kNatChain, a, l);
-    for (const char* proto : {"tcp", "udp", "icmp"})
+    for (const char* type : f.errors) s += fmt::format("-A {} {} {} {}\n", kInChain, f.icmp, type, queue);
+  for (const IpAddr& a : nat_addrs) {
+    if (a.v6() != v6) continue;
+    for (const IpAddr& l : local)
+      if (l.v6() == v6) s += fmt::format("-A {} -s {} -d {} -j RETURN\n", kNatChain, a, l);
+    for (const char* proto : {"tcp", "udp", v6 ? "icmpv6" : "icmp"})
       s += fmt::format("-A {} -s {} -p {} {}\n", kNatChain, a, proto, queue);
   }
   return s + "COMMIT\n";
@@ -121,10 +142,11 @@ std::string FwmarkQueue::rules(const std::vector<uint32_t>& marks, const std::ve
 FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
   // A killed lbd's chains go (and the mangle table they needed, if nothing else uses it);
   // this one makes its own with the first firewall-mark service.
-  if (remove_chains()) {
-    drop_empty_mangle();
-    LBD_LOG(kWarn, "fwmark", "removed the iptables chains a killed lbd left");
-  }
+  for (const Family& f : kFamilies)
+    if (remove_chains(f)) {
+      drop_empty_mangle(f);
+      LBD_LOG(kWarn, "fwmark", "removed the {} chains a killed lbd left", f.tool);
+    }
   h_ = nfq_open();
   if (!h_) throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(errno)));
   qh_ = nfq_create_queue(h_, opt_.queue, &FwmarkQueue::on_packet, this);
@@ -149,32 +171,44 @@ FwmarkQueue::~FwmarkQueue() {
 }
 
 void FwmarkQueue::unhook() {
-  if (!hooked_) return;
-  remove_chains();
-  if (made_table_) drop_empty_mangle();
-  hooked_ = made_table_ = false;
+  for (const bool v6 : {false, true}) unhook(v6);
 }
 
-Status FwmarkQueue::apply(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
-                          const std::vector<Ipv4>& local) {
-  // No firewall-mark service: nothing of lbd's in iptables (the box as it was).
-  if (marks.empty() && nat_addrs.empty()) {
-    unhook();
-    return Status::ok();
-  }
-  if (!hooked_) {
-    made_table_ = mangle_table() == Mangle::kAbsent;
-    hooked_ = true;  // from here on unhook() takes away whatever of it was made
-    if (!iptables({"-t", "mangle", "-N", kInChain}) || !iptables({"-t", "mangle", "-N", kNatChain}) ||
-        !iptables({"-t", "mangle", "-I", "INPUT", "1", "-j", kInChain}) ||
-        !iptables({"-t", "mangle", "-I", "PREROUTING", "1", "-j", kNatChain})) {
-      unhook();
-      return Status::error(EIO, "fwmark queue: cannot make iptables' mangle chains (is iptables installed?)");
+void FwmarkQueue::unhook(bool v6) {
+  if (!hooked_[v6]) return;
+  remove_chains(kFamilies[v6]);
+  if (made_table_[v6]) drop_empty_mangle(kFamilies[v6]);
+  hooked_[v6] = made_table_[v6] = false;
+}
+
+Status FwmarkQueue::apply(const std::vector<uint32_t>& marks, const std::vector<uint32_t>& marks6,
+                          const std::vector<IpAddr>& nat_addrs, const std::vector<IpAddr>& local) {
+  Status result = Status::ok();
+  for (const bool v6 : {false, true}) {
+    const Family& f = kFamilies[v6];
+    const std::vector<uint32_t>& m = v6 ? marks6 : marks;
+    const bool nat = std::any_of(nat_addrs.begin(), nat_addrs.end(), [&](const IpAddr& a) { return a.v6() == v6; });
+    // No firewall-mark service of this family: nothing of lbd's in its tables (the box as it was).
+    if (m.empty() && !nat) {
+      unhook(v6);
+      continue;
     }
+    if (!hooked_[v6]) {
+      made_table_[v6] = mangle_table(f) == Mangle::kAbsent;
+      hooked_[v6] = true;  // from here on unhook() takes away whatever of it was made
+      if (!iptables(f, {"-t", "mangle", "-N", kInChain}) || !iptables(f, {"-t", "mangle", "-N", kNatChain}) ||
+          !iptables(f, {"-t", "mangle", "-I", "INPUT", "1", "-j", kInChain}) ||
+          !iptables(f, {"-t", "mangle", "-I", "PREROUTING", "1", "-j", kNatChain})) {
+        unhook(v6);
+        result = Status::error(EIO, fmt::format("fwmark queue: cannot make {}' mangle chains (is iptables installed?)",
+                                                f.tool));
+        continue;
+      }
+    }
+    if (const std::string e = iptables_restore(f, rules(v6, m, nat_addrs, local)); !e.empty())
+      result = Status::error(EIO, "fwmark queue: " + e);
   }
-  if (const std::string e = iptables_restore(rules(marks, nat_addrs, local)); !e.empty())
-    return Status::error(EIO, "fwmark queue: " + e);
-  return Status::ok();
+  return result;
 }
 
 int FwmarkQueue::on_packet(nfq_q_handle* qh, nfgenmsg*, nfq_data* nfa, void* self_ptr) {

@@ -1,5 +1,6 @@
-// Firewall-mark services' packets (ipvsadm -f): the operator's own nftables or iptables
-// rules mark them (in prerouting, as for IPVS); lbd's iptables chain LBD_FWMARK, jumped to
+// Firewall-mark services' packets (ipvsadm -f, -f -6): the operator's own nftables or
+// iptables rules mark them (in prerouting, as for IPVS); lbd's iptables chain LBD_FWMARK
+// (ip6tables' for IPv6 services, the same chains), jumped to
 // first from mangle INPUT (IPVS's LOCAL_IN: after every prerouting rule; the VIP is the
 // director's own, as IPVS needs), queues them to an NFQUEUE lbd reads through
 // libnetfilter_queue, and LBD_FWMARK_NAT (first in mangle PREROUTING) the replies of those
@@ -13,9 +14,10 @@
 // default they are dropped (fail closed): a VIP the director also holds would otherwise be
 // answered (RST) by its kernel, and clients retry into a restarted lbd instead.
 //
-// What it changes, only while a firewall-mark service exists, undone when the last one goes
-// and at exit: the two chains and their jumps, and iptables' mangle table if it was not
-// there before and nothing else uses it. A killed lbd's are removed at the next start.
+// What it changes, only while a firewall-mark service of that family exists, undone when the
+// last one goes and at exit: the two chains and their jumps, and iptables' (ip6tables')
+// mangle table if it was not there before and nothing else uses it. A killed lbd's are
+// removed at the next start.
 #pragma once
 
 #include <atomic>
@@ -51,12 +53,14 @@ class FwmarkQueue {
   int fd() const { return fd_; }
   const Options& options() const { return opt_; }
 
-  // The marks of the fwmark services, the addresses of their NAT reals, the director's own
-  // addresses: the table's sets, replaced in one transaction. On failure nothing changed.
-  Status apply(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
-               const std::vector<Ipv4>& local);
+  // The marks of the IPv4 and IPv6 fwmark services, the addresses of their NAT reals and the
+  // director's own addresses (both families): each family's chains replaced in one
+  // transaction. On failure that family's rules are unchanged.
+  Status apply(const std::vector<uint32_t>& marks, const std::vector<uint32_t>& marks6,
+               const std::vector<IpAddr>& nat_addrs, const std::vector<IpAddr>& local);
 
-  // One queued packet: its IPv4 bytes (whole), mark, input interface and link-layer source.
+  // One queued packet: its IPv4 or IPv6 bytes (whole), mark, input interface and
+  // link-layer source.
   struct Packet {
     std::span<const uint8_t> ip;
     uint32_t mark;
@@ -77,11 +81,12 @@ class FwmarkQueue {
   uint64_t overflows() const { return enobufs_.load(std::memory_order_relaxed); }
 
  private:
-  void unhook();  // lbd's chains and jumps gone (and the mangle table, if lbd's making)
-  bool hooked_ = false;      // lbd's chains are in iptables (a fwmark service exists)
-  bool made_table_ = false;  // iptables' mangle table did not exist before them
-  std::string rules(const std::vector<uint32_t>& marks, const std::vector<Ipv4>& nat_addrs,
-                    const std::vector<Ipv4>& local) const;
+  void unhook();  // lbd's chains and jumps gone (and the mangle tables, if lbd's making)
+  void unhook(bool v6);
+  bool hooked_[2] = {false, false};      // lbd's chains are in iptables / ip6tables (a fwmark service exists)
+  bool made_table_[2] = {false, false};  // that mangle table did not exist before them
+  std::string rules(bool v6, const std::vector<uint32_t>& marks, const std::vector<IpAddr>& nat_addrs,
+                    const std::vector<IpAddr>& local) const;
   Options opt_;
   nfq_handle* h_ = nullptr;
   nfq_q_handle* qh_ = nullptr;

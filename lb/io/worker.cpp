@@ -257,11 +257,12 @@ void Worker::on_queue() {
       return true;
     }
     uint8_t* buf = fits ? in->next_buffer() : scratch_.data();
-    EthHdr eth{cap->mac(), q.hw_src, Be16::from_host(kEtherTypeIpv4)};
+    const bool v6 = !q.ip.empty() && (q.ip[0] >> 4) == 6;
+    EthHdr eth{cap->mac(), q.hw_src, Be16::from_host(v6 ? kEtherTypeIpv6 : kEtherTypeIpv4)};
     std::memcpy(buf, &eth, sizeof eth);
     std::memcpy(buf + sizeof eth, q.ip.data(), q.ip.size());
     const uint64_t unclaimed = dp_->counters().drops[size_t(DropReason::kNoService)];
-    const bool icmp = q.ip.size() > 9 && q.ip[9] == kProtoIcmp;
+    const bool icmp = v6 ? q.ip.size() > 6 && q.ip[6] == kProtoIcmpv6 : q.ip.size() > 9 && q.ip[9] == kProtoIcmp;
     const Verdict v = dp_->process({buf, len}, q.ifindex, now_ms_, fits ? Injector::kFrameMax : scratch_.size(), q.mark);
     if (v.transmit) send(buf, v.length ? v.length : len, v, fits ? in : nullptr);
     // An ICMP error lbd did not pass on is the director's own; a packet no service takes

@@ -136,7 +136,8 @@ void BM_DataPath(benchmark::State& st) {
 BENCHMARK(BM_DataPath)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Arg(4);
 
 // The same over IPv6, beside BM_DataPath's IPv4: arg 0 = DR, 1 = NAT66 (client side), 2 =
-// NAT66 reply. The frames are IPv4's with a 40-byte header: the difference is the address
+// NAT66 reply, 3 = TUN IPv6 in IPv6 (IPIP), 4 = TUN IPv4 in IPv6 (an IPv4 VIP, BM_DataPath's
+// frame, on an IPv6 real). The frames are IPv4's with a 40-byte header: the difference is the address
 // width (parse, hash, compare, the 128-bit pseudo-header in NAT's checksum updates).
 Ipv6 addr6(uint8_t last) { return Ipv6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last}}; }
 
@@ -161,23 +162,25 @@ std::vector<uint8_t> frame6(const Ipv6& src, uint16_t sport, const Ipv6& dst, ui
 
 void BM_DataPath6(benchmark::State& st) {
   const int mode = int(st.range(0));
-  const FwdMethod method = mode == 0 ? FwdMethod::kRoute : FwdMethod::kMasq;
+  const FwdMethod method = mode == 0 ? FwdMethod::kRoute : mode >= 3 ? FwdMethod::kTunnel : FwdMethod::kMasq;
   ServiceTable services;
   ConnTable conns(1024, 1);
   Timeouts timeouts;
   DataPath dp(services, conns, timeouts);
   const Ipv6 vip = addr6(0x64), client = addr6(1), rip = addr6(0x0b);
-  const ServiceKey svc{kProtoTcp, IpAddr(vip), 80};
+  const ServiceKey svc{kProtoTcp, mode == 4 ? IpAddr(kVip) : IpAddr(vip), 80};
   (void)services.add_service(svc, {"rr"});
   (void)services.add_real(svc, {IpAddr(rip), uint16_t(method == FwdMethod::kMasq ? 8080 : 80), method, 1});
   services.for_each_real([](Real& r) {
     r.hop = NextHop{1, MacAddr{{2, 0, 0, 0, 0, 0xd1}}, MacAddr{{2, 0, 0, 0, 0, 0xa1}}, 1500, true, IpAddr(addr6(2))};
   });
   dp.set_interfaces({{1, MacAddr{{2, 0, 0, 0, 0, 0xd1}}, 1500}});
-  auto syn = frame6(client, 40000, vip, 80, tcp_flag::kSyn);
+  auto syn = mode == 4 ? frame(kClient, 40000, kVip, 80, tcp_flag::kSyn) : frame6(client, 40000, vip, 80, tcp_flag::kSyn);
   syn.resize(syn.size() + 64);
   dp.process({syn.data(), syn.size() - 64}, 1, 1000, syn.size());
-  const auto in = mode == 2 ? frame6(rip, 8080, client, 40000, tcp_flag::kAck) : frame6(client, 40000, vip, 80, tcp_flag::kAck);
+  const auto in = mode == 2   ? frame6(rip, 8080, client, 40000, tcp_flag::kAck)
+                  : mode == 4 ? frame(kClient, 40000, kVip, 80, tcp_flag::kAck)
+                              : frame6(client, 40000, vip, 80, tcp_flag::kAck);
   std::vector<uint8_t> buf(in.size() + 64);
   for (auto _ : st) {
     std::copy(in.begin(), in.end(), buf.begin());
@@ -185,7 +188,7 @@ void BM_DataPath6(benchmark::State& st) {
   }
   if (dp.counters().total_drops()) st.SkipWithError("frames were dropped");
 }
-BENCHMARK(BM_DataPath6)->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_DataPath6)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Arg(4);
 
 // A new connection (SYN → scheduled, DR) each iteration, from 4096 clients in turn: arg 0 =
 // plain rr, 1 = persistent (-p: a template looked up, or made, then the connection).

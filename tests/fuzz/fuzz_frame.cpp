@@ -91,6 +91,24 @@ struct World {
     Ipv6 rip1{{0x20, 0x01, 0x0d, 0xb8}};
     rip1.b[15] = 0x11;
     (void)services.add_real({kProtoUdp, IpAddr(vip6), 83}, {IpAddr(rip1), 83, FwdMethod::kRoute, 1});
+    // IPv6 tunnels: 2001:db8::100 port 82 in IPv6 (IPIP, GUE 6080) and in IPv4 (GRE with
+    // its checksum); 198.18.0.100:85 in IPv6.
+    const ServiceKey t6{kProtoTcp, IpAddr(vip6), 82};
+    (void)services.add_service(t6, {"rr"});
+    for (uint8_t i = 1; i <= 2; ++i) {
+      Ipv6 rip{{0x20, 0x01, 0x0d, 0xb8}};
+      rip.b[15] = uint8_t(0x20 + i);
+      RealSpec r{IpAddr(rip), 82, FwdMethod::kTunnel, 1};
+      if (i == 2) r.tun = TunnelSpec{TunType::kGue, 6080, TunCsum::kNoCsum};
+      (void)services.add_real(t6, r);
+    }
+    RealSpec gre4{Be32::from_host(0xc6120015), 82, FwdMethod::kTunnel, 1};
+    gre4.tun = TunnelSpec{TunType::kGre, 0, TunCsum::kCsum};
+    (void)services.add_real(t6, gre4);
+    const ServiceKey t4{kProtoTcp, Be32::from_host(0xc6120064), 85};
+    (void)services.add_service(t4, {"rr"});
+    (void)services.add_real(t4, {IpAddr(Ipv6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x23}}), 85,
+                                 FwdMethod::kTunnel, 1});
     services.for_each_real([](Real& r) {
       // One real unresolved: frames get held.
       r.hop = NextHop{1, MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}}, 1500, r.addr.b[15] != 13,
@@ -153,12 +171,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (v.transmit && v.fragment_mtu) {
     std::vector<uint8_t> piece(14 + v.fragment_mtu);
-    for (size_t i = 0; i < 100 && ipv4_fragment_one(out, v.fragment_mtu, i, piece.data()); ++i) {}
+    const bool v6 = out.size() > 14 && out[12] == 0x86 && out[13] == 0xdd;
+    for (size_t i = 0; i < 100; ++i) {
+      const size_t n = v6 ? ipv6_fragment_one(out, v.fragment_mtu, 1, i, piece.data())
+                          : ipv4_fragment_one(out, v.fragment_mtu, i, piece.data());
+      if (!n) break;
+      if (n > piece.size()) __builtin_trap();
+    }
   }
-  static Decapsulator decap({Be32::from_host(0xc6120064)}, {});
+  const IpAddr vip6(Ipv6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}});
+  const IpAddr dir6(Ipv6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}});
+  const IpAddr real6(Ipv6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x21}});
+  static Decapsulator decap({Be32::from_host(0xc6120064), vip6}, {}, true);
+  decap.set_local_addresses({Be32::from_host(0xc612000b), real6});
   if (size > 14) (void)decap.handle({data + 14, size - 14});
   std::vector<uint8_t> gue(data, data + size);  // as GUE's UDP socket hands it over
   (void)decap.handle_gue(Be32::from_host(0xc6120002), Be32::from_host(0xc612000b), gue);
+  // As raw IPv6 sockets hand a tunnel's payload over (its first byte choosing the protocol).
+  if (size > 1) {
+    constexpr uint8_t kCarriers[] = {kProtoIpip, kProtoIpv6, kProtoGre};
+    (void)decap.handle_carrier(dir6, real6, kCarriers[data[0] % 3], {data + 1, size - 1});
+  }
   w.dp.release_held(now, [](std::span<const uint8_t>, const Verdict&) {});
   w.dp.expire(now, 64);
   // Every entry is counted once by its real (templates as PersistConn); a template's

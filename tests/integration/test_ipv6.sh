@@ -15,7 +15,7 @@
 # the listings in ipvsadm's IPv6 formats (-L -n, -c, -S) and -S | -C | -R; a TCP check
 # taking a real down and back; with the VIP also on the director's lo, the guard keeps its
 # IPv6 stack from answering (no RST) and requests still reach the reals; ipvsadm's family
-# rule and lbd's refusal of -f -6. (IPv6 tunnels: test_tun6.)
+# rule. (IPv6 tunnels: test_tun6; -f N -6: test_fwmark6.)
 . "$(dirname "$0")/common.sh"
 lab_init
 V6=2001:db8::100
@@ -131,11 +131,9 @@ echo "$saved" | lbadm_ -R
 assert_eq "$saved" "$(lbadm_ -S -n)" "-S | -C | -R round trip of IPv6 rules"
 assert_eq "real1 2 real2 2 " "$(answers6 4 "http://[$V6]/")" "the restored rules carry traffic"
 
-# ipvsadm's family rule, lbd's refusals (with ipvsadm's exit codes).
+# ipvsadm's family rule (with ipvsadm's exit code).
 rc=0; out=$(lbadm_ -a -t "[$V6]:80" -r 198.18.0.11 -g 2>&1) || rc=$?
 assert_eq "2:Different address family is allowed only for tunneling servers" "$rc:$out" "a DR real of the other family"
-rc=0; out=$(lbadm_ -A -f 9 -6 -s rr 2>&1) || rc=$?
-assert_eq "255:an IPv6 firewall-mark service (-f -6) is not supported by lbd yet" "$rc:$out" "-f -6 refused"
 assert_eq "$saved" "$(lbadm_ -S -n)" "the refusals changed nothing"
 
 # A TCP check takes real2 down (nginx stopped) and brings it back.

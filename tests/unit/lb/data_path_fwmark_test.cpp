@@ -117,3 +117,36 @@ TEST_CASE("fwmark sync: records carry the mark; a backup finds the service by it
   REQUIRE(c);
   CHECK(c->daddr == t->daddr);
 }
+
+TEST_CASE("fwmark -6: one mark, two services by family (IPVS keys them by af); IPv6 templates carry the mark as 0:1::") {
+  FwmarkPath fx(FwdMethod::kRoute);  // -f 1 (IPv4), reals .11 and .12
+  ServiceOptions opt{"rr"};
+  opt.persistent = 300;
+  REQUIRE(fx.services.add_service(fwmark_key6(1), opt).is_ok());
+  const IpAddr rip6(v6("2001:db8::11"));
+  REQUIRE(fx.services.add_real(fwmark_key6(1), {rip6, 0, FwdMethod::kRoute, 1}).is_ok());
+  fx.services.find_real(fwmark_key6(1), rip6, 0)->hop = NextHop{kIf, mac(0xd1), mac(0x66), 1500, true, IpAddr(v6("2001:db8::2"))};
+  // An IPv4 family real cannot join the IPv6 service (ipvsadm's family rule).
+  CHECK_FALSE(fx.services.add_real(fwmark_key6(1), {kRip, 0, FwdMethod::kRoute, 1}).is_ok());
+  FrameSpec6 s;
+  s.dst = mac(0xd1);
+  s.dport = 443;
+  auto f6 = make_frame6(s);
+  REQUIRE(fx.run(f6, 1).transmit);
+  CHECK(f6[5] == 0x66);  // the IPv6 service's real
+  auto f4 = make_frame(to(kClient, 443));
+  REQUIRE(fx.run(f4, 1).transmit);
+  CHECK((f4[5] == kRip.b[3] || f4[5] == 12));  // the IPv4 service's
+  Ipv6 mark_addr{};
+  mark_addr.b[3] = 1;
+  bool found = false;
+  fx.conns.for_each([&](const Conn& c) {
+    if (c.flags & Conn::kTemplate) {
+      CHECK(c.key.vaddr == IpAddr(mark_addr));
+      CHECK(c.key.caddr == IpAddr(s.saddr));
+      found = true;
+    }
+  });
+  CHECK(found);
+  CHECK(fx.services.find_for_packet(kProtoTcp, IpAddr(s.daddr), 443, 2) == nullptr);  // another mark: none
+}
