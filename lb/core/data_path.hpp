@@ -76,7 +76,7 @@ struct DataPathCounters {
   uint64_t offload_bytes = 0;
   uint64_t sync_queued = 0;        // master: connection records queued for the sync daemon
   uint64_t sync_queue_full = 0;    // ... not queued: the worker's queue was full
-  uint64_t sync_not_ipv4 = 0;      // ... not queued: an IPv6 connection (records are IPv4 only)
+  uint64_t sync_mixed_family = 0;  // ... not queued: a tunnel across families (IPVS's records have one)
   uint64_t sync_messages_sent = 0; // ... sent in this many messages
   uint64_t sync_send_failed = 0;   // ... messages the kernel refused
   uint64_t sync_created = 0;       // backup: connections created from records
@@ -146,7 +146,7 @@ inline constexpr DataPathCounterField kDataPathCounterFields[] = {
     {"offload_bytes", &DataPathCounters::offload_bytes},
     {"sync_queued", &DataPathCounters::sync_queued},
     {"sync_queue_full", &DataPathCounters::sync_queue_full},
-    {"sync_not_ipv4", &DataPathCounters::sync_not_ipv4},
+    {"sync_mixed_family", &DataPathCounters::sync_mixed_family},
     {"sync_messages_sent", &DataPathCounters::sync_messages_sent},
     {"sync_send_failed", &DataPathCounters::sync_send_failed},
     {"sync_created", &DataPathCounters::sync_created},

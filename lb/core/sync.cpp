@@ -50,9 +50,10 @@ sync::Record DataPath::sync_record(const Conn& c) const {
   r.vport = c.key.vport;
   r.dport = c.dport;
   r.timeout = sync_timeout(c);
-  r.caddr = c.key.caddr.v4();
-  r.vaddr = c.key.vaddr.v4();
-  r.daddr = c.daddr.v4();
+  r.ipv6 = c.key.caddr.v6();  // struct ip_vs_sync_v6 (queue_sync() keeps the families one)
+  r.caddr = c.key.caddr;
+  r.vaddr = c.key.vaddr;
+  r.daddr = c.daddr;
   // A fwmark service's connections and templates carry the mark (IPVS cp->fwmark): the
   // backup finds the service by it (a template's protocol is IPPROTO_IP, its vaddr the mark).
   r.fwmark = services_.service(services_.real(c.real_id).service_id).key.fwmark;
@@ -60,9 +61,11 @@ sync::Record DataPath::sync_record(const Conn& c) const {
 }
 
 void DataPath::queue_sync(const Conn& c) {
-  // lbd's sync messages carry IPv4 records only: an IPv6 connection is not synced (counted).
-  if (c.key.caddr.v6() || c.daddr.v6()) {
-    ++counters_.sync_not_ipv4;
+  // A record's three addresses are of one family (IPVS: "we do not support heterogeneous
+  // pools with synchronization"): a connection tunnelled across families is not synced
+  // (counted). A template's destination is its real's too.
+  if (c.key.caddr.v6() != c.daddr.v6()) {
+    ++counters_.sync_mixed_family;
     return;
   }
   if (sync_out_.size() >= kSyncQueue) {
@@ -153,7 +156,8 @@ void DataPath::apply_sync(const sync::Record& r, uint64_t now_ms) {
   // The real of this director's service with the same address and port (IPVS
   // ip_vs_find_dest). lbd keeps no connection without a real: one it does not have is
   // counted, and the record is taken again once the real is configured.
-  const Service* svc = r.fwmark ? services_.find(fwmark_key(r.fwmark)) : services_.find_for_packet(r.protocol, r.vaddr, r.vport);
+  const Service* svc = r.fwmark ? services_.find(r.ipv6 ? fwmark_key6(r.fwmark) : fwmark_key(r.fwmark))
+                                : services_.find_for_packet(r.protocol, r.vaddr, r.vport);
   Real* real = svc ? services_.find_real(svc->key, r.daddr, r.dport) : nullptr;
   if (svc && !real) real = services_.find_real(svc->key, r.daddr, 0);  // a port-zero service's real
   if (!real || real->deleted) {

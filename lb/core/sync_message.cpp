@@ -72,7 +72,7 @@ const char* skip_name(Skip s) {
     case Skip::kProtocol: return "protocol";
     case Skip::kState: return "state";
     case Skip::kMandatoryOption: return "option";
-    case Skip::kIpv6: return "ipv6";
+    case Skip::kMappedAddress: return "mapped_address";
     case Skip::kCount: break;
   }
   return "?";
@@ -110,10 +110,12 @@ bool MessageBuilder::add(const Record& r) {
   e.timeout = Be32::from_host(r.timeout);
   const size_t fixed = r.ipv6 ? kEntryV6Size : kEntryV4Size;
   std::memcpy(p, &e, offsetof(WireEntryV4, caddr));
-  if (!r.ipv6) {  // IPv6 addresses are not kept in a Record: an IPv6 entry's are zero
-    std::memcpy(p + offsetof(WireEntryV4, caddr), &r.caddr, 4);
-    std::memcpy(p + offsetof(WireEntryV4, vaddr), &r.vaddr, 4);
-    std::memcpy(p + offsetof(WireEntryV4, daddr), &r.daddr, 4);
+  // struct ip_vs_sync_v6: the same fields, then three 16-byte addresses.
+  const size_t width = r.ipv6 ? 16 : 4;
+  uint8_t* a = p + offsetof(WireEntryV4, caddr);
+  for (const IpAddr* addr : {&r.caddr, &r.vaddr, &r.daddr}) {
+    std::memcpy(a, addr->b.data() + (16 - width), width);
+    a += width;
   }
   if (r.has_seq) {
     uint8_t* o = p + fixed;
@@ -208,7 +210,17 @@ Decoded decode(std::span<const uint8_t> msg, uint8_t own_syncid) {
     r.dport = e.dport.host();
     r.fwmark = e.fwmark.host();
     r.timeout = e.timeout.host();
-    if (!r.ipv6) {
+    bool mapped = false;
+    if (r.ipv6) {
+      const uint8_t* a = start + offsetof(WireEntryV4, caddr);
+      for (IpAddr* addr : {&r.caddr, &r.vaddr, &r.daddr}) {
+        Ipv6 v;
+        std::memcpy(v.b.data(), a, 16);
+        *addr = IpAddr(v);
+        mapped |= !addr->v6();
+        a += 16;
+      }
+    } else {
       r.caddr = e.caddr;
       r.vaddr = e.vaddr;
       r.daddr = e.daddr;
@@ -219,7 +231,7 @@ Decoded decode(std::span<const uint8_t> msg, uint8_t own_syncid) {
     if (mandatory_unknown || pe_data || pe_name) skip = Skip::kMandatoryOption;  // lbd has no persistence engine
     else if (!templ && r.protocol != kProtoTcp && r.protocol != kProtoUdp) skip = Skip::kProtocol;
     else if (!templ && r.state >= (r.protocol == kProtoTcp ? kTcpStates : 1)) skip = Skip::kState;
-    else if (r.ipv6) skip = Skip::kIpv6;
+    else if (mapped) skip = Skip::kMappedAddress;
     if (skip != Skip::kNone) {
       ++d.skipped[size_t(skip)];
       continue;

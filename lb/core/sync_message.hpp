@@ -60,14 +60,14 @@ struct Seq {  // struct ip_vs_seq, host order
 
 // One connection (or persistence template) as a message carries it. Ports host order.
 struct Record {
-  bool ipv6 = false;       // an IPv6 entry: decoded (its addresses not kept), skipped by lbd
+  bool ipv6 = false;       // an IPv6 entry (16-byte addresses; the three are of one family)
   uint8_t protocol = 0;
   uint32_t flags = 0;
   uint16_t state = 0;
   uint16_t cport = 0, vport = 0, dport = 0;
   uint32_t fwmark = 0;
   uint32_t timeout = 0;    // seconds
-  Ipv4 caddr, vaddr, daddr;
+  IpAddr caddr, vaddr, daddr;
   bool has_seq = false;
   Seq in_seq, out_seq;
   friend bool operator==(const Record&, const Record&) = default;
@@ -106,7 +106,9 @@ enum class Refusal : uint8_t {
 const char* refusal_name(Refusal r);
 
 // Why one entry of a well-formed message was skipped (the others are applied).
-enum class Skip : uint8_t { kNone, kProtocol, kState, kMandatoryOption, kIpv6, kCount };
+// kMappedAddress: an IPv6 entry with an IPv4-mapped address (no IPVS sends one; lbd's
+// addresses would take it for IPv4).
+enum class Skip : uint8_t { kNone, kProtocol, kState, kMandatoryOption, kMappedAddress, kCount };
 const char* skip_name(Skip s);
 
 struct Decoded {

@@ -223,3 +223,67 @@ TEST_CASE("sync sysctls: sync_threshold is two numbers, checked as IPVS's proc_d
   CHECK(s.sync_threshold == 5);  // refusals change nothing
   CHECK(set_sysctl(s, "sync_retries=4").message() == "--lbd-sysctl sync_retries=4: expected 0 to 3");
 }
+
+TEST_CASE("sync over IPv6: a master's IPv6 connection and template reach a backup through the wire format; a tunnel across families is not synced") {
+  struct Six {
+    ServiceTable services;
+    ConnTable conns{4096, 7};
+    Timeouts timeouts;
+    DataPath dp{services, conns, timeouts};
+    ServiceKey key{kProtoTcp, IpAddr(v6("2001:db8::100")), 80};
+    ServiceKey mixed{kProtoTcp, ip("198.18.0.100"), 80};
+    Six() {
+      ServiceOptions opt{"rr"};
+      opt.persistent = 300;
+      opt.netmask6 = 64;
+      REQUIRE(services.add_service(key, opt).is_ok());
+      const IpAddr rip(v6("2001:db8::13"));
+      REQUIRE(services.add_real(key, {rip, 8080, FwdMethod::kMasq, 1}).is_ok());
+      services.find_real(key, rip, 8080)->hop = NextHop{kIf, mac(0xd1), mac(0xa3), 1500, true, {}};
+      REQUIRE(services.add_service(mixed, {"rr"}).is_ok());  // IPv4 VIP, IPv6 tunnel real
+      REQUIRE(services.add_real(mixed, {rip, 80, FwdMethod::kTunnel, 1}).is_ok());
+      services.find_real(mixed, rip, 80)->hop =
+          NextHop{kIf, mac(0xd1), mac(0xa3), 1500, true, IpAddr(v6("2001:db8::2"))};
+      dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+    }
+  } master, backup;
+  master.dp.set_sync_master(true);
+  for (const uint8_t flags : {tcp_flag::kSyn, tcp_flag::kAck, tcp_flag::kAck}) {
+    FrameSpec6 s;
+    s.dst = mac(0xd1);
+    s.flags = flags;
+    auto f = make_frame6(s);
+    const size_t len = f.size();
+    f.resize(2048);
+    REQUIRE(master.dp.process({f.data(), len}, kIf, 1000, f.size()).transmit);
+  }
+  REQUIRE(master.dp.sync_out().size() >= 2);  // the connection and its /64 template
+  sync::MessageBuilder msg(0, 1472);
+  for (const sync::Record& r : master.dp.sync_out()) {
+    CHECK(r.ipv6);
+    REQUIRE(msg.add(r));
+  }
+  const sync::Decoded d = sync::decode(msg.bytes(), 0);
+  REQUIRE(d.refusal == sync::Refusal::kNone);
+  for (const sync::Record& r : d.records) backup.dp.apply_sync(r, 5000);
+  CHECK(backup.dp.counters().sync_created == 2);
+  const Conn* c = backup.conns.find(ConnKey{IpAddr(v6("2001:db8::1")), IpAddr(v6("2001:db8::100")), 40000, 80, kProtoTcp});
+  REQUIRE(c);
+  CHECK(c->daddr == IpAddr(v6("2001:db8::13")));
+  CHECK(c->dport == 8080);
+  CHECK(c->state == ConnState::kEstablished);
+  CHECK(backup.conns.find(ConnKey{IpAddr(v6("2001:db8::")), IpAddr(v6("2001:db8::100")), 0, 80,
+                                  uint8_t(kProtoTcp | kTemplateProtocolBit)}));  // the /64's template
+
+  // IPv4 in IPv6: IPVS's records have one family for all three addresses: not synced.
+  master.dp.sync_out().clear();
+  for (const uint8_t flags : {tcp_flag::kSyn, tcp_flag::kAck, tcp_flag::kAck}) {
+    FrameSpec s = lab::from_client(flags);
+    auto f = make_frame(s);
+    const size_t len = f.size();
+    f.resize(2048);
+    REQUIRE(master.dp.process({f.data(), len}, kIf, 2000, f.size()).transmit);
+  }
+  CHECK(master.dp.sync_out().empty());
+  CHECK(master.dp.counters().sync_mixed_family >= 1);
+}

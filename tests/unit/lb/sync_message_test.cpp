@@ -219,16 +219,50 @@ TEST_CASE("sync: entries the kernel skips are skipped, the others applied") {
   CHECK(d.skipped[size_t(sync::Skip::kProtocol)] == 1);
 }
 
-TEST_CASE("sync: an IPv6 entry (struct ip_vs_sync_v6, 72 bytes) is read past and skipped") {
-  std::vector<uint8_t> v6(72, 0);
-  v6[0] = 1;  // STYPE_F_INET6
-  v6[1] = kProtoTcp;
-  v6[3] = 72;
-  v6[9] = 1;
-  const auto msg = cat(cat(header(0, 8 + 72 + 36, 2), v6), kEstablishedDr);
+TEST_CASE("sync: an IPv6 connection is struct ip_vs_sync_v6 (72 bytes), both ways, beside an IPv4 one") {
+  // An ESTABLISHED NAT66 connection [2001:db8::1]:40000 -> [2001:db8::100]:80 on
+  // [2001:db8::13]:8080, timeout 900 s: the v4 entry's fields, then three 16-byte addresses.
+  std::vector<uint8_t> entry = {
+      0x01, 0x06, 0x00, 0x48,  // type STYPE_F_INET6, IPPROTO_TCP, version 0 | size 72
+      0x00, 0x00, 0x00, 0x00,  // flags IP_VS_CONN_F_MASQ
+      0x00, 0x01, 0x9c, 0x40,  // ESTABLISHED, cport 40000
+      0x00, 0x50, 0x1f, 0x90,  // vport 80, dport 8080
+      0x00, 0x00, 0x00, 0x00,  // fwmark
+      0x00, 0x00, 0x03, 0x84,  // timeout 900
+  };
+  for (const uint8_t last : {0x01, 0x00, 0x13}) {
+    entry.insert(entry.end(), {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    entry.insert(entry.end(), {uint8_t(last == 0x00 ? 0x01 : 0x00), last});
+  }
+  REQUIRE(entry.size() == 72);
+  Record r;
+  r.ipv6 = true;
+  r.protocol = kProtoTcp;
+  r.state = 1;
+  r.cport = 40000;
+  r.vport = 80;
+  r.dport = 8080;
+  r.timeout = 900;
+  r.caddr = IpAddr(v6("2001:db8::1"));
+  r.vaddr = IpAddr(v6("2001:db8::100"));
+  r.daddr = IpAddr(v6("2001:db8::13"));
+  sync::MessageBuilder m(0, 1472);
+  REQUIRE(m.add(r));
+  REQUIRE(m.add(established_dr()));
+  const auto msg = cat(cat(header(0, 8 + 72 + 36, 2), entry), kEstablishedDr);
+  const auto bytes = m.bytes();
+  CHECK(std::vector<uint8_t>(bytes.begin(), bytes.end()) == msg);
   const sync::Decoded d = sync::decode(msg, 0);
   REQUIRE(d.refusal == sync::Refusal::kNone);
-  REQUIRE(d.records.size() == 1);
-  CHECK(d.records[0].caddr == ip("198.18.0.10"));
-  CHECK(d.skipped[size_t(sync::Skip::kIpv6)] == 1);
+  REQUIRE(d.records.size() == 2);
+  r.flags |= sync::flag::kSync;
+  CHECK(d.records[0] == r);
+  CHECK(d.records[1].caddr == ip("198.18.0.10"));
+  // An IPv4-mapped address in an IPv6 entry: skipped, the rest applied.
+  auto mapped = entry;
+  std::fill(mapped.begin() + 24, mapped.begin() + 40, 0);
+  mapped[34] = mapped[35] = 0xff;
+  const sync::Decoded dm = sync::decode(cat(cat(header(0, 8 + 72 + 36, 2), mapped), kEstablishedDr), 0);
+  REQUIRE(dm.records.size() == 1);
+  CHECK(dm.skipped[size_t(sync::Skip::kMappedAddress)] == 1);
 }
