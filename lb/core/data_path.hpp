@@ -393,6 +393,7 @@ class DataPath {
   // `port`: NAT's destination port, the connection's (a real of port 0 keeps the packet's).
   Verdict forward(const Frame& f, FwdMethod method, Real& real, uint16_t port);
   Verdict tunnel(const Frame& f, Real& real);
+  Verdict too_big_to_sender(const Frame& f, uint16_t mtu);
   Verdict finish_l2(const Frame& f, const NextHop& hop, uint16_t mtu);
   HeldFrames held_;
   // Where recent pings forwarded to a real came from (a ping is no connection): an ICMP

@@ -37,6 +37,11 @@ bool DataPath::hold(const Frame& f, uint32_t real_id, FwdMethod method) {
 
 Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real, uint16_t port) {
   if (method == FwdMethod::kTunnel) return tunnel(f, real);
+  // IPVS ensure_mtu_is_adequate(): a datagram the real's link cannot take whole, with DF
+  // (IPv6: always), gets frag-needed / Packet Too Big with that MTU, quoting it as the
+  // client sent it. (TCP is segmented instead; see xmit_l2.)
+  if (f.p.ip_len > real.hop.mtu && f.p.dont_fragment && f.p.protocol != kProtoTcp)
+    return too_big_to_sender(f, real.hop.mtu);
   // Complete an offloaded checksum (NAT: while it still matches the original addresses);
   // a super-frame's are computed in full when it is segmented.
   if (f.p.ip_len <= real.hop.mtu && csum::complete_partial(f.bytes, f.p))
@@ -44,6 +49,21 @@ Verdict DataPath::forward(const Frame& f, FwdMethod method, Real& real, uint16_t
   if (method == FwdMethod::kMasq && f.p.protocol != kProtoIcmp && f.p.protocol != kProtoIcmpv6)
     nat_rewrite(f.bytes, f.p, NatSide::kDestination, real.addr, port);
   return finish_l2(f, real.hop, real.hop.mtu);
+}
+
+Verdict DataPath::too_big_to_sender(const Frame& f, uint16_t mtu) {
+  const ParsedPacket& p = f.p;
+  const InterfaceInfo* in = interface(f.in_ifindex);
+  // Never an error about an error (nor about a later fragment, whose sender learns from
+  // the first's).
+  const bool error = p.v6 ? p.protocol == kProtoIcmpv6 && is_icmp6_error(p.icmp_type)
+                          : p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
+  if (!in || error || (p.fragment && !p.first_fragment)) return drop(DropReason::kFrameTooBig);
+  drop(DropReason::kFragNeeded);
+  const Verdict v =
+      icmp_error(f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, mtu, in->mac), p.l3_off, p.ip_len, f.in_ifindex);
+  if (v.transmit) ++counters_.icmp_frag_needed_sent;
+  return v;
 }
 
 // IPVS ip_vs_tunnel_xmit() and ip_vs_tunnel_xmit_v6(): IPIP, GUE or GRE to the real server,

@@ -369,3 +369,45 @@ TEST_CASE("TUN, IPv6 in IPv4: an IPv6 VIP's packet behind IPv4 (protocol 41, DF 
   CHECK(big[54] == icmp6_type::kPacketTooBig);
   CHECK((big[60] << 8 | big[61]) == 1280);
 }
+
+TEST_CASE("DR and NAT66: a datagram the real's link cannot take gets Packet Too Big with its MTU (IPv4: frag-needed with DF)") {
+  for (const FwdMethod m : {FwdMethod::kRoute, FwdMethod::kMasq}) {
+    Path6 fx(m);
+    fx.real().hop.mtu = 1400;
+    FrameSpec6 s = client6(0);
+    s.protocol = kProtoUdp;
+    s.payload = std::string(1400, 'u');  // 40 + 8 + 1400
+    auto f = make_frame6(s);
+    // (Path6 serves TCP; a UDP service on the same VIP and real.)
+    const ServiceKey udp{kProtoUdp, IpAddr(kVip6), s.dport};
+    REQUIRE(fx.services.add_service(udp, {"rr"}).is_ok());
+    REQUIRE(fx.services.add_real(udp, {IpAddr(kRip6), uint16_t(m == FwdMethod::kMasq ? 8080 : s.dport), m, 1}).is_ok());
+    fx.services.find_real(udp, IpAddr(kRip6), m == FwdMethod::kMasq ? 8080 : s.dport)->hop = fx.real().hop;
+    const auto sent = f;
+    REQUIRE(fx.run(f).transmit);
+    REQUIRE(parse_ok(f).protocol == kProtoIcmpv6);
+    CHECK(f[54] == icmp6_type::kPacketTooBig);
+    CHECK((f[60] << 8 | f[61]) == 1400);
+    CHECK(std::equal(kVip6.b.begin(), kVip6.b.end(), f.begin() + 22));
+    CHECK(std::vector<uint8_t>(f.begin() + 62, f.end()) ==
+          std::vector<uint8_t>(sent.begin() + 14, sent.begin() + 14 + 1232));  // as the client sent it
+    CHECK(l4_checksum6_ok(f));
+    CHECK(fx.dp.counters().icmp_frag_needed_sent == 1);
+  }
+  // IPv4 with DF: frag-needed 1400.
+  OneRealPath v4(FwdMethod::kRoute, kProtoUdp, {"rr"}, 80, 80);
+  v4.real().hop.mtu = 1400;
+  FrameSpec s = lab::from_client(0, std::string(1420, 'v'), kProtoUdp);
+  auto f = make_frame(s);
+  f[20] = 0x40;  // DF
+  f[24] = f[25] = 0;
+  put16(f, 24, ref_checksum(std::vector<uint8_t>(f.begin() + 14, f.begin() + 34)));
+  const size_t len = f.size();
+  f.resize(len + 600);
+  const Verdict v = v4.dp.process({f.data(), len}, 7, 1000, f.size());
+  REQUIRE(v.transmit);
+  f.resize(v.length);
+  CHECK(f[34] == icmp_type::kDestUnreachable);
+  CHECK(f[35] == icmp_code::kFragNeeded);
+  CHECK((f[40] << 8 | f[41]) == 1400);
+}
