@@ -33,9 +33,10 @@ static inline __u16 lbd_gue_sport(__u32 saddr, __u32 daddr, __u16 sport, __u16 d
 }
 
 /* A packet's key as it arrives: a client's packet has its connection's key, a NAT reply
- * its reply key. */
+ * its reply key. Addresses are 16 bytes, lbd's IpAddr: IPv6 as it is, IPv4 mapped
+ * (::ffff:a.b.c.d), so one table holds both families. */
 struct lbd_flow_key {
-  __be32 saddr, daddr;
+  __u8 saddr[16], daddr[16];
   __be16 sport, dport;
   __u8 protocol;
   __u8 pad[3];
@@ -46,7 +47,7 @@ struct lbd_flow {
   __u8 action;      /* LBD_FLOW_* */
   __u8 worker;      /* the lbd worker that owns the connection: its lbd_real_use slots */
   __be16 port;      /* NAT: the new port */
-  __be32 addr;      /* NAT: the new address */
+  __u8 addr[16];    /* NAT: the new address (IPv4 mapped, as the key's) */
   /* NAT_OUT: where the client is (its L2 neighbour on this interface). */
   __u32 ifindex;
   __u16 mtu;
@@ -85,7 +86,7 @@ struct lbd_real_use {
 enum lbd_xdp_stat {
   LBD_XDP_FORWARDED,     /* rewritten and transmitted */
   LBD_XDP_BYTES,         /* ... their IP bytes */
-  LBD_XDP_MISS,          /* IPv4 TCP/UDP without an entry: to lbd (or the kernel) */
+  LBD_XDP_MISS,          /* TCP/UDP without an entry: to lbd (or the kernel) */
   LBD_XDP_STATE,         /* SYN, FIN or RST: lbd tracks the state */
   LBD_XDP_REAL_OFF,      /* the entry's real takes no fast-path packet now */
   LBD_XDP_TOO_BIG,       /* larger than the hop's MTU (lbd fragments or answers) */

@@ -1,13 +1,15 @@
 /* lbd's XDP flow cache: the packets of connections lbd has already decided, forwarded in
- * the kernel exactly as lbd's slow path would (forwarding/dr, nat, ipip). Everything else
- * goes on (XDP_PASS) to lbd's capture and the kernel: a miss, SYN/FIN/RST (they change the
- * state lbd keeps), IP options and fragments, a packet too big for the hop, a checksum a
- * local sender left unfinished, a real lbd no longer forwards to, an interface that cannot
- * transmit XDP frames. The program never creates or removes an entry. */
+ * the kernel exactly as lbd's slow path would (forwarding/dr, nat, ipip): IPv4 by DR, NAT
+ * and TUN, IPv6 by DR and NAT66. Everything else goes on (XDP_PASS) to lbd's capture and the
+ * kernel: a miss, SYN/FIN/RST (they change the state lbd keeps), IP options, IPv6
+ * extension headers and fragments, a packet too big for the hop, a checksum a local sender
+ * left unfinished, a real lbd no longer forwards to, an interface that cannot transmit XDP
+ * frames. The program never creates or removes an entry. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -91,9 +93,114 @@ static __always_inline void rewrite_endpoint(struct iphdr *ip, __be32 *addr, __b
   *l4check = bpf_htons(c);
 }
 
+/* NAT66: the 16-byte address at `addr` (in the IPv6 header) and the port become
+ * new_addr:new_port; the L4 checksum follows word by word (IPv6 has no header checksum). */
+static __always_inline void rewrite_endpoint6(__u8 *addr, __be16 *port, __sum16 *l4check, const __u8 *new_addr,
+                                              __be16 new_port) {
+  __u16 c = bpf_ntohs(*l4check);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const __u16 o = (__u16)(addr[2 * i] << 8 | addr[2 * i + 1]);
+    const __u16 n = (__u16)(new_addr[2 * i] << 8 | new_addr[2 * i + 1]);
+    c = replace16(c, o, n);
+  }
+  c = replace16(c, bpf_ntohs(*port), bpf_ntohs(new_port));
+  __builtin_memcpy(addr, new_addr, 16);
+  *port = new_port;
+  *l4check = bpf_htons(c);
+}
+
 static __always_inline int transmit(struct xdp_md *ctx, __u32 ifindex) {
   if (ifindex == ctx->ingress_ifindex) return XDP_TX;
   return bpf_redirect(ifindex, 0);
+}
+
+/* What a hit forwarded, on the entry, its real and the program's counters; then out. */
+static __always_inline int forwarded(struct xdp_md *ctx, struct lbd_flow *f, __u32 real_id, __u8 action, __u32 out,
+                                     __u32 ip_len) {
+  __sync_fetch_and_add(&f->packets, 1);
+  __sync_fetch_and_add(&f->bytes, ip_len);
+  f->last_ns = bpf_ktime_get_ns();
+  __u32 use_key = ((__u32)f->worker * LBD_XDP_MAX_REALS + real_id) * 2 + (action == LBD_FLOW_NAT_OUT);
+  struct lbd_real_use *use = bpf_map_lookup_elem(&lbd_real_use, &use_key);
+  if (use) {
+    use->packets += 1;
+    use->bytes += ip_len;
+  }
+  count(LBD_XDP_FORWARDED, 1, 0);
+  count(LBD_XDP_BYTES, ip_len, 0);
+  return transmit(ctx, out);
+}
+
+/* IPv6: TCP or UDP right after the fixed header (anything else, extension headers and
+ * fragments included, is lbd's to walk), by DR or NAT66 (an IPv6 tunnel stays on lbd's
+ * path: lbd enters none). */
+static __always_inline int flow6(struct xdp_md *ctx, struct ethhdr *eth, void *end) {
+  struct ipv6hdr *ip = (void *)(eth + 1);
+  if ((void *)(ip + 1) > end || ip->version != 6) return XDP_PASS;
+  const __u32 payload = bpf_ntohs(ip->payload_len);
+  const __u32 ip_len = sizeof(*ip) + payload;
+  if (!payload || sizeof(*eth) + ip_len > bpf_xdp_get_buff_len(ctx)) return XDP_PASS;
+  struct lbd_flow_key key = {.protocol = ip->nexthdr};
+  __builtin_memcpy(key.saddr, &ip->saddr, 16);
+  __builtin_memcpy(key.daddr, &ip->daddr, 16);
+  __sum16 *l4check;
+  __be16 *sport, *dport;
+  if (ip->nexthdr == IPPROTO_TCP) {
+    struct tcphdr *th = (void *)(ip + 1);
+    if ((void *)(th + 1) > end) return XDP_PASS;
+    if (th->syn | th->fin | th->rst) return count(LBD_XDP_STATE, 1, XDP_PASS);
+    sport = &th->source;
+    dport = &th->dest;
+    l4check = &th->check;
+  } else if (ip->nexthdr == IPPROTO_UDP) {
+    struct udphdr *uh = (void *)(ip + 1);
+    if ((void *)(uh + 1) > end) return XDP_PASS;
+    sport = &uh->source;
+    dport = &uh->dest;
+    l4check = &uh->check;
+  } else {
+    return XDP_PASS;
+  }
+  key.sport = *sport;
+  key.dport = *dport;
+  struct lbd_flow *f = bpf_map_lookup_elem(&lbd_flows, &key);
+  if (!f) return count(LBD_XDP_MISS, 1, XDP_PASS);
+  /* CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (RFC 8200 8.1). */
+  __u32 sum = (payload >> 16) + (payload & 0xffff) + ip->nexthdr;
+#pragma unroll
+  for (int i = 0; i < 16; i += 2) sum += (__u32)(key.saddr[i] << 8 | key.saddr[i + 1]) + (key.daddr[i] << 8 | key.daddr[i + 1]);
+  if (bpf_ntohs(*l4check) == fold(sum)) return count(LBD_XDP_PARTIAL_CSUM, 1, XDP_PASS);
+
+  __u32 real_id = f->real_id;
+  if (real_id >= LBD_XDP_MAX_REALS) return XDP_PASS;
+  struct lbd_real_hop *hop = bpf_map_lookup_elem(&lbd_reals, &real_id);
+  if (!hop || !hop->ifindex) return count(LBD_XDP_REAL_OFF, 1, XDP_PASS);
+  const __u8 action = f->action;
+  const __u32 out = action == LBD_FLOW_NAT_OUT ? f->ifindex : hop->ifindex;
+  const __u32 mtu = action == LBD_FLOW_NAT_OUT ? f->mtu : hop->mtu;
+  if (ip_len > mtu) return count(LBD_XDP_TOO_BIG, 1, XDP_PASS);
+  __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, &out);
+  if (!tx_ok || !*tx_ok) return count(LBD_XDP_NO_TX, 1, XDP_PASS);
+  switch (action) {
+    case LBD_FLOW_DR:
+      __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, hop->eth_src, ETH_ALEN);
+      break;
+    case LBD_FLOW_NAT_IN:
+      rewrite_endpoint6((__u8 *)&ip->daddr, dport, l4check, f->addr, f->port);
+      __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, hop->eth_src, ETH_ALEN);
+      break;
+    case LBD_FLOW_NAT_OUT:
+      rewrite_endpoint6((__u8 *)&ip->saddr, sport, l4check, f->addr, f->port);
+      __builtin_memcpy(eth->h_dest, f->eth_dst, ETH_ALEN);
+      __builtin_memcpy(eth->h_source, f->eth_src, ETH_ALEN);
+      break;
+    default:
+      return XDP_PASS;
+  }
+  return forwarded(ctx, f, real_id, action, out, ip_len);
 }
 
 SEC("xdp")
@@ -101,7 +208,9 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   void *data = (void *)(long)ctx->data;
   void *end = (void *)(long)ctx->data_end;
   struct ethhdr *eth = data;
-  if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP)) return XDP_PASS;
+  if ((void *)(eth + 1) > end) return XDP_PASS;
+  if (eth->h_proto == bpf_htons(ETH_P_IPV6)) return flow6(ctx, eth, end);
+  if (eth->h_proto != bpf_htons(ETH_P_IP)) return XDP_PASS;
   struct iphdr *ip = (void *)(eth + 1);
   if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl != 5) return XDP_PASS;
   if (ip->frag_off & bpf_htons(0x3fff)) return XDP_PASS; /* MF or an offset: lbd's fragments */
@@ -109,7 +218,11 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   /* Compared as lengths: variable arithmetic on a packet pointer needs CAP_PERFMON. */
   if (ip_len < sizeof(*ip) || sizeof(*eth) + ip_len > bpf_xdp_get_buff_len(ctx)) return XDP_PASS;
 
-  struct lbd_flow_key key = {.saddr = ip->saddr, .daddr = ip->daddr, .protocol = ip->protocol};
+  /* The key's addresses as lbd's IpAddr holds IPv4: ::ffff:a.b.c.d. */
+  struct lbd_flow_key key = {.protocol = ip->protocol};
+  key.saddr[10] = key.saddr[11] = key.daddr[10] = key.daddr[11] = 0xff;
+  __builtin_memcpy(&key.saddr[12], &ip->saddr, 4);
+  __builtin_memcpy(&key.daddr[12], &ip->daddr, 4);
   __sum16 *l4check;
   __be16 *sport, *dport;
   if (ip->protocol == IPPROTO_TCP) {
@@ -168,18 +281,20 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, &out);
   if (!tx_ok || !*tx_ok) return count(LBD_XDP_NO_TX, 1, XDP_PASS);
 
+  __be32 new_addr;
+  __builtin_memcpy(&new_addr, &f->addr[12], 4);
   switch (action) {
     case LBD_FLOW_DR:
       __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
       __builtin_memcpy(eth->h_source, hop->eth_src, ETH_ALEN);
       break;
     case LBD_FLOW_NAT_IN:
-      rewrite_endpoint(ip, &ip->daddr, dport, l4check, ip->protocol, f->addr, f->port);
+      rewrite_endpoint(ip, &ip->daddr, dport, l4check, ip->protocol, new_addr, f->port);
       __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
       __builtin_memcpy(eth->h_source, hop->eth_src, ETH_ALEN);
       break;
     case LBD_FLOW_NAT_OUT:
-      rewrite_endpoint(ip, &ip->saddr, sport, l4check, ip->protocol, f->addr, f->port);
+      rewrite_endpoint(ip, &ip->saddr, sport, l4check, ip->protocol, new_addr, f->port);
       __builtin_memcpy(eth->h_dest, f->eth_dst, ETH_ALEN);
       __builtin_memcpy(eth->h_source, f->eth_src, ETH_ALEN);
       break;
@@ -244,18 +359,7 @@ int lbd_flow_cache(struct xdp_md *ctx) {
     default:
       return XDP_PASS;
   }
-  __sync_fetch_and_add(&f->packets, 1);
-  __sync_fetch_and_add(&f->bytes, ip_len);
-  f->last_ns = bpf_ktime_get_ns();
-  __u32 use_key = ((__u32)f->worker * LBD_XDP_MAX_REALS + real_id) * 2 + (action == LBD_FLOW_NAT_OUT);
-  struct lbd_real_use *use = bpf_map_lookup_elem(&lbd_real_use, &use_key);
-  if (use) {
-    use->packets += 1;
-    use->bytes += ip_len;
-  }
-  count(LBD_XDP_FORWARDED, 1, 0);
-  count(LBD_XDP_BYTES, ip_len, 0);
-  return transmit(ctx, out);
+  return forwarded(ctx, f, real_id, action, out, ip_len);
 }
 
 /* No GPL-only helper is called: the project's licence. */

@@ -17,8 +17,8 @@ namespace lbd {
 
 inline lbd_flow_key flow_key(const ConnKey& k) {
   lbd_flow_key f{};
-  std::memcpy(&f.saddr, k.caddr.v4().b.data(), 4);  // IPv4 connections only are entered
-  std::memcpy(&f.daddr, k.vaddr.v4().b.data(), 4);
+  std::memcpy(f.saddr, k.caddr.b.data(), 16);  // IpAddr's 16 bytes: IPv4 mapped, as the program keys it
+  std::memcpy(f.daddr, k.vaddr.b.data(), 16);
   std::memcpy(&f.sport, Be16::from_host(k.cport).b.data(), 2);
   std::memcpy(&f.dport, Be16::from_host(k.vport).b.data(), 2);
   f.protocol = k.protocol;
@@ -27,11 +27,8 @@ inline lbd_flow_key flow_key(const ConnKey& k) {
 
 inline ConnKey conn_key(const lbd_flow_key& f) {
   ConnKey k;
-  Ipv4 a;
-  std::memcpy(a.b.data(), &f.saddr, 4);
-  k.caddr = a;
-  std::memcpy(a.b.data(), &f.daddr, 4);
-  k.vaddr = a;
+  std::memcpy(k.caddr.b.data(), f.saddr, 16);
+  std::memcpy(k.vaddr.b.data(), f.daddr, 16);
   Be16 p;
   std::memcpy(p.b.data(), &f.sport, 2);
   k.cport = p.host();

@@ -26,12 +26,12 @@ void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
     return;
   if ((c.state != ConnState::kEstablished && c.state != ConnState::kUdp) || c.real_id >= LBD_XDP_MAX_REALS)
     return;
-  // The fast path's keys and rewrites are IPv4's: an IPv6 connection stays on this path.
-  if (c.key.caddr.v6() || c.daddr.v6()) {
+  const FwdMethod method = c.method;
+  // The program tunnels IPv4 in IPv4 only: a tunnel with IPv6 on either side stays on this path.
+  if (method == FwdMethod::kTunnel && (c.key.caddr.v6() || c.daddr.v6())) {
     c.flags |= Conn::kOffloadRefused;
     return;
   }
-  const FwdMethod method = c.method;
   // NAT: where the replies go, known before anything is entered (a client interface lbd
   // does not know: the connection stays on the slow path, not asked again).
   const auto back = method == FwdMethod::kMasq ? back_to_client(c.if_slot, c.client_mac) : std::nullopt;
@@ -43,7 +43,7 @@ void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
   f.real_id = c.real_id;
   f.action = method == FwdMethod::kRoute ? LBD_FLOW_DR : method == FwdMethod::kMasq ? LBD_FLOW_NAT_IN : LBD_FLOW_TUN;
   if (method == FwdMethod::kMasq) {
-    std::memcpy(&f.addr, c.daddr.v4().b.data(), 4);
+    std::memcpy(f.addr, c.daddr.b.data(), 16);
     std::memcpy(&f.port, Be16::from_host(c.dport).b.data(), 2);
   }
   const lbd_flow_key key = flow_key(c.key);
@@ -56,7 +56,7 @@ void DataPath::maybe_offload(Conn& c, uint64_t now_ms) {
     lbd_flow r{};
     r.real_id = c.real_id;
     r.action = LBD_FLOW_NAT_OUT;
-    std::memcpy(&r.addr, c.key.vaddr.v4().b.data(), 4);
+    std::memcpy(r.addr, c.key.vaddr.b.data(), 16);
     std::memcpy(&r.port, Be16::from_host(c.key.vport).b.data(), 2);
     r.ifindex = uint32_t(back->ifindex);
     r.mtu = back->mtu;
@@ -143,8 +143,9 @@ lbd_real_hop DataPath::real_hop(const Real& r, uint64_t now_ms) const {
   lbd_real_hop h{};
   const bool expiring = r.health_down &&
                         services_.service(r.service_id).options.health.on_down == health::OnDown::kExpire;
-  // (And IPv6: its keys, rewrites and tunnels are IPv4's.)
-  if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0 || r.addr.v6()) return h;
+  // (And a tunnel to an IPv6 real: the program's tunnels are IPv4's.)
+  if (r.deleted || expiring || !r.hop.resolved || r.hop.ifindex <= 0 || (r.fwd == FwdMethod::kTunnel && r.addr.v6()))
+    return h;
   // The program tunnels in IPIP, GUE and GRE without their checksums: a GUE or GRE real
   // with a checksum keeps its packets on the slow path.
   if (r.fwd == FwdMethod::kTunnel && r.tun.type != TunType::kIpip && r.tun.csum != TunCsum::kNoCsum) return h;

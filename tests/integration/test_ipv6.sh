@@ -87,6 +87,11 @@ assert_eq "$want" "$(in_ns "$LAB_CLIENT" curl -6 -g -s -m 60 "http://[$V6]/big" 
   "50 MB download by DR over IPv6: sha256 matches"
 assert_eq "$want" "$(in_ns "$LAB_CLIENT" curl -6 -g -s -m 60 "http://[$N6]/big" | sha256sum | cut -d' ' -f1)" \
   "50 MB download by NAT66 (through lbd both ways): sha256 matches"
+if [ "${LBD_OFFLOAD:-xdp}" = xdp ]; then  # the XDP flow cache carries IPv6 connections (DR, NAT66)
+  fast=$(lbadm_ --lbd-counters | awk '$1 == "offload_packets" {print $2}')
+  [ "${fast:-0}" -ge 10000 ] || fail "the XDP program forwarded ${fast:-0} packets of the IPv6 downloads: $(lbadm_ --lbd-counters | grep offload)"
+  echo "ok: the XDP flow cache forwarded $fast packets of the IPv6 downloads"
+fi
 
 head -c 3000000 /dev/urandom > "$LAB_DIR/payload"
 for target in "$V6" "$N6"; do

@@ -244,3 +244,125 @@ TEST_CASE("XDP: the real's counts hold every packet the program forwarded, entry
   CHECK(fx.xdp.real_use(fx.real().id, false).packets == 5);
   CHECK(fx.kernel(in).verdict == XDP_PASS);  // no entry: lbd's again
 }
+
+namespace {
+
+// IPv6: one service [2001:db8::100]:80 (TCP or UDP) with one real, DR or NAT66 onto 8080.
+struct Fixture6 : PathParts {
+  XdpFlowCache xdp{1024};
+  ServiceKey svc;
+  const Ipv6 vip = v6("2001:db8::100"), rip = v6("2001:db8::11"), client = v6("2001:db8::1");
+  Fixture6(FwdMethod method, uint8_t protocol = kProtoTcp) {
+    svc = ServiceKey{protocol, IpAddr(vip), 80};
+    REQUIRE(services.add_service(svc, {"rr"}).is_ok());
+    REQUIRE(services.add_real(svc, {IpAddr(rip), uint16_t(method == FwdMethod::kMasq ? 8080 : 80), method, 1}).is_ok());
+    real().hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, IpAddr(v6("2001:db8::2"))};
+    dp.set_interfaces({{kIf, mac(0xd1), 1500}});
+    dp.set_flow_cache(&xdp);
+    xdp.allow_tx(kIf, true);
+    dp.sync_real_hops(1000);
+  }
+  Real& real() { return services.real(services.find(svc)->reals[0]); }
+  FrameSpec6 from_client(uint8_t flags, std::string payload = "") const {
+    FrameSpec6 s;
+    s.src = mac(0xc1);
+    s.dst = mac(0xd1);
+    s.saddr = client;
+    s.daddr = vip;
+    s.protocol = svc.protocol;
+    s.flags = flags;
+    s.payload = std::move(payload);
+    return s;
+  }
+  FrameSpec6 from_real(uint8_t flags, std::string payload = "") const {
+    FrameSpec6 s = from_client(flags, std::move(payload));
+    s.src = mac(0xa1);
+    s.saddr = rip;
+    s.daddr = client;
+    s.sport = 8080;
+    s.dport = 40000;
+    return s;
+  }
+  std::vector<uint8_t> slow(std::vector<uint8_t> f) {
+    const size_t len = f.size();
+    f.resize(len + 64);
+    const Verdict v = dp.process({f.data(), len}, kIf, 5000, f.size());
+    REQUIRE(v.transmit);
+    f.resize(v.length ? v.length : len);
+    return f;
+  }
+  Run kernel(const std::vector<uint8_t>& in) {
+    Run r;
+    r.frame.resize(in.size() + 64);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.frame.data(),
+                .data_size_in = uint32_t(in.size()), .data_size_out = uint32_t(r.frame.size()), .repeat = 1);
+    REQUIRE(bpf_prog_test_run_opts(xdp.program_fd(), &opts) == 0);
+    r.verdict = opts.retval;
+    r.frame.resize(opts.data_size_out);
+    return r;
+  }
+  void establish() {
+    if (svc.protocol == kProtoUdp) {
+      slow(make_frame6(from_client(0, "q1")));
+    } else {
+      slow(make_frame6(from_client(tcp_flag::kSyn)));
+      if (real().fwd == FwdMethod::kMasq) slow(make_frame6(from_real(tcp_flag::kSyn | tcp_flag::kAck)));
+      slow(make_frame6(from_client(tcp_flag::kAck)));
+    }
+    REQUIRE(dp.counters().offload_entered == 1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("XDP, IPv6: DR rewrites the MACs only, as lbd does") {
+  Fixture6 fx(FwdMethod::kRoute);
+  fx.establish();
+  const auto in = make_frame6(fx.from_client(tcp_flag::kAck | tcp_flag::kPsh, "GET / HTTP/1.1\r\n"));
+  const Run k = fx.kernel(in);
+  CHECK(k.verdict == XDP_TX);
+  CHECK(k.frame == fx.slow(in));
+  lbd_flow f{};
+  REQUIRE(fx.xdp.get(flow_key(ConnKey{IpAddr(fx.client), IpAddr(fx.vip), 40000, 80, kProtoTcp}), f));
+  CHECK(f.packets == 1);
+  CHECK(f.bytes == in.size() - 14);
+}
+
+TEST_CASE("XDP, IPv6: NAT66 both ways, addresses, ports and checksums as lbd writes them") {
+  for (const uint8_t protocol : {kProtoTcp, kProtoUdp}) {
+    INFO(int(protocol));
+    Fixture6 fx(FwdMethod::kMasq, protocol);
+    fx.establish();
+    const auto in = make_frame6(fx.from_client(tcp_flag::kAck, "request bytes"));
+    const Run k = fx.kernel(in);
+    CHECK(k.verdict == XDP_TX);
+    CHECK(k.frame == fx.slow(in));
+    CHECK(l4_checksum6_ok(k.frame));
+    const auto reply = make_frame6(fx.from_real(tcp_flag::kAck, "response bytes, a few more"));
+    const Run kr = fx.kernel(reply);
+    CHECK(kr.verdict == XDP_TX);
+    CHECK(kr.frame == fx.slow(reply));
+    CHECK(l4_checksum6_ok(kr.frame));
+    CHECK(fx.xdp.stats()[LBD_XDP_FORWARDED] == 2);
+  }
+}
+
+TEST_CASE("XDP, IPv6: extension headers, a local sender's partial checksum, SYN: untouched, lbd's") {
+  Fixture6 fx(FwdMethod::kMasq);
+  fx.establish();
+  auto pass = [&](const std::vector<uint8_t>& in) {
+    const Run k = fx.kernel(in);
+    CHECK(k.verdict == XDP_PASS);
+    CHECK(k.frame == in);
+  };
+  FrameSpec6 ext = fx.from_client(tcp_flag::kAck, "x");
+  ext.ext = {{kIp6DestOpts, std::vector<uint8_t>(8, 0)}};
+  pass(make_frame6(ext));
+  pass(make_frame6(fx.from_client(tcp_flag::kSyn)));
+  auto partial = make_frame6(fx.from_client(tcp_flag::kAck, "partial"));
+  const uint16_t pseudo = uint16_t(~ref_checksum6(fx.client, fx.vip, kProtoTcp, std::vector<uint8_t>(partial.size() - 54, 0)));
+  put16(partial, 54 + 16, pseudo);
+  pass(partial);
+  CHECK(fx.xdp.stats()[LBD_XDP_PARTIAL_CSUM] == 1);
+  CHECK(fx.xdp.stats()[LBD_XDP_FORWARDED] == 0);
+}
