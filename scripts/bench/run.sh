@@ -5,8 +5,8 @@
 #                 on a veth): lbd decides, the kernel forwards established connections
 #   lbd-DR-fwm, lbd-DR-fwm-xdp  lbd-DR and lbd-DR-xdp with firewall-mark services: iptables
 #                 marks, the packets reach lbd through its NFQUEUE instead of libpcap
-#   lbd6-DR       lbd-DR over IPv6 (client, director, reals and VIP in 2001:db8::/64; lbd's
-#                 slow path, as IPv6 has no fast path yet): IPv6's cost beside lbd-DR's
+#   lbd6-DR, lbd6-DR-xdp  lbd-DR and lbd-DR-xdp over IPv6 (client, director, reals and VIP
+#                 in 2001:db8::/64): IPv6's cost beside IPv4's, on each path
 #   lbd-DR-native lbd's XDP flow cache in native mode (an XDP program on the switch-side
 #                 veth peer, the director's NAPI threaded and pinned to the director core)
 #   kernel        the director forwards as a plain IP router (ECMP over the reals; replies direct)
@@ -225,6 +225,7 @@ mode_lbd_native() { mode_lbd_with dr lbd-DR-native 910 xdp-native; }
 mode_lbd_fwmark() { mode_lbd_with dr lbd-DR-fwm 911 off fwmark; }
 mode_lbd_fwmark_xdp() { mode_lbd_with dr lbd-DR-fwm-xdp 912 xdp fwmark; }
 mode_lbd6() { BENCH_V6=1 mode_lbd_with dr lbd6-DR 913 off; }
+mode_lbd6_xdp() { BENCH_V6=1 mode_lbd_with dr lbd6-DR-xdp 914 xdp; }
 
 # The kernel doing lbd-DR's job at its earliest hook: frames to the VIP get real1's MAC
 # (and the director's as source, as lbd sets it: the switch must not learn the client's MAC
@@ -316,7 +317,7 @@ CFG
 # Ends one mode's lab without leaving the script.
 lab_cleanup_keep() { trap - EXIT; lab_teardown; }
 
-for mode in ${BENCH_MODES:-kernel netdev lbd lbd6 lbd_xdp lbd_native lbd_fwmark lbd_fwmark_xdp lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
+for mode in ${BENCH_MODES:-kernel netdev lbd lbd6 lbd_xdp lbd6_xdp lbd_native lbd_fwmark lbd_fwmark_xdp lbd_tun lbd_tun_xdp nft lbd_nat lbd_nat_xdp haproxy}; do "mode_$mode" || echo "mode $mode failed" >&2; done
 
 echo
 echo "Raw results (value, director core load 0..1):"
@@ -329,7 +330,7 @@ awk '
   $2 == "latency_p50_p99_us" { p50[$1] = $3; p99[$1] = $4 }
   function eff(d, m) { return (l[d, m] > 0.005) ? v[d, m] / l[d, m] : 0 }
   END {
-    n = split("kernel netdev-fwd lbd-DR lbd6-DR lbd-DR-xdp lbd-DR-native lbd-DR-fwm lbd-DR-fwm-xdp lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
+    n = split("kernel netdev-fwd lbd-DR lbd6-DR lbd-DR-xdp lbd6-DR-xdp lbd-DR-native lbd-DR-fwm lbd-DR-fwm-xdp lbd-TUN lbd-TUN-xdp nft-dnat lbd-NAT lbd-NAT-xdp haproxy", order, " ")
     nm = split("udp64_recv_pps keepalive_req/s conn/s iperf3-R_Mbit/s", mlist, " ")
     printf "%-16s %-14s %12s %9s %14s %10s %10s %10s\n", "load", "director", "value", "dir.load", "value/dir.CPU",
            "vs kernel", "per-CPU/k", "per-CPU/nft"
