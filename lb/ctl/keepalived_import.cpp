@@ -155,7 +155,7 @@ struct CheckDefaults {
 
 struct Real {
   Token at;
-  Ipv4 addr;
+  IpAddr addr;
   std::optional<uint16_t> port;
   std::optional<uint32_t> weight;
   std::optional<char> method;
@@ -167,7 +167,7 @@ struct Real {
 
 struct VirtualServer {
   Token at;
-  std::vector<std::pair<Ipv4, uint16_t>> addrs;  // one, or a group's
+  std::vector<std::pair<IpAddr, uint16_t>> addrs;  // one, or a group's
   std::string group;
   uint32_t fwmark = 0;  // virtual_server fwmark N (then addrs holds one empty entry)
   std::optional<uint8_t> protocol;
@@ -175,9 +175,10 @@ struct VirtualServer {
   char method = 0;
   std::string tun;
   std::optional<uint32_t> persistence;
-  std::optional<Ipv4> granularity;
+  std::optional<Token> granularity;  // a netmask or a prefix length (IPv6: a prefix length), read at the end
+  bool inet6 = false;                 // ip_family inet6 (a fwmark service's family)
   bool ops = false;
-  std::optional<std::pair<Ipv4, std::optional<uint16_t>>> sorry;
+  std::optional<std::pair<IpAddr, std::optional<uint16_t>>> sorry;
   std::optional<char> sorry_method;
   std::optional<uint32_t> default_weight;
   uint32_t quorum = 1, hysteresis = 0;  // keepalived's defaults
@@ -266,12 +267,9 @@ class Parser {
     });
   }
 
-  Ipv4 address(const Token& t, const char* what) {
-    Ipv4 a;
-    if (!parse_ipv4(t.text, a)) {
-      if (t.text.find(':') != std::string::npos) refuse(t, "IPv6 is not imported yet (lbd serves IPv4)");
-      refuse(t, fmt::format("expected an IPv4 address for the {}", what));
-    }
+  IpAddr address(const Token& t, const char* what) {
+    IpAddr a;
+    if (!parse_ip(t.text, a)) refuse(t, fmt::format("expected an IPv4 or IPv6 address for the {}", what));
     return a;
   }
 
@@ -298,13 +296,13 @@ class Parser {
   void group(const Token& kw) {
     const auto a = args();
     const std::string name = arg1(kw, a).text;
-    std::vector<std::pair<Ipv4, uint16_t>> addrs;
+    std::vector<std::pair<IpAddr, uint16_t>> addrs;
     block(kw, [&](const Token& k) {
       const auto rest = args();
       if (k.text == "fwmark") refuse(k, "fwmark entries of a group are not imported: use virtual_server fwmark N");
       if (k.text.find('-') != std::string::npos || k.text.find('/') != std::string::npos)
         refuse(k, "address ranges are not imported: list each address");
-      const Ipv4 addr = address(k, "group's address");
+      const IpAddr addr = address(k, "group's address");
       if (rest.size() > 1) refuse(k, "expected ADDRESS [PORT]");
       addrs.push_back({addr, rest.empty() ? uint16_t(0) : uint16_t(number(rest[0], 0, 65535))});
     });
@@ -369,7 +367,7 @@ class Parser {
     if (a[0].text == "fwmark") {
       if (a.size() != 2) refuse(a[0], "expected fwmark N");
       vs.fwmark = uint32_t(number(a[1], 1, 0xffffffffULL));
-      vs.addrs.push_back({Ipv4{}, 0});
+      vs.addrs.push_back({IpAddr{}, 0});
     } else if (a[0].text == "group") {
       if (a.size() != 2) refuse(a[0], "expected group NAME");
       auto g = groups_.find(a[1].text);
@@ -404,16 +402,11 @@ class Parser {
       } else if (k.text == "persistence_timeout") {
         vs.persistence = v.empty() ? 360u : uint32_t(number(v[0], 1, 2678400));
       } else if (k.text == "persistence_granularity") {
-        const Token& g = arg1(k, v);
-        Ipv4 m;
-        if (g.text.find('.') != std::string::npos) {
-          if (!parse_ipv4(g.text, m)) refuse(g, "expected a netmask or a prefix length");
-        } else {
-          const uint32_t bits = uint32_t(number(g, 1, 32));
-          const uint32_t host = bits == 32 ? 0xffffffffu : ~(0xffffffffu >> bits);
-          m = Ipv4{{uint8_t(host >> 24), uint8_t(host >> 16), uint8_t(host >> 8), uint8_t(host)}};
-        }
-        vs.granularity = m;
+        vs.granularity = arg1(k, v);
+      } else if (k.text == "ip_family") {
+        const Token& f = arg1(k, v);
+        if (f.text != "inet" && f.text != "inet6") refuse(f, "expected inet or inet6");
+        vs.inet6 = f.text == "inet6";
       } else if (k.text == "ops") {
         vs.ops = true;
       } else if (k.text == "sorry_server") {
@@ -566,6 +559,24 @@ class Parser {
     return s;
   }
 
+  // persistence_granularity as ipvsadm's -M takes it: IPv4 a netmask (dotted, or a prefix
+  // length written out dotted), IPv6 a prefix length (keepalived's own reading).
+  std::string granularity(const Token& g, bool v6) {
+    if (v6) {
+      if (g.text.find('.') != std::string::npos) refuse(g, "expected a prefix length (1-128) for an IPv6 service");
+      return std::to_string(number(g, 1, 128));
+    }
+    Ipv4 m;
+    if (g.text.find('.') != std::string::npos) {
+      if (!parse_ipv4(g.text, m)) refuse(g, "expected a netmask or a prefix length");
+    } else {
+      const uint32_t bits = uint32_t(number(g, 1, 32));
+      const uint32_t host = bits == 32 ? 0xffffffffu : ~(0xffffffffu >> bits);
+      m = Ipv4{{uint8_t(host >> 24), uint8_t(host >> 16), uint8_t(host >> 8), uint8_t(host)}};
+    }
+    return to_string(m);
+  }
+
   KeepalivedImport finish() {
     KeepalivedImport out;
     std::string& o = out.rules;
@@ -587,6 +598,13 @@ class Parser {
         if (!note.empty()) checker_notes.push_back(fmt::format("{}:{}: {}", r.checkers[0].at.file, r.checkers[0].at.line, note));
       }
       for (const auto& [vip, vport] : vs.addrs) {
+        // The service's family: its address's, or a fwmark service's ip_family (keepalived's
+        // default inet); an address of the other family beside ip_family is refused.
+        const bool v6 = vs.fwmark ? vs.inet6 : vip.v6();
+        if (!vs.fwmark && vs.inet6 && !vip.v6())
+          throw Refusal{fmt::format("{}:{}: ip_family inet6 with the IPv4 address {}", vs.at.file, vs.at.line, vip)};
+        std::string mask;  // -M: a dotted netmask (IPv4), a prefix length (IPv6), as ipvsadm reads them
+        if (vs.granularity) mask = granularity(*vs.granularity, v6);
         uint32_t persistence = vs.persistence.value_or(0);
         if (vs.granularity && !persistence) persistence = 360;  // granularity implies persistence
         if (!vport && !persistence && !vs.fwmark) {
@@ -595,19 +613,19 @@ class Parser {
                                        "sets", vs.at.file, vs.at.line));
         }
         const size_t block_start = o.size();
-        const std::string svc = vs.fwmark ? fmt::format("-f {}", vs.fwmark)
-                                          : fmt::format("{} {}:{}", proto == kProtoTcp ? "-t" : "-u", vip, vport);
+        const std::string svc = vs.fwmark ? fmt::format("-f {}{}", vs.fwmark, v6 ? " -6" : "")
+                                          : fmt::format("{} {}", proto == kProtoTcp ? "-t" : "-u", addr_port(vip, vport));
         o += fmt::format("# {}:{}: virtual_server {}{}\n", vs.at.file, vs.at.line,
                          vs.fwmark ? fmt::format("fwmark {}", vs.fwmark)
                          : vs.group.empty() ? fmt::format("{} {}", vip, vport) : "group " + vs.group,
                          vs.protocol || vs.fwmark ? "" : " (no protocol: UDP, keepalived's default)");
         std::string line = fmt::format("-A {} -s {}", svc, vs.sched.empty() ? "wlc" : vs.sched);
         if (persistence) line += fmt::format(" -p {}", persistence);
-        if (vs.granularity) line += fmt::format(" -M {}", *vs.granularity);
+        if (vs.granularity) line += fmt::format(" -M {}", mask);
         if (vs.ops && (proto == kProtoUdp || vs.fwmark)) line += " -o";
         std::string health = real_checks[0];
         if (vs.sorry) {
-          health += fmt::format(",sorry={}", vs.sorry->second ? fmt::format("{}:{}", vs.sorry->first, *vs.sorry->second)
+          health += fmt::format(",sorry={}", vs.sorry->second ? addr_port(vs.sorry->first, *vs.sorry->second)
                                                               : to_string(vs.sorry->first));
           const char sm = vs.sorry_method.value_or(method);
           if (sm != 'g') health += fmt::format(",sorry-fwd={}", sm);
@@ -641,7 +659,7 @@ class Parser {
             port = vport;
           }
           const uint32_t weight = r.weight ? *r.weight : vs.default_weight.value_or(1);
-          std::string rl = fmt::format("-a {} -r {}:{} -{} -w {}{}", svc, r.addr, port, m, weight,
+          std::string rl = fmt::format("-a {} -r {} -{} -w {}{}", svc, addr_port(r.addr, port), m, weight,
                                        m != 'i' ? "" : r.method ? r.tun : vs.tun);
           if (r.uthreshold) rl += fmt::format(" -x {}", r.uthreshold);
           if (r.lthreshold) rl += fmt::format(" -y {}", r.lthreshold);
@@ -662,7 +680,7 @@ class Parser {
 
   std::vector<Token> t_;
   size_t i_ = 0;
-  std::map<std::string, std::vector<std::pair<Ipv4, uint16_t>>> groups_;
+  std::map<std::string, std::vector<std::pair<IpAddr, uint16_t>>> groups_;
   std::vector<VirtualServer> services_;
   std::vector<std::string> notes_;
   std::string timeouts_;

@@ -112,4 +112,62 @@ assert_eq 0 "$(stat -c %s "$LAB_DIR/digest.out")" "nothing printed"
 line=$(grep -n digest "$LAB_DIR/digest.conf" | cut -d: -f1)
 grep -q "$LAB_DIR/digest.conf:$line: digest: " "$LAB_DIR/digest.err" || fail "the refusal: $(cat "$LAB_DIR/digest.err")"
 echo "ok: refused with file and line: $(cat "$LAB_DIR/digest.err")"
+
+# IPv6: an IPv6 virtual server (DR, persistence by a /64, a TCP_CHECK) and an IPv6
+# firewall-mark one (ip_family inet6), as keepalived validates them, imported in ipvsadm's
+# IPv6 forms and carrying IPv6 traffic.
+V6=2001:db8::100
+in_ns "$LAB_CLIENT" ip -6 addr add 2001:db8::1/64 dev eth0 nodad
+in_ns "$LAB_DIRECTOR" ip -6 addr add 2001:db8::2/64 dev eth0 nodad
+for i in 1 2; do
+  ns=$(lab_real_ns "$i")
+  in_ns "$ns" ip -6 addr add "2001:db8::1$i/64" dev eth0 nodad
+  in_ns "$ns" ip -6 addr add "$V6/128" dev lo nodad
+  sed -i 's/listen 80;/listen 80; listen [::]:80;/' "$LAB_DIR/nginx$i/nginx.conf"
+  kill -HUP "$(cat "$LAB_DIR/nginx$i/nginx.pid")"
+done
+cat > "$LAB_DIR/keepalived6.conf" <<CONF
+virtual_server $V6 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    persistence_timeout 60
+    persistence_granularity 64
+    real_server 2001:db8::11 80 {
+        TCP_CHECK {
+            connect_timeout 0.5
+        }
+    }
+    real_server 2001:db8::12 80 {
+        TCP_CHECK {
+            connect_timeout 0.5
+        }
+    }
+}
+virtual_server fwmark 6 {
+    ip_family inet6
+    lb_algo rr
+    lb_kind DR
+    real_server 2001:db8::11 {
+    }
+}
+CONF
+keepalived --config-test -f "$LAB_DIR/keepalived6.conf" >"$LAB_DIR/kcheck6.out" 2>&1 ||
+  fail "keepalived --config-test refuses the IPv6 input: $(cat "$LAB_DIR/kcheck6.out")"
+"$LBADM_BIN" --from-keepalived "$LAB_DIR/keepalived6.conf" >"$LAB_DIR/rules6" 2>"$LAB_DIR/import6.err" ||
+  fail "IPv6 import: $(cat "$LAB_DIR/import6.err")"
+grep -qx -- "-A -t \[$V6\]:80 -s rr -p 60 -M 64 --health check=tcp,interval=1,timeout=0.5,rise=1,fall=2" "$LAB_DIR/rules6" ||
+  fail "the IPv6 service: $(cat "$LAB_DIR/rules6")"
+grep -qx -- "-A -f 6 -6 -s rr --health check=none" "$LAB_DIR/rules6" || fail "the IPv6 fwmark service: $(cat "$LAB_DIR/rules6")"
+lbadm_ -C
+lbadm_ -R <"$LAB_DIR/rules6" || fail "lbadm -R refused the imported IPv6 rules: $(cat "$LAB_DIR/rules6")"
+lbadm_ -L -n | grep -qx "FWM  6 IPv6 rr" || fail "-L -n: $(lbadm_ -L -n)"
+wait_up 2
+first=$(in_ns "$LAB_CLIENT" curl -6 -g -s -m 3 "http://[$V6]/") || first=FAILED
+case "$first" in real1|real2) ;; *) fail "IPv6 through the imported service: $first" ;; esac
+for k in 1 2 3; do
+  assert_eq "$first" "$(in_ns "$LAB_CLIENT" curl -6 -g -s -m 3 "http://[$V6]/")" "IPv6 request $k: the /64's real"
+done
+echo "ok: the imported IPv6 service carries IPv6 traffic, persistent by its /64"
 exit 0

@@ -196,7 +196,10 @@ TEST_CASE("keepalived import: refused whole, with file, line and keyword") {
             .starts_with("k.conf:5: misc_path: lbd's exec check runs one absolute path"));
   CHECK(refusal(head).starts_with("k.conf:"));  // a block never closed
   CHECK(refusal("$PORT=80\n").starts_with("k.conf:1: $PORT=80: keepalived's parameters"));
-  CHECK(refusal("virtual_server 2001:db8::1 80 {\n}\n").starts_with("k.conf:1: 2001:db8::1: IPv6"));
+  CHECK(refusal("virtual_server 2001:db8::1 80 {\n persistence_granularity 255.255.255.0\n real_server 2001:db8::11 80 "
+                "{\n }\n}\n").starts_with("k.conf:2: 255.255.255.0: expected a prefix length"));
+  CHECK(refusal("virtual_server 198.18.0.100 80 {\n ip_family inet6\n real_server 198.18.0.11 80 {\n }\n}\n")
+            .starts_with("k.conf:1: ip_family inet6 with the IPv4 address 198.18.0.100"));
   CHECK(refusal("include other.conf\n").starts_with("k.conf:1: include: include is not followed here"));
   // A value lbd's grammar refuses, named by its virtual server.
   CHECK(refusal(head + " real_server 198.18.0.11 80 {\n HTTP_GET {\n url {\n path /\n status_code 99\n }\n }\n }\n}\n")
@@ -220,4 +223,49 @@ TEST_CASE("keepalived import: virtual_server fwmark, and lvs_method TUN's GUE an
         "-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n"
         "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -i -w 1 --tun-type gre\n"
         "-a -t 198.18.0.100:80 -r 198.18.0.13:80 -i -w 1\n");
+}
+
+TEST_CASE("keepalived import: IPv6 virtual servers in ipvsadm's IPv6 forms, a fwmark service's ip_family inet6") {
+  // keepalived.conf(5): an IPv6 address where an IPv4 one goes; persistence_granularity a
+  // prefix length for IPv6 (ipvsadm's -M for an IPv6 service); ip_family inet6 makes a
+  // fwmark service IPv6 (ipvsadm's -f N -6).
+  const std::string conf = R"(virtual_server 2001:db8::100 443 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    persistence_timeout 300
+    persistence_granularity 64
+    sorry_server 2001:db8::99 443
+    real_server 2001:db8::11 443 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 2
+        }
+    }
+    real_server 2001:db8::12 443 {
+    }
+}
+virtual_server fwmark 7 {
+    ip_family inet6
+    lb_algo wlc
+    lb_kind NAT
+    real_server 2001:db8::13 0 {
+    }
+}
+virtual_server 198.18.0.100 80 {
+    lb_kind TUN
+    protocol TCP
+    real_server 2001:db8::21 80 {
+    }
+}
+)";
+  CHECK(rules_of(conf) ==
+        "-A -t [2001:db8::100]:443 -s rr -p 300 -M 64 --health check=tcp,interval=60,timeout=2,rise=1,fall=2,"
+        "sorry=[2001:db8::99]:443\n"
+        "-a -t [2001:db8::100]:443 -r [2001:db8::11]:443 -g -w 2\n"
+        "-a -t [2001:db8::100]:443 -r [2001:db8::12]:443 -g -w 1 --health check=none\n"
+        "-A -f 7 -6 -s wlc --health check=none\n"
+        "-a -f 7 -6 -r [2001:db8::13]:0 -m -w 1\n"
+        "-A -t 198.18.0.100:80 -s wlc --health check=none\n"
+        "-a -t 198.18.0.100:80 -r [2001:db8::21]:80 -i -w 1\n");  // IPv4 in IPv6
 }
