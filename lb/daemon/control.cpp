@@ -348,9 +348,17 @@ Reply Control::handle_request(const std::string& req) {
 static Ipv4 steering_mask(const ServiceTable& services) {
   uint32_t mask = 0xffffffffu;
   services.for_each_service([&](const Service& s) {
-    if (s.options.persistent) mask &= s.options.netmask.host();
+    if (s.options.persistent && !s.key.vip.v6()) mask &= s.options.netmask.host();
   });
   return Ipv4::from_host(mask);
+}
+// The same for IPv6 clients: the shortest persistence prefix of the IPv6 services.
+static uint8_t steering_prefix6(const ServiceTable& services) {
+  uint8_t prefix = 128;
+  services.for_each_service([&](const Service& s) {
+    if (s.options.persistent && s.key.vip.v6()) prefix = std::min(prefix, s.options.netmask6);
+  });
+  return prefix;
 }
 
 void Control::configuration_changed() {
@@ -364,7 +372,8 @@ void Control::configuration_changed() {
               "persistence netmask; it was {}): established connections of clients that move to another "
               "worker are lost", mask, steer_mask_);
     steer_mask_ = mask;
-    if (const Status st = steering_->configure(ipv4_only(services_.vips()), mask, model.gue_ports); !st.is_ok())
+    steer_prefix6_ = steering_prefix6(services_);
+    if (const Status st = steering_->configure(services_.vips(), mask, steer_prefix6_, model.gue_ports); !st.is_ok())
       LBD_LOG(kError, "workers", "fanout program: {}: replies may reach the wrong worker", st.message());
   }
   set_capture_filters(model);

@@ -186,6 +186,7 @@ class Control {
   std::unique_ptr<XdpFlowCache> xdp_;
   std::unique_ptr<Steering> steering_;
   Ipv4 steer_mask_{{255, 255, 255, 255}};
+  uint8_t steer_prefix6_ = 128;  // ... and IPv6 clients' prefix (steering_prefix6)
   XdpMode xdp_mode_ = XdpMode::kGeneric;
   std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames

@@ -128,7 +128,7 @@ void Control::adopt_previous(Previous& prev) {
   on_each_worker([&](Worker& w) {  // before the workers start: one after the other, here
     // (The fanout program sends every IPv6 frame to worker 0.)
     const auto mine = [&](const IpAddr& client) {
-      return n == 1 || (client.v6() ? 0 : steer_worker(client.v4(), steer_mask_, n)) == w.index();
+      return n == 1 || steer_worker(client, steer_mask_, steer_prefix6_, n) == w.index();
     };
     total += adopt_connections(w.data_path(), w.services(), prev.slabs, prev.dir, mine, now_s);
     if (w.index() == 0) adopt_counters(w.services(), prev.dir);

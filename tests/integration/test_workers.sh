@@ -111,3 +111,49 @@ grow() { echo "$(( $(echo "$after" | awk -v k="$1" '$1 == k {print $2}') - $(ech
   fail "both workers should have refused some of those clients (rx: $(grow worker0_rx_frames), $(grow worker1_rx_frames))"
 echo "ok: ... clients of both workers among them"
 kill -TERM "$HOLD"; wait "$HOLD" 2>/dev/null || true
+
+# IPv6: 16 client addresses download through a NAT66 service (real1) and a DR one (real3):
+# the fanout program spreads IPv6 clients over both workers too, and every NAT66 reply
+# reaches the worker that owns its connection.
+V6=2001:db8::100
+N6=2001:db8::101
+in_ns "$LAB_DIRECTOR" ip -6 addr add 2001:db8::2/64 dev eth0 nodad
+ns1=$(lab_real_ns 1)
+in_ns "$ns1" ip -6 addr add 2001:db8::11/128 dev eth0 nodad
+in_ns "$ns1" ip -6 route add 2001:db8::2 dev eth0
+in_ns "$ns1" ip -6 route add default via 2001:db8::2 dev eth0
+ns3=$(lab_real_ns 3)
+in_ns "$ns3" ip -6 addr add 2001:db8::13/64 dev eth0 nodad
+in_ns "$ns3" ip -6 addr add "$V6/128" dev lo nodad
+for i in 1 3; do
+  sed -i 's/listen \([0-9]*\);/listen \1; listen [::]:\1;/' "$LAB_DIR/nginx$i/nginx.conf"
+  kill -HUP "$(cat "$LAB_DIR/nginx$i/nginx.pid")"
+done
+CLIENTS6=()
+for k in $(seq 1 16); do
+  in_ns "$LAB_CLIENT" ip -6 addr add "2001:db8::5:$k/64" dev eth0 nodad
+  CLIENTS6+=("2001:db8::5:$k")
+done
+sleep 0.5
+lbadm_ -A -t "[$N6]:80" -s rr
+lbadm_ -a -t "[$N6]:80" -r "[2001:db8::11]:8080" -m
+lbadm_ -A -t "[$V6]:80" -s rr
+lbadm_ -a -t "[$V6]:80" -r 2001:db8::13 -g
+before=$(lbadm_ --lbd-counters)
+bad=0
+for c in "${CLIENTS6[@]}"; do
+  got=$(in_ns "$LAB_CLIENT" curl -6 -g -s -m 10 --interface "$c" "http://[$N6]/blob" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want1" ] || { echo "NAT66 download from $c: bad sha256" >&2; bad=$((bad + 1)); }
+  got=$(in_ns "$LAB_CLIENT" curl -6 -g -s -m 10 --interface "$c" "http://[$V6]/blob" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want3" ] || { echo "DR download from $c: bad sha256" >&2; bad=$((bad + 1)); }
+done
+after=$(lbadm_ --lbd-counters)
+assert_eq 0 "$bad" "32 IPv6 downloads (NAT66 and DR) from 16 clients: every sha256 matches"
+w0=$(grow worker0_conns_created)
+w1=$(grow worker1_conns_created)
+[ "$w0" -gt 0 ] && [ "$w1" -gt 0 ] || fail "both workers should own IPv6 connections (worker0 $w0, worker1 $w1)"
+assert_eq 32 "$((w0 + w1))" "the workers' IPv6 connections add up"
+for d in orphan_reply not_syn icmp_no_connection; do
+  assert_eq 0 "$(grow "drop_$d")" "no IPv6 frame reached a worker without its connection (drop_$d)"
+done
+echo "ok: both workers own IPv6 connections (worker0 $w0, worker1 $w1)"

@@ -53,7 +53,7 @@ std::vector<uint8_t> ip_header(Ipv4 src, Ipv4 dst, uint8_t protocol, size_t payl
 
 TEST_CASE("steering: every frame of a client's connections reaches the worker that owns the client") {
   Steering s(4);
-  REQUIRE(s.configure({kVip}, kHost, {6080}).is_ok());
+  REQUIRE(s.configure({kVip}, kHost, 128, {6080}).is_ok());
   std::vector<uint32_t> per_worker(4);
   for (int i = 1; i <= 200; ++i) {
     const Ipv4 client = Ipv4::from_host(ip("198.18.1.0").host() + uint32_t(i));
@@ -140,4 +140,72 @@ TEST_CASE("steering: one worker, ARP, and a persistence netmask") {
   // A VIP taken away: a frame to it is steered as a reply would be (by its destination).
   REQUIRE(s.configure({}, kHost).is_ok());
   CHECK(steer(s, make_frame(client_packet(client, 40000))) == steer_worker(kVip, kHost, 2));
+}
+
+TEST_CASE("steering, IPv6: a client's packets, a NAT66 real's replies, ICMPv6 errors and tunnels across families reach the client's worker") {
+  Steering s(4);
+  const IpAddr vip6(v6("2001:db8::100")), rip6(v6("2001:db8::11")), dir6(v6("2001:db8::2"));
+  REQUIRE(s.configure({kVip, vip6}, kHost, 128, {6080}).is_ok());
+  std::vector<uint32_t> per_worker(4);
+  for (int i = 1; i <= 200; ++i) {
+    Ipv6 c = v6("2001:db8:1::");
+    c.b[14] = uint8_t(i >> 8);
+    c.b[15] = uint8_t(i);
+    const IpAddr client(c);
+    const uint32_t owner = steer_worker(client, kHost, 128, 4);
+    ++per_worker[owner];
+    FrameSpec6 in;
+    in.saddr = c;
+    in.daddr = vip6.v6addr();
+    in.flags = tcp_flag::kAck;
+    CHECK(steer(s, make_frame6(in)) == owner);
+    FrameSpec6 reply = in;  // a NAT66 real's reply, to the client
+    reply.saddr = rip6.v6addr();
+    reply.daddr = c;
+    reply.sport = 8080;
+    reply.dport = 40000;
+    CHECK(steer(s, make_frame6(reply)) == owner);
+    // A client's Packet Too Big about a reply lbd sent it (from the VIP).
+    const auto sent = make_frame6(reply);
+    FrameSpec6 err;
+    err.saddr = c;
+    err.daddr = vip6.v6addr();
+    err.protocol = kProtoIcmpv6;
+    err.icmp = {icmp6_type::kPacketTooBig, 0, 0, 0, 0, 0, 0x05, 0x00};
+    auto quoted = ip_part(sent);
+    std::copy(vip6.b.begin(), vip6.b.end(), quoted.begin() + 8);  // as lbd sent it: from the VIP
+    err.icmp.insert(err.icmp.end(), quoted.begin(), quoted.end());
+    CHECK(steer(s, make_frame6(err)) == owner);
+    // A router's Packet Too Big about lbd's IPv6-in-IPv6 packet to a real: the client inside.
+    FrameSpec6 router;
+    router.saddr = v6("2001:db8::fe");
+    router.daddr = dir6.v6addr();
+    router.protocol = kProtoIcmpv6;
+    router.icmp = {icmp6_type::kPacketTooBig, 0, 0, 0, 0, 0, 0x05, 0x00};
+    const auto inner = ip_part(make_frame6(in));
+    std::vector<uint8_t> outer = {0x60, 0, 0, 0, uint8_t(inner.size() >> 8), uint8_t(inner.size()), kProtoIpv6, 64};
+    outer.insert(outer.end(), dir6.b.begin(), dir6.b.end());
+    outer.insert(outer.end(), rip6.b.begin(), rip6.b.end());
+    router.icmp.insert(router.icmp.end(), outer.begin(), outer.end());
+    router.icmp.insert(router.icmp.end(), inner.begin(), inner.end());
+    CHECK(steer(s, make_frame6(router)) == owner);
+    // ... and about lbd's IPv6-in-IPv4 packet (protocol 41) to an IPv4 real.
+    IcmpSpec about6in4;
+    about6in4.saddr = ip("198.18.0.254");
+    about6in4.daddr = kDip;
+    about6in4.code = 4;
+    about6in4.seq = 1400;
+    about6in4.payload = ip_header(kDip, kRip, kProtoIpv6, inner.size());
+    about6in4.payload.insert(about6in4.payload.end(), inner.begin(), inner.begin() + 48);
+    CHECK(steer(s, make_icmp_frame(about6in4)) == owner);
+  }
+  for (uint32_t n : per_worker) CHECK(n >= 25);
+  // A /64 persistence prefix: every client of the /64 on one worker.
+  REQUIRE(s.configure({kVip, vip6}, kHost, 64, {6080}).is_ok());
+  FrameSpec6 a, b;
+  a.saddr = v6("2001:db8:5::1");
+  b.saddr = v6("2001:db8:5::ffff:2");
+  a.daddr = b.daddr = vip6.v6addr();
+  CHECK(steer(s, make_frame6(a)) == steer(s, make_frame6(b)));
+  CHECK(steer(s, make_frame6(a)) == steer_worker(IpAddr(a.saddr), kHost, 64, 4));
 }
