@@ -116,6 +116,10 @@ lab_nat_real() {
   in_ns "$ns" ip route add default via "$LAB_DIRECTOR_IP"
 }
 
+# lab_v6addr NS ADDR/LEN [DEV]: an IPv6 address in namespace NS (default eth0), without
+# duplicate address detection (the lab's addresses are unique; DAD would only delay them).
+lab_v6addr() { in_ns "$1" ip -6 addr add "$2" dev "${3:-eth0}" nodad; }
+
 # lab_tun_real I [VIP...]: real server I runs lbd-decap for the VIPs (default: the lab's),
 # accepting tunnelled packets from the director only; returns once the VIP is up.
 lab_tun_real() {

@@ -89,16 +89,16 @@ void Control::publish_sync_role() {
 void Control::announce_vips() {
   if (!announcer_) return;
   const bool passive = backup_alone() && timeouts_.sysctl.backup_only;  // as DataPath::passive()
-  // (IPv4 VIPs: the announcer's routes are IPv4 /32s.)
-  const std::vector<Ipv4> want = passive ? std::vector<Ipv4>{} : ipv4_only(services_.serving_vips());
-  const std::vector<Ipv4> before = announcer_->announced();
+  // (Both families: /32 and /128 routes.)
+  const std::vector<IpAddr> want = passive ? std::vector<IpAddr>{} : services_.serving_vips();  // sorted
+  const std::vector<IpAddr> before = announcer_->announced();
   if (want == before) return;
   const Status st = announcer_->announce(want);
-  for (Ipv4 v : before)
+  for (const IpAddr& v : before)
     if (std::find(announcer_->announced().begin(), announcer_->announced().end(), v) == announcer_->announced().end())
       LBD_LOG(kWarn, "announce", "{} withdrawn (table {}): {}", v, announcer_->table(),
               passive ? "lbd is a passive sync backup" : "no real of its services can take a connection");
-  for (Ipv4 v : announcer_->announced())
+  for (const IpAddr& v : announcer_->announced())
     if (std::find(before.begin(), before.end(), v) == before.end())
       LBD_LOG(kInfo, "announce", "{} announced (table {})", v, announcer_->table());
   if (!st.is_ok()) LBD_LOG(kError, "announce", "{}", st.message());

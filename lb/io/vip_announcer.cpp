@@ -66,9 +66,11 @@ VipAnnouncer::~VipAnnouncer() {
   if (sock_) nl_socket_free(sock_);  // the routes go with the device (tun_)
 }
 
-Status VipAnnouncer::route(Ipv4 vip, bool add) {
+Status VipAnnouncer::route(const IpAddr& vip, bool add) {
+  const int family = vip.v6() ? AF_INET6 : AF_INET;
   rtnl_route* r = rtnl_route_alloc();
-  nl_addr* dst = nl_addr_build(AF_INET, vip.b.data(), 4);
+  const auto bytes = vip.bytes();
+  nl_addr* dst = nl_addr_build(family, const_cast<uint8_t*>(bytes.data()), bytes.size());
   rtnl_nexthop* nh = rtnl_route_nh_alloc();
   if (!r || !dst || !nh) {
     if (r) rtnl_route_put(r);
@@ -76,11 +78,11 @@ Status VipAnnouncer::route(Ipv4 vip, bool add) {
     if (nh) rtnl_route_nh_free(nh);
     return Status::error(ENOMEM, "netlink: out of memory");
   }
-  nl_addr_set_prefixlen(dst, 32);
-  rtnl_route_set_family(r, AF_INET);
+  nl_addr_set_prefixlen(dst, int(vip.width()));
+  rtnl_route_set_family(r, uint8_t(family));
   rtnl_route_set_table(r, table_);
   rtnl_route_set_dst(r, dst);
-  rtnl_route_set_scope(r, RT_SCOPE_LINK);
+  if (!vip.v6()) rtnl_route_set_scope(r, RT_SCOPE_LINK);  // IPv6 routes have no scope of their own
   rtnl_route_set_protocol(r, RTPROT_STATIC);
   rtnl_route_set_type(r, RTN_UNICAST);
   rtnl_route_nh_set_ifindex(nh, ifindex_);
@@ -89,25 +91,25 @@ Status VipAnnouncer::route(Ipv4 vip, bool add) {
   nl_addr_put(dst);
   rtnl_route_put(r);
   if (err < 0 && !(add == false && err == -NLE_OBJ_NOTFOUND))
-    return Status::error(EIO, fmt::format("{} {}/32 in table {}: {}", add ? "adding" : "removing", vip, table_,
-                                          nl_geterror(err)));
+    return Status::error(EIO, fmt::format("{} {}/{} in table {}: {}", add ? "adding" : "removing", vip, vip.width(),
+                                          table_, nl_geterror(err)));
   return Status::ok();
 }
 
-Status VipAnnouncer::announce(const std::vector<Ipv4>& vips) {
-  auto less = [](Ipv4 a, Ipv4 b) { return a.host() < b.host(); };
-  std::vector<Ipv4> gone, added;
+Status VipAnnouncer::announce(const std::vector<IpAddr>& vips) {
+  auto less = [](const IpAddr& a, const IpAddr& b) { return a < b; };
+  std::vector<IpAddr> gone, added;
   std::set_difference(announced_.begin(), announced_.end(), vips.begin(), vips.end(), std::back_inserter(gone), less);
   std::set_difference(vips.begin(), vips.end(), announced_.begin(), announced_.end(), std::back_inserter(added), less);
   std::string failed;
-  for (Ipv4 v : gone) {
+  for (const IpAddr& v : gone) {
     if (Status st = route(v, false); !st.is_ok()) {
       failed += (failed.empty() ? "" : "; ") + st.message();
       continue;
     }
     announced_.erase(std::find(announced_.begin(), announced_.end(), v));
   }
-  for (Ipv4 v : added) {
+  for (const IpAddr& v : added) {
     if (Status st = route(v, true); !st.is_ok()) {
       failed += (failed.empty() ? "" : "; ") + st.message();
       continue;

@@ -1,5 +1,5 @@
 // What lbd tells the routers (lbd --announce-table N): a route `VIP/32 dev lbd-announce`
-// in routing table N for each VIP that can take a new connection now (ServiceTable::
+// (an IPv6 VIP's `VIP/128`) in routing table N for each VIP that can take a new connection now (ServiceTable::
 // serving_vips), for a routing daemon (BIRD's kernel protocol with `learn`) to announce by
 // BGP. Nothing routes by table N: the routes are only the announcement.
 //
@@ -32,18 +32,18 @@ class VipAnnouncer {
 
   // Announces exactly `vips` (sorted): adds and removes routes for the difference. The
   // routes it could not change are named in the error; the others are changed.
-  Status announce(const std::vector<Ipv4>& vips);
-  const std::vector<Ipv4>& announced() const { return announced_; }
+  Status announce(const std::vector<IpAddr>& vips);
+  const std::vector<IpAddr>& announced() const { return announced_; }
   uint32_t table() const { return table_; }
 
  private:
   VipAnnouncer() = default;
-  Status route(Ipv4 vip, bool add);
+  Status route(const IpAddr& vip, bool add);
   UniqueFd tun_;
   nl_sock* sock_ = nullptr;
   int ifindex_ = 0;
   uint32_t table_ = 0;
-  std::vector<Ipv4> announced_;
+  std::vector<IpAddr> announced_;
 };
 
 }  // namespace lbd

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
        "passive sync backup), always, or never (keepalived or the operator configures the VIP "
        "and the kernel answers)")
       ("announce-table", po::value<uint32_t>(&cfg.announce_table)->default_value(0),
-       "N: a route VIP/32 dev lbd-announce in routing table N for each VIP that has an "
+       "N: a route VIP/32 (IPv6: VIP/128) dev lbd-announce in routing table N for each VIP that has an "
        "available real, while lbd runs (for BIRD's kernel protocol to announce by BGP: "
        "several directors behind ECMP); 0: none")
       ("metrics", po::value<std::string>(&cfg.metrics),

@@ -21,16 +21,15 @@ R1=2001:db8::11
 R2=2001:db8::12
 R3=2001:db8::13
 lab_create 3
-v6addr() { in_ns "$1" ip -6 addr add "$2" dev "${3:-eth0}" nodad; }
-v6addr "$LAB_DIRECTOR" "$D6/64"
+lab_v6addr "$LAB_DIRECTOR" "$D6/64"
 for i in 1 2; do
   ns=$(lab_real_ns "$i")
-  v6addr "$ns" "2001:db8::1$i/64"
-  v6addr "$ns" "$V6/128" lo
+  lab_v6addr "$ns" "2001:db8::1$i/64"
+  lab_v6addr "$ns" "$V6/128" lo
   lab_nginx "$i" 80 "listen [::]:80; listen [::]:443;"
 done
 ns3=$(lab_real_ns 3)
-v6addr "$ns3" "$R3/128"
+lab_v6addr "$ns3" "$R3/128"
 in_ns "$ns3" ip -6 route add "$D6" dev eth0
 in_ns "$ns3" ip -6 route add default via "$D6" dev eth0
 lab_nginx 3 8080 "listen [::]:8080;"
@@ -39,8 +38,8 @@ for i in 1 2; do lab_wait_port "$(lab_real_ns "$i")" 443; done
 lab_wait_port "$ns3" 8080
 
 # The director holds the VIPs (its kernel answers their solicitations), and the operator marks.
-v6addr "$LAB_DIRECTOR" "$V6/128"
-v6addr "$LAB_DIRECTOR" "$V6B/128"
+lab_v6addr "$LAB_DIRECTOR" "$V6/128"
+lab_v6addr "$LAB_DIRECTOR" "$V6B/128"
 in_ns "$LAB_DIRECTOR" ip6tables -w -t mangle -A PREROUTING -d "$V6/128" -p tcp -m multiport --dports 80,443 \
   -j MARK --set-mark 1
 in_ns "$LAB_DIRECTOR" ip6tables -w -t mangle -A PREROUTING -d "$V6B/128" -p tcp --dport 8080 -j MARK --set-mark 2
@@ -48,7 +47,7 @@ MANGLE6_BEFORE=$(in_ns "$LAB_DIRECTOR" ip6tables -w -t mangle -S)
 IPV4_BEFORE=$(in_ns "$LAB_DIRECTOR" nft list ruleset | grep -c "table ip mangle" || true)
 CLIENTS=()
 for k in 51 52 53 54 55 56; do
-  v6addr "$LAB_CLIENT" "2001:db8::$k/64"
+  lab_v6addr "$LAB_CLIENT" "2001:db8::$k/64"
   CLIENTS+=("2001:db8::$k")
 done
 

@@ -28,17 +28,16 @@ R2=2001:db8::12
 R3=2001:db8::13
 head -c 52428800 /dev/urandom > "$LAB_DIR/big"
 lab_create 3
-v6addr() { in_ns "$1" ip -6 addr add "$2" dev "${3:-eth0}" nodad; }
-v6addr "$LAB_CLIENT" "$C6/64"
-v6addr "$LAB_CLIENT" "$C6B/64"
-v6addr "$LAB_DIRECTOR" "$D6/64"
+lab_v6addr "$LAB_CLIENT" "$C6/64"
+lab_v6addr "$LAB_CLIENT" "$C6B/64"
+lab_v6addr "$LAB_DIRECTOR" "$D6/64"
 for i in 1 2; do
   ns=$(lab_real_ns "$i")
-  v6addr "$ns" "2001:db8::1$i/64"
-  v6addr "$ns" "$V6/128" lo
+  lab_v6addr "$ns" "2001:db8::1$i/64"
+  lab_v6addr "$ns" "$V6/128" lo
 done
 ns3=$(lab_real_ns 3)
-v6addr "$ns3" "$R3/128"
+lab_v6addr "$ns3" "$R3/128"
 in_ns "$ns3" ip -6 route add "$D6" dev eth0
 in_ns "$ns3" ip -6 route add default via "$D6" dev eth0
 for i in 1 2; do
@@ -163,7 +162,7 @@ assert_eq "real1 2 real2 2 " "$(answers6 4 "http://[$V6]/")" "real2 back up"
 # keeps the VIP's packets for lbd.
 grep -q "$V6 . tcp . 80" <<< "$(in_ns "$LAB_DIRECTOR" nft list set netdev lbd svc6)" ||
   fail "the guard's svc6 set: $(in_ns "$LAB_DIRECTOR" nft list table netdev lbd)"
-v6addr "$LAB_DIRECTOR" "$V6/128" lo
+lab_v6addr "$LAB_DIRECTOR" "$V6/128" lo
 start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/rst.pcap" "ip6 and ip6[6] = 6 and ip6[53] & 4 != 0"
 assert_eq "real1 3 real2 3 " "$(answers6 6 "http://[$V6]/")" "the VIP on the director's lo: requests still reach the reals"
 stop_tcpdump "$TCPDUMP_PID"
@@ -174,3 +173,24 @@ in_ns "$LAB_DIRECTOR" ip -6 addr del "$V6/128" dev lo
 lab_stop_lbd
 in_ns "$LAB_DIRECTOR" nft list tables | grep -q "netdev lbd" && fail "the guard's table outlived lbd"
 echo "ok: lbd's exit removed its table"
+
+# --announce-table: an IPv6 VIP that can take connections is announced as a /128 route
+# (beside IPv4's /32s) for a routing daemon to carry; withdrawn when its real goes.
+lab_lbd --announce-table 100
+lbadm_ -A -t "[$V6]:80" -s rr
+lbadm_ -a -t "[$V6]:80" -r "$R1" -g
+for k in $(seq 1 50); do
+  in_ns "$LAB_DIRECTOR" ip -6 route show table 100 | grep -q "^$V6 dev lbd-announce" && break
+  sleep 0.1
+done
+in_ns "$LAB_DIRECTOR" ip -6 route show table 100 | grep -q "^$V6 dev lbd-announce" ||
+  fail "the IPv6 VIP is not announced: $(in_ns "$LAB_DIRECTOR" ip -6 route show table 100)"
+echo "ok: the IPv6 VIP announced as $V6/128 in table 100"
+lbadm_ -d -t "[$V6]:80" -r "$R1"
+for k in $(seq 1 50); do
+  in_ns "$LAB_DIRECTOR" ip -6 route show table 100 | grep -q "$V6" || break
+  sleep 0.1
+done
+in_ns "$LAB_DIRECTOR" ip -6 route show table 100 | grep -q "$V6" && fail "the VIP without a real is still announced"
+echo "ok: withdrawn when no real can take a connection"
+lab_stop_lbd

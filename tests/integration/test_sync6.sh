@@ -16,13 +16,12 @@ C6=2001:db8::1
 head -c 30000000 /dev/urandom > "$LAB_DIR/big"
 lab_ha_create || fail "the lab did not come up"
 D1=$(lab_dir_ns 1) D2=$(lab_dir_ns 2)
-v6addr() { in_ns "$1" ip -6 addr add "$2" dev "${3:-eth0}" nodad; }
-v6addr "$LAB_CLIENT" "$C6/64"
-v6addr "$D1" 2001:db8::2/64
-v6addr "$D2" 2001:db8::3/64
+lab_v6addr "$LAB_CLIENT" "$C6/64"
+lab_v6addr "$D1" 2001:db8::2/64
+lab_v6addr "$D2" 2001:db8::3/64
 for i in 1 2 3; do
-  v6addr "$(lab_real_ns "$i")" "2001:db8::1$i/64"
-  v6addr "$(lab_real_ns "$i")" "$V6/128" lo
+  lab_v6addr "$(lab_real_ns "$i")" "2001:db8::1$i/64"
+  lab_v6addr "$(lab_real_ns "$i")" "$V6/128" lo
 done
 # The reals' nginx listens on IPv4 only (lab_ha_create's): [::]:80 and [::]:8080 too.
 for i in 1 2 3; do

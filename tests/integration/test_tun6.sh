@@ -30,13 +30,12 @@ C6=2001:db8::1
 D6=2001:db8::2
 head -c 52428800 /dev/urandom > "$LAB_DIR/big"
 lab_create 3
-v6addr() { in_ns "$1" ip -6 addr add "$2" dev "${3:-eth0}" nodad; }
-v6addr "$LAB_CLIENT" "$C6/64"
-v6addr "$LAB_DIRECTOR" "$D6/64"
+lab_v6addr "$LAB_CLIENT" "$C6/64"
+lab_v6addr "$LAB_DIRECTOR" "$D6/64"
 LAB_DECAP_OPTS="--allow-from $D6/128 --gue-port 6080"
 for i in 1 2 3; do
   ns=$(lab_real_ns "$i")
-  v6addr "$ns" "2001:db8::1$i/64"
+  lab_v6addr "$ns" "2001:db8::1$i/64"
   lab_tun_real "$i" "$LAB_VIP" "$V6" "$V6B"
   lab_nginx "$i" 80 "listen [::]:80;"
   lab_bg "$ns" socat TCP6-LISTEN:7,fork,reuseaddr EXEC:cat
@@ -48,12 +47,12 @@ REAL4=$(lab_real_ns 4)
 ip netns add "$ROUTER"; LAB_EXTRA_NS+=("$ROUTER")
 ip netns add "$REAL4"; LAB_REALS+=("$REAL4")
 lab_link "$ROUTER" eth0 198.18.0.254/24
-v6addr "$ROUTER" 2001:db8::fe/64
+lab_v6addr "$ROUTER" 2001:db8::fe/64
 ip link add r4 netns "$ROUTER" mtu 1400 type veth peer name eth0 netns "$REAL4" mtu 1400
-v6addr "$ROUTER" 2001:db8:2::1/64 r4
+lab_v6addr "$ROUTER" 2001:db8:2::1/64 r4
 in_ns "$ROUTER" ip link set r4 up
 in_ns "$ROUTER" sysctl -qw net.ipv6.conf.all.forwarding=1
-v6addr "$REAL4" 2001:db8:2::4/64
+lab_v6addr "$REAL4" 2001:db8:2::4/64
 in_ns "$REAL4" ip link set eth0 up
 in_ns "$REAL4" ip link set lo up
 in_ns "$REAL4" ip -6 route add default via 2001:db8:2::1
@@ -161,18 +160,20 @@ probe() {  # probe TARGET SIZE: ping -M do's output
   in_ns "$LAB_CLIENT" ip -6 route flush cache >/dev/null 2>&1 || true
   in_ns "$LAB_CLIENT" ping -6 -M do -s "$2" -c 1 -W 2 "$1" 2>&1 || true
 }
-out=$(probe "$V6B" 1452)
-grep -qi "mtu=1480\|mtu = 1480" <<< "$out" || fail "ping -M do -s 1452 [$V6B] (IPv6 in IPv4, 1500 bytes): $out"
-echo "ok: a 1500-byte IPv6 ping into the IPv4 tunnel is told mtu 1480"
-out=$(probe "$V6B" 1432)
-grep -q " 0% packet loss" <<< "$out" || fail "ping -M do -s 1432 [$V6B] (1480 bytes): $out"
-echo "ok: a 1480-byte IPv6 ping fits the IPv4 tunnel and is answered by the real"
-out=$(probe "$V6C" 1400)
-grep -qi "mtu=1360\|mtu = 1360" <<< "$out" || fail "ping -M do -s 1400 [$V6C] (router's link 1400): $out"
-echo "ok: the router's Packet Too Big (1400) about our tunnel reaches the client as mtu 1360"
-out=$(probe "$V6C" 1312)
-grep -q " 0% packet loss" <<< "$out" || fail "ping -M do -s 1312 [$V6C] (1360 bytes): $out"
-echo "ok: a 1360-byte ping then passes the router's link"
+told() {  # told TARGET SIZE MTU WHAT: a ping of SIZE with DF is told the path's MTU
+  local out; out=$(probe "$1" "$2")
+  grep -qi "mtu=$3\|mtu = $3" <<< "$out" || fail "ping -M do -s $2 [$1] ($4): $out"
+  echo "ok: $4: told mtu $3"
+}
+answered() {  # answered TARGET SIZE WHAT: a ping of SIZE with DF gets its reply
+  local out; out=$(probe "$1" "$2")
+  grep -q " 0% packet loss" <<< "$out" || fail "ping -M do -s $2 [$1] ($3): $out"
+  echo "ok: $3: answered"
+}
+told "$V6B" 1452 1480 "a 1500-byte IPv6 ping into the IPv4 tunnel"
+answered "$V6B" 1432 "a 1480-byte IPv6 ping, by the real behind the IPv4 tunnel"
+told "$V6C" 1400 1360 "the router's Packet Too Big (1400) about our tunnel, relayed to the client"
+answered "$V6C" 1312 "a 1360-byte ping across the router's link"
 assert_eq "$(sha256sum < "$LAB_DIR/nginx4/html/blob" | cut -d' ' -f1)" \
   "$(in_ns "$LAB_CLIENT" curl -g -s -m 30 "http://[$V6C]/blob" | sha256sum | cut -d' ' -f1)" \
   "download from the real behind the 1400-byte link"
@@ -190,12 +191,8 @@ echo6 "$V6C" "over a 1280-byte path (a 1240-byte tunnel)"
 [ "$(counter tunnel_pmtu_updates)" -gt "${updates:-0}" ] || fail "lbd did not learn the 1280-byte path from the router"
 [ "$(counter tunnel_fragmented)" -gt "${frag:-0}" ] || fail "no outer fragments for the 1280-byte packets ($frag)"
 echo "ok: the router's 1280 learnt; 1280-byte datagrams cross the 1240-byte tunnel in outer IPv6 fragments"
-out=$(in_ns "$LAB_CLIENT" ping -6 -M do -s 1232 -c 1 -W 2 "$V6C" 2>&1) || true
-grep -q " 0% packet loss" <<< "$out" || fail "ping -M do -s 1232 [$V6C] (1280 bytes, tunnel 1240): $out"
-echo "ok: a 1280-byte ping is answered across the 1240-byte tunnel"
-out=$(probe "$V6C" 1400)
-grep -qi "mtu=1280\|mtu = 1280" <<< "$out" || fail "ping -M do -s 1400 [$V6C] over the 1280 path: $out"
-echo "ok: a bigger one is told mtu 1280, never less"
+answered "$V6C" 1232 "a 1280-byte ping across the 1240-byte tunnel"
+told "$V6C" 1400 1280 "a bigger one, over the 1280 path (never less than 1280)"
 
 listing=$(lbadm_ -L -n)
 grep -qE "^  -> \[${R[2]}\]:80 +Tunnel +1 " <<< "$listing" || fail "-L -n: $listing"

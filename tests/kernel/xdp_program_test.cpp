@@ -29,6 +29,28 @@ struct Run {
   std::vector<uint8_t> frame;
 };
 
+// The frame `in` once through the program (BPF_PROG_TEST_RUN).
+Run run_program(int prog_fd, const std::vector<uint8_t>& in) {
+  Run r;
+  r.frame.resize(in.size() + 64);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.frame.data(),
+              .data_size_in = uint32_t(in.size()), .data_size_out = uint32_t(r.frame.size()), .repeat = 1);
+  REQUIRE(bpf_prog_test_run_opts(prog_fd, &opts) == 0);
+  r.verdict = opts.retval;
+  r.frame.resize(opts.data_size_out);
+  return r;
+}
+
+// The frame `f` through lbd's slow path: the frame it would send.
+std::vector<uint8_t> run_slow(DataPath& dp, std::vector<uint8_t> f) {
+  const size_t len = f.size();
+  f.resize(len + 64);
+  const Verdict v = dp.process({f.data(), len}, kIf, 5000, f.size());
+  REQUIRE(v.transmit);
+  f.resize(v.length ? v.length : len);
+  return f;
+}
+
 struct Fixture : OneRealPath {
   XdpFlowCache xdp{1024};
   uint16_t vport;
@@ -46,24 +68,8 @@ struct Fixture : OneRealPath {
     return lab::from_real(flags, std::move(payload), svc.protocol);
   }
   // lbd's slow path on a copy: the frame it would send.
-  std::vector<uint8_t> slow(std::vector<uint8_t> f) {
-    const size_t len = f.size();
-    f.resize(len + 64);
-    const Verdict v = dp.process({f.data(), len}, kIf, 5000, f.size());
-    REQUIRE(v.transmit);
-    f.resize(v.length ? v.length : len);
-    return f;
-  }
-  Run kernel(const std::vector<uint8_t>& in) {
-    Run r;
-    r.frame.resize(in.size() + 64);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.frame.data(),
-                .data_size_in = uint32_t(in.size()), .data_size_out = uint32_t(r.frame.size()), .repeat = 1);
-    REQUIRE(bpf_prog_test_run_opts(xdp.program_fd(), &opts) == 0);
-    r.verdict = opts.retval;
-    r.frame.resize(opts.data_size_out);
-    return r;
-  }
+  std::vector<uint8_t> slow(std::vector<uint8_t> f) { return run_slow(dp, std::move(f)); }
+  Run kernel(const std::vector<uint8_t>& in) { return run_program(xdp.program_fd(), in); }
   void establish() {
     slow(make_frame(from_client(tcp_flag::kSyn)));
     if (real().fwd == FwdMethod::kMasq) slow(make_frame(from_real(tcp_flag::kSyn | tcp_flag::kAck)));
@@ -283,24 +289,8 @@ struct Fixture6 : PathParts {
     s.dport = 40000;
     return s;
   }
-  std::vector<uint8_t> slow(std::vector<uint8_t> f) {
-    const size_t len = f.size();
-    f.resize(len + 64);
-    const Verdict v = dp.process({f.data(), len}, kIf, 5000, f.size());
-    REQUIRE(v.transmit);
-    f.resize(v.length ? v.length : len);
-    return f;
-  }
-  Run kernel(const std::vector<uint8_t>& in) {
-    Run r;
-    r.frame.resize(in.size() + 64);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.frame.data(),
-                .data_size_in = uint32_t(in.size()), .data_size_out = uint32_t(r.frame.size()), .repeat = 1);
-    REQUIRE(bpf_prog_test_run_opts(xdp.program_fd(), &opts) == 0);
-    r.verdict = opts.retval;
-    r.frame.resize(opts.data_size_out);
-    return r;
-  }
+  std::vector<uint8_t> slow(std::vector<uint8_t> f) { return run_slow(dp, std::move(f)); }
+  Run kernel(const std::vector<uint8_t>& in) { return run_program(xdp.program_fd(), in); }
   void establish() {
     if (svc.protocol == kProtoUdp) {
       slow(make_frame6(from_client(0, "q1")));

@@ -18,6 +18,16 @@ const Ipv6 kVip6 = v6("2001:db8::100");
 const Ipv6 kRip6 = v6("2001:db8::11");
 const Ipv6 kClient6 = v6("2001:db8::1");
 
+// The frame `f` through the data path, with room to grow (an ICMP error's quote, a tunnel's
+// headers); `f` becomes what would be sent.
+Verdict run_frame(DataPath& dp, std::vector<uint8_t>& f, uint64_t now_ms) {
+  const size_t len = f.size();
+  f.resize(len + 1400);
+  const Verdict v = dp.process({f.data(), len}, kIf, now_ms, f.size());
+  f.resize(v.length ? v.length : len);
+  return v;
+}
+
 struct Path6 : PathParts {
   ServiceKey svc;
   explicit Path6(FwdMethod method, uint16_t rport = 8080) {
@@ -28,13 +38,7 @@ struct Path6 : PathParts {
     dp.set_interfaces({{kIf, mac(0xd1), 1500}});
   }
   Real& real() { return services.real(services.find(svc)->reals[0]); }
-  Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) {
-    const size_t len = f.size();
-    f.resize(len + 1400);
-    const Verdict v = dp.process({f.data(), len}, kIf, now_ms, f.size());
-    f.resize(v.length ? v.length : len);
-    return v;
-  }
+  Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) { return run_frame(dp, f, now_ms); }
   uint64_t drops(DropReason r) const { return dp.counters().drops[size_t(r)]; }
 };
 
@@ -207,13 +211,7 @@ struct TunPath : PathParts {
     dp.set_interfaces({{kIf, mac(0xd1), 1500}});
   }
   Real& real() { return services.real(services.find(svc)->reals[0]); }
-  Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) {
-    const size_t len = f.size();
-    f.resize(len + 1400);
-    const Verdict v = dp.process({f.data(), len}, kIf, now_ms, f.size());
-    f.resize(v.length ? v.length : len);
-    return v;
-  }
+  Verdict run(std::vector<uint8_t>& f, uint64_t now_ms = 1000) { return run_frame(dp, f, now_ms); }
 };
 
 const IpAddr kDirector6 = IpAddr(v6("2001:db8::2"));
