@@ -15,7 +15,9 @@
 # the listings in ipvsadm's IPv6 formats (-L -n, -c, -S) and -S | -C | -R; a TCP check
 # taking a real down and back; with the VIP also on the director's lo, the guard keeps its
 # IPv6 stack from answering (no RST) and requests still reach the reals; ipvsadm's family
-# rule. (IPv6 tunnels: test_tun6; -f N -6: test_fwmark6.)
+# rule; the coexistence matrix's IPv6 cases (the VIP on the director's lo, then on its eth0
+# with IPv6 forwarding on: no RST, no ICMPv6 from its stack, no NAT66 real's address at the
+# client); --announce-table's /128 routes. (IPv6 tunnels: test_tun6; -f N -6: test_fwmark6.)
 . "$(dirname "$0")/common.sh"
 lab_init
 V6=2001:db8::100
@@ -60,7 +62,7 @@ lbadm_ -a -t "[$N6]:80" -r "[$R3]:8080" -m
 lbadm_ -A -t "[$N6]:7" -s rr
 lbadm_ -a -t "[$N6]:7" -r "[$R3]:7" -m
 for k in $(seq 1 100); do
-  [ "$(grep -c "real server 2001:db8::1[123] is at" "$LAB_DIR/lbd.log")" -ge 3 ] && break
+  [ "$(grep -o "real server 2001:db8::1[123] is at" "$LAB_DIR/lbd.log" | sort -u | wc -l)" -ge 3 ] && break
   sleep 0.1
 done
 grep -q "real server $R3 is at" "$LAB_DIR/lbd.log" || fail "lbd did not resolve the reals' IPv6 neighbours: $(cat "$LAB_DIR/lbd.log")"
@@ -169,6 +171,27 @@ stop_tcpdump "$TCPDUMP_PID"
 rsts=$(tcpdump -r "$LAB_DIR/rst.pcap" -n 2>/dev/null | wc -l)
 assert_eq 0 "$rsts" "no RST from the director's IPv6 stack"
 in_ns "$LAB_DIRECTOR" ip -6 addr del "$V6/128" dev lo
+
+# The rest of the coexistence matrix for IPv6: the VIPs on the director's eth0 (its stack
+# answers their solicitations too, and would reset their connections), and IPv6
+# forwarding on (the director's stack would route a NAT66 real's replies to the client
+# with the real's address). Through all of it: no RST, no ICMPv6 from the director
+# (neighbour discovery aside), no packet from a real's address at the client.
+in_ns "$LAB_DIRECTOR" sysctl -qw net.ipv6.conf.all.forwarding=1
+lab_v6addr "$LAB_DIRECTOR" "$V6/128"
+lab_v6addr "$LAB_DIRECTOR" "$N6/128"
+dmac=$(in_ns "$LAB_DIRECTOR" cat /sys/class/net/eth0/address)
+start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/coex6.pcap" "ip6 and ((ip6[6] = 6 and ip6[53] & 4 != 0) or src host $R3 or \
+(icmp6 and ether src $dmac and ip6[40] != 135 and ip6[40] != 136))"
+assert_eq "real1 3 real2 3 " "$(answers6 6 "http://[$V6]/")" "DR with the VIP on the director's eth0 and forwarding on"
+assert_eq "real3 4 " "$(answers6 4 "http://[$N6]/")" "NAT66 with the VIP on the director's eth0 and forwarding on"
+stop_tcpdump "$TCPDUMP_PID"
+seen=$(tcpdump -r "$LAB_DIR/coex6.pcap" -n -e 2>/dev/null)
+[ -z "$seen" ] || fail "RST, ICMPv6 from the director or a packet from the NAT66 real's address at the client: $seen"
+echo "ok: no RST, no ICMPv6 from the director's stack, no packet from the NAT66 real's address"
+in_ns "$LAB_DIRECTOR" ip -6 addr del "$V6/128" dev eth0
+in_ns "$LAB_DIRECTOR" ip -6 addr del "$N6/128" dev eth0
+in_ns "$LAB_DIRECTOR" sysctl -qw net.ipv6.conf.all.forwarding=0
 
 lab_stop_lbd
 in_ns "$LAB_DIRECTOR" nft list tables | grep -q "netdev lbd" && fail "the guard's table outlived lbd"
