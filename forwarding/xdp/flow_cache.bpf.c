@@ -93,80 +93,6 @@ static __always_inline void rewrite_endpoint(struct iphdr *ip, __be32 *addr, __b
   *l4check = bpf_htons(c);
 }
 
-/* Where a TCP or UDP header keeps what the program reads and rewrites. */
-struct l4_fields {
-  __be16 *sport, *dport;
-  __sum16 *check;
-};
-
-/* The entry of the TCP or UDP packet whose L4 header (`proto`) is at `l4`; `key` has its
- * addresses and protocol, the ports are added. NULL when there is none to take: `verdict`
- * is then what the program returns (SYN, FIN and RST counted, a miss counted). */
-static __always_inline struct lbd_flow *lookup(void *l4, void *end, __u8 proto, struct lbd_flow_key *key,
-                                               struct l4_fields *out, int *verdict) {
-  *verdict = XDP_PASS;
-  if (proto == IPPROTO_TCP) {
-    struct tcphdr *th = l4;
-    if ((void *)(th + 1) > end) return 0;
-    if (th->syn | th->fin | th->rst) {
-      *verdict = count(LBD_XDP_STATE, 1, XDP_PASS);
-      return 0;
-    }
-    out->sport = &th->source;
-    out->dport = &th->dest;
-    out->check = &th->check;
-  } else if (proto == IPPROTO_UDP) {
-    struct udphdr *uh = l4;
-    if ((void *)(uh + 1) > end) return 0;
-    out->sport = &uh->source;
-    out->dport = &uh->dest;
-    out->check = &uh->check;
-  } else {
-    return 0;
-  }
-  key->sport = *out->sport;
-  key->dport = *out->dport;
-  struct lbd_flow *f = bpf_map_lookup_elem(&lbd_flows, key);
-  if (!f) *verdict = count(LBD_XDP_MISS, 1, XDP_PASS);
-  return f;
-}
-
-/* The bytes a TUN entry's tunnel adds (tunnel_overhead()): outer IPv4, + UDP and GUE, or
- * + GRE; 0 for the other actions. */
-static __always_inline __u32 tunnel_len(const struct lbd_flow *f, const struct lbd_real_hop *hop) {
-  if (f->action != LBD_FLOW_TUN) return 0;
-  return sizeof(struct iphdr) + (hop->tun_type == LBD_TUN_GUE   ? sizeof(struct udphdr) + 4
-                                 : hop->tun_type == LBD_TUN_GRE ? 4
-                                                                : 0);
-}
-
-/* Where an entry's packet of `ip_len` bytes goes (`out`): its real's next hop, if the real
- * takes fast-path packets, the packet (with its tunnel's headers) fits the hop's MTU (NAT_OUT:
- * the client's), and the program may send there. NULL: `verdict` is what to return. */
-static __always_inline struct lbd_real_hop *next_hop(const struct lbd_flow *f, __u32 ip_len, __u32 *out,
-                                                     int *verdict) {
-  *verdict = XDP_PASS;
-  __u32 real_id = f->real_id;
-  if (real_id >= LBD_XDP_MAX_REALS) return 0;
-  struct lbd_real_hop *hop = bpf_map_lookup_elem(&lbd_reals, &real_id);
-  if (!hop || !hop->ifindex) {
-    *verdict = count(LBD_XDP_REAL_OFF, 1, XDP_PASS);
-    return 0;
-  }
-  const int nat_out = f->action == LBD_FLOW_NAT_OUT;
-  *out = nat_out ? f->ifindex : hop->ifindex;
-  if (ip_len + tunnel_len(f, hop) > (nat_out ? f->mtu : hop->mtu)) {
-    *verdict = count(LBD_XDP_TOO_BIG, 1, XDP_PASS);
-    return 0;
-  }
-  __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, out);
-  if (!tx_ok || !*tx_ok) {
-    *verdict = count(LBD_XDP_NO_TX, 1, XDP_PASS);
-    return 0;
-  }
-  return hop;
-}
-
 /* NAT66: the 16-byte address at `addr` (in the IPv6 header) and the port become
  * new_addr:new_port; the L4 checksum follows word by word (IPv6 has no header checksum). */
 static __always_inline void rewrite_endpoint6(__u8 *addr, __be16 *port, __sum16 *l4check, const __u8 *new_addr,
@@ -208,7 +134,9 @@ static __always_inline int forwarded(struct xdp_md *ctx, struct lbd_flow *f, __u
 
 /* IPv6: TCP or UDP right after the fixed header (anything else, extension headers and
  * fragments included, is lbd's to walk), by DR or NAT66 (an IPv6 tunnel stays on lbd's
- * path: lbd enters none). */
+ * path: lbd enters none). Its lookup and next-hop checks repeat IPv4's on purpose: shared
+ * helpers handing packet pointers back through the stack are refused by the verifier under
+ * the unit's capabilities (CAP_BPF without CAP_PERFMON; test_package loads it so). */
 static __always_inline int flow6(struct xdp_md *ctx, struct ethhdr *eth, void *end) {
   struct ipv6hdr *ip = (void *)(eth + 1);
   if ((void *)(ip + 1) > end || ip->version != 6) return XDP_PASS;
@@ -218,23 +146,44 @@ static __always_inline int flow6(struct xdp_md *ctx, struct ethhdr *eth, void *e
   struct lbd_flow_key key = {.protocol = ip->nexthdr};
   __builtin_memcpy(key.saddr, &ip->saddr, 16);
   __builtin_memcpy(key.daddr, &ip->daddr, 16);
-  struct l4_fields l4;
-  int verdict;
-  struct lbd_flow *f = lookup((void *)(ip + 1), end, ip->nexthdr, &key, &l4, &verdict);
-  if (!f) return verdict;
-  __sum16 *l4check = l4.check;
-  __be16 *sport = l4.sport, *dport = l4.dport;
+  __sum16 *l4check;
+  __be16 *sport, *dport;
+  if (ip->nexthdr == IPPROTO_TCP) {
+    struct tcphdr *th = (void *)(ip + 1);
+    if ((void *)(th + 1) > end) return XDP_PASS;
+    if (th->syn | th->fin | th->rst) return count(LBD_XDP_STATE, 1, XDP_PASS);
+    sport = &th->source;
+    dport = &th->dest;
+    l4check = &th->check;
+  } else if (ip->nexthdr == IPPROTO_UDP) {
+    struct udphdr *uh = (void *)(ip + 1);
+    if ((void *)(uh + 1) > end) return XDP_PASS;
+    sport = &uh->source;
+    dport = &uh->dest;
+    l4check = &uh->check;
+  } else {
+    return XDP_PASS;
+  }
+  key.sport = *sport;
+  key.dport = *dport;
+  struct lbd_flow *f = bpf_map_lookup_elem(&lbd_flows, &key);
+  if (!f) return count(LBD_XDP_MISS, 1, XDP_PASS);
   /* CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (RFC 8200 8.1). */
   __u32 sum = (payload >> 16) + (payload & 0xffff) + ip->nexthdr;
 #pragma unroll
   for (int i = 0; i < 16; i += 2) sum += (__u32)(key.saddr[i] << 8 | key.saddr[i + 1]) + (key.daddr[i] << 8 | key.daddr[i + 1]);
   if (bpf_ntohs(*l4check) == fold(sum)) return count(LBD_XDP_PARTIAL_CSUM, 1, XDP_PASS);
 
-  const __u32 real_id = f->real_id;
+  __u32 real_id = f->real_id;
+  if (real_id >= LBD_XDP_MAX_REALS) return XDP_PASS;
+  struct lbd_real_hop *hop = bpf_map_lookup_elem(&lbd_reals, &real_id);
+  if (!hop || !hop->ifindex) return count(LBD_XDP_REAL_OFF, 1, XDP_PASS);
   const __u8 action = f->action;
-  __u32 out;
-  struct lbd_real_hop *hop = next_hop(f, ip_len, &out, &verdict);
-  if (!hop) return verdict;
+  const __u32 out = action == LBD_FLOW_NAT_OUT ? f->ifindex : hop->ifindex;
+  const __u32 mtu = action == LBD_FLOW_NAT_OUT ? f->mtu : hop->mtu;
+  if (ip_len > mtu) return count(LBD_XDP_TOO_BIG, 1, XDP_PASS);
+  __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, &out);
+  if (!tx_ok || !*tx_ok) return count(LBD_XDP_NO_TX, 1, XDP_PASS);
   switch (action) {
     case LBD_FLOW_DR:
       __builtin_memcpy(eth->h_dest, hop->eth_dst, ETH_ALEN);
@@ -276,12 +225,28 @@ int lbd_flow_cache(struct xdp_md *ctx) {
   key.saddr[10] = key.saddr[11] = key.daddr[10] = key.daddr[11] = 0xff;
   __builtin_memcpy(&key.saddr[12], &ip->saddr, 4);
   __builtin_memcpy(&key.daddr[12], &ip->daddr, 4);
-  struct l4_fields l4;
-  int verdict;
-  struct lbd_flow *f = lookup((void *)(ip + 1), end, ip->protocol, &key, &l4, &verdict);
-  if (!f) return verdict;
-  __sum16 *l4check = l4.check;
-  __be16 *sport = l4.sport, *dport = l4.dport;
+  __sum16 *l4check;
+  __be16 *sport, *dport;
+  if (ip->protocol == IPPROTO_TCP) {
+    struct tcphdr *th = (void *)(ip + 1);
+    if ((void *)(th + 1) > end) return XDP_PASS;
+    if (th->syn | th->fin | th->rst) return count(LBD_XDP_STATE, 1, XDP_PASS);
+    sport = &th->source;
+    dport = &th->dest;
+    l4check = &th->check;
+  } else if (ip->protocol == IPPROTO_UDP) {
+    struct udphdr *uh = (void *)(ip + 1);
+    if ((void *)(uh + 1) > end) return XDP_PASS;
+    sport = &uh->source;
+    dport = &uh->dest;
+    l4check = &uh->check;
+  } else {
+    return XDP_PASS;
+  }
+  key.sport = *sport;
+  key.dport = *dport;
+  struct lbd_flow *f = bpf_map_lookup_elem(&lbd_flows, &key);
+  if (!f) return count(LBD_XDP_MISS, 1, XDP_PASS);
 
   /* CHECKSUM_PARTIAL from a local sender (veth TX offload): the field holds the folded
    * pseudo-header sum. lbd verifies and completes such a segment (1 in 65536 finished
@@ -294,13 +259,29 @@ int lbd_flow_cache(struct xdp_md *ctx) {
     if (field == pseudo) return count(LBD_XDP_PARTIAL_CSUM, 1, XDP_PASS);
   }
 
-  const __u32 real_id = f->real_id;
+  __u32 real_id = f->real_id;
+  if (real_id >= LBD_XDP_MAX_REALS) return XDP_PASS;
+  struct lbd_real_hop *hop = bpf_map_lookup_elem(&lbd_reals, &real_id);
+  if (!hop || !hop->ifindex) return count(LBD_XDP_REAL_OFF, 1, XDP_PASS);
   const __u8 action = f->action;
   __u32 out;
-  struct lbd_real_hop *hop = next_hop(f, ip_len, &out, &verdict);
-  if (!hop) return verdict;
+  __u32 mtu;
+  if (action == LBD_FLOW_NAT_OUT) {
+    out = f->ifindex;
+    mtu = f->mtu;
+  } else {
+    out = hop->ifindex;
+    mtu = hop->mtu;
+  }
+  /* The tunnel's headers (tunnel_overhead()): outer IPv4, + UDP and GUE, or + GRE. */
   const __u8 tun_type = hop->tun_type;
-  const __u32 tun_len = tunnel_len(f, hop);
+  const __u32 tun_len = action != LBD_FLOW_TUN ? 0
+                        : sizeof(struct iphdr) + (tun_type == LBD_TUN_GUE ? sizeof(struct udphdr) + 4
+                                                  : tun_type == LBD_TUN_GRE ? 4 : 0);
+  if (ip_len + tun_len > mtu)
+    return count(LBD_XDP_TOO_BIG, 1, XDP_PASS);
+  __u32 *tx_ok = bpf_map_lookup_elem(&lbd_tx_ok, &out);
+  if (!tx_ok || !*tx_ok) return count(LBD_XDP_NO_TX, 1, XDP_PASS);
 
   __be32 new_addr;
   __builtin_memcpy(&new_addr, &f->addr[12], 4);

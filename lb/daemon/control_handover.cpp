@@ -126,7 +126,7 @@ void Control::adopt_previous(Previous& prev) {
   const uint32_t n = uint32_t(workers_.size());
   AdoptCounts total;
   on_each_worker([&](Worker& w) {  // before the workers start: one after the other, here
-    // (The fanout program sends every IPv6 frame to worker 0.)
+    // Each connection to the worker the fanout program sends its client's frames to.
     const auto mine = [&](const IpAddr& client) {
       return n == 1 || steer_worker(client, steer_mask_, steer_prefix6_, n) == w.index();
     };

@@ -118,6 +118,19 @@ conns=$(lbadm_ -L -n -c)
 grep -qE "^TCP [0-9]{2}:[0-9]{2}  [A-Z_]+ +\[($C6|$C6B)\]:[0-9]+ +\[$V6\]:80 +\[($R1|$R2)\]:80\$" <<< "$conns" ||
   fail "-L -n -c: $conns"
 echo "ok: -L -n -c lists IPv6 connections"
+# --stats and --rate: ipvsadm's columns after the IPv6 names (no cut); the service's counts
+# are its reals' sums (DR: nothing outbound), the fast path's packets folded in.
+stats=$(lbadm_ -L -n --stats --exact -t "[$V6]:80")
+svc=$(awk -v s="[$V6]:80" '$1 == "TCP" && $2 == s {print $3, $4, $5, $6, $7}' <<< "$stats")
+sum=$(awk '$1 == "->" && $2 ~ /^\[/ {c += $3; ip += $4; op += $5; ib += $6; ob += $7} END {print c, ip, op, ib, ob}' <<< "$stats")
+[ -n "$svc" ] || fail "--stats has no [$V6]:80 line: $stats"
+assert_eq "$svc" "$sum" "--stats: [$V6]:80's Conns InPkts OutPkts InBytes OutBytes are its reals' sums"
+read -r conns inpkts outpkts inbytes _ <<< "$svc"
+[ "$conns" -ge 7 ] && [ "$inpkts" -gt 0 ] && [ "$outpkts" = 0 ] && [ "$inbytes" -ge $((inpkts * 60)) ] ||
+  fail "--stats: $svc (expected the 7 connections made, inbound packets of 60 bytes or more, none outbound)"
+rate=$(lbadm_ -L -n --rate -t "[$V6]:80")
+grep -qE "^TCP  \[$V6\]:80 +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+\$" <<< "$rate" || fail "--rate: $rate"
+echo "ok: --stats and --rate in ipvsadm's IPv6 forms"
 
 # Persistence by a /64: two client addresses of one /64 stick to one real.
 lbadm_ -E -t "[$V6]:80" -s rr -p 60 -M 64
