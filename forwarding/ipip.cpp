@@ -66,15 +66,13 @@ TunnelXmit tunnel_xmit(const ParsedPacket& p, uint16_t mtu, size_t overhead, boo
     // Never an error about an error; a later fragment cannot be answered (its sender learns
     // from the first's); and a datagram within IPv6's minimum must get through whatever the
     // tunnel's MTU: those go in outer fragments.
-    const bool relaying_error = p.protocol == kProtoIcmpv6 && is_icmp6_error(p.icmp_type);
-    if (relaying_error || (p.fragment && !p.first_fragment) || p.ip_len <= tunnel_client_mtu(p.v6, mtu, overhead))
+    if (is_error_message(p) || (p.fragment && !p.first_fragment) || p.ip_len <= tunnel_client_mtu(p.v6, mtu, overhead))
       return TunnelXmit::kEncapsulateFragment;
     return TunnelXmit::kFragNeeded;
   }
   // An ICMP error keeps its DF inside; it is never answered with another error, so the
   // outer packet is cut instead.
-  const bool relaying_error = p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
-  return p.dont_fragment && !relaying_error ? TunnelXmit::kFragNeeded : TunnelXmit::kEncapsulateFragment;
+  return p.dont_fragment && !is_error_message(p) ? TunnelXmit::kFragNeeded : TunnelXmit::kEncapsulateFragment;
 }
 
 }  // namespace lbd

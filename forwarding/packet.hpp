@@ -313,6 +313,11 @@ inline bool is_icmp_error(uint8_t type) {
 inline bool is_icmp6_error(uint8_t type) {
   return type >= icmp6_type::kDestUnreachable && type <= icmp6_type::kParamProblem;
 }
+// The parsed datagram is an ICMP or ICMPv6 error (never answered with another error).
+inline bool is_error_message(const ParsedPacket& p) {
+  return p.v6 ? p.protocol == kProtoIcmpv6 && is_icmp6_error(p.icmp_type)
+              : p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
+}
 
 // Parses Ethernet → IPv4 → TCP/UDP/ICMP, Ethernet → IPv6 → extension headers → TCP/UDP/
 // ICMPv6, or Ethernet → ARP. Returns true and fills `out`, or false and sets `why`. Frames

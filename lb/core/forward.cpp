@@ -56,9 +56,7 @@ Verdict DataPath::too_big_to_sender(const Frame& f, uint16_t mtu) {
   const InterfaceInfo* in = interface(f.in_ifindex);
   // Never an error about an error (nor about a later fragment, whose sender learns from
   // the first's).
-  const bool error = p.v6 ? p.protocol == kProtoIcmpv6 && is_icmp6_error(p.icmp_type)
-                          : p.protocol == kProtoIcmp && is_icmp_error(p.icmp_type);
-  if (!in || error || (p.fragment && !p.first_fragment)) return drop(DropReason::kFrameTooBig);
+  if (!in || is_error_message(p) || (p.fragment && !p.first_fragment)) return drop(DropReason::kFrameTooBig);
   drop(DropReason::kFragNeeded);
   const Verdict v =
       icmp_error(f, error_to_sender(f.bytes, p, icmp_code::kFragNeeded, mtu, in->mac), p.l3_off, p.ip_len, f.in_ifindex);
