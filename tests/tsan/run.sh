@@ -23,7 +23,12 @@ for t in "${tests[@]}"; do
   echo "tsan: $t with 2 workers"
   TSAN_OPTIONS="halt_on_error=0 log_path=$reports/report" LBD_WORKERS=2 LBD_BIN="$out/lbd" \
     bash "$top/tests/integration/$t.sh" > "$reports/$t.log" 2>&1 || {
+      # What failed (the scenario's FAIL line and what led to it), its end, and anything
+      # TSan wrote: a report, or a runtime that could not start.
+      grep -B 15 -A 3 -m 1 "^FAIL" "$reports/$t.log" >&2 || true
+      echo "... its end:" >&2
       tail -n 20 "$reports/$t.log" >&2
+      cat "$reports"/report* >&2 2>/dev/null || true
       echo "FAIL: $t under TSan" >&2
       exit 1
     }
