@@ -315,6 +315,7 @@ lab_teardown() {  # lab_teardown [RC]: end the lab's processes, namespaces and f
   if [ "$rc" -ne 0 ] && [ -f "$LAB_DIR/lbd.log" ]; then
     lab_log "lbd log:"; tail -n 40 "$LAB_DIR/lbd.log" >&2
   fi
+  [ "$rc" -ne 0 ] && [ -n "${LAB_FAIL_REASON:-}" ] && lab_log "failed: $LAB_FAIL_REASON"
   [ -n "${LAB_KEEP:-}" ] && cp -r "$LAB_DIR" "$LAB_KEEP" 2>/dev/null; rm -rf "$LAB_DIR" "${LAB_EXTRA_PATHS[@]}"
   LAB_PIDS=()
   LAB_REALS=()

@@ -10,6 +10,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 fail() {
   echo "FAIL: $*" >&2
+  LAB_FAIL_REASON=$*  # said again after the teardown's lbd log, where a log's tail shows it
   [ -S "${LAB_SOCKET:-}" ] && lbadm_ --lbd-counters 2>/dev/null | grep -v " 0$" >&2
   exit 1
 }
