@@ -169,6 +169,7 @@ HandoverState handover_state(ServiceTable& services) {
     e.protocol = r.service_key.protocol;
     e.vip = r.service_key.vip;
     e.vport = r.service_key.port;
+    e.fwmark = r.service_key.fwmark;
     e.addr = r.addr;
     e.port = r.port;
     e.stats = r.stats;
@@ -180,6 +181,7 @@ HandoverState handover_state(ServiceTable& services) {
     e.protocol = svc.key.protocol;
     e.port = svc.key.port;
     e.vip = svc.key.vip;
+    e.fwmark = svc.key.fwmark;
     e.stats = svc.stats;
     s.services.push_back(e);
   });
@@ -187,11 +189,17 @@ HandoverState handover_state(ServiceTable& services) {
 }
 
 AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<const ConnSlab> slabs,
-                              const HandoverState& dir, const std::function<bool(const IpAddr&)>& mine, uint32_t now_s) {
+                              const HandoverState& dir,
+                              const std::function<bool(const IpAddr&, uint32_t)>& mine, uint32_t now_s) {
   // The previous lbd's real ids, mapped to this table's reals (a sorry server is a real too).
-  std::vector<Real*> reals;  // by the previous lbd's id
+  std::vector<Real*> reals;     // by the previous lbd's id
+  std::vector<uint32_t> marks;  // by the previous lbd's id: its service's mark, configured now or not
   for (const HandoverReal& e : dir.reals) {
-    const ServiceKey key{e.protocol, e.vip, e.vport};
+    if (e.fwmark && e.id <= (1u << 24)) {
+      if (marks.size() <= e.id) marks.resize(e.id + 1, 0);
+      marks[e.id] = e.fwmark;
+    }
+    const ServiceKey key{e.protocol, e.vip, e.vport, e.fwmark};
     Real* r = services.find_real(key, e.addr, e.port);
     if (const Service* s = services.find(key); !r && s && s->sorry_id != Service::kNoSorry) {
       Real& sorry = services.real(s->sorry_id);
@@ -212,7 +220,8 @@ AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<co
       for (const auto& [first, last] : ranges[si]) {
         for (uint32_t i = first; i < last; ++i) {
           const Conn& old = entries[i];
-          if (old.key.protocol == 0 || bool(old.flags & Conn::kTemplate) != templ_pass || !mine(old.key.caddr))
+          if (old.key.protocol == 0 || bool(old.flags & Conn::kTemplate) != templ_pass ||
+              !mine(old.key.caddr, old.real_id < marks.size() ? marks[old.real_id] : 0))
             continue;
           if (int32_t(old.expires - now_s) <= 0 && !(old.flags & Conn::kOffloaded)) {
             ++n.expired;
@@ -246,7 +255,7 @@ size_t adopt_health(ServiceTable& services, const HandoverState& dir) {
   size_t n = 0;
   for (const HandoverReal& e : dir.reals) {
     if (!(e.flags & HandoverReal::kDown)) continue;
-    const ServiceKey key{e.protocol, e.vip, e.vport};
+    const ServiceKey key{e.protocol, e.vip, e.vport, e.fwmark};
     Real* r = services.find_real(key, e.addr, e.port);
     const Service* s = services.find(key);
     if (!r || r->deleted || r->health_down || !s) continue;
@@ -259,9 +268,10 @@ size_t adopt_health(ServiceTable& services, const HandoverState& dir) {
 
 void adopt_counters(ServiceTable& services, const HandoverState& dir) {
   for (const HandoverReal& e : dir.reals)
-    if (Real* r = services.find_real(ServiceKey{e.protocol, e.vip, e.vport}, e.addr, e.port)) r->stats += e.stats;
+    if (Real* r = services.find_real(ServiceKey{e.protocol, e.vip, e.vport, e.fwmark}, e.addr, e.port))
+      r->stats += e.stats;
   for (const HandoverService& e : dir.services)
-    if (Service* s = services.find(ServiceKey{e.protocol, e.vip, e.port})) s->stats += e.stats;
+    if (Service* s = services.find(ServiceKey{e.protocol, e.vip, e.port, e.fwmark})) s->stats += e.stats;
 }
 
 }  // namespace lbd

@@ -35,7 +35,7 @@ struct HandoverReal {
   uint8_t reserved[2]{};
   IpAddr vip, addr;
   uint16_t vport = 0, port = 0;
-  uint32_t reserved2 = 0;
+  uint32_t fwmark = 0;  // its service's firewall mark (0: none; an lbd before it wrote 0 here)
   Counters stats;
 };
 static_assert(sizeof(HandoverReal) == 88 && std::is_trivially_copyable_v<HandoverReal>);
@@ -45,7 +45,7 @@ struct HandoverService {
   uint8_t reserved = 0;
   uint16_t port = 0;
   IpAddr vip;
-  uint32_t reserved2 = 0;
+  uint32_t fwmark = 0;  // as HandoverReal's
   Counters stats;
 };
 static_assert(sizeof(HandoverService) == 64 && std::is_trivially_copyable_v<HandoverService>);
@@ -118,11 +118,12 @@ struct AdoptCounts {
   }
 };
 
-// Adopts into `dp` (on `services`) the connections of `slabs` that `mine(client)` says
-// this table owns: templates first, then the connections they control. Entries due by
-// `now_s` are left.
+// Adopts into `dp` (on `services`) the connections of `slabs` that `mine(client, fwmark)`
+// says this table owns (`fwmark`: their service's mark, 0 if none): templates first, then
+// the connections they control. Entries due by `now_s` are left.
 AdoptCounts adopt_connections(DataPath& dp, ServiceTable& services, std::span<const ConnSlab> slabs,
-                              const HandoverState& dir, const std::function<bool(const IpAddr&)>& mine, uint32_t now_s);
+                              const HandoverState& dir,
+                              const std::function<bool(const IpAddr&, uint32_t)>& mine, uint32_t now_s);
 // The previous lbd's counters added to `services`' reals and services (one table's: the
 // sum over workers is what listings show).
 void adopt_counters(ServiceTable& services, const HandoverState& dir);

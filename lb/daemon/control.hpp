@@ -187,6 +187,13 @@ class Control {
   std::unique_ptr<Steering> steering_;
   Ipv4 steer_mask_{{255, 255, 255, 255}};
   uint8_t steer_prefix6_ = 128;  // ... and IPv6 clients' prefix (steering_prefix6)
+  // The worker that sees a connection's packets (where a synced or handed-over one goes): a
+  // firewall-mark service's come from the queue, which worker 0 reads; the others' where the
+  // fanout program sends their client's frames.
+  uint32_t worker_of(const IpAddr& client, uint32_t fwmark) const {
+    const auto n = uint32_t(workers_.size());
+    return n == 1 || fwmark ? 0 : steer_worker(client, steer_mask_, steer_prefix6_, n);
+  }
   XdpMode xdp_mode_ = XdpMode::kGeneric;
   std::vector<std::pair<int, bool>> xdp_tx_;  // attached interfaces, and whether the program sends on them
   uint64_t xdp_tx_lost_ = 0;                  // times an interface stopped taking XDP frames

@@ -123,13 +123,9 @@ std::optional<Control::Previous> Control::previous_from_takeover() {
 void Control::adopt_previous(Previous& prev) {
   const uint64_t start = monotonic_ms();
   const uint32_t now_s = DataPath::seconds(start);
-  const uint32_t n = uint32_t(workers_.size());
   AdoptCounts total;
   on_each_worker([&](Worker& w) {  // before the workers start: one after the other, here
-    // Each connection to the worker the fanout program sends its client's frames to.
-    const auto mine = [&](const IpAddr& client) {
-      return n == 1 || steer_worker(client, steer_mask_, steer_prefix6_, n) == w.index();
-    };
+    const auto mine = [&](const IpAddr& client, uint32_t fwmark) { return worker_of(client, fwmark) == w.index(); };
     total += adopt_connections(w.data_path(), w.services(), prev.slabs, prev.dir, mine, now_s);
     if (w.index() == 0) adopt_counters(w.services(), prev.dir);
     adopt_health(w.services(), prev.dir);
@@ -188,6 +184,9 @@ Reply Control::handle_takeover() {
   for (const auto& w : workers_) n += w->conns().size();  // stopped: the control thread's now
   LBD_LOG(kInfo, "handover", "a new lbd takes over: the workers stopped, {} connections handed over; this lbd "
           "stops", n);
+  // The fwmark queue's chains stay for the new lbd: while neither reads the queue the marked
+  // packets are dropped (--fwmark-fail open: they go on), never answered by the director.
+  if (fwmark_) fwmark_->keep_chains_at_exit();
   const std::vector<std::string> daemons = sync_daemon_lines();
   Reply r{fmt::format("OK {}{}{}\n", getpid(), daemons.empty() ? "" : " ", encode_args(daemons)), {},
           {directory_->fd()}, [this] { running_ = false; }};

@@ -115,9 +115,7 @@ void Control::on_sync_readable() {
     const sync::Decoded d = sync::decode({sync_buf_.data(), size_t(len)}, sync_backup_->spec.syncid);
     ++sync_refused_[size_t(d.refusal)];
     for (size_t i = 0; i < d.skipped.size(); ++i) sync_skipped_[i] += d.skipped[i];
-    // Each to the worker its client's packets reach.
-    for (const sync::Record& r : d.records)
-      per_worker[steer_worker(r.caddr, steer_mask_, steer_prefix6_, uint32_t(workers_.size()))].push_back(r);
+    for (const sync::Record& r : d.records) per_worker[worker_of(r.caddr, r.fwmark)].push_back(r);
   }
   for (size_t i = 0; i < workers_.size(); ++i) {
     if (per_worker[i].empty()) continue;

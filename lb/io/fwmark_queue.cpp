@@ -92,6 +92,18 @@ bool remove_chains(const Family& f) {
   return any;
 }
 
+// lbd's two chains and their jumps, each made unless it is there already (a previous lbd's
+// are kept as they are: what they queue is lbd's again the moment the queue is bound).
+bool ensure_chains(const Family& f) {
+  for (const char* c : {kInChain, kNatChain})
+    if (!iptables(f, {"-t", "mangle", "-S", c}) && !iptables(f, {"-t", "mangle", "-N", c})) return false;
+  for (const auto& [hook, chain] : {std::pair{"INPUT", kInChain}, std::pair{"PREROUTING", kNatChain}})
+    if (!iptables(f, {"-t", "mangle", "-C", hook, "-j", chain}) &&
+        !iptables(f, {"-t", "mangle", "-I", hook, "1", "-j", chain}))
+      return false;
+  return true;
+}
+
 // iptables' mangle table: absent, present without a rule (its chains' policies only), or in use.
 enum class Mangle { kAbsent, kEmpty, kInUse };
 Mangle mangle_table(const Family& f) {
@@ -140,19 +152,33 @@ std::string FwmarkQueue::rules(bool v6, const std::vector<uint32_t>& marks, cons
 }
 
 FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
-  // A killed lbd's chains go (and the mangle table they needed, if nothing else uses it);
-  // this one makes its own with the first firewall-mark service.
-  for (const Family& f : kFamilies)
-    if (remove_chains(f)) {
-      drop_empty_mangle(f);
-      LBD_LOG(kWarn, "fwmark", "removed the {} chains a killed lbd left", f.tool);
+  // The chains a previous lbd left (killed, or handed over to this one by --takeover) are
+  // taken as they are: they queued (fail closed: dropped) what came while no lbd read, and
+  // replacing them at the first apply() leaves no moment in which the director's own stack
+  // gets a marked packet (and answers a local VIP with a RST). apply() removes them if this
+  // lbd has no firewall-mark service of that family.
+  for (const bool v6 : {false, true}) {
+    const Family& f = kFamilies[v6];
+    if (!iptables(f, {"-t", "mangle", "-S", kInChain}) && !iptables(f, {"-t", "mangle", "-S", kNatChain})) continue;
+    hooked_[v6] = made_table_[v6] = true;  // made for lbd's chains: dropped with them if empty
+    if (!ensure_chains(f)) {
+      unhook(v6);
+      LBD_LOG(kWarn, "fwmark", "removed the {} chains a previous lbd left (they could not be completed)", f.tool);
+      continue;
     }
+    LBD_LOG(kInfo, "fwmark", "took the {} chains a previous lbd left; this lbd's rules replace theirs", f.tool);
+  }
   h_ = nfq_open();
-  if (!h_) throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(errno)));
+  if (!h_) {
+    const int e = errno;
+    unhook();
+    throw std::runtime_error(fmt::format("fwmark queue: nfq_open: {}", std::strerror(e)));
+  }
   qh_ = nfq_create_queue(h_, opt_.queue, &FwmarkQueue::on_packet, this);
   if (!qh_) {
     const int e = errno;
     nfq_close(h_);
+    unhook();  // nobody will read what they queue
     throw std::runtime_error(fmt::format("fwmark queue: cannot bind NFQUEUE {} (another program's, or no "
                                          "nfnetlink_queue in this kernel): {}", opt_.queue, std::strerror(e)));
   }
@@ -167,7 +193,7 @@ FwmarkQueue::FwmarkQueue(const Options& o) : opt_(o), buf_(65536 + 4096) {
 FwmarkQueue::~FwmarkQueue() {
   if (qh_) nfq_destroy_queue(qh_);
   if (h_) nfq_close(h_);
-  unhook();
+  if (!keep_chains_) unhook();
 }
 
 void FwmarkQueue::unhook() {
@@ -196,9 +222,7 @@ Status FwmarkQueue::apply(const std::vector<uint32_t>& marks, const std::vector<
     if (!hooked_[v6]) {
       made_table_[v6] = mangle_table(f) == Mangle::kAbsent;
       hooked_[v6] = true;  // from here on unhook() takes away whatever of it was made
-      if (!iptables(f, {"-t", "mangle", "-N", kInChain}) || !iptables(f, {"-t", "mangle", "-N", kNatChain}) ||
-          !iptables(f, {"-t", "mangle", "-I", "INPUT", "1", "-j", kInChain}) ||
-          !iptables(f, {"-t", "mangle", "-I", "PREROUTING", "1", "-j", kNatChain})) {
+      if (!ensure_chains(f)) {
         unhook(v6);
         result = Status::error(EIO, fmt::format("fwmark queue: cannot make {}' mangle chains (is iptables installed?)",
                                                 f.tool));
@@ -216,6 +240,16 @@ int FwmarkQueue::on_packet(nfq_q_handle* qh, nfgenmsg*, nfq_data* nfa, void* sel
   const nfqnl_msg_packet_hdr* ph = nfq_get_msg_packet_hdr(nfa);
   if (!ph) return 0;
   const uint32_t id = ntohl(ph->packet_id);
+  if (!self->handler_) {
+    // Outside receive(): libnetfilter_queue dispatches what waits on the socket while it
+    // reads the answer to its own request too (nfq_set_mode at the start, the unbind in
+    // nfq_destroy_queue at exit, under traffic). Such a packet is dropped: by the next batch
+    // verdict, or with the queue itself. (Calling the handler here crashed lbd at exit.)
+    self->queued_.fetch_add(1, std::memory_order_relaxed);
+    self->any_taken_ = true;
+    self->last_id_ = id;
+    return 0;
+  }
   unsigned char* data = nullptr;
   const int len = nfq_get_payload(nfa, &data);
   Packet p{{}, nfq_get_nfmark(nfa), int(nfq_get_indev(nfa)), MacAddr{}};
@@ -240,7 +274,6 @@ int FwmarkQueue::on_packet(nfq_q_handle* qh, nfgenmsg*, nfq_data* nfa, void* sel
 
 int FwmarkQueue::receive(int budget, const Handler& handler) {
   handler_ = &handler;
-  any_taken_ = false;
   int n = 0;
   for (; n < budget; ++n) {
     const ssize_t got = recv(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
@@ -258,6 +291,7 @@ int FwmarkQueue::receive(int budget, const Handler& handler) {
   }
   // One verdict for every packet lbd took: each id up to the last not yet given one.
   if (any_taken_) nfq_set_verdict_batch(qh_, last_id_, NF_DROP);
+  any_taken_ = false;
   handler_ = nullptr;
   return n;
 }

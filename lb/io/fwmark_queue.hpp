@@ -16,8 +16,9 @@
 //
 // What it changes, only while a firewall-mark service of that family exists, undone when the
 // last one goes and at exit: the two chains and their jumps, and iptables' (ip6tables')
-// mangle table if it was not there before and nothing else uses it. A killed lbd's are
-// removed at the next start.
+// mangle table if it was not there before and nothing else uses it. A killed lbd's (or one
+// that handed over to a --takeover) are taken by the next lbd as they are, and replaced by its
+// rules, or removed if it has no firewall-mark service.
 #pragma once
 
 #include <atomic>
@@ -80,7 +81,12 @@ class FwmarkQueue {
   uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
   uint64_t overflows() const { return enobufs_.load(std::memory_order_relaxed); }
 
+  // At exit the chains stay (a --takeover: the next lbd takes them as they are, so the
+  // marked packets are dropped while neither reads, never answered by the director's stack).
+  void keep_chains_at_exit() { keep_chains_ = true; }
+
  private:
+  bool keep_chains_ = false;
   void unhook();  // lbd's chains and jumps gone (and the mangle tables, if lbd's making)
   void unhook(bool v6);
   bool hooked_[2] = {false, false};      // lbd's chains are in iptables / ip6tables (a fwmark service exists)

@@ -127,6 +127,49 @@ assert_eq "-A -f 1 -s rr -p 60
 -A -f 2 -s rr
 -a -f 2 -r $R3:0 -m -w 1" "$saved" "-S -n: ipvsadm's fwmark rules"
 
+# lbd --takeover: the connections, FWM 1's templates and the counters are adopted by their
+# marks (with two workers all on worker 0, which reads the queue), and lbd's iptables chains
+# stay through the handover: what the clients send meanwhile is dropped, never given to the
+# director's stack (it holds the VIPs and would answer with a RST). A 20 MB NAT download
+# through FWM 2 goes on across it intact, and no RST reaches the client.
+templates() { lbadm_ -L -n -c | awk '$1 == "IP" && $3 == "NONE" {print $4, $5, $6}' | sort; }
+tmpl_before=$(templates)
+assert_eq 9 "$(grep -c "^198\.18\.0\.5[1-9]:0 " <<< "$tmpl_before")" "the nine clients' FWM 1 templates before the takeover"
+fwm_stats() { lbadm_ -L -n --stats | awk '$1 == "FWM" {print $2, $3}'; }
+start_tcpdump "$LAB_CLIENT" eth0 "$LAB_DIR/rst_takeover.pcap" "tcp[tcpflags] & tcp-rst != 0"
+RDUMP=$TCPDUMP_PID
+# From 198.18.0.51: with two workers the fanout program steers that address to worker 1
+# (steer_abi.h), yet its packets come from the queue, to worker 0, which must hold it.
+in_ns "$LAB_CLIENT" timeout 60 curl -s --interface 198.18.0.51 --limit-rate 4M -o "$LAB_DIR/dl" "http://$VIP2:8080/big" &
+DL=$!
+sleep 1.5
+stats_before=$(fwm_stats)
+lbadm_ -S -n > "$LAB_DIR/rules"  # what the next lbd starts with
+OLD=$LAB_LBD_PID
+lab_lbd --takeover || fail "lbd --takeover did not start: $(tail -20 "$LAB_DIR/lbd.log")"
+rc=0; wait "$OLD" || rc=$?
+assert_eq 0 "$rc" "the old lbd handed over and stopped"
+grep -q "fwmark: took the iptables chains a previous lbd left" "$LAB_DIR/lbd.log" ||
+  fail "the new lbd did not take the old one's chains: $(grep fwmark "$LAB_DIR/lbd.log")"
+adopted=$(lbadm_ --lbd-counters | awk '$1 == "handover_adopted" {print $2}')
+# 36 HTTP connections and 9 templates under FWM 1 (the UDP ones have expired or not), the download's.
+[ "${adopted:-0}" -ge 46 ] || fail "the new lbd adopted ${adopted:-0} entries: $(grep handover "$LAB_DIR/lbd.log")"
+assert_eq "$tmpl_before" "$(templates)" "FWM 1's templates carried over, each client to the same real"
+rc=0; wait "$DL" || rc=$?
+assert_eq 0 "$rc" "the download's curl ended well"
+assert_eq "$(sha256sum < "$LAB_DIR/nginx3/html/big" | cut -d' ' -f1)" "$(sha256sum < "$LAB_DIR/dl" | cut -d' ' -f1)" \
+  "the 20 MB NAT download through FWM 2 went on across the takeover intact"
+stop_tcpdump "$RDUMP"
+assert_eq 0 "$(pcap_count "$LAB_DIR/rst_takeover.pcap")" "no RST reached the client during the takeover"
+# The counters went on: each FWM service's connection count as it was (none made anew).
+assert_eq "$stats_before" "$(fwm_stats)" "--stats: each FWM service's connections carried over"
+# A client's next connection, on another port of the mark, follows its adopted template.
+for c in "${CLIENTS[@]}"; do
+  want=$(awk -v c="$c:0" '$1 == c {print $3}' <<< "$tmpl_before")
+  got=$(in_ns "$LAB_CLIENT" curl -s -m 3 --interface "$c" "http://$LAB_VIP:443/") || got=FAILED
+  assert_eq "real$(( ${want##*.} - 10 ))" "$got" "client $c after the takeover: to its template's real ($want)"
+done
+
 # A killed lbd: its chains stay, nobody reads the queue: fail closed.
 kill -KILL "$LAB_LBD_PID"; wait "$LAB_LBD_PID" 2>/dev/null || true; LAB_LBD_PID=
 in_ns "$LAB_DIRECTOR" iptables -w -t mangle -S LBD_FWMARK >/dev/null 2>&1 || fail "a killed lbd's fwmark chain is gone"

@@ -186,7 +186,7 @@ TEST_CASE("adoption: every connection on the real of the same address, as it was
   const ConnSlab previous[] = {ConnSlab::open(UniqueFd(dup(old.conns.slab().fd()))).value()};
   const uint32_t now_s = DataPath::seconds(t0 + 1000);
   const AdoptCounts n = adopt_connections(next.dp, next.services, previous, dir,
-                                          [](const IpAddr&) { return true; }, now_s);
+                                          [](const IpAddr&, uint32_t) { return true; }, now_s);
   CHECK(n.adopted == before.size());
   CHECK(n.expired == 0);
   CHECK(next.listing() == before);
@@ -240,12 +240,94 @@ TEST_CASE("adoption leaves what is due, what another worker owns, and what has n
   Director next(ConnSlab::anonymous(64), {1});
   const ConnSlab previous[] = {ConnSlab::open(UniqueFd(dup(old.conns.slab().fd()))).value()};
   const AdoptCounts n = adopt_connections(
-      next.dp, next.services, previous, dir, [](const IpAddr& c) { return !(c == IpAddr(ip("198.18.1.4"))); },
+      next.dp, next.services, previous, dir, [](const IpAddr& c, uint32_t) { return !(c == IpAddr(ip("198.18.1.4"))); },
       DataPath::seconds(t0));
   CHECK(n.expired == 1);
   CHECK(n.no_real == on2);
   CHECK(n.adopted == on1);
   CHECK(next.conns.size() == on1);
+}
+
+TEST_CASE("a firewall-mark service's connections, template, counters and down real are handed over by its mark") {
+  // FWM 1 (persistent, over reals 1 and 2 port 0) and FWM 2 (real 1), beside the TCP services.
+  const auto add_marks = [](Director& d, std::vector<int> order) {
+    ServiceOptions sticky{"rr"};
+    sticky.persistent = 60;
+    REQUIRE(d.services.add_service(fwmark_key(1), sticky).is_ok());
+    REQUIRE(d.services.add_service(fwmark_key(2), {"rr"}).is_ok());
+    for (int i : order) {
+      REQUIRE(d.services.add_real(fwmark_key(1), {rip(i), 0, FwdMethod::kRoute, 1}).is_ok());
+      d.services.find_real(fwmark_key(1), rip(i), 0)->hop = NextHop{kIf, mac(0xd1), mac(uint8_t(0xa0 + i)), 1500, true, {}};
+    }
+    REQUIRE(d.services.add_real(fwmark_key(2), {rip(1), 0, FwdMethod::kRoute, 1}).is_ok());
+    d.services.find_real(fwmark_key(2), rip(1), 0)->hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, {}};
+  };
+  const auto send_marked = [](Director& d, const char* client, uint16_t sport, uint16_t dport, uint8_t flags,
+                              uint32_t mark, uint64_t now_ms) {
+    FrameSpec s;
+    s.saddr = ip(client);
+    s.sport = sport;
+    s.dport = dport;
+    s.dst = mac(0xd1);
+    s.src = mac(0x33);
+    s.flags = flags;
+    auto f = make_frame(s);
+    return d.dp.process(f, kIf, now_ms, 0, mark).transmit;
+  };
+  Director old(ConnSlab::shared(64), {1, 2});
+  add_marks(old, {1, 2});
+  const uint64_t t0 = 100000;
+  // Two clients on 80 and 443 under FWM 1 (one template each), one under FWM 2, one plain.
+  for (const char* c : {"198.18.1.1", "198.18.1.2"})
+    for (const uint16_t port : {80, 443}) REQUIRE(send_marked(old, c, 1000 + port, port, tcp_flag::kSyn, 1, t0));
+  REQUIRE(send_marked(old, "198.18.1.3", 2000, 8080, tcp_flag::kSyn, 2, t0));
+  REQUIRE(old.send("198.18.1.4", 3000, 80, tcp_flag::kSyn, t0));
+  const auto before = old.listing();
+  REQUIRE(before.size() == 4 + 2 + 1 + 1);
+  HandoverState dir = state_of(old);
+  std::map<uint32_t, int> real_marks, service_marks;
+  for (const HandoverReal& e : dir.reals) ++real_marks[e.fwmark];
+  for (const HandoverService& e : dir.services) ++service_marks[e.fwmark];
+  CHECK(real_marks == std::map<uint32_t, int>{{0, 6}, {1, 2}, {2, 1}});
+  CHECK(service_marks == std::map<uint32_t, int>{{0, 3}, {1, 1}, {2, 1}});
+
+  // The next lbd, reals in another order; `mine` is told each connection's mark: the
+  // plain one's is 0, every other one's its service's.
+  Director next(ConnSlab::shared(64), {2, 1});
+  add_marks(next, {2, 1});
+  const ConnSlab previous[] = {ConnSlab::open(UniqueFd(dup(old.conns.slab().fd()))).value()};
+  std::map<std::string, uint32_t> marks_seen;
+  const AdoptCounts n = adopt_connections(next.dp, next.services, previous, dir,
+                                          [&](const IpAddr& c, uint32_t mark) {
+                                            marks_seen[fmt::format("{}", c)] |= mark << 8 | 1;
+                                            return true;
+                                          },
+                                          DataPath::seconds(t0 + 1000));
+  CHECK(n.adopted == before.size());
+  CHECK(n.no_real == 0);
+  CHECK(next.listing() == before);
+  CHECK(marks_seen == std::map<std::string, uint32_t>{
+                          {"198.18.1.1", 0x101}, {"198.18.1.2", 0x101}, {"198.18.1.3", 0x201}, {"198.18.1.4", 0x001}});
+  // The client's next connection on a third port follows its adopted template.
+  const Real& was = old.services.real(old.conns.find(ConnKey{ip("198.18.1.1"), ip("198.18.0.100"), 1080, 80, kProtoTcp})->real_id);
+  REQUIRE(send_marked(next, "198.18.1.1", 1022, 22, tcp_flag::kSyn, 1, t0 + 1000));
+  const Conn* c22 = next.conns.find(ConnKey{ip("198.18.1.1"), ip("198.18.0.100"), 1022, 22, kProtoTcp});
+  REQUIRE(c22);
+  CHECK(next.services.real(c22->real_id).addr == was.addr);
+  // The counters carried to the marks' reals and services (the next lbd's own connection
+  // on port 22 aside).
+  Director counted(ConnSlab::anonymous(64), {1, 2});
+  add_marks(counted, {1, 2});
+  adopt_counters(counted.services, dir);
+  for (int i = 1; i <= 2; ++i) {
+    CHECK(counted.services.find_real(fwmark_key(1), rip(i), 0)->stats.conns ==
+          old.services.find_real(fwmark_key(1), rip(i), 0)->stats.conns);
+    CHECK(counted.services.find_real(fwmark_key(1), rip(i), 0)->stats.inpkts ==
+          old.services.find_real(fwmark_key(1), rip(i), 0)->stats.inpkts);
+  }
+  CHECK(counted.services.find(fwmark_key(1))->stats.conns == old.services.find(fwmark_key(1))->stats.conns);
+  CHECK(counted.services.find(fwmark_key(1))->stats.conns > 0);
+  CHECK(counted.services.find(fwmark_key(2))->stats.inpkts == 1);
 }
 
 TEST_CASE("adopted counters: each real's and service's, summed into one table") {
@@ -351,7 +433,7 @@ TEST_CASE("adoption from an lbd before IPv6: version 1's slab and directory, con
   const ConnSlab previous[] = {std::move(slab).value()};
   Director next(ConnSlab::shared(1000), {3, 1, 2});
   const AdoptCounts n = adopt_connections(next.dp, next.services, previous, dir.value(),
-                                          [](const IpAddr&) { return true; }, DataPath::seconds(t0 + 1000));
+                                          [](const IpAddr&, uint32_t) { return true; }, DataPath::seconds(t0 + 1000));
   CHECK(n.adopted == before.size());
   CHECK(next.listing() == before);
   CHECK(next.send("198.18.1.1", 1000, 80, tcp_flag::kAck, t0 + 1000));
