@@ -48,7 +48,7 @@ struct Director {
     }
     dp.set_interfaces({{kIf, mac(0xd1), 1500}});
   }
-  bool send(const char* client, uint16_t sport, uint16_t dport, uint8_t flags, uint64_t now_ms) {
+  bool send(const char* client, uint16_t sport, uint16_t dport, uint8_t flags, uint64_t now_ms, uint32_t mark = 0) {
     FrameSpec s;
     s.saddr = ip(client);
     s.sport = sport;
@@ -57,7 +57,7 @@ struct Director {
     s.src = mac(0x33);
     s.flags = flags;
     auto f = make_frame(s);
-    return dp.process(f, kIf, now_ms).transmit;
+    return dp.process(f, kIf, now_ms, 0, mark).transmit;
   }
   // Every connection as "key -> real address:port state expires control?", comparable
   // between two tables whatever their real ids and slots.
@@ -262,25 +262,13 @@ TEST_CASE("a firewall-mark service's connections, template, counters and down re
     REQUIRE(d.services.add_real(fwmark_key(2), {rip(1), 0, FwdMethod::kRoute, 1}).is_ok());
     d.services.find_real(fwmark_key(2), rip(1), 0)->hop = NextHop{kIf, mac(0xd1), mac(0xa1), 1500, true, {}};
   };
-  const auto send_marked = [](Director& d, const char* client, uint16_t sport, uint16_t dport, uint8_t flags,
-                              uint32_t mark, uint64_t now_ms) {
-    FrameSpec s;
-    s.saddr = ip(client);
-    s.sport = sport;
-    s.dport = dport;
-    s.dst = mac(0xd1);
-    s.src = mac(0x33);
-    s.flags = flags;
-    auto f = make_frame(s);
-    return d.dp.process(f, kIf, now_ms, 0, mark).transmit;
-  };
   Director old(ConnSlab::shared(64), {1, 2});
   add_marks(old, {1, 2});
   const uint64_t t0 = 100000;
   // Two clients on 80 and 443 under FWM 1 (one template each), one under FWM 2, one plain.
   for (const char* c : {"198.18.1.1", "198.18.1.2"})
-    for (const uint16_t port : {80, 443}) REQUIRE(send_marked(old, c, 1000 + port, port, tcp_flag::kSyn, 1, t0));
-  REQUIRE(send_marked(old, "198.18.1.3", 2000, 8080, tcp_flag::kSyn, 2, t0));
+    for (const uint16_t port : {80, 443}) REQUIRE(old.send(c, 1000 + port, port, tcp_flag::kSyn, t0, 1));
+  REQUIRE(old.send("198.18.1.3", 2000, 8080, tcp_flag::kSyn, t0, 2));
   REQUIRE(old.send("198.18.1.4", 3000, 80, tcp_flag::kSyn, t0));
   const auto before = old.listing();
   REQUIRE(before.size() == 4 + 2 + 1 + 1);
@@ -310,7 +298,7 @@ TEST_CASE("a firewall-mark service's connections, template, counters and down re
                           {"198.18.1.1", 0x101}, {"198.18.1.2", 0x101}, {"198.18.1.3", 0x201}, {"198.18.1.4", 0x001}});
   // The client's next connection on a third port follows its adopted template.
   const Real& was = old.services.real(old.conns.find(ConnKey{ip("198.18.1.1"), ip("198.18.0.100"), 1080, 80, kProtoTcp})->real_id);
-  REQUIRE(send_marked(next, "198.18.1.1", 1022, 22, tcp_flag::kSyn, 1, t0 + 1000));
+  REQUIRE(next.send("198.18.1.1", 1022, 22, tcp_flag::kSyn, t0 + 1000, 1));
   const Conn* c22 = next.conns.find(ConnKey{ip("198.18.1.1"), ip("198.18.0.100"), 1022, 22, kProtoTcp});
   REQUIRE(c22);
   CHECK(next.services.real(c22->real_id).addr == was.addr);
