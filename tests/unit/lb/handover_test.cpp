@@ -248,7 +248,7 @@ TEST_CASE("adoption leaves what is due, what another worker owns, and what has n
   CHECK(next.conns.size() == on1);
 }
 
-TEST_CASE("a firewall-mark service's connections, template, counters and down real are handed over by its mark") {
+TEST_CASE("a firewall-mark service's connections, templates and counters are handed over by its mark") {
   // FWM 1 (persistent, over reals 1 and 2 port 0) and FWM 2 (real 1), beside the TCP services.
   const auto add_marks = [](Director& d, std::vector<int> order) {
     ServiceOptions sticky{"rr"};
