@@ -102,6 +102,15 @@ lab_ha_wait_role() {
   return 1
 }
 
+# lab_sync_failover SYNCID: director 1's lbd dies (SIGKILL) and director 2's backup sync
+# daemon becomes master, as keepalived's notify would make it (no keepalived in these labs).
+lab_sync_failover() {
+  kill -KILL "${LAB_LBD[1]}"; wait "${LAB_LBD[1]}" 2>/dev/null || true
+  lab_adm 2 --stop-daemon backup
+  lab_adm 2 --start-daemon master --mcast-interface eth0 --syncid "$1"
+  lab_ha_wait_role 2 master
+}
+
 # lab_ha_kill N: director N dies: keepalived's VRRP process first (killed after its
 # parent it would resign with a priority 0 advertisement: a clean stop, not a death), its
 # parent, and lbd, all SIGKILLed.

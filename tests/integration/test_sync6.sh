@@ -71,10 +71,7 @@ assert_eq "$(lab_adm 1 -L -n -c | grep -E "ESTABLISHED +\[$C6\]:[0-9]+ +\[$V6\]:
 
 # d1 dies; d2 becomes master and active. The client's stale neighbour entry goes as an
 # unsolicited advertisement would take it: its next solicitation is answered by d2.
-kill -KILL "${LAB_LBD[1]}"; wait "${LAB_LBD[1]}" 2>/dev/null || true
-lab_adm 2 --stop-daemon backup
-lab_adm 2 --start-daemon master --mcast-interface eth0 --syncid 9
-lab_ha_wait_role 2 master || fail "d2 did not become master"
+lab_sync_failover 9 || fail "d2 did not become master"
 in_ns "$LAB_CLIENT" ip -6 neigh flush dev eth0
 wait "$DL" || true
 assert_eq "$WANT" "$(sha256sum < "$LAB_DIR/dl" | cut -d' ' -f1)" \

@@ -53,10 +53,7 @@ grep -qE "^IP +.* NONE +$C:0 +0\.0\.0\.1:0 +${real%:80}:0\$" <<< "$conns" ||
 echo "ok: and the client's FWM 1 template, to the same real"
 
 kill -0 "$DL" 2>/dev/null || fail "the download ended before d1 died: nothing left to carry over"
-kill -KILL "${LAB_LBD[1]}"; wait "${LAB_LBD[1]}" 2>/dev/null || true
-lab_adm 2 --stop-daemon backup
-lab_adm 2 --start-daemon master --mcast-interface eth0 --syncid 7
-lab_ha_wait_role 2 master || fail "d2 did not become master"
+lab_sync_failover 7 || fail "d2 did not become master"
 in_ns "$LAB_CLIENT" ip route replace "$LAB_VIP/32" via 198.18.0.3
 echo "info: d2 is master at $(date +%T.%N)"
 rc=0; wait "$DL" || rc=$?
