@@ -240,25 +240,19 @@ int FwmarkQueue::on_packet(nfq_q_handle* qh, nfgenmsg*, nfq_data* nfa, void* sel
   const nfqnl_msg_packet_hdr* ph = nfq_get_msg_packet_hdr(nfa);
   if (!ph) return 0;
   const uint32_t id = ntohl(ph->packet_id);
-  if (!self->handler_) {
-    // Outside receive(): libnetfilter_queue dispatches what waits on the socket while it
-    // reads the answer to its own request too (nfq_set_mode at the start, the unbind in
-    // nfq_destroy_queue at exit, under traffic). Such a packet is dropped: by the next batch
-    // verdict, or with the queue itself. (Calling the handler here crashed lbd at exit.)
-    self->queued_.fetch_add(1, std::memory_order_relaxed);
-    self->any_taken_ = true;
-    self->last_id_ = id;
-    return 0;
-  }
-  unsigned char* data = nullptr;
-  const int len = nfq_get_payload(nfa, &data);
-  Packet p{{}, nfq_get_nfmark(nfa), int(nfq_get_indev(nfa)), MacAddr{}};
-  if (const nfqnl_msg_packet_hw* hw = nfq_get_packet_hw(nfa); hw && ntohs(hw->hw_addrlen) == 6)
-    std::memcpy(p.hw_src.b.data(), hw->hw_addr, 6);
-  bool taken = false;
-  if (len > 0) {
-    p.ip = {data, size_t(len)};
-    taken = (*self->handler_)(p);
+  // Outside receive() (no handler) libnetfilter_queue is reading the answer to a request of
+  // its own (nfq_set_mode at the start, the unbind in nfq_destroy_queue at exit) and hands
+  // over what waited on the socket meanwhile: dropped like a taken packet, by the next
+  // batch verdict or with the queue itself. (Calling the handler there crashed lbd at exit.)
+  bool taken = true;
+  if (self->handler_) {
+    unsigned char* data = nullptr;
+    const int len = nfq_get_payload(nfa, &data);
+    Packet p{{}, nfq_get_nfmark(nfa), int(nfq_get_indev(nfa)), MacAddr{}};
+    if (const nfqnl_msg_packet_hw* hw = nfq_get_packet_hw(nfa); hw && ntohs(hw->hw_addrlen) == 6)
+      std::memcpy(p.hw_src.b.data(), hw->hw_addr, 6);
+    p.ip = {data, size_t(std::max(len, 0))};
+    taken = len > 0 && (*self->handler_)(p);
   }
   // Not lbd's: to the kernel at once. lbd's: dropped with the rest of the batch.
   self->queued_.fetch_add(1, std::memory_order_relaxed);
